@@ -1,0 +1,1 @@
+// Placeholder until envd lands: the bundle step is wired into the build.

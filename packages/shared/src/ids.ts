@@ -1,0 +1,40 @@
+import { randomBytes } from 'node:crypto'
+import { WarrenError } from './errors.js'
+
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789'
+const SANDBOX_ID = /^[a-z0-9]{20}$/
+
+/** Sandbox ids look like E2B's: 20 lowercase alphanumerics, safe in hostnames. */
+export function newSandboxId(): string {
+  let id = ''
+  while (id.length < 20) {
+    // 252 = 7 * 36: dropping bytes at or above it keeps the distribution uniform.
+    for (const b of randomBytes(24)) if (b < 252 && id.length < 20) id += ALPHABET[b % 36]
+  }
+  return id
+}
+
+export function isSandboxId(value: string): boolean {
+  return SANDBOX_ID.test(value)
+}
+
+export function parseSandboxId(value: string): string {
+  if (!isSandboxId(value)) {
+    throw new WarrenError('invalid_argument', `invalid sandbox id '${value.slice(0, 64)}'`)
+  }
+  return value
+}
+
+const TEMPLATE_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/
+
+export function parseTemplateId(value: string): string {
+  if (!TEMPLATE_ID.test(value)) {
+    throw new WarrenError('invalid_argument', `invalid template id '${value.slice(0, 64)}'`)
+  }
+  return value
+}
+
+/** Random token for envd access and traffic access, url-safe. */
+export function newToken(bytes = 24): string {
+  return randomBytes(bytes).toString('base64url')
+}

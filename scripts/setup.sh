@@ -1,0 +1,52 @@
+#!/bin/sh
+# Brings this machine to what Warren needs, idempotently: Debian packages, npm
+# dependencies, the build, and the base template. Prints what it does; prints
+# nothing when there is nothing to do.
+set -eu
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" != 0 ]; then
+  say "Warren runs sandboxes with runc, network namespaces and nftables: run as root"
+  exit 1
+fi
+
+# --- Debian packages -------------------------------------------------------
+# runc: the OCI runtime; nftables/iproute2/conntrack: per-sandbox networking;
+# debootstrap: the base template; util-linux: nsenter/mount; nginx: the
+# reverse-proxy baseline of the proxy benchmark.
+packages="runc nftables iproute2 conntrack debootstrap util-linux procps ca-certificates nginx-light"
+missing=""
+for p in $packages; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing="$missing $p"
+  fi
+done
+if [ -n "$missing" ]; then
+  say "installing Debian packages:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  # nginx is only a benchmark baseline: keep its service from starting.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+fi
+
+# --- npm dependencies ------------------------------------------------------
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm dependencies"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+fi
+
+# --- build -----------------------------------------------------------------
+stamp=node_modules/.warren-build-stamp
+if [ ! -f "$stamp" ] || [ -n "$(find packages -path '*/node_modules' -prune -o -path '*/dist' -prune -o -path '*/src/gen' -prune -o -type f -newer "$stamp" -print | head -n 1)" ]; then
+  say "building"
+  npm run build --silent >/dev/null
+  touch "$stamp"
+fi
+
+# --- base template ---------------------------------------------------------
+# A no-op (and silent) when the cached build matches the recipe.
+node packages/cli/dist/main.js template build base --quiet-if-current
