@@ -1,1 +1,1 @@
-export {}
+export { ENVD_VERSION } from './version.js'

@@ -1,0 +1,7 @@
+import type { EnvdState } from '../../state.js'
+import type { WatcherStore } from './watchers.js'
+
+export interface FilesystemDeps {
+  state: EnvdState
+  watchers: WatcherStore
+}
