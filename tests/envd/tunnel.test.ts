@@ -1,0 +1,179 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { createServer, type Server, type Socket } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { freePort, initEnvd, type RunningEnvd, startEnvd } from './harness.js'
+
+const TOKEN = 'tunnel-token'
+let envd: RunningEnvd
+let echo: Server
+let echoPort: number
+const serverSockets = new Set<Socket>()
+
+beforeAll(async () => {
+  // Short keepalive intervals so the unanswered-ping path runs in seconds.
+  envd = await startEnvd({
+    args: ['--tunnel-ping-interval-ms', '200', '--tunnel-pong-timeout-ms', '300'],
+  })
+  expect((await initEnvd(envd, { accessToken: TOKEN, defaultUser: 'user' })).status).toBe(204)
+  echo = createServer((s) => {
+    serverSockets.add(s)
+    s.on('close', () => serverSockets.delete(s))
+    s.on('error', () => {})
+    s.pipe(s)
+  })
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()))
+  echoPort = (echo.address() as { port: number }).port
+})
+afterAll(async () => {
+  await envd?.stop()
+  await new Promise((r) => echo?.close(r))
+})
+
+function open(query: string, headers: Record<string, string> = { 'X-Access-Token': TOKEN }) {
+  return new WebSocket(`ws://127.0.0.1:${envd.port}/tunnel?${query}`, {
+    headers,
+    perMessageDeflate: false,
+  })
+}
+
+function failure(ws: WebSocket): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    ws.on('unexpected-response', (_req, res) => {
+      let text = ''
+      res.on('data', (d) => (text += d))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }))
+    })
+    ws.on('open', () => reject(new Error('unexpectedly upgraded')))
+    ws.on('error', () => {})
+  })
+}
+
+const opened = (ws: WebSocket) =>
+  new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve())
+    ws.once('error', reject)
+  })
+const closed = (ws: WebSocket) =>
+  new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
+
+/** The number of TCP connections envd holds, from its /proc fd table. */
+async function envdSockets(): Promise<number> {
+  const { readdirSync, readlinkSync } = await import('node:fs')
+  let n = 0
+  for (const fd of readdirSync(`/proc/${envd.pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${envd.pid}/fd/${fd}`).startsWith('socket:')) n++
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n
+}
+
+async function eventually(check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not reached')
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+describe('tunnel', () => {
+  it('relays 10 MiB of random bytes both ways, byte-exact', async () => {
+    const ws = open(`port=${echoPort}&host=127.0.0.1`)
+    await opened(ws)
+    const data = randomBytes(10 << 20)
+    const received: Buffer[] = []
+    let size = 0
+    const done = new Promise<void>((resolve) =>
+      ws.on('message', (d: Buffer) => {
+        received.push(d)
+        size += d.length
+        if (size >= data.length) resolve()
+      }),
+    )
+    for (let off = 0; off < data.length; off += 256 << 10)
+      ws.send(data.subarray(off, off + (256 << 10)))
+    await done
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+    expect(size).toBe(data.length)
+    expect(sha(Buffer.concat(received))).toBe(sha(data))
+    ws.close()
+    await closed(ws)
+  })
+
+  it('answers 400 for a bad or missing port', async () => {
+    for (const q of ['', 'port=0', 'port=99999', 'port=abc', `port=${echoPort}&host=bad%20host`]) {
+      const res = await failure(open(q))
+      expect(res.status).toBe(400)
+      expect(res.body).toMatchObject({ code: 400, message: expect.any(String) })
+    }
+  })
+
+  it('answers 502 when nothing listens on the port', async () => {
+    const res = await failure(open(`port=${await freePort()}`))
+    expect(res).toMatchObject({ status: 502, body: { code: 502 } })
+  })
+
+  it('answers 401 without the token', async () => {
+    expect((await failure(open(`port=${echoPort}`, {}))).status).toBe(401)
+    expect((await failure(open(`port=${echoPort}`, { 'X-Access-Token': 'nope' }))).status).toBe(401)
+  })
+
+  it('closes the WebSocket when the TCP side closes', async () => {
+    const before = await envdSockets()
+    const ws = open(`port=${echoPort}&host=127.0.0.1`)
+    await opened(ws)
+    await eventually(() => serverSockets.size === 1)
+    const wsClosed = closed(ws)
+    for (const s of serverSockets) s.destroy()
+    expect(await wsClosed).toBe(1000)
+    await eventually(async () => (await envdSockets()) <= before)
+  })
+
+  it('closes the TCP side when the WebSocket closes', async () => {
+    const before = await envdSockets()
+    const ws = open(`port=${echoPort}&host=127.0.0.1`)
+    await opened(ws)
+    await eventually(() => serverSockets.size === 1)
+    const [server] = serverSockets
+    const tcpClosed = new Promise((r) => server!.once('close', r))
+    ws.close()
+    await tcpClosed
+    await eventually(async () => (await envdSockets()) <= before && serverSockets.size === 0)
+  })
+
+  it('tears down a client that stops answering pings', async () => {
+    const before = await envdSockets()
+    const ws = open(`port=${echoPort}&host=127.0.0.1`)
+    await opened(ws)
+    await eventually(() => serverSockets.size === 1)
+    const [server] = serverSockets
+    const tcpClosed = new Promise((r) => server!.once('close', r))
+    // Stop the client's automatic pong replies: pause reading the socket.
+    ws.pause()
+    const started = Date.now()
+    await tcpClosed
+    expect(Date.now() - started).toBeLessThan(3000)
+    await eventually(async () => (await envdSockets()) <= before)
+    ws.terminate()
+  })
+
+  it('keeps a client that answers pings', async () => {
+    const ws = open(`port=${echoPort}&host=127.0.0.1`)
+    await opened(ws)
+    let pings = 0
+    ws.on('ping', () => pings++)
+    await new Promise((r) => setTimeout(r, 1200))
+    expect(pings).toBeGreaterThanOrEqual(3)
+    expect(ws.readyState).toBe(WebSocket.OPEN)
+    ws.send('still here')
+    const echoed = await new Promise<string>((r) =>
+      ws.once('message', (d: Buffer) => r(d.toString())),
+    )
+    expect(echoed).toBe('still here')
+    ws.close()
+    await closed(ws)
+  })
+})
