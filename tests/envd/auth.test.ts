@@ -76,9 +76,8 @@ describe('with a token', () => {
   it('serves everything with the token', async () => {
     const envs = await fetch(`${envd.url}/envs`, { headers: { 'X-Access-Token': TOKEN } })
     expect(await envs.json()).toEqual({ A: '1' })
-    const metrics = await (
-      await fetch(`${envd.url}/metrics`, { headers: { 'X-Access-Token': TOKEN } })
-    ).json()
+    const res = await fetch(`${envd.url}/metrics`, { headers: { 'X-Access-Token': TOKEN } })
+    const metrics = (await res.json()) as Record<string, number>
     expect(metrics).toMatchObject({
       cpu_count: expect.any(Number),
       cpu_used_pct: expect.any(Number),
