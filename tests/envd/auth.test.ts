@@ -87,7 +87,7 @@ describe('with a token', () => {
       disk_used: expect.any(Number),
     })
     expect(metrics.mem_total).toBeGreaterThan(0)
-    expect(metrics.disk_used).toBeLessThanOrEqual(metrics.disk_total)
+    expect(metrics.disk_used).toBeLessThanOrEqual(metrics.disk_total!)
     expect((await sdk(envd, TOKEN).commands.run('echo $A')).stdout).toBe('1\n')
   })
 
