@@ -6,11 +6,13 @@ import type { User } from './users.js'
  * every path-based file operation inside it.
  *
  * Why this is safe in a Node process: `fn` must be synchronous, so no other
- * JavaScript runs while the identity is switched; glibc applies set*id calls
- * to every thread, and envd never starts path-based async operations (the
- * libuv threadpool only ever reads and writes already-open descriptors, whose
- * permissions were checked at open time). Opening a file here and streaming
- * through the descriptor afterwards is the intended pattern.
+ * JavaScript runs while the identity is switched, and glibc applies set*id
+ * calls to every thread. Work already running on the libuv threadpool at that
+ * moment also runs with the switched identity, so envd keeps path-based async
+ * operations off the threadpool: file data moves through descriptors opened
+ * here (permissions are checked at open time), and the only path-based async
+ * work left, loading envd's own lazy chunks and getaddrinfo, reads
+ * world-readable files (the bundle, /etc/hosts), which every user may read.
  */
 export function asUser<T>(user: User, fn: () => T): T {
   if (!canSwitch() || user.uid === 0) return fn()
