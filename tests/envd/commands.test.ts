@@ -98,6 +98,19 @@ describe('commands.run', () => {
     expect((await sbx.commands.list()).map((p) => p.pid)).not.toContain(handle.pid)
   })
 
+  it('delivers all output to a slow reader (backpressure, no loss at exit)', async () => {
+    let size = 0
+    let calls = 0
+    const r = await sbx.commands.run("head -c 8000000 /dev/zero | tr '\\0' a", {
+      onStdout: async (d) => {
+        size += d.length
+        if (++calls % 20 === 0) await new Promise((res) => setTimeout(res, 5))
+      },
+    })
+    expect(size).toBe(8_000_000)
+    expect(r.stdout.length).toBe(8_000_000)
+  })
+
   it('reports not found for unknown pids', async () => {
     await expect(sbx.commands.connect(999_999)).rejects.toThrow(/not found/)
     await expect(sbx.commands.sendStdin(999_999, 'x')).rejects.toThrow(/not found/)

@@ -78,6 +78,7 @@ async function spawnPiped(opts: SpawnOptions): Promise<Proc> {
   child.on('error', () => {})
   child.stdin?.on('error', () => {})
   const pid = child.pid
+  let paused = false
   return {
     pid,
     pty: false,
@@ -95,17 +96,24 @@ async function spawnPiped(opts: SpawnOptions): Promise<Proc> {
         child.stdout!.destroy()
         child.stderr!.destroy()
       }
+      // While a slow client holds the output paused, unread output is still
+      // owed to it: the grace only starts counting once reading resumes.
+      const grace = (): void => {
+        setTimeout(() => (paused ? grace() : finish()), PIPE_GRACE_MS).unref()
+      }
       child.once('exit', (code, signal) => {
         info = exitInfo(code, signal)
-        setTimeout(finish, PIPE_GRACE_MS).unref()
+        grace()
       })
       child.once('close', finish)
     },
     pause() {
+      paused = true
       child.stdout!.pause()
       child.stderr!.pause()
     },
     resume() {
+      paused = false
       child.stdout!.resume()
       child.stderr!.resume()
     },
