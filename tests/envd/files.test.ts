@@ -290,6 +290,16 @@ describe('signed URLs', () => {
       body: 'x',
     })
     expect(raw.status).toBe(400)
+    const badGzip = await fetch(`${envd.url}/files?path=bad.gz`, {
+      method: 'POST',
+      headers: {
+        'X-Access-Token': TOKEN,
+        'content-type': 'application/octet-stream',
+        'content-encoding': 'gzip',
+      },
+      body: 'not gzip at all',
+    })
+    expect(badGzip.status).toBe(400)
     const form = new FormData()
     form.append('file', new Blob(['1']), 'dup.txt')
     form.append('file', new Blob(['2']), 'dup.txt')

@@ -47,6 +47,9 @@ export async function writeUpload(
   try {
     await pipeline(body, createWriteStream('', { fd, autoClose: true }))
   } catch (err) {
+    if (String((err as { code?: unknown }).code).startsWith('Z_')) {
+      throw new UploadError(400, 'error decompressing request body: invalid gzip data')
+    }
     const e = fsHttpError(err, `write '${path}'`)
     throw new UploadError(e.status, e.message)
   }
