@@ -1,2 +1,16 @@
 #!/usr/bin/env node
-console.log('warren')
+import { WarrenError } from '@warren/shared'
+import { Command } from 'commander'
+import { registerOrchestrator } from './commands/orchestrator.js'
+import { registerTemplate } from './commands/template.js'
+
+const program = new Command('warren').description('Warren: sandboxes for AI agents, E2B-compatible')
+registerTemplate(program)
+registerOrchestrator(program)
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const message =
+    err instanceof WarrenError ? err.message : err instanceof Error ? err.message : String(err)
+  process.stderr.write(`warren: ${message}\n`)
+  process.exit(1)
+})

@@ -1,1 +1,5 @@
-export {}
+export { type CreateInput, SandboxNode } from './node.js'
+export { inProcessTransport, serveOrchestratorRpc } from './rpc/server.js'
+export { type BuildProgress, buildTemplate } from './templates/build.js'
+export type { TemplateMetadata } from './templates/metadata.js'
+export { BASE_RECIPE, RECIPES } from './templates/recipe.js'

@@ -1,2 +1,6 @@
+export * from './cidr.js'
+export * from './cleanup.js'
+export * from './config.js'
 export * from './errors.js'
 export * from './ids.js'
+export * from './log.js'

@@ -1,0 +1,33 @@
+import { SandboxNode, serveOrchestratorRpc } from '@warren/orchestrator'
+import { createLogger, loadOrchestratorConfig } from '@warren/shared'
+import type { Command } from 'commander'
+
+export function registerOrchestrator(program: Command): void {
+  program
+    .command('orchestrator')
+    .description('run the orchestrator of this node (RPC on :5008)')
+    .option('--port <port>', 'RPC port')
+    .option('--host <host>', 'listen address')
+    .action(async (opts: { port?: string; host?: string }) => {
+      const log = createLogger('orchestrator')
+      const cfg = loadOrchestratorConfig({
+        ...(opts.port ? { rpcPort: Number(opts.port) } : {}),
+        ...(opts.host ? { listenHost: opts.host } : {}),
+      })
+      const node = new SandboxNode(cfg, log)
+      await node.start()
+      const { server, url } = await serveOrchestratorRpc(node, {
+        host: cfg.listenHost,
+        port: cfg.rpcPort,
+        proxyUrl: `http://${cfg.listenHost}:${cfg.nodeProxyPort}`,
+      })
+      log.info({ url, node: cfg.nodeId }, 'orchestrator listening')
+      const shutdown = async () => {
+        server.close()
+        await node.stop()
+        process.exit(0)
+      }
+      process.once('SIGTERM', shutdown)
+      process.once('SIGINT', shutdown)
+    })
+}

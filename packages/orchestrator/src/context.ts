@@ -1,0 +1,27 @@
+import type { Logger, OrchestratorConfig } from '@warren/shared'
+import type { AddressPool } from './network/address-pool.js'
+import type { NetworkSlots } from './network/slots.js'
+import type { Runc } from './runtime/runc.js'
+import type { TemplateRegistry } from './templates/registry.js'
+
+/** What the node's operations share; built once by createNode. */
+export interface NodeContext {
+  cfg: OrchestratorConfig
+  templatesDir: string
+  log: Logger
+  runc: Runc
+  templates: TemplateRegistry
+  pool: AddressPool
+  slots: NetworkSlots
+  /** envd's bundle directory and version, unless a custom first process is configured. */
+  envd: { dir: string; version: string } | undefined
+}
+
+export function containerId(cfg: OrchestratorConfig, sandboxId: string): string {
+  return `${cfg.prefix}-${sandboxId}`
+}
+
+/** cgroup path of a sandbox (created by runc under every v1 controller, or in v2). */
+export function cgroupsPath(cfg: OrchestratorConfig, sandboxId: string): string {
+  return `/warren/${cfg.prefix}/${sandboxId}`
+}

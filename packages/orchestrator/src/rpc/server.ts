@@ -1,0 +1,42 @@
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { createRouterTransport, type Transport } from '@connectrpc/connect'
+import { connectNodeAdapter } from '@connectrpc/connect-node'
+import { clientErrorInterceptor, errorInterceptor } from '@warren/shared'
+import { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
+import type { SandboxNode } from '../node.js'
+import { orchestratorService } from './service.js'
+
+/** Serves the orchestrator RPC (Connect, gRPC and gRPC-Web) on host:port. */
+export async function serveOrchestratorRpc(
+  node: SandboxNode,
+  opts: { host: string; port: number; proxyUrl: string },
+): Promise<{ server: Server; url: string }> {
+  const log = node.ctx.log
+  const handler = connectNodeAdapter({
+    routes: (router) =>
+      router.service(OrchestratorService, orchestratorService(node, opts.proxyUrl)),
+    interceptors: [errorInterceptor((err) => log.error({ err }, 'orchestrator rpc failed'))],
+  })
+  const server = createServer(handler)
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(opts.port, opts.host, resolve)
+  })
+  const { port } = server.address() as AddressInfo
+  return { server, url: `http://${opts.host}:${port}` }
+}
+
+/** The same RPC without a network hop, for the all-in-one process. */
+export function inProcessTransport(node: SandboxNode, proxyUrl: string): Transport {
+  const log = node.ctx.log
+  return createRouterTransport(
+    (router) => router.service(OrchestratorService, orchestratorService(node, proxyUrl)),
+    {
+      router: {
+        interceptors: [errorInterceptor((err) => log.error({ err }, 'orchestrator rpc failed'))],
+      },
+      transport: { interceptors: [clientErrorInterceptor] },
+    },
+  )
+}

@@ -1,0 +1,55 @@
+import type { ServiceImpl } from '@connectrpc/connect'
+import type { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
+import type { SandboxNode } from '../node.js'
+import { toSandboxMessage, toTemplateMessage } from './convert.js'
+
+/** The orchestrator RPC API over one node. Validation happens in SandboxNode. */
+export function orchestratorService(
+  node: SandboxNode,
+  proxyUrl: string,
+): ServiceImpl<typeof OrchestratorService> {
+  const nodeId = node.ctx.cfg.nodeId
+  return {
+    async create(req) {
+      const record = await node.create({
+        sandboxId: req.sandboxId,
+        templateId: req.templateId,
+        cpuCount: req.cpuCount,
+        memoryMb: req.memoryMb,
+        diskSizeMb: req.diskSizeMb,
+        envVars: req.envVars,
+        ...(req.envdAccessToken !== undefined ? { envdAccessToken: req.envdAccessToken } : {}),
+      })
+      return { sandbox: toSandboxMessage(record, nodeId) }
+    },
+    async kill(req) {
+      await node.kill(req.sandboxId)
+      return {}
+    },
+    async get(req) {
+      return { sandbox: toSandboxMessage(node.get(req.sandboxId), nodeId) }
+    },
+    async list() {
+      return { sandboxes: node.list().map((r) => toSandboxMessage(r, nodeId)) }
+    },
+    async nodeInfo() {
+      const info = node.info()
+      return {
+        nodeId: info.nodeId,
+        cpuCount: info.cpuCount,
+        memoryMbTotal: BigInt(info.memoryMbTotal),
+        memoryMbAllocated: BigInt(info.memoryMbAllocated),
+        sandboxes: info.sandboxes,
+        addressesFree: info.addressesFree,
+        proxyUrl,
+      }
+    },
+    async listTemplates() {
+      return {
+        templates: node.ctx.templates
+          .list()
+          .map((t) => toTemplateMessage(t, node.ctx.envd?.version)),
+      }
+    },
+  }
+}

@@ -1,0 +1,82 @@
+import { spawn } from 'node:child_process'
+import { closeSync, openSync, readFileSync } from 'node:fs'
+import { CommandError, run } from '../exec.js'
+
+export type ContainerStatus = 'creating' | 'created' | 'running' | 'paused' | 'stopped'
+
+export interface ContainerState {
+  id: string
+  pid: number
+  status: ContainerStatus
+  bundle: string
+}
+
+/** runc with this node's own state directory, so nodes never see each other's containers. */
+export class Runc {
+  constructor(private readonly root: string) {}
+
+  private args(...rest: string[]): string[] {
+    return ['--root', this.root, ...rest]
+  }
+
+  /**
+   * Starts a container detached. runc and then the container's first process
+   * write to `logPath` (the sandbox log); runc returns once that process has
+   * been exec'd. Waiting for 'exit', not 'close': the container keeps the
+   * inherited descriptors open for its whole life.
+   */
+  async runDetached(id: string, bundle: string, logPath: string): Promise<void> {
+    const log = openSync(logPath, 'a')
+    try {
+      const code = await new Promise<number | null>((resolve, reject) => {
+        const child = spawn('runc', this.args('run', '--detach', '--bundle', bundle, id), {
+          stdio: ['ignore', log, log],
+        })
+        child.on('error', (e) => reject(new CommandError('runc run', null, e.message)))
+        child.on('exit', resolve)
+      })
+      if (code !== 0) throw new CommandError('runc run', code, runcErrors(logPath))
+    } finally {
+      closeSync(log)
+    }
+  }
+
+  async state(id: string): Promise<ContainerState | undefined> {
+    try {
+      return JSON.parse(await run('runc', this.args('state', id))) as ContainerState
+    } catch (err) {
+      if (err instanceof CommandError && /does not exist/.test(err.stderr)) return undefined
+      throw err
+    }
+  }
+
+  async list(): Promise<ContainerState[]> {
+    const out = await run('runc', this.args('list', '--format', 'json'))
+    return (JSON.parse(out.trim() || 'null') as ContainerState[] | null) ?? []
+  }
+
+  /** Kills every process of the container and removes it (cgroups included); idempotent. */
+  async destroy(id: string): Promise<void> {
+    try {
+      await run('runc', this.args('delete', '--force', id))
+    } catch (err) {
+      if (err instanceof CommandError && /does not exist/.test(err.stderr)) return
+      throw err
+    }
+  }
+
+  async pause(id: string): Promise<void> {
+    await run('runc', this.args('pause', id))
+  }
+
+  async resume(id: string): Promise<void> {
+    await run('runc', this.args('resume', id))
+  }
+}
+
+/** runc's own error lines from the end of a log it shares with the container. */
+function runcErrors(logPath: string): string {
+  const tail = readFileSync(logPath, 'utf8').slice(-8192)
+  const errors = tail.split('\n').filter((l) => l.includes('level=error'))
+  return (errors.length ? errors : tail.split('\n').slice(-5)).join('\n')
+}

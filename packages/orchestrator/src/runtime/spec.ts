@@ -1,0 +1,158 @@
+import { readFileSync } from 'node:fs'
+import { seccompProfile } from './seccomp.js'
+
+/** Mapped uid/gid range of every sandbox: root inside is `uidBase` on the host. */
+export const UID_RANGE = 65536
+
+/** Docker's default set: enough for package managers and servers, nothing that reaches the host. */
+const CAPABILITIES = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
+]
+
+export interface SandboxSpecInput {
+  hostname: string
+  args: string[]
+  env: string[]
+  rootfs: string
+  netnsPath: string
+  cgroupsPath: string
+  uidBase: number
+  memoryMb: number
+  cpuCount: number
+  pidsLimit: number
+  noNewPrivileges: boolean
+  /** At most the host's own hard limit: a user namespace cannot raise it. */
+  maxOpenFiles: number
+  /** Read-only host paths mounted into the sandbox (the Node binary, envd). */
+  readonlyMounts: Array<{ source: string; destination: string }>
+}
+
+/** The OCI runtime spec (config.json) of one sandbox. */
+export function sandboxSpec(input: SandboxSpecInput): object {
+  const idMap = [{ containerID: 0, hostID: input.uidBase, size: UID_RANGE }]
+  return {
+    ociVersion: '1.0.2',
+    hostname: input.hostname,
+    root: { path: input.rootfs, readonly: false },
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args: input.args,
+      env: input.env,
+      cwd: '/',
+      capabilities: {
+        bounding: CAPABILITIES,
+        effective: CAPABILITIES,
+        permitted: CAPABILITIES,
+      },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: input.maxOpenFiles, soft: input.maxOpenFiles }],
+      noNewPrivileges: input.noNewPrivileges,
+      // The sandbox's own processes go first when its memory runs out.
+      oomScoreAdj: 0,
+    },
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      {
+        destination: '/dev',
+        type: 'tmpfs',
+        source: 'tmpfs',
+        options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+      },
+      {
+        destination: '/dev/pts',
+        type: 'devpts',
+        source: 'devpts',
+        options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+      },
+      {
+        destination: '/dev/shm',
+        type: 'tmpfs',
+        source: 'shm',
+        options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
+      },
+      {
+        destination: '/dev/mqueue',
+        type: 'mqueue',
+        source: 'mqueue',
+        options: ['nosuid', 'noexec', 'nodev'],
+      },
+      // sysfs cannot be mounted fresh: the network namespace belongs to the
+      // host's user namespace. A read-only bind is what rootless runtimes do.
+      {
+        destination: '/sys',
+        type: 'bind',
+        source: '/sys',
+        options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
+      },
+      {
+        destination: '/sys/fs/cgroup',
+        type: 'cgroup',
+        source: 'cgroup',
+        options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'],
+      },
+      ...input.readonlyMounts.map((m) => ({
+        destination: m.destination,
+        type: 'bind',
+        source: m.source,
+        options: ['rbind', 'ro', 'nosuid', 'nodev'],
+      })),
+    ],
+    linux: {
+      uidMappings: idMap,
+      gidMappings: idMap,
+      namespaces: [
+        { type: 'pid' },
+        { type: 'ipc' },
+        { type: 'uts' },
+        { type: 'mount' },
+        { type: 'user' },
+        { type: 'network', path: input.netnsPath },
+      ],
+      cgroupsPath: input.cgroupsPath,
+      resources: {
+        devices: [{ allow: false, access: 'rwm' }],
+        memory: { limit: input.memoryMb * 2 ** 20, swap: input.memoryMb * 2 ** 20 },
+        cpu: { quota: input.cpuCount * 100000, period: 100000 },
+        pids: { limit: input.pidsLimit },
+      },
+      seccomp: seccompProfile(),
+      maskedPaths: [
+        '/proc/acpi',
+        '/proc/asound',
+        '/proc/kcore',
+        '/proc/keys',
+        '/proc/latency_stats',
+        '/proc/timer_list',
+        '/proc/timer_stats',
+        '/proc/sched_debug',
+        '/proc/scsi',
+        '/sys/firmware',
+        '/sys/class/net',
+        '/sys/devices/virtual/net',
+      ],
+      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+    },
+  }
+}
+
+/** The hard RLIMIT_NOFILE of this process, which sandboxes may not exceed. */
+export function hostMaxOpenFiles(): number {
+  const line = readFileSync('/proc/self/limits', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('Max open files'))
+  const hard = Number(line?.trim().split(/\s+/)[4])
+  return Number.isFinite(hard) && hard > 0 ? Math.min(hard, 1048576) : 1024
+}

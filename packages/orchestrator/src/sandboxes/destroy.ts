@@ -1,0 +1,39 @@
+import { rmSync } from 'node:fs'
+import { containerId, type NodeContext } from '../context.js'
+import type { NetworkSlot } from '../network/slots.js'
+import { mountsUnder, unmount } from '../runtime/overlay.js'
+import { sandboxPaths } from './record.js'
+
+/**
+ * Removes everything a sandbox had: processes and cgroups (runc), mounts,
+ * the sandbox directory with its writable layer, then its network. Every step
+ * runs even when an earlier one failed; the failures are returned together.
+ * Anything left by a crash halfway is debris that reconciliation removes.
+ */
+export async function destroySandbox(
+  ctx: NodeContext,
+  sandboxId: string,
+  slot: NetworkSlot | undefined,
+): Promise<Error[]> {
+  const paths = sandboxPaths(ctx.cfg.dataDir, sandboxId)
+  const errors: Error[] = []
+  const step = async (name: string, fn: () => unknown) => {
+    try {
+      await fn()
+    } catch (err) {
+      errors.push(new Error(`${name}: ${(err as Error).message}`, { cause: err }))
+    }
+  }
+  await step('container', () => ctx.runc.destroy(containerId(ctx.cfg, sandboxId)))
+  await step('mounts', async () => {
+    for (const m of mountsUnder(paths.dir)) await unmount(m)
+  })
+  await step('files', () => {
+    // Never recurse into a tree that still has something mounted in it.
+    const left = mountsUnder(paths.dir)
+    if (left.length) throw new Error(`still mounted: ${left.join(', ')}`)
+    rmSync(paths.dir, { recursive: true, force: true })
+  })
+  if (slot) await step('network', () => ctx.slots.release(slot))
+  return errors
+}

@@ -1,0 +1,49 @@
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { z } from 'zod'
+
+/** What the node remembers of a sandbox across its own restarts. */
+export const sandboxRecordSchema = z.object({
+  sandboxId: z.string(),
+  templateId: z.string(),
+  buildId: z.string(),
+  containerId: z.string(),
+  slotIndex: z.number().int(),
+  sandboxIp: z.string(),
+  hostIp: z.string(),
+  cpuCount: z.number().int(),
+  memoryMb: z.number().int(),
+  diskSizeMb: z.number().int(),
+  startedAt: z.string(),
+  envdVersion: z.string(),
+  state: z.enum(['running', 'paused']),
+})
+
+export type SandboxRecord = z.infer<typeof sandboxRecordSchema>
+
+/** Files of one sandbox under <dataDir>/sandboxes/<id>/. */
+export function sandboxPaths(dataDir: string, sandboxId: string) {
+  const dir = join(dataDir, 'sandboxes', sandboxId)
+  return {
+    dir,
+    record: join(dir, 'sandbox.json'),
+    bundle: dir,
+    rootfs: join(dir, 'rootfs'),
+    upper: join(dir, 'upper'),
+    work: join(dir, 'work'),
+    log: join(dir, 'sandbox.log'),
+  }
+}
+
+export function writeRecord(dataDir: string, record: SandboxRecord): void {
+  const path = sandboxPaths(dataDir, record.sandboxId).record
+  writeFileSync(`${path}.tmp`, JSON.stringify(record))
+  renameSync(`${path}.tmp`, path)
+}
+
+export function readRecord(dataDir: string, sandboxId: string): SandboxRecord | undefined {
+  const path = sandboxPaths(dataDir, sandboxId).record
+  if (!existsSync(path)) return undefined
+  const parsed = sandboxRecordSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')))
+  return parsed.success ? parsed.data : undefined
+}

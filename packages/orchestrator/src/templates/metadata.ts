@@ -1,0 +1,21 @@
+import { z } from 'zod'
+
+/** What is recorded with every template build, next to its root filesystem. */
+export const templateMetadataSchema = z.object({
+  templateId: z.string(),
+  buildId: z.string(),
+  builtAt: z.string(),
+  cpuCount: z.number().int().positive(),
+  memoryMB: z.number().int().positive(),
+  diskSizeMB: z.number().int().positive(),
+  defaultUser: z.string(),
+  defaultWorkdir: z.string(),
+  /** The envd version the template was built beside; the running envd is the host's. */
+  envdVersion: z.string(),
+  /** The host uid that sandbox root maps to; the files are shifted to it. */
+  uidBase: z.number().int().positive(),
+  noNewPrivileges: z.boolean(),
+  pidsLimit: z.number().int().positive(),
+})
+
+export type TemplateMetadata = z.infer<typeof templateMetadataSchema>

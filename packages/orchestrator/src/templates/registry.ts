@@ -1,0 +1,36 @@
+import { statSync } from 'node:fs'
+import { join } from 'node:path'
+import { WarrenError } from '@warren/shared'
+import type { TemplateMetadata } from './metadata.js'
+import { listTemplateIds, readCurrent, templateDir } from './store.js'
+
+/**
+ * The node's view of built templates. A template built after the node
+ * started (or rebuilt) is picked up on its next lookup: the cache is keyed by
+ * the template.json modification time.
+ */
+export class TemplateRegistry {
+  private readonly cache = new Map<string, { mtimeMs: number; meta: TemplateMetadata }>()
+
+  constructor(private readonly templatesDir: string) {}
+
+  get(templateId: string): TemplateMetadata {
+    const path = join(templateDir(this.templatesDir, templateId), 'template.json')
+    let mtimeMs: number
+    try {
+      mtimeMs = statSync(path).mtimeMs
+    } catch {
+      throw new WarrenError('not_found', `template '${templateId}' not found`)
+    }
+    const cached = this.cache.get(templateId)
+    if (cached && cached.mtimeMs === mtimeMs) return cached.meta
+    const meta = readCurrent(this.templatesDir, templateId)
+    if (!meta) throw new WarrenError('not_found', `template '${templateId}' not found`)
+    this.cache.set(templateId, { mtimeMs, meta })
+    return meta
+  }
+
+  list(): TemplateMetadata[] {
+    return listTemplateIds(this.templatesDir).map((id) => this.get(id))
+  }
+}

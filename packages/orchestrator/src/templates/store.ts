@@ -1,0 +1,42 @@
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { type TemplateMetadata, templateMetadataSchema } from './metadata.js'
+
+/**
+ * On-disk layout of templates:
+ *   <templatesDir>/<templateId>/template.json            the current build
+ *   <templatesDir>/<templateId>/builds/<buildId>/rootfs  one build's files
+ */
+export function templateDir(templatesDir: string, templateId: string): string {
+  return join(templatesDir, templateId)
+}
+
+export function buildDir(templatesDir: string, templateId: string, buildId: string): string {
+  return join(templatesDir, templateId, 'builds', buildId)
+}
+
+export function rootfsDir(templatesDir: string, meta: TemplateMetadata): string {
+  return join(buildDir(templatesDir, meta.templateId, meta.buildId), 'rootfs')
+}
+
+export function readCurrent(
+  templatesDir: string,
+  templateId: string,
+): TemplateMetadata | undefined {
+  const path = join(templateDir(templatesDir, templateId), 'template.json')
+  if (!existsSync(path)) return undefined
+  return templateMetadataSchema.parse(JSON.parse(readFileSync(path, 'utf8')))
+}
+
+export function writeCurrent(templatesDir: string, meta: TemplateMetadata): void {
+  const path = join(templateDir(templatesDir, meta.templateId), 'template.json')
+  writeFileSync(`${path}.tmp`, `${JSON.stringify(meta, null, 2)}\n`)
+  renameSync(`${path}.tmp`, path)
+}
+
+export function listTemplateIds(templatesDir: string): string[] {
+  if (!existsSync(templatesDir)) return []
+  return readdirSync(templatesDir).filter((id) =>
+    existsSync(join(templatesDir, id, 'template.json')),
+  )
+}

@@ -1,0 +1,106 @@
+import { hostname, totalmem } from 'node:os'
+import { z } from 'zod'
+import { WarrenError } from './errors.js'
+
+/**
+ * Configuration of every component: a zod schema with the embedded defaults,
+ * filled from `WARREN_*` environment variables and then from explicit
+ * overrides (CLI flags, tests). Invalid values fail at start-up with the
+ * variable's name.
+ */
+
+const port = z.coerce.number().int().min(1).max(65535)
+
+export const orchestratorConfigSchema = z.object({
+  nodeId: z.string().min(1).default(hostname()),
+  /** Everything the node writes: sandboxes, snapshots, runc state. */
+  dataDir: z.string().min(1).default('/var/lib/warren'),
+  /** Built templates; shared by every node process on the machine. */
+  templatesDir: z.string().min(1).optional(),
+  /**
+   * Names this node's host objects (netns, veth, runc containers, cgroups)
+   * so that reconciliation only ever touches its own.
+   */
+  prefix: z
+    .string()
+    .regex(/^[a-z][a-z0-9]{0,3}$/, 'one letter then up to three lowercase alphanumerics')
+    .default('wr'),
+  /** Sandbox addresses: one /30 per sandbox (host side .1, sandbox .2). */
+  addressPool: z.string().default('10.11.0.0/16'),
+  listenHost: z.string().default('127.0.0.1'),
+  rpcPort: port.default(5008),
+  nodeProxyPort: port.default(5007),
+  /** Sandbox root maps to this host uid (and gid); templates are shifted to it at build time. */
+  uidBase: z.coerce.number().int().min(1).default(100000),
+  memoryCapacityMb: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(Math.max(512, Math.floor(totalmem() / 2 ** 20) - 1024)),
+  /** The host directory holding envd's bundle, mounted read-only at /opt/warren/envd. */
+  envdDir: z.string().optional(),
+  /** The Node binary mounted read-only at /opt/warren/bin/node. */
+  nodePath: z.string().default(process.execPath),
+  /** A static init (tini) mounted at /opt/warren/bin/tini, the sandbox's process 1. */
+  initPath: z.string().default('/usr/bin/tini-static'),
+  /**
+   * The sandbox's first process instead of envd (argv inside the sandbox).
+   * It must listen on `readyPort`; envd's /init is then not called.
+   */
+  sandboxCommand: z.array(z.string()).min(1).optional(),
+  readyPort: port.default(49983),
+  /** Network namespaces kept ready so that a create does not build one. */
+  warmNetworkSlots: z.coerce.number().int().min(0).max(64).default(4),
+  /** Upper bound of sandbox creates running at once on this node. */
+  maxConcurrentCreates: z.coerce.number().int().min(1).max(256).default(32),
+})
+
+export type OrchestratorConfig = z.infer<typeof orchestratorConfigSchema>
+
+const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
+  WARREN_NODE_ID: 'nodeId',
+  WARREN_DATA_DIR: 'dataDir',
+  WARREN_TEMPLATES_DIR: 'templatesDir',
+  WARREN_NODE_PREFIX: 'prefix',
+  WARREN_ADDRESS_POOL: 'addressPool',
+  WARREN_LISTEN_HOST: 'listenHost',
+  WARREN_ORCHESTRATOR_PORT: 'rpcPort',
+  WARREN_NODE_PROXY_PORT: 'nodeProxyPort',
+  WARREN_UID_BASE: 'uidBase',
+  WARREN_MEMORY_CAPACITY_MB: 'memoryCapacityMb',
+  WARREN_ENVD_DIR: 'envdDir',
+  WARREN_WARM_NETWORK_SLOTS: 'warmNetworkSlots',
+  WARREN_MAX_CONCURRENT_CREATES: 'maxConcurrentCreates',
+}
+
+export function loadOrchestratorConfig(
+  overrides: Partial<OrchestratorConfig> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): OrchestratorConfig {
+  return parseConfig(orchestratorConfigSchema, orchestratorEnv, overrides, env)
+}
+
+export function parseConfig<S extends z.ZodObject>(
+  schema: S,
+  envNames: Record<string, string>,
+  overrides: object,
+  env: NodeJS.ProcessEnv,
+): z.infer<S> {
+  const fromEnv: Record<string, unknown> = {}
+  for (const [name, key] of Object.entries(envNames)) {
+    const value = env[name]
+    if (value !== undefined && value !== '') fromEnv[key] = value
+  }
+  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined))
+  const result = schema.safeParse({ ...fromEnv, ...defined })
+  if (!result.success) {
+    const issue = result.error.issues[0]
+    const key = String(issue?.path[0] ?? '')
+    const envName = Object.entries(envNames).find(([, k]) => k === key)?.[0]
+    throw new WarrenError(
+      'invalid_argument',
+      `invalid configuration ${key}${envName ? ` (${envName})` : ''}: ${issue?.message}`,
+    )
+  }
+  return result.data
+}
