@@ -1,0 +1,320 @@
+// A real SandboxNode for end-to-end tests: its own node prefix, data
+// directory and address pool, the shared (read-only) base template, and a
+// teardown that kills what is left and then proves nothing of the prefix
+// remains on the host. Privileged: needs root, runc, ip and nft.
+import { execFileSync } from 'node:child_process'
+import { randomBytes, randomInt } from 'node:crypto'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { type CreateInput, SandboxNode } from '@warren/orchestrator'
+import {
+  createLogger,
+  loadOrchestratorConfig,
+  newSandboxId,
+  newToken,
+  type OrchestratorConfig,
+} from '@warren/shared'
+import { Sandbox } from 'e2b'
+import { afterAll, afterEach, beforeAll } from 'vitest'
+
+export const TEMPLATES_DIR = '/var/lib/warren/templates'
+export const ENVD_PORT = 49983
+
+/** The record a create returns (the orchestrator does not export its type). */
+export type SandboxRecord = Awaited<ReturnType<SandboxNode['create']>>
+
+const usedPrefixes = new Set<string>()
+const usedPools = new Set<number>()
+
+/** `t` + 3 lowercase alphanumerics, unique in this process. */
+export function uniquePrefix(): string {
+  for (;;) {
+    const alnum = 'abcdefghijklmnopqrstuvwxyz0123456789'
+    let p = 't'
+    for (const b of randomBytes(3)) p += alnum[b % alnum.length]
+    if (!usedPrefixes.has(p)) {
+      usedPrefixes.add(p)
+      return p
+    }
+  }
+}
+
+/** A /16 in 10.200-250.0.0, unique in this process (sized down with `bits`). */
+export function uniquePool(bits = 16): string {
+  for (;;) {
+    const second = randomInt(200, 251)
+    if (!usedPools.has(second)) {
+      usedPools.add(second)
+      return `10.${second}.0.0/${bits}`
+    }
+  }
+}
+
+export interface NodeFixture {
+  node: SandboxNode
+  cfg: OrchestratorConfig
+  prefix: string
+  dataDir: string
+  /** Every sandbox id this fixture created (or tried to), in order. */
+  created: string[]
+  /** Creates a sandbox of `base` with a fresh id and access token. */
+  create(input?: Partial<CreateInput>): Promise<SandboxRecord>
+  /** The access token a sandbox was created with. */
+  token(sandboxId: string): string | undefined
+  /** The official SDK talking straight to a sandbox's envd. */
+  sdk(record: SandboxRecord): Sandbox
+  /** Kills what is left, stops the node, asserts no leftovers, removes the data dir. */
+  teardown(): Promise<void>
+}
+
+export interface FixtureOptions {
+  /** Config overrides (prefix, pool and dataDir are chosen unless given). */
+  config?: Partial<OrchestratorConfig>
+  /** Start the node (default true). */
+  start?: boolean
+}
+
+/** Starts a node with its own prefix, pool and data directory. */
+export async function startNodeFixture(opts: FixtureOptions = {}): Promise<NodeFixture> {
+  const prefix = opts.config?.prefix ?? uniquePrefix()
+  const dataDir = opts.config?.dataDir ?? mkdtempSync(`/tmp/warren-${prefix}-`)
+  const cfg = loadOrchestratorConfig(
+    {
+      nodeId: `test-${prefix}`,
+      addressPool: uniquePool(),
+      templatesDir: TEMPLATES_DIR,
+      warmNetworkSlots: 2,
+      ...opts.config,
+      prefix,
+      dataDir,
+    },
+    {},
+  )
+  const node = new SandboxNode(cfg, createLogger(`node-${prefix}`, 'warn'))
+  const created: string[] = []
+  const tokens = new Map<string, string>()
+  const fixture: NodeFixture = {
+    node,
+    cfg,
+    prefix,
+    dataDir,
+    created,
+    async create(input = {}) {
+      const sandboxId = input.sandboxId ?? newSandboxId()
+      const envdAccessToken = input.envdAccessToken ?? newToken()
+      created.push(sandboxId)
+      tokens.set(sandboxId, envdAccessToken)
+      return node.create({ templateId: 'base', ...input, sandboxId, envdAccessToken })
+    },
+    token: (id) => tokens.get(id),
+    sdk: (record) => envdClient(record, tokens.get(record.sandboxId)),
+    async teardown() {
+      try {
+        await destroyNode(node, prefix, dataDir)
+      } catch (err) {
+        if (created.length) console.error(`[${prefix}] sandboxes created: ${created.join(' ')}`)
+        throw err
+      }
+    },
+  }
+  if (opts.start !== false) {
+    try {
+      await node.start()
+    } catch (err) {
+      await fixture.teardown().catch((e) => console.error(e))
+      throw err
+    }
+  }
+  return fixture
+}
+
+/**
+ * One fixture per test file (or describe block): started before the tests,
+ * torn down after them; a failing test logs the sandbox ids created so far.
+ */
+export function useNodeFixture(opts: FixtureOptions = {}): () => NodeFixture {
+  let fixture: NodeFixture | undefined
+  beforeAll(async () => {
+    fixture = await startNodeFixture(opts)
+  })
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail' && fixture) {
+      console.error(
+        `[${fixture.prefix}] test '${ctx.task.name}' failed; sandboxes created: ${fixture.created.join(' ') || '(none)'}`,
+      )
+    }
+  })
+  afterAll(async () => {
+    await fixture?.teardown()
+  })
+  return () => {
+    if (!fixture) throw new Error('node fixture not started')
+    return fixture
+  }
+}
+
+/** The official SDK in debug mode, talking to a sandbox's envd at its own address. */
+export function envdClient(
+  record: { sandboxId: string; envdVersion: string; sandboxIp: string },
+  envdAccessToken: string | undefined,
+): Sandbox {
+  return new Sandbox({
+    sandboxId: record.sandboxId,
+    envdVersion: record.envdVersion,
+    ...(envdAccessToken ? { envdAccessToken } : {}),
+    debug: true,
+    sandboxUrl: `http://${record.sandboxIp}:${ENVD_PORT}`,
+  })
+}
+
+/** Kills every sandbox of the node, stops it, then proves the host is clean and tidies up. */
+export async function destroyNode(node: SandboxNode, prefix: string, dataDir: string) {
+  const errors: unknown[] = []
+  for (const r of node.list()) {
+    await node.kill(r.sandboxId).catch((err) => errors.push(err))
+  }
+  await node.stop().catch((err) => errors.push(err))
+  await cleanupHost(prefix, dataDir, errors)
+}
+
+/**
+ * Asserts nothing of the prefix is left, then removes the data directory,
+ * the node's host table and its (empty) cgroup parents. Also for nodes run as
+ * a separate process, after that process is gone.
+ */
+export async function cleanupHost(prefix: string, dataDir: string, errors: unknown[] = []) {
+  try {
+    await assertNoLeftovers(prefix, dataDir)
+  } catch (err) {
+    errors.push(err)
+  }
+  // Only tidy when nothing is mounted below: never recurse into a live overlay.
+  if (mountsUnder(dataDir).length === 0) rmSync(dataDir, { recursive: true, force: true })
+  try {
+    execFileSync('nft', ['delete', 'table', 'inet', `warren_${prefix}`], { stdio: 'ignore' })
+  } catch {
+    // already gone
+  }
+  for (const dir of cgroupDirs(prefix)) {
+    try {
+      rmdirSync(dir)
+    } catch {
+      // not empty: reported by assertNoLeftovers
+    }
+  }
+  if (errors.length) {
+    throw new AggregateError(errors, `[${prefix}] teardown: ${errors.map(String).join('; ')}`)
+  }
+}
+
+/** What of a node is still on the host; empty when clean. */
+export function hostLeftovers(prefix: string, dataDir: string): string[] {
+  const left: string[] = []
+  const slot = new RegExp(`^${prefix}-[nv]\\d+$`)
+  if (existsSync('/run/netns')) {
+    const netns = readdirSync('/run/netns').filter((n) => slot.test(n))
+    left.push(...netns.map((n) => `netns ${n}`))
+  }
+  const links = JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as {
+    ifname: string
+  }[]
+  left.push(...links.filter((l) => slot.test(l.ifname)).map((l) => `link ${l.ifname}`))
+  const runcRoot = join(dataDir, 'runc')
+  if (existsSync(runcRoot)) {
+    const out = execFileSync('runc', ['--root', runcRoot, 'list', '--format', 'json'], {
+      encoding: 'utf8',
+    }).trim()
+    const containers = (JSON.parse(out || 'null') as { id: string; status: string }[] | null) ?? []
+    left.push(...containers.map((c) => `container ${c.id} (${c.status})`))
+  }
+  left.push(...mountsUnder(dataDir).map((m) => `mount ${m}`))
+  for (const dir of cgroupDirs(prefix)) {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) left.push(`cgroup ${join(dir, e.name)}`)
+    }
+  }
+  left.push(...processesInCgroups(prefix).map((p) => `process ${p}`))
+  const sandboxes = join(dataDir, 'sandboxes')
+  if (existsSync(sandboxes)) left.push(...readdirSync(sandboxes).map((d) => `sandbox dir ${d}`))
+  return left
+}
+
+/**
+ * Throws when anything of the prefix remains: namespaces, veths, runc
+ * containers, mounts under the data dir, cgroups, processes, sandbox dirs.
+ * Network namespaces and cgroups are released by the kernel asynchronously, so
+ * this looks again for a short while before it fails.
+ */
+export async function assertNoLeftovers(prefix: string, dataDir: string): Promise<void> {
+  let left = hostLeftovers(prefix, dataDir)
+  for (let i = 0; i < 20 && left.length; i++) {
+    await new Promise((r) => setTimeout(r, 100))
+    left = hostLeftovers(prefix, dataDir)
+  }
+  if (left.length) throw new Error(`[${prefix}] left on the host:\n  ${left.join('\n  ')}`)
+}
+
+/** `/sys/fs/cgroup/<controller>/warren/<prefix>` (v1) or `/sys/fs/cgroup/warren/<prefix>` (v2). */
+export function cgroupDirs(prefix: string): string[] {
+  const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers')
+  const roots = v2
+    ? ['/sys/fs/cgroup']
+    : readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c))
+  return roots.map((r) => join(r, 'warren', prefix)).filter((d) => existsSync(d))
+}
+
+/** A sandbox's cgroup directory for one controller (v1) or the unified one (v2). */
+export function sandboxCgroup(prefix: string, sandboxId: string, controller: string): string {
+  return existsSync('/sys/fs/cgroup/cgroup.controllers')
+    ? join('/sys/fs/cgroup/warren', prefix, sandboxId)
+    : join('/sys/fs/cgroup', controller, 'warren', prefix, sandboxId)
+}
+
+/**
+ * Live pids (with their command) whose cgroup lies under this node's. Zombies
+ * do not count: a container's init is reparented to the host's init when runc
+ * detaches, and is reaped on that init's schedule (here, over a second later);
+ * it holds neither memory nor its cgroup by then.
+ */
+function processesInCgroups(prefix: string): string[] {
+  const needle = `/warren/${prefix}/`
+  const out: string[] = []
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue
+    try {
+      if (
+        readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(needle) &&
+        !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
+      ) {
+        out.push(`${pid} ${readFileSync(`/proc/${pid}/comm`, 'utf8').trim()}`)
+      }
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out
+}
+
+/** Mount points at or below `dir`, from this process's mount table. */
+export function mountsUnder(dir: string): string[] {
+  const prefix = `${dir.replace(/\/$/, '')}/`
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter((p): p is string => !!p)
+    .map((p) => p.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((p) => p === dir || p.startsWith(prefix))
+}
+
+/** A port nobody listens on right now (loopback). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => resolve(port))
+    })
+  })
+}

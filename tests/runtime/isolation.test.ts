@@ -1,0 +1,205 @@
+// Isolation of real sandboxes (privileged: runc, netns, nftables). A process
+// in a sandbox sees only its own processes and files, reaches neither the
+// host's services nor other sandboxes, and its root is not the host's root.
+// Traffic goes only to loopback, this host's own 192.0.2.2 and the test's
+// own sandbox namespaces.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { join } from 'node:path'
+import type { Sandbox } from 'e2b'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type SandboxRecord, useNodeFixture } from '../helpers/node-fixture.js'
+import {
+  hostBannerServer,
+  hostGet,
+  installProbe,
+  probe,
+  sh,
+  shResult,
+  startBannerServer,
+  waitFor,
+} from './helpers.js'
+
+const HOST_ADDRESS = '192.0.2.2'
+
+const fixture = useNodeFixture()
+let a: SandboxRecord
+let b: SandboxRecord
+let sbxA: Sandbox
+let sbxB: Sandbox
+
+beforeAll(async () => {
+  const f = fixture()
+  ;[a, b] = await Promise.all([f.create(), f.create()])
+  sbxA = f.sdk(a)
+  sbxB = f.sdk(b)
+  await Promise.all([installProbe(sbxA), installProbe(sbxB)])
+})
+
+describe('processes and files', () => {
+  const tag = randomBytes(6).toString('hex')
+  let marker: ChildProcess
+  let markerDir: string
+
+  beforeAll(() => {
+    // A recognisable host process and a host file the sandbox must not see.
+    marker = spawn('sleep', [`1${Number.parseInt(tag.slice(0, 6), 16)}`], { stdio: 'ignore' })
+    markerDir = mkdtempSync('/tmp/warren-marker-')
+    writeFileSync(join(markerDir, `secret-${tag}`), 'host secret\n')
+  })
+  afterAll(() => {
+    marker?.kill('SIGKILL')
+    if (markerDir) rmSync(markerDir, { recursive: true, force: true })
+  })
+
+  it('sees only its own processes, with tini as process 1', async () => {
+    const ps = (await sh(sbxA, 'ps -eo pid=,args=')).trim().split('\n')
+    expect(ps[0]).toMatch(/^\s*1 \/opt\/warren\/bin\/tini -- /)
+    expect(ps.join('\n')).not.toContain(String(marker.spawnargs[1]))
+    // tini, envd, the login shell and ps itself: nothing of the host's hundreds.
+    expect(ps.length).toBeLessThanOrEqual(6)
+    const pids = (await sh(sbxA, "ls /proc | grep -E '^[0-9]+$'")).trim().split('\n')
+    expect(pids.length).toBeLessThanOrEqual(6)
+    // ...and not the other sandbox's processes either.
+    await sbxB.commands.run('sleep 300', { background: true })
+    expect(await sh(sbxA, 'ps -eo args=')).not.toContain('sleep 300')
+  })
+
+  it("does not see the host's files", async () => {
+    const secret = join(markerDir, `secret-${tag}`)
+    expect(statSync(secret).isFile()).toBe(true)
+    expect(await sh(sbxA, `test -e ${secret} && echo yes || echo no`, 'root')).toBe('no\n')
+    expect(await sh(sbxA, 'test -e /work && echo yes || echo no', 'root')).toBe('no\n')
+    const dataDir = fixture().dataDir
+    expect(await sh(sbxA, `test -e ${dataDir} && echo yes || echo no`, 'root')).toBe('no\n')
+    expect(await sh(sbxA, `find / -xdev -name 'secret-${tag}' 2>/dev/null; true`, 'root')).toBe('')
+  })
+
+  it("runs as an unprivileged host uid (sandbox root is the host's 100000)", async () => {
+    const f = fixture()
+    const state = execFileSync(
+      'runc',
+      ['--root', join(f.dataDir, 'runc'), 'state', a.containerId],
+      { encoding: 'utf8' },
+    )
+    const init = (JSON.parse(state) as { pid: number }).pid
+    expect(statSync(`/proc/${init}`).uid).toBe(100000)
+    expect(readFileSync(`/proc/${init}/status`, 'utf8')).toMatch(/^Uid:\s+100000\s+100000\s/m)
+    const map = (await sh(sbxA, 'cat /proc/self/uid_map', 'root')).trim().split(/\s+/)
+    expect(map).toEqual(['0', '100000', '65536'])
+  })
+})
+
+describe('network', () => {
+  let loopbackOnly: Awaited<ReturnType<typeof hostBannerServer>>
+  let anyAddress: Awaited<ReturnType<typeof hostBannerServer>>
+
+  beforeAll(async () => {
+    loopbackOnly = await hostBannerServer('127.0.0.1', 'host-loopback')
+    anyAddress = await hostBannerServer('0.0.0.0', 'host-any')
+  })
+  afterAll(async () => {
+    await loopbackOnly?.close()
+    await anyAddress?.close()
+  })
+
+  it("reaches its own loopback at 127.0.0.1, never the host's", async () => {
+    expect(await probe(sbxA, '127.0.0.1', loopbackOnly.port)).toBe('error:ECONNREFUSED')
+    // The same port inside answers with the sandbox's own server.
+    await startBannerServer(sbxA, '127.0.0.1', loopbackOnly.port, 'sandbox-loopback')
+    expect(await probe(sbxA, '127.0.0.1', loopbackOnly.port)).toBe('connected:sandbox-loopback')
+    expect(loopbackOnly.clients).toEqual([])
+  })
+
+  it('cannot reach host services on the veth or on the host address', async () => {
+    // Positive control: the server does answer on those addresses from the host.
+    expect(await hostProbe(HOST_ADDRESS, anyAddress.port)).toBe('host-any')
+    expect(await hostProbe(a.hostIp, anyAddress.port)).toBe('host-any')
+    const before = anyAddress.clients.length
+    for (const host of [a.hostIp, HOST_ADDRESS]) {
+      expect(await probe(sbxA, host, anyAddress.port)).not.toMatch(/^connected/)
+      expect(await probe(sbxA, host, loopbackOnly.port)).not.toMatch(/^connected/)
+    }
+    expect(anyAddress.clients.slice(before)).toEqual([])
+  })
+
+  it('cannot reach another sandbox, which the host can reach', async () => {
+    await sbxB.commands.run('python3 -m http.server 8000', { background: true, user: 'user' })
+    await waitFor(async () => (await hostGet(`http://${b.sandboxIp}:8000/`)) === 200, 'B server')
+    expect(await probe(sbxA, b.sandboxIp, 8000)).not.toMatch(/^connected/)
+    expect(await probe(sbxA, b.sandboxIp, 49983)).not.toMatch(/^connected/)
+    expect(await probe(sbxA, b.hostIp, 8000)).not.toMatch(/^connected/)
+    expect(await hostGet(`http://${b.sandboxIp}:8000/`)).toBe(200)
+  })
+})
+
+describe('privileges', () => {
+  it('runs with no-new-privileges, seccomp filtering and reduced capabilities', async () => {
+    const status = await sh(sbxA, 'cat /proc/self/status', 'root')
+    expect(status).toMatch(/^NoNewPrivs:\s+1$/m)
+    expect(status).toMatch(/^Seccomp:\s+2$/m)
+    const capEff = BigInt(`0x${status.match(/^CapEff:\s+([0-9a-f]+)$/m)?.[1]}`)
+    const has = (bit: number) => (capEff >> BigInt(bit)) & 1n
+    // CAP_NET_ADMIN 12, CAP_SYS_MODULE 16, CAP_SYS_RAWIO 17, CAP_SYS_PTRACE 19, CAP_SYS_ADMIN 21
+    for (const bit of [12, 16, 17, 19, 21]) expect(has(bit), `capability ${bit}`).toBe(0n)
+    expect(has(0)).toBe(1n) // CAP_CHOWN, so it is root's set, reduced
+  })
+
+  it('cannot load kernel modules', async () => {
+    const script = `import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+def call(*args):
+    r = libc.syscall(*args)
+    return 'ok' if r == 0 else errno.errorcode[ctypes.get_errno()]
+image = b'\\x7fELF' + b'\\0' * 60
+fd = os.open('/bin/true', os.O_RDONLY)
+print(call(175, image, len(image), b''), call(313, fd, b'', 0))
+`
+    await sbxA.files.write('/tmp/modules.py', script)
+    expect((await sh(sbxA, 'python3 /tmp/modules.py', 'root')).trim()).toBe('EPERM EPERM')
+  })
+
+  it('cannot mount the host disk or make its device node', async () => {
+    const mknod = await shResult(sbxA, 'mknod /tmp/vda b 254 0', 'root')
+    expect(mknod.exitCode).not.toBe(0)
+    const mountCmd = await shResult(
+      sbxA,
+      'mkdir -p /mnt/h && mount -t ext4 /dev/vda /mnt/h',
+      'root',
+    )
+    expect(mountCmd.exitCode).not.toBe(0)
+    const script = `import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+for src, fs in ((b'/dev/vda', b'ext4'), (b'none', b'tmpfs'), (b'/', b'none')):
+    r = libc.mount(src, b'/mnt/h', fs, 4096 if fs == b'none' else 0, None)
+    print('ok' if r == 0 else errno.errorcode[ctypes.get_errno()])
+`
+    await sbxA.files.write('/tmp/mount.py', script)
+    expect((await sh(sbxA, 'python3 /tmp/mount.py', 'root')).trim().split('\n')).toEqual([
+      'EPERM',
+      'EPERM',
+      'EPERM',
+    ])
+    // Nor gain a fresh user namespace in which it would be "root" again.
+    expect((await shResult(sbxA, 'unshare --user --map-root-user true', 'root')).exitCode).not.toBe(
+      0,
+    )
+  })
+})
+
+/** Connects from the host and returns the banner (or the error code). */
+function hostProbe(host: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port, timeout: 2000 })
+    let data = ''
+    s.on('data', (d) => (data += d))
+    s.on('end', () => resolve(data))
+    s.on('timeout', () => {
+      s.destroy()
+      resolve('timeout')
+    })
+    s.on('error', (e: NodeJS.ErrnoException) => resolve(`error:${e.code}`))
+  })
+}
