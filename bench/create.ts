@@ -1,0 +1,389 @@
+// Sandbox create benchmark: one table comparing "Create called → the first
+// process answers on its port" against a raw runc floor measured in the same
+// run, plus the memory of an idle sandbox. Privileged (runc, netns, nft);
+// traffic only to the sandboxes' own namespaces. Build first, then:
+//   npx tsx bench/create.ts [--runs 30]
+import { execFileSync, spawn } from 'node:child_process'
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs'
+import { cpus } from 'node:os'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { loadOrchestratorConfig } from '@warren/shared'
+import { hostMaxOpenFiles, sandboxSpec } from '../packages/orchestrator/dist/runtime/spec.js'
+import {
+  cleanupHost,
+  ENVD_PORT,
+  freePort,
+  type NodeFixture,
+  type SandboxRecord,
+  sandboxCgroup,
+  startNodeFixture,
+  TEMPLATES_DIR,
+  uniquePrefix,
+} from '../tests/helpers/node-fixture.js'
+
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '30' } } })
+const RUNS = Number(values.runs)
+const WARMUP = 3
+const ROOT = resolve(import.meta.dirname, '..')
+
+const now = () => performance.now()
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!
+}
+const median = (xs: number[]) => pct(xs, 50)
+const ms = (x: number) => `${x.toFixed(1)} ms`.padStart(10)
+
+function run(cmd: string, args: string[]): Promise<number> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(cmd, args, { stdio: 'ignore' })
+    child.once('error', reject)
+    child.once('exit', (code) => resolveRun(code ?? -1))
+  })
+}
+
+// ---------------------------------------------------------------- the floor
+
+interface FloorResult {
+  runc: number[]
+  withOverlay: number[]
+}
+
+/**
+ * `runc run` of /bin/true with the sandbox's own OCI spec (same overlay over
+ * the template, user namespace mapping, cgroups, seccomp, read-only mounts)
+ * minus the network namespace. Timed alone, and with the overlay mount and
+ * unmount around it.
+ */
+async function measureFloor(): Promise<FloorResult> {
+  const cfg = loadOrchestratorConfig({ templatesDir: TEMPLATES_DIR }, {})
+  const template = JSON.parse(readFileSync(join(TEMPLATES_DIR, 'base/template.json'), 'utf8')) as {
+    buildId: string
+    uidBase: number
+    pidsLimit: number
+    noNewPrivileges: boolean
+  }
+  const lower = join(TEMPLATES_DIR, 'base/builds', template.buildId, 'rootfs')
+  const prefix = uniquePrefix()
+  const dir = mkdtempSync(`/tmp/warren-${prefix}-`)
+  chmodSync(dir, 0o711)
+  const runcRoot = join(dir, 'runc')
+  const rootfs = join(dir, 'rootfs')
+  mkdirSync(rootfs)
+  const spec = sandboxSpec({
+    hostname: 'floor',
+    args: ['/bin/true'],
+    env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
+    rootfs,
+    netnsPath: '',
+    cgroupsPath: `/warren/${prefix}/floor`,
+    uidBase: template.uidBase,
+    memoryMb: 512,
+    cpuCount: 2,
+    pidsLimit: template.pidsLimit,
+    noNewPrivileges: template.noNewPrivileges,
+    maxOpenFiles: hostMaxOpenFiles(),
+    readonlyMounts: [
+      { source: cfg.initPath, destination: '/opt/warren/bin/tini' },
+      { source: cfg.nodePath, destination: '/opt/warren/bin/node' },
+      { source: join(ROOT, 'packages/envd/dist/bundle'), destination: '/opt/warren/envd' },
+    ],
+  }) as { linux: { namespaces: Array<{ type: string }> } }
+  spec.linux.namespaces = spec.linux.namespaces.filter((n) => n.type !== 'network')
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(spec))
+
+  const result: FloorResult = { runc: [], withOverlay: [] }
+  try {
+    for (let i = 0; i < RUNS + WARMUP; i++) {
+      const upper = join(dir, `upper${i}`)
+      const work = join(dir, `work${i}`)
+      mkdirSync(upper)
+      chownSync(upper, template.uidBase, template.uidBase)
+      mkdirSync(work)
+      const t0 = now()
+      execFileSync('mount', [
+        '-t',
+        'overlay',
+        'overlay',
+        '-o',
+        `lowerdir=${lower},upperdir=${upper},workdir=${work}`,
+        rootfs,
+      ])
+      const t1 = now()
+      const code = await run('runc', [
+        '--root',
+        runcRoot,
+        'run',
+        '--bundle',
+        dir,
+        `${prefix}-floor`,
+      ])
+      const t2 = now()
+      execFileSync('umount', [rootfs])
+      const t3 = now()
+      if (code !== 0) throw new Error(`runc run exited ${code}`)
+      if (i >= WARMUP) {
+        result.runc.push(t2 - t1)
+        result.withOverlay.push(t3 - t0)
+      }
+      execFileSync('rm', ['-rf', upper, work])
+    }
+  } finally {
+    await run('runc', ['--root', runcRoot, 'delete', '--force', `${prefix}-floor`])
+    await run('umount', [rootfs])
+    await cleanupHost(prefix, dir)
+  }
+  return result
+}
+
+// ---------------------------------------------------------------- envd alone
+
+/**
+ * For reference, not the floor: envd's own start, spawned directly on the
+ * host on loopback (no container), until its /health answers 204.
+ */
+async function measureEnvdAlone(): Promise<number[]> {
+  const bundle = join(ROOT, 'packages/envd/dist/bundle/envd.mjs')
+  const times: number[] = []
+  for (let i = 0; i < Math.min(RUNS, 10) + WARMUP; i++) {
+    const port = await freePort()
+    const t0 = now()
+    const child = spawn(process.execPath, [bundle, '--host', '127.0.0.1', '--port', String(port)], {
+      stdio: 'ignore',
+    })
+    try {
+      await waitHealthy('127.0.0.1', port)
+      if (i >= WARMUP) times.push(now() - t0)
+    } finally {
+      child.kill('SIGKILL')
+      await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(null)))
+    }
+  }
+  return times
+}
+
+// ---------------------------------------------------------------- creates
+
+interface Phases {
+  slot: number
+  rootfs: number
+  runc: number
+  ready: number
+  health: number
+}
+
+interface CreateResult {
+  total: number[]
+  kill: number[]
+  phases: Phases[]
+}
+
+/** GET /health on envd until it answers 204; tight polling, loopback-local. */
+async function waitHealthy(ip: string, port = ENVD_PORT): Promise<void> {
+  const deadline = now() + 30_000
+  for (;;) {
+    try {
+      const res = await fetch(`http://${ip}:${port}/health`)
+      if (res.status === 204) return
+    } catch {
+      // not listening yet
+    }
+    if (now() > deadline) throw new Error(`envd at ${ip} never answered`)
+    await sleep(1)
+  }
+}
+
+/**
+ * Times each create from the call to the first 204 from envd's /health,
+ * one at a time, killing each before the next. With `idle`, the node is
+ * left to finish its background work between creates (refilling warm network
+ * slots, as between sporadic creates); without, creates come back to back.
+ */
+async function measureCreates(f: NodeFixture, warm: number, idle: boolean): Promise<CreateResult> {
+  const { node } = f
+  // Cheap phase marks: wrap the two node operations that bound the phases.
+  let marks: Record<string, number> = {}
+  const slots = node.ctx.slots
+  const acquire = slots.acquire.bind(slots)
+  slots.acquire = async () => {
+    const s = await acquire()
+    marks.slot = now()
+    return s
+  }
+  const runc = node.ctx.runc
+  const runDetached = runc.runDetached.bind(runc)
+  runc.runDetached = async (...args) => {
+    marks.runcStart = now()
+    await runDetached(...args)
+    marks.runcEnd = now()
+  }
+
+  const result: CreateResult = { total: [], kill: [], phases: [] }
+  for (let i = 0; i < RUNS + WARMUP; i++) {
+    if (idle) {
+      for (let w = 0; slots.ready < warm && w < 2000; w++) await sleep(5)
+      await sleep(20)
+    }
+    marks = {}
+    const t0 = now()
+    const record: SandboxRecord = await f.create()
+    const t1 = now()
+    await waitHealthy(record.sandboxIp)
+    const t2 = now()
+    await node.kill(record.sandboxId)
+    const t3 = now()
+    if (i < WARMUP) continue
+    result.total.push(t2 - t0)
+    result.kill.push(t3 - t2)
+    result.phases.push({
+      slot: marks.slot! - t0,
+      rootfs: marks.runcStart! - marks.slot!,
+      runc: marks.runcEnd! - marks.runcStart!,
+      ready: t1 - marks.runcEnd!,
+      health: t2 - t1,
+    })
+  }
+  return result
+}
+
+// ---------------------------------------------------------------- memory
+
+interface MemoryResult {
+  perProcess: Array<{ comm: string; privateKiB: number; pssKiB: number; rssKiB: number }>
+  privateKiB: number
+  cgroupBytes: number
+}
+
+function smapsRollup(pid: number): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const line of readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8').split('\n')) {
+    const m = /^(\w+):\s+(\d+) kB/.exec(line)
+    if (m) out[m[1]!] = Number(m[2])
+  }
+  return out
+}
+
+/** Private memory of every process of an idle sandbox, and its cgroup's usage. */
+function measureMemory(prefix: string, record: SandboxRecord): MemoryResult {
+  const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers')
+  const memDir = sandboxCgroup(prefix, record.sandboxId, 'memory')
+  const pids = readFileSync(join(memDir, 'cgroup.procs'), 'utf8').trim().split('\n').map(Number)
+  const perProcess = pids.map((pid) => {
+    const s = smapsRollup(pid)
+    return {
+      comm: readFileSync(`/proc/${pid}/comm`, 'utf8').trim(),
+      privateKiB: (s.Private_Clean ?? 0) + (s.Private_Dirty ?? 0),
+      pssKiB: s.Pss ?? 0,
+      rssKiB: s.Rss ?? 0,
+    }
+  })
+  const usageFile = v2 ? 'memory.current' : 'memory.usage_in_bytes'
+  return {
+    perProcess,
+    privateKiB: perProcess.reduce((n, p) => n + p.privateKiB, 0),
+    cgroupBytes: Number(readFileSync(join(memDir, usageFile), 'utf8')),
+  }
+}
+
+// ---------------------------------------------------------------- main
+
+async function main() {
+  const defaultWarm = loadOrchestratorConfig({}, {}).warmNetworkSlots
+  console.error(`floor: ${RUNS} runs of runc run /bin/true ...`)
+  const floor = await measureFloor()
+  console.error('envd alone on the host, for reference ...')
+  const envdAlone = await measureEnvdAlone()
+
+  const results: Record<string, CreateResult> = {}
+  let memory: MemoryResult[] = []
+  const modes = [
+    { name: 'warm', warm: defaultWarm, idle: true },
+    { name: 'back-to-back', warm: defaultWarm, idle: false },
+    { name: 'cold', warm: 0, idle: false },
+  ] as const
+  for (const { name, warm, idle } of modes) {
+    console.error(`${name} (warmNetworkSlots ${warm}): ${RUNS} sequential creates ...`)
+    const f = await startNodeFixture({ config: { warmNetworkSlots: warm } })
+    try {
+      results[name] = await measureCreates(f, warm, idle)
+      if (name === 'warm') {
+        // Idle memory: three sandboxes, left alone for a few seconds.
+        const records = [await f.create(), await f.create(), await f.create()]
+        for (const r of records) await waitHealthy(r.sandboxIp)
+        await sleep(5000)
+        memory = records.map((r) => measureMemory(f.prefix, r))
+      }
+    } finally {
+      await f.teardown()
+    }
+  }
+
+  const floorMed = median(floor.runc)
+  const row = (label: string, xs: number[], ratio = true) =>
+    `${label.padEnd(46)}${ms(median(xs))}${ms(pct(xs, 95))}${ratio ? `${(median(xs) / floorMed).toFixed(2).padStart(9)}×` : ''}`
+  const kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()
+  const runcVersion = execFileSync('runc', ['--version'], { encoding: 'utf8' }).split('\n')[0]
+  const lines = [
+    '',
+    `Warren sandbox create — ${cpus().length} CPUs, kernel ${kernel}, ${runcVersion}, ${RUNS} runs each (+${WARMUP} warm-up)`,
+    '',
+    `${''.padEnd(46)}${'median'.padStart(10)}${'p95'.padStart(10)}${'÷ floor'.padStart(10)}`,
+    row('floor: runc run /bin/true (same spec, no netns)', floor.runc),
+    row('floor + overlay mount and unmount', floor.withOverlay),
+    row(`create → envd /health 204, warm network (${defaultWarm})`, results.warm!.total),
+    row(`  same, creates back to back (pool refilling)`, results['back-to-back']!.total),
+    row('create → envd /health 204, cold network (0)', results.cold!.total),
+    row('kill (warm node)', results.warm!.kill, false),
+    row('reference: envd spawn → /health 204, host, no container', envdAlone),
+    `${'Warren overhead: warm create − floor − envd alone'.padEnd(46)}${ms(median(results.warm!.total) - floorMed - median(envdAlone))}`,
+    '',
+    `target: create within 4× the floor — warm ${(median(results.warm!.total) / floorMed).toFixed(2)}×, cold ${(median(results.cold!.total) / floorMed).toFixed(2)}×: ${
+      median(results.warm!.total) <= 4 * floorMed && median(results.cold!.total) <= 4 * floorMed
+        ? 'met'
+        : median(results.warm!.total) <= 4 * floorMed
+          ? 'met with the warm pool only'
+          : 'NOT met'
+    }`,
+    '',
+    `where create time goes (median per phase)${''.padEnd(5)}${'warm'.padStart(10)}${'b-to-b'.padStart(10)}${'cold'.padStart(10)}`,
+  ]
+  const phaseRows: Array<[string, keyof Phases]> = [
+    ['network slot (take warm / build netns)', 'slot'],
+    ['writable layer, overlay mount, bundle', 'rootfs'],
+    ['runc run --detach', 'runc'],
+    ['envd listening, /init, record', 'ready'],
+    ['first /health 204 after create returned', 'health'],
+  ]
+  for (const [label, key] of phaseRows) {
+    lines.push(
+      `  ${label.padEnd(44)}${['warm', 'back-to-back', 'cold'].map((m) => ms(median(results[m]!.phases.map((p) => p[key])))).join('')}`,
+    )
+  }
+  const privates = memory.map((m) => m.privateKiB)
+  const cgroups = memory.map((m) => m.cgroupBytes)
+  const mid = memory[privates.indexOf(median(privates))]!
+  lines.push(
+    '',
+    `idle sandbox memory (median of ${memory.length}, after 5 s idle)`,
+    `  private (Private_Clean+Private_Dirty), all processes ${(median(privates) / 1024).toFixed(1).padStart(8)} MiB`,
+    ...mid.perProcess.map(
+      (p) =>
+        `    ${p.comm.padEnd(10)} private ${(p.privateKiB / 1024).toFixed(1).padStart(6)} MiB   pss ${(p.pssKiB / 1024).toFixed(1).padStart(6)} MiB   rss ${(p.rssKiB / 1024).toFixed(1).padStart(6)} MiB`,
+    ),
+    `  cgroup ${existsSync('/sys/fs/cgroup/cgroup.controllers') ? 'memory.current' : 'memory.usage_in_bytes'}${''.padEnd(23)}${(median(cgroups) / 2 ** 20).toFixed(1).padStart(8)} MiB`,
+    '',
+  )
+  console.log(lines.join('\n'))
+}
+
+await main()
