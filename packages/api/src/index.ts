@@ -1,1 +1,3 @@
-export {}
+export { type ApiService, createApiService, databaseUrl } from './service.js'
+export { openDatabase } from './store/db.js'
+export { createApiKey, ensureTeam, listApiKeys, revokeApiKey } from './store/teams.js'

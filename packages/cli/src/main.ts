@@ -3,8 +3,10 @@ import { WarrenError } from '@warren/shared'
 import { Command } from 'commander'
 import { registerOrchestrator } from './commands/orchestrator.js'
 import { registerTemplate } from './commands/template.js'
+import { registerUp } from './commands/up.js'
 
 const program = new Command('warren').description('Warren: sandboxes for AI agents, E2B-compatible')
+registerUp(program)
 registerTemplate(program)
 registerOrchestrator(program)
 

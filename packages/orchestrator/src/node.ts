@@ -13,7 +13,7 @@ import {
   WarrenError,
 } from '@warren/shared'
 import pLimit from 'p-limit'
-import type { NodeContext } from './context.js'
+import { cgroupsPath, type NodeContext } from './context.js'
 import { AddressPool } from './network/address-pool.js'
 import { hostIpv4Addresses } from './network/netns.js'
 import { applyOnHost, renderHostTable, renderSandboxTable } from './network/nftables.js'
@@ -22,8 +22,10 @@ import { acquirePidLock } from './pid-lock.js'
 import { Runc } from './runtime/runc.js'
 import { createSandbox } from './sandboxes/create.js'
 import { destroySandbox } from './sandboxes/destroy.js'
+import { type LogLine, readLogLines } from './sandboxes/logs.js'
+import { type MetricsSample, MetricsSampler } from './sandboxes/metrics.js'
 import { reconcile } from './sandboxes/reconcile.js'
-import type { SandboxRecord } from './sandboxes/record.js'
+import { type SandboxRecord, sandboxPaths } from './sandboxes/record.js'
 import { TemplateRegistry } from './templates/registry.js'
 
 export interface CreateInput {
@@ -55,6 +57,7 @@ export class SandboxNode {
   private readonly createLimit: ReturnType<typeof pLimit>
   private unlock: (() => void) | undefined
   private readonly hostAddresses: string[]
+  private readonly metrics = new MetricsSampler()
 
   constructor(cfg: OrchestratorConfig, log: Logger = createLogger('orchestrator')) {
     const templatesDir = cfg.templatesDir ?? join(cfg.dataDir, 'templates')
@@ -186,6 +189,7 @@ export class SandboxNode {
     const done = (async () => {
       const errors = await destroySandbox(this.ctx, sandboxId, entry.slot)
       this.entries.delete(sandboxId)
+      this.metrics.forget(sandboxId)
       this.memoryAllocated -= entry.record.memoryMb
       if (errors.length) {
         for (const err of errors) this.ctx.log.error({ err, sandboxId }, 'kill step failed')
@@ -202,6 +206,26 @@ export class SandboxNode {
       throw new WarrenError('not_found', `sandbox ${sandboxId} not found`)
     }
     return entry.record
+  }
+
+  sampleMetrics(sandboxId: string): MetricsSample {
+    const r = this.get(sandboxId)
+    return this.metrics.sample(
+      sandboxId,
+      cgroupsPath(this.ctx.cfg, sandboxId),
+      sandboxPaths(this.ctx.cfg.dataDir, sandboxId).upper,
+      {
+        cpuCount: r.cpuCount,
+        memoryMb: r.memoryMb,
+        diskSizeMb: r.diskSizeMb,
+        startedAt: Date.parse(r.startedAt),
+      },
+    )
+  }
+
+  async logs(sandboxId: string, startMs: number, limit: number): Promise<LogLine[]> {
+    this.get(sandboxId)
+    return readLogLines(sandboxPaths(this.ctx.cfg.dataDir, sandboxId).log, startMs, limit)
   }
 
   list(): SandboxRecord[] {

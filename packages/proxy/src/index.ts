@@ -1,1 +1,1 @@
-export {}
+export { createEdgeProxy, type EdgeProxy } from './server.js'

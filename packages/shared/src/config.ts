@@ -104,3 +104,74 @@ export function parseConfig<S extends z.ZodObject>(
   }
   return result.data
 }
+
+export const apiConfigSchema = z.object({
+  listenHost: z.string().default('127.0.0.1'),
+  port: port.default(3000),
+  /** Internal RPC for proxies (resume, keepalive, catalog). */
+  internalPort: port.default(5009),
+  dataDir: z.string().min(1).default('/var/lib/warren'),
+  /** `sqlite:<path>`; defaults to <dataDir>/warren.db. */
+  database: z.string().optional(),
+  /** Domain of sandbox hosts `{port}-{id}.{domain}` reported to clients. */
+  domain: z.string().optional(),
+  /** Orchestrators to place sandboxes on: `id=url,id=url` (the all-in-one wires its own). */
+  nodes: z.string().optional(),
+  defaultTimeoutS: z.coerce.number().int().positive().default(300),
+  /** Per-team defaults for new teams. */
+  maxLifetimeS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(24 * 3600),
+  maxConcurrentSandboxes: z.coerce.number().int().positive().default(100),
+  /** How long a killed sandbox is remembered (and answered precisely about). */
+  tombstoneTtlS: z.coerce.number().int().nonnegative().default(3600),
+  /** Expiries (kill or pause at endAt) running at once. */
+  maxConcurrentExpiries: z.coerce.number().int().min(1).max(256).default(8),
+})
+
+export type ApiConfig = z.infer<typeof apiConfigSchema>
+
+const apiEnv: Record<string, keyof ApiConfig> = {
+  WARREN_LISTEN_HOST: 'listenHost',
+  WARREN_API_PORT: 'port',
+  WARREN_API_INTERNAL_PORT: 'internalPort',
+  WARREN_DATA_DIR: 'dataDir',
+  WARREN_DATABASE: 'database',
+  WARREN_DOMAIN: 'domain',
+  WARREN_NODES: 'nodes',
+  WARREN_DEFAULT_TIMEOUT: 'defaultTimeoutS',
+  WARREN_MAX_LIFETIME: 'maxLifetimeS',
+  WARREN_MAX_CONCURRENT_SANDBOXES: 'maxConcurrentSandboxes',
+  WARREN_TOMBSTONE_TTL: 'tombstoneTtlS',
+}
+
+export function loadApiConfig(overrides: Partial<ApiConfig> = {}, env = process.env): ApiConfig {
+  return parseConfig(apiConfigSchema, apiEnv, overrides, env)
+}
+
+export const proxyConfigSchema = z.object({
+  listenHost: z.string().default('127.0.0.1'),
+  port: port.default(3002),
+  /** The API's internal RPC, for the catalog, resume and keepalive. */
+  apiInternalUrl: z.string().default('http://127.0.0.1:5009'),
+  /** Client addresses are taken from X-Forwarded-For only behind this many trusted proxies. */
+  trustedHops: z.coerce.number().int().min(0).max(10).default(0),
+})
+
+export type ProxyConfig = z.infer<typeof proxyConfigSchema>
+
+const proxyEnv: Record<string, keyof ProxyConfig> = {
+  WARREN_LISTEN_HOST: 'listenHost',
+  WARREN_PROXY_PORT: 'port',
+  WARREN_API_INTERNAL_URL: 'apiInternalUrl',
+  WARREN_TRUSTED_HOPS: 'trustedHops',
+}
+
+export function loadProxyConfig(
+  overrides: Partial<ProxyConfig> = {},
+  env = process.env,
+): ProxyConfig {
+  return parseConfig(proxyConfigSchema, proxyEnv, overrides, env)
+}

@@ -1,4 +1,12 @@
-import { Code, ConnectError, type Interceptor } from '@connectrpc/connect'
+import type { DescService } from '@bufbuild/protobuf'
+import {
+  type Client,
+  Code,
+  ConnectError,
+  createClient,
+  type Interceptor,
+  type Transport,
+} from '@connectrpc/connect'
 
 /**
  * One error contract for every Warren component. Each code has an HTTP status
@@ -100,12 +108,36 @@ export function fromConnectError(err: ConnectError): WarrenError {
   return new WarrenError(byConnect[err.code] ?? 'internal', err.rawMessage, { cause: err })
 }
 
-/** Client interceptor translating ConnectErrors where they enter. */
-export const clientErrorInterceptor: Interceptor = (next) => async (req) => {
-  try {
-    return await next(req)
-  } catch (err) {
-    if (err instanceof ConnectError) throw fromConnectError(err)
-    throw err
+/**
+ * A Connect client whose calls fail with WarrenErrors: the translation happens
+ * where foreign errors enter. (It cannot be a client interceptor: Connect
+ * re-wraps anything an interceptor throws that is not a ConnectError.)
+ */
+export function createWarrenClient<T extends DescService>(
+  service: T,
+  transport: Transport,
+): Client<T> {
+  const client = createClient(service, transport) as Record<string, (...args: unknown[]) => unknown>
+  const wrapped: Record<string, unknown> = {}
+  for (const name of Object.keys(client)) {
+    const call = client[name]!
+    wrapped[name] = (...args: unknown[]) => {
+      const result = call(...args)
+      if (result instanceof Promise) return result.catch(rethrowTranslated)
+      return translateStream(result as AsyncIterable<unknown>)
+    }
   }
+  return wrapped as Client<T>
+}
+
+async function* translateStream<T>(stream: AsyncIterable<T>): AsyncIterable<T> {
+  try {
+    yield* stream
+  } catch (err) {
+    rethrowTranslated(err)
+  }
+}
+
+function rethrowTranslated(err: unknown): never {
+  throw err instanceof ConnectError ? fromConnectError(err) : err
 }

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createRouterTransport, type Transport } from '@connectrpc/connect'
 import { connectNodeAdapter } from '@connectrpc/connect-node'
-import { clientErrorInterceptor, errorInterceptor } from '@warren/shared'
+import { errorInterceptor } from '@warren/shared'
 import { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 import type { SandboxNode } from '../node.js'
 import { orchestratorService } from './service.js'
@@ -36,7 +36,6 @@ export function inProcessTransport(node: SandboxNode, proxyUrl: string): Transpo
       router: {
         interceptors: [errorInterceptor((err) => log.error({ err }, 'orchestrator rpc failed'))],
       },
-      transport: { interceptors: [clientErrorInterceptor] },
     },
   )
 }

@@ -1,3 +1,4 @@
+import { timestampFromMs } from '@bufbuild/protobuf/wkt'
 import type { ServiceImpl } from '@connectrpc/connect'
 import type { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 import type { SandboxNode } from '../node.js'
@@ -42,6 +43,35 @@ export function orchestratorService(
         sandboxes: info.sandboxes,
         addressesFree: info.addressesFree,
         proxyUrl,
+      }
+    },
+    async getMetrics(req) {
+      const m = node.sampleMetrics(req.sandboxId)
+      return {
+        timestamp: timestampFromMs(m.timestamp),
+        cpuCount: m.cpuCount,
+        cpuUsedPct: m.cpuUsedPct,
+        memUsed: BigInt(m.memUsed),
+        memTotal: BigInt(m.memTotal),
+        memCache: BigInt(m.memCache),
+        diskUsed: BigInt(m.diskUsed),
+        diskTotal: BigInt(m.diskTotal),
+      }
+    },
+    async getLogs(req) {
+      const lines = await node.logs(
+        req.sandboxId,
+        Number(req.startMs),
+        Math.min(req.limit || 1000, 10_000),
+      )
+      return {
+        lines: lines.map((l) => ({
+          timestamp: timestampFromMs(l.timestamp),
+          line: l.line,
+          level: l.level,
+          message: l.message,
+          fields: l.fields,
+        })),
       }
     },
     async listTemplates() {

@@ -1,0 +1,74 @@
+import { create } from '@bufbuild/protobuf'
+import {
+  type CatalogEvent,
+  CatalogEventSchema,
+  type Route,
+  RouteSchema,
+  RouteState,
+} from '@warren/shared/gen/warren/api/v1/proxy_pb'
+import type { Sandbox } from '../store/sandboxes.js'
+
+const ROUTE_STATE: Record<Sandbox['state'], RouteState | undefined> = {
+  creating: undefined,
+  running: RouteState.RUNNING,
+  pausing: RouteState.PAUSING,
+  paused: RouteState.PAUSED,
+  resuming: RouteState.RESUMING,
+  killing: RouteState.KILLED,
+  killed: RouteState.KILLED,
+}
+
+/**
+ * The routing catalog proxies follow: one route per routable sandbox
+ * (including tombstones of killed ones, so proxies can answer precisely).
+ * Changes are published synchronously, before the API answers the request
+ * that caused them, so an in-process proxy never routes to a killed sandbox.
+ */
+export class Catalog {
+  private readonly routes = new Map<string, Route>()
+  private readonly subscribers = new Set<(ev: CatalogEvent) => void>()
+
+  constructor(private readonly proxyUrlOf: (nodeId: string) => string | undefined) {}
+
+  /** Publishes the sandbox's current state (or nothing while it is being created). */
+  update(s: Sandbox): void {
+    const state = ROUTE_STATE[s.state]
+    if (state === undefined) return
+    const route = create(RouteSchema, {
+      sandboxId: s.sandboxId,
+      state,
+      nodeProxyUrl: this.proxyUrlOf(s.nodeId) ?? '',
+      autoResume: s.lifecycle.autoResume,
+      keepaliveTraffic: s.lifecycle.keepaliveTraffic,
+      killReason: s.killReason ?? (s.state === 'killing' ? 'request' : ''),
+      networkJson: JSON.stringify(s.network),
+      ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
+      ...(s.trafficAccessToken ? { trafficAccessToken: s.trafficAccessToken } : {}),
+    })
+    this.routes.set(s.sandboxId, route)
+    this.publish(create(CatalogEventSchema, { event: { case: 'upsert', value: route } }))
+  }
+
+  remove(sandboxId: string): void {
+    if (!this.routes.delete(sandboxId)) return
+    this.publish(create(CatalogEventSchema, { event: { case: 'remove', value: sandboxId } }))
+  }
+
+  get(sandboxId: string): Route | undefined {
+    return this.routes.get(sandboxId)
+  }
+
+  snapshot(): Route[] {
+    return [...this.routes.values()]
+  }
+
+  /** Calls `fn` for every later change; returns the unsubscribe function. */
+  subscribe(fn: (ev: CatalogEvent) => void): () => void {
+    this.subscribers.add(fn)
+    return () => this.subscribers.delete(fn)
+  }
+
+  private publish(ev: CatalogEvent): void {
+    for (const fn of this.subscribers) fn(ev)
+  }
+}

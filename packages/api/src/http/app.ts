@@ -1,0 +1,56 @@
+import { OpenAPIHono } from '@hono/zod-openapi'
+import type { Logger } from '@warren/shared'
+import type { RouteDeps } from '../routes/deps.js'
+import { registerConnect } from '../routes/sandboxes/connect.js'
+import { registerCreate } from '../routes/sandboxes/create.js'
+import { registerGet } from '../routes/sandboxes/get.js'
+import { registerKill } from '../routes/sandboxes/kill.js'
+import { registerList } from '../routes/sandboxes/list.js'
+import { registerLogs } from '../routes/sandboxes/logs.js'
+import { registerMetrics } from '../routes/sandboxes/metrics.js'
+import { registerRefreshes } from '../routes/sandboxes/refreshes.js'
+import { registerTimeout } from '../routes/sandboxes/timeout.js'
+import { registerTemplates } from '../routes/templates/list.js'
+import { type ApiEnv, requireApiKey } from './auth.js'
+import { notFound, renderError, validationHook } from './errors.js'
+
+/** The E2B-compatible REST API. Errors everywhere are `{code, message}`. */
+export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> {
+  const app = new OpenAPIHono<ApiEnv>({ defaultHook: validationHook })
+  app.onError(renderError(log))
+  app.notFound(notFound)
+
+  app.get('/health', (c) => c.json({ status: 'ok' }, 200))
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'Warren API',
+      version: '1',
+      description:
+        'E2B-compatible sandbox API. Warren extensions: lifecycle.keepalive, network.allowIn/denyIn. Authenticate with X-API-Key.',
+    },
+  })
+  app.openAPIRegistry.registerComponent('securitySchemes', 'ApiKeyAuth', {
+    type: 'apiKey',
+    in: 'header',
+    name: 'X-API-Key',
+  })
+
+  app.use('/sandboxes/*', requireApiKey(deps.db))
+  app.use('/sandboxes', requireApiKey(deps.db))
+  app.use('/v2/*', requireApiKey(deps.db))
+  app.use('/templates', requireApiKey(deps.db))
+  app.use('/templates/*', requireApiKey(deps.db))
+
+  registerCreate(app, deps)
+  registerList(app, deps)
+  registerMetrics(app, deps)
+  registerGet(app, deps)
+  registerKill(app, deps)
+  registerTimeout(app, deps)
+  registerRefreshes(app, deps)
+  registerConnect(app, deps)
+  registerLogs(app, deps)
+  registerTemplates(app, deps)
+  return app
+}

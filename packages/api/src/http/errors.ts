@@ -1,0 +1,46 @@
+import { type Logger, toWarrenError, WarrenError } from '@warren/shared'
+import type { Context } from 'hono'
+import { HTTPException } from 'hono/http-exception'
+import type { ZodError } from 'zod'
+
+/** `templateID: expected string` — the field path and what was wrong with it. */
+export function describeZodError(error: ZodError): string {
+  const issue = error.issues[0]
+  if (!issue) return 'invalid request'
+  const path = issue.path.join('.')
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys.map((k) => `'${[...issue.path, k].join('.')}'`).join(', ')
+    return `unsupported field ${keys}: Warren does not implement it`
+  }
+  return path ? `${path}: ${issue.message}` : issue.message
+}
+
+/**
+ * Every error leaves as E2B's `{code, message}` with the matching status.
+ * Unknown errors become a plain 500: the cause is logged, never sent.
+ */
+export function renderError(log: Logger) {
+  return (err: Error, c: Context) => {
+    if (err instanceof HTTPException) {
+      const status = err.status
+      return c.json({ code: status, message: err.message || 'bad request' }, status)
+    }
+    const w = toWarrenError(err)
+    if (w.code === 'internal')
+      log.error({ err: w.cause ?? err, path: c.req.path }, 'request failed')
+    return c.json(
+      { code: w.status, message: w.code === 'internal' ? 'internal error' : w.message },
+      w.status as 500,
+    )
+  }
+}
+
+export function notFound(c: Context) {
+  return c.json({ code: 404, message: `no route ${c.req.method} ${c.req.path}` }, 404)
+}
+
+export function validationHook(result: { success: boolean; error?: ZodError }): void {
+  if (!result.success && result.error) {
+    throw new WarrenError('invalid_argument', describeZodError(result.error))
+  }
+}

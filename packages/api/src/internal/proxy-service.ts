@@ -1,0 +1,56 @@
+import { create } from '@bufbuild/protobuf'
+import type { ServiceImpl } from '@connectrpc/connect'
+import { WarrenError } from '@warren/shared'
+import {
+  type CatalogEvent,
+  CatalogEventSchema,
+  type ProxyService,
+} from '@warren/shared/gen/warren/api/v1/proxy_pb'
+import type { Catalog } from '../catalog/catalog.js'
+
+/** Events a slow watcher may lag behind before it is cut off (it reconnects and gets a snapshot). */
+const MAX_BACKLOG = 10_000
+
+/** The API's internal RPC for proxies. */
+export function proxyService(catalog: Catalog): ServiceImpl<typeof ProxyService> {
+  return {
+    async *watchCatalog(_req, ctx) {
+      const backlog: CatalogEvent[] = []
+      let wake: (() => void) | undefined
+      let overflow = false
+      // Subscribe before taking the snapshot: nothing falls between the two.
+      const unsubscribe = catalog.subscribe((ev) => {
+        if (backlog.length >= MAX_BACKLOG) overflow = true
+        else backlog.push(ev)
+        wake?.()
+      })
+      const aborted = new Promise<void>((resolve) =>
+        ctx.signal.addEventListener('abort', () => resolve()),
+      )
+      try {
+        yield create(CatalogEventSchema, {
+          event: { case: 'snapshot', value: { routes: catalog.snapshot() } },
+        })
+        while (!ctx.signal.aborted) {
+          if (overflow)
+            throw new WarrenError('unavailable', 'catalog watcher fell behind; reconnect')
+          const ev = backlog.shift()
+          if (ev) {
+            yield ev
+            continue
+          }
+          await Promise.race([new Promise<void>((resolve) => (wake = resolve)), aborted])
+          wake = undefined
+        }
+      } finally {
+        unsubscribe()
+      }
+    },
+    async resumeSandbox(req) {
+      throw new WarrenError('conflict', `sandbox ${req.sandboxId} cannot be resumed by traffic`)
+    },
+    async keepAliveSandbox() {
+      return {}
+    },
+  }
+}

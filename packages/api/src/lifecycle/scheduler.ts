@@ -1,0 +1,76 @@
+import type { Logger } from '@warren/shared'
+import pLimit from 'p-limit'
+import { DeadlineQueue } from './deadline-queue.js'
+
+/** Node's timers hold at most ~24.8 days. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/**
+ * Wakes at the next sandbox deadline — one timer for all of them, re-armed
+ * when an earlier deadline arrives — and hands due sandboxes to `onDue` with
+ * bounded concurrency. No periodic scans: deadlines come from the lifecycle's
+ * own changes (and one query at start).
+ */
+export class ExpiryScheduler {
+  private readonly queue = new DeadlineQueue()
+  private timer: NodeJS.Timeout | undefined
+  private timerAt = Number.POSITIVE_INFINITY
+  private readonly limit: ReturnType<typeof pLimit>
+  private stopped = false
+  private readonly inflight = new Set<Promise<void>>()
+  private readonly log: Logger
+
+  constructor(
+    private readonly onDue: (id: string, at: number) => Promise<void>,
+    opts: { concurrency: number; log: Logger },
+  ) {
+    this.limit = pLimit(opts.concurrency)
+    this.log = opts.log
+  }
+
+  schedule(id: string, at: number): void {
+    this.queue.set(id, at)
+    if (at < this.timerAt) this.arm()
+  }
+
+  cancel(id: string): void {
+    this.queue.delete(id)
+  }
+
+  get pending(): number {
+    return this.queue.size
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    clearTimeout(this.timer)
+    await Promise.allSettled(this.inflight)
+  }
+
+  private arm(): void {
+    if (this.stopped) return
+    clearTimeout(this.timer)
+    const next = this.queue.peek()
+    if (next === undefined) {
+      this.timerAt = Number.POSITIVE_INFINITY
+      return
+    }
+    this.timerAt = next
+    this.timer = setTimeout(
+      () => this.fire(),
+      Math.min(Math.max(0, next - Date.now()), MAX_TIMER_MS),
+    )
+  }
+
+  private fire(): void {
+    this.timerAt = Number.POSITIVE_INFINITY
+    for (const { id, at } of this.queue.takeDue(Date.now())) {
+      const p = this.limit(() => this.onDue(id, at)).catch((err) =>
+        this.log.error({ err, sandboxId: id }, 'expiry failed'),
+      )
+      this.inflight.add(p)
+      void p.finally(() => this.inflight.delete(p))
+    }
+    this.arm()
+  }
+}

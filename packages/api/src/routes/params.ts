@@ -1,0 +1,31 @@
+import { z } from '@hono/zod-openapi'
+import { isSandboxId } from '@warren/shared'
+
+export const sandboxIdParams = z.object({
+  sandboxID: z
+    .string()
+    .refine(isSandboxId, 'invalid sandbox id (20 lowercase letters and digits)')
+    .openapi({ param: { name: 'sandboxID', in: 'path' }, example: 'i1a2b3c4d5e6f7g8h9j0' }),
+})
+
+export const errorSchema = z
+  .object({ code: z.number().int(), message: z.string() })
+  .openapi('Error')
+
+/** The error responses every authenticated route can give. */
+export const errorResponses = {
+  400: { description: 'Bad request', content: { 'application/json': { schema: errorSchema } } },
+  401: {
+    description: 'Missing or invalid API key',
+    content: { 'application/json': { schema: errorSchema } },
+  },
+  404: { description: 'Not found', content: { 'application/json': { schema: errorSchema } } },
+  409: {
+    description: 'Conflicting state',
+    content: { 'application/json': { schema: errorSchema } },
+  },
+} as const
+
+export function jsonBody<T extends z.ZodType>(schema: T, required = true) {
+  return { content: { 'application/json': { schema } }, required }
+}

@@ -1,0 +1,171 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import { parseTemplateId, WarrenError } from '@warren/shared'
+import type { CreateSandboxRequest } from '../../lifecycle/engine.js'
+import type { App, RouteDeps } from '../deps.js'
+import { errorResponses, jsonBody } from '../params.js'
+import { sandboxView } from '../views.js'
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+const MAX_TIMEOUT_S = 86_400
+
+const stringMap = (what: string, keyRe?: RegExp) =>
+  z
+    .record(
+      z
+        .string()
+        .min(1)
+        .max(256)
+        .refine((k) => !keyRe || keyRe.test(k), `invalid ${what} name`),
+      z.string().max(16_384),
+    )
+    .refine((m) => Object.keys(m).length <= 256, `at most 256 ${what} entries`)
+
+export const networkSchema = z.strictObject({
+  allowOut: z.array(z.string()).max(1000).optional(),
+  denyOut: z.array(z.string()).max(1000).optional(),
+  allowIn: z.array(z.string()).max(1000).optional(),
+  denyIn: z.array(z.string()).max(1000).optional(),
+  allowPublicTraffic: z.boolean().optional(),
+  maskRequestHost: z.string().max(253).optional(),
+})
+
+const lifecycleSchema = z.strictObject({
+  onTimeout: z.enum(['kill', 'pause']).optional(),
+  autoResume: z.boolean().optional(),
+  keepalive: z.strictObject({ traffic: z.strictObject({ enabled: z.boolean() }) }).optional(),
+})
+
+/** One schema for both create paths; `secure` only exists on the v1 path. */
+const newSandbox = z
+  .strictObject({
+    templateID: z.string().min(1),
+    timeout: z.number().int().min(1).max(MAX_TIMEOUT_S).optional(),
+    metadata: stringMap('metadata').optional(),
+    envVars: stringMap('environment variable', ENV_NAME).optional(),
+    secure: z.boolean().optional(),
+    allow_internet_access: z.boolean().optional(),
+    autoPause: z.boolean().optional(),
+    autoPauseMemory: z.boolean().optional(),
+    autoResume: z.strictObject({ enabled: z.boolean() }).optional(),
+    lifecycle: lifecycleSchema.optional(),
+    network: networkSchema.optional(),
+  })
+  .openapi('NewSandbox')
+
+type NewSandbox = z.infer<typeof newSandbox>
+
+const sandboxSchema = z
+  .object({
+    templateID: z.string(),
+    sandboxID: z.string(),
+    clientID: z.string(),
+    envdVersion: z.string(),
+    envdAccessToken: z.string().optional(),
+    trafficAccessToken: z.string().nullable(),
+    domain: z.string(),
+  })
+  .openapi('Sandbox')
+
+function route(path: string) {
+  return createRoute({
+    method: 'post',
+    path,
+    request: { body: jsonBody(newSandbox) },
+    responses: {
+      201: {
+        description: 'Sandbox created',
+        content: { 'application/json': { schema: sandboxSchema } },
+      },
+      ...errorResponses,
+      429: errorResponses[409],
+    },
+  })
+}
+
+/**
+ * Resolves the lifecycle from `lifecycle` and the E2B aliases (`autoPause`,
+ * `autoResume.enabled`). An alias at its default (false, which older SDKs
+ * always send) never conflicts; two explicit opposite values do.
+ */
+export function resolveLifecycle(body: NewSandbox): CreateSandboxRequest['lifecycle'] {
+  const lc = body.lifecycle ?? {}
+  if (body.autoPause === true && lc.onTimeout === 'kill') {
+    throw new WarrenError(
+      'invalid_argument',
+      "autoPause: true conflicts with lifecycle.onTimeout: 'kill'",
+    )
+  }
+  if (body.autoResume?.enabled === true && lc.autoResume === false) {
+    throw new WarrenError(
+      'invalid_argument',
+      'autoResume.enabled: true conflicts with lifecycle.autoResume: false',
+    )
+  }
+  const onTimeout = lc.onTimeout ?? (body.autoPause ? 'pause' : 'kill')
+  const autoResume = lc.autoResume ?? body.autoResume?.enabled ?? false
+  const autoPauseMemory = body.autoPauseMemory ?? true
+  if (body.autoPauseMemory !== undefined && onTimeout !== 'pause') {
+    throw new WarrenError(
+      'invalid_argument',
+      'autoPauseMemory applies only when the sandbox pauses on timeout',
+    )
+  }
+  if (autoResume && !autoPauseMemory) {
+    throw new WarrenError(
+      'invalid_argument',
+      'autoResume cannot be combined with autoPauseMemory: false (a files-only snapshot is resumed explicitly)',
+    )
+  }
+  return {
+    onTimeout,
+    autoResume,
+    autoPauseMemory,
+    keepaliveTraffic: lc.keepalive?.traffic.enabled ?? false,
+  }
+}
+
+/** Features whose fields are accepted by the schema but not yet enforced: refused, never dropped. */
+function refuseUnimplemented(body: NewSandbox, lifecycle: CreateSandboxRequest['lifecycle']): void {
+  const unsupported: string[] = []
+  if (lifecycle.onTimeout === 'pause') unsupported.push('pause on timeout')
+  if (lifecycle.autoResume) unsupported.push('autoResume')
+  if (lifecycle.keepaliveTraffic) unsupported.push('lifecycle.keepalive')
+  if (body.allow_internet_access !== undefined) unsupported.push('allow_internet_access')
+  for (const key of Object.keys(body.network ?? {})) unsupported.push(`network.${key}`)
+  if (unsupported.length) {
+    throw new WarrenError(
+      'invalid_argument',
+      `not supported by this Warren yet: ${unsupported.join(', ')}`,
+    )
+  }
+}
+
+export function registerCreate(app: App, deps: RouteDeps): void {
+  for (const [path, v2] of [
+    ['/sandboxes', false],
+    ['/v2/sandboxes', true],
+  ] as const) {
+    app.openapi(route(path), async (c) => {
+      const body = c.req.valid('json')
+      if (v2 && body.secure !== undefined) {
+        throw new WarrenError(
+          'invalid_argument',
+          "unsupported field 'secure': v2 sandboxes are always secure",
+        )
+      }
+      const lifecycle = resolveLifecycle(body)
+      refuseUnimplemented(body, lifecycle)
+      const sandbox = await deps.engine.create(c.get('team'), {
+        templateId: parseTemplateId(body.templateID),
+        timeoutS: body.timeout ?? deps.defaultTimeoutS,
+        metadata: body.metadata ?? {},
+        envVars: body.envVars ?? {},
+        secure: v2 || body.secure === true,
+        lifecycle,
+        network: body.network ?? {},
+        allowInternetAccess: body.allow_internet_access ?? null,
+      })
+      return c.json(sandboxView(sandbox, deps.view), 201)
+    })
+  }
+}

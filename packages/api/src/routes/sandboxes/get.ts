@@ -1,0 +1,26 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import type { App, RouteDeps } from '../deps.js'
+import { errorResponses, sandboxIdParams } from '../params.js'
+import { detailView } from '../views.js'
+
+const route = createRoute({
+  method: 'get',
+  path: '/sandboxes/{sandboxID}',
+  request: { params: sandboxIdParams },
+  responses: {
+    200: {
+      description: 'The sandbox (SandboxDetail)',
+      content: {
+        'application/json': { schema: z.record(z.string(), z.unknown()).openapi('SandboxDetail') },
+      },
+    },
+    ...errorResponses,
+  },
+})
+
+export function registerGet(app: App, deps: RouteDeps): void {
+  app.openapi(route, async (c) => {
+    const sandbox = await deps.engine.get(c.get('team'), c.req.valid('param').sandboxID)
+    return c.json(detailView(sandbox, deps.view), 200)
+  })
+}

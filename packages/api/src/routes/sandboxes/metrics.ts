@@ -1,0 +1,91 @@
+import { timestampMs } from '@bufbuild/protobuf/wkt'
+import { createRoute, z } from '@hono/zod-openapi'
+import { isSandboxId, WarrenError } from '@warren/shared'
+import type { GetMetricsResponse } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
+import type { App, RouteDeps } from '../deps.js'
+import { errorResponses, sandboxIdParams } from '../params.js'
+
+const metricSchema = z.record(z.string(), z.unknown()).openapi('SandboxMetric')
+
+function metricView(m: GetMetricsResponse) {
+  const ts = m.timestamp ? timestampMs(m.timestamp) : Date.now()
+  return {
+    timestamp: new Date(ts).toISOString(),
+    timestampUnix: Math.floor(ts / 1000),
+    cpuCount: m.cpuCount,
+    cpuUsedPct: Math.round(m.cpuUsedPct * 100) / 100,
+    memUsed: Number(m.memUsed),
+    memTotal: Number(m.memTotal),
+    memCache: Number(m.memCache),
+    diskUsed: Number(m.diskUsed),
+    diskTotal: Number(m.diskTotal),
+  }
+}
+
+const one = createRoute({
+  method: 'get',
+  path: '/sandboxes/{sandboxID}/metrics',
+  request: {
+    params: sandboxIdParams,
+    query: z.strictObject({
+      start: z.coerce.number().int().optional(),
+      end: z.coerce.number().int().optional(),
+    }),
+  },
+  responses: {
+    200: {
+      description: 'Current resource sample',
+      content: { 'application/json': { schema: z.array(metricSchema) } },
+    },
+    ...errorResponses,
+  },
+})
+
+const many = createRoute({
+  method: 'get',
+  path: '/sandboxes/metrics',
+  request: { query: z.strictObject({ sandbox_ids: z.string() }) },
+  responses: {
+    200: {
+      description: 'Current sample of each listed running sandbox',
+      content: {
+        'application/json': { schema: z.object({ sandboxes: z.record(z.string(), metricSchema) }) },
+      },
+    },
+    ...errorResponses,
+  },
+})
+
+export function registerMetrics(app: App, deps: RouteDeps): void {
+  const sample = async (teamId: Parameters<typeof deps.engine.get>[0], id: string) => {
+    const s = await deps.engine.get(teamId, id)
+    if (s.state !== 'running') return undefined
+    return metricView(await deps.placement.node(s.nodeId).client.getMetrics({ sandboxId: id }))
+  }
+
+  // Registered before /sandboxes/{sandboxID}/... so "metrics" is never read as an id.
+  app.openapi(many, async (c) => {
+    const ids = c.req.valid('query').sandbox_ids.split(',').filter(Boolean)
+    if (ids.length > 100) throw new WarrenError('invalid_argument', 'sandbox_ids: at most 100 ids')
+    const bad = ids.find((id) => !isSandboxId(id))
+    if (bad)
+      throw new WarrenError(
+        'invalid_argument',
+        `sandbox_ids: invalid sandbox id '${bad.slice(0, 64)}'`,
+      )
+    const sandboxes: Record<string, ReturnType<typeof metricView>> = {}
+    for (const id of ids) {
+      const m = await sample(c.get('team'), id).catch((err: unknown) => {
+        if (err instanceof WarrenError && err.code === 'not_found') return undefined
+        throw err
+      })
+      if (m) sandboxes[id] = m
+    }
+    return c.json({ sandboxes }, 200)
+  })
+
+  app.openapi(one, async (c) => {
+    const m = await sample(c.get('team'), c.req.valid('param').sandboxID)
+    return c.json(m ? [m] : [], 200)
+  })
+}

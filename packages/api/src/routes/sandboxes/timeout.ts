@@ -1,0 +1,28 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import type { App, RouteDeps } from '../deps.js'
+import { errorResponses, jsonBody, sandboxIdParams } from '../params.js'
+
+const body = z
+  .strictObject({ timeout: z.number().int().min(0).max(86_400) })
+  .openapi('SandboxTimeoutRequest')
+
+const route = createRoute({
+  method: 'post',
+  path: '/sandboxes/{sandboxID}/timeout',
+  request: { params: sandboxIdParams, body: jsonBody(body) },
+  responses: {
+    204: { description: 'endAt = now + timeout (may shorten; 0 expires now)' },
+    ...errorResponses,
+  },
+})
+
+export function registerTimeout(app: App, deps: RouteDeps): void {
+  app.openapi(route, async (c) => {
+    await deps.engine.setTimeout(
+      c.get('team'),
+      c.req.valid('param').sandboxID,
+      c.req.valid('json').timeout,
+    )
+    return c.body(null, 204)
+  })
+}

@@ -1,0 +1,144 @@
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { createRouterTransport, type Transport } from '@connectrpc/connect'
+import { connectNodeAdapter } from '@connectrpc/connect-node'
+import { serve } from '@hono/node-server'
+import { type ApiConfig, errorInterceptor, type Logger, WarrenError } from '@warren/shared'
+import { ProxyService } from '@warren/shared/gen/warren/api/v1/proxy_pb'
+import { Catalog } from './catalog/catalog.js'
+import { createApiApp } from './http/app.js'
+import { proxyService } from './internal/proxy-service.js'
+import { LifecycleEngine } from './lifecycle/engine.js'
+import { networkTransport, Placement, parseNodeList } from './placement/nodes.js'
+import { type Db, openDatabase } from './store/db.js'
+import { purgeTombstones } from './store/sandboxes.js'
+import { createApiKey, ensureTeam, listApiKeys, type Team } from './store/teams.js'
+
+export interface ApiService {
+  db: Db
+  engine: LifecycleEngine
+  placement: Placement
+  catalog: Catalog
+  team: Team
+  /** The first API key, when this start created it (shown once). */
+  createdKey: string | undefined
+  /** The proxies' RPC without a network hop, for the all-in-one. */
+  proxyTransport: Transport
+  listen(): Promise<{ url: string; internalUrl: string }>
+  stop(): Promise<void>
+}
+
+export function databaseUrl(cfg: ApiConfig): string {
+  return cfg.database ?? `sqlite:${join(cfg.dataDir, 'warren.db')}`
+}
+
+/**
+ * Builds the control plane: store (migrated), default team and first key,
+ * placement over the given nodes, the catalog and the lifecycle engine.
+ * Nothing listens until `listen()`.
+ */
+export async function createApiService(
+  cfg: ApiConfig,
+  log: Logger,
+  nodes: Transport[] = [],
+): Promise<ApiService> {
+  const db = await openDatabase(databaseUrl(cfg))
+  const team = await ensureTeam(db, 'default', {
+    maxConcurrent: cfg.maxConcurrentSandboxes,
+    maxLifetimeS: cfg.maxLifetimeS,
+  })
+  const createdKey = (await listApiKeys(db, team.id)).length
+    ? undefined
+    : (await createApiKey(db, team.id, 'first key')).key
+
+  const placement = new Placement(log)
+  const transports = [
+    ...nodes,
+    ...parseNodeList(cfg.nodes ?? '').map((n) => networkTransport(n.url)),
+  ]
+  for (const t of transports) await placement.register(t)
+  if (!placement.list().length)
+    throw new WarrenError('unavailable', 'no orchestrator node configured')
+
+  const catalog = new Catalog(
+    (nodeId) => placement.list().find((n) => n.nodeId === nodeId)?.proxyUrl,
+  )
+  const engine = new LifecycleEngine({
+    db,
+    placement,
+    catalog,
+    log,
+    maxConcurrentExpiries: cfg.maxConcurrentExpiries,
+  })
+  await engine.start()
+
+  const domain = cfg.domain ?? 'localhost:3002'
+  const app = createApiApp(
+    { db, engine, placement, view: { domain }, defaultTimeoutS: cfg.defaultTimeoutS },
+    log,
+  )
+  const onInternal = (err: unknown) => log.error({ err }, 'internal rpc failed')
+  const proxyTransport = createRouterTransport(
+    (r) => r.service(ProxyService, proxyService(catalog)),
+    {
+      router: { interceptors: [errorInterceptor(onInternal)] },
+    },
+  )
+
+  let servers: Server[] = []
+  // Tombstones are forgotten in bounded batches, once a minute.
+  const purge = setInterval(() => {
+    void purgeTombstones(db, Date.now() - cfg.tombstoneTtlS * 1000)
+      .then((n) => n && log.debug({ n }, 'tombstones purged'))
+      .catch((err) => log.warn({ err }, 'tombstone purge failed'))
+  }, 60_000)
+  purge.unref()
+
+  return {
+    db,
+    engine,
+    placement,
+    catalog,
+    team,
+    createdKey,
+    proxyTransport,
+    async listen() {
+      const api = serve({ fetch: app.fetch, port: cfg.port, hostname: cfg.listenHost }) as Server
+      await new Promise<void>((resolve, reject) => {
+        api.once('listening', resolve)
+        api.once('error', reject)
+      })
+      const internal = createServer(
+        connectNodeAdapter({
+          routes: (r) => r.service(ProxyService, proxyService(catalog)),
+          interceptors: [errorInterceptor(onInternal)],
+        }),
+      )
+      await new Promise<void>((resolve, reject) => {
+        internal.once('error', reject)
+        internal.listen(cfg.internalPort, cfg.listenHost, resolve)
+      })
+      servers = [api, internal]
+      const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost
+      return {
+        url: `http://${host}:${(api.address() as AddressInfo).port}`,
+        internalUrl: `http://${host}:${(internal.address() as AddressInfo).port}`,
+      }
+    },
+    async stop() {
+      clearInterval(purge)
+      await Promise.all(
+        servers.map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              s.close(() => resolve())
+              s.closeAllConnections?.()
+            }),
+        ),
+      )
+      await engine.stop()
+      await db.destroy()
+    },
+  }
+}

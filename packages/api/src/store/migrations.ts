@@ -1,0 +1,80 @@
+import type { Kysely, Migration, MigrationProvider } from 'kysely'
+
+/**
+ * Versioned migrations, in code so they ship with the build. Each is applied
+ * once, in name order, and recorded by Kysely's migrator. Only portable SQL
+ * (SQLite and PostgreSQL).
+ */
+const migrations: Record<string, Migration> = {
+  '0001_initial': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('teams')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('max_concurrent', 'integer', (c) => c.notNull())
+        .addColumn('max_lifetime_s', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('team_id', 'text', (c) => c.notNull().references('teams.id'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('key_mask', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_used_at', 'bigint')
+        .addColumn('revoked_at', 'bigint')
+        .execute()
+      await db.schema
+        .createTable('sandboxes')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('team_id', 'text', (c) => c.notNull().references('teams.id'))
+        .addColumn('template_id', 'text', (c) => c.notNull())
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('started_at', 'bigint', (c) => c.notNull())
+        .addColumn('end_at', 'bigint', (c) => c.notNull())
+        .addColumn('timeout_s', 'integer', (c) => c.notNull())
+        .addColumn('metadata', 'text', (c) => c.notNull())
+        .addColumn('env_vars', 'text', (c) => c.notNull())
+        .addColumn('envd_version', 'text', (c) => c.notNull())
+        .addColumn('envd_access_token', 'text')
+        .addColumn('traffic_access_token', 'text')
+        .addColumn('cpu_count', 'integer', (c) => c.notNull())
+        .addColumn('memory_mb', 'integer', (c) => c.notNull())
+        .addColumn('disk_size_mb', 'integer', (c) => c.notNull())
+        .addColumn('lifecycle', 'text', (c) => c.notNull())
+        .addColumn('network', 'text', (c) => c.notNull())
+        .addColumn('allow_internet_access', 'integer')
+        .addColumn('address', 'text')
+        .addColumn('kill_reason', 'text')
+        .addColumn('killed_at', 'bigint')
+        .execute()
+      await db.schema
+        .createIndex('sandboxes_team_state')
+        .on('sandboxes')
+        .columns(['team_id', 'state'])
+        .execute()
+      await db.schema
+        .createIndex('sandboxes_state_end')
+        .on('sandboxes')
+        .columns(['state', 'end_at'])
+        .execute()
+      await db.schema
+        .createIndex('sandboxes_team_started')
+        .on('sandboxes')
+        .columns(['team_id', 'started_at', 'id'])
+        .execute()
+    },
+  },
+}
+
+export const migrationProvider: MigrationProvider = {
+  async getMigrations() {
+    return migrations
+  },
+}

@@ -1,0 +1,301 @@
+import { WarrenError } from '@warren/shared'
+import { type Expression, type SqlBool, sql } from 'kysely'
+import type { Db } from './db.js'
+import type { KillReason, SandboxesTable, SandboxState } from './schema.js'
+
+export interface Lifecycle {
+  onTimeout: 'kill' | 'pause'
+  autoResume: boolean
+  /** A timeout pause keeps the processes (true) or only the files. */
+  autoPauseMemory: boolean
+  keepaliveTraffic: boolean
+}
+
+/** A sandbox as the control plane knows it. */
+export interface Sandbox {
+  sandboxId: string
+  teamId: string
+  templateId: string
+  nodeId: string
+  state: SandboxState
+  version: number
+  createdAt: number
+  startedAt: number
+  endAt: number
+  timeoutS: number
+  metadata: Record<string, string>
+  envVars: Record<string, string>
+  envdVersion: string
+  envdAccessToken: string | null
+  trafficAccessToken: string | null
+  cpuCount: number
+  memoryMb: number
+  diskSizeMb: number
+  lifecycle: Lifecycle
+  network: Record<string, unknown>
+  allowInternetAccess: boolean | null
+  address: string | null
+  killReason: KillReason | null
+  killedAt: number | null
+}
+
+/** States that hold a node's resources and count against the team's limit. */
+export const ACTIVE_STATES: SandboxState[] = ['creating', 'running', 'pausing', 'resuming']
+
+type Row = Omit<SandboxesTable, 'version'> & { version: number }
+
+function toSandbox(r: Row): Sandbox {
+  return {
+    sandboxId: r.id,
+    teamId: r.team_id,
+    templateId: r.template_id,
+    nodeId: r.node_id,
+    state: r.state,
+    version: Number(r.version),
+    createdAt: Number(r.created_at),
+    startedAt: Number(r.started_at),
+    endAt: Number(r.end_at),
+    timeoutS: r.timeout_s,
+    metadata: JSON.parse(r.metadata),
+    envVars: JSON.parse(r.env_vars),
+    envdVersion: r.envd_version,
+    envdAccessToken: r.envd_access_token,
+    trafficAccessToken: r.traffic_access_token,
+    cpuCount: r.cpu_count,
+    memoryMb: r.memory_mb,
+    diskSizeMb: r.disk_size_mb,
+    lifecycle: JSON.parse(r.lifecycle),
+    network: JSON.parse(r.network),
+    allowInternetAccess: r.allow_internet_access === null ? null : !!r.allow_internet_access,
+    address: r.address,
+    killReason: r.kill_reason,
+    killedAt: r.killed_at === null ? null : Number(r.killed_at),
+  }
+}
+
+/** The columns a transition may set, in the model's terms. */
+export type SandboxPatch = Partial<
+  Pick<
+    Sandbox,
+    | 'state'
+    | 'nodeId'
+    | 'startedAt'
+    | 'endAt'
+    | 'timeoutS'
+    | 'envdVersion'
+    | 'cpuCount'
+    | 'memoryMb'
+    | 'diskSizeMb'
+    | 'address'
+    | 'killReason'
+    | 'killedAt'
+    | 'network'
+    | 'lifecycle'
+  >
+>
+
+function toColumns(p: SandboxPatch): Partial<SandboxesTable> {
+  const c: Partial<SandboxesTable> = {}
+  if (p.state !== undefined) c.state = p.state
+  if (p.nodeId !== undefined) c.node_id = p.nodeId
+  if (p.startedAt !== undefined) c.started_at = p.startedAt
+  if (p.endAt !== undefined) c.end_at = p.endAt
+  if (p.timeoutS !== undefined) c.timeout_s = p.timeoutS
+  if (p.envdVersion !== undefined) c.envd_version = p.envdVersion
+  if (p.cpuCount !== undefined) c.cpu_count = p.cpuCount
+  if (p.memoryMb !== undefined) c.memory_mb = p.memoryMb
+  if (p.diskSizeMb !== undefined) c.disk_size_mb = p.diskSizeMb
+  if (p.address !== undefined) c.address = p.address
+  if (p.killReason !== undefined) c.kill_reason = p.killReason
+  if (p.killedAt !== undefined) c.killed_at = p.killedAt
+  if (p.network !== undefined) c.network = JSON.stringify(p.network)
+  if (p.lifecycle !== undefined) c.lifecycle = JSON.stringify(p.lifecycle)
+  return c
+}
+
+/**
+ * Inserts a sandbox in state `creating` if the team is under its limit of
+ * active sandboxes. The count and the insert run in one transaction (SQLite
+ * serializes writers), so concurrent creates cannot both take the last place.
+ */
+export async function insertCreating(db: Db, s: Sandbox, maxConcurrent: number): Promise<void> {
+  await db.transaction().execute(async (tx) => {
+    const { n } = await tx
+      .selectFrom('sandboxes')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('team_id', '=', s.teamId)
+      .where('state', 'in', ACTIVE_STATES)
+      .executeTakeFirstOrThrow()
+    if (Number(n) >= maxConcurrent) {
+      throw new WarrenError(
+        'limit_exceeded',
+        `team limit of ${maxConcurrent} concurrent sandboxes reached; kill or pause one first`,
+      )
+    }
+    await tx
+      .insertInto('sandboxes')
+      .values({
+        id: s.sandboxId,
+        team_id: s.teamId,
+        template_id: s.templateId,
+        node_id: s.nodeId,
+        state: 'creating',
+        created_at: s.createdAt,
+        started_at: s.startedAt,
+        end_at: s.endAt,
+        timeout_s: s.timeoutS,
+        metadata: JSON.stringify(s.metadata),
+        env_vars: JSON.stringify(s.envVars),
+        envd_version: s.envdVersion,
+        envd_access_token: s.envdAccessToken,
+        traffic_access_token: s.trafficAccessToken,
+        cpu_count: s.cpuCount,
+        memory_mb: s.memoryMb,
+        disk_size_mb: s.diskSizeMb,
+        lifecycle: JSON.stringify(s.lifecycle),
+        network: JSON.stringify(s.network),
+        allow_internet_access:
+          s.allowInternetAccess === null ? null : Number(s.allowInternetAccess),
+        address: s.address,
+        kill_reason: null,
+        killed_at: null,
+      })
+      .execute()
+  })
+}
+
+export async function getSandbox(db: Db, id: string): Promise<Sandbox | undefined> {
+  const row = await db.selectFrom('sandboxes').selectAll().where('id', '=', id).executeTakeFirst()
+  return row ? toSandbox(row as Row) : undefined
+}
+
+export interface TransitionGuard {
+  from: SandboxState[]
+  /** Only if nobody changed the sandbox since this version was read. */
+  version?: number
+  /** Only if the lease has run out by then (expiry must lose to an extension). */
+  endAtAtMost?: number
+}
+
+/**
+ * One atomic compare-and-set: the update applies only if the sandbox is in
+ * one of `from` (and matches the optional guards); returns the new state, or
+ * undefined when the guard did not hold — the caller lost the race.
+ */
+export async function transition(
+  db: Db,
+  id: string,
+  guard: TransitionGuard,
+  patch: SandboxPatch,
+): Promise<Sandbox | undefined> {
+  let q = db
+    .updateTable('sandboxes')
+    .set({ ...toColumns(patch), version: sql<number>`version + 1` })
+    .where('id', '=', id)
+    .where('state', 'in', guard.from)
+  if (guard.version !== undefined) q = q.where('version', '=', guard.version)
+  if (guard.endAtAtMost !== undefined) q = q.where('end_at', '<=', guard.endAtAtMost)
+  const row = await q.returningAll().executeTakeFirst()
+  return row ? toSandbox(row as Row) : undefined
+}
+
+/** Extends the lease without ever shortening it, in one statement. */
+export async function extendLease(db: Db, id: string, endAt: number): Promise<Sandbox | undefined> {
+  const row = await db
+    .updateTable('sandboxes')
+    .set({
+      end_at: sql<number>`case when end_at > ${endAt} then end_at else ${endAt} end`,
+      version: sql<number>`version + 1`,
+    })
+    .where('id', '=', id)
+    .where('state', '=', 'running')
+    .returningAll()
+    .executeTakeFirst()
+  return row ? toSandbox(row as Row) : undefined
+}
+
+export async function deleteSandbox(db: Db, id: string): Promise<void> {
+  await db.deleteFrom('sandboxes').where('id', '=', id).execute()
+}
+
+export interface ListQuery {
+  teamId: string
+  states: SandboxState[]
+  metadata?: Record<string, string>
+  templateId?: string
+  startedAfter?: number
+  order: 'asc' | 'desc'
+  limit: number
+  cursor?: { startedAt: number; id: string }
+}
+
+/** A page of sandboxes ordered by start time (then id), and whether more follow. */
+export async function listSandboxes(
+  db: Db,
+  q: ListQuery,
+): Promise<{ items: Sandbox[]; more: boolean }> {
+  let query = db
+    .selectFrom('sandboxes')
+    .selectAll()
+    .where('team_id', '=', q.teamId)
+    .where('state', 'in', q.states)
+  if (q.templateId) query = query.where('template_id', '=', q.templateId)
+  if (q.startedAfter !== undefined) query = query.where('started_at', '>', q.startedAfter)
+  const cursor = q.cursor
+  if (cursor) {
+    const cmp = q.order === 'desc' ? '<' : '>'
+    query = query.where(
+      (eb) =>
+        eb.or([
+          eb('started_at', cmp, cursor.startedAt),
+          eb.and([eb('started_at', '=', cursor.startedAt), eb('id', cmp, cursor.id)]),
+        ]) as Expression<SqlBool>,
+    )
+  }
+  // Metadata is a small JSON object: filtered here rather than in SQL, so the
+  // same query works on SQLite and PostgreSQL. Pages are filled by reading on.
+  const want = Object.entries(q.metadata ?? {})
+  const items: Sandbox[] = []
+  let offset = 0
+  const batch = Math.max(q.limit + 1, 100)
+  for (;;) {
+    const rows = await query
+      .orderBy('started_at', q.order)
+      .orderBy('id', q.order)
+      .limit(batch)
+      .offset(offset)
+      .execute()
+    for (const row of rows) {
+      const s = toSandbox(row as Row)
+      if (want.every(([k, v]) => s.metadata[k] === v)) items.push(s)
+      if (items.length > q.limit) return { items: items.slice(0, q.limit), more: true }
+    }
+    if (rows.length < batch) return { items, more: false }
+    offset += batch
+  }
+}
+
+/** Deadlines of running sandboxes, for the expiry scheduler's start. */
+export async function runningDeadlines(db: Db): Promise<Array<{ id: string; endAt: number }>> {
+  const rows = await db
+    .selectFrom('sandboxes')
+    .select(['id', 'end_at'])
+    .where('state', '=', 'running')
+    .execute()
+  return rows.map((r) => ({ id: r.id, endAt: Number(r.end_at) }))
+}
+
+export async function sandboxesInStates(db: Db, states: SandboxState[]): Promise<Sandbox[]> {
+  const rows = await db.selectFrom('sandboxes').selectAll().where('state', 'in', states).execute()
+  return rows.map((r) => toSandbox(r as Row))
+}
+
+/** Forgets tombstones older than `before`. */
+export async function purgeTombstones(db: Db, before: number): Promise<number> {
+  const res = await db
+    .deleteFrom('sandboxes')
+    .where('state', '=', 'killed')
+    .where('killed_at', '<', before)
+    .executeTakeFirst()
+  return Number(res.numDeletedRows)
+}

@@ -1,0 +1,70 @@
+import type { Generated } from 'kysely'
+
+/** Table types of the store. Times are integer milliseconds since the epoch. */
+export interface Database {
+  teams: TeamsTable
+  api_keys: ApiKeysTable
+  sandboxes: SandboxesTable
+}
+
+export interface TeamsTable {
+  id: string
+  name: string
+  max_concurrent: number
+  max_lifetime_s: number
+  created_at: number
+}
+
+export interface ApiKeysTable {
+  id: string
+  team_id: string
+  name: string
+  /** sha256 of the key, hex; the key itself is never stored. */
+  key_hash: string
+  /** `e2b_1234…abcd`: enough to recognise a key in a list. */
+  key_mask: string
+  created_at: number
+  last_used_at: number | null
+  revoked_at: number | null
+}
+
+export type SandboxState =
+  | 'creating'
+  | 'running'
+  | 'pausing'
+  | 'paused'
+  | 'resuming'
+  | 'killing'
+  | 'killed'
+
+export type KillReason = 'request' | 'timeout' | 'admin' | 'orphaned' | 'error'
+
+export interface SandboxesTable {
+  id: string
+  team_id: string
+  template_id: string
+  node_id: string
+  state: SandboxState
+  /** Bumped by every transition: the compare-and-set token. */
+  version: Generated<number>
+  created_at: number
+  started_at: number
+  end_at: number
+  timeout_s: number
+  metadata: string
+  env_vars: string
+  envd_version: string
+  envd_access_token: string | null
+  traffic_access_token: string | null
+  cpu_count: number
+  memory_mb: number
+  disk_size_mb: number
+  /** JSON: onTimeout, autoResume, keepalive. */
+  lifecycle: string
+  /** JSON: the network config as accepted. */
+  network: string
+  allow_internet_access: number | null
+  address: string | null
+  kill_reason: KillReason | null
+  killed_at: number | null
+}

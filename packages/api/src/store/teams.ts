@@ -1,0 +1,158 @@
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
+import { WarrenError } from '@warren/shared'
+import type { Db } from './db.js'
+
+export interface Team {
+  id: string
+  name: string
+  maxConcurrent: number
+  maxLifetimeS: number
+}
+
+export interface ApiKeyInfo {
+  id: string
+  teamId: string
+  name: string
+  mask: string
+  createdAt: number
+  lastUsedAt: number | null
+  revokedAt: number | null
+}
+
+const KEY_FORMAT = /^e2b_[0-9a-f]{40}$/
+
+function hashKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex')
+}
+
+export async function ensureTeam(
+  db: Db,
+  name: string,
+  limits: { maxConcurrent: number; maxLifetimeS: number },
+): Promise<Team> {
+  const existing = await db
+    .selectFrom('teams')
+    .selectAll()
+    .where('name', '=', name)
+    .executeTakeFirst()
+  if (existing) return toTeam(existing)
+  const team = {
+    id: randomUUID(),
+    name,
+    max_concurrent: limits.maxConcurrent,
+    max_lifetime_s: limits.maxLifetimeS,
+  }
+  await db
+    .insertInto('teams')
+    .values({ ...team, created_at: Date.now() })
+    .execute()
+  return toTeam(team)
+}
+
+export async function getTeam(db: Db, id: string): Promise<Team | undefined> {
+  const row = await db.selectFrom('teams').selectAll().where('id', '=', id).executeTakeFirst()
+  return row ? toTeam(row) : undefined
+}
+
+function toTeam(row: {
+  id: string
+  name: string
+  max_concurrent: number
+  max_lifetime_s: number
+}): Team {
+  return {
+    id: row.id,
+    name: row.name,
+    maxConcurrent: row.max_concurrent,
+    maxLifetimeS: row.max_lifetime_s,
+  }
+}
+
+/** A new key `e2b_` + 40 hex. Only its hash is stored; the key is shown once. */
+export async function createApiKey(
+  db: Db,
+  teamId: string,
+  name: string,
+): Promise<{ key: string; info: ApiKeyInfo }> {
+  const key = `e2b_${randomBytes(20).toString('hex')}`
+  const info: ApiKeyInfo = {
+    id: randomUUID(),
+    teamId,
+    name,
+    mask: `${key.slice(0, 8)}…${key.slice(-4)}`,
+    createdAt: Date.now(),
+    lastUsedAt: null,
+    revokedAt: null,
+  }
+  await db
+    .insertInto('api_keys')
+    .values({
+      id: info.id,
+      team_id: teamId,
+      name,
+      key_hash: hashKey(key),
+      key_mask: info.mask,
+      created_at: info.createdAt,
+      last_used_at: null,
+      revoked_at: null,
+    })
+    .execute()
+  return { key, info }
+}
+
+export async function listApiKeys(db: Db, teamId?: string): Promise<ApiKeyInfo[]> {
+  let q = db.selectFrom('api_keys').selectAll().orderBy('created_at')
+  if (teamId) q = q.where('team_id', '=', teamId)
+  return (await q.execute()).map((r) => ({
+    id: r.id,
+    teamId: r.team_id,
+    name: r.name,
+    mask: r.key_mask,
+    createdAt: Number(r.created_at),
+    lastUsedAt: r.last_used_at === null ? null : Number(r.last_used_at),
+    revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
+  }))
+}
+
+export async function revokeApiKey(db: Db, id: string): Promise<void> {
+  const res = await db
+    .updateTable('api_keys')
+    .set({ revoked_at: Date.now() })
+    .where('id', '=', id)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst()
+  if (!res.numUpdatedRows) throw new WarrenError('not_found', `no active API key with id ${id}`)
+}
+
+/**
+ * The team of a presented key, or unauthenticated. The lookup is by hash, and
+ * the stored hash is compared again in constant time, so neither the index
+ * nor the comparison reveals how much of a guess was right.
+ */
+export async function authenticateKey(db: Db, presented: string | undefined): Promise<Team> {
+  if (!presented || !KEY_FORMAT.test(presented)) {
+    throw new WarrenError('unauthenticated', 'missing or malformed API key (X-API-Key: e2b_…)')
+  }
+  const hash = hashKey(presented)
+  const row = await db
+    .selectFrom('api_keys')
+    .innerJoin('teams', 'teams.id', 'api_keys.team_id')
+    .select([
+      'api_keys.key_hash',
+      'api_keys.revoked_at',
+      'teams.id',
+      'teams.name',
+      'teams.max_concurrent',
+      'teams.max_lifetime_s',
+    ])
+    .where('api_keys.key_hash', '=', hash)
+    .executeTakeFirst()
+  if (
+    !row ||
+    !timingSafeEqual(Buffer.from(row.key_hash), Buffer.from(hash)) ||
+    row.revoked_at !== null
+  ) {
+    throw new WarrenError('unauthenticated', 'invalid API key')
+  }
+  return toTeam(row)
+}

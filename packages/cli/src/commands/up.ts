@@ -1,0 +1,111 @@
+import { createApiService } from '@warren/api'
+import {
+  inProcessTransport,
+  listenNodeProxy,
+  SandboxNode,
+  serveOrchestratorRpc,
+} from '@warren/orchestrator'
+import { createEdgeProxy } from '@warren/proxy'
+import {
+  createLogger,
+  loadApiConfig,
+  loadOrchestratorConfig,
+  loadProxyConfig,
+  WarrenError,
+} from '@warren/shared'
+import type { Command } from 'commander'
+import { readFirstKey, saveFirstKey } from '../lib/first-key.js'
+import { ensureTemplate } from './template.js'
+
+/**
+ * The all-in-one: api + orchestrator + proxy in one process with embedded
+ * defaults (SQLite, in-memory catalog, one node), wired together through the
+ * same interfaces a multi-node deployment uses over the network.
+ */
+export function registerUp(program: Command): void {
+  program
+    .command('up')
+    .description('start Warren on this machine (API :3000, proxy :3002, orchestrator :5008)')
+    .option('--host <host>', 'listen address of the API and the proxy')
+    .action(async (opts: { host?: string }) => {
+      const log = createLogger('warren')
+      await ensureTemplate('base', { quietIfCurrent: true })
+      const up = await startAllInOne({ ...(opts.host ? { listenHost: opts.host } : {}) }, log)
+      process.stdout.write(up.banner)
+      const shutdown = async () => {
+        await up.stop()
+        process.exit(0)
+      }
+      process.once('SIGTERM', shutdown)
+      process.once('SIGINT', shutdown)
+    })
+}
+
+export async function startAllInOne(
+  overrides: { listenHost?: string },
+  log = createLogger('warren'),
+) {
+  const ocfg = loadOrchestratorConfig()
+  const pcfg = loadProxyConfig(overrides)
+  const acfg = loadApiConfig({
+    ...overrides,
+    domain: process.env.WARREN_DOMAIN ?? `localhost:${pcfg.port}`,
+  })
+
+  const node = new SandboxNode(ocfg, log.child({ component: 'orchestrator' }))
+  await node.start()
+  const nodeProxy = await listenNodeProxy(node, ocfg.listenHost, ocfg.nodeProxyPort)
+  const rpc = await serveOrchestratorRpc(node, {
+    host: ocfg.listenHost,
+    port: ocfg.rpcPort,
+    proxyUrl: nodeProxy.url,
+  })
+
+  const api = await createApiService(acfg, log.child({ component: 'api' }), [
+    inProcessTransport(node, nodeProxy.url),
+  ])
+  const { url: apiUrl } = await api.listen()
+  if (api.createdKey) saveFirstKey(acfg.dataDir, api.createdKey)
+  const key = api.createdKey ?? readFirstKey(acfg.dataDir)
+
+  const proxy = createEdgeProxy(pcfg, api.proxyTransport, log.child({ component: 'proxy' }))
+  const proxyUrl = await proxy.listen()
+
+  const banner = [
+    '',
+    'Warren is up.',
+    `  API            ${apiUrl}   (OpenAPI: ${apiUrl}/openapi.json)`,
+    `  Sandbox proxy  ${proxyUrl}`,
+    `  Orchestrator   ${rpc.url}   (node proxy ${nodeProxy.url})`,
+    '',
+    key ? '  For the e2b SDK:' : '  No stored key: create one with `warren keys create`, then:',
+    `    export E2B_API_URL=${apiUrl}`,
+    `    export E2B_SANDBOX_URL=${proxyUrl}`,
+    `    export E2B_API_KEY=${key ?? '<your key>'}`,
+    '',
+  ].join('\n')
+
+  return {
+    banner,
+    apiUrl,
+    proxyUrl,
+    key,
+    node,
+    api,
+    async stop() {
+      const errors: unknown[] = []
+      for (const step of [
+        () => proxy.close(),
+        () => api.stop(),
+        () => new Promise<void>((r) => rpc.server.close(() => r())),
+        () => new Promise<void>((r) => nodeProxy.server.close(() => r())),
+        // Sandboxes keep running; the next start adopts them.
+        () => node.stop(),
+      ]) {
+        await step().catch((err: unknown) => errors.push(err))
+      }
+      if (errors.length)
+        throw new WarrenError('internal', `shutdown: ${errors.length} step(s) failed`)
+    },
+  }
+}

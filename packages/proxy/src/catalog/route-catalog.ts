@@ -1,0 +1,78 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Client, Transport } from '@connectrpc/connect'
+import { createWarrenClient, type Logger } from '@warren/shared'
+import { ProxyService, type Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
+
+export type ProxyClient = Client<typeof ProxyService>
+
+/**
+ * The edge proxy's copy of the API's routing catalog, kept current by the
+ * WatchCatalog stream: a snapshot, then every change in order. A broken
+ * stream is reopened with backoff and starts again from a fresh snapshot.
+ */
+export class RouteCatalog {
+  readonly client: ProxyClient
+  private routes = new Map<string, Route>()
+  private readySignal: Promise<void>
+  private markReady!: () => void
+  private abort = new AbortController()
+  private loop: Promise<void> | undefined
+
+  constructor(
+    transport: Transport,
+    private readonly log: Logger,
+  ) {
+    this.client = createWarrenClient(ProxyService, transport)
+    this.readySignal = new Promise((resolve) => {
+      this.markReady = resolve
+    })
+  }
+
+  /** Resolves once the first snapshot has arrived. */
+  get ready(): Promise<void> {
+    return this.readySignal
+  }
+
+  get(sandboxId: string): Route | undefined {
+    return this.routes.get(sandboxId)
+  }
+
+  /** Applies a route learned from a direct call (e.g. a resume) ahead of the stream. */
+  put(route: Route): void {
+    this.routes.set(route.sandboxId, route)
+  }
+
+  start(): void {
+    this.loop ??= this.follow()
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort()
+    await this.loop
+  }
+
+  private async follow(): Promise<void> {
+    let delay = 100
+    while (!this.abort.signal.aborted) {
+      try {
+        for await (const ev of this.client.watchCatalog({}, { signal: this.abort.signal })) {
+          const e = ev.event
+          if (e.case === 'snapshot') {
+            this.routes = new Map(e.value.routes.map((r) => [r.sandboxId, r]))
+            this.markReady()
+            delay = 100
+          } else if (e.case === 'upsert') {
+            this.routes.set(e.value.sandboxId, e.value)
+          } else if (e.case === 'remove') {
+            this.routes.delete(e.value)
+          }
+        }
+      } catch (err) {
+        if (this.abort.signal.aborted) return
+        this.log.warn({ err }, 'catalog stream broke; reconnecting')
+      }
+      await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => {})
+      delay = Math.min(delay * 2, 5000)
+    }
+  }
+}

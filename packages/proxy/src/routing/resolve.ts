@@ -1,0 +1,132 @@
+import { Agent, type IncomingMessage } from 'node:http'
+import {
+  ENVD_PORT,
+  INTERNAL_HEADER_NAMES,
+  INTERNAL_HEADERS,
+  type ProxyError,
+  type Resolution,
+  sandboxAddressOf,
+} from '@warren/shared'
+import { type Route, RouteState } from '@warren/shared/gen/warren/api/v1/proxy_pb'
+import type { RouteCatalog } from '../catalog/route-catalog.js'
+import { clientIp } from './client-ip.js'
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name]
+  return Array.isArray(v) ? v[0] : v
+}
+
+/**
+ * The edge proxy's resolver: which sandbox and port a request names, whether
+ * the catalog lets it through, and which node proxy carries it.
+ */
+export function createEdgeResolver(opts: { catalog: RouteCatalog; trustedHops: number }) {
+  const agents = new Map<string, { agent: Agent; host: string; port: number }>()
+  const nodeProxy = (url: string) => {
+    let entry = agents.get(url)
+    if (!entry) {
+      const u = new URL(url)
+      entry = {
+        agent: new Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 128 }),
+        host: u.hostname,
+        port: Number(u.port || 80),
+      }
+      agents.set(url, entry)
+    }
+    return entry
+  }
+
+  async function resolve(req: IncomingMessage): Promise<Resolution> {
+    const address = sandboxAddressOf({
+      host: req.headers.host,
+      sandboxId: header(req, 'e2b-sandbox-id'),
+      sandboxPort: header(req, 'e2b-sandbox-port'),
+    })
+    if (!address) {
+      return {
+        error: {
+          status: 400,
+          message:
+            'The request names no sandbox: use the host {port}-{sandboxId}.{domain} or the E2b-Sandbox-Id header',
+        },
+      }
+    }
+    const { sandboxId, port } = address
+    await opts.catalog.ready
+    const route = opts.catalog.get(sandboxId)
+    const refused = route ? refusal(route, port) : notFound(sandboxId)
+    if (refused) return { error: refused }
+    const r = route!
+    const node = nodeProxy(r.nodeProxyUrl)
+    const ip = clientIp(req, opts.trustedHops)
+    const priorFor = header(req, 'x-forwarded-for')
+    const peer = req.socket.remoteAddress ?? ''
+    return {
+      target: {
+        host: node.host,
+        port: node.port,
+        agent: node.agent,
+        removeHeaders: INTERNAL_HEADER_NAMES,
+        setHeaders: {
+          [INTERNAL_HEADERS.sandboxId]: sandboxId,
+          [INTERNAL_HEADERS.sandboxPort]: String(port),
+          [INTERNAL_HEADERS.clientIp]: ip ?? '',
+          'x-forwarded-for': priorFor ? `${priorFor}, ${peer}` : peer,
+          'x-forwarded-host': req.headers.host ?? '',
+          'x-forwarded-proto': 'http',
+        },
+        unreachable: () => ({
+          status: 502,
+          sandboxId,
+          port,
+          message: 'The sandbox node is unreachable',
+        }),
+      },
+    }
+  }
+
+  return {
+    resolve,
+    close() {
+      for (const { agent } of agents.values()) agent.destroy()
+    },
+  }
+}
+
+function notFound(sandboxId: string): ProxyError {
+  return { status: 502, sandboxId, message: 'The sandbox was not found' }
+}
+
+/**
+ * Why the catalog refuses traffic to a sandbox, if it does. On the envd port
+ * every "not running" answer is 502: the SDK's isRunning() reads exactly that.
+ */
+function refusal(route: Route, port: number): ProxyError | undefined {
+  const sandboxId = route.sandboxId
+  const envd = port === ENVD_PORT
+  switch (route.state) {
+    case RouteState.RUNNING:
+      return undefined
+    case RouteState.KILLED: {
+      const reason = route.killReason || 'request'
+      const message = `The sandbox was killed (reason: ${reason})`
+      return envd
+        ? { status: 502, sandboxId, message }
+        : { status: 410, sandboxId, port, message, headers: { 'x-warren-kill-reason': reason } }
+    }
+    case RouteState.PAUSING:
+    case RouteState.RESUMING:
+      return {
+        status: 503,
+        sandboxId,
+        port,
+        retryAfter: 1,
+        message:
+          route.state === RouteState.PAUSING ? 'The sandbox is pausing' : 'The sandbox is resuming',
+      }
+    case RouteState.PAUSED:
+      return { status: envd ? 502 : 409, sandboxId, port, message: 'The sandbox is paused' }
+    default:
+      return notFound(sandboxId)
+  }
+}

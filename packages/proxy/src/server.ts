@@ -1,0 +1,48 @@
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Transport } from '@connectrpc/connect'
+import { createForwarder, type Logger, type ProxyConfig } from '@warren/shared'
+import { RouteCatalog } from './catalog/route-catalog.js'
+import { createEdgeResolver } from './routing/resolve.js'
+
+export interface EdgeProxy {
+  catalog: RouteCatalog
+  server: Server
+  listen(): Promise<string>
+  close(): Promise<void>
+}
+
+/**
+ * The edge proxy: routes sandbox traffic (Host `{port}-{id}.{domain}` or the
+ * E2b-Sandbox-Id/-Port headers) to the node proxy of the sandbox's node, as
+ * the API's catalog says. `transport` reaches the API's internal RPC.
+ */
+export function createEdgeProxy(cfg: ProxyConfig, transport: Transport, log: Logger): EdgeProxy {
+  const catalog = new RouteCatalog(transport, log)
+  const resolver = createEdgeResolver({ catalog, trustedHops: cfg.trustedHops })
+  const forwarder = createForwarder(resolver.resolve)
+  const server = createServer((req, res) => void forwarder.onRequest(req, res))
+  server.on('upgrade', (req, socket, head) => void forwarder.onUpgrade(req, socket, head))
+  // Long-lived keep-alive connections from clients: no idle cut while a sandbox computes.
+  server.keepAliveTimeout = 65_000
+  return {
+    catalog,
+    server,
+    async listen() {
+      catalog.start()
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(cfg.port, cfg.listenHost, resolve)
+      })
+      return `http://${cfg.listenHost}:${(server.address() as AddressInfo).port}`
+    },
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      })
+      resolver.close()
+      await catalog.stop()
+    },
+  }
+}

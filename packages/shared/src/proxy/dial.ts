@@ -1,0 +1,73 @@
+import { Agent, type AgentOptions, type ClientRequestArgs } from 'node:http'
+import { connect, type Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+export interface DialRetry {
+  /** Attempts after the first, for a refused or unreachable port. */
+  retries: number
+  /** First pause between attempts; doubles each time. */
+  initialDelayMs: number
+}
+
+const RETRYABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET'])
+
+/** One TCP connection, with a bounded connect timeout. */
+export function dialOnce(host: string, port: number, timeoutMs = 10_000): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port })
+    const onError = (err: Error) => {
+      socket.destroy()
+      reject(err)
+    }
+    socket.setTimeout(timeoutMs, () =>
+      onError(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
+    )
+    socket.once('error', onError)
+    socket.once('connect', () => {
+      socket.setTimeout(0)
+      socket.off('error', onError)
+      resolve(socket)
+    })
+  })
+}
+
+/**
+ * Connects, retrying briefly with backoff while the port refuses: a server
+ * that a sandbox is still starting gets a moment before the client sees 502.
+ */
+export async function dialWithRetry(host: string, port: number, retry: DialRetry): Promise<Socket> {
+  let delay = retry.initialDelayMs
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await dialOnce(host, port)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? ''
+      if (attempt >= retry.retries || !RETRYABLE.has(code)) throw err
+      await sleep(delay)
+      delay *= 2
+    }
+  }
+}
+
+/** A keep-alive agent whose new connections go through dialWithRetry. */
+export class RetryingAgent extends Agent {
+  constructor(
+    private readonly retry: DialRetry,
+    opts: AgentOptions = {},
+  ) {
+    super({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, ...opts })
+  }
+
+  // Returning nothing makes the agent wait for the callback (Node's documented async form).
+  override createConnection(
+    options: ClientRequestArgs,
+    callback?: (err: Error | null, stream: Duplex) => void,
+  ): undefined {
+    dialWithRetry(options.host ?? 'localhost', Number(options.port), this.retry).then(
+      (socket) => callback?.(null, socket),
+      (err: Error) => callback?.(err, undefined as unknown as Duplex),
+    )
+    return undefined
+  }
+}

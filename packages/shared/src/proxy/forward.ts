@@ -1,0 +1,168 @@
+import {
+  type Agent,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  request,
+  type ServerResponse,
+} from 'node:http'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { type DialRetry, dialOnce, dialWithRetry } from './dial.js'
+import { type ProxyError, sendProxyError, sendProxyErrorOnSocket } from './errors.js'
+
+/** Where one request goes, and how its headers change on the way. */
+export interface ForwardTarget {
+  host: string
+  port: number
+  /** Set (replacing) these request headers. */
+  setHeaders?: Record<string, string>
+  /** Drop these request headers (lower case). */
+  removeHeaders?: readonly string[]
+  /** Pooled connections for plain HTTP. */
+  agent: Agent
+  /** For upgrades, which have no pool: retry refused connects like the agent does. */
+  dialRetry?: DialRetry
+  /** Called with the number of bytes moved in either direction. */
+  onTraffic?: (bytes: number) => void
+  /** The error when the target cannot be reached. */
+  unreachable: (err: Error) => ProxyError
+}
+
+export type Resolution = { target: ForwardTarget } | { error: ProxyError }
+
+/** Headers of one hop only (RFC 9110 §7.6.1), plus those the Connection header names. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+])
+
+function forwardHeaders(
+  headers: IncomingHttpHeaders,
+  keepUpgrade: boolean,
+  remove: readonly string[] = [],
+): Record<string, string | string[]> {
+  const named = new Set(
+    String(headers.connection ?? '')
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean),
+  )
+  const out: Record<string, string | string[]> = {}
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined) continue
+    if (!keepUpgrade && (HOP_BY_HOP.has(k) || named.has(k))) continue
+    if (remove.includes(k)) continue
+    out[k] = v
+  }
+  return out
+}
+
+/**
+ * The one forwarding engine of both proxies: streams HTTP bodies both ways
+ * over pooled connections and splices upgraded (WebSocket) connections. What
+ * differs between the edge and node proxies is only `resolve`.
+ */
+export function createForwarder(resolve: (req: IncomingMessage) => Promise<Resolution>) {
+  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let resolution: Resolution
+    try {
+      resolution = await resolve(req)
+    } catch {
+      sendProxyError(req, res, { status: 500, message: 'proxy error' })
+      return
+    }
+    if ('error' in resolution) {
+      req.resume()
+      sendProxyError(req, res, resolution.error)
+      return
+    }
+    const t = resolution.target
+    const upstream = request({
+      host: t.host,
+      port: t.port,
+      method: req.method,
+      path: req.url,
+      headers: { ...forwardHeaders(req.headers, false, t.removeHeaders), ...t.setHeaders },
+      agent: t.agent,
+    })
+    upstream.on('response', (ures) => {
+      const headers = forwardHeaders(ures.headers, false)
+      res.writeHead(ures.statusCode ?? 502, headers)
+      if (t.onTraffic) ures.on('data', (b: Buffer) => t.onTraffic?.(b.length))
+      ures.pipe(res)
+      ures.on('error', () => res.destroy())
+    })
+    upstream.on('error', (err) => {
+      if (!res.headersSent) sendProxyError(req, res, t.unreachable(err))
+      else res.destroy()
+    })
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.destroy()
+    })
+    if (t.onTraffic) req.on('data', (b: Buffer) => t.onTraffic?.(b.length))
+    req.pipe(upstream)
+  }
+
+  async function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => socket.destroy())
+    let resolution: Resolution
+    try {
+      resolution = await resolve(req)
+    } catch {
+      sendProxyErrorOnSocket(socket, { status: 500, message: 'proxy error' })
+      return
+    }
+    if ('error' in resolution) {
+      sendProxyErrorOnSocket(socket, resolution.error)
+      return
+    }
+    const t = resolution.target
+    let upstream: Socket
+    try {
+      upstream = t.dialRetry
+        ? await dialWithRetry(t.host, t.port, t.dialRetry)
+        : await dialOnce(t.host, t.port)
+    } catch (err) {
+      sendProxyErrorOnSocket(socket, t.unreachable(err as Error))
+      return
+    }
+    const headers = { ...forwardHeaders(req.headers, true, t.removeHeaders), ...t.setHeaders }
+    let headText = `${req.method} ${req.url} HTTP/1.1\r\n`
+    for (const [k, v] of Object.entries(headers)) {
+      for (const value of Array.isArray(v) ? v : [v]) headText += `${k}: ${value}\r\n`
+    }
+    upstream.write(`${headText}\r\n`)
+    if (head.length) upstream.write(head)
+    splice(socket, upstream, t.onTraffic)
+  }
+
+  return { onRequest, onUpgrade }
+}
+
+/** Pipes two connections into each other; either side ending or failing ends both. */
+export function splice(a: Duplex, b: Duplex, onTraffic?: (bytes: number) => void): void {
+  let closed = false
+  const close = () => {
+    if (closed) return
+    closed = true
+    a.destroy()
+    b.destroy()
+  }
+  if (onTraffic) {
+    a.on('data', (d: Buffer) => onTraffic(d.length))
+    b.on('data', (d: Buffer) => onTraffic(d.length))
+  }
+  a.pipe(b)
+  b.pipe(a)
+  a.on('error', close)
+  b.on('error', close)
+  a.on('close', close)
+  b.on('close', close)
+}

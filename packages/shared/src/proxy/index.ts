@@ -1,0 +1,5 @@
+export * from './dial.js'
+export * from './errors.js'
+export * from './forward.js'
+export * from './host.js'
+export * from './internal-headers.js'
