@@ -1,14 +1,22 @@
 #!/usr/bin/env node
 import { WarrenError } from '@warren/shared'
 import { Command } from 'commander'
+import { registerKeys } from './commands/keys.js'
 import { registerOrchestrator } from './commands/orchestrator.js'
+import { registerPortForward } from './commands/port-forward.js'
+import { registerSandbox } from './commands/sandbox.js'
+import { registerServices } from './commands/services.js'
 import { registerTemplate } from './commands/template.js'
 import { registerUp } from './commands/up.js'
 
 const program = new Command('warren').description('Warren: sandboxes for AI agents, E2B-compatible')
 registerUp(program)
+registerSandbox(program)
+registerPortForward(program)
+registerKeys(program)
 registerTemplate(program)
 registerOrchestrator(program)
+registerServices(program)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const message =

@@ -1,11 +1,11 @@
-import { SandboxNode, serveOrchestratorRpc } from '@warren/orchestrator'
+import { listenNodeProxy, SandboxNode, serveOrchestratorRpc } from '@warren/orchestrator'
 import { createLogger, loadOrchestratorConfig } from '@warren/shared'
 import type { Command } from 'commander'
 
 export function registerOrchestrator(program: Command): void {
   program
     .command('orchestrator')
-    .description('run the orchestrator of this node (RPC on :5008)')
+    .description('run the orchestrator of this node (RPC on :5008, node proxy on :5007)')
     .option('--port <port>', 'RPC port')
     .option('--host <host>', 'listen address')
     .action(async (opts: { port?: string; host?: string }) => {
@@ -16,14 +16,16 @@ export function registerOrchestrator(program: Command): void {
       })
       const node = new SandboxNode(cfg, log)
       await node.start()
+      const nodeProxy = await listenNodeProxy(node, cfg.listenHost, cfg.nodeProxyPort)
       const { server, url } = await serveOrchestratorRpc(node, {
         host: cfg.listenHost,
         port: cfg.rpcPort,
-        proxyUrl: `http://${cfg.listenHost}:${cfg.nodeProxyPort}`,
+        proxyUrl: nodeProxy.url,
       })
-      log.info({ url, node: cfg.nodeId }, 'orchestrator listening')
+      log.info({ url, nodeProxy: nodeProxy.url, node: cfg.nodeId }, 'orchestrator listening')
       const shutdown = async () => {
         server.close()
+        nodeProxy.server.close()
         await node.stop()
         process.exit(0)
       }

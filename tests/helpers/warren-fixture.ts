@@ -1,0 +1,168 @@
+// A real `warren up` (the all-in-one process) for end-to-end tests: its own
+// ports, node prefix, address pool and data directory, the shared base
+// template; teardown kills every sandbox it left and proves the host clean.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createWriteStream, mkdtempSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { SandboxNode } from '@warren/orchestrator'
+import { createLogger, loadOrchestratorConfig } from '@warren/shared'
+import { afterAll, afterEach, beforeAll } from 'vitest'
+import { destroyNode, freePort, TEMPLATES_DIR, uniquePool, uniquePrefix } from './node-fixture.js'
+
+const CLI = join(import.meta.dirname, '../../packages/cli/dist/main.js')
+
+export interface WarrenFixture {
+  apiUrl: string
+  proxyUrl: string
+  apiKey: string
+  /** Connection options for the e2b SDK. */
+  sdk: { apiUrl: string; sandboxUrl: string; apiKey: string }
+  prefix: string
+  dataDir: string
+  env: Record<string, string>
+  ports: { api: number; internal: number; proxy: number; rpc: number; nodeProxy: number }
+  logPath: string
+  /** Stops the process (SIGTERM, or SIGKILL when `hard`); sandboxes stay. */
+  stop(hard?: boolean): Promise<void>
+  /** Starts the process again with the same configuration. */
+  start(): Promise<void>
+  teardown(): Promise<void>
+}
+
+export interface WarrenOptions {
+  /** Extra WARREN_* variables. */
+  env?: Record<string, string>
+}
+
+export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixture> {
+  const prefix = uniquePrefix()
+  const dataDir = mkdtempSync(`/tmp/warren-up-${prefix}-`)
+  const pool = uniquePool()
+  const ports = {
+    api: await freePort(),
+    internal: await freePort(),
+    proxy: await freePort(),
+    rpc: await freePort(),
+    nodeProxy: await freePort(),
+  }
+  const env: Record<string, string> = {
+    WARREN_DATA_DIR: dataDir,
+    WARREN_TEMPLATES_DIR: TEMPLATES_DIR,
+    WARREN_NODE_PREFIX: prefix,
+    WARREN_NODE_ID: `test-${prefix}`,
+    WARREN_ADDRESS_POOL: pool,
+    WARREN_API_PORT: String(ports.api),
+    WARREN_API_INTERNAL_PORT: String(ports.internal),
+    WARREN_PROXY_PORT: String(ports.proxy),
+    WARREN_ORCHESTRATOR_PORT: String(ports.rpc),
+    WARREN_NODE_PROXY_PORT: String(ports.nodeProxy),
+    WARREN_WARM_NETWORK_SLOTS: '2',
+    ...opts.env,
+  }
+  const logPath = join(dataDir, 'warren-up.log')
+  let child: ChildProcess | undefined
+  let key = ''
+
+  const start = async () => {
+    const log = createWriteStream(logPath, { flags: 'a' })
+    const proc = spawn(process.execPath, [CLI, 'up'], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    child = proc
+    proc.stderr?.pipe(log)
+    let out = ''
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`warren up did not start; see ${logPath}`)),
+        120_000,
+      )
+      proc.stdout?.on('data', (b: Buffer) => {
+        log.write(b)
+        out += b.toString()
+        const m = /E2B_API_KEY=(e2b_[0-9a-f]{40})/.exec(out)
+        if (m) {
+          key = m[1]!
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+      proc.once('exit', (code) => {
+        clearTimeout(timer)
+        reject(new Error(`warren up exited (${code}); see ${logPath}:\n${tail(logPath)}`))
+      })
+    })
+  }
+
+  const stop = async (hard = false) => {
+    const proc = child
+    child = undefined
+    if (!proc || proc.exitCode !== null) return
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+    proc.kill(hard ? 'SIGKILL' : 'SIGTERM')
+    await exited
+  }
+
+  await start()
+  const apiUrl = `http://127.0.0.1:${ports.api}`
+  const proxyUrl = `http://127.0.0.1:${ports.proxy}`
+  return {
+    apiUrl,
+    proxyUrl,
+    get apiKey() {
+      return key
+    },
+    get sdk() {
+      return { apiUrl, sandboxUrl: proxyUrl, apiKey: key }
+    },
+    prefix,
+    dataDir,
+    env,
+    ports,
+    logPath,
+    stop,
+    start,
+    async teardown() {
+      await stop()
+      // Sandboxes outlive the process by design: a node of the same
+      // configuration adopts and kills them, then the host must be clean.
+      const cfg = loadOrchestratorConfig(
+        { dataDir, prefix, addressPool: pool, templatesDir: TEMPLATES_DIR, warmNetworkSlots: 0 },
+        {},
+      )
+      const node = new SandboxNode(cfg, createLogger(`teardown-${prefix}`, 'warn'))
+      await node.start()
+      await destroyNode(node, prefix, dataDir)
+    },
+  }
+}
+
+function tail(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').split('\n').slice(-30).join('\n')
+  } catch {
+    return ''
+  }
+}
+
+/** One `warren up` per test file. */
+export function useWarren(opts: WarrenOptions = {}): () => WarrenFixture {
+  let fixture: WarrenFixture | undefined
+  beforeAll(async () => {
+    fixture = await startWarren(opts)
+  }, 180_000)
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail' && fixture) {
+      console.error(
+        `[${fixture.prefix}] test '${ctx.task.name}' failed; warren log: ${fixture.logPath}`,
+      )
+    }
+  })
+  afterAll(async () => {
+    await fixture?.teardown()
+  }, 180_000)
+  return () => {
+    if (!fixture) throw new Error('warren fixture not started')
+    return fixture
+  }
+}
