@@ -54,18 +54,19 @@ function run(cmd: string, args: string[]): Promise<number> {
 
 // ---------------------------------------------------------------- the floor
 
-interface FloorResult {
-  runc: number[]
-  withOverlay: number[]
+interface Floor {
+  /** One timed run: runc alone, and with the overlay mount and unmount around it. */
+  once(): Promise<{ runc: number; withOverlay: number }>
+  close(): Promise<void>
 }
 
 /**
  * `runc run` of /bin/true with the sandbox's own OCI spec (same overlay over
  * the template, user namespace mapping, cgroups, seccomp, read-only mounts)
- * minus the network namespace. Timed alone, and with the overlay mount and
- * unmount around it.
+ * minus the network namespace. runc run in the foreground also deletes the
+ * container when /bin/true exits, which the floor therefore includes.
  */
-async function measureFloor(): Promise<FloorResult> {
+function prepareFloor(): Floor {
   const cfg = loadOrchestratorConfig({ templatesDir: TEMPLATES_DIR }, {})
   const template = JSON.parse(readFileSync(join(TEMPLATES_DIR, 'base/template.json'), 'utf8')) as {
     buildId: string
@@ -102,11 +103,11 @@ async function measureFloor(): Promise<FloorResult> {
   spec.linux.namespaces = spec.linux.namespaces.filter((n) => n.type !== 'network')
   writeFileSync(join(dir, 'config.json'), JSON.stringify(spec))
 
-  const result: FloorResult = { runc: [], withOverlay: [] }
-  try {
-    for (let i = 0; i < RUNS + WARMUP; i++) {
-      const upper = join(dir, `upper${i}`)
-      const work = join(dir, `work${i}`)
+  let n = 0
+  return {
+    async once() {
+      const upper = join(dir, `upper${n}`)
+      const work = join(dir, `work${n++}`)
       mkdirSync(upper)
       chownSync(upper, template.uidBase, template.uidBase)
       mkdirSync(work)
@@ -131,45 +132,43 @@ async function measureFloor(): Promise<FloorResult> {
       const t2 = now()
       execFileSync('umount', [rootfs])
       const t3 = now()
-      if (code !== 0) throw new Error(`runc run exited ${code}`)
-      if (i >= WARMUP) {
-        result.runc.push(t2 - t1)
-        result.withOverlay.push(t3 - t0)
-      }
       execFileSync('rm', ['-rf', upper, work])
-    }
-  } finally {
-    await run('runc', ['--root', runcRoot, 'delete', '--force', `${prefix}-floor`])
-    await run('umount', [rootfs])
-    await cleanupHost(prefix, dir)
+      if (code !== 0) throw new Error(`runc run exited ${code}`)
+      return { runc: t2 - t1, withOverlay: t3 - t0 }
+    },
+    async close() {
+      await run('runc', ['--root', runcRoot, 'delete', '--force', `${prefix}-floor`])
+      await run('umount', [rootfs])
+      await cleanupHost(prefix, dir)
+    },
   }
-  return result
 }
 
 // ---------------------------------------------------------------- envd alone
+
+const ENVD_BUNDLE = join(ROOT, 'packages/envd/dist/bundle/envd.mjs')
 
 /**
  * For reference, not the floor: envd's own start, spawned directly on the
  * host on loopback (no container), until its /health answers 204.
  */
-async function measureEnvdAlone(): Promise<number[]> {
-  const bundle = join(ROOT, 'packages/envd/dist/bundle/envd.mjs')
-  const times: number[] = []
-  for (let i = 0; i < Math.min(RUNS, 10) + WARMUP; i++) {
-    const port = await freePort()
-    const t0 = now()
-    const child = spawn(process.execPath, [bundle, '--host', '127.0.0.1', '--port', String(port)], {
+async function envdAloneOnce(): Promise<number> {
+  const port = await freePort()
+  const t0 = now()
+  const child = spawn(
+    process.execPath,
+    [ENVD_BUNDLE, '--host', '127.0.0.1', '--port', String(port)],
+    {
       stdio: 'ignore',
-    })
-    try {
-      await waitHealthy('127.0.0.1', port)
-      if (i >= WARMUP) times.push(now() - t0)
-    } finally {
-      child.kill('SIGKILL')
-      await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(null)))
-    }
+    },
+  )
+  try {
+    await waitHealthy('127.0.0.1', port)
+    return now() - t0
+  } finally {
+    child.kill('SIGKILL')
+    await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(null)))
   }
-  return times
 }
 
 // ---------------------------------------------------------------- creates
@@ -186,6 +185,10 @@ interface CreateResult {
   total: number[]
   kill: number[]
   phases: Phases[]
+  /** Baselines sampled in the same loop, one per create, under the same load. */
+  floor: number[]
+  floorWithOverlay: number[]
+  envdAlone: number[]
 }
 
 /** GET /health on envd until it answers 204; tight polling, loopback-local. */
@@ -205,11 +208,18 @@ async function waitHealthy(ip: string, port = ENVD_PORT): Promise<void> {
 
 /**
  * Times each create from the call to the first 204 from envd's /health,
- * one at a time, killing each before the next. With `idle`, the node is
- * left to finish its background work between creates (refilling warm network
- * slots, as between sporadic creates); without, creates come back to back.
+ * one at a time, killing each before the next; before each create, one floor
+ * run and one envd-alone start are timed, so that the baselines see the same
+ * machine load as the creates. With `idle`, the node is left to finish its
+ * background work between creates (refilling warm network slots, as between
+ * sporadic creates); without, creates come back to back.
  */
-async function measureCreates(f: NodeFixture, warm: number, idle: boolean): Promise<CreateResult> {
+async function measureCreates(
+  f: NodeFixture,
+  floor: Floor,
+  warm: number,
+  idle: boolean,
+): Promise<CreateResult> {
   const { node } = f
   // Cheap phase marks: wrap the two node operations that bound the phases.
   let marks: Record<string, number> = {}
@@ -228,8 +238,17 @@ async function measureCreates(f: NodeFixture, warm: number, idle: boolean): Prom
     marks.runcEnd = now()
   }
 
-  const result: CreateResult = { total: [], kill: [], phases: [] }
+  const result: CreateResult = {
+    total: [],
+    kill: [],
+    phases: [],
+    floor: [],
+    floorWithOverlay: [],
+    envdAlone: [],
+  }
   for (let i = 0; i < RUNS + WARMUP; i++) {
+    const base = await floor.once()
+    const envdAlone = await envdAloneOnce()
     if (idle) {
       for (let w = 0; slots.ready < warm && w < 2000; w++) await sleep(5)
       await sleep(20)
@@ -243,6 +262,9 @@ async function measureCreates(f: NodeFixture, warm: number, idle: boolean): Prom
     await node.kill(record.sandboxId)
     const t3 = now()
     if (i < WARMUP) continue
+    result.floor.push(base.runc)
+    result.floorWithOverlay.push(base.withOverlay)
+    result.envdAlone.push(envdAlone)
     result.total.push(t2 - t0)
     result.kill.push(t3 - t2)
     result.phases.push({
@@ -299,11 +321,6 @@ function measureMemory(prefix: string, record: SandboxRecord): MemoryResult {
 
 async function main() {
   const defaultWarm = loadOrchestratorConfig({}, {}).warmNetworkSlots
-  console.error(`floor: ${RUNS} runs of runc run /bin/true ...`)
-  const floor = await measureFloor()
-  console.error('envd alone on the host, for reference ...')
-  const envdAlone = await measureEnvdAlone()
-
   const results: Record<string, CreateResult> = {}
   let memory: MemoryResult[] = []
   const modes = [
@@ -311,41 +328,50 @@ async function main() {
     { name: 'back-to-back', warm: defaultWarm, idle: false },
     { name: 'cold', warm: 0, idle: false },
   ] as const
-  for (const { name, warm, idle } of modes) {
-    console.error(`${name} (warmNetworkSlots ${warm}): ${RUNS} sequential creates ...`)
-    const f = await startNodeFixture({ config: { warmNetworkSlots: warm } })
-    try {
-      results[name] = await measureCreates(f, warm, idle)
-      if (name === 'warm') {
-        // Idle memory: three sandboxes, left alone for a few seconds.
-        const records = [await f.create(), await f.create(), await f.create()]
-        for (const r of records) await waitHealthy(r.sandboxIp)
-        await sleep(5000)
-        memory = records.map((r) => measureMemory(f.prefix, r))
+  const floor = prepareFloor()
+  try {
+    for (const { name, warm, idle } of modes) {
+      console.error(`${name} (warmNetworkSlots ${warm}): ${RUNS} sequential creates ...`)
+      const f = await startNodeFixture({ config: { warmNetworkSlots: warm } })
+      try {
+        results[name] = await measureCreates(f, floor, warm, idle)
+        if (name === 'warm') {
+          // Idle memory: three sandboxes, left alone for a few seconds.
+          const records = [await f.create(), await f.create(), await f.create()]
+          for (const r of records) await waitHealthy(r.sandboxIp)
+          await sleep(5000)
+          memory = records.map((r) => measureMemory(f.prefix, r))
+        }
+      } finally {
+        await f.teardown()
       }
-    } finally {
-      await f.teardown()
     }
+  } finally {
+    await floor.close()
   }
 
-  const floorMed = median(floor.runc)
+  const all = (key: 'floor' | 'floorWithOverlay' | 'envdAlone') =>
+    modes.flatMap((m) => results[m.name]![key])
+  const floorMed = median(all('floor'))
   const row = (label: string, xs: number[], ratio = true) =>
     `${label.padEnd(46)}${ms(median(xs))}${ms(pct(xs, 95))}${ratio ? `${(median(xs) / floorMed).toFixed(2).padStart(9)}×` : ''}`
   const kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()
   const runcVersion = execFileSync('runc', ['--version'], { encoding: 'utf8' }).split('\n')[0]
   const lines = [
     '',
-    `Warren sandbox create — ${cpus().length} CPUs, kernel ${kernel}, ${runcVersion}, ${RUNS} runs each (+${WARMUP} warm-up)`,
+    `Warren sandbox create — ${cpus().length} CPUs, kernel ${kernel}, ${runcVersion}, ${RUNS} creates per mode (+${WARMUP} warm-up), each preceded by one floor run and one envd-alone start`,
     '',
     `${''.padEnd(46)}${'median'.padStart(10)}${'p95'.padStart(10)}${'÷ floor'.padStart(10)}`,
-    row('floor: runc run /bin/true (same spec, no netns)', floor.runc),
-    row('floor + overlay mount and unmount', floor.withOverlay),
+    row('floor: runc run /bin/true (same spec, no netns)', all('floor')),
+    row('floor + overlay mount and unmount', all('floorWithOverlay')),
     row(`create → envd /health 204, warm network (${defaultWarm})`, results.warm!.total),
     row(`  same, creates back to back (pool refilling)`, results['back-to-back']!.total),
     row('create → envd /health 204, cold network (0)', results.cold!.total),
     row('kill (warm node)', results.warm!.kill, false),
-    row('reference: envd spawn → /health 204, host, no container', envdAlone),
-    `${'Warren overhead: warm create − floor − envd alone'.padEnd(46)}${ms(median(results.warm!.total) - floorMed - median(envdAlone))}`,
+    row('reference: envd alone on the host → 204', all('envdAlone')),
+    `${'warm create − floor − envd alone'.padEnd(46)}${ms(median(results.warm!.total) - floorMed - median(all('envdAlone')))}`,
+    '',
+    `floor median per mode (interleaved with its creates): ${modes.map((m) => `${m.name} ${median(results[m.name]!.floor).toFixed(1)} ms`).join(', ')}`,
     '',
     `target: create within 4× the floor — warm ${(median(results.warm!.total) / floorMed).toFixed(2)}×, cold ${(median(results.cold!.total) / floorMed).toFixed(2)}×: ${
       median(results.warm!.total) <= 4 * floorMed && median(results.cold!.total) <= 4 * floorMed

@@ -10,7 +10,7 @@ function sdkEncode(metadata: Record<string, string>): string {
 }
 
 describe('list query parsing', () => {
-  it.each([
+  it.each<{ name: string; metadata: Record<string, string> }>([
     { name: 'plain', metadata: { user: 'alice' } },
     { name: 'several', metadata: { a: '1', b: '2' } },
     { name: 'reserved characters', metadata: { 'k&=y': 'v a/l%ue?' } },
