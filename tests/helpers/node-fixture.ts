@@ -21,8 +21,11 @@ import { afterAll, afterEach, beforeAll } from 'vitest'
 export const TEMPLATES_DIR = '/var/lib/warren/templates'
 export const ENVD_PORT = 49983
 
-/** The record a create returns (the orchestrator does not export its type). */
-export type SandboxRecord = Awaited<ReturnType<SandboxNode['create']>>
+/** A running sandbox's record, as a create returns it: its addresses are known. */
+export type SandboxRecord = Awaited<ReturnType<SandboxNode['create']>> & {
+  sandboxIp: string
+  hostIp: string
+}
 
 const usedPrefixes = new Set<string>()
 const usedPools = new Set<number>()
@@ -105,7 +108,11 @@ export async function startNodeFixture(opts: FixtureOptions = {}): Promise<NodeF
       const envdAccessToken = input.envdAccessToken ?? newToken()
       created.push(sandboxId)
       tokens.set(sandboxId, envdAccessToken)
-      return node.create({ templateId: 'base', ...input, sandboxId, envdAccessToken })
+      const record = await node.create({ templateId: 'base', ...input, sandboxId, envdAccessToken })
+      if (!record.sandboxIp || !record.hostIp) {
+        throw new Error(`sandbox ${sandboxId} was created without an address`)
+      }
+      return record as SandboxRecord
     },
     token: (id) => tokens.get(id),
     sdk: (record) => envdClient(record, tokens.get(record.sandboxId)),
