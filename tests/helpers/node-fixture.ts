@@ -43,11 +43,22 @@ export function uniquePrefix(): string {
   }
 }
 
-/** A /16 in 10.200-250.0.0, unique in this process (sized down with `bits`). */
+/**
+ * A /16 in 10.200-250.0.0 (sized down with `bits`), unique in this process
+ * and not overlapping addresses already on this host (another node, perhaps
+ * another suite's, running at the same time).
+ */
 export function uniquePool(bits = 16): string {
+  const onHost = new Set(
+    [
+      ...execFileSync('ip', ['-4', '-o', 'addr', 'show'], { encoding: 'utf8' }).matchAll(
+        /inet 10\.(\d+)\./g,
+      ),
+    ].map((m) => Number(m[1])),
+  )
   for (;;) {
     const second = randomInt(200, 251)
-    if (!usedPools.has(second)) {
+    if (!usedPools.has(second) && !onHost.has(second)) {
       usedPools.add(second)
       return `10.${second}.0.0/${bits}`
     }
