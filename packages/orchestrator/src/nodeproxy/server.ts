@@ -5,13 +5,13 @@ import {
   ENVD_PORT,
   INTERNAL_HEADER_NAMES,
   INTERNAL_HEADERS,
+  isInitPath,
   type Resolution,
   RetryingAgent,
   sandboxAddressOf,
   WarrenError,
 } from '@warren/shared'
 import type { SandboxNode } from '../node.js'
-import { isInitPath } from './init-route.js'
 
 /** A port that refuses is retried for about a second before the client gets 502. */
 const DIAL_RETRY = { retries: 5, initialDelayMs: 30 }

@@ -3,6 +3,7 @@ import {
   ENVD_PORT,
   INTERNAL_HEADER_NAMES,
   INTERNAL_HEADERS,
+  isInitPath,
   type ProxyError,
   type Resolution,
   sandboxAddressOf,
@@ -52,6 +53,12 @@ export function createEdgeResolver(opts: { catalog: RouteCatalog; trustedHops: n
       }
     }
     const { sandboxId, port } = address
+    // envd's /init belongs to the orchestrator alone. Refused here, before the
+    // catalog is consulted, so the answer is the same for every sandbox id,
+    // and such a request never travels past the edge.
+    if (port === ENVD_PORT && isInitPath(req.url)) {
+      return { error: { status: 404, message: 'not found' } }
+    }
     await opts.catalog.ready
     const route = opts.catalog.get(sandboxId)
     const refused = route ? refusal(route, port) : notFound(sandboxId)

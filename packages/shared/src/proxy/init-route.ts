@@ -1,8 +1,8 @@
 /**
  * Whether a request path reaches envd's orchestrator-only /init route,
  * however it is spelled (percent-encoding, doubled slashes, case, dot
- * segments). Checked before the sandbox is looked up, so the answer reveals
- * nothing about which sandboxes exist.
+ * segments). Both proxies check it before the sandbox is looked up, so the
+ * answer reveals nothing about which sandboxes exist.
  */
 export function isInitPath(url: string | undefined): boolean {
   let path = (url ?? '/').split('?')[0] ?? '/'
