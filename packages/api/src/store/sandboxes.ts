@@ -223,6 +223,7 @@ export interface ListQuery {
   states: SandboxState[]
   metadata?: Record<string, string>
   templateId?: string
+  /** Started at or after this instant (E2B: "started at or after this timestamp"). */
   startedAfter?: number
   order: 'asc' | 'desc'
   limit: number
@@ -240,7 +241,7 @@ export async function listSandboxes(
     .where('team_id', '=', q.teamId)
     .where('state', 'in', q.states)
   if (q.templateId) query = query.where('template_id', '=', q.templateId)
-  if (q.startedAfter !== undefined) query = query.where('started_at', '>', q.startedAfter)
+  if (q.startedAfter !== undefined) query = query.where('started_at', '>=', q.startedAfter)
   const cursor = q.cursor
   if (cursor) {
     const cmp = q.order === 'desc' ? '<' : '>'
