@@ -44,7 +44,12 @@ export function registerPortForward(program: Command): void {
         const token = (sbx as unknown as { envdAccessToken?: string }).envdAccessToken
         const tunnelUrl = new URL(`/tunnel?host=localhost&port=${remotePort}`, conn.sandboxUrl)
         tunnelUrl.protocol = tunnelUrl.protocol === 'https:' ? 'wss:' : 'ws:'
-        const server = createServer((socket) => forward(socket, tunnelUrl.toString(), id, token))
+        // Open connections, so that stopping can end them: server.close()
+        // alone waits for every forwarded connection to finish first.
+        const open = new Set<() => void>()
+        const server = createServer((socket) =>
+          forward(socket, tunnelUrl.toString(), id, token, open),
+        )
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject)
           server.listen(localPort, opts.address, resolve)
@@ -57,14 +62,23 @@ export function registerPortForward(program: Command): void {
             ? `${JSON.stringify(line)}\n`
             : `Forwarding ${line.local} -> ${id}:${remotePort}\n`,
         )
-        const stop = () => server.close(() => process.exit(0))
+        const stop = () => {
+          server.close(() => process.exit(0))
+          for (const end of open) end()
+        }
         process.once('SIGINT', stop)
         process.once('SIGTERM', stop)
       },
     )
 }
 
-function forward(socket: Socket, url: string, sandboxId: string, token: string | undefined): void {
+function forward(
+  socket: Socket,
+  url: string,
+  sandboxId: string,
+  token: string | undefined,
+  open: Set<() => void>,
+): void {
   socket.pause()
   const ws = new WebSocket(url, {
     headers: {
@@ -73,10 +87,15 @@ function forward(socket: Socket, url: string, sandboxId: string, token: string |
       ...(token ? { 'X-Access-Token': token } : {}),
     },
   })
-  const fail = (reason: string) => {
-    process.stderr.write(`port-forward: ${reason}\n`)
+  const end = () => {
     socket.destroy()
     ws.terminate()
+  }
+  open.add(end)
+  socket.once('close', () => open.delete(end))
+  const fail = (reason: string) => {
+    process.stderr.write(`port-forward: ${reason}\n`)
+    end()
   }
   ws.once('unexpected-response', (_req, res) => fail(`tunnel refused: HTTP ${res.statusCode}`))
   ws.once('error', (err) => fail(err.message))
