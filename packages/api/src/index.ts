@@ -1,4 +1,4 @@
+export { networkTransport } from './placement/nodes.js'
 export { type ApiService, createApiService, databaseUrl } from './service.js'
 export { openDatabase } from './store/db.js'
 export { createApiKey, ensureTeam, listApiKeys, revokeApiKey } from './store/teams.js'
-export { networkTransport } from './placement/nodes.js'

@@ -80,7 +80,7 @@ export async function createApiService(
   )
   const onInternal = (err: unknown) => log.error({ err }, 'internal rpc failed')
   const proxyTransport = createRouterTransport(
-    (r) => r.service(ProxyService, proxyService(catalog)),
+    (r) => r.service(ProxyService, proxyService(catalog, engine)),
     {
       router: { interceptors: [errorInterceptor(onInternal)] },
     },
@@ -111,8 +111,20 @@ export async function createApiService(
       })
       const internal = createServer(
         connectNodeAdapter({
-          routes: (r) => r.service(ProxyService, proxyService(catalog)),
+          routes: (r) => r.service(ProxyService, proxyService(catalog, engine)),
           interceptors: [errorInterceptor(onInternal)],
+          // Prometheus text next to the internal RPC: operators' network only.
+          fallback: (req, res) => {
+            if (req.url === '/metrics') {
+              void engine.metrics.registry.metrics().then((text) => {
+                res.writeHead(200, { 'content-type': engine.metrics.registry.contentType })
+                res.end(text)
+              })
+              return
+            }
+            res.writeHead(404, { 'content-type': 'application/json' })
+            res.end(JSON.stringify({ code: 404, message: 'not found' }))
+          },
         }),
       )
       await new Promise<void>((resolve, reject) => {

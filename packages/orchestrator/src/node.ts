@@ -3,6 +3,7 @@ import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
+  CleanupStack,
   cidrContains,
   createLogger,
   ipv4ToInt,
@@ -20,12 +21,14 @@ import { applyOnHost, renderHostTable, renderSandboxTable } from './network/nfta
 import { type NetworkSlot, NetworkSlots } from './network/slots.js'
 import { acquirePidLock } from './pid-lock.js'
 import { Runc } from './runtime/runc.js'
-import { createSandbox } from './sandboxes/create.js'
+import { bootSandbox } from './sandboxes/boot.js'
+import { asStartError, createSandbox, undo } from './sandboxes/create.js'
 import { destroySandbox } from './sandboxes/destroy.js'
 import { type LogLine, readLogLines } from './sandboxes/logs.js'
-import { type MetricsSample, MetricsSampler } from './sandboxes/metrics.js'
+import { type MetricsSample, MetricsSampler, readCgroup } from './sandboxes/metrics.js'
+import { dropToFiles, freeze } from './sandboxes/pause.js'
 import { reconcile } from './sandboxes/reconcile.js'
-import { type SandboxRecord, sandboxPaths } from './sandboxes/record.js'
+import { type SandboxRecord, sandboxPaths, writeRecord } from './sandboxes/record.js'
 import { TemplateRegistry } from './templates/registry.js'
 
 export interface CreateInput {
@@ -38,17 +41,34 @@ export interface CreateInput {
   envdAccessToken?: string
 }
 
+export interface ResumeInput {
+  envdAccessToken?: string
+  envVars?: Record<string, string>
+  /** false: drop any frozen processes and boot from the files (a reboot). */
+  memory?: boolean
+}
+
+/**
+ * A sandbox the node knows. `creating` reserves the id and its memory; a
+ * sandbox paused to files only holds no network slot.
+ */
 type Entry =
   | { state: 'creating'; memoryMb: number }
-  | { state: 'running' | 'paused'; record: SandboxRecord; slot: NetworkSlot }
-  | { state: 'killing'; record: SandboxRecord; slot: NetworkSlot; done: Promise<void> }
+  | {
+      state: 'running' | 'paused'
+      record: SandboxRecord
+      slot: NetworkSlot | undefined
+      frozenBytes?: number
+    }
 
 const MIN_MEMORY_MB = 64
 
 /**
- * The sandboxes of one node. Every state change of an entry happens
- * synchronously between awaits, so checks and updates cannot interleave: two
- * creates of one id, or a kill racing a kill, have one winner.
+ * The sandboxes of one node. Creates reserve their id synchronously, so two
+ * creates of one id have one winner. Kill, pause, resume and the frozen-memory
+ * policy of one sandbox run one at a time (a per-sandbox lock) and check the
+ * state they need once they hold it: a kill racing a resume waits for it and
+ * then kills; a second resume finds the sandbox running and gets a conflict.
  */
 export class SandboxNode {
   readonly ctx: NodeContext
@@ -58,6 +78,9 @@ export class SandboxNode {
   private unlock: (() => void) | undefined
   private readonly hostAddresses: string[]
   private readonly metrics = new MetricsSampler()
+  private readonly locks = new Map<string, Promise<unknown>>()
+  private readonly frozenBudgetBytes: number
+  private demoting: Promise<void> = Promise.resolve()
 
   constructor(cfg: OrchestratorConfig, log: Logger = createLogger('orchestrator')) {
     const templatesDir = cfg.templatesDir ?? join(cfg.dataDir, 'templates')
@@ -89,6 +112,8 @@ export class SandboxNode {
     }
     this.hostAddresses = hostAddresses
     this.createLimit = pLimit(cfg.maxConcurrentCreates)
+    this.frozenBudgetBytes =
+      (cfg.maxFrozenMemoryMb ?? Math.floor(cfg.memoryCapacityMb / 4)) * 2 ** 20
   }
 
   /** Prepares the host, then adopts surviving sandboxes and removes debris. */
@@ -111,8 +136,14 @@ export class SandboxNode {
 
     const { adopted, removed } = await reconcile(this.ctx)
     for (const { record, slot } of adopted) {
-      this.entries.set(record.sandboxId, { state: record.state, record, slot })
-      this.memoryAllocated += record.memoryMb
+      const frozenBytes = record.pausedKind === 'memory' ? this.usage(record.sandboxId) : undefined
+      this.entries.set(record.sandboxId, {
+        state: record.state,
+        record,
+        slot,
+        ...(frozenBytes ? { frozenBytes } : {}),
+      })
+      if (holdsMemory(record)) this.memoryAllocated += record.memoryMb
     }
     log.info({ adopted: adopted.length, removed: removed.length }, 'node reconciled')
     this.ctx.slots.fill()
@@ -150,14 +181,8 @@ export class SandboxNode {
     if (this.entries.has(input.sandboxId)) {
       throw new WarrenError('already_exists', `sandbox ${input.sandboxId} already exists`)
     }
-    if (this.memoryAllocated + memoryMb > cfg.memoryCapacityMb) {
-      throw new WarrenError(
-        'capacity_exhausted',
-        `not enough memory on this node: ${memoryMb} MB requested, ${cfg.memoryCapacityMb - this.memoryAllocated} MB free`,
-      )
-    }
+    this.reserveMemory(memoryMb)
     this.entries.set(input.sandboxId, { state: 'creating', memoryMb })
-    this.memoryAllocated += memoryMb
     try {
       const { record, slot } = await this.createLimit(() =>
         createSandbox(this.ctx, {
@@ -179,37 +204,225 @@ export class SandboxNode {
     }
   }
 
+  /** Removes a sandbox in any state (its snapshot too); waits for an operation under way. */
   async kill(sandboxId: string): Promise<void> {
-    const entry = this.entries.get(sandboxId)
-    if (!entry) throw new WarrenError('not_found', `sandbox ${sandboxId} not found`)
-    if (entry.state === 'creating') {
+    if (this.entries.get(sandboxId)?.state === 'creating') {
       throw new WarrenError('conflict', `sandbox ${sandboxId} is still being created`)
     }
-    if (entry.state === 'killing') return entry.done
-    const done = (async () => {
+    return this.locked(sandboxId, async () => {
+      const entry = this.settled(sandboxId)
       const errors = await destroySandbox(this.ctx, sandboxId, entry.slot)
       this.entries.delete(sandboxId)
       this.metrics.forget(sandboxId)
-      this.memoryAllocated -= entry.record.memoryMb
+      if (holdsMemory(entry.record)) this.memoryAllocated -= entry.record.memoryMb
       if (errors.length) {
         for (const err of errors) this.ctx.log.error({ err, sandboxId }, 'kill step failed')
         throw new WarrenError('internal', `sandbox ${sandboxId} was not removed cleanly`)
       }
-    })()
-    this.entries.set(sandboxId, { state: 'killing', record: entry.record, slot: entry.slot, done })
-    return done
+    })
+  }
+
+  /**
+   * Pauses a running sandbox: its processes are frozen and its writable layer
+   * flushed to disk. With `memory: false` the processes are then dropped and
+   * only the files are kept; the memory and network go back to the node.
+   */
+  async pause(sandboxId: string, opts: { memory: boolean }): Promise<SandboxRecord> {
+    const record = await this.locked(sandboxId, async () => {
+      const entry = this.settled(sandboxId)
+      if (entry.state !== 'running')
+        throw new WarrenError('conflict', `sandbox ${sandboxId} is ${entry.state}`)
+      await freeze(this.ctx, sandboxId)
+      const pausedAt = new Date().toISOString()
+      if (!opts.memory) return this.toFiles(entry, pausedAt)
+      const paused: SandboxRecord = {
+        ...entry.record,
+        state: 'paused',
+        pausedKind: 'memory',
+        pausedAt,
+      }
+      writeRecord(this.ctx.cfg.dataDir, paused)
+      this.entries.set(sandboxId, {
+        state: 'paused',
+        record: paused,
+        slot: entry.slot,
+        frozenBytes: this.usage(sandboxId),
+      })
+      return paused
+    })
+    if (record.pausedKind === 'memory') this.enforceFrozenBudget()
+    return record
+  }
+
+  /**
+   * Resumes a paused sandbox: thaws its frozen processes (hot), or boots a
+   * fresh first process on its files (cold: files-only snapshots, a forced
+   * reboot). Returns which one happened.
+   */
+  async resume(
+    sandboxId: string,
+    input: ResumeInput,
+  ): Promise<{ record: SandboxRecord; kind: 'memory' | 'files' }> {
+    return this.locked(sandboxId, async () => {
+      let entry = this.settled(sandboxId)
+      if (entry.state !== 'paused')
+        throw new WarrenError('conflict', `sandbox ${sandboxId} is ${entry.state}`)
+      if (entry.record.pausedKind === 'memory' && input.memory !== false) {
+        await this.ctx.runc.resume(entry.record.containerId)
+        const running = withoutPause(entry.record)
+        writeRecord(this.ctx.cfg.dataDir, running)
+        this.entries.set(sandboxId, { state: 'running', record: running, slot: entry.slot })
+        return { record: running, kind: 'memory' as const }
+      }
+      if (entry.record.pausedKind === 'memory') {
+        await this.toFiles(entry, entry.record.pausedAt ?? new Date().toISOString())
+        entry = this.settled(sandboxId)
+      }
+      return { record: await this.bootFromFiles(entry.record, input), kind: 'files' as const }
+    })
+  }
+
+  /** A cold resume: memory and a network slot again, then a boot on the kept layer. */
+  private async bootFromFiles(paused: SandboxRecord, input: ResumeInput): Promise<SandboxRecord> {
+    const { cfg } = this.ctx
+    const template = this.ctx.templates.build(paused.templateId, paused.buildId)
+    this.reserveMemory(paused.memoryMb)
+    const cleanup = new CleanupStack()
+    cleanup.push('memory', () => {
+      this.memoryAllocated -= paused.memoryMb
+    })
+    try {
+      const slot = await this.ctx.slots.acquire()
+      cleanup.push('network slot', () => this.ctx.slots.release(slot))
+      await bootSandbox(
+        this.ctx,
+        {
+          sandboxId: paused.sandboxId,
+          template,
+          cpuCount: paused.cpuCount,
+          memoryMb: paused.memoryMb,
+          envVars: input.envVars ?? {},
+          envdAccessToken: input.envdAccessToken,
+        },
+        slot,
+        cleanup,
+      )
+      const running: SandboxRecord = {
+        ...withoutPause(paused),
+        slotIndex: slot.index,
+        sandboxIp: slot.sandboxIp,
+        hostIp: slot.hostIp,
+        envdVersion: this.ctx.envd?.version ?? template.envdVersion,
+      }
+      writeRecord(cfg.dataDir, running)
+      cleanup.release()
+      this.entries.set(paused.sandboxId, { state: 'running', record: running, slot })
+      return running
+    } catch (err) {
+      // The files stay: the sandbox is still a files-only snapshot.
+      await undo(this.ctx, cleanup, paused.sandboxId)
+      throw asStartError(err)
+    }
+  }
+
+  /** Drops a frozen or running sandbox to a files-only snapshot (under its lock). */
+  private async toFiles(
+    entry: Extract<Entry, { record: SandboxRecord }>,
+    pausedAt: string,
+  ): Promise<SandboxRecord> {
+    const sandboxId = entry.record.sandboxId
+    await dropToFiles(this.ctx, sandboxId, entry.slot)
+    if (holdsMemory(entry.record)) this.memoryAllocated -= entry.record.memoryMb
+    const files: SandboxRecord = {
+      ...entry.record,
+      state: 'paused',
+      pausedKind: 'files',
+      pausedAt,
+      slotIndex: null,
+      sandboxIp: null,
+      hostIp: null,
+    }
+    writeRecord(this.ctx.cfg.dataDir, files)
+    this.entries.set(sandboxId, { state: 'paused', record: files, slot: undefined })
+    return files
+  }
+
+  /**
+   * Keeps the memory held by frozen sandboxes within the node's budget by
+   * dropping the oldest ones to files. One pass at a time, in the background
+   * of the pause that triggered it.
+   */
+  private enforceFrozenBudget(): void {
+    this.demoting = this.demoting.then(async () => {
+      const frozen = [...this.entries.values()]
+        .filter(
+          (e): e is Extract<Entry, { record: SandboxRecord }> =>
+            e.state === 'paused' && e.record.pausedKind === 'memory',
+        )
+        .sort((a, b) => (a.record.pausedAt ?? '').localeCompare(b.record.pausedAt ?? ''))
+      let total = frozen.reduce((n, e) => n + (e.frozenBytes ?? 0), 0)
+      for (const e of frozen) {
+        if (total <= this.frozenBudgetBytes) break
+        const id = e.record.sandboxId
+        await this.locked(id, async () => {
+          const now = this.entries.get(id)
+          if (now?.state !== 'paused' || now.record.pausedKind !== 'memory') return
+          await this.toFiles(now, now.record.pausedAt ?? new Date().toISOString())
+          this.ctx.log.info(
+            { sandboxId: id },
+            'frozen sandbox dropped to files (node memory policy)',
+          )
+        }).catch((err) =>
+          this.ctx.log.error({ err, sandboxId: id }, 'could not drop a frozen sandbox to files'),
+        )
+        total -= e.frozenBytes ?? 0
+      }
+    })
+  }
+
+  /** Runs `fn` after every earlier operation on this sandbox has finished. */
+  private locked<T>(sandboxId: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(sandboxId) ?? Promise.resolve()
+    const next = previous.catch(() => {}).then(fn)
+    const tail = next.catch(() => {})
+    this.locks.set(sandboxId, tail)
+    void tail.then(() => {
+      if (this.locks.get(sandboxId) === tail) this.locks.delete(sandboxId)
+    })
+    return next
+  }
+
+  /** The entry of a sandbox that is not being created; not_found otherwise. */
+  private settled(sandboxId: string): Extract<Entry, { record: SandboxRecord }> {
+    const entry = this.entries.get(sandboxId)
+    if (!entry || entry.state === 'creating')
+      throw new WarrenError('not_found', `sandbox ${sandboxId} not found`)
+    return entry
+  }
+
+  private reserveMemory(memoryMb: number): void {
+    const free = this.ctx.cfg.memoryCapacityMb - this.memoryAllocated
+    if (memoryMb > free) {
+      throw new WarrenError(
+        'capacity_exhausted',
+        `not enough memory on this node: ${memoryMb} MB requested, ${free} MB free`,
+      )
+    }
+    this.memoryAllocated += memoryMb
+  }
+
+  private usage(sandboxId: string): number {
+    return readCgroup(cgroupsPath(this.ctx.cfg, sandboxId)).memUsed
   }
 
   get(sandboxId: string): SandboxRecord {
-    const entry = this.entries.get(sandboxId)
-    if (!entry || entry.state === 'creating' || entry.state === 'killing') {
-      throw new WarrenError('not_found', `sandbox ${sandboxId} not found`)
-    }
-    return entry.record
+    return this.settled(sandboxId).record
   }
 
   sampleMetrics(sandboxId: string): MetricsSample {
     const r = this.get(sandboxId)
+    if (r.state !== 'running')
+      throw new WarrenError('conflict', `sandbox ${sandboxId} is ${r.state}`)
     return this.metrics.sample(
       sandboxId,
       cgroupsPath(this.ctx.cfg, sandboxId),
@@ -230,8 +443,7 @@ export class SandboxNode {
 
   list(): SandboxRecord[] {
     const out: SandboxRecord[] = []
-    for (const e of this.entries.values())
-      if (e.state === 'running' || e.state === 'paused') out.push(e.record)
+    for (const e of this.entries.values()) if (e.state !== 'creating') out.push(e.record)
     return out
   }
 
@@ -255,4 +467,14 @@ function loadEnvd(cfg: OrchestratorConfig): { dir: string; version: string } {
   }
   const { version } = JSON.parse(readFileSync(versionFile, 'utf8')) as { version: string }
   return { dir, version }
+}
+
+/** Running and frozen sandboxes hold their memory; a files-only snapshot does not. */
+function holdsMemory(r: SandboxRecord): boolean {
+  return r.state === 'running' || r.pausedKind === 'memory'
+}
+
+function withoutPause(r: SandboxRecord): SandboxRecord {
+  const { pausedKind: _k, pausedAt: _a, ...rest } = r
+  return { ...rest, state: 'running' }
 }

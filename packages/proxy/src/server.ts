@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net'
 import type { Transport } from '@connectrpc/connect'
 import { createForwarder, type Logger, type ProxyConfig } from '@warren/shared'
 import { RouteCatalog } from './catalog/route-catalog.js'
+import { KeepaliveReporter } from './keepalive/reporter.js'
+import { Resumer } from './resume/resumer.js'
 import { createEdgeResolver } from './routing/resolve.js'
 
 export interface EdgeProxy {
@@ -19,7 +21,9 @@ export interface EdgeProxy {
  */
 export function createEdgeProxy(cfg: ProxyConfig, transport: Transport, log: Logger): EdgeProxy {
   const catalog = new RouteCatalog(transport, log)
-  const resolver = createEdgeResolver({ catalog, trustedHops: cfg.trustedHops })
+  const keepalive = new KeepaliveReporter(catalog.client, cfg.keepaliveIntervalMs, log)
+  const resumer = new Resumer(catalog.client, catalog)
+  const resolver = createEdgeResolver({ catalog, trustedHops: cfg.trustedHops, resumer, keepalive })
   const forwarder = createForwarder(resolver.resolve)
   const server = createServer((req, res) => void forwarder.onRequest(req, res))
   server.on('upgrade', (req, socket, head) => void forwarder.onUpgrade(req, socket, head))
@@ -42,6 +46,7 @@ export function createEdgeProxy(cfg: ProxyConfig, transport: Transport, log: Log
         server.closeAllConnections()
       })
       resolver.close()
+      keepalive.stop()
       await catalog.stop()
     },
   }

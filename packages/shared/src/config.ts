@@ -53,6 +53,11 @@ export const orchestratorConfigSchema = z.object({
   warmNetworkSlots: z.coerce.number().int().min(0).max(64).default(4),
   /** Upper bound of sandbox creates running at once on this node. */
   maxConcurrentCreates: z.coerce.number().int().min(1).max(256).default(32),
+  /**
+   * Memory frozen (paused) sandboxes may hold; past it the oldest are dropped
+   * to files-only snapshots. Default: a quarter of the memory capacity.
+   */
+  maxFrozenMemoryMb: z.coerce.number().int().min(0).optional(),
 })
 
 export type OrchestratorConfig = z.infer<typeof orchestratorConfigSchema>
@@ -71,6 +76,7 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_ENVD_DIR: 'envdDir',
   WARREN_WARM_NETWORK_SLOTS: 'warmNetworkSlots',
   WARREN_MAX_CONCURRENT_CREATES: 'maxConcurrentCreates',
+  WARREN_MAX_FROZEN_MEMORY_MB: 'maxFrozenMemoryMb',
 }
 
 export function loadOrchestratorConfig(
@@ -158,6 +164,8 @@ export const proxyConfigSchema = z.object({
   apiInternalUrl: z.string().default('http://127.0.0.1:5009'),
   /** Client addresses are taken from X-Forwarded-For only behind this many trusted proxies. */
   trustedHops: z.coerce.number().int().min(0).max(10).default(0),
+  /** At most one keepalive report per sandbox per this interval. */
+  keepaliveIntervalMs: z.coerce.number().int().min(100).max(60_000).default(1000),
 })
 
 export type ProxyConfig = z.infer<typeof proxyConfigSchema>
@@ -167,6 +175,7 @@ const proxyEnv: Record<string, keyof ProxyConfig> = {
   WARREN_PROXY_PORT: 'port',
   WARREN_API_INTERNAL_URL: 'apiInternalUrl',
   WARREN_TRUSTED_HOPS: 'trustedHops',
+  WARREN_KEEPALIVE_INTERVAL_MS: 'keepaliveIntervalMs',
 }
 
 export function loadProxyConfig(

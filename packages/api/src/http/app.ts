@@ -8,7 +8,9 @@ import { registerKill } from '../routes/sandboxes/kill.js'
 import { registerList } from '../routes/sandboxes/list.js'
 import { registerLogs } from '../routes/sandboxes/logs.js'
 import { registerMetrics } from '../routes/sandboxes/metrics.js'
+import { registerPause } from '../routes/sandboxes/pause.js'
 import { registerRefreshes } from '../routes/sandboxes/refreshes.js'
+import { registerResume } from '../routes/sandboxes/resume.js'
 import { registerTimeout } from '../routes/sandboxes/timeout.js'
 import { registerTemplates } from '../routes/templates/list.js'
 import { type ApiEnv, requireApiKey } from './auth.js'
@@ -50,6 +52,8 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
   registerTimeout(app, deps)
   registerRefreshes(app, deps)
   registerConnect(app, deps)
+  registerPause(app, deps)
+  registerResume(app, deps)
   registerLogs(app, deps)
   registerTemplates(app, deps)
   return app

@@ -7,12 +7,16 @@ import {
   type ProxyService,
 } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import type { Catalog } from '../catalog/catalog.js'
+import type { LifecycleEngine } from '../lifecycle/engine.js'
 
 /** Events a slow watcher may lag behind before it is cut off (it reconnects and gets a snapshot). */
 const MAX_BACKLOG = 10_000
 
 /** The API's internal RPC for proxies. */
-export function proxyService(catalog: Catalog): ServiceImpl<typeof ProxyService> {
+export function proxyService(
+  catalog: Catalog,
+  engine: LifecycleEngine,
+): ServiceImpl<typeof ProxyService> {
   return {
     async *watchCatalog(_req, ctx) {
       const backlog: CatalogEvent[] = []
@@ -47,9 +51,11 @@ export function proxyService(catalog: Catalog): ServiceImpl<typeof ProxyService>
       }
     },
     async resumeSandbox(req) {
-      throw new WarrenError('conflict', `sandbox ${req.sandboxId} cannot be resumed by traffic`)
+      const sandbox = await engine.resumeForTraffic(req.sandboxId)
+      return { route: catalog.get(sandbox.sandboxId) }
     },
-    async keepAliveSandbox() {
+    async keepAliveSandbox(req) {
+      await engine.keepAlive(req.sandboxId)
       return {}
     },
   }

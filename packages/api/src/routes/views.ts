@@ -22,6 +22,8 @@ export function sandboxView(s: Sandbox, ctx: ViewContext) {
     ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
     trafficAccessToken: s.trafficAccessToken,
     domain: ctx.domain,
+    // Warren extension: how the last resume went (memory: processes continued; files: fresh boot).
+    ...(s.resumedFrom ? { resumedFrom: s.resumedFrom } : {}),
   }
 }
 
@@ -55,5 +57,8 @@ export function detailView(s: Sandbox, ctx: ViewContext) {
       keepalive: { traffic: { enabled: s.lifecycle.keepaliveTraffic } },
     },
     network: s.network,
+    // Warren extensions: the snapshot kind while paused, how the last resume went.
+    ...(s.pausedAt ? { pausedAt: iso(s.pausedAt), pausedKind: s.pausedKind } : {}),
+    ...(s.resumedFrom ? { resumedFrom: s.resumedFrom } : {}),
   }
 }

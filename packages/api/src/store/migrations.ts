@@ -73,6 +73,16 @@ const migrations: Record<string, Migration> = {
   },
 }
 
+migrations['0002_pause'] = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable('sandboxes').addColumn('paused_kind', 'text').execute()
+    await db.schema.alterTable('sandboxes').addColumn('paused_at', 'bigint').execute()
+    // Paused with memory: false by request: traffic may not resume it.
+    await db.schema.alterTable('sandboxes').addColumn('files_only', 'integer').execute()
+    await db.schema.alterTable('sandboxes').addColumn('resumed_from', 'text').execute()
+  },
+}
+
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations

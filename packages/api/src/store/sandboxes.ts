@@ -1,7 +1,7 @@
 import { WarrenError } from '@warren/shared'
 import { type Expression, type SqlBool, sql } from 'kysely'
 import type { Db } from './db.js'
-import type { KillReason, SandboxesTable, SandboxState } from './schema.js'
+import type { KillReason, PausedKind, SandboxesTable, SandboxState } from './schema.js'
 
 export interface Lifecycle {
   onTimeout: 'kill' | 'pause'
@@ -37,6 +37,12 @@ export interface Sandbox {
   address: string | null
   killReason: KillReason | null
   killedAt: number | null
+  pausedKind: PausedKind | null
+  pausedAt: number | null
+  /** Paused with memory: false on request: only an explicit resume may wake it. */
+  filesOnly: boolean
+  /** How the last resume went: frozen processes continued, or a boot on the files. */
+  resumedFrom: PausedKind | null
 }
 
 /** States that hold a node's resources and count against the team's limit. */
@@ -70,6 +76,10 @@ function toSandbox(r: Row): Sandbox {
     address: r.address,
     killReason: r.kill_reason,
     killedAt: r.killed_at === null ? null : Number(r.killed_at),
+    pausedKind: r.paused_kind,
+    pausedAt: r.paused_at === null ? null : Number(r.paused_at),
+    filesOnly: !!r.files_only,
+    resumedFrom: r.resumed_from,
   }
 }
 
@@ -91,6 +101,10 @@ export type SandboxPatch = Partial<
     | 'killedAt'
     | 'network'
     | 'lifecycle'
+    | 'pausedKind'
+    | 'pausedAt'
+    | 'filesOnly'
+    | 'resumedFrom'
   >
 >
 
@@ -110,6 +124,10 @@ function toColumns(p: SandboxPatch): Partial<SandboxesTable> {
   if (p.killedAt !== undefined) c.killed_at = p.killedAt
   if (p.network !== undefined) c.network = JSON.stringify(p.network)
   if (p.lifecycle !== undefined) c.lifecycle = JSON.stringify(p.lifecycle)
+  if (p.pausedKind !== undefined) c.paused_kind = p.pausedKind
+  if (p.pausedAt !== undefined) c.paused_at = p.pausedAt
+  if (p.filesOnly !== undefined) c.files_only = Number(p.filesOnly)
+  if (p.resumedFrom !== undefined) c.resumed_from = p.resumedFrom
   return c
 }
 
@@ -159,6 +177,10 @@ export async function insertCreating(db: Db, s: Sandbox, maxConcurrent: number):
         address: s.address,
         kill_reason: null,
         killed_at: null,
+        paused_kind: null,
+        paused_at: null,
+        files_only: 0,
+        resumed_from: null,
       })
       .execute()
   })

@@ -67,4 +67,10 @@ export interface SandboxesTable {
   address: string | null
   kill_reason: KillReason | null
   killed_at: number | null
+  paused_kind: PausedKind | null
+  paused_at: number | null
+  files_only: number | null
+  resumed_from: PausedKind | null
 }
+
+export type PausedKind = 'memory' | 'files'

@@ -43,7 +43,7 @@ export function createNodeProxy(node: SandboxNode): Server {
       }
       throw err
     }
-    if (record.state !== 'running') {
+    if (record.state !== 'running' || !record.sandboxIp) {
       return { error: { status: 502, sandboxId, message: `The sandbox is ${record.state}` } }
     }
     const clientIp = header(req, INTERNAL_HEADERS.clientIp) ?? req.socket.remoteAddress ?? ''

@@ -1,6 +1,7 @@
 import { create } from '@bufbuild/protobuf'
 import { timestampFromDate } from '@bufbuild/protobuf/wkt'
 import {
+  PausedKind,
   type Sandbox,
   SandboxSchema,
   SandboxState,
@@ -15,14 +16,22 @@ export function toSandboxMessage(r: SandboxRecord, nodeId: string): Sandbox {
     sandboxId: r.sandboxId,
     templateId: r.templateId,
     state: r.state === 'paused' ? SandboxState.PAUSED : SandboxState.RUNNING,
-    address: r.sandboxIp,
+    address: r.sandboxIp ?? '',
     cpuCount: r.cpuCount,
     memoryMb: r.memoryMb,
     diskSizeMb: r.diskSizeMb,
     startedAt: timestampFromDate(new Date(r.startedAt)),
     envdVersion: r.envdVersion,
     nodeId,
+    pausedKind: pausedKindOf(r.pausedKind),
+    ...(r.pausedAt ? { pausedAt: timestampFromDate(new Date(r.pausedAt)) } : {}),
   })
+}
+
+export function pausedKindOf(kind: 'memory' | 'files' | undefined): PausedKind {
+  if (kind === 'memory') return PausedKind.MEMORY
+  if (kind === 'files') return PausedKind.FILES
+  return PausedKind.UNSPECIFIED
 }
 
 export function toTemplateMessage(t: TemplateMetadata, envdVersion: string | undefined): Template {

@@ -2,7 +2,7 @@ import { timestampFromMs } from '@bufbuild/protobuf/wkt'
 import type { ServiceImpl } from '@connectrpc/connect'
 import type { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 import type { SandboxNode } from '../node.js'
-import { toSandboxMessage, toTemplateMessage } from './convert.js'
+import { pausedKindOf, toSandboxMessage, toTemplateMessage } from './convert.js'
 
 /** The orchestrator RPC API over one node. Validation happens in SandboxNode. */
 export function orchestratorService(
@@ -26,6 +26,19 @@ export function orchestratorService(
     async kill(req) {
       await node.kill(req.sandboxId)
       return {}
+    },
+    async pause(req) {
+      return {
+        sandbox: toSandboxMessage(await node.pause(req.sandboxId, { memory: req.memory }), nodeId),
+      }
+    },
+    async resume(req) {
+      const { record, kind } = await node.resume(req.sandboxId, {
+        envVars: req.envVars,
+        ...(req.envdAccessToken !== undefined ? { envdAccessToken: req.envdAccessToken } : {}),
+        ...(req.memory !== undefined ? { memory: req.memory } : {}),
+      })
+      return { sandbox: toSandboxMessage(record, nodeId), resumedFrom: pausedKindOf(kind) }
     },
     async get(req) {
       return { sandbox: toSandboxMessage(node.get(req.sandboxId), nodeId) }

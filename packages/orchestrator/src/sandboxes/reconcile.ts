@@ -5,19 +5,23 @@ import { destroyNetns, listHostObjects, netnsNames, parseSlotIndex } from '../ne
 import type { NetworkSlot } from '../network/slots.js'
 import { mountsUnder } from '../runtime/overlay.js'
 import { destroySandbox } from './destroy.js'
-import { readRecord, type SandboxRecord, sandboxPaths } from './record.js'
+import { dropToFiles } from './pause.js'
+import { readRecord, type SandboxRecord, sandboxPaths, writeRecord } from './record.js'
 
 export interface Adopted {
   record: SandboxRecord
-  slot: NetworkSlot
+  /** Undefined for a sandbox paused to files only. */
+  slot: NetworkSlot | undefined
 }
 
 /**
  * Compares what the node remembers with what the host has, after a crash or a
- * restart. A sandbox whose container is alive (running or frozen), whose
- * namespace exists and whose root is mounted is adopted as it is; everything
- * else with this node's prefix is debris and is removed: containers, mounts,
- * sandbox directories, namespaces, veths, cgroups.
+ * restart. A sandbox whose container is in its recorded state (running, or
+ * frozen when paused with memory), whose namespace exists and whose root is
+ * mounted is adopted as it is. A paused sandbox whose processes are gone keeps
+ * its files and becomes a files-only snapshot. Everything else with this
+ * node's prefix is debris and is removed: containers, mounts, sandbox
+ * directories, namespaces, veths, cgroups.
  */
 export async function reconcile(
   ctx: NodeContext,
@@ -34,24 +38,45 @@ export async function reconcile(
   for (const sandboxId of ids) {
     const record = readRecord(cfg.dataDir, sandboxId)
     const state = record && containers.get(record.containerId)
-    const names = record && netnsNames(cfg.prefix, record.slotIndex)
-    const healthy =
-      record &&
-      state &&
-      (state.status === 'running' || state.status === 'paused') &&
-      names &&
-      host.netns.includes(names.netns) &&
-      mountsUnder(sandboxPaths(cfg.dataDir, sandboxId).dir).includes(
-        sandboxPaths(cfg.dataDir, sandboxId).rootfs,
+    if (record) containers.delete(record.containerId)
+    const paths = sandboxPaths(cfg.dataDir, sandboxId)
+    const intact =
+      !!record &&
+      record.slotIndex !== null &&
+      host.netns.includes(netnsNames(cfg.prefix, record.slotIndex).netns) &&
+      mountsUnder(paths.dir).includes(paths.rootfs)
+    if (record && intact && record.slotIndex !== null) {
+      const wanted =
+        record.state === 'paused' && record.pausedKind === 'memory' ? 'paused' : 'running'
+      // A crash between the freezer and the record leaves them disagreeing:
+      // the record wins (thaw or freeze again).
+      if (state?.status === 'paused' && wanted === 'running')
+        await ctx.runc.resume(record.containerId).catch(() => {})
+      if (state?.status === 'running' && wanted === 'paused')
+        await ctx.runc.pause(record.containerId).catch(() => {})
+      if ((await ctx.runc.state(record.containerId))?.status === wanted) {
+        keepSlots.add(record.slotIndex)
+        adopted.push({ record, slot: ctx.slots.adopt(record.slotIndex) })
+        continue
+      }
+    }
+    if (record?.state === 'paused') {
+      // A paused sandbox's writable layer is its snapshot: whatever happened
+      // to its processes, the files stay and it can be resumed cold.
+      if (record.pausedKind !== 'files')
+        log.warn({ sandboxId }, 'frozen processes lost; keeping the files')
+      await dropToFiles(ctx, sandboxId, undefined).catch((err) =>
+        log.error({ err, sandboxId }, 'cleanup failed'),
       )
-    if (record && healthy) {
-      const slot = ctx.slots.adopt(record.slotIndex)
-      keepSlots.add(record.slotIndex)
-      adopted.push({
-        record: { ...record, state: state.status === 'paused' ? 'paused' : 'running' },
-        slot,
-      })
-      containers.delete(record.containerId)
+      const files: SandboxRecord = {
+        ...record,
+        pausedKind: 'files',
+        slotIndex: null,
+        sandboxIp: null,
+        hostIp: null,
+      }
+      writeRecord(cfg.dataDir, files)
+      adopted.push({ record: files, slot: undefined })
       continue
     }
     log.warn(
@@ -60,7 +85,6 @@ export async function reconcile(
     )
     const errors = await destroySandbox(ctx, sandboxId, undefined)
     for (const err of errors) log.error({ err, sandboxId }, 'debris removal step failed')
-    if (record) containers.delete(record.containerId)
     removed.push(sandboxId)
   }
 

@@ -8,15 +8,19 @@ export const sandboxRecordSchema = z.object({
   templateId: z.string(),
   buildId: z.string(),
   containerId: z.string(),
-  slotIndex: z.number().int(),
-  sandboxIp: z.string(),
-  hostIp: z.string(),
+  /** Null while the sandbox holds no network (paused to files only). */
+  slotIndex: z.number().int().nullable(),
+  sandboxIp: z.string().nullable(),
+  hostIp: z.string().nullable(),
   cpuCount: z.number().int(),
   memoryMb: z.number().int(),
   diskSizeMb: z.number().int(),
   startedAt: z.string(),
   envdVersion: z.string(),
   state: z.enum(['running', 'paused']),
+  /** A paused sandbox keeps its frozen processes (memory) or only its writable layer (files). */
+  pausedKind: z.enum(['memory', 'files']).optional(),
+  pausedAt: z.string().optional(),
 })
 
 export type SandboxRecord = z.infer<typeof sandboxRecordSchema>

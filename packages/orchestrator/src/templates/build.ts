@@ -1,14 +1,5 @@
 import { spawn } from 'node:child_process'
-import {
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs'
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -48,6 +39,7 @@ export interface BuildResult {
  * Builds a template's root filesystem once per recipe: debootstrap into a
  * temporary directory, configure it, shift its ownership for the sandbox uid
  * mapping, then publish it with a rename so a half-built tree is never used.
+ * Earlier builds are kept: running and paused sandboxes still stand on them.
  */
 export async function buildTemplate(
   recipe: TemplateRecipe,
@@ -110,7 +102,6 @@ export async function buildTemplate(
     renameSync(tmp, target)
     cleanup.release()
     writeCurrent(opts.templatesDir, metadata)
-    removeUnusedBuilds(opts.templatesDir, recipe.templateId, buildId)
     opts.onProgress?.({ stage: 'done', done: 1, total: 1 })
     return { metadata, built: true }
   } finally {
@@ -207,16 +198,4 @@ async function configureRootfs(recipe: TemplateRecipe, rootfs: string): Promise<
   await run('chroot', [rootfs, 'apt-get', 'clean'])
   rmSync(join(rootfs, 'var/lib/apt/lists'), { recursive: true, force: true })
   await mkdir(join(rootfs, 'var/lib/apt/lists/partial'), { recursive: true })
-}
-
-/** Old builds go once no sandbox's overlay still uses them as its lower layer. */
-function removeUnusedBuilds(templatesDir: string, templateId: string, keep: string): void {
-  const dir = join(templateDir(templatesDir, templateId), 'builds')
-  const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')
-  for (const id of readdirSync(dir)) {
-    const path = join(dir, id)
-    if (id === keep || !statSync(path).isDirectory()) continue
-    if (mountinfo.includes(`lowerdir=${path}/rootfs`)) continue
-    rmSync(path, { recursive: true, force: true })
-  }
 }

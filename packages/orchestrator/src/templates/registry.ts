@@ -1,8 +1,8 @@
-import { statSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { WarrenError } from '@warren/shared'
-import type { TemplateMetadata } from './metadata.js'
-import { listTemplateIds, readCurrent, templateDir } from './store.js'
+import { type TemplateMetadata, templateMetadataSchema } from './metadata.js'
+import { buildDir, listTemplateIds, readCurrent, templateDir } from './store.js'
 
 /**
  * The node's view of built templates. A template built after the node
@@ -28,6 +28,19 @@ export class TemplateRegistry {
     if (!meta) throw new WarrenError('not_found', `template '${templateId}' not found`)
     this.cache.set(templateId, { mtimeMs, meta })
     return meta
+  }
+
+  /**
+   * A specific build: a paused sandbox's writable layer only makes sense on
+   * top of the build it was created from, even after a rebuild.
+   */
+  build(templateId: string, buildId: string): TemplateMetadata {
+    const path = join(buildDir(this.templatesDir, templateId, buildId), 'template.json')
+    try {
+      return templateMetadataSchema.parse(JSON.parse(readFileSync(path, 'utf8')))
+    } catch {
+      throw new WarrenError('not_found', `build ${buildId} of template '${templateId}' is gone`)
+    }
   }
 
   list(): TemplateMetadata[] {

@@ -7,9 +7,13 @@ import {
   type ProxyError,
   type Resolution,
   sandboxAddressOf,
+  toWarrenError,
 } from '@warren/shared'
 import { type Route, RouteState } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import type { RouteCatalog } from '../catalog/route-catalog.js'
+import type { KeepaliveReporter } from '../keepalive/reporter.js'
+import type { Resumer } from '../resume/resumer.js'
+import { refuseResume, refuseTraffic } from './authorize.js'
 import { clientIp } from './client-ip.js'
 
 function header(req: IncomingMessage, name: string): string | undefined {
@@ -21,7 +25,12 @@ function header(req: IncomingMessage, name: string): string | undefined {
  * The edge proxy's resolver: which sandbox and port a request names, whether
  * the catalog lets it through, and which node proxy carries it.
  */
-export function createEdgeResolver(opts: { catalog: RouteCatalog; trustedHops: number }) {
+export function createEdgeResolver(opts: {
+  catalog: RouteCatalog
+  trustedHops: number
+  resumer: Resumer
+  keepalive: KeepaliveReporter
+}) {
   const agents = new Map<string, { agent: Agent; host: string; port: number }>()
   const nodeProxy = (url: string) => {
     let entry = agents.get(url)
@@ -60,10 +69,27 @@ export function createEdgeResolver(opts: { catalog: RouteCatalog; trustedHops: n
       return { error: { status: 404, message: 'not found' } }
     }
     await opts.catalog.ready
-    const route = opts.catalog.get(sandboxId)
-    const refused = route ? refusal(route, port) : notFound(sandboxId)
+    let route = opts.catalog.get(sandboxId)
+    if (!route) return { error: notFound(sandboxId) }
+    const denied = refuseTraffic(req, route, port)
+    if (denied) return { error: denied }
+    if (
+      route.autoResume &&
+      (route.state === RouteState.PAUSED || route.state === RouteState.RESUMING)
+    ) {
+      const refusedResume = refuseResume(req, route, port)
+      if (refusedResume) return { error: refusedResume }
+      try {
+        route = await opts.resumer.resume(sandboxId)
+      } catch (err) {
+        return { error: resumeFailed(sandboxId, port, err) }
+      }
+    }
+    const refused = refusal(route, port)
     if (refused) return { error: refused }
-    const r = route!
+    const r = route
+    const onTraffic = r.keepaliveTraffic ? keepaliveHook(opts.keepalive, sandboxId) : undefined
+    onTraffic?.(1)
     const node = nodeProxy(r.nodeProxyUrl)
     const ip = clientIp(req, opts.trustedHops)
     const priorFor = header(req, 'x-forwarded-for')
@@ -88,6 +114,7 @@ export function createEdgeResolver(opts: { catalog: RouteCatalog; trustedHops: n
           port,
           message: 'The sandbox node is unreachable',
         }),
+        ...(onTraffic ? { onTraffic } : {}),
       },
     }
   }
@@ -97,6 +124,28 @@ export function createEdgeResolver(opts: { catalog: RouteCatalog; trustedHops: n
     close() {
       for (const { agent } of agents.values()) agent.destroy()
     },
+  }
+}
+
+/** Bytes that flow keep the sandbox alive; an idle open connection does not. */
+function keepaliveHook(reporter: KeepaliveReporter, sandboxId: string) {
+  return (bytes: number) => {
+    if (bytes > 0) reporter.touch(sandboxId)
+  }
+}
+
+function resumeFailed(sandboxId: string, port: number, err: unknown): ProxyError {
+  const w = toWarrenError(err)
+  if (w.code === 'not_found') return notFound(sandboxId)
+  const envd = port === ENVD_PORT
+  if (w.code === 'conflict')
+    return { status: envd ? 502 : 409, sandboxId, port, message: w.message }
+  return {
+    status: envd ? 502 : 503,
+    sandboxId,
+    port,
+    retryAfter: 1,
+    message: 'The sandbox could not be resumed; retry',
   }
 }
 

@@ -31,6 +31,7 @@ export function registerConnect(app: App, deps: RouteDeps): void {
         c.get('team'),
         c.req.valid('param').sandboxID,
         req.timeout ?? deps.defaultTimeoutS,
+        req.memory,
       )
       return c.json(sandboxView(sandbox, deps.view), resumed ? 201 : 200)
     })

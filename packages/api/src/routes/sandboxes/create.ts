@@ -125,13 +125,12 @@ export function resolveLifecycle(body: NewSandbox): CreateSandboxRequest['lifecy
 }
 
 /** Features whose fields are accepted by the schema but not yet enforced: refused, never dropped. */
-function refuseUnimplemented(body: NewSandbox, lifecycle: CreateSandboxRequest['lifecycle']): void {
+function refuseUnimplemented(body: NewSandbox): void {
   const unsupported: string[] = []
-  if (lifecycle.onTimeout === 'pause') unsupported.push('pause on timeout')
-  if (lifecycle.autoResume) unsupported.push('autoResume')
-  if (lifecycle.keepaliveTraffic) unsupported.push('lifecycle.keepalive')
   if (body.allow_internet_access !== undefined) unsupported.push('allow_internet_access')
-  for (const key of Object.keys(body.network ?? {})) unsupported.push(`network.${key}`)
+  for (const key of Object.keys(body.network ?? {})) {
+    if (key !== 'allowPublicTraffic') unsupported.push(`network.${key}`)
+  }
   if (unsupported.length) {
     throw new WarrenError(
       'invalid_argument',
@@ -154,7 +153,7 @@ export function registerCreate(app: App, deps: RouteDeps): void {
         )
       }
       const lifecycle = resolveLifecycle(body)
-      refuseUnimplemented(body, lifecycle)
+      refuseUnimplemented(body)
       const sandbox = await deps.engine.create(c.get('team'), {
         templateId: parseTemplateId(body.templateID),
         timeoutS: body.timeout ?? deps.defaultTimeoutS,

@@ -1,0 +1,39 @@
+import { Counter, Registry } from 'prom-client'
+
+/** The control plane's counters, served in Prometheus text on the internal port. */
+export class LifecycleMetrics {
+  readonly registry = new Registry()
+  readonly created = new Counter({
+    name: 'warren_sandboxes_created_total',
+    help: 'Sandboxes created',
+    registers: [this.registry],
+  })
+  readonly killed = new Counter({
+    name: 'warren_sandboxes_killed_total',
+    help: 'Sandboxes killed, by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  })
+  readonly paused = new Counter({
+    name: 'warren_sandboxes_paused_total',
+    help: 'Pauses, by kind',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  })
+  readonly resumed = new Counter({
+    name: 'warren_sandboxes_resumed_total',
+    help: 'Resumes, by what they resumed from (memory: hot, files: cold) and trigger',
+    labelNames: ['from', 'trigger'],
+    registers: [this.registry],
+  })
+  readonly keepaliveCalls = new Counter({
+    name: 'warren_keepalive_calls_total',
+    help: 'KeepAliveSandbox calls received from proxies',
+    registers: [this.registry],
+  })
+  readonly keepaliveExtensions = new Counter({
+    name: 'warren_keepalive_extensions_total',
+    help: 'KeepAliveSandbox calls that moved a lease',
+    registers: [this.registry],
+  })
+}

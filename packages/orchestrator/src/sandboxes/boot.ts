@@ -1,0 +1,135 @@
+import { chownSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { CleanupStack } from '@warren/shared'
+import { cgroupsPath, containerId, type NodeContext } from '../context.js'
+import type { NetworkSlot } from '../network/slots.js'
+import { mountOverlay, unmount } from '../runtime/overlay.js'
+import { hostMaxOpenFiles, sandboxSpec } from '../runtime/spec.js'
+import type { TemplateMetadata } from '../templates/metadata.js'
+import { rootfsDir } from '../templates/store.js'
+import { initEnvd, waitForPort } from './readiness.js'
+import { sandboxPaths } from './record.js'
+
+export interface BootSpec {
+  sandboxId: string
+  template: TemplateMetadata
+  cpuCount: number
+  memoryMb: number
+  envVars: Record<string, string>
+  envdAccessToken: string | undefined
+}
+
+const READY_TIMEOUT_MS = 30_000
+
+/**
+ * Starts the container of a sandbox whose writable layer exists (new, or a
+ * snapshot being resumed cold): names it in the layer, mounts the overlay,
+ * runs runc, waits for the first process and hands envd its settings. Each
+ * step registers its undo on `cleanup`; the writable layer itself is the
+ * caller's.
+ */
+export async function bootSandbox(
+  ctx: NodeContext,
+  spec: BootSpec,
+  slot: NetworkSlot,
+  cleanup: CleanupStack,
+): Promise<void> {
+  const { cfg } = ctx
+  const paths = sandboxPaths(cfg.dataDir, spec.sandboxId)
+  const id = containerId(cfg, spec.sandboxId)
+  const lower = rootfsDir(ctx.templatesDir, spec.template)
+  writeIdentity(paths.upper, lower, spec.template.uidBase, spec.sandboxId, slot)
+  // overlayfs needs an empty work directory on every mount.
+  rmSync(paths.work, { recursive: true, force: true })
+  mkdirSync(paths.work)
+  if (!existsSync(paths.rootfs)) mkdirSync(paths.rootfs)
+  await mountOverlay({ lower, upper: paths.upper, work: paths.work, target: paths.rootfs })
+  cleanup.push('root filesystem', () => unmount(paths.rootfs))
+
+  writeFileSync(
+    join(paths.bundle, 'config.json'),
+    JSON.stringify(bundleSpec(ctx, spec, paths.rootfs, slot)),
+  )
+  await ctx.runc.runDetached(id, paths.bundle, paths.log)
+  cleanup.push('container', () => ctx.runc.destroy(id))
+
+  await waitForPort(slot.sandboxIp, cfg.readyPort, {
+    timeoutMs: READY_TIMEOUT_MS,
+    alive: async () => (await ctx.runc.state(id))?.status === 'running',
+  })
+  if (ctx.envd) {
+    await initEnvd(slot.sandboxIp, cfg.readyPort, {
+      ...(spec.envdAccessToken ? { accessToken: spec.envdAccessToken } : {}),
+      envVars: { ...spec.envVars, E2B_SANDBOX: 'true', E2B_SANDBOX_ID: spec.sandboxId },
+      defaultUser: spec.template.defaultUser,
+      defaultWorkdir: spec.template.defaultWorkdir,
+    })
+  }
+}
+
+/** A fresh writable layer, owned by the sandbox's root. */
+export function createUpper(upper: string, uidBase: number): void {
+  mkdirSync(upper)
+  chownSync(upper, uidBase, uidBase)
+}
+
+/**
+ * The files that name this sandbox and its current address, written into
+ * its writable layer before each boot (a cold resume gets a new address).
+ * /etc in the layer copies the template's owner and mode so the merged view
+ * does not change them.
+ */
+function writeIdentity(
+  upper: string,
+  lower: string,
+  uidBase: number,
+  sandboxId: string,
+  slot: NetworkSlot,
+): void {
+  const etc = join(upper, 'etc')
+  if (!existsSync(etc)) {
+    const lowerEtc = statSync(join(lower, 'etc'))
+    mkdirSync(etc, { mode: lowerEtc.mode & 0o7777 })
+    chownSync(etc, lowerEtc.uid, lowerEtc.gid)
+  }
+  const files: Record<string, string> = {
+    hostname: `${sandboxId}\n`,
+    hosts: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${slot.sandboxIp}\t${sandboxId}\n`,
+    'resolv.conf': `nameserver ${slot.hostIp}\noptions edns0\n`,
+  }
+  for (const [name, content] of Object.entries(files)) {
+    const path = join(etc, name)
+    writeFileSync(path, content, { mode: 0o644 })
+    chownSync(path, uidBase, uidBase)
+  }
+}
+
+function bundleSpec(ctx: NodeContext, spec: BootSpec, rootfs: string, slot: NetworkSlot): object {
+  const { cfg } = ctx
+  // tini is process 1: it reaps orphans, which Node (envd) cannot do.
+  const args = [
+    '/opt/warren/bin/tini',
+    '--',
+    ...(cfg.sandboxCommand ?? ['/opt/warren/bin/node', '/opt/warren/envd/envd.mjs']),
+  ]
+  const mounts = [
+    { source: cfg.initPath, destination: '/opt/warren/bin/tini' },
+    { source: cfg.nodePath, destination: '/opt/warren/bin/node' },
+  ]
+  if (ctx.envd) mounts.push({ source: ctx.envd.dir, destination: '/opt/warren/envd' })
+  return sandboxSpec({
+    hostname: spec.sandboxId,
+    args,
+    env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root'],
+    rootfs,
+    netnsPath: `/run/netns/${slot.netns}`,
+    cgroupsPath: cgroupsPath(cfg, spec.sandboxId),
+    uidBase: spec.template.uidBase,
+    memoryMb: spec.memoryMb,
+    cpuCount: spec.cpuCount,
+    pidsLimit: spec.template.pidsLimit,
+    noNewPrivileges: spec.template.noNewPrivileges,
+    maxOpenFiles: hostMaxOpenFiles(),
+    readonlyMounts: mounts,
+  })
+}

@@ -1,0 +1,40 @@
+import { containerId, type NodeContext } from '../context.js'
+import { run } from '../exec.js'
+import type { NetworkSlot } from '../network/slots.js'
+import { mountsUnder, unmount } from '../runtime/overlay.js'
+import { sandboxPaths } from './record.js'
+
+/**
+ * Freezes every process of the sandbox (cgroup freezer) and flushes its
+ * writable layer to disk, so the layer is a durable snapshot even if the
+ * frozen processes are later lost.
+ */
+export async function freeze(ctx: NodeContext, sandboxId: string): Promise<void> {
+  await ctx.runc.pause(containerId(ctx.cfg, sandboxId))
+  try {
+    await syncLayer(ctx, sandboxId)
+  } catch (err) {
+    await ctx.runc.resume(containerId(ctx.cfg, sandboxId)).catch(() => {})
+    throw err
+  }
+}
+
+export async function syncLayer(ctx: NodeContext, sandboxId: string): Promise<void> {
+  await run('sync', ['--file-system', sandboxPaths(ctx.cfg.dataDir, sandboxId).upper])
+}
+
+/**
+ * Drops a sandbox's processes and network but keeps its writable layer: what
+ * a files-only pause leaves, and what a frozen sandbox becomes when the node
+ * needs its memory back. Idempotent.
+ */
+export async function dropToFiles(
+  ctx: NodeContext,
+  sandboxId: string,
+  slot: NetworkSlot | undefined,
+): Promise<void> {
+  const paths = sandboxPaths(ctx.cfg.dataDir, sandboxId)
+  await ctx.runc.destroy(containerId(ctx.cfg, sandboxId))
+  for (const m of mountsUnder(paths.dir)) await unmount(m)
+  if (slot) await ctx.slots.release(slot)
+}

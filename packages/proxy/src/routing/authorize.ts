@@ -1,0 +1,71 @@
+import { timingSafeEqual } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import { ENVD_PORT, type ProxyError } from '@warren/shared'
+import type { Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
+
+export const TRAFFIC_TOKEN_HEADER = 'e2b-traffic-access-token'
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name]
+  return Array.isArray(v) ? v[0] : v
+}
+
+/** Constant-time comparison that does not leak the expected length through an early exit. */
+export function tokenMatches(presented: string | undefined, expected: string): boolean {
+  const a = Buffer.from(presented ?? '')
+  const b = Buffer.from(expected)
+  const same = a.length === b.length
+  return timingSafeEqual(same ? a : b, b) && same
+}
+
+/**
+ * Traffic rules that do not depend on the sandbox being up: without public
+ * traffic, ports other than envd's need the traffic access token (envd has
+ * its own token check).
+ */
+export function refuseTraffic(
+  req: IncomingMessage,
+  route: Route,
+  port: number,
+): ProxyError | undefined {
+  if (
+    port !== ENVD_PORT &&
+    route.trafficAccessToken &&
+    !tokenMatches(header(req, TRAFFIC_TOKEN_HEADER), route.trafficAccessToken)
+  ) {
+    return {
+      status: 403,
+      sandboxId: route.sandboxId,
+      port,
+      message: `missing or invalid ${TRAFFIC_TOKEN_HEADER}: this sandbox does not accept public traffic`,
+    }
+  }
+  return undefined
+}
+
+/**
+ * Whether a request may wake a paused sandbox: it must be one the running
+ * sandbox would accept. Traffic to envd of a secure sandbox needs its
+ * X-Access-Token (envd would check it, but envd is asleep).
+ */
+export function refuseResume(
+  req: IncomingMessage,
+  route: Route,
+  port: number,
+): ProxyError | undefined {
+  const traffic = refuseTraffic(req, route, port)
+  if (traffic) return traffic
+  if (
+    port === ENVD_PORT &&
+    route.envdAccessToken &&
+    !tokenMatches(header(req, 'x-access-token'), route.envdAccessToken)
+  ) {
+    return {
+      status: 403,
+      sandboxId: route.sandboxId,
+      port,
+      message: 'the sandbox is paused; resuming it through envd needs its X-Access-Token',
+    }
+  }
+  return undefined
+}
