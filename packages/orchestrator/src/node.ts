@@ -257,7 +257,7 @@ export class SandboxNode {
   /**
    * Resumes a paused sandbox: thaws its frozen processes (hot), or boots a
    * fresh first process on its files (cold: files-only snapshots, a forced
-   * reboot). Returns which one happened.
+   * reboot, frozen processes that died). Returns which one happened.
    */
   async resume(
     sandboxId: string,
@@ -268,11 +268,13 @@ export class SandboxNode {
       if (entry.state !== 'paused')
         throw new WarrenError('conflict', `sandbox ${sandboxId} is ${entry.state}`)
       if (entry.record.pausedKind === 'memory' && input.memory !== false) {
-        await this.ctx.runc.resume(entry.record.containerId)
-        const running = withoutPause(entry.record)
-        writeRecord(this.ctx.cfg.dataDir, running)
-        this.entries.set(sandboxId, { state: 'running', record: running, slot: entry.slot })
-        return { record: running, kind: 'memory' as const }
+        if (await this.thaw(entry.record)) {
+          const running = withoutPause(entry.record)
+          writeRecord(this.ctx.cfg.dataDir, running)
+          this.entries.set(sandboxId, { state: 'running', record: running, slot: entry.slot })
+          return { record: running, kind: 'memory' as const }
+        }
+        this.ctx.log.warn({ sandboxId }, 'frozen processes lost; resuming from the files')
       }
       if (entry.record.pausedKind === 'memory') {
         await this.toFiles(entry, entry.record.pausedAt ?? new Date().toISOString())
@@ -280,6 +282,22 @@ export class SandboxNode {
       }
       return { record: await this.bootFromFiles(entry.record, input), kind: 'files' as const }
     })
+  }
+
+  /**
+   * Thaws a frozen container. False when its processes are gone (killed
+   * behind the node's back): the snapshot is then only its files.
+   */
+  private async thaw(record: SandboxRecord): Promise<boolean> {
+    try {
+      await this.ctx.runc.resume(record.containerId)
+      return true
+    } catch (err) {
+      const status = (await this.ctx.runc.state(record.containerId))?.status
+      if (status === 'paused') throw err
+      // Thawed by someone else: the processes are there all the same.
+      return status === 'running'
+    }
   }
 
   /** A cold resume: memory and a network slot again, then a boot on the kept layer. */

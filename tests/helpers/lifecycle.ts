@@ -1,0 +1,180 @@
+// Helpers for the lifecycle suites: raw creates with Warren's extension
+// fields, the API's Prometheus counters, sandbox state polling, and the
+// host-side view of a sandbox (its writable layer, its container's processes).
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Sandbox } from 'e2b'
+import { expect } from 'vitest'
+import { api, eventually, type SandboxDetail } from './api-client.js'
+import { sandboxCgroup } from './node-fixture.js'
+import type { WarrenFixture } from './warren-fixture.js'
+
+export interface CreatedSandbox {
+  sandboxID: string
+  envdAccessToken?: string
+  trafficAccessToken: string | null
+  envdVersion: string
+  domain: string
+}
+
+/** POST /v2/sandboxes with a body the SDK cannot express; must answer 201. */
+export async function createRaw(
+  w: WarrenFixture,
+  body: Record<string, unknown>,
+): Promise<CreatedSandbox> {
+  const res = await api(w, 'POST', '/v2/sandboxes', { json: { templateID: 'base', ...body } })
+  expect(res.status, res.text).toBe(201)
+  return res.body as CreatedSandbox
+}
+
+/** The SDK's handle on a sandbox created with `createRaw`, without touching its lease. */
+export function handle(w: WarrenFixture, created: CreatedSandbox): Sandbox {
+  // The constructor talks to nothing: unlike Sandbox.connect it does not extend the lease.
+  return new Sandbox({
+    ...w.sdk,
+    sandboxId: created.sandboxID,
+    sandboxDomain: created.domain,
+    envdVersion: created.envdVersion,
+    ...(created.envdAccessToken ? { envdAccessToken: created.envdAccessToken } : {}),
+    ...(created.trafficAccessToken ? { trafficAccessToken: created.trafficAccessToken } : {}),
+  })
+}
+
+/** GET /sandboxes/{id}: the detail, or undefined on 404. */
+export async function detailOrGone(
+  w: WarrenFixture,
+  id: string,
+): Promise<SandboxDetail | undefined> {
+  const res = await api(w, 'GET', `/sandboxes/${id}`)
+  if (res.status === 404) return undefined
+  expect(res.status, res.text).toBe(200)
+  return res.body as SandboxDetail
+}
+
+/** Polls GET /sandboxes/{id} until it reads `state`; returns the detail and when it was seen. */
+export async function waitForState(
+  w: WarrenFixture,
+  id: string,
+  state: 'running' | 'paused',
+  ms = 10_000,
+): Promise<{ detail: SandboxDetail; seenAt: number }> {
+  let last: SandboxDetail | undefined
+  await eventually(
+    `sandbox ${id} is ${state} (last: ${last?.state})`,
+    async () => {
+      last = await detailOrGone(w, id)
+      return last?.state === state
+    },
+    ms,
+    50,
+  )
+  return { detail: last!, seenAt: Date.now() }
+}
+
+/** Polls until GET /sandboxes/{id} answers 404; returns when that was first seen. */
+export async function waitForGone(w: WarrenFixture, id: string, ms = 10_000): Promise<number> {
+  await eventually(`sandbox ${id} is gone`, async () => !(await detailOrGone(w, id)), ms, 50)
+  return Date.now()
+}
+
+/** POST /sandboxes/{id}/pause; returns the status. */
+export async function pause(w: WarrenFixture, id: string, memory?: boolean): Promise<number> {
+  const res = await api(w, 'POST', `/sandboxes/${id}/pause`, {
+    json: memory === undefined ? {} : { memory },
+  })
+  return res.status
+}
+
+/** POST /v2/sandboxes/{id}/connect; must answer 200 or 201. */
+export async function connect(
+  w: WarrenFixture,
+  id: string,
+  body: Record<string, unknown> = {},
+): Promise<{ status: number; body: CreatedSandbox & { resumedFrom?: 'memory' | 'files' } }> {
+  const res = await api(w, 'POST', `/v2/sandboxes/${id}/connect`, { json: body })
+  expect([200, 201], res.text).toContain(res.status)
+  return { status: res.status, body: res.body as CreatedSandbox & { resumedFrom?: never } }
+}
+
+/** The API's Prometheus counters: `name{labels}` → value. */
+export async function metrics(w: WarrenFixture): Promise<Map<string, number>> {
+  const res = await fetch(`http://127.0.0.1:${w.ports.internal}/metrics`)
+  expect(res.status).toBe(200)
+  const out = new Map<string, number>()
+  for (const line of (await res.text()).split('\n')) {
+    if (!line || line.startsWith('#')) continue
+    const i = line.lastIndexOf(' ')
+    out.set(line.slice(0, i), Number(line.slice(i + 1)))
+  }
+  return out
+}
+
+/** One counter's value (0 when it has no sample yet); labels in the order prom-client prints them. */
+export async function counter(
+  w: WarrenFixture,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const l = Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(',')
+  return (await metrics(w)).get(l ? `${name}{${l}}` : name) ?? 0
+}
+
+/** Where a sandbox's files live on the host. */
+export function sandboxDir(w: WarrenFixture, id: string): string {
+  return join(w.dataDir, 'sandboxes', id)
+}
+
+/** A file of the sandbox's writable layer, read from the host (works while it is paused). */
+export function layerFile(w: WarrenFixture, id: string, path: string): string | undefined {
+  const p = join(sandboxDir(w, id), 'upper', path)
+  return existsSync(p) ? readFileSync(p, 'utf8') : undefined
+}
+
+/** The runc container of a sandbox as the node's runc root reports it. */
+export function containerState(
+  w: WarrenFixture,
+  id: string,
+): { status: string; pid: number } | undefined {
+  try {
+    const out = execFileSync(
+      'runc',
+      ['--root', join(w.dataDir, 'runc'), 'state', `${w.prefix}-${id}`],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+    )
+    return JSON.parse(out) as { status: string; pid: number }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Kills every process of a (frozen) sandbox from the host, behind the
+ * node's back. Under the v1 freezer a SIGKILL to a frozen task is only
+ * delivered once it thaws, so the cgroup is thawed with the signals pending:
+ * the processes die without running another instruction of their own.
+ */
+export async function killSandboxProcesses(w: WarrenFixture, id: string): Promise<void> {
+  const procs = join(sandboxCgroup(w.prefix, id, 'pids'), 'cgroup.procs')
+  const pids = () =>
+    readFileSync(procs, 'utf8')
+      .split('\n')
+      .filter((p) => p)
+      .map(Number)
+  const found = pids()
+  expect(found.length).toBeGreaterThan(0)
+  for (const pid of found) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }
+  const freezer = sandboxCgroup(w.prefix, id, 'freezer')
+  const v1 = existsSync(join(freezer, 'freezer.state'))
+  if (v1) writeFileSync(join(freezer, 'freezer.state'), 'THAWED')
+  else writeFileSync(join(freezer, 'cgroup.freeze'), '0')
+  await eventually(`the processes of ${id} are gone`, () => pids().length === 0, 10_000)
+}
