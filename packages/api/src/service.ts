@@ -87,12 +87,20 @@ export async function createApiService(
   )
 
   let servers: Server[] = []
-  // Tombstones are forgotten in bounded batches, once a minute.
-  const purge = setInterval(() => {
-    void purgeTombstones(db, Date.now() - cfg.tombstoneTtlS * 1000)
-      .then((n) => n && log.debug({ n }, 'tombstones purged'))
-      .catch((err) => log.warn({ err }, 'tombstone purge failed'))
-  }, 60_000)
+  // Tombstones are forgotten in bounded batches, by the store and by the
+  // catalog (and so by every proxy following it), at most half a TTL (and
+  // at most a minute) after they expire.
+  const purge = setInterval(
+    () => {
+      void purgeTombstones(db, Date.now() - cfg.tombstoneTtlS * 1000)
+        .then((ids) => {
+          for (const id of ids) catalog.remove(id)
+          if (ids.length) log.debug({ n: ids.length }, 'tombstones purged')
+        })
+        .catch((err) => log.warn({ err }, 'tombstone purge failed'))
+    },
+    Math.min(60_000, Math.max(1000, cfg.tombstoneTtlS * 500)),
+  )
   purge.unref()
 
   return {

@@ -313,12 +313,23 @@ export async function sandboxesInStates(db: Db, states: SandboxState[]): Promise
   return rows.map((r) => toSandbox(r as Row))
 }
 
-/** Forgets tombstones older than `before`. */
-export async function purgeTombstones(db: Db, before: number): Promise<number> {
-  const res = await db
-    .deleteFrom('sandboxes')
+/**
+ * Forgets up to `limit` tombstones killed before `before` and returns their
+ * ids, so that the routing catalog can forget them too. `killed` is final, so
+ * nothing can revive a row between the read and the delete.
+ */
+export async function purgeTombstones(db: Db, before: number, limit = 1000): Promise<string[]> {
+  const rows = await db
+    .selectFrom('sandboxes')
+    .select('id')
     .where('state', '=', 'killed')
     .where('killed_at', '<', before)
-    .executeTakeFirst()
-  return Number(res.numDeletedRows)
+    .orderBy('killed_at')
+    .limit(limit)
+    .execute()
+  const ids = rows.map((r) => r.id)
+  if (ids.length) {
+    await db.deleteFrom('sandboxes').where('id', 'in', ids).where('state', '=', 'killed').execute()
+  }
+  return ids
 }
