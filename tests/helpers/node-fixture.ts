@@ -99,6 +99,7 @@ export async function startNodeFixture(opts: FixtureOptions = {}): Promise<NodeF
       addressPool: uniquePool(),
       templatesDir: TEMPLATES_DIR,
       warmNetworkSlots: 2,
+      ...(await servicePorts()),
       ...opts.config,
       prefix,
       dataDir,
@@ -335,4 +336,18 @@ export async function freePort(): Promise<number> {
       srv.close(() => resolve(port))
     })
   })
+}
+
+/**
+ * Free ports for a node's DNS and egress proxy, and a DNS upstream on
+ * loopback where nothing answers: a test node never forwards a sandbox's
+ * query to the host's real resolver.
+ */
+export async function servicePorts() {
+  return {
+    dnsPort: await freePort(),
+    egressHttpPort: await freePort(),
+    egressTlsPort: await freePort(),
+    dnsUpstreams: `127.0.0.1:${await freePort()}`,
+  }
 }

@@ -7,7 +7,14 @@ import { join } from 'node:path'
 import { SandboxNode } from '@warren/orchestrator'
 import { createLogger, loadOrchestratorConfig } from '@warren/shared'
 import { afterAll, afterEach, beforeAll } from 'vitest'
-import { destroyNode, freePort, TEMPLATES_DIR, uniquePool, uniquePrefix } from './node-fixture.js'
+import {
+  destroyNode,
+  freePort,
+  servicePorts,
+  TEMPLATES_DIR,
+  uniquePool,
+  uniquePrefix,
+} from './node-fixture.js'
 
 const CLI = join(import.meta.dirname, '../../packages/cli/dist/main.js')
 
@@ -57,6 +64,7 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
     WARREN_ORCHESTRATOR_PORT: String(ports.rpc),
     WARREN_NODE_PROXY_PORT: String(ports.nodeProxy),
     WARREN_WARM_NETWORK_SLOTS: '2',
+    ...(await serviceEnv()),
     ...opts.env,
   }
   const logPath = join(dataDir, 'warren-up.log')
@@ -127,13 +135,31 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
       // Sandboxes outlive the process by design: a node of the same
       // configuration adopts and kills them, then the host must be clean.
       const cfg = loadOrchestratorConfig(
-        { dataDir, prefix, addressPool: pool, templatesDir: TEMPLATES_DIR, warmNetworkSlots: 0 },
+        {
+          dataDir,
+          prefix,
+          addressPool: pool,
+          templatesDir: TEMPLATES_DIR,
+          warmNetworkSlots: 0,
+          ...(await servicePorts()),
+        },
         {},
       )
       const node = new SandboxNode(cfg, createLogger(`teardown-${prefix}`, 'warn'))
       await node.start()
       await destroyNode(node, prefix, dataDir)
     },
+  }
+}
+
+/** The node's DNS and egress proxy on free ports; DNS forwards nowhere real unless a test says so. */
+async function serviceEnv(): Promise<Record<string, string>> {
+  const p = await servicePorts()
+  return {
+    WARREN_DNS_PORT: String(p.dnsPort),
+    WARREN_EGRESS_HTTP_PORT: String(p.egressHttpPort),
+    WARREN_EGRESS_TLS_PORT: String(p.egressTlsPort),
+    WARREN_DNS_UPSTREAMS: p.dnsUpstreams,
   }
 }
 

@@ -20,6 +20,7 @@ import {
   freePort,
   hostLeftovers,
   mountsUnder,
+  servicePorts,
   startNodeFixture,
   uniquePool,
   uniquePrefix,
@@ -35,6 +36,7 @@ const addressPool = uniquePool()
 const created: string[] = []
 let proc: { child: ChildProcess; output: () => string } | undefined
 let rpcPort = 0
+let services: Awaited<ReturnType<typeof servicePorts>> | undefined
 
 function startOrchestrator(warmNetworkSlots: number) {
   const child = spawn(process.execPath, [CLI, 'orchestrator'], {
@@ -51,6 +53,10 @@ function startOrchestrator(warmNetworkSlots: number) {
       WARREN_NODE_PROXY_PORT: String(rpcPort + 1),
       WARREN_WARM_NETWORK_SLOTS: String(warmNetworkSlots),
       WARREN_LOG_LEVEL: 'info',
+      WARREN_DNS_PORT: String(services?.dnsPort),
+      WARREN_EGRESS_HTTP_PORT: String(services?.egressHttpPort),
+      WARREN_EGRESS_TLS_PORT: String(services?.egressTlsPort),
+      WARREN_DNS_UPSTREAMS: services?.dnsUpstreams ?? '',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -188,6 +194,7 @@ async function expectAdoptedAndClean(healthy: SandboxMessage[], halfId: string) 
 
 it('adopts healthy sandboxes after SIGKILL and removes a half-created one', async () => {
   rpcPort = await freePort()
+  services = await servicePorts()
   let p = startOrchestrator(2)
   await waitReady(p)
 

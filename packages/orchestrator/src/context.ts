@@ -1,5 +1,6 @@
-import type { Logger, OrchestratorConfig } from '@warren/shared'
-import type { AddressPool } from './network/address-pool.js'
+import type { EgressPolicy, Logger, OrchestratorConfig } from '@warren/shared'
+import type { AddressPool, AddressSlot } from './network/address-pool.js'
+import type { PolicyTable } from './network/policies.js'
 import type { NetworkSlots } from './network/slots.js'
 import type { Runc } from './runtime/runc.js'
 import type { TemplateRegistry } from './templates/registry.js'
@@ -15,6 +16,9 @@ export interface NodeContext {
   slots: NetworkSlots
   /** envd's bundle directory and version, unless a custom first process is configured. */
   envd: { dir: string; version: string } | undefined
+  /** The nftables ruleset of a sandbox's namespace, with its egress rules if any. */
+  tableFor: (slot: AddressSlot, egress?: EgressPolicy) => string
+  policies: PolicyTable
 }
 
 export function containerId(cfg: OrchestratorConfig, sandboxId: string): string {

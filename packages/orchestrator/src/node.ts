@@ -4,20 +4,24 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   CleanupStack,
-  cidrContains,
   createLogger,
-  ipv4ToInt,
   isSandboxId,
   type Logger,
+  type NetworkConfig,
+  type NetworkPolicy,
   type OrchestratorConfig,
+  parseNetworkConfig,
   parseTemplateId,
   WarrenError,
 } from '@warren/shared'
 import pLimit from 'p-limit'
 import { cgroupsPath, type NodeContext } from './context.js'
+import { takeFault } from './faults.js'
 import { AddressPool } from './network/address-pool.js'
+import { cutDeniedFlows } from './network/conntrack.js'
 import { hostIpv4Addresses } from './network/netns.js'
-import { applyOnHost, renderHostTable, renderSandboxTable } from './network/nftables.js'
+import { applyInNetns, applyOnHost, renderHostTable } from './network/nftables.js'
+import { NodeNetwork } from './network/services.js'
 import { type NetworkSlot, NetworkSlots } from './network/slots.js'
 import { acquirePidLock } from './pid-lock.js'
 import { Runc } from './runtime/runc.js'
@@ -39,6 +43,8 @@ export interface CreateInput {
   diskSizeMb?: number
   envVars?: Record<string, string>
   envdAccessToken?: string
+  network?: NetworkConfig
+  allowInternetAccess?: boolean | null
 }
 
 export interface ResumeInput {
@@ -76,29 +82,23 @@ export class SandboxNode {
   private memoryAllocated = 0
   private readonly createLimit: ReturnType<typeof pLimit>
   private unlock: (() => void) | undefined
-  private readonly hostAddresses: string[]
+  readonly network: NodeNetwork
   private readonly metrics = new MetricsSampler()
   private readonly locks = new Map<string, Promise<unknown>>()
+  private readonly kills = new Map<string, Promise<void>>()
   private readonly frozenBudgetBytes: number
   private demoting: Promise<void> = Promise.resolve()
 
   constructor(cfg: OrchestratorConfig, log: Logger = createLogger('orchestrator')) {
     const templatesDir = cfg.templatesDir ?? join(cfg.dataDir, 'templates')
     const pool = new AddressPool(cfg.addressPool)
-    const hostAddresses: string[] = []
+    const network = new NodeNetwork(cfg, log)
     const slots = new NetworkSlots({
       prefix: cfg.prefix,
       pool,
       target: cfg.warmNetworkSlots,
       log,
-      baseTable: (slot) =>
-        renderSandboxTable({
-          hostIp: slot.hostIp,
-          sandboxIp: slot.sandboxIp,
-          hostAddresses,
-          pool: cfg.addressPool,
-          services: {},
-        }),
+      baseTable: (slot) => network.tableFor(slot),
     })
     this.ctx = {
       cfg,
@@ -109,8 +109,10 @@ export class SandboxNode {
       pool,
       slots,
       envd: undefined,
+      tableFor: network.tableFor,
+      policies: network.policies,
     }
-    this.hostAddresses = hostAddresses
+    this.network = network
     this.createLimit = pLimit(cfg.maxConcurrentCreates)
     this.frozenBudgetBytes =
       (cfg.maxFrozenMemoryMb ?? Math.floor(cfg.memoryCapacityMb / 4)) * 2 ** 20
@@ -126,17 +128,21 @@ export class SandboxNode {
     }
     this.unlock = acquirePidLock(cfg.dataDir, `.node-${cfg.prefix}.lock`, 'data directory')
     this.ctx.envd = cfg.sandboxCommand ? undefined : loadEnvd(cfg)
-    const pool = this.ctx.pool
-    this.hostAddresses.push(
-      ...(await hostIpv4Addresses()).filter((a) => !cidrContains(pool.cidr, ipv4ToInt(a))),
-    )
     // Sandboxes reach the world through this host: it must route.
     writeFileSync('/proc/sys/net/ipv4/ip_forward', '1')
-    await applyOnHost(renderHostTable({ prefix: cfg.prefix, pool: cfg.addressPool, services: [] }))
+    await applyOnHost(
+      renderHostTable({
+        prefix: cfg.prefix,
+        pool: cfg.addressPool,
+        services: this.network.servicePorts,
+      }),
+    )
+    await this.network.start(await hostIpv4Addresses())
 
     const { adopted, removed } = await reconcile(this.ctx)
     for (const { record, slot } of adopted) {
       const frozenBytes = record.pausedKind === 'memory' ? this.usage(record.sandboxId) : undefined
+      this.ctx.policies.set(record.sandboxId, record.sandboxIp ?? undefined, policyOf(record))
       this.entries.set(record.sandboxId, {
         state: record.state,
         record,
@@ -153,6 +159,7 @@ export class SandboxNode {
   /** Stops background work. Sandboxes keep running and are adopted by the next start. */
   async stop(): Promise<void> {
     await this.ctx.slots.stop()
+    await this.network.stop()
     this.unlock?.()
     this.unlock = undefined
   }
@@ -166,6 +173,9 @@ export class SandboxNode {
       )
     }
     const template = this.ctx.templates.get(parseTemplateId(input.templateId))
+    const network = input.network ?? {}
+    const allowInternetAccess = input.allowInternetAccess ?? null
+    const policy = parseNetworkConfig(network, allowInternetAccess)
     const cpuCount = input.cpuCount || template.cpuCount
     const memoryMb = input.memoryMb || template.memoryMB
     const diskSizeMb = input.diskSizeMb || template.diskSizeMB
@@ -193,8 +203,12 @@ export class SandboxNode {
           diskSizeMb,
           envVars: input.envVars ?? {},
           envdAccessToken: input.envdAccessToken,
+          policy,
+          network,
+          allowInternetAccess,
         }),
       )
+      this.ctx.policies.set(input.sandboxId, record.sandboxIp ?? undefined, policy)
       this.entries.set(input.sandboxId, { state: 'running', record, slot })
       return record
     } catch (err) {
@@ -204,22 +218,33 @@ export class SandboxNode {
     }
   }
 
-  /** Removes a sandbox in any state (its snapshot too); waits for an operation under way. */
-  async kill(sandboxId: string): Promise<void> {
+  /**
+   * Removes a sandbox in any state (its snapshot too), after any operation
+   * under way. Concurrent kills of one sandbox share one removal.
+   */
+  kill(sandboxId: string): Promise<void> {
     if (this.entries.get(sandboxId)?.state === 'creating') {
-      throw new WarrenError('conflict', `sandbox ${sandboxId} is still being created`)
+      return Promise.reject(
+        new WarrenError('conflict', `sandbox ${sandboxId} is still being created`),
+      )
     }
-    return this.locked(sandboxId, async () => {
+    const pending = this.kills.get(sandboxId)
+    if (pending) return pending
+    const kill = this.locked(sandboxId, async () => {
       const entry = this.settled(sandboxId)
       const errors = await destroySandbox(this.ctx, sandboxId, entry.slot)
       this.entries.delete(sandboxId)
       this.metrics.forget(sandboxId)
+      this.ctx.policies.remove(sandboxId)
+      this.network.enforce(sandboxId)
       if (holdsMemory(entry.record)) this.memoryAllocated -= entry.record.memoryMb
       if (errors.length) {
         for (const err of errors) this.ctx.log.error({ err, sandboxId }, 'kill step failed')
         throw new WarrenError('internal', `sandbox ${sandboxId} was not removed cleanly`)
       }
-    })
+    }).finally(() => this.kills.delete(sandboxId))
+    this.kills.set(sandboxId, kill)
+    return kill
   }
 
   /**
@@ -321,6 +346,7 @@ export class SandboxNode {
           memoryMb: paused.memoryMb,
           envVars: input.envVars ?? {},
           envdAccessToken: input.envdAccessToken,
+          policy: policyOf(paused),
         },
         slot,
         cleanup,
@@ -334,6 +360,7 @@ export class SandboxNode {
       }
       writeRecord(cfg.dataDir, running)
       cleanup.release()
+      this.ctx.policies.set(paused.sandboxId, slot.sandboxIp, policyOf(running))
       this.entries.set(paused.sandboxId, { state: 'running', record: running, slot })
       return running
     } catch (err) {
@@ -361,8 +388,57 @@ export class SandboxNode {
       hostIp: null,
     }
     writeRecord(this.ctx.cfg.dataDir, files)
+    this.ctx.policies.set(sandboxId, undefined, policyOf(files))
     this.entries.set(sandboxId, { state: 'paused', record: files, slot: undefined })
     return files
+  }
+
+  /**
+   * Replaces the network rules of a running sandbox. The old and the new
+   * policy both apply while the kernel rules switch in one nft transaction
+   * (so nothing is looser than either at any moment); a failure restores the
+   * old ones. Then flows the new rules deny are cut.
+   */
+  async updateNetwork(
+    sandboxId: string,
+    network: NetworkConfig,
+    allowInternetAccess: boolean | null,
+  ): Promise<SandboxRecord> {
+    const policy = parseNetworkConfig(network, allowInternetAccess)
+    return this.locked(sandboxId, async () => {
+      const entry = this.settled(sandboxId)
+      if (entry.state !== 'running' || !entry.slot) {
+        throw new WarrenError('conflict', `sandbox ${sandboxId} is ${entry.state}`)
+      }
+      const slot = entry.slot
+      const old = policyOf(entry.record)
+      this.ctx.policies.set(sandboxId, slot.sandboxIp, old, policy)
+      try {
+        if (takeFault(this.ctx.cfg.dataDir, 'network.apply'))
+          throw new Error('injected fault: network.apply')
+        await applyInNetns(slot.netns, this.ctx.tableFor(slot, policy.egress))
+      } catch (err) {
+        this.ctx.policies.set(sandboxId, slot.sandboxIp, old)
+        throw new WarrenError(
+          'internal',
+          `could not apply the network rules: ${(err as Error).message}`,
+          { cause: err },
+        )
+      }
+      const updated: SandboxRecord = {
+        ...entry.record,
+        network: { ...network },
+        allowInternetAccess,
+      }
+      writeRecord(this.ctx.cfg.dataDir, updated)
+      this.ctx.policies.set(sandboxId, slot.sandboxIp, policy)
+      this.entries.set(sandboxId, { ...entry, record: updated })
+      this.network.enforce(sandboxId)
+      await cutDeniedFlows(slot.netns, slot.sandboxIp, slot.hostIp, policy.egress).catch((err) =>
+        this.ctx.log.warn({ err, sandboxId }, 'could not cut denied flows'),
+      )
+      return updated
+    })
   }
 
   /**
@@ -495,4 +571,9 @@ function holdsMemory(r: SandboxRecord): boolean {
 function withoutPause(r: SandboxRecord): SandboxRecord {
   const { pausedKind: _k, pausedAt: _a, ...rest } = r
   return { ...rest, state: 'running' }
+}
+
+/** The policy a record's network config stands for (validated when it was accepted). */
+function policyOf(r: SandboxRecord): NetworkPolicy {
+  return parseNetworkConfig(r.network as NetworkConfig, r.allowInternetAccess)
 }

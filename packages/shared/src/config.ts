@@ -58,6 +58,16 @@ export const orchestratorConfigSchema = z.object({
    * to files-only snapshots. Default: a quarter of the memory capacity.
    */
   maxFrozenMemoryMb: z.coerce.number().int().min(0).optional(),
+  /** Warren's DNS for sandboxes (reached as <gateway>:53 from inside). */
+  dnsPort: port.default(5053),
+  /** The egress proxy: plain HTTP (redirected port 80) and TLS (port 443). */
+  egressHttpPort: port.default(5080),
+  egressTlsPort: port.default(5443),
+  /**
+   * Resolvers Warren's DNS and egress proxy forward to, `ip[:port],...`;
+   * default: the host's /etc/resolv.conf.
+   */
+  dnsUpstreams: z.string().optional(),
 })
 
 export type OrchestratorConfig = z.infer<typeof orchestratorConfigSchema>
@@ -77,6 +87,10 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_WARM_NETWORK_SLOTS: 'warmNetworkSlots',
   WARREN_MAX_CONCURRENT_CREATES: 'maxConcurrentCreates',
   WARREN_MAX_FROZEN_MEMORY_MB: 'maxFrozenMemoryMb',
+  WARREN_DNS_PORT: 'dnsPort',
+  WARREN_EGRESS_HTTP_PORT: 'egressHttpPort',
+  WARREN_EGRESS_TLS_PORT: 'egressTlsPort',
+  WARREN_DNS_UPSTREAMS: 'dnsUpstreams',
 }
 
 export function loadOrchestratorConfig(

@@ -8,6 +8,7 @@ import { registerKill } from '../routes/sandboxes/kill.js'
 import { registerList } from '../routes/sandboxes/list.js'
 import { registerLogs } from '../routes/sandboxes/logs.js'
 import { registerMetrics } from '../routes/sandboxes/metrics.js'
+import { registerNetwork } from '../routes/sandboxes/network.js'
 import { registerPause } from '../routes/sandboxes/pause.js'
 import { registerRefreshes } from '../routes/sandboxes/refreshes.js'
 import { registerResume } from '../routes/sandboxes/resume.js'
@@ -54,6 +55,7 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
   registerConnect(app, deps)
   registerPause(app, deps)
   registerResume(app, deps)
+  registerNetwork(app, deps)
   registerLogs(app, deps)
   registerTemplates(app, deps)
   return app

@@ -78,6 +78,7 @@ export class LifecycleEngine {
   private readonly log: Logger
   private readonly resumes = new Map<string, Promise<Sandbox>>()
   private readonly teams = new Map<string, Team>()
+  private readonly networkUpdates = new Map<string, Promise<unknown>>()
 
   constructor(deps: LifecycleDeps) {
     this.db = deps.db
@@ -181,6 +182,8 @@ export class LifecycleEngine {
       templateId: s.templateId,
       envVars: s.envVars,
       ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
+      networkJson: JSON.stringify(s.network),
+      ...(s.allowInternetAccess !== null ? { allowInternetAccess: s.allowInternetAccess } : {}),
     })
     void this.placement.refresh(node)
     const info = res.sandbox!
@@ -327,6 +330,56 @@ export class LifecycleEngine {
     if (s.state === 'running')
       return { sandbox: await this.extend(s, team, timeoutS), resumed: false }
     return { sandbox: await this.resume(s, { timeoutS, memory, trigger: 'api' }), resumed: true }
+  }
+
+  /**
+   * Replaces the network config of a running sandbox: the node applies it
+   * first (atomically, or not at all), then the record follows, so the two
+   * never disagree; updates of one sandbox run one at a time.
+   */
+  async updateNetwork(
+    team: Team,
+    sandboxId: string,
+    network: Record<string, unknown>,
+    allowInternetAccess: boolean | null,
+  ): Promise<Sandbox> {
+    const previous = this.networkUpdates.get(sandboxId) ?? Promise.resolve()
+    const run = previous
+      .catch(() => {})
+      .then(async () => {
+        const s = await this.running(team, sandboxId)
+        const client = this.placement.node(s.nodeId).client
+        const apply = (net: Record<string, unknown>, iae: boolean | null) =>
+          client.updateNetwork({
+            sandboxId,
+            networkJson: JSON.stringify(net),
+            ...(iae !== null ? { allowInternetAccess: iae } : {}),
+          })
+        await apply(network, allowInternetAccess)
+        try {
+          const updated = await transition(
+            this.db,
+            sandboxId,
+            { from: ['running', 'pausing', 'paused', 'resuming'] },
+            { network, allowInternetAccess },
+          )
+          if (!updated) throw await this.lostRace(sandboxId)
+          this.catalog.update(updated)
+          return updated
+        } catch (err) {
+          // The record could not follow: put the node back to what the record says.
+          await apply(s.network, s.allowInternetAccess).catch((e) =>
+            this.log.error({ err: e, sandboxId }, 'network rollback on the node failed'),
+          )
+          throw err
+        }
+      })
+    const tail = run.catch(() => {})
+    this.networkUpdates.set(sandboxId, tail)
+    void tail.then(() => {
+      if (this.networkUpdates.get(sandboxId) === tail) this.networkUpdates.delete(sandboxId)
+    })
+    return run
   }
 
   /** Traffic for a sandbox with keepalive: the lease becomes at least now + its timeout. */

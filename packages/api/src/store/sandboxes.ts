@@ -105,6 +105,7 @@ export type SandboxPatch = Partial<
     | 'pausedAt'
     | 'filesOnly'
     | 'resumedFrom'
+    | 'allowInternetAccess'
   >
 >
 
@@ -128,6 +129,9 @@ function toColumns(p: SandboxPatch): Partial<SandboxesTable> {
   if (p.pausedAt !== undefined) c.paused_at = p.pausedAt
   if (p.filesOnly !== undefined) c.files_only = Number(p.filesOnly)
   if (p.resumedFrom !== undefined) c.resumed_from = p.resumedFrom
+  if (p.allowInternetAccess !== undefined) {
+    c.allow_internet_access = p.allowInternetAccess === null ? null : Number(p.allowInternetAccess)
+  }
   return c
 }
 

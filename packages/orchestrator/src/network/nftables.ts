@@ -1,3 +1,4 @@
+import { type Cidr4, cidrToString, type EgressPolicy, hasDomainRules } from '@warren/shared'
 import { run } from '../exec.js'
 import { ALWAYS_DENIED_V4 } from './ranges.js'
 
@@ -17,23 +18,45 @@ export interface SandboxTableSpec {
   hostAddresses: string[]
   /** The address pool: other sandboxes are never reachable. */
   pool: string
-  /** Ports of Warren's services on the host end of the veth (DNS, egress proxy). */
-  services: { dnsPort?: number; egressProxyPort?: number }
+  /** Ports of Warren's services on the host end of the veth. */
+  services: ServicePorts
+  /** The user's egress rules (none: everything outside the always-denied ranges). */
+  egress?: EgressPolicy | undefined
 }
 
+export interface ServicePorts {
+  dnsPort?: number | undefined
+  egressHttpPort?: number | undefined
+  egressTlsPort?: number | undefined
+}
+
+function elements(cidrs: Cidr4[]): string {
+  return cidrs.length ? `elements = { ${cidrs.map(cidrToString).join(', ')} }` : ''
+}
+
+/**
+ * Order of the output chain: loopback and established flows, Warren's own
+ * services on the gateway, then the always-denied ranges (which no user rule
+ * can open), then the user's rules (allow wins over deny). With domain rules,
+ * TCP 80/443 to destinations not allowed by address is redirected to the
+ * egress proxy, which judges the name in the Host header or TLS SNI.
+ */
 export function renderSandboxTable(spec: SandboxTableSpec): string {
   const deny = [...ALWAYS_DENIED_V4, spec.pool, ...spec.hostAddresses.map((a) => `${a}/32`)]
-  const allowServices: string[] = []
-  const dnat: string[] = []
-  if (spec.services.dnsPort) {
-    const p = spec.services.dnsPort
-    dnat.push(
-      `ip daddr ${spec.hostIp} meta l4proto { tcp, udp } th dport 53 dnat ip to ${spec.hostIp}:${p}`,
-    )
-    allowServices.push(`ip daddr ${spec.hostIp} meta l4proto { tcp, udp } th dport ${p} accept`)
+  const { dnsPort, egressHttpPort, egressTlsPort } = spec.services
+  const gw = spec.hostIp
+  const nat: string[] = []
+  const services: string[] = []
+  if (dnsPort) {
+    nat.push(`ip daddr ${gw} meta l4proto { tcp, udp } th dport 53 dnat ip to ${gw}:${dnsPort}`)
+    services.push(`ip daddr ${gw} meta l4proto { tcp, udp } th dport ${dnsPort} accept`)
   }
-  if (spec.services.egressProxyPort) {
-    allowServices.push(`ip daddr ${spec.hostIp} tcp dport ${spec.services.egressProxyPort} accept`)
+  const egress = spec.egress
+  if (egress && hasDomainRules(egress) && egressHttpPort && egressTlsPort) {
+    const notAllowed = 'ip daddr != @always_denied ip daddr != @allow_out'
+    nat.push(`tcp dport 80 ${notAllowed} dnat ip to ${gw}:${egressHttpPort}`)
+    nat.push(`tcp dport 443 ${notAllowed} dnat ip to ${gw}:${egressTlsPort}`)
+    services.push(`ip daddr ${gw} tcp dport { ${egressHttpPort}, ${egressTlsPort} } accept`)
   }
   // "add table; delete table; table {...}" in one file is one transaction:
   // the old rules stay until the new ones are complete, and a failure keeps them.
@@ -46,6 +69,18 @@ table inet ${SANDBOX_TABLE} {
     auto-merge
     elements = { ${deny.join(', ')} }
   }
+  set allow_out {
+    type ipv4_addr
+    flags interval
+    auto-merge
+    ${elements(egress?.allow ?? [])}
+  }
+  set deny_out {
+    type ipv4_addr
+    flags interval
+    auto-merge
+    ${elements(egress?.deny ?? [])}
+  }
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
     # Servers bound to 127.0.0.1 inside the sandbox stay reachable on the same port.
@@ -53,18 +88,17 @@ table inet ${SANDBOX_TABLE} {
   }
   chain output_nat {
     type nat hook output priority -100; policy accept;
-${dnat.map((l) => `    ${l}`).join('\n')}
+${nat.map((l) => `    ${l}`).join('\n')}
   }
   chain output {
     type filter hook output priority filter; policy accept;
     oifname "lo" accept
     ct state established,related accept
-${allowServices.map((l) => `    ${l}`).join('\n')}
-    jump egress
+${services.map((l) => `    ${l}`).join('\n')}
     ip daddr @always_denied reject with icmpx admin-prohibited
     meta nfproto ipv6 reject with icmpx admin-prohibited
-  }
-  chain egress {
+    ip daddr @allow_out accept
+    ip daddr @deny_out reject with icmpx admin-prohibited
   }
 }
 `

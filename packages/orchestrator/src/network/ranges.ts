@@ -1,3 +1,5 @@
+import { type Cidr4, cidrContains, ipv4ToInt, parseCidr4 } from '@warren/shared'
+
 /**
  * Destinations a sandbox never reaches, whatever its rules say: this host and
  * its neighbours live in these ranges, and so do cloud metadata services.
@@ -15,3 +17,11 @@ export const ALWAYS_DENIED_V4 = [
   '224.0.0.0/4', // multicast
   '240.0.0.0/4', // reserved, broadcast
 ] as const
+
+const ALWAYS_DENIED = ALWAYS_DENIED_V4.map((c) => parseCidr4(c))
+
+/** Whether an address is in the always-denied ranges or among `extra` (the pool, the host's own). */
+export function alwaysDenied(ip: string, extra: Cidr4[] = []): boolean {
+  const n = ipv4ToInt(ip)
+  return ALWAYS_DENIED.some((c) => cidrContains(c, n)) || extra.some((c) => cidrContains(c, n))
+}

@@ -5,7 +5,9 @@ import {
   ENVD_PORT,
   INTERNAL_HEADER_NAMES,
   INTERNAL_HEADERS,
+  ingressAllows,
   isInitPath,
+  maskedHost,
   type Resolution,
   RetryingAgent,
   sandboxAddressOf,
@@ -46,7 +48,27 @@ export function createNodeProxy(node: SandboxNode): Server {
     if (record.state !== 'running' || !record.sandboxIp) {
       return { error: { status: 502, sandboxId, message: `The sandbox is ${record.state}` } }
     }
-    const clientIp = header(req, INTERNAL_HEADERS.clientIp) ?? req.socket.remoteAddress ?? ''
+    // From an edge proxy, the client address it derived ('' when it could not
+    // tell: refused wherever a deny rule applies); a direct caller's own otherwise.
+    const fromEdge = header(req, INTERNAL_HEADERS.sandboxId) !== undefined
+    const clientIp = fromEdge
+      ? (header(req, INTERNAL_HEADERS.clientIp) ?? '')
+      : (req.socket.remoteAddress ?? '')
+    const policy = node.ctx.policies.get(sandboxId)
+    if (policy && !ingressAllows(policy.ingress, clientIp, port)) {
+      return {
+        error: {
+          status: 403,
+          sandboxId,
+          port,
+          message: "The client's address is not allowed by the sandbox's ingress rules",
+        },
+      }
+    }
+    const originalHost = header(req, 'x-forwarded-host') ?? req.headers.host ?? ''
+    const mask: Record<string, string> = policy?.maskRequestHost
+      ? { host: maskedHost(policy.maskRequestHost, port) }
+      : {}
     return {
       target: {
         host: record.sandboxIp,
@@ -56,11 +78,10 @@ export function createNodeProxy(node: SandboxNode): Server {
         removeHeaders: INTERNAL_HEADER_NAMES,
         setHeaders: {
           // The edge proxy sends the chain it trusts; a direct caller's address otherwise.
-          'x-forwarded-for': header(req, INTERNAL_HEADERS.sandboxId)
-            ? (header(req, 'x-forwarded-for') ?? clientIp)
-            : clientIp,
+          'x-forwarded-for': fromEdge ? (header(req, 'x-forwarded-for') ?? clientIp) : clientIp,
           'x-forwarded-proto': header(req, 'x-forwarded-proto') ?? 'http',
-          'x-forwarded-host': header(req, 'x-forwarded-host') ?? req.headers.host ?? '',
+          'x-forwarded-host': originalHost,
+          ...mask,
         },
         unreachable: () => ({
           status: 502,

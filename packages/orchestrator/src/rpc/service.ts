@@ -1,5 +1,6 @@
 import { timestampFromMs } from '@bufbuild/protobuf/wkt'
 import type { ServiceImpl } from '@connectrpc/connect'
+import { type NetworkConfig, WarrenError } from '@warren/shared'
 import type { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 import type { SandboxNode } from '../node.js'
 import { pausedKindOf, toSandboxMessage, toTemplateMessage } from './convert.js'
@@ -20,7 +21,17 @@ export function orchestratorService(
         diskSizeMb: req.diskSizeMb,
         envVars: req.envVars,
         ...(req.envdAccessToken !== undefined ? { envdAccessToken: req.envdAccessToken } : {}),
+        network: networkFromJson(req.networkJson),
+        allowInternetAccess: req.allowInternetAccess ?? null,
       })
+      return { sandbox: toSandboxMessage(record, nodeId) }
+    },
+    async updateNetwork(req) {
+      const record = await node.updateNetwork(
+        req.sandboxId,
+        networkFromJson(req.networkJson),
+        req.allowInternetAccess ?? null,
+      )
       return { sandbox: toSandboxMessage(record, nodeId) }
     },
     async kill(req) {
@@ -95,4 +106,15 @@ export function orchestratorService(
       }
     },
   }
+}
+
+function networkFromJson(json: string): NetworkConfig {
+  if (!json) return {}
+  try {
+    const v: unknown = JSON.parse(json)
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as NetworkConfig
+  } catch {
+    // reported below
+  }
+  throw new WarrenError('invalid_argument', 'network_json is not a JSON object')
 }

@@ -1,7 +1,9 @@
 import { chownSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { CleanupStack } from '@warren/shared'
+import { type CleanupStack, hasEgressRules, type NetworkPolicy, WarrenError } from '@warren/shared'
 import { cgroupsPath, containerId, type NodeContext } from '../context.js'
+import { takeFault } from '../faults.js'
+import { applyInNetns } from '../network/nftables.js'
 import type { NetworkSlot } from '../network/slots.js'
 import { mountOverlay, unmount } from '../runtime/overlay.js'
 import { hostMaxOpenFiles, sandboxSpec } from '../runtime/spec.js'
@@ -17,6 +19,7 @@ export interface BootSpec {
   memoryMb: number
   envVars: Record<string, string>
   envdAccessToken: string | undefined
+  policy: NetworkPolicy
 }
 
 const READY_TIMEOUT_MS = 30_000
@@ -38,6 +41,12 @@ export async function bootSandbox(
   const paths = sandboxPaths(cfg.dataDir, spec.sandboxId)
   const id = containerId(cfg, spec.sandboxId)
   const lower = rootfsDir(ctx.templatesDir, spec.template)
+  // The sandbox's own rules are in force before its first process runs.
+  if (hasEgressRules(spec.policy.egress)) {
+    if (takeFault(cfg.dataDir, 'network.apply'))
+      throw new WarrenError('internal', 'injected fault: network.apply')
+    await applyInNetns(slot.netns, ctx.tableFor(slot, spec.policy.egress))
+  }
   writeIdentity(paths.upper, lower, spec.template.uidBase, spec.sandboxId, slot)
   // overlayfs needs an empty work directory on every mount.
   rmSync(paths.work, { recursive: true, force: true })

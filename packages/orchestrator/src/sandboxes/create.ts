@@ -1,5 +1,5 @@
 import { mkdirSync, rmSync } from 'node:fs'
-import { CleanupStack, WarrenError } from '@warren/shared'
+import { CleanupStack, type NetworkConfig, WarrenError } from '@warren/shared'
 import { containerId, type NodeContext } from '../context.js'
 import type { NetworkSlot } from '../network/slots.js'
 import { type BootSpec, bootSandbox, createUpper } from './boot.js'
@@ -7,6 +7,8 @@ import { type SandboxRecord, sandboxPaths, writeRecord } from './record.js'
 
 export interface CreateSpec extends BootSpec {
   diskSizeMb: number
+  network: NetworkConfig
+  allowInternetAccess: boolean | null
 }
 
 /**
@@ -44,6 +46,8 @@ export async function createSandbox(
       startedAt: new Date().toISOString(),
       envdVersion: ctx.envd?.version ?? spec.template.envdVersion,
       state: 'running',
+      network: { ...spec.network },
+      allowInternetAccess: spec.allowInternetAccess,
     }
     writeRecord(cfg.dataDir, record)
     cleanup.release()

@@ -21,6 +21,9 @@ export const sandboxRecordSchema = z.object({
   /** A paused sandbox keeps its frozen processes (memory) or only its writable layer (files). */
   pausedKind: z.enum(['memory', 'files']).optional(),
   pausedAt: z.string().optional(),
+  /** The network config as accepted (validated again on load). */
+  network: z.record(z.string(), z.unknown()).default({}),
+  allowInternetAccess: z.boolean().nullable().default(null),
 })
 
 export type SandboxRecord = z.infer<typeof sandboxRecordSchema>

@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { parseTemplateId, WarrenError } from '@warren/shared'
+import { parseNetworkConfig, parseTemplateId, WarrenError } from '@warren/shared'
 import type { CreateSandboxRequest } from '../../lifecycle/engine.js'
 import type { App, RouteDeps } from '../deps.js'
 import { errorResponses, jsonBody } from '../params.js'
@@ -153,7 +153,7 @@ export function registerCreate(app: App, deps: RouteDeps): void {
         )
       }
       const lifecycle = resolveLifecycle(body)
-      refuseUnimplemented(body)
+      parseNetworkConfig(body.network ?? {}, body.allow_internet_access ?? null)
       const sandbox = await deps.engine.create(c.get('team'), {
         templateId: parseTemplateId(body.templateID),
         timeoutS: body.timeout ?? deps.defaultTimeoutS,

@@ -1,0 +1,61 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import { parseNetworkConfig } from '@warren/shared'
+import type { App, RouteDeps } from '../deps.js'
+import { errorResponses, jsonBody, sandboxIdParams } from '../params.js'
+
+const body = z
+  .strictObject({
+    allowOut: z.array(z.string()).max(1000).optional(),
+    denyOut: z.array(z.string()).max(1000).optional(),
+    allow_internet_access: z.boolean().optional(),
+    allowIn: z
+      .array(z.string())
+      .max(1000)
+      .optional()
+      .openapi({ description: 'Warren: CIDR[:port[-port]] allowed in' }),
+    denyIn: z
+      .array(z.string())
+      .max(1000)
+      .optional()
+      .openapi({ description: 'Warren: CIDR[:port[-port]] denied in' }),
+    maskRequestHost: z.string().max(253).optional(),
+  })
+  .openapi('SandboxNetworkUpdateConfig')
+
+const route = createRoute({
+  method: 'put',
+  path: '/sandboxes/{sandboxID}/network',
+  request: { params: sandboxIdParams, body: jsonBody(body) },
+  responses: {
+    204: { description: 'The whole network config was replaced (omitted fields are cleared)' },
+    ...errorResponses,
+  },
+})
+
+/**
+ * Replaces the whole network config of a running sandbox: egress, ingress,
+ * host masking. Whether public traffic is allowed is fixed at create (the
+ * traffic token is the sandbox's) and is kept.
+ */
+export function registerNetwork(app: App, deps: RouteDeps): void {
+  app.openapi(route, async (c) => {
+    const req = c.req.valid('json')
+    const { sandboxID } = c.req.valid('param')
+    const team = c.get('team')
+    const allowInternetAccess = req.allow_internet_access ?? null
+    const current = await deps.engine.get(team, sandboxID)
+    const network: Record<string, unknown> = {
+      ...(req.allowOut ? { allowOut: req.allowOut } : {}),
+      ...(req.denyOut ? { denyOut: req.denyOut } : {}),
+      ...(req.allowIn ? { allowIn: req.allowIn } : {}),
+      ...(req.denyIn ? { denyIn: req.denyIn } : {}),
+      ...(req.maskRequestHost !== undefined ? { maskRequestHost: req.maskRequestHost } : {}),
+      ...(current.network.allowPublicTraffic !== undefined
+        ? { allowPublicTraffic: current.network.allowPublicTraffic }
+        : {}),
+    }
+    parseNetworkConfig(network, allowInternetAccess)
+    await deps.engine.updateNetwork(team, sandboxID, network, allowInternetAccess)
+    return c.body(null, 204)
+  })
+}
