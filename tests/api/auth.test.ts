@@ -159,35 +159,3 @@ describe("another team's sandbox", () => {
     }
   })
 })
-
-describe('the OpenAPI document', () => {
-  it('is served without a key as valid JSON describing the sandbox routes', async () => {
-    const res = await api(warren(), 'GET', '/openapi.json', { key: null })
-    expect(res.status).toBe(200)
-    expect(res.headers.get('content-type')).toMatch(/^application\/json/)
-    const doc = JSON.parse(res.text) as { openapi: string; paths: Record<string, object> }
-    expect(doc.openapi).toMatch(/^3\./)
-    for (const path of [
-      '/sandboxes',
-      '/v2/sandboxes',
-      '/sandboxes/{sandboxID}',
-      '/sandboxes/{sandboxID}/timeout',
-      '/sandboxes/{sandboxID}/refreshes',
-      '/sandboxes/{sandboxID}/connect',
-      '/v2/sandboxes/{sandboxID}/connect',
-      '/sandboxes/{sandboxID}/metrics',
-      '/sandboxes/metrics',
-      '/sandboxes/{sandboxID}/logs',
-      '/v2/sandboxes/{sandboxID}/logs',
-      '/templates',
-    ]) {
-      expect(doc.paths, path).toHaveProperty([path])
-    }
-    expect(Object.keys(doc.paths['/sandboxes'] ?? {})).toEqual(
-      expect.arrayContaining(['get', 'post']),
-    )
-    expect(Object.keys(doc.paths['/sandboxes/{sandboxID}'] ?? {})).toEqual(
-      expect.arrayContaining(['get', 'delete']),
-    )
-  })
-})

@@ -1,12 +1,15 @@
-// The team's limit of concurrent sandboxes (WARREN_MAX_CONCURRENT_SANDBOXES):
-// a create past it is 429 and creates nothing, also under concurrency.
+// The team's limits: concurrent sandboxes (WARREN_MAX_CONCURRENT_SANDBOXES),
+// where a create past it is 429 and creates nothing, also under concurrency;
+// and the maximum lifetime (WARREN_MAX_LIFETIME) that caps every lease.
 import { RateLimitError, Sandbox } from 'e2b'
 import { afterEach, describe, expect, it } from 'vitest'
-import { api, expectApiError, listedEndAts } from '../helpers/api-client.js'
+import { api, detail, expectApiError, listedEndAts } from '../helpers/api-client.js'
 import { nodeSandboxIds } from '../helpers/orchestrator-client.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
-const warren = useWarren({ env: { WARREN_MAX_CONCURRENT_SANDBOXES: '2' } })
+const warren = useWarren({
+  env: { WARREN_MAX_CONCURRENT_SANDBOXES: '2', WARREN_MAX_LIFETIME: '90' },
+})
 const made: string[] = []
 
 afterEach(async () => {
@@ -48,5 +51,33 @@ describe('team limit of 2 concurrent sandboxes', () => {
     }
     expect(results.map((r) => r.status).sort()).toEqual([201, 201, 429, 429])
     await expectExactly(made)
+  })
+})
+
+describe('team maximum lifetime of 90 s', () => {
+  it('caps the lease at create, set-timeout, refresh and connect; shortening still works', async () => {
+    const sbx = await Sandbox.create({ ...warren().sdk, timeoutMs: 300_000 })
+    made.push(sbx.sandboxId)
+    const id = sbx.sandboxId
+    const d = await detail(warren(), id)
+    const cap = Date.parse(d.startedAt) + 90_000
+    expect(Date.parse(d.endAt)).toBe(cap)
+    const endAt = async () => Date.parse((await detail(warren(), id)).endAt)
+
+    await sbx.setTimeout(3600_000)
+    expect(await endAt()).toBe(cap)
+    const refresh = await api(warren(), 'POST', `/sandboxes/${id}/refreshes`, {
+      json: { duration: 3600 },
+    })
+    expect(refresh.status).toBe(204)
+    expect(await endAt()).toBe(cap)
+    await Sandbox.connect(id, { ...warren().sdk, timeoutMs: 600_000 })
+    expect(await endAt()).toBe(cap)
+
+    const before = Date.now()
+    await sbx.setTimeout(10_000)
+    const shortened = await endAt()
+    expect(shortened).toBeGreaterThanOrEqual(before + 10_000)
+    expect(shortened).toBeLessThan(cap)
   })
 })

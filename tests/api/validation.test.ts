@@ -49,7 +49,8 @@ const CREATE: Array<[string, ApiRequest, number, RegExp]> = [
   ['envVars with a bad name', { json: { templateID: 'base', envVars: { '1X': 'y' } } }, 400, /envVars/],
   ['an unknown field', { json: { templateID: 'base', gpu: true } }, 400, /'gpu'/],
   ['an unknown nested field', { json: { templateID: 'base', lifecycle: { onIdle: 'kill' } } }, 400, /'lifecycle\.onIdle'/],
-  ['a feature not implemented', { json: { templateID: 'base', network: { allowOut: ['1.1.1.1'] } } }, 400, /network\.allowOut/],
+  ['network.allowOut not a list', { json: { templateID: 'base', network: { allowOut: '1.1.1.1' } } }, 400, /network\.allowOut/],
+  ["an E2B field Warren lacks", { json: { templateID: 'base', network: { httpsPorts: [3000] } } }, 400, /'network\.httpsPorts'/],
   ['an unknown template', { json: { templateID: 'no-such-template' } }, 404, /no-such-template/],
 ]
 

@@ -39,8 +39,26 @@ describe('the lease', () => {
     expect(await sbx.kill()).toBe(false)
     expect(await Sandbox.kill(sbx.sandboxId, warren().sdk)).toBe(false)
     await expect(sbx.getInfo()).rejects.toBeInstanceOf(SandboxNotFoundError)
+    await expect(Sandbox.connect(sbx.sandboxId, warren().sdk)).rejects.toBeInstanceOf(
+      SandboxNotFoundError,
+    )
+    await expect(sbx.setTimeout(60_000)).rejects.toBeInstanceOf(SandboxNotFoundError)
     expect(await sbx.isRunning()).toBe(false)
     expect((await listedEndAts(warren())).has(sbx.sandboxId)).toBe(false)
+  })
+
+  it('setTimeout(0) ends the sandbox now', async () => {
+    const sbx = await create(60_000)
+    const before = Date.now()
+    await sbx.setTimeout(0)
+    await eventually(
+      'the sandbox is gone',
+      async () => (await api(warren(), 'GET', `/sandboxes/${sbx.sandboxId}`)).status === 404,
+      1000,
+      25,
+    )
+    expect(Date.now() - before).toBeLessThanOrEqual(1000)
+    expect(await sbx.isRunning()).toBe(false)
   })
 
   it('setTimeout moves endAt later and earlier', async () => {

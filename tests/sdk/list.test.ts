@@ -19,7 +19,12 @@ beforeAll(async () => {
     const sbx = await Sandbox.create({
       ...warren().sdk,
       timeoutMs: 120_000,
-      metadata: { run, idx: String(i), parity: i % 2 ? 'odd' : 'even', 'key with&=': 'v a&l=ue/ü' },
+      metadata: {
+        run,
+        idx: String(i),
+        parity: i % 2 ? 'odd' : 'even',
+        'key with&=': 'v a&l=ue/ü 100%',
+      },
     })
     ids.push(sbx.sandboxId)
     started.push((await sbx.getInfo()).startedAt)
@@ -52,10 +57,10 @@ describe('Sandbox.list', () => {
     expect(all.ids).toEqual(newestFirst())
     const odd = await listAll({ query: { metadata: { run, parity: 'odd' } } })
     expect(odd.ids).toEqual(newestFirst().filter((_, i) => (N - 1 - i) % 2 === 1))
-    // Keys and values with spaces, '&', '=', '/' and non-ASCII survive the double encoding.
-    const special = await listAll({ query: { metadata: { run, 'key with&=': 'v a&l=ue/ü' } } })
+    // Keys and values with spaces, '&', '=', '/', '%' and non-ASCII survive the double encoding.
+    const special = await listAll({ query: { metadata: { run, 'key with&=': 'v a&l=ue/ü 100%' } } })
     expect(special.ids).toEqual(newestFirst())
-    const wrong = await listAll({ query: { metadata: { run, 'key with&=': 'v a&l=ue/u' } } })
+    const wrong = await listAll({ query: { metadata: { run, 'key with&=': 'v a&l=ue/u 100%' } } })
     expect(wrong.ids).toEqual([])
   })
 

@@ -132,6 +132,16 @@ describe('WebSocket through the proxy', () => {
       body: { sandboxId: 'zzzzzzzzzzzzzzzzzzz0', message: expect.any(String), code: 502 },
     })
   })
+
+  it('answers an upgrade to a closed sandbox port with 502 naming the port', async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${warren().ports.proxy}/`, {
+      headers: { host: sbx.getHost(9001) },
+    })
+    expect(await refused(ws)).toEqual({
+      status: 502,
+      body: { sandboxId: sbx.sandboxId, port: 9001, message: expect.any(String), code: 502 },
+    })
+  })
 })
 
 /** SIGTERM, then SIGKILL if it lingers; the exit code (null when killed by a signal). */
