@@ -7,7 +7,6 @@ import { authInterceptor, internalErrorInterceptor } from './connect-interceptor
 import { handleEnvs } from './http/envs.js'
 import { handleDownload } from './http/files-download.js'
 import { handleUpload } from './http/files-upload.js'
-import { handleInit } from './http/init.js'
 import { createMetricsHandler } from './http/metrics.js'
 import { sendError } from './http/respond.js'
 import { handleTunnel } from './http/tunnel.js'
@@ -51,8 +50,6 @@ export function createApp(config: EnvdConfig, state: EnvdState): App {
     async handleRequest(req, res, url) {
       const route = `${req.method} ${url.pathname}`
       switch (route) {
-        case 'POST /init':
-          return handleInit(req, res, state)
         case 'GET /files':
           return handleDownload(req, res, url, state)
         case 'POST /files':

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream'
 import type { App } from './app.js'
 import type { EnvdConfig } from './config.js'
 import { handleHealth } from './http/health.js'
+import { handleInit } from './http/init.js'
 import { sendError } from './http/respond.js'
 import { log } from './log.js'
 import type { EnvdState } from './state.js'
@@ -19,9 +20,10 @@ function requestUrl(req: IncomingMessage): URL {
 }
 
 /**
- * The HTTP/1.1 server. Only /health is answered by this module; the rest of
- * envd is imported after the server listens (start-up time is on the path of
- * every sandbox create) and requests arriving earlier wait for it.
+ * The HTTP/1.1 server. /health and /init are answered by this module — both
+ * are on the path of every sandbox create, right after envd starts — and the
+ * rest of envd is imported after the server listens; requests for it that
+ * arrive earlier wait for it.
  */
 export function createEnvd(config: EnvdConfig, state: EnvdState): Envd {
   let app: App | undefined
@@ -39,6 +41,9 @@ export function createEnvd(config: EnvdConfig, state: EnvdState): Envd {
   const server = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) => {
     const url = requestUrl(req)
     if (url.pathname === '/health' && req.method === 'GET') return handleHealth(res)
+    if (url.pathname === '/init' && req.method === 'POST') {
+      return void handleInit(req, res, state).catch((err) => fail(res, err))
+    }
     const handle = (a: App) => a.handleRequest(req, res, url).catch((err) => fail(res, err))
     if (app) void handle(app)
     else ready.then(handle, (err) => fail(res, err))

@@ -16,6 +16,7 @@ import {
 } from '@warren/shared'
 import pLimit from 'p-limit'
 import { cgroupsPath, type NodeContext } from './context.js'
+import { envdDirOf, installEnvd, pruneEnvd } from './envd-bundle.js'
 import { takeFault } from './faults.js'
 import { AddressPool } from './network/address-pool.js'
 import { cutDeniedFlows } from './network/conntrack.js'
@@ -127,7 +128,7 @@ export class SandboxNode {
       chmodSync(dir, statSync(dir).mode | 0o011)
     }
     this.unlock = acquirePidLock(cfg.dataDir, `.node-${cfg.prefix}.lock`, 'data directory')
-    this.ctx.envd = cfg.sandboxCommand ? undefined : loadEnvd(cfg)
+    this.ctx.envd = cfg.sandboxCommand ? undefined : installEnvd(cfg)
     // Sandboxes reach the world through this host: it must route.
     writeFileSync('/proc/sys/net/ipv4/ip_forward', '1')
     await applyOnHost(
@@ -151,6 +152,14 @@ export class SandboxNode {
       })
       if (holdsMemory(record)) this.memoryAllocated += record.memoryMb
     }
+    if (this.ctx.envd)
+      pruneEnvd(
+        cfg,
+        new Set([
+          this.ctx.envd.dir,
+          ...adopted.map((a) => envdDirOf(cfg.dataDir, a.record.sandboxId)),
+        ]),
+      )
     log.info({ adopted: adopted.length, removed: removed.length }, 'node reconciled')
     this.ctx.slots.fill()
     return { adopted: adopted.length, removed: removed.length }
@@ -551,16 +560,6 @@ export class SandboxNode {
       addressesFree: this.ctx.pool.free,
     }
   }
-}
-
-function loadEnvd(cfg: OrchestratorConfig): { dir: string; version: string } {
-  const dir = cfg.envdDir ?? fileURLToPath(new URL('../../envd/dist/bundle', import.meta.url))
-  const versionFile = join(dir, 'version.json')
-  if (!existsSync(versionFile)) {
-    throw new WarrenError('unavailable', `envd bundle not found in ${dir} (run the build)`)
-  }
-  const { version } = JSON.parse(readFileSync(versionFile, 'utf8')) as { version: string }
-  return { dir, version }
 }
 
 /** Running and frozen sandboxes hold their memory; a files-only snapshot does not. */

@@ -1,0 +1,79 @@
+import { createHash } from 'node:crypto'
+import {
+  cpSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs'
+import { join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { type OrchestratorConfig, WarrenError } from '@warren/shared'
+
+export interface EnvdBundle {
+  /** The directory mounted read-only at /opt/warren/envd. */
+  dir: string
+  version: string
+}
+
+function files(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name))
+    .sort()
+}
+
+/**
+ * envd as the sandboxes get it: a content-addressed copy of the built bundle
+ * under the data directory. Sandboxes keep the copy they started with, so
+ * rebuilding or upgrading envd never pulls files (lazily loaded chunks, native
+ * addons) from under a running envd; new sandboxes get the new one.
+ */
+export function installEnvd(cfg: OrchestratorConfig): EnvdBundle {
+  const source = cfg.envdDir ?? fileURLToPath(new URL('../../envd/dist/bundle', import.meta.url))
+  const versionFile = join(source, 'version.json')
+  if (!existsSync(versionFile)) {
+    throw new WarrenError('unavailable', `envd bundle not found in ${source} (run the build)`)
+  }
+  const { version } = JSON.parse(readFileSync(versionFile, 'utf8')) as { version: string }
+  const hash = createHash('sha256')
+  for (const f of files(source)) {
+    hash.update(relative(source, f))
+    hash.update(readFileSync(f))
+  }
+  const dir = join(cfg.dataDir, 'envd', `${version}-${hash.digest('hex').slice(0, 12)}`)
+  if (!existsSync(dir)) {
+    const tmp = `${dir}.tmp-${process.pid}`
+    rmSync(tmp, { recursive: true, force: true })
+    cpSync(source, tmp, { recursive: true })
+    renameSync(tmp, dir)
+  }
+  return { dir, version }
+}
+
+/** Copies no running sandbox uses any more (the newest few are kept). */
+export function pruneEnvd(cfg: OrchestratorConfig, inUse: Set<string>, keep = 3): void {
+  const root = join(cfg.dataDir, 'envd')
+  if (!existsSync(root)) return
+  const dirs = readdirSync(root)
+    .map((name) => join(root, name))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)
+  for (const dir of dirs.slice(keep))
+    if (!inUse.has(dir)) rmSync(dir, { recursive: true, force: true })
+}
+
+/** The envd copy a sandbox's bundle mounts (from its config.json), if any. */
+export function envdDirOf(dataDir: string, sandboxId: string): string {
+  try {
+    const spec = JSON.parse(
+      readFileSync(join(dataDir, 'sandboxes', sandboxId, 'config.json'), 'utf8'),
+    ) as {
+      mounts?: Array<{ destination: string; source: string }>
+    }
+    return spec.mounts?.find((m) => m.destination === '/opt/warren/envd')?.source ?? ''
+  } catch {
+    return ''
+  }
+}
