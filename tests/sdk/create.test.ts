@@ -123,4 +123,28 @@ describe('create through POST /sandboxes (older SDKs)', () => {
     const sbx = await Sandbox.connect(id, warren().sdk)
     expect((await sbx.commands.run('hostname')).stdout).toBe(`${id}\n`)
   })
+
+  it('accepts the body that SDKs before 2.51 send', async () => {
+    // What e2b 2.x (before /v2/sandboxes) posts for Sandbox.create() with defaults.
+    const res = await api(warren(), 'POST', '/sandboxes', {
+      json: {
+        templateID: 'base',
+        timeout: 300,
+        secure: true,
+        allow_internet_access: true,
+        autoPause: false,
+        autoResume: { enabled: false },
+        metadata: { suite: 'create-v1' },
+        envVars: {},
+      },
+    })
+    expect(res.status, res.text).toBe(201)
+    const id = (res.body as { sandboxID: string; envdAccessToken?: string }).sandboxID
+    made.push(id)
+    expect(res.body).toHaveProperty('envdAccessToken')
+    const d = await detail(warren(), id)
+    expect(d.lifecycle).toMatchObject({ onTimeout: 'kill', autoResume: false })
+    const sbx = await Sandbox.connect(id, warren().sdk)
+    expect((await sbx.commands.run('echo ok')).stdout).toBe('ok\n')
+  })
 })

@@ -34,19 +34,32 @@ while True:
 let sbx: Sandbox
 let token: string
 
-beforeAll(async () => {
-  sbx = await Sandbox.create({ ...warren().sdk, timeoutMs: 120_000, metadata: { suite: 'tunnel' } })
-  token = (await detail(warren(), sbx.sandboxId)).envdAccessToken!
+/** A sandbox with the echo server listening, and its envd access token. */
+async function withEchoServer(): Promise<{ sbx: Sandbox; token: string }> {
+  const sbx = await Sandbox.create({
+    ...warren().sdk,
+    timeoutMs: 120_000,
+    metadata: { suite: 'tunnel' },
+  })
+  made.push(sbx)
+  const token = (await detail(warren(), sbx.sandboxId)).envdAccessToken!
   await sbx.files.write('/tmp/echo.py', ECHO_SERVER)
   await sbx.commands.run('python3 /tmp/echo.py', { background: true })
   // Listening once a connection from inside the sandbox is echoed.
   await sbx.commands.run(
     `for i in $(seq 100); do python3 -c "import socket; s=socket.create_connection(('127.0.0.1', ${ECHO_PORT})); s.sendall(b'x'); assert s.recv(1)==b'x'" 2>/dev/null && exit 0; sleep 0.1; done; exit 1`,
   )
+  return { sbx, token }
+}
+
+const made: Sandbox[] = []
+
+beforeAll(async () => {
+  ;({ sbx, token } = await withEchoServer())
 })
 
 afterAll(async () => {
-  await sbx?.kill().catch(() => {})
+  for (const s of made) await s.kill().catch(() => {})
 })
 
 function tunnel(headers: Record<string, string>): WebSocket {
@@ -131,6 +144,21 @@ describe('WebSocket through the proxy', () => {
       status: 502,
       body: { sandboxId: 'zzzzzzzzzzzzzzzzzzz0', message: expect.any(String), code: 502 },
     })
+  })
+
+  it('is closed when the sandbox is killed under it', async () => {
+    const victim = await withEchoServer()
+    const ws = tunnel({ 'e2b-sandbox-id': victim.sbx.sandboxId, 'x-access-token': victim.token })
+    try {
+      await opened(ws)
+      expect((await echoOverWebSocket(ws, Buffer.from('before'))).toString()).toBe('before')
+      const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()))
+      ws.on('error', () => {})
+      expect(await victim.sbx.kill()).toBe(true)
+      await closed
+    } finally {
+      ws.terminate()
+    }
   })
 
   it('answers an upgrade to a closed sandbox port with 502 naming the port', async () => {
