@@ -52,7 +52,11 @@ export async function detailOrGone(
   return res.body as SandboxDetail
 }
 
-/** Polls GET /sandboxes/{id} until it reads `state`; returns the detail and when it was seen. */
+/**
+ * Polls GET /sandboxes/{id} until it reads `state` (for paused: with its
+ * snapshot kind, which a sandbox still pausing, shown as paused, lacks);
+ * returns the detail and when it was seen.
+ */
 export async function waitForState(
   w: WarrenFixture,
   id: string,
@@ -64,7 +68,7 @@ export async function waitForState(
     `sandbox ${id} is ${state} (last: ${last?.state})`,
     async () => {
       last = await detailOrGone(w, id)
-      return last?.state === state
+      return last?.state === state && (state === 'running' || !!last.pausedKind)
     },
     ms,
     50,
@@ -177,4 +181,34 @@ export async function killSandboxProcesses(w: WarrenFixture, id: string): Promis
   if (v1) writeFileSync(join(freezer, 'freezer.state'), 'THAWED')
   else writeFileSync(join(freezer, 'cgroup.freeze'), '0')
   await eventually(`the processes of ${id} are gone`, () => pids().length === 0, 10_000)
+}
+
+/**
+ * A tiny HTTP server in the sandbox (on the node binary envd runs on) that
+ * answers `boot=<token of this process> n=<requests so far>`: a hot resume
+ * keeps the token, a fresh process has a new one. Returns once it answers
+ * inside the sandbox.
+ */
+export async function startServer(sbx: Sandbox, port: number): Promise<void> {
+  const js = `
+const boot = Math.random().toString(36).slice(2)
+let n = 0
+const srv = require('http').createServer((req, res) => {
+  n++
+  req.resume()
+  res.end('boot=' + boot + ' n=' + n + '\\n')
+})
+srv.keepAliveTimeout = 60000
+srv.listen(${port}, '0.0.0.0', 1024)
+`
+  await sbx.files.write(`/tmp/server-${port}.js`, js)
+  await sbx.commands.run(`/opt/warren/bin/node /tmp/server-${port}.js`, { background: true })
+  await sbx.commands.run(
+    `for i in $(seq 100); do python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:${port}/')" 2>/dev/null && exit 0; sleep 0.1; done; exit 1`,
+  )
+}
+
+/** The `boot=` token in a response of `startServer`'s server. */
+export function bootOf(text: string): string | undefined {
+  return /boot=(\w+)/.exec(text)?.[1]
 }

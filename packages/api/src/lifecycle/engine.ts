@@ -509,13 +509,24 @@ export class LifecycleEngine {
     const s = await this.settled(sandboxId)
     if (s.state === 'running') return s
     if (s.state !== 'paused') throw new WarrenError('not_found', `sandbox ${sandboxId} not found`)
+    // A paused sandbox gave up its place in the team's limit; resuming takes one again.
+    const max = (await this.team(s.teamId)).maxConcurrent
     const resuming = await transition(
       this.db,
       sandboxId,
-      { from: ['paused'], version: s.version },
+      { from: ['paused'], version: s.version, activeBelow: { teamId: s.teamId, max } },
       { state: 'resuming' },
     )
-    if (!resuming) throw await this.lostRace(sandboxId)
+    if (!resuming) {
+      const now = await getSandbox(this.db, sandboxId)
+      if (now?.state === 'paused' && now.version === s.version) {
+        throw new WarrenError(
+          'limit_exceeded',
+          `team limit of ${max} concurrent sandboxes reached; kill or pause one first`,
+        )
+      }
+      throw await this.lostRace(sandboxId)
+    }
     this.catalog.update(resuming)
     let from: 'memory' | 'files'
     let address: string

@@ -201,6 +201,8 @@ export interface TransitionGuard {
   version?: number
   /** Only if the lease has run out by then (expiry must lose to an extension). */
   endAtAtMost?: number
+  /** Only if the team's other active sandboxes are fewer than `max` (a resume takes a place). */
+  activeBelow?: { teamId: string; max: number }
 }
 
 /**
@@ -221,6 +223,22 @@ export async function transition(
     .where('state', 'in', guard.from)
   if (guard.version !== undefined) q = q.where('version', '=', guard.version)
   if (guard.endAtAtMost !== undefined) q = q.where('end_at', '<=', guard.endAtAtMost)
+  const limit = guard.activeBelow
+  if (limit) {
+    // Counted in the same statement as the update, so two racing resumes (or
+    // a resume and a create) cannot both take the last place.
+    q = q.where(
+      (eb) =>
+        eb
+          .selectFrom('sandboxes as other')
+          .select((o) => o.fn.countAll<number>().as('n'))
+          .where('other.team_id', '=', limit.teamId)
+          .where('other.state', 'in', ACTIVE_STATES)
+          .where('other.id', '!=', id),
+      '<',
+      limit.max,
+    )
+  }
   const row = await q.returningAll().executeTakeFirst()
   return row ? toSandbox(row as Row) : undefined
 }
