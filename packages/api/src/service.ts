@@ -10,6 +10,7 @@ import { Catalog } from './catalog/catalog.js'
 import { createApiApp } from './http/app.js'
 import { proxyService } from './internal/proxy-service.js'
 import { LifecycleEngine } from './lifecycle/engine.js'
+import { startNodeSync } from './lifecycle/node-sync.js'
 import { networkTransport, Placement, parseNodeList } from './placement/nodes.js'
 import { type Db, openDatabase } from './store/db.js'
 import { purgeTombstones } from './store/sandboxes.js'
@@ -72,6 +73,17 @@ export async function createApiService(
     maxConcurrentExpiries: cfg.maxConcurrentExpiries,
   })
   await engine.start()
+  const sync = startNodeSync({
+    db,
+    placement,
+    intervalMs: cfg.nodeSyncIntervalS * 1000,
+    log,
+    actions: {
+      lost: (id, version) => engine.markLost(id, version),
+      orphan: (nodeId, id) => engine.killOrphan(nodeId, id),
+    },
+  })
+  await sync.runOnce()
 
   const domain = cfg.domain ?? 'localhost:3002'
   const app = createApiApp(
@@ -148,6 +160,7 @@ export async function createApiService(
     },
     async stop() {
       clearInterval(purge)
+      sync.stop()
       await Promise.all(
         servers.map(
           (s) =>

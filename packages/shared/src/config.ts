@@ -149,6 +149,8 @@ export const apiConfigSchema = z.object({
   tombstoneTtlS: z.coerce.number().int().nonnegative().default(3600),
   /** Expiries (kill or pause at endAt) running at once. */
   maxConcurrentExpiries: z.coerce.number().int().min(1).max(256).default(8),
+  /** How often the store is compared with what the nodes run. */
+  nodeSyncIntervalS: z.coerce.number().int().min(1).max(3600).default(30),
 })
 
 export type ApiConfig = z.infer<typeof apiConfigSchema>
@@ -165,6 +167,7 @@ const apiEnv: Record<string, keyof ApiConfig> = {
   WARREN_MAX_LIFETIME: 'maxLifetimeS',
   WARREN_MAX_CONCURRENT_SANDBOXES: 'maxConcurrentSandboxes',
   WARREN_TOMBSTONE_TTL: 'tombstoneTtlS',
+  WARREN_NODE_SYNC_INTERVAL: 'nodeSyncIntervalS',
 }
 
 export function loadApiConfig(overrides: Partial<ApiConfig> = {}, env = process.env): ApiConfig {

@@ -607,6 +607,32 @@ export class LifecycleEngine {
     else await this.finishKill(next, 'timeout', 'running')
   }
 
+  /** The node no longer has a sandbox the store has as running or paused. */
+  async markLost(sandboxId: string, version: number): Promise<void> {
+    const killed = await transition(
+      this.db,
+      sandboxId,
+      { from: ['running', 'paused'], version },
+      { state: 'killed', killReason: 'orphaned', killedAt: Date.now() },
+    )
+    if (!killed) return
+    this.scheduler.cancel(sandboxId)
+    this.catalog.update(killed)
+    this.metrics.killed.inc({ reason: 'orphaned' })
+    this.log.warn({ sandboxId, nodeId: killed.nodeId }, 'sandbox lost by its node')
+  }
+
+  /** A node runs a sandbox the store does not know as live: it goes. */
+  async killOrphan(nodeId: string, sandboxId: string): Promise<void> {
+    const s = await getSandbox(this.db, sandboxId)
+    if (s && s.state !== 'killed') return
+    this.log.warn({ sandboxId, nodeId }, 'killing a sandbox its node had but the store did not')
+    await this.placement
+      .node(nodeId)
+      .client.kill({ sandboxId })
+      .catch(() => {})
+  }
+
   /** After an API crash: a pausing or resuming sandbox takes the state its node reports. */
   private async settleInterrupted(s: Sandbox): Promise<void> {
     try {

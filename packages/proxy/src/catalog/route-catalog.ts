@@ -15,6 +15,7 @@ export class RouteCatalog {
   private routes = new Map<string, Route>()
   private readySignal: Promise<void>
   private markReady!: () => void
+  private isReady = false
   private abort = new AbortController()
   private loop: Promise<void> | undefined
 
@@ -31,6 +32,24 @@ export class RouteCatalog {
   /** Resolves once the first snapshot has arrived. */
   get ready(): Promise<void> {
     return this.readySignal
+  }
+
+  /**
+   * Whether the first snapshot has arrived, waiting at most `ms` for it:
+   * while the API cannot be reached, callers get an answer instead of
+   * waiting for as long as the API stays away.
+   */
+  async readyWithin(ms: number): Promise<boolean> {
+    if (this.isReady) return true
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms)
+    })
+    try {
+      return await Promise.race([this.readySignal.then(() => true), timedOut])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   get(sandboxId: string): Route | undefined {
@@ -59,6 +78,7 @@ export class RouteCatalog {
           const e = ev.event
           if (e.case === 'snapshot') {
             this.routes = new Map(e.value.routes.map((r) => [r.sandboxId, r]))
+            this.isReady = true
             this.markReady()
             delay = 100
           } else if (e.case === 'upsert') {

@@ -16,6 +16,9 @@ import type { Resumer } from '../resume/resumer.js'
 import { refuseResume, refuseTraffic } from './authorize.js'
 import { clientIp } from './client-ip.js'
 
+/** How long a request waits for the first catalog snapshot before it is answered 503. */
+const CATALOG_WAIT_MS = 5000
+
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name]
   return Array.isArray(v) ? v[0] : v
@@ -68,7 +71,17 @@ export function createEdgeResolver(opts: {
     if (port === ENVD_PORT && isInitPath(req.url)) {
       return { error: { status: 404, message: 'not found' } }
     }
-    await opts.catalog.ready
+    if (!(await opts.catalog.readyWithin(CATALOG_WAIT_MS))) {
+      return {
+        error: {
+          status: 503,
+          sandboxId,
+          port,
+          retryAfter: 1,
+          message: 'The proxy has no routing catalog yet (the API is not reachable); retry',
+        },
+      }
+    }
     let route = opts.catalog.get(sandboxId)
     if (!route) return { error: notFound(sandboxId) }
     const denied = refuseTraffic(req, route, port)

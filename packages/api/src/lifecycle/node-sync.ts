@@ -1,0 +1,76 @@
+import type { Logger } from '@warren/shared'
+import type { Placement } from '../placement/nodes.js'
+import type { Db } from '../store/db.js'
+import { sandboxesInStates } from '../store/sandboxes.js'
+
+export interface NodeSyncActions {
+  /** A sandbox the store has as running or paused that its node no longer has. */
+  lost(sandboxId: string, version: number): Promise<void>
+  /** A sandbox a node runs that the store does not know (or knows as killed). */
+  orphan(nodeId: string, sandboxId: string): Promise<void>
+}
+
+/**
+ * Compares the store with what the nodes report, so the two agree again after
+ * either side restarted or lost something: lost sandboxes become tombstones
+ * (reason `orphaned`), orphans on nodes are killed. Sandboxes in transitional
+ * states are left to the operation under way. One pass every `intervalMs`,
+ * one at a time, stopped with the API.
+ */
+export function startNodeSync(opts: {
+  db: Db
+  placement: Placement
+  actions: NodeSyncActions
+  intervalMs: number
+  log: Logger
+}): { stop(): void; runOnce(): Promise<void> } {
+  let running: Promise<void> | undefined
+  const runOnce = async () => {
+    for (const node of opts.placement.list()) {
+      // The store first, then the node: a sandbox created in between is on
+      // the node and not in this snapshot of the store, and is left alone;
+      // the reverse order could take a fresh sandbox for a lost one.
+      const stored = (
+        await sandboxesInStates(opts.db, [
+          'creating',
+          'running',
+          'pausing',
+          'paused',
+          'resuming',
+          'killing',
+        ])
+      ).filter((s) => s.nodeId === node.nodeId)
+      let onNode: Set<string>
+      try {
+        onNode = new Set((await node.client.list({})).sandboxes.map((s) => s.sandboxId))
+      } catch (err) {
+        opts.log.warn({ err, nodeId: node.nodeId }, 'node sync: node did not answer')
+        continue
+      }
+      const known = new Set(stored.map((s) => s.sandboxId))
+      for (const s of stored) {
+        if ((s.state === 'running' || s.state === 'paused') && !onNode.has(s.sandboxId)) {
+          await opts.actions
+            .lost(s.sandboxId, s.version)
+            .catch((err) => opts.log.error({ err }, 'node sync failed'))
+        }
+      }
+      for (const id of onNode) {
+        // Not live in the store snapshot: killOrphan checks the store again
+        // (a create may have inserted its row since).
+        if (!known.has(id))
+          await opts.actions
+            .orphan(node.nodeId, id)
+            .catch((err) => opts.log.error({ err }, 'node sync failed'))
+      }
+    }
+  }
+  const timer = setInterval(() => {
+    if (running) return
+    running = runOnce().finally(() => {
+      running = undefined
+    })
+  }, opts.intervalMs)
+  timer.unref()
+  return { stop: () => clearInterval(timer), runOnce }
+}
