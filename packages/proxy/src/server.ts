@@ -38,7 +38,8 @@ export function createEdgeProxy(cfg: ProxyConfig, transport: Transport, log: Log
         server.once('error', reject)
         server.listen(cfg.port, cfg.listenHost, resolve)
       })
-      return `http://${cfg.listenHost}:${(server.address() as AddressInfo).port}`
+      const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost
+      return `http://${host}:${(server.address() as AddressInfo).port}`
     },
     async close() {
       await new Promise<void>((resolve) => {

@@ -110,5 +110,7 @@ export async function listenNodeProxy(node: SandboxNode, host: string, port: num
     server.once('error', reject)
     server.listen(port, host, resolve)
   })
-  return { server, url: `http://${host}:${(server.address() as AddressInfo).port}` }
+  // An IPv6 listen address (e.g. `::`) is bracketed, or the URL does not parse.
+  const urlHost = host.includes(':') ? `[${host}]` : host
+  return { server, url: `http://${urlHost}:${(server.address() as AddressInfo).port}` }
 }

@@ -24,7 +24,8 @@ export async function serveOrchestratorRpc(
     server.listen(opts.port, opts.host, resolve)
   })
   const { port } = server.address() as AddressInfo
-  return { server, url: `http://${opts.host}:${port}` }
+  const urlHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host
+  return { server, url: `http://${urlHost}:${port}` }
 }
 
 /** The same RPC without a network hop, for the all-in-one process. */

@@ -41,7 +41,8 @@ export function createEdgeResolver(opts: {
       const u = new URL(url)
       entry = {
         agent: new Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 128 }),
-        host: u.hostname,
+        // URL keeps the brackets of an IPv6 host; a socket wants the bare address.
+        host: u.hostname.replace(/^\[(.*)\]$/, '$1'),
         port: Number(u.port || 80),
       }
       agents.set(url, entry)
