@@ -212,3 +212,41 @@ srv.listen(${port}, '0.0.0.0', 1024)
 export function bootOf(text: string): string | undefined {
   return /boot=(\w+)/.exec(text)?.[1]
 }
+
+/** A TCP echo server in the sandbox, listening on loopback only (reachable through envd's /tunnel). */
+export async function startEchoServer(sbx: Sandbox, port: number): Promise<void> {
+  const js = `require('net').createServer((c) => c.pipe(c)).listen(${port}, '127.0.0.1')`
+  await sbx.files.write(`/tmp/echo-${port}.js`, js)
+  await sbx.commands.run(`/opt/warren/bin/node /tmp/echo-${port}.js`, { background: true })
+  await sbx.commands.run(
+    `for i in $(seq 100); do python3 -c "import socket; s=socket.create_connection(('127.0.0.1', ${port})); s.sendall(b'x'); assert s.recv(1)==b'x'" 2>/dev/null && exit 0; sleep 0.1; done; exit 1`,
+  )
+}
+
+/**
+ * A WebSocket server in the sandbox (no library: the handshake by hand) that
+ * sends nothing but a ping every `pingMs` and drops whatever it receives:
+ * a connection that is alive but carries no data.
+ */
+export async function startHeartbeatServer(sbx: Sandbox, port: number, pingMs: number) {
+  const js = `
+const crypto = require('crypto')
+const srv = require('http').createServer((req, res) => res.end('ok'))
+srv.on('upgrade', (req, sock) => {
+  const accept = crypto.createHash('sha1')
+    .update(req.headers['sec-websocket-key'] + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11')
+    .digest('base64')
+  sock.write('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Accept: ' + accept + '\\r\\n\\r\\n')
+  const timer = setInterval(() => sock.write(Buffer.from([0x89, 0x00])), ${pingMs})
+  sock.on('data', () => {})
+  sock.on('close', () => clearInterval(timer))
+  sock.on('error', () => clearInterval(timer))
+})
+srv.listen(${port}, '0.0.0.0')
+`
+  await sbx.files.write(`/tmp/heartbeat-${port}.js`, js)
+  await sbx.commands.run(`/opt/warren/bin/node /tmp/heartbeat-${port}.js`, { background: true })
+  await sbx.commands.run(
+    `for i in $(seq 100); do python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:${port}/')" 2>/dev/null && exit 0; sleep 0.1; done; exit 1`,
+  )
+}

@@ -12,6 +12,7 @@ import {
 import { type Route, RouteState } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import type { RouteCatalog } from '../catalog/route-catalog.js'
 import type { KeepaliveReporter } from '../keepalive/reporter.js'
+import { WebSocketMeter } from '../keepalive/ws-meter.js'
 import type { Resumer } from '../resume/resumer.js'
 import { refuseResume, refuseTraffic } from './authorize.js'
 import { clientIp } from './client-ip.js'
@@ -102,7 +103,7 @@ export function createEdgeResolver(opts: {
     const refused = refusal(route, port)
     if (refused) return { error: refused }
     const r = route
-    const onTraffic = r.keepaliveTraffic ? keepaliveHook(opts.keepalive, sandboxId) : undefined
+    const onTraffic = r.keepaliveTraffic ? keepaliveHook(opts.keepalive, sandboxId, req) : undefined
     onTraffic?.(1)
     const node = nodeProxy(r.nodeProxyUrl)
     const ip = clientIp(req, opts.trustedHops)
@@ -141,10 +142,18 @@ export function createEdgeResolver(opts: {
   }
 }
 
-/** Bytes that flow keep the sandbox alive; an idle open connection does not. */
-function keepaliveHook(reporter: KeepaliveReporter, sandboxId: string) {
-  return (bytes: number) => {
-    if (bytes > 0) reporter.touch(sandboxId)
+/**
+ * Bytes that flow keep the sandbox alive; an idle open connection does not,
+ * and neither do the heartbeats (pings, pongs) of an open WebSocket.
+ */
+function keepaliveHook(reporter: KeepaliveReporter, sandboxId: string, req: IncomingMessage) {
+  const ws = /^websocket$/i.test(header(req, 'upgrade') ?? '')
+  const client = ws ? new WebSocketMeter({ httpHead: false }) : undefined
+  const sandbox = ws ? new WebSocketMeter({ httpHead: true }) : undefined
+  return (bytes: number, chunk?: Buffer, fromClient?: boolean) => {
+    const meter = fromClient ? client : sandbox
+    const counted = meter && chunk ? meter.push(chunk) : bytes
+    if (counted > 0) reporter.touch(sandboxId)
   }
 }
 

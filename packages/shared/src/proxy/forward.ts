@@ -22,8 +22,11 @@ export interface ForwardTarget {
   agent: Agent
   /** For upgrades, which have no pool: retry refused connects like the agent does. */
   dialRetry?: DialRetry
-  /** Called with the number of bytes moved in either direction. */
-  onTraffic?: (bytes: number) => void
+  /**
+   * Called with the number of bytes moved in either direction; on upgraded
+   * connections also with the bytes themselves and their direction.
+   */
+  onTraffic?: (bytes: number, chunk?: Buffer, fromClient?: boolean) => void
   /** The error when the target cannot be reached. */
   unreachable: (err: Error) => ProxyError
 }
@@ -139,15 +142,25 @@ export function createForwarder(resolve: (req: IncomingMessage) => Promise<Resol
       for (const value of Array.isArray(v) ? v : [v]) headText += `${k}: ${value}\r\n`
     }
     upstream.write(`${headText}\r\n`)
-    if (head.length) upstream.write(head)
+    if (head.length) {
+      upstream.write(head)
+      t.onTraffic?.(head.length, head, true)
+    }
     splice(socket, upstream, t.onTraffic)
   }
 
   return { onRequest, onUpgrade }
 }
 
-/** Pipes two connections into each other; either side ending or failing ends both. */
-export function splice(a: Duplex, b: Duplex, onTraffic?: (bytes: number) => void): void {
+/**
+ * Pipes two connections into each other; either side ending or failing ends
+ * both. `onTraffic` sees every chunk and whether it came from `a`.
+ */
+export function splice(
+  a: Duplex,
+  b: Duplex,
+  onTraffic?: (bytes: number, chunk: Buffer, fromA: boolean) => void,
+): void {
   let closed = false
   const close = () => {
     if (closed) return
@@ -156,8 +169,8 @@ export function splice(a: Duplex, b: Duplex, onTraffic?: (bytes: number) => void
     b.destroy()
   }
   if (onTraffic) {
-    a.on('data', (d: Buffer) => onTraffic(d.length))
-    b.on('data', (d: Buffer) => onTraffic(d.length))
+    a.on('data', (d: Buffer) => onTraffic(d.length, d, true))
+    b.on('data', (d: Buffer) => onTraffic(d.length, d, false))
   }
   a.pipe(b)
   b.pipe(a)
