@@ -1,0 +1,199 @@
+// Auto-resume on traffic at the edge proxy: one request wakes a paused
+// sandbox (hot: the same server process answers), a sandbox without
+// auto-resume stays paused with a clear error, a pausing one answers 503 with
+// Retry-After, and only requests the running sandbox would accept may wake
+// it (traffic token, envd token). A burst of requests makes one resume.
+import { Sandbox } from 'e2b'
+import { afterAll, describe, expect, it } from 'vitest'
+import { detail } from '../helpers/api-client.js'
+import {
+  bootOf,
+  type CreatedSandbox,
+  connect,
+  counter,
+  createRaw,
+  handle,
+  pause,
+  startServer,
+} from '../helpers/lifecycle.js'
+import { type ProxyResponse, proxyRequest, sandboxHost } from '../helpers/proxy-client.js'
+import { useWarren } from '../helpers/warren-fixture.js'
+
+const warren = useWarren()
+const made: string[] = []
+const ENVD = 49983
+const PORT = 8000
+const TRAFFIC = { from: 'memory', trigger: 'traffic' }
+
+afterAll(async () => {
+  for (const id of made) await Sandbox.kill(id, warren().sdk).catch(() => {})
+})
+
+/** A sandbox (raw create, so no SDK default sneaks in) with the test server running. */
+async function serving(
+  body: Record<string, unknown>,
+): Promise<{ c: CreatedSandbox; sbx: Sandbox }> {
+  const c = await createRaw(warren(), {
+    timeout: 120,
+    metadata: { suite: 'lifecycle-auto-resume' },
+    ...body,
+  })
+  made.push(c.sandboxID)
+  const sbx = handle(warren(), c)
+  await startServer(sbx, PORT)
+  return { c, sbx }
+}
+
+const autoResume = { lifecycle: { onTimeout: 'pause', autoResume: true } }
+
+function get(id: string, port: number, headers: Record<string, string> = {}, path = '/') {
+  return proxyRequest(warren(), { host: sandboxHost(warren(), id, port), path, headers })
+}
+
+const stateOf = async (id: string) => (await detail(warren(), id)).state
+
+function expectProxyError(res: ProxyResponse, status: number, id: string, message?: RegExp) {
+  expect(res.status, res.text).toBe(status)
+  expect(res.headers['content-type']).toMatch(/^application\/json/)
+  expect(res.json).toMatchObject({ sandboxId: id, code: status, message: expect.any(String) })
+  if (message) expect((res.json as { message: string }).message).toMatch(message)
+}
+
+describe('auto-resume on traffic', () => {
+  it('one plain request wakes a paused sandbox: 200 from the same server process; it stays running', async () => {
+    const { c } = await serving(autoResume)
+    const id = c.sandboxID
+    const boot = bootOf((await get(id, PORT)).text)
+    expect(boot).toBeDefined()
+    expect(await pause(warren(), id)).toBe(204)
+    const resumes = await counter(warren(), 'warren_sandboxes_resumed_total', TRAFFIC)
+
+    const res = await get(id, PORT, {}, '/after-pause')
+    expect(res.status, res.text).toBe(200)
+    expect(bootOf(res.text)).toBe(boot)
+    const d = await detail(warren(), id)
+    expect(d).toMatchObject({ state: 'running', resumedFrom: 'memory' })
+    // Woken by traffic, the sandbox gets at least the 300 s an auto-resume grants.
+    expect(Date.parse(d.endAt)).toBeGreaterThan(Date.now() + 100_000)
+    expect(await counter(warren(), 'warren_sandboxes_resumed_total', TRAFFIC)).toBe(resumes + 1)
+    expect((await get(id, PORT)).status).toBe(200)
+    expect(await stateOf(id)).toBe('running')
+  })
+
+  it('without auto-resume the sandbox stays paused: 409 on a user port, 502 on envd', async () => {
+    const { c } = await serving({ lifecycle: { onTimeout: 'pause' } })
+    const id = c.sandboxID
+    expect(await pause(warren(), id)).toBe(204)
+    const user = await get(id, PORT)
+    expectProxyError(user, 409, id, /paused/)
+    expect(user.json).toMatchObject({ port: PORT })
+    const envd = await get(id, ENVD, { 'x-access-token': c.envdAccessToken! }, '/health')
+    expectProxyError(envd, 502, id, /paused/)
+    expect(await stateOf(id)).toBe('paused')
+  })
+
+  it('a files-only snapshot is not woken by traffic (it must be resumed explicitly)', async () => {
+    const { c } = await serving(autoResume)
+    const id = c.sandboxID
+    expect(await pause(warren(), id, false)).toBe(204)
+    expectProxyError(await get(id, PORT), 409, id, /without memory/)
+    expectProxyError(
+      await get(id, ENVD, { 'x-access-token': c.envdAccessToken! }, '/envs'),
+      502,
+      id,
+    )
+    expect(await stateOf(id)).toBe('paused')
+    expect((await connect(warren(), id)).body.resumedFrom).toBe('files')
+  })
+
+  it('a pausing sandbox answers 503 with Retry-After', async () => {
+    const { c, sbx } = await serving(autoResume)
+    const id = c.sandboxID
+    // Dirty pages make the pause (freeze, then flush the layer) take a while.
+    let seen: ProxyResponse | undefined
+    for (let mb = 64; !seen && mb <= 512; mb *= 2) {
+      await sbx.commands.run(`dd if=/dev/zero of=/tmp/dirty bs=1M count=${mb} 2>/dev/null`)
+      let done = false
+      const paused = pause(warren(), id).finally(() => {
+        done = true
+      })
+      while (!done && !seen) {
+        const res = await get(id, PORT)
+        if (res.status === 503) seen = res
+      }
+      expect(await paused).toBe(204)
+      // Woken by the next request; try again with more to flush.
+      if (!seen) expect((await get(id, PORT)).status).toBe(200)
+    }
+    expect(seen, 'a request caught the pause under way').toBeDefined()
+    expectProxyError(seen!, 503, id, /pausing/)
+    expect(seen!.headers['retry-after']).toBe('1')
+    // Once paused, the same request wakes it.
+    expect((await get(id, PORT)).status).toBe(200)
+  })
+})
+
+describe('who may wake a paused sandbox', () => {
+  it('without public traffic: the traffic token is required (403 keeps it paused)', async () => {
+    const { c } = await serving({ ...autoResume, network: { allowPublicTraffic: false } })
+    const id = c.sandboxID
+    expect(c.trafficAccessToken).toMatch(/\S{16,}/)
+    const token = { 'e2b-traffic-access-token': c.trafficAccessToken! }
+    expectProxyError(await get(id, PORT), 403, id, /e2b-traffic-access-token/)
+    expect((await get(id, PORT, token)).status).toBe(200)
+
+    expect(await pause(warren(), id)).toBe(204)
+    const resumes = await counter(warren(), 'warren_sandboxes_resumed_total', TRAFFIC)
+    expectProxyError(await get(id, PORT), 403, id)
+    expectProxyError(await get(id, PORT, { 'e2b-traffic-access-token': 'wrong' }), 403, id)
+    const t = c.trafficAccessToken!
+    const almost = `${t.slice(0, -1)}${t.endsWith('x') ? 'y' : 'x'}`
+    expectProxyError(await get(id, PORT, { 'e2b-traffic-access-token': almost }), 403, id)
+    expect(await stateOf(id)).toBe('paused')
+    expect(await counter(warren(), 'warren_sandboxes_resumed_total', TRAFFIC)).toBe(resumes)
+
+    const res = await get(id, PORT, token)
+    expect(res.status, res.text).toBe(200)
+    expect(await stateOf(id)).toBe('running')
+  })
+
+  it("a secure sandbox's envd: X-Access-Token is required to wake it (403 keeps it paused)", async () => {
+    const { c } = await serving(autoResume)
+    const id = c.sandboxID
+    expect(await pause(warren(), id)).toBe(204)
+    for (const headers of [{}, { 'x-access-token': 'wrong' }] as Record<string, string>[]) {
+      const res = await get(id, ENVD, headers, '/envs')
+      expectProxyError(res, 403, id, /X-Access-Token/)
+    }
+    // Not even envd's open /health wakes it without the token.
+    expectProxyError(await get(id, ENVD, {}, '/health'), 403, id)
+    expect(await stateOf(id)).toBe('paused')
+
+    const res = await get(id, ENVD, { 'x-access-token': c.envdAccessToken! }, '/envs')
+    expect(res.status, res.text).toBe(200)
+    expect(res.json).toMatchObject({ E2B_SANDBOX_ID: id })
+    expect(await stateOf(id)).toBe('running')
+  })
+
+  it('100 concurrent requests to a paused sandbox: one resume, and every request gets 200', async () => {
+    const { c } = await serving(autoResume)
+    const id = c.sandboxID
+    const boot = bootOf((await get(id, PORT)).text)
+    expect(await pause(warren(), id)).toBe(204)
+    const before = await counter(warren(), 'warren_sandboxes_resumed_total', TRAFFIC)
+    const apiResumes = await counter(warren(), 'warren_sandboxes_resumed_total', {
+      from: 'memory',
+      trigger: 'api',
+    })
+    const all = await Promise.all(Array.from({ length: 100 }, (_, i) => get(id, PORT, {}, `/${i}`)))
+    for (const res of all) {
+      expect(res.status, res.text).toBe(200)
+      expect(bootOf(res.text)).toBe(boot)
+    }
+    expect(await counter(warren(), 'warren_sandboxes_resumed_total', TRAFFIC)).toBe(before + 1)
+    expect(
+      await counter(warren(), 'warren_sandboxes_resumed_total', { from: 'memory', trigger: 'api' }),
+    ).toBe(apiResumes)
+    expect(await stateOf(id)).toBe('running')
+  })
+})
