@@ -98,6 +98,9 @@ ${services.map((l) => `    ${l}`).join('\n')}
     ip daddr @always_denied reject with icmpx admin-prohibited
     meta nfproto ipv6 reject with icmpx admin-prohibited
     ip daddr @allow_out accept
+    # A TCP packet that opens nothing is a flow whose entry an update cut:
+    # reset it, so the sandbox's socket fails now instead of retransmitting.
+    ip daddr @deny_out tcp flags ! syn reject with tcp reset
     ip daddr @deny_out reject with icmpx admin-prohibited
   }
 }
