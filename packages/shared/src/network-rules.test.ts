@@ -17,8 +17,8 @@ describe('parseNetworkConfig: rejects with the bad entry named', () => {
     },
     {
       name: 'domains without deny-all',
-      cfg: { allowOut: ['example.com'] },
-      err: /require '0.0.0.0\/0'/,
+      cfg: { allowOut: ['10.1.0.0/16', 'example.com'] },
+      err: /'example.com' require '0.0.0.0\/0'/,
     },
     { name: 'bad CIDR', cfg: { denyOut: ['10.0.0.0/33'] }, err: /denyOut: '10.0.0.0\/33'/ },
     {
@@ -41,7 +41,7 @@ describe('parseNetworkConfig: rejects with the bad entry named', () => {
     {
       name: 'allowIn without deny-all',
       cfg: { allowIn: ['10.0.0.0/8'] },
-      err: /require '0.0.0.0\/0' in denyIn/,
+      err: /'10.0.0.0\/8' require '0.0.0.0\/0' in denyIn/,
     },
     {
       name: 'ingress bad port',

@@ -112,12 +112,14 @@ function parseEgress(cfg: NetworkConfig, allowInternetAccess: boolean | null): E
   if (allowInternetAccess === false && !deny.some((c) => c.bits === 0)) deny.push(ALL)
   const allow: Cidr4[] = []
   const domains: DomainRules = { exact: [], suffixes: [], any: false }
+  let firstDomain: string | undefined
   for (const e of list('allowOut', cfg.allowOut)) {
     if (isCidrLike(e)) {
       allow.push(parseIp('allowOut', e))
       continue
     }
     const d = parseDomain('allowOut', e)
+    firstDomain ??= e
     if (d.kind === 'any') domains.any = true
     else if (d.kind === 'suffix') domains.suffixes.push(d.name)
     else domains.exact.push(d.name)
@@ -125,7 +127,9 @@ function parseEgress(cfg: NetworkConfig, allowInternetAccess: boolean | null): E
   const denyAll = deny.some((c) => c.bits === 0)
   const hasDomains = domains.any || domains.exact.length > 0 || domains.suffixes.length > 0
   if (hasDomains && !denyAll) {
-    bad("allowOut: domain rules require '0.0.0.0/0' in denyOut (or allow_internet_access: false)")
+    bad(
+      `allowOut: domain rules such as '${firstDomain}' require '0.0.0.0/0' in denyOut (or allow_internet_access: false)`,
+    )
   }
   return { allow, deny, domains, denyAll }
 }
@@ -168,7 +172,7 @@ export function parseNetworkConfig(
   const allowIn = list('allowIn', cfg.allowIn).map((e) => parseIngressRule('allowIn', e))
   const denyIn = list('denyIn', cfg.denyIn).map((e) => parseIngressRule('denyIn', e))
   if (allowIn.length && !denyIn.some((r) => r.cidr.bits === 0)) {
-    bad("allowIn: ingress allow rules require '0.0.0.0/0' in denyIn")
+    bad(`allowIn: ingress allow rules such as '${cfg.allowIn?.[0]}' require '0.0.0.0/0' in denyIn`)
   }
   const policy: NetworkPolicy = { egress, ingress: { allow: allowIn, deny: denyIn } }
   if (cfg.maskRequestHost !== undefined)
