@@ -4,7 +4,13 @@ import { join } from 'node:path'
 import { createRouterTransport, type Transport } from '@connectrpc/connect'
 import { connectNodeAdapter } from '@connectrpc/connect-node'
 import { serve } from '@hono/node-server'
-import { type ApiConfig, errorInterceptor, type Logger, WarrenError } from '@warren/shared'
+import {
+  type ApiConfig,
+  errorInterceptor,
+  keepConnectionsLong,
+  type Logger,
+  WarrenError,
+} from '@warren/shared'
 import { ProxyService } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { Catalog } from './catalog/catalog.js'
 import { createApiApp } from './http/app.js'
@@ -125,6 +131,7 @@ export async function createApiService(
     proxyTransport,
     async listen() {
       const api = serve({ fetch: app.fetch, port: cfg.port, hostname: cfg.listenHost }) as Server
+      keepConnectionsLong(api)
       await new Promise<void>((resolve, reject) => {
         api.once('listening', resolve)
         api.once('error', reject)
@@ -147,6 +154,7 @@ export async function createApiService(
           },
         }),
       )
+      keepConnectionsLong(internal)
       await new Promise<void>((resolve, reject) => {
         internal.once('error', reject)
         internal.listen(cfg.internalPort, cfg.listenHost, resolve)

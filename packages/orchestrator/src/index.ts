@@ -1,5 +1,5 @@
 export { type CreateInput, SandboxNode } from './node.js'
-export { createNodeProxy, listenNodeProxy } from './nodeproxy/server.js'
+export { createNodeProxy, createNodeResolver, listenNodeProxy } from './nodeproxy/server.js'
 export { inProcessTransport, serveOrchestratorRpc } from './rpc/server.js'
 export { type BuildProgress, buildTemplate } from './templates/build.js'
 export type { TemplateMetadata } from './templates/metadata.js'

@@ -1,7 +1,13 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Transport } from '@connectrpc/connect'
-import { createForwarder, type Logger, type ProxyConfig } from '@warren/shared'
+import {
+  createForwarder,
+  keepConnectionsLong,
+  type Logger,
+  type NodeResolver,
+  type ProxyConfig,
+} from '@warren/shared'
 import { RouteCatalog } from './catalog/route-catalog.js'
 import { KeepaliveReporter } from './keepalive/reporter.js'
 import { Resumer } from './resume/resumer.js'
@@ -19,16 +25,26 @@ export interface EdgeProxy {
  * E2b-Sandbox-Id/-Port headers) to the node proxy of the sandbox's node, as
  * the API's catalog says. `transport` reaches the API's internal RPC.
  */
-export function createEdgeProxy(cfg: ProxyConfig, transport: Transport, log: Logger): EdgeProxy {
+export function createEdgeProxy(
+  cfg: ProxyConfig,
+  transport: Transport,
+  log: Logger,
+  localNodes?: Map<string, NodeResolver>,
+): EdgeProxy {
   const catalog = new RouteCatalog(transport, log)
   const keepalive = new KeepaliveReporter(catalog.client, cfg.keepaliveIntervalMs, log)
   const resumer = new Resumer(catalog.client, catalog)
-  const resolver = createEdgeResolver({ catalog, trustedHops: cfg.trustedHops, resumer, keepalive })
+  const resolver = createEdgeResolver({
+    catalog,
+    trustedHops: cfg.trustedHops,
+    resumer,
+    keepalive,
+    localNodes,
+  })
   const forwarder = createForwarder(resolver.resolve)
   const server = createServer((req, res) => void forwarder.onRequest(req, res))
   server.on('upgrade', (req, socket, head) => void forwarder.onUpgrade(req, socket, head))
-  // Long-lived keep-alive connections from clients: no idle cut while a sandbox computes.
-  server.keepAliveTimeout = 65_000
+  keepConnectionsLong(server)
   return {
     catalog,
     server,
@@ -46,7 +62,7 @@ export function createEdgeProxy(cfg: ProxyConfig, transport: Transport, log: Log
         server.close(() => resolve())
         server.closeAllConnections()
       })
-      resolver.close()
+      await forwarder.close()
       keepalive.stop()
       await catalog.stop()
     },

@@ -1,5 +1,6 @@
 import { createApiService } from '@warren/api'
 import {
+  createNodeResolver,
   inProcessTransport,
   listenNodeProxy,
   SandboxNode,
@@ -68,7 +69,14 @@ export async function startAllInOne(
   if (api.createdKey) saveFirstKey(acfg.dataDir, api.createdKey)
   const key = api.createdKey ?? readFirstKey(acfg.dataDir)
 
-  const proxy = createEdgeProxy(pcfg, api.proxyTransport, log.child({ component: 'proxy' }))
+  // The edge reaches the in-process node without a hop; other nodes through their node proxy.
+  const localNode = createNodeResolver(node)
+  const proxy = createEdgeProxy(
+    pcfg,
+    api.proxyTransport,
+    log.child({ component: 'proxy' }),
+    new Map([[nodeProxy.url, localNode]]),
+  )
   const proxyUrl = await proxy.listen()
 
   const banner = [

@@ -7,9 +7,9 @@ import {
   INTERNAL_HEADERS,
   ingressAllows,
   isInitPath,
+  keepConnectionsLong,
   maskedHost,
-  type Resolution,
-  RetryingAgent,
+  type NodeResolver,
   sandboxAddressOf,
   WarrenError,
 } from '@warren/shared'
@@ -19,20 +19,14 @@ import type { SandboxNode } from '../node.js'
 const DIAL_RETRY = { retries: 5, initialDelayMs: 30 }
 
 /**
- * The node proxy: forwards HTTP and WebSocket traffic to a sandbox's address
- * on this node. Edge proxies name the sandbox and port in internal headers;
- * direct callers may use the `{port}-{id}.{domain}` Host.
+ * The node proxy's resolution of a request for a sandbox on this node: envd's
+ * /init is refused before the lookup, the sandbox must be running, ingress
+ * rules are checked against the client address (fail-closed), the Host is
+ * masked if asked, and X-Forwarded-* are set.
  */
-export function createNodeProxy(node: SandboxNode): Server {
-  const agent = new RetryingAgent(DIAL_RETRY)
-  const resolve = async (req: IncomingMessage): Promise<Resolution> => {
-    const address = sandboxAddressOf({
-      host: req.headers.host,
-      sandboxId: header(req, INTERNAL_HEADERS.sandboxId),
-      sandboxPort: header(req, INTERNAL_HEADERS.sandboxPort),
-    })
-    if (!address) return { error: { status: 400, message: 'request names no sandbox' } }
-    const { sandboxId, port } = address
+export function createNodeResolver(node: SandboxNode): NodeResolver {
+  return async (req, h) => {
+    const { sandboxId, port } = h
     if (port === ENVD_PORT && isInitPath(req.url)) {
       return { error: { status: 404, message: 'not found' } }
     }
@@ -48,14 +42,8 @@ export function createNodeProxy(node: SandboxNode): Server {
     if (record.state !== 'running' || !record.sandboxIp) {
       return { error: { status: 502, sandboxId, message: `The sandbox is ${record.state}` } }
     }
-    // From an edge proxy, the client address it derived ('' when it could not
-    // tell: refused wherever a deny rule applies); a direct caller's own otherwise.
-    const fromEdge = header(req, INTERNAL_HEADERS.sandboxId) !== undefined
-    const clientIp = fromEdge
-      ? (header(req, INTERNAL_HEADERS.clientIp) ?? '')
-      : (req.socket.remoteAddress ?? '')
     const policy = node.ctx.policies.get(sandboxId)
-    if (policy && !ingressAllows(policy.ingress, clientIp, port)) {
+    if (policy && !ingressAllows(policy.ingress, h.clientIp, port)) {
       return {
         error: {
           status: 403,
@@ -65,7 +53,6 @@ export function createNodeProxy(node: SandboxNode): Server {
         },
       }
     }
-    const originalHost = header(req, 'x-forwarded-host') ?? req.headers.host ?? ''
     const mask: Record<string, string> = policy?.maskRequestHost
       ? { host: maskedHost(policy.maskRequestHost, port) }
       : {}
@@ -73,14 +60,12 @@ export function createNodeProxy(node: SandboxNode): Server {
       target: {
         host: record.sandboxIp,
         port,
-        agent,
         dialRetry: DIAL_RETRY,
         removeHeaders: INTERNAL_HEADER_NAMES,
         setHeaders: {
-          // The edge proxy sends the chain it trusts; a direct caller's address otherwise.
-          'x-forwarded-for': fromEdge ? (header(req, 'x-forwarded-for') ?? clientIp) : clientIp,
-          'x-forwarded-proto': header(req, 'x-forwarded-proto') ?? 'http',
-          'x-forwarded-host': originalHost,
+          'x-forwarded-for': h.forwardedFor,
+          'x-forwarded-proto': 'http',
+          'x-forwarded-host': h.forwardedHost,
           ...mask,
         },
         unreachable: () => ({
@@ -92,10 +77,36 @@ export function createNodeProxy(node: SandboxNode): Server {
       },
     }
   }
-  const forwarder = createForwarder(resolve)
+}
+
+/**
+ * The node proxy as a server: edge proxies in other processes name the
+ * sandbox, port and client in internal headers; direct callers (on the
+ * node's own network) may use the `{port}-{id}.{domain}` Host.
+ */
+export function createNodeProxy(node: SandboxNode): Server {
+  const resolve = createNodeResolver(node)
+  const forwarder = createForwarder(async (req) => {
+    const fromEdge = header(req, INTERNAL_HEADERS.sandboxId) !== undefined
+    const address = sandboxAddressOf({
+      host: req.headers.host,
+      sandboxId: header(req, INTERNAL_HEADERS.sandboxId),
+      sandboxPort: header(req, INTERNAL_HEADERS.sandboxPort),
+    })
+    if (!address) return { error: { status: 400, message: 'request names no sandbox' } }
+    const peer = req.socket.remoteAddress ?? ''
+    return resolve(req, {
+      ...address,
+      // From an edge proxy, the client address it derived; a direct caller's own otherwise.
+      clientIp: fromEdge ? (header(req, INTERNAL_HEADERS.clientIp) ?? '') : peer,
+      forwardedFor: fromEdge ? (header(req, 'x-forwarded-for') ?? peer) : peer,
+      forwardedHost: header(req, 'x-forwarded-host') ?? req.headers.host ?? '',
+    })
+  })
   const server = createServer((req, res) => void forwarder.onRequest(req, res))
+  keepConnectionsLong(server)
   server.on('upgrade', (req, socket, head) => void forwarder.onUpgrade(req, socket, head))
-  server.on('close', () => agent.destroy())
+  server.on('close', () => void forwarder.close())
   return server
 }
 

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createRouterTransport, type Transport } from '@connectrpc/connect'
 import { connectNodeAdapter } from '@connectrpc/connect-node'
-import { errorInterceptor } from '@warren/shared'
+import { errorInterceptor, keepConnectionsLong } from '@warren/shared'
 import { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 import type { SandboxNode } from '../node.js'
 import { orchestratorService } from './service.js'
@@ -19,6 +19,7 @@ export async function serveOrchestratorRpc(
     interceptors: [errorInterceptor((err) => log.error({ err }, 'orchestrator rpc failed'))],
   })
   const server = createServer(handler)
+  keepConnectionsLong(server)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(opts.port, opts.host, resolve)

@@ -1,9 +1,11 @@
-import { Agent, type IncomingMessage } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import {
   ENVD_PORT,
+  type Handoff,
+  handoffHeaders,
   INTERNAL_HEADER_NAMES,
-  INTERNAL_HEADERS,
   isInitPath,
+  type NodeResolver,
   type ProxyError,
   type Resolution,
   sandboxAddressOf,
@@ -34,19 +36,17 @@ export function createEdgeResolver(opts: {
   trustedHops: number
   resumer: Resumer
   keepalive: KeepaliveReporter
+  /** Node proxies in this process, by URL: requests to them take no extra hop. */
+  localNodes?: Map<string, NodeResolver> | undefined
 }) {
-  const agents = new Map<string, { agent: Agent; host: string; port: number }>()
+  const nodeProxies = new Map<string, { host: string; port: number }>()
   const nodeProxy = (url: string) => {
-    let entry = agents.get(url)
+    let entry = nodeProxies.get(url)
     if (!entry) {
       const u = new URL(url)
-      entry = {
-        agent: new Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 128 }),
-        // URL keeps the brackets of an IPv6 host; a socket wants the bare address.
-        host: u.hostname.replace(/^\[(.*)\]$/, '$1'),
-        port: Number(u.port || 80),
-      }
-      agents.set(url, entry)
+      // URL keeps the brackets of an IPv6 host; a socket wants the bare address.
+      entry = { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(u.port || 80) }
+      nodeProxies.set(url, entry)
     }
     return entry
   }
@@ -105,24 +105,28 @@ export function createEdgeResolver(opts: {
     const r = route
     const onTraffic = r.keepaliveTraffic ? keepaliveHook(opts.keepalive, sandboxId, req) : undefined
     onTraffic?.(1)
-    const node = nodeProxy(r.nodeProxyUrl)
-    const ip = clientIp(req, opts.trustedHops)
-    const priorFor = header(req, 'x-forwarded-for')
     const peer = req.socket.remoteAddress ?? ''
+    const priorFor = header(req, 'x-forwarded-for')
+    const handoff: Handoff = {
+      sandboxId,
+      port,
+      clientIp: clientIp(req, opts.trustedHops) ?? '',
+      forwardedFor: priorFor ? `${priorFor}, ${peer}` : peer,
+      forwardedHost: req.headers.host ?? '',
+    }
+    const local = opts.localNodes?.get(r.nodeProxyUrl)
+    if (local) {
+      const resolution = await local(req, handoff)
+      if ('target' in resolution && onTraffic) resolution.target.onTraffic = onTraffic
+      return resolution
+    }
+    const node = nodeProxy(r.nodeProxyUrl)
     return {
       target: {
         host: node.host,
         port: node.port,
-        agent: node.agent,
         removeHeaders: INTERNAL_HEADER_NAMES,
-        setHeaders: {
-          [INTERNAL_HEADERS.sandboxId]: sandboxId,
-          [INTERNAL_HEADERS.sandboxPort]: String(port),
-          [INTERNAL_HEADERS.clientIp]: ip ?? '',
-          'x-forwarded-for': priorFor ? `${priorFor}, ${peer}` : peer,
-          'x-forwarded-host': req.headers.host ?? '',
-          'x-forwarded-proto': 'http',
-        },
+        setHeaders: handoffHeaders(handoff),
         unreachable: () => ({
           status: 502,
           sandboxId,
@@ -134,12 +138,7 @@ export function createEdgeResolver(opts: {
     }
   }
 
-  return {
-    resolve,
-    close() {
-      for (const { agent } of agents.values()) agent.destroy()
-    },
-  }
+  return { resolve }
 }
 
 /**

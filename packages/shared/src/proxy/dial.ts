@@ -1,6 +1,4 @@
-import { Agent, type AgentOptions, type ClientRequestArgs } from 'node:http'
 import { connect, type Socket } from 'node:net'
-import type { Duplex } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export interface DialRetry {
@@ -50,24 +48,16 @@ export async function dialWithRetry(host: string, port: number, retry: DialRetry
   }
 }
 
-/** A keep-alive agent whose new connections go through dialWithRetry. */
-export class RetryingAgent extends Agent {
-  constructor(
-    private readonly retry: DialRetry,
-    opts: AgentOptions = {},
-  ) {
-    super({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, ...opts })
-  }
-
-  // Returning nothing makes the agent wait for the callback (Node's documented async form).
-  override createConnection(
-    options: ClientRequestArgs,
-    callback?: (err: Error | null, stream: Duplex) => void,
-  ): undefined {
-    dialWithRetry(options.host ?? 'localhost', Number(options.port), this.retry).then(
-      (socket) => callback?.(null, socket),
-      (err: Error) => callback?.(err, undefined as unknown as Duplex),
-    )
-    return undefined
-  }
+/**
+ * Idle keep-alive connections stay open well past what clients keep them for
+ * (undici keeps one ~4 s by default): a server that closes first races the
+ * client's next request on that connection, which then fails with "other side
+ * closed".
+ */
+export function keepConnectionsLong(server: {
+  keepAliveTimeout: number
+  headersTimeout: number
+}): void {
+  server.keepAliveTimeout = 65_000
+  server.headersTimeout = 66_000
 }

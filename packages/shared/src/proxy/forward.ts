@@ -1,14 +1,10 @@
-import {
-  type Agent,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  request,
-  type ServerResponse,
-} from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import type { Duplex } from 'node:stream'
+import { type Duplex, PassThrough } from 'node:stream'
+import type { Dispatcher } from 'undici'
 import { type DialRetry, dialOnce, dialWithRetry } from './dial.js'
 import { type ProxyError, sendProxyError, sendProxyErrorOnSocket } from './errors.js'
+import { UpstreamPools } from './pools.js'
 
 /** Where one request goes, and how its headers change on the way. */
 export interface ForwardTarget {
@@ -18,15 +14,13 @@ export interface ForwardTarget {
   setHeaders?: Record<string, string>
   /** Drop these request headers (lower case). */
   removeHeaders?: readonly string[]
-  /** Pooled connections for plain HTTP. */
-  agent: Agent
-  /** For upgrades, which have no pool: retry refused connects like the agent does. */
+  /** Retry a refused connect briefly (a server in a sandbox may be starting). */
   dialRetry?: DialRetry
   /**
-   * Called with the number of bytes moved in either direction; on upgraded
-   * connections also with the bytes themselves and their direction.
+   * Called for every chunk moved, with whether it came from the client. On an
+   * upgraded connection the chunks are raw bytes (WebSocket frames included).
    */
-  onTraffic?: (bytes: number, chunk?: Buffer, fromClient?: boolean) => void
+  onTraffic?: (bytes: number, chunk: Buffer, fromClient: boolean) => void
   /** The error when the target cannot be reached. */
   unreachable: (err: Error) => ProxyError
 }
@@ -69,10 +63,13 @@ function forwardHeaders(
 
 /**
  * The one forwarding engine of both proxies: streams HTTP bodies both ways
- * over pooled connections and splices upgraded (WebSocket) connections. What
- * differs between the edge and node proxies is only `resolve`.
+ * over pooled keep-alive connections (undici) and splices upgraded
+ * (WebSocket) connections. What differs between the edge and node proxies is
+ * only `resolve`.
  */
 export function createForwarder(resolve: (req: IncomingMessage) => Promise<Resolution>) {
+  const pools = new UpstreamPools()
+
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let resolution: Resolution
     try {
@@ -87,30 +84,38 @@ export function createForwarder(resolve: (req: IncomingMessage) => Promise<Resol
       return
     }
     const t = resolution.target
-    const upstream = request({
-      host: t.host,
-      port: t.port,
-      method: req.method,
-      path: req.url,
-      headers: { ...forwardHeaders(req.headers, false, t.removeHeaders), ...t.setHeaders },
-      agent: t.agent,
-    })
-    upstream.on('response', (ures) => {
-      const headers = forwardHeaders(ures.headers, false)
-      res.writeHead(ures.statusCode ?? 502, headers)
-      if (t.onTraffic) ures.on('data', (b: Buffer) => t.onTraffic?.(b.length))
-      ures.pipe(res)
-      ures.on('error', () => res.destroy())
-    })
-    upstream.on('error', (err) => {
-      if (!res.headersSent) sendProxyError(req, res, t.unreachable(err))
-      else res.destroy()
-    })
+    const count = t.onTraffic
+    if (count) req.on('data', (b: Buffer) => count(b.length, b, true))
+    const hasBody =
+      req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined
+    pools.get(t.host, t.port, t.dialRetry).stream(
+      {
+        path: req.url ?? '/',
+        method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+        headers: { ...forwardHeaders(req.headers, false, t.removeHeaders), ...t.setHeaders },
+        body: hasBody ? req : null,
+      },
+      ({ statusCode, headers }) => {
+        res.writeHead(statusCode, forwardHeaders(headers, false))
+        if (!count) return res
+        const counter = new PassThrough()
+        counter.on('data', (b: Buffer) => count(b.length, b, false))
+        counter.pipe(res)
+        return counter
+      },
+      (err) => {
+        if (!err) return
+        if (!res.headersSent) sendProxyError(req, res, t.unreachable(err))
+        else res.destroy()
+      },
+    )
     res.on('close', () => {
-      if (!res.writableFinished) upstream.destroy()
+      if (!res.writableFinished) req.destroy()
     })
-    if (t.onTraffic) req.on('data', (b: Buffer) => t.onTraffic?.(b.length))
-    req.pipe(upstream)
+  }
+
+  async function close(): Promise<void> {
+    await pools.close()
   }
 
   async function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -149,7 +154,7 @@ export function createForwarder(resolve: (req: IncomingMessage) => Promise<Resol
     splice(socket, upstream, t.onTraffic)
   }
 
-  return { onRequest, onUpgrade }
+  return { onRequest, onUpgrade, close }
 }
 
 /**

@@ -1,0 +1,210 @@
+// Control plane and proxy benchmark, each figure beside a baseline measured in
+// the same run:
+//   - SDK Sandbox.create + first commands.run vs the runtime floor (raw runc run)
+//   - 50 concurrent creates: throughput and p95
+//   - requests/s and latency through edge + node proxy vs direct to the
+//     sandbox's port, and vs nginx configured as the same reverse proxy
+// Privileged; traffic only to loopback and the sandboxes' namespaces.
+//   npx tsx bench/api.ts [--runs 20] [--concurrent 50] [--seconds 10]
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { createConnectTransport } from '@connectrpc/connect-node'
+import { createWarrenClient } from '@warren/shared'
+import { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
+import { Sandbox } from 'e2b'
+import { freePort } from '../tests/helpers/node-fixture.js'
+import { startWarren } from '../tests/helpers/warren-fixture.js'
+import { prepareFloor } from './lib/floor.js'
+import { ensurePackages } from './lib/packages.js'
+import { median, ms, pct } from './lib/stats.js'
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '20' },
+    concurrent: { type: 'string', default: '50' },
+    seconds: { type: 'string', default: '10' },
+  },
+})
+const RUNS = Number(values.runs)
+const CONCURRENT = Number(values.concurrent)
+const SECONDS = Number(values.seconds)
+const SERVER_PORT = 8000
+
+/** A minimal HTTP server for the proxy runs, on the Node binary every sandbox has. */
+const SERVER = `require('http').createServer((q,s)=>{s.writeHead(200,{'content-type':'text/plain'});s.end('ok')}).listen(${SERVER_PORT})`
+
+interface WrkResult {
+  rps: number
+  p50: number
+  p99: number
+}
+
+function wrk(url: string, headers: Record<string, string>): WrkResult {
+  const args = [
+    '-t2',
+    '-c32',
+    `-d${SECONDS}s`,
+    '--latency',
+    ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]),
+    url,
+  ]
+  const out = execFileSync('wrk', args, { encoding: 'utf8' })
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1])
+  const lat = (p: string) => {
+    const m = new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(out)
+    if (!m) return Number.NaN
+    const v = Number(m[1])
+    return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v
+  }
+  if (/Non-2xx/.test(out)) throw new Error(`wrk saw errors:\n${out}`)
+  return { rps, p50: lat('50'), p99: lat('99') }
+}
+
+function startNginx(listenPort: number, upstream: string): { stop(): void } {
+  const dir = mkdtempSync('/tmp/warren-bench-nginx-')
+  const conf = join(dir, 'nginx.conf')
+  writeFileSync(
+    conf,
+    `worker_processes 2;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  upstream sandbox { server ${upstream}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${listenPort};
+    location / {
+      proxy_pass http://sandbox;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    }
+  }
+}
+`,
+  )
+  execFileSync('nginx', ['-c', conf, '-p', dir])
+  return {
+    stop() {
+      try {
+        execFileSync('nginx', ['-c', conf, '-p', dir, '-s', 'stop'])
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    },
+  }
+}
+
+async function main() {
+  ensurePackages(['wrk', 'nginx-light'])
+  // Idle sandboxes use ~15 MB; let the node overcommit its 512 MB reservations for the burst.
+  const warren = await startWarren({
+    env: { WARREN_MEMORY_CAPACITY_MB: '60000', WARREN_WARM_NETWORK_SLOTS: '4' },
+  })
+  const floor = prepareFloor()
+  const opts = warren.sdk
+  try {
+    // --- floor
+    const floorRuns: number[] = []
+    for (let i = 0; i < RUNS; i++) floorRuns.push((await floor.once()).runc)
+
+    // --- SDK create + first command
+    const createRun: number[] = []
+    for (let i = 0; i < RUNS + 2; i++) {
+      const t0 = performance.now()
+      const sbx = await Sandbox.create(opts)
+      await sbx.commands.run('true')
+      if (i >= 2) createRun.push(performance.now() - t0)
+      await sbx.kill()
+    }
+
+    // --- 50 concurrent creates
+    const latencies: number[] = []
+    const t0 = performance.now()
+    const created = await Promise.all(
+      Array.from({ length: CONCURRENT }, async () => {
+        const s = performance.now()
+        const sbx = await Sandbox.create(opts)
+        latencies.push(performance.now() - s)
+        return sbx
+      }),
+    )
+    const wall = performance.now() - t0
+    await Promise.all(created.map((s) => s.kill()))
+
+    // --- proxy throughput
+    const sbx = await Sandbox.create({ ...opts, timeoutMs: 600_000 })
+    await sbx.commands.run(`nohup /opt/warren/bin/node -e "${SERVER}" >/dev/null 2>&1 &`)
+    const rpc = createWarrenClient(
+      OrchestratorService,
+      createConnectTransport({
+        baseUrl: `http://127.0.0.1:${warren.ports.rpc}`,
+        httpVersion: '1.1',
+      }),
+    )
+    const address = (await rpc.get({ sandboxId: sbx.sandboxId })).sandbox!.address
+    const host = sbx.getHost(SERVER_PORT)
+    for (let i = 0; i < 50; i++) {
+      const ok = await fetch(`http://${address}:${SERVER_PORT}/`).then(
+        (r) => r.ok,
+        () => false,
+      )
+      if (ok) break
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    const direct = wrk(`http://${address}:${SERVER_PORT}/`, {})
+    const edge = wrk(`${warren.proxyUrl}/`, { Host: host })
+    const nginxPort = await freePort()
+    const nginx = startNginx(nginxPort, `${address}:${SERVER_PORT}`)
+    let viaNginx: WrkResult
+    try {
+      viaNginx = wrk(`http://127.0.0.1:${nginxPort}/`, { Host: host })
+    } finally {
+      nginx.stop()
+    }
+    await sbx.kill()
+
+    const floorMed = median(floorRuns)
+    console.log('\nControl plane (sequential; SDK against warren up)')
+    console.log('| measure | median | p95 | ÷ floor |')
+    console.log('|---|---|---|---|')
+    console.log(
+      `| floor: raw \`runc run /bin/true\` | ${ms(floorMed)} | ${ms(pct(floorRuns, 95))} | 1.00× |`,
+    )
+    console.log(
+      `| SDK Sandbox.create + first commands.run | ${ms(median(createRun))} | ${ms(pct(createRun, 95))} | ${(median(createRun) / floorMed).toFixed(2)}× |`,
+    )
+    console.log(
+      `\n${CONCURRENT} concurrent creates: ${(wall / 1000).toFixed(2)} s wall, ${(CONCURRENT / (wall / 1000)).toFixed(1)} creates/s, per-create median ${ms(median(latencies))}, p95 ${ms(pct(latencies, 95))}`,
+    )
+    console.log(
+      `\nProxy (wrk, 2 threads, 32 connections, ${SECONDS} s, tiny HTTP server in the sandbox)`,
+    )
+    console.log('| path | requests/s | p50 | p99 | rps ÷ direct |')
+    console.log('|---|---|---|---|---|')
+    for (const [name, r] of [
+      ['direct to the sandbox port', direct],
+      ['edge proxy + node proxy (Warren)', edge],
+      ['nginx reverse proxy (baseline)', viaNginx],
+    ] as const) {
+      console.log(
+        `| ${name} | ${r.rps.toFixed(0)} | ${ms(r.p50)} | ${ms(r.p99)} | ${(r.rps / direct.rps).toFixed(2)} |`,
+      )
+    }
+    console.log(
+      `\nAdded latency at p50: Warren ${(edge.p50 - direct.p50).toFixed(2)} ms, nginx ${(viaNginx.p50 - direct.p50).toFixed(2)} ms; Warren/nginx throughput ${(edge.rps / viaNginx.rps).toFixed(2)}`,
+    )
+  } finally {
+    await floor.close()
+    await warren.teardown()
+  }
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})

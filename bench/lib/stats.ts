@@ -1,0 +1,9 @@
+/** Order statistics for benchmark tables. */
+export function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!
+}
+
+export const median = (xs: number[]) => pct(xs, 50)
+
+export const ms = (x: number) => `${x.toFixed(1)} ms`.padStart(10)

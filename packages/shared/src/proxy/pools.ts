@@ -1,0 +1,92 @@
+import { buildConnector, Pool } from 'undici'
+import type { DialRetry } from './dial.js'
+
+const RETRYABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET'])
+const IDLE_MS = 60_000
+const MAX_POOLS = 4096
+
+/**
+ * Keep-alive connection pools (undici) by upstream and retry policy. A pool
+ * unused for a minute is closed — sandboxes come and go — by a sweep that
+ * runs while pools exist and never keeps the process alive.
+ */
+export class UpstreamPools {
+  private readonly pools = new Map<string, { pool: Pool; used: number }>()
+  private sweeper: NodeJS.Timeout | undefined
+
+  get(host: string, port: number, retry?: DialRetry): Pool {
+    const key = `${host}:${port}:${retry ? `${retry.retries}/${retry.initialDelayMs}` : '-'}`
+    let entry = this.pools.get(key)
+    if (!entry) {
+      if (this.pools.size >= MAX_POOLS) this.evictOldest()
+      const origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+      entry = {
+        pool: new Pool(origin, {
+          connections: 256,
+          keepAliveTimeout: 30_000,
+          // A proxied response may take as long as the sandbox computes.
+          headersTimeout: 0,
+          bodyTimeout: 0,
+          connect: retry ? retrying(retry) : buildConnector({}),
+        }),
+        used: Date.now(),
+      }
+      this.pools.set(key, entry)
+      this.sweeper ??= setInterval(() => this.sweep(), IDLE_MS).unref()
+    }
+    entry.used = Date.now()
+    return entry.pool
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper)
+    this.sweeper = undefined
+    const pools = [...this.pools.values()]
+    this.pools.clear()
+    await Promise.allSettled(pools.map((e) => e.pool.destroy()))
+  }
+
+  private sweep(): void {
+    const cutoff = Date.now() - IDLE_MS
+    for (const [key, e] of this.pools) {
+      if (e.used < cutoff) {
+        this.pools.delete(key)
+        void e.pool.close().catch(() => {})
+      }
+    }
+    if (!this.pools.size) {
+      clearInterval(this.sweeper)
+      this.sweeper = undefined
+    }
+  }
+
+  private evictOldest(): void {
+    let oldest: [string, { pool: Pool; used: number }] | undefined
+    for (const e of this.pools) if (!oldest || e[1].used < oldest[1].used) oldest = e
+    if (oldest) {
+      this.pools.delete(oldest[0])
+      void oldest[1].pool.close().catch(() => {})
+    }
+  }
+}
+
+/** A connector that retries a refused connect briefly with backoff. */
+function retrying(retry: DialRetry): buildConnector.connector {
+  const base = buildConnector({})
+  return (opts, callback) => {
+    let attempt = 0
+    let delay = retry.initialDelayMs
+    const once = () =>
+      base(opts, (err, socket) => {
+        const code = (err as NodeJS.ErrnoException | null)?.code ?? ''
+        if (err && RETRYABLE.has(code) && attempt++ < retry.retries) {
+          setTimeout(once, delay)
+          delay *= 2
+          return
+        }
+        if (err) callback(err, null)
+        else callback(null, socket!)
+      })
+    once()
+  }
+}
