@@ -49,6 +49,11 @@ describe('parseNetworkConfig: rejects with the bad entry named', () => {
       err: /denyIn: '0.0.0.0\/0:70000'/,
     },
     { name: 'ingress reversed range', cfg: { denyIn: ['0.0.0.0/0:90-80'] }, err: /invalid port/ },
+    {
+      name: 'ingress bad CIDR',
+      cfg: { denyIn: ['10.0.0.300:80'] },
+      err: /denyIn: '10.0.0.300:80' has an invalid CIDR/,
+    },
     { name: 'mask with a path', cfg: { maskRequestHost: 'a.com/x' }, err: /maskRequestHost/ },
     { name: 'mask with a space', cfg: { maskRequestHost: 'a .com' }, err: /maskRequestHost/ },
   ])('$name', ({ cfg, iae, err }) => {

@@ -140,7 +140,12 @@ export function parseIngressRule(field: string, entry: string): IngressRule {
   if (extra !== undefined || !cidrPart || !isCidrLike(cidrPart)) {
     bad(`${field}: '${entry}' is not CIDR[:port[-port]]`)
   }
-  const cidr = parseIp(field, cidrPart)
+  let cidr: Cidr4
+  try {
+    cidr = parseCidr4(cidrPart)
+  } catch (err) {
+    return bad(`${field}: '${entry}' has an invalid CIDR (${(err as Error).message})`)
+  }
   if (portPart === undefined) return { cidr, fromPort: 1, toPort: 65535 }
   const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(portPart)
   const fromPort = Number(m?.[1])
