@@ -3,7 +3,7 @@ import { Socket } from 'node:net'
 import { create } from '@bufbuild/protobuf'
 import { createLogger, type Resolution } from '@warren/shared'
 import { type Route, RouteSchema, RouteState } from '@warren/shared/gen/warren/api/v1/proxy_pb'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { ProxyClient, RouteCatalog } from '../catalog/route-catalog.js'
 import { KeepaliveReporter } from '../keepalive/reporter.js'
 import { Resumer } from '../resume/resumer.js'
@@ -64,14 +64,8 @@ function request(port: number, headers: Record<string, string> = {}, url = '/'):
   return req
 }
 
-const cleanups: Array<() => void> = []
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c()
-})
-
 async function resolve(r: Route, req: IncomingMessage) {
   const { resolver, calls } = setup(r)
-  cleanups.push(() => resolver.close())
   return { res: (await resolver.resolve(req)) as Resolution, calls }
 }
 
@@ -140,7 +134,6 @@ describe('edge resolver: who may wake a paused sandbox', () => {
 
   it('many requests for one paused sandbox share one resume', async () => {
     const { resolver, calls } = setup(route(RouteState.PAUSED, { autoResume: true }))
-    cleanups.push(() => resolver.close())
     const all = await Promise.all(Array.from({ length: 50 }, () => resolver.resolve(request(8000))))
     expect(all.every((r) => 'target' in r)).toBe(true)
     expect(calls.resume).toBe(1)
