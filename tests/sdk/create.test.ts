@@ -69,6 +69,13 @@ describe('create through the SDK (POST /v2/sandboxes)', () => {
       info.endAt.getTime(),
     )
 
+    // Metrics describe the same sandbox.
+    const [sample, ...more] = await sbx.getMetrics()
+    expect(more).toEqual([])
+    expect(sample!.cpuCount).toBe(info.cpuCount)
+    expect(sample!.memTotal).toBe(info.memoryMB * 1024 * 1024)
+    expect(sample!.memUsed).toBeGreaterThan(0)
+
     // The environment variables reached the sandbox; v2 sandboxes are secure.
     expect((await sbx.commands.run('echo "$GREETING"')).stdout).toBe('hi from env\n')
     const d = await detail(warren(), sbx.sandboxId)
