@@ -26,6 +26,7 @@ const ROUTE_STATE: Record<Sandbox['state'], RouteState | undefined> = {
  */
 export class Catalog {
   private readonly routes = new Map<string, Route>()
+  private readonly nodeOf = new Map<string, string>()
   private readonly subscribers = new Set<(ev: CatalogEvent) => void>()
 
   constructor(private readonly proxyUrlOf: (nodeId: string) => string | undefined) {}
@@ -46,10 +47,22 @@ export class Catalog {
       ...(s.trafficAccessToken ? { trafficAccessToken: s.trafficAccessToken } : {}),
     })
     this.routes.set(s.sandboxId, route)
+    this.nodeOf.set(s.sandboxId, s.nodeId)
     this.publish(create(CatalogEventSchema, { event: { case: 'upsert', value: route } }))
   }
 
+  /** A node's proxy URL changed (or became known): its routes follow. */
+  moveNode(nodeId: string, proxyUrl: string): void {
+    for (const [id, route] of this.routes) {
+      if (this.nodeOf.get(id) !== nodeId || route.nodeProxyUrl === proxyUrl) continue
+      const moved = create(RouteSchema, { ...route, nodeProxyUrl: proxyUrl })
+      this.routes.set(id, moved)
+      this.publish(create(CatalogEventSchema, { event: { case: 'upsert', value: moved } }))
+    }
+  }
+
   remove(sandboxId: string): void {
+    this.nodeOf.delete(sandboxId)
     if (!this.routes.delete(sandboxId)) return
     this.publish(create(CatalogEventSchema, { event: { case: 'remove', value: sandboxId } }))
   }

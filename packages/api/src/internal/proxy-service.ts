@@ -50,6 +50,10 @@ export function proxyService(
         unsubscribe()
       }
     },
+    async getRoute(req) {
+      const route = catalog.get(req.sandboxId)
+      return route ? { route } : {}
+    },
     async resumeSandbox(req) {
       const sandbox = await engine.resumeForTraffic(req.sandboxId)
       return { route: catalog.get(sandbox.sandboxId) }

@@ -13,7 +13,8 @@ export interface NodeSyncActions {
 /**
  * Compares the store with what the nodes report, so the two agree again after
  * either side restarted or lost something: lost sandboxes become tombstones
- * (reason `orphaned`), orphans on nodes are killed. Sandboxes in transitional
+ * (reason `orphaned`), orphans on nodes are killed, and unhealthy nodes are
+ * asked again whether they are back. Sandboxes in transitional
  * states are left to the operation under way. One pass every `intervalMs`,
  * one at a time, stopped with the API.
  */
@@ -27,6 +28,9 @@ export function startNodeSync(opts: {
   let running: Promise<void> | undefined
   const runOnce = async () => {
     for (const node of opts.placement.list()) {
+      // Health and capacity first: a node that was down comes back here.
+      await opts.placement.refresh(node)
+      if (!node.healthy) continue
       // The store first, then the node: a sandbox created in between is on
       // the node and not in this snapshot of the store, and is left alone;
       // the reverse order could take a fresh sandbox for a lost one.

@@ -37,26 +37,48 @@ export function networkTransport(url: string): Transport {
 
 /**
  * The orchestrator nodes sandboxes are placed on. Each node's capacity is
- * read at registration and after every placement; a node that fails to
- * answer is skipped until it answers again.
+ * read at registration, after every placement and on every `refresh`; a node
+ * that fails to answer is skipped until it answers again. A configured node
+ * that is down when the API starts is registered unhealthy, not fatal.
  */
 export class Placement {
   private readonly nodes = new Map<string, NodeState>()
+  private readonly listeners = new Set<(node: NodeState) => void>()
 
   constructor(private readonly log: Logger) {}
 
-  async register(transport: Transport): Promise<NodeState> {
+  /** Registers a node; `nodeId` (configured) lets an unreachable node be registered too. */
+  async register(transport: Transport, nodeId?: string): Promise<NodeState> {
     const client = createWarrenClient(OrchestratorService, transport)
-    const info = await client.nodeInfo({})
     const node: NodeState = {
-      nodeId: info.nodeId,
+      nodeId: nodeId ?? '',
       client,
-      proxyUrl: info.proxyUrl,
-      memoryMbFree: Number(info.memoryMbTotal - info.memoryMbAllocated),
-      healthy: true,
+      proxyUrl: '',
+      memoryMbFree: 0,
+      healthy: false,
+    }
+    try {
+      const info = await client.nodeInfo({})
+      if (nodeId && info.nodeId !== nodeId) {
+        throw new WarrenError('invalid_argument', `node at ${nodeId} says it is '${info.nodeId}'`)
+      }
+      Object.assign(node, {
+        nodeId: info.nodeId,
+        proxyUrl: info.proxyUrl,
+        memoryMbFree: Number(info.memoryMbTotal - info.memoryMbAllocated),
+        healthy: true,
+      })
+    } catch (err) {
+      if (!nodeId || (err instanceof WarrenError && err.code === 'invalid_argument')) throw err
+      this.log.warn({ err, nodeId }, 'node did not answer; registered as unhealthy')
     }
     this.nodes.set(node.nodeId, node)
     return node
+  }
+
+  /** Called when a node's proxy URL becomes known or changes. */
+  onNodeChange(fn: (node: NodeState) => void): void {
+    this.listeners.add(fn)
   }
 
   node(nodeId: string): NodeState {
@@ -80,8 +102,10 @@ export class Placement {
     try {
       const info = await node.client.nodeInfo({})
       node.memoryMbFree = Number(info.memoryMbTotal - info.memoryMbAllocated)
+      const moved = node.proxyUrl !== info.proxyUrl
       node.proxyUrl = info.proxyUrl
       node.healthy = true
+      if (moved) for (const fn of this.listeners) fn(node)
     } catch (err) {
       node.healthy = false
       this.log.warn({ err, nodeId: node.nodeId }, 'node did not answer')

@@ -5,6 +5,11 @@ import { ProxyService, type Route } from '@warren/shared/gen/warren/api/v1/proxy
 
 export type ProxyClient = Client<typeof ProxyService>
 
+const MISS_TTL_MS = 1000
+const MAX_MISSES = 10_000
+/** Reconnect backoff stays short: the API restarting is the usual cause. */
+const MAX_BACKOFF_MS = 1000
+
 /**
  * The edge proxy's copy of the API's routing catalog, kept current by the
  * WatchCatalog stream: a snapshot, then every change in order. A broken
@@ -13,6 +18,9 @@ export type ProxyClient = Client<typeof ProxyService>
 export class RouteCatalog {
   readonly client: ProxyClient
   private routes = new Map<string, Route>()
+  private readonly misses = new Map<string, number>()
+  /** The stream is open and past its snapshot: the copy is current. */
+  private following = false
   private readySignal: Promise<void>
   private markReady!: () => void
   private isReady = false
@@ -56,6 +64,33 @@ export class RouteCatalog {
     return this.routes.get(sandboxId)
   }
 
+  /**
+   * The route, asking the API when the local copy does not have it: the
+   * stream may lag a create that just returned, or be reconnecting. Misses are
+   * remembered for a second (bounded), so unknown ids cannot flood the API.
+   */
+  async lookup(sandboxId: string): Promise<Route | undefined> {
+    const known = this.routes.get(sandboxId)
+    // While the stream is down the copy may be stale: ask, and fall back to it.
+    if (known && this.following) return known
+    const missUntil = this.misses.get(sandboxId)
+    if (missUntil && missUntil > Date.now()) return undefined
+    try {
+      const { route } = await this.client.getRoute({ sandboxId })
+      if (route) {
+        // A stream event may have arrived meanwhile; it is at least as new.
+        if (!this.following || !this.routes.has(sandboxId)) this.routes.set(sandboxId, route)
+        return this.routes.get(sandboxId)
+      }
+    } catch (err) {
+      if (known) return known
+      this.log.warn({ err, sandboxId }, 'route lookup failed')
+    }
+    if (this.misses.size >= MAX_MISSES) this.misses.clear()
+    this.misses.set(sandboxId, Date.now() + MISS_TTL_MS)
+    return undefined
+  }
+
   /** Applies a route learned from a direct call (e.g. a resume) ahead of the stream. */
   put(route: Route): void {
     this.routes.set(route.sandboxId, route)
@@ -78,11 +113,14 @@ export class RouteCatalog {
           const e = ev.event
           if (e.case === 'snapshot') {
             this.routes = new Map(e.value.routes.map((r) => [r.sandboxId, r]))
+            this.misses.clear()
+            this.following = true
             this.isReady = true
             this.markReady()
             delay = 100
           } else if (e.case === 'upsert') {
             this.routes.set(e.value.sandboxId, e.value)
+            this.misses.delete(e.value.sandboxId)
           } else if (e.case === 'remove') {
             this.routes.delete(e.value)
           }
@@ -91,8 +129,9 @@ export class RouteCatalog {
         if (this.abort.signal.aborted) return
         this.log.warn({ err }, 'catalog stream broke; reconnecting')
       }
+      this.following = false
       await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => {})
-      delay = Math.min(delay * 2, 5000)
+      delay = Math.min(delay * 2, MAX_BACKOFF_MS)
     }
   }
 }

@@ -84,7 +84,7 @@ export function createEdgeResolver(opts: {
         },
       }
     }
-    let route = opts.catalog.get(sandboxId)
+    let route = await opts.catalog.lookup(sandboxId)
     if (!route) return { error: notFound(sandboxId) }
     const denied = refuseTraffic(req, route, port)
     if (denied) return { error: denied }
@@ -105,7 +105,8 @@ export function createEdgeResolver(opts: {
     const r = route
     const onTraffic = r.keepaliveTraffic ? keepaliveHook(opts.keepalive, sandboxId, req) : undefined
     onTraffic?.(1)
-    const peer = req.socket.remoteAddress ?? ''
+    // An IPv4 client of a dual-stack listener is ::ffff:a.b.c.d; the chain names it a.b.c.d.
+    const peer = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '')
     const priorFor = header(req, 'x-forwarded-for')
     const handoff: Handoff = {
       sandboxId,

@@ -1,0 +1,219 @@
+// Warren as separate processes — `warren orchestrator`, `warren api` (placing
+// on the node over the orchestrator RPC network transport) and `warren proxy`
+// (following the API's catalog over its internal RPC) — driven by the SDK; and
+// each component keeps working when another one restarts.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { request } from 'node:http'
+import { join } from 'node:path'
+import { SandboxNode } from '@warren/orchestrator'
+import { createLogger, loadOrchestratorConfig } from '@warren/shared'
+import { Sandbox } from 'e2b'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CLI } from '../helpers/cli.js'
+import {
+  destroyNode,
+  freePort,
+  servicePorts,
+  TEMPLATES_DIR,
+  uniquePool,
+  uniquePrefix,
+} from '../helpers/node-fixture.js'
+
+type Component = 'orchestrator' | 'api' | 'proxy'
+
+const prefix = uniquePrefix()
+const dataDir = mkdtempSync(`/tmp/warren-mp-${prefix}-`)
+const pool = uniquePool()
+const procs = new Map<Component, ChildProcess>()
+let env: Record<string, string> = {}
+let sdk: { apiUrl: string; sandboxUrl: string; apiKey: string }
+
+/** Starts one component and waits for the line that says it listens. */
+function start(component: Component, ready: RegExp): Promise<void> {
+  const child = spawn(process.execPath, [CLI, component], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  procs.set(component, child)
+  let out = ''
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${component} did not start:\n${out}`)), 60_000)
+    const onData = (b: Buffer) => {
+      out += b.toString()
+      if (ready.test(out)) {
+        clearTimeout(timer)
+        resolve()
+      }
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', onData)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`${component} exited ${code}:\n${out}`))
+    })
+  })
+}
+
+async function stop(component: Component): Promise<void> {
+  const child = procs.get(component)
+  procs.delete(component)
+  if (!child || child.exitCode !== null) return
+  const exited = new Promise((r) => child.once('exit', r))
+  child.kill('SIGTERM')
+  await exited
+}
+
+const startOrchestrator = () => start('orchestrator', /orchestrator listening/)
+const startApi = () => start('api', /api listening/)
+const startProxy = () => start('proxy', /proxy listening/)
+
+/** GET through the proxy with a Host of `{port}-{id}.{domain}`. */
+function viaProxy(host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: Number(new URL(sdk.sandboxUrl).port),
+        path: '/',
+        headers: { host },
+        agent: false,
+      },
+      (res) => {
+        let body = ''
+        res.on('data', (c) => (body += c))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+      },
+    )
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+beforeAll(async () => {
+  const ports = {
+    api: await freePort(),
+    internal: await freePort(),
+    proxy: await freePort(),
+    rpc: await freePort(),
+    nodeProxy: await freePort(),
+  }
+  const services = await servicePorts()
+  env = {
+    WARREN_DATA_DIR: dataDir,
+    WARREN_TEMPLATES_DIR: TEMPLATES_DIR,
+    WARREN_NODE_PREFIX: prefix,
+    WARREN_NODE_ID: `node-${prefix}`,
+    WARREN_ADDRESS_POOL: pool,
+    WARREN_API_PORT: String(ports.api),
+    WARREN_API_INTERNAL_PORT: String(ports.internal),
+    WARREN_PROXY_PORT: String(ports.proxy),
+    WARREN_ORCHESTRATOR_PORT: String(ports.rpc),
+    WARREN_NODE_PROXY_PORT: String(ports.nodeProxy),
+    WARREN_DNS_PORT: String(services.dnsPort),
+    WARREN_EGRESS_HTTP_PORT: String(services.egressHttpPort),
+    WARREN_EGRESS_TLS_PORT: String(services.egressTlsPort),
+    WARREN_DNS_UPSTREAMS: services.dnsUpstreams,
+    WARREN_NODES: `node-${prefix}=http://127.0.0.1:${ports.rpc}`,
+    WARREN_API_INTERNAL_URL: `http://127.0.0.1:${ports.internal}`,
+    WARREN_DOMAIN: `localhost:${ports.proxy}`,
+    WARREN_NODE_SYNC_INTERVAL: '1',
+  }
+  await startOrchestrator()
+  await startApi()
+  await startProxy()
+  sdk = {
+    apiUrl: `http://127.0.0.1:${ports.api}`,
+    sandboxUrl: `http://127.0.0.1:${ports.proxy}`,
+    apiKey: readFileSync(join(dataDir, 'first-api-key'), 'utf8').trim(),
+  }
+}, 120_000)
+
+afterAll(async () => {
+  for (const c of ['proxy', 'api', 'orchestrator'] as const) await stop(c)
+  // A node of the same configuration adopts what is left, kills it and
+  // proves the host clean.
+  const node = new SandboxNode(
+    loadOrchestratorConfig(
+      {
+        dataDir,
+        prefix,
+        addressPool: pool,
+        templatesDir: TEMPLATES_DIR,
+        warmNetworkSlots: 0,
+        ...(await servicePorts()),
+      },
+      {},
+    ),
+    createLogger(`teardown-${prefix}`, 'warn'),
+  )
+  await node.start()
+  await destroyNode(node, prefix, dataDir)
+}, 120_000)
+
+describe('separate processes', () => {
+  it('serve the SDK end to end over the network transports', async () => {
+    const sbx = await Sandbox.create({ ...sdk, timeoutMs: 120_000 })
+    try {
+      expect((await sbx.commands.run('hostname')).stdout.trim()).toBe(sbx.sandboxId)
+      await sbx.files.write('/home/user/mp.txt', 'across processes')
+      expect(await sbx.files.read('/home/user/mp.txt')).toBe('across processes')
+      await sbx.commands.run('python3 -m http.server 8000', { background: true, timeoutMs: 0 })
+      let res = { status: 0, body: '' }
+      for (let i = 0; i < 50 && res.status !== 200; i++) {
+        res = await viaProxy(sbx.getHost(8000))
+        if (res.status !== 200) await new Promise((r) => setTimeout(r, 100))
+      }
+      expect(res.status).toBe(200)
+      expect(res.body).toContain('Directory listing')
+    } finally {
+      expect(await sbx.kill()).toBe(true)
+    }
+    expect(await sbx.isRunning()).toBe(false)
+  })
+
+  it('keeps sandboxes reachable while the API restarts, and the proxy resumes them afterwards', async () => {
+    const sbx = await Sandbox.create({
+      ...sdk,
+      timeoutMs: 120_000,
+      lifecycle: { onTimeout: 'pause', autoResume: true },
+    })
+    try {
+      await stop('api')
+      // The proxy keeps its catalog and the node keeps running the sandbox.
+      expect((await sbx.commands.run('echo still here')).stdout).toBe('still here\n')
+      await startApi()
+      await sbx.pause()
+      expect((await Sandbox.getInfo(sbx.sandboxId, sdk)).state).toBe('paused')
+      // A command through the (separate) proxy resumes it via the API's internal RPC.
+      expect((await sbx.commands.run('echo resumed')).stdout).toBe('resumed\n')
+      expect((await Sandbox.getInfo(sbx.sandboxId, sdk)).state).toBe('running')
+    } finally {
+      await sbx.kill()
+    }
+  })
+
+  it('keeps sandboxes when the orchestrator restarts, and the proxy follows a restarted API', async () => {
+    const sbx = await Sandbox.create({ ...sdk, timeoutMs: 120_000 })
+    try {
+      await sbx.files.write('/home/user/before.txt', 'kept')
+      await stop('orchestrator')
+      await startOrchestrator()
+      expect(await sbx.files.read('/home/user/before.txt')).toBe('kept')
+      await stop('api')
+      await startApi()
+      // The proxy reconnects its catalog stream and still routes.
+      let out = ''
+      for (let i = 0; i < 50 && !out; i++) {
+        out = await sbx.commands.run('echo routed').then(
+          (r) => r.stdout,
+          () => '',
+        )
+        if (!out) await new Promise((r) => setTimeout(r, 200))
+      }
+      expect(out).toBe('routed\n')
+    } finally {
+      await sbx.kill()
+    }
+  })
+})
