@@ -94,7 +94,7 @@ export function createNodeProxy(node: SandboxNode): Server {
       sandboxPort: header(req, INTERNAL_HEADERS.sandboxPort),
     })
     if (!address) return { error: { status: 400, message: 'request names no sandbox' } }
-    const peer = req.socket.remoteAddress ?? ''
+    const peer = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '')
     return resolve(req, {
       ...address,
       // From an edge proxy, the client address it derived; a direct caller's own otherwise.
