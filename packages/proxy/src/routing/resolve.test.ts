@@ -35,6 +35,7 @@ function setup(r: Route) {
   const catalog = {
     readyWithin: async () => true,
     get: (id: string) => routes.get(id),
+    lookup: async (id: string) => routes.get(id),
     put: (x: Route) => routes.set(x.sandboxId, x),
   }
   const calls = { resume: 0, keepalive: 0 }
