@@ -3,6 +3,7 @@
 // after it stops; without keepalive traffic changes nothing; however high the
 // request rate, the API gets a bounded number of keepalive calls; an idle
 // tunnel keeps nothing alive, one carrying bytes does.
+import { randomBytes } from 'node:crypto'
 import { Agent, request } from 'node:http'
 import { Sandbox } from 'e2b'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -68,6 +69,15 @@ describe('keepalive by requests', { concurrent: true }, () => {
     // The last request's report (at most one interval late) set endAt = then + 3 s.
     expect(gone - last).toBeGreaterThanOrEqual(2500)
     expect(gone - last).toBeLessThanOrEqual(5500)
+  })
+
+  it('request bodies reach a keepalive sandbox intact (the proxy counts them on the way)', async () => {
+    const { sbx } = await sandbox(30, KEEPALIVE)
+    const bytes = randomBytes(3 * 2 ** 20)
+    await sbx.files.write('/tmp/upload.bin', bytes.buffer.slice(0) as ArrayBuffer)
+    const back = await sbx.files.read('/tmp/upload.bin', { format: 'bytes' })
+    expect(Buffer.from(back).equals(bytes)).toBe(true)
+    expect((await sbx.commands.run('echo ok')).stdout).toBe('ok\n')
   })
 
   it('without keepalive a 3 s sandbox ends at its endAt despite traffic', async () => {

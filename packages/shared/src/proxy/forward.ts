@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { type Duplex, PassThrough } from 'node:stream'
+import { type Duplex, PassThrough, Transform } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { type DialRetry, dialOnce, dialWithRetry } from './dial.js'
 import { type ProxyError, sendProxyError, sendProxyErrorOnSocket } from './errors.js'
@@ -85,15 +85,17 @@ export function createForwarder(resolve: (req: IncomingMessage) => Promise<Resol
     }
     const t = resolution.target
     const count = t.onTraffic
-    if (count) req.on('data', (b: Buffer) => count(b.length, b, true))
     const hasBody =
       req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined
+    // Counted on its way through a transform: a 'data' listener on the request
+    // itself would start it flowing before undici reads it, and lose the body.
+    const body = hasBody && count ? countChunks(req, count) : hasBody ? req : null
     pools.get(t.host, t.port, t.dialRetry).stream(
       {
         path: req.url ?? '/',
         method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
         headers: { ...forwardHeaders(req.headers, false, t.removeHeaders), ...t.setHeaders },
-        body: hasBody ? req : null,
+        body,
       },
       ({ statusCode, headers }) => {
         res.writeHead(statusCode, forwardHeaders(headers, false))
@@ -155,6 +157,21 @@ export function createForwarder(resolve: (req: IncomingMessage) => Promise<Resol
   }
 
   return { onRequest, onUpgrade, close }
+}
+
+/** The request body through a transform that reports each chunk as client traffic. */
+function countChunks(
+  req: IncomingMessage,
+  count: (bytes: number, chunk: Buffer, fromClient: boolean) => void,
+): Transform {
+  const counted = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      count(chunk.length, chunk, true)
+      done(null, chunk)
+    },
+  })
+  req.on('error', (err) => counted.destroy(err))
+  return req.pipe(counted)
 }
 
 /**
