@@ -129,6 +129,11 @@ const cases: Case[] = [
   ['GET', '/v2/sandboxes/:id/logs?cursor=abc', {}, 400, /cursor/],
 
   ['GET', '/templates?public=true', {}, 400, /'public'/],
+  ['GET', '/sandboxes/:id?fields=all', {}, 400, /'fields'/],
+  ['DELETE', '/sandboxes/:id?force=true', {}, 400, /'force'/],
+  ['POST', '/sandboxes/:id/timeout?async=1', { json: { timeout: 5 } }, 400, /'async'/],
+  ['POST', '/v2/sandboxes?dryRun=1', { json: { templateID: 'base' } }, 400, /'dryRun'/],
+  ['POST', '/v2/sandboxes', { json: { templateID: 'base', metadata: { big: 'x'.repeat(5 * 2 ** 20) } } }, 413, /body/],
   ['GET', '/sandboxes/:id/snapshots', {}, 404, /no route/],
 ]
 

@@ -2,7 +2,7 @@
 // ports, node prefix, address pool and data directory, the shared base
 // template; teardown kills every sandbox it left and proves the host clean.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createWriteStream, mkdtempSync, readFileSync } from 'node:fs'
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { SandboxNode } from '@warren/orchestrator'
 import { createLogger, loadOrchestratorConfig } from '@warren/shared'
@@ -67,7 +67,8 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
     ...(await serviceEnv()),
     ...opts.env,
   }
-  const logPath = join(dataDir, 'warren-up.log')
+  // Outside the data directory, which teardown removes: kept when a test failed.
+  const logPath = `/tmp/warren-up-${prefix}.log`
   let child: ChildProcess | undefined
   let key = ''
 
@@ -174,11 +175,13 @@ function tail(path: string): string {
 /** One `warren up` per test file. */
 export function useWarren(opts: WarrenOptions = {}): () => WarrenFixture {
   let fixture: WarrenFixture | undefined
+  let failed = false
   beforeAll(async () => {
     fixture = await startWarren(opts)
   }, 180_000)
   afterEach((ctx) => {
     if (ctx.task.result?.state === 'fail' && fixture) {
+      failed = true
       console.error(
         `[${fixture.prefix}] test '${ctx.task.name}' failed; warren log: ${fixture.logPath}`,
       )
@@ -186,6 +189,7 @@ export function useWarren(opts: WarrenOptions = {}): () => WarrenFixture {
   })
   afterAll(async () => {
     await fixture?.teardown()
+    if (fixture && !failed) rmSync(fixture.logPath, { force: true })
   }, 180_000)
   return () => {
     if (!fixture) throw new Error('warren fixture not started')

@@ -1,5 +1,6 @@
 import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Logger } from '@warren/shared'
+import { bodyLimit } from 'hono/body-limit'
 import type { RouteDeps } from '../routes/deps.js'
 import { registerConnect } from '../routes/sandboxes/connect.js'
 import { registerCreate } from '../routes/sandboxes/create.js'
@@ -17,11 +18,22 @@ import { registerTemplates } from '../routes/templates/list.js'
 import { type ApiEnv, requireApiKey } from './auth.js'
 import { notFound, renderError, validationHook } from './errors.js'
 
+const MAX_BODY_BYTES = 4 * 2 ** 20
+
 /** The E2B-compatible REST API. Errors everywhere are `{code, message}`. */
 export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> {
   const app = new OpenAPIHono<ApiEnv>({ defaultHook: validationHook })
   app.onError(renderError(log))
   app.notFound(notFound)
+  // Every request body of this API is small JSON.
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) =>
+        c.json({ code: 413, message: `request body over ${MAX_BODY_BYTES} bytes` }, 413),
+    }),
+  )
 
   app.get('/health', (c) => c.json({ status: 'ok' }, 200))
   app.doc31('/openapi.json', {

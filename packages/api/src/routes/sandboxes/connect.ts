@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { App, RouteDeps } from '../deps.js'
-import { errorResponses, jsonBody, sandboxIdParams } from '../params.js'
+import { errorResponses, jsonBody, noQuery, sandboxIdParams } from '../params.js'
 import { sandboxView } from '../views.js'
 
 const body = z
@@ -14,7 +14,7 @@ function route(path: string) {
   return createRoute({
     method: 'post',
     path,
-    request: { params: sandboxIdParams, body: jsonBody(body, false) },
+    request: { params: sandboxIdParams, query: noQuery, body: jsonBody(body, false) },
     responses: {
       200: { description: 'Running: lease extended (never shortened)' },
       201: { description: 'Was paused: resumed' },

@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { parseNetworkConfig, parseTemplateId, WarrenError } from '@warren/shared'
 import type { CreateSandboxRequest } from '../../lifecycle/engine.js'
 import type { App, RouteDeps } from '../deps.js'
-import { errorResponses, jsonBody } from '../params.js'
+import { errorResponses, jsonBody, noQuery } from '../params.js'
 import { sandboxView } from '../views.js'
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
@@ -70,7 +70,7 @@ function route(path: string) {
   return createRoute({
     method: 'post',
     path,
-    request: { body: jsonBody(newSandbox) },
+    request: { query: noQuery, body: jsonBody(newSandbox) },
     responses: {
       201: {
         description: 'Sandbox created',

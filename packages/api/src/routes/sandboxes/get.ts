@@ -1,12 +1,12 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { App, RouteDeps } from '../deps.js'
-import { errorResponses, sandboxIdParams } from '../params.js'
+import { errorResponses, noQuery, sandboxIdParams } from '../params.js'
 import { detailView } from '../views.js'
 
 const route = createRoute({
   method: 'get',
   path: '/sandboxes/{sandboxID}',
-  request: { params: sandboxIdParams },
+  request: { params: sandboxIdParams, query: noQuery },
   responses: {
     200: {
       description: 'The sandbox (SandboxDetail)',

@@ -1,11 +1,11 @@
 import { createRoute } from '@hono/zod-openapi'
 import type { App, RouteDeps } from '../deps.js'
-import { errorResponses, sandboxIdParams } from '../params.js'
+import { errorResponses, noQuery, sandboxIdParams } from '../params.js'
 
 const route = createRoute({
   method: 'delete',
   path: '/sandboxes/{sandboxID}',
-  request: { params: sandboxIdParams },
+  request: { params: sandboxIdParams, query: noQuery },
   responses: { 204: { description: 'Killed' }, ...errorResponses },
 })
 

@@ -84,8 +84,15 @@ export function registerMetrics(app: App, deps: RouteDeps): void {
     return c.json({ sandboxes }, 200)
   })
 
+  // Warren samples on request: the one sample is "now", returned when the
+  // asked window (unix seconds) contains it.
   app.openapi(one, async (c) => {
+    const { start, end } = c.req.valid('query')
     const m = await sample(c.get('team'), c.req.valid('param').sandboxID)
-    return c.json(m ? [m] : [], 200)
+    const inWindow =
+      m &&
+      (start === undefined || m.timestampUnix >= start) &&
+      (end === undefined || m.timestampUnix <= end)
+    return c.json(inWindow ? [m] : [], 200)
   })
 }

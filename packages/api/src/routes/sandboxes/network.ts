@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { parseNetworkConfig } from '@warren/shared'
 import type { App, RouteDeps } from '../deps.js'
-import { errorResponses, jsonBody, sandboxIdParams } from '../params.js'
+import { errorResponses, jsonBody, noQuery, sandboxIdParams } from '../params.js'
 
 const body = z
   .strictObject({
@@ -25,7 +25,7 @@ const body = z
 const route = createRoute({
   method: 'put',
   path: '/sandboxes/{sandboxID}/network',
-  request: { params: sandboxIdParams, body: jsonBody(body) },
+  request: { params: sandboxIdParams, query: noQuery, body: jsonBody(body) },
   responses: {
     204: { description: 'The whole network config was replaced (omitted fields are cleared)' },
     ...errorResponses,

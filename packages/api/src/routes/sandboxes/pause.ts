@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { App, RouteDeps } from '../deps.js'
-import { errorResponses, jsonBody, sandboxIdParams } from '../params.js'
+import { errorResponses, jsonBody, noQuery, sandboxIdParams } from '../params.js'
 
 const body = z
   .strictObject({
@@ -14,7 +14,7 @@ const body = z
 const route = createRoute({
   method: 'post',
   path: '/sandboxes/{sandboxID}/pause',
-  request: { params: sandboxIdParams, body: jsonBody(body, false) },
+  request: { params: sandboxIdParams, query: noQuery, body: jsonBody(body, false) },
   responses: {
     204: {
       description: 'Paused: processes frozen (or dropped), writable layer kept as a snapshot',

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { DEFAULT_REFRESH_S, MAX_REFRESH_S } from '../../lifecycle/lease.js'
 import type { App, RouteDeps } from '../deps.js'
-import { errorResponses, jsonBody, sandboxIdParams } from '../params.js'
+import { errorResponses, jsonBody, noQuery, sandboxIdParams } from '../params.js'
 
 const body = z
   .strictObject({ duration: z.number().int().min(0).max(MAX_REFRESH_S).optional() })
@@ -10,7 +10,7 @@ const body = z
 const route = createRoute({
   method: 'post',
   path: '/sandboxes/{sandboxID}/refreshes',
-  request: { params: sandboxIdParams, body: jsonBody(body, false) },
+  request: { params: sandboxIdParams, query: noQuery, body: jsonBody(body, false) },
   responses: { 204: { description: 'Extended (never shortened)' }, ...errorResponses },
 })
 

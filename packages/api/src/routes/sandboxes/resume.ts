@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { WarrenError } from '@warren/shared'
 import type { App, RouteDeps } from '../deps.js'
-import { errorResponses, jsonBody, sandboxIdParams } from '../params.js'
+import { errorResponses, jsonBody, noQuery, sandboxIdParams } from '../params.js'
 import { sandboxView } from '../views.js'
 
 const body = z
@@ -15,7 +15,7 @@ const body = z
 const route = createRoute({
   method: 'post',
   path: '/sandboxes/{sandboxID}/resume',
-  request: { params: sandboxIdParams, body: jsonBody(body, false) },
+  request: { params: sandboxIdParams, query: noQuery, body: jsonBody(body, false) },
   responses: { 201: { description: 'Resumed (deprecated: use connect)' }, ...errorResponses },
 })
 

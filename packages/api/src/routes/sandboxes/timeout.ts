@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { App, RouteDeps } from '../deps.js'
-import { errorResponses, jsonBody, sandboxIdParams } from '../params.js'
+import { errorResponses, jsonBody, noQuery, sandboxIdParams } from '../params.js'
 
 const body = z
   .strictObject({ timeout: z.number().int().min(0).max(86_400) })
@@ -9,7 +9,7 @@ const body = z
 const route = createRoute({
   method: 'post',
   path: '/sandboxes/{sandboxID}/timeout',
-  request: { params: sandboxIdParams, body: jsonBody(body) },
+  request: { params: sandboxIdParams, query: noQuery, body: jsonBody(body) },
   responses: {
     204: { description: 'endAt = now + timeout (may shorten; 0 expires now)' },
     ...errorResponses,
