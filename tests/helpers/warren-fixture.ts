@@ -112,7 +112,33 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
     await exited
   }
 
-  await start()
+  // Sandboxes outlive the process by design: a node of the same configuration
+  // adopts and kills them, then the host must be clean.
+  const teardownNode = async () => {
+    const cfg = loadOrchestratorConfig(
+      {
+        dataDir,
+        prefix,
+        addressPool: pool,
+        templatesDir: TEMPLATES_DIR,
+        warmNetworkSlots: 0,
+        ...(await servicePorts()),
+      },
+      {},
+    )
+    const node = new SandboxNode(cfg, createLogger(`teardown-${prefix}`, 'warn'))
+    await node.start()
+    await destroyNode(node, prefix, dataDir)
+  }
+
+  try {
+    await start()
+  } catch (err) {
+    // A failed start leaves nothing behind either.
+    await stop(true)
+    await teardownNode()
+    throw err
+  }
   const apiUrl = `http://127.0.0.1:${ports.api}`
   const proxyUrl = `http://127.0.0.1:${ports.proxy}`
   return {
@@ -133,22 +159,7 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
     start,
     async teardown() {
       await stop()
-      // Sandboxes outlive the process by design: a node of the same
-      // configuration adopts and kills them, then the host must be clean.
-      const cfg = loadOrchestratorConfig(
-        {
-          dataDir,
-          prefix,
-          addressPool: pool,
-          templatesDir: TEMPLATES_DIR,
-          warmNetworkSlots: 0,
-          ...(await servicePorts()),
-        },
-        {},
-      )
-      const node = new SandboxNode(cfg, createLogger(`teardown-${prefix}`, 'warn'))
-      await node.start()
-      await destroyNode(node, prefix, dataDir)
+      await teardownNode()
     },
   }
 }

@@ -226,6 +226,31 @@ export class LifecycleEngine {
     return s
   }
 
+  /**
+   * The sandbox as GET shows it. A paused sandbox's snapshot kind is asked of
+   * its node: the node may have dropped frozen processes to files since (its
+   * memory policy, or processes lost) without the API hearing of it.
+   */
+  async describe(team: Team, sandboxId: string): Promise<Sandbox> {
+    const s = await this.get(team, sandboxId)
+    if (s.state !== 'paused' || s.pausedKind !== 'memory') return s
+    try {
+      const { sandbox } = await this.placement.node(s.nodeId).client.get({ sandboxId })
+      const kind = KIND[sandbox?.pausedKind ?? PausedKind.UNSPECIFIED]
+      if (kind !== 'files') return s
+      return (
+        (await transition(
+          this.db,
+          sandboxId,
+          { from: ['paused'], version: s.version },
+          { pausedKind: 'files' },
+        )) ?? s
+      )
+    } catch {
+      return s // the node is unreachable: what the store knows
+    }
+  }
+
   async kill(team: Team, sandboxId: string): Promise<void> {
     const s = await this.get(team, sandboxId)
     if (s.state !== 'running' && s.state !== 'paused') {

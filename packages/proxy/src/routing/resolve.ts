@@ -163,6 +163,7 @@ function resumeFailed(sandboxId: string, port: number, err: unknown): ProxyError
   const envd = port === ENVD_PORT
   if (w.code === 'conflict')
     return { status: envd ? 502 : 409, sandboxId, port, message: w.message }
+  if (w.code === 'limit_exceeded') return { status: 429, sandboxId, port, message: w.message }
   return {
     status: envd ? 502 : 503,
     sandboxId,
@@ -195,8 +196,10 @@ function refusal(route: Route, port: number): ProxyError | undefined {
     }
     case RouteState.PAUSING:
     case RouteState.RESUMING:
+      // On envd's port "not running" must read 502 (isRunning() relies on
+      // it); elsewhere 503: retry shortly.
       return {
-        status: 503,
+        status: envd ? 502 : 503,
         sandboxId,
         port,
         retryAfter: 1,

@@ -20,7 +20,7 @@ const route = createRoute({
 
 export function registerGet(app: App, deps: RouteDeps): void {
   app.openapi(route, async (c) => {
-    const sandbox = await deps.engine.get(c.get('team'), c.req.valid('param').sandboxID)
+    const sandbox = await deps.engine.describe(c.get('team'), c.req.valid('param').sandboxID)
     return c.json(detailView(sandbox, deps.view), 200)
   })
 }
