@@ -1,0 +1,410 @@
+// Live network updates on running sandboxes, each checked by connectivity
+// from inside: PUT /sandboxes/{id}/network and the SDK's updateNetwork replace
+// the whole config (an entry not repeated no longer applies; clearing
+// restores access); the config survives hot and cold pause/resume and an
+// orchestrator restart; a failed apply keeps both the old rules and the
+// record; open connections that a tightening denies are cut at once, those it
+// still allows are not.
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Sandbox } from 'e2b'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { api, eventually, expectApiError } from '../helpers/api-client.js'
+import { DNS_IP, useInternet } from '../helpers/internet.js'
+import { connect, pause } from '../helpers/lifecycle.js'
+import { useWarren } from '../helpers/warren-fixture.js'
+import { prepare, reach } from './probe.js'
+
+const internet = useInternet()
+const warren = useWarren({ env: { WARREN_DNS_UPSTREAMS: DNS_IP } })
+const UNKNOWN = 'zzzzzzzzzzzzzzzzzzz0'
+let sbx: Sandbox
+
+beforeAll(async () => {
+  sbx = await Sandbox.create({
+    ...warren().sdk,
+    timeoutMs: 600_000,
+    metadata: { suite: 'network-updates' },
+  })
+  await prepare(sbx, internet())
+})
+
+afterAll(async () => {
+  await sbx?.kill().catch(() => {})
+})
+
+/** What every step probes: two bare addresses, three names, UDP. */
+const PROBES = [
+  'http://203.0.113.10/',
+  'http://203.0.113.20/',
+  'https://allowed.test/',
+  'https://other.test/',
+  'https://a.wild.test/',
+  'udp:203.0.113.7:7',
+] as const
+
+const ALL_OK = [
+  'ok:ip-a.test',
+  'ok:ip-b.test',
+  'ok:allowed.test',
+  'ok:other.test',
+  'ok:a.wild.test',
+  'udp:echo',
+]
+const CONN = 'blocked:connect'
+const DNS = 'blocked:dns'
+const PROXY = 'http:403'
+const UDP_NO = 'udp:Operation not permitted'
+
+async function expectProbes(want: string[]) {
+  const got = await reach(sbx, [...PROBES])
+  expect(PROBES.map((p) => got[p])).toEqual(want)
+}
+
+async function put(body: Record<string, unknown>, id = sbx.sandboxId) {
+  return api(warren(), 'PUT', `/sandboxes/${id}/network`, { json: body })
+}
+
+async function record(id = sbx.sandboxId) {
+  const res = await api(warren(), 'GET', `/sandboxes/${id}`)
+  expect(res.status, res.text).toBe(200)
+  return res.body as { network: Record<string, unknown>; allowInternetAccess: boolean | null }
+}
+
+type Step = {
+  /** PUT body (Warren's full shape), or the SDK's updateNetwork argument. */
+  put?: Record<string, unknown>
+  sdk?: Parameters<Sandbox['updateNetwork']>[0]
+  want: string[]
+}
+
+/** 13 updates in a row on one sandbox; each replaces the last. */
+const STEPS: Array<[string, Step]> = [
+  [
+    'deny a /24',
+    { put: { denyOut: ['203.0.113.0/24'] }, want: [CONN, CONN, ...ALL_OK.slice(2, 5), UDP_NO] },
+  ],
+  [
+    'allow one address of it back',
+    {
+      put: { denyOut: ['203.0.113.0/24'], allowOut: ['203.0.113.10'] },
+      want: ['ok:ip-a.test', CONN, ...ALL_OK.slice(2, 5), UDP_NO],
+    },
+  ],
+  [
+    'allow others instead: .10 is no longer allowed',
+    {
+      put: { denyOut: ['203.0.113.0/24'], allowOut: ['203.0.113.20', '203.0.113.7'] },
+      want: [CONN, 'ok:ip-b.test', ...ALL_OK.slice(2, 5), 'udp:echo'],
+    },
+  ],
+  ['clear', { put: {}, want: ALL_OK }],
+  [
+    'only allowed.test (SDK)',
+    {
+      sdk: { allowOut: ['allowed.test'], denyOut: ['0.0.0.0/0'] },
+      want: [PROXY, PROXY, 'ok:allowed.test', DNS, DNS, UDP_NO],
+    },
+  ],
+  [
+    'only other.test',
+    {
+      put: { allowOut: ['other.test'], denyOut: ['0.0.0.0/0'] },
+      want: [PROXY, PROXY, DNS, 'ok:other.test', DNS, UDP_NO],
+    },
+  ],
+  [
+    'a wildcard and an address',
+    {
+      put: { allowOut: ['*.wild.test', '203.0.113.10'], denyOut: ['0.0.0.0/0'] },
+      want: ['ok:ip-a.test', PROXY, DNS, DNS, 'ok:a.wild.test', UDP_NO],
+    },
+  ],
+  [
+    'no internet (SDK)',
+    { sdk: { allowInternetAccess: false }, want: [CONN, CONN, DNS, DNS, DNS, UDP_NO] },
+  ],
+  [
+    'no internet but one address (SDK)',
+    {
+      sdk: { allowInternetAccess: false, allowOut: ['203.0.113.7'] },
+      want: [CONN, CONN, DNS, DNS, DNS, 'udp:echo'],
+    },
+  ],
+  [
+    'every name',
+    {
+      put: { allowOut: ['*'], denyOut: ['0.0.0.0/0'] },
+      want: [PROXY, PROXY, 'ok:allowed.test', 'ok:other.test', 'ok:a.wild.test', UDP_NO],
+    },
+  ],
+  [
+    'deny the other /24 by address',
+    {
+      put: { denyOut: ['198.51.100.0/24'] },
+      want: ['ok:ip-a.test', 'ok:ip-b.test', CONN, CONN, CONN, 'udp:echo'],
+    },
+  ],
+  [
+    'allow_internet_access false with a name and an address',
+    {
+      put: { allow_internet_access: false, allowOut: ['allowed.test', '203.0.113.20'] },
+      want: [PROXY, 'ok:ip-b.test', 'ok:allowed.test', DNS, DNS, UDP_NO],
+    },
+  ],
+  ['clear (SDK)', { sdk: {}, want: ALL_OK }],
+]
+
+describe('a sequence of live updates', () => {
+  it('starts open', async () => {
+    await expectProbes(ALL_OK)
+  })
+
+  it.each(STEPS)('%s', async (_, step) => {
+    if (step.sdk) {
+      await sbx.updateNetwork(step.sdk)
+    } else {
+      const res = await put(step.put ?? {})
+      expect(res.status, res.text).toBe(204)
+    }
+    await expectProbes(step.want)
+    // The record says what was sent: the whole config, nothing merged in.
+    const body: Record<string, unknown> = step.sdk
+      ? {
+          ...step.sdk,
+          ...(step.sdk.allowInternetAccess !== undefined
+            ? { allow_internet_access: step.sdk.allowInternetAccess }
+            : {}),
+        }
+      : (step.put ?? {})
+    const { allow_internet_access: iae, allowInternetAccess: _sdkIae, ...network } = body
+    expect(await record()).toMatchObject({ network, allowInternetAccess: iae ?? null })
+    expect(Object.keys((await record()).network).sort()).toEqual(Object.keys(network).sort())
+  })
+})
+
+describe('lifecycle', () => {
+  /** Rules with a name, an address and a mask: the whole config must come back. */
+  const RULES = {
+    allowOut: ['allowed.test', '203.0.113.7'],
+    denyOut: ['0.0.0.0/0'],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Warren's placeholder, not a template
+    maskRequestHost: 'masked.test:${PORT}',
+  }
+  const RULES_WANT = [PROXY, PROXY, 'ok:allowed.test', DNS, DNS, 'udp:echo']
+
+  it('keeps the rules across a hot and a cold pause/resume; refuses updates while paused', async () => {
+    expect((await put(RULES)).status).toBe(204)
+    await expectProbes(RULES_WANT)
+    for (const memory of [true, false]) {
+      expect(await pause(warren(), sbx.sandboxId, memory)).toBe(204)
+      expectApiError(await put({}), 409)
+      expect(await record()).toMatchObject({ network: RULES })
+      const resumed = await connect(warren(), sbx.sandboxId)
+      expect(resumed.body.resumedFrom).toBe(memory ? 'memory' : 'files')
+      await expectProbes(RULES_WANT)
+      expect(await record()).toMatchObject({ network: RULES, allowInternetAccess: null })
+    }
+  })
+
+  it('keeps the rules across an orchestrator restart, and updates still apply after it', async () => {
+    await warren().stop()
+    await warren().start()
+    await expectProbes(RULES_WANT)
+    expect(await record()).toMatchObject({ network: RULES })
+    expect((await put({ denyOut: ['203.0.113.20'] })).status).toBe(204)
+    await expectProbes([
+      'ok:ip-a.test',
+      CONN,
+      'ok:allowed.test',
+      'ok:other.test',
+      'ok:a.wild.test',
+      'udp:echo',
+    ])
+  })
+
+  it('a failed apply keeps the old rules in force and in the record', async () => {
+    const before = await record()
+    expect(before.network).toEqual({ denyOut: ['203.0.113.20'] })
+    const faults = join(warren().dataDir, 'faults')
+    mkdirSync(faults, { recursive: true })
+    writeFileSync(join(faults, 'network.apply'), '')
+    const failed = await put({ denyOut: ['0.0.0.0/0'] })
+    expect(failed.status, failed.text).toBeGreaterThanOrEqual(500)
+    expect(failed.body).toMatchObject({ code: failed.status })
+    await expectProbes([
+      'ok:ip-a.test',
+      CONN,
+      'ok:allowed.test',
+      'ok:other.test',
+      'ok:a.wild.test',
+      'udp:echo',
+    ])
+    expect(await record()).toEqual(before)
+    // The fault was one-shot: the same update goes through now.
+    expect((await put({ denyOut: ['0.0.0.0/0'] })).status).toBe(204)
+    await expectProbes([CONN, CONN, DNS, DNS, DNS, UDP_NO])
+    expect((await put({})).status).toBe(204)
+  })
+
+  it('applies 1000 rules (the most a list takes) and refuses 1001', async () => {
+    // 999 addresses no test ever contacts (10.0.0.0/8 is always denied), plus one it does.
+    const many = Array.from({ length: 999 }, (_, i) => `10.99.${i >> 8}.${i & 255}`)
+    expect(
+      (await put({ allowOut: [...many, '203.0.113.10'], denyOut: ['203.0.113.0/24'] })).status,
+    ).toBe(204)
+    await expectProbes([
+      'ok:ip-a.test',
+      CONN,
+      'ok:allowed.test',
+      'ok:other.test',
+      'ok:a.wild.test',
+      UDP_NO,
+    ])
+    expectApiError(await put({ allowOut: [...many, '203.0.113.10', '203.0.113.20'] }), 400)
+    expect((await record()).network.allowOut).toHaveLength(1000)
+    expect((await put({})).status).toBe(204)
+  })
+
+  it('answers 404 for an unknown sandbox', async () => {
+    expectApiError(await put({}, UNKNOWN), 404)
+  })
+})
+
+/**
+ * A TCP client that sends a byte every 100 ms to an echo server and logs
+ * each answer (`<time> ok <n>`) until the connection fails (`<time> error ...`).
+ */
+const PING = `import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)
+s.settimeout(1)
+out = open(sys.argv[3], 'w', buffering=1)
+n = 0
+while True:
+    try:
+        s.sendall(b'x')
+        if not s.recv(16):
+            out.write('%.3f closed\\n' % time.time())
+            break
+        n += 1
+        out.write('%.3f ok %d\\n' % (time.time(), n))
+    except socket.timeout:
+        out.write('%.3f timeout\\n' % time.time())
+    except OSError as e:
+        out.write('%.3f error %s\\n' % (time.time(), e.strerror))
+        break
+    time.sleep(0.1)
+`
+
+describe('open connections', () => {
+  const lastLine = async (path: string) =>
+    (await sbx.files.read(path)).trim().split('\n').at(-1) ?? ''
+  const okCount = async (path: string) => Number(/ ok (\d+)$/.exec(await lastLine(path))?.[1] ?? 0)
+  const size = async (path: string) =>
+    Number((await sbx.commands.run(`stat -c %s ${path}`)).stdout.trim())
+
+  it('a tightening cuts the connections it denies at once and keeps the others', async () => {
+    await sbx.files.write('/tmp/ping.py', PING)
+    expect(
+      (
+        await put({
+          allowOut: ['203.0.113.7', '203.0.113.10', 'allowed.test', 'other.test'],
+          denyOut: ['0.0.0.0/0'],
+        })
+      ).status,
+    ).toBe(204)
+    // Two echo conversations by address, two slow downloads through the egress proxy.
+    for (const ip of ['203.0.113.7', '203.0.113.10']) {
+      await sbx.commands.run(`python3 /tmp/ping.py ${ip} 7 /tmp/ping-${ip}.log`, {
+        background: true,
+      })
+    }
+    for (const name of ['allowed.test', 'other.test']) {
+      await sbx.commands.run(
+        `curl -sS -N -o /tmp/slow-${name}.out http://${name}/slow 2>/dev/null; echo "$? $(date +%s.%N)" > /tmp/slow-${name}.exit`,
+        { background: true },
+      )
+    }
+    await eventually(
+      'all four connections carry data',
+      async () =>
+        (await okCount('/tmp/ping-203.0.113.7.log')) >= 3 &&
+        (await okCount('/tmp/ping-203.0.113.10.log')) >= 3 &&
+        (await size('/tmp/slow-allowed.test.out').catch(() => 0)) >= 3 &&
+        (await size('/tmp/slow-other.test.out').catch(() => 0)) >= 3,
+      10_000,
+      100,
+    )
+
+    // An update that changes nothing for them cuts nothing.
+    const unrelated = await put({
+      allowOut: ['203.0.113.7', '203.0.113.10', 'allowed.test', 'other.test', '203.0.113.66'],
+      denyOut: ['0.0.0.0/0'],
+    })
+    expect(unrelated.status).toBe(204)
+    const before = {
+      ping7: await okCount('/tmp/ping-203.0.113.7.log'),
+      slow: await size('/tmp/slow-allowed.test.out'),
+    }
+    await eventually(
+      'connections still allowed keep flowing after an unrelated update',
+      async () =>
+        (await okCount('/tmp/ping-203.0.113.7.log')) >= before.ping7 + 5 &&
+        (await size('/tmp/slow-allowed.test.out')) >= before.slow + 5,
+      5000,
+      100,
+    )
+
+    // Deny 203.0.113.7 (by address) and allowed.test (by name).
+    const sent = Date.now() / 1000
+    const tight = await put({
+      allowOut: ['203.0.113.10', 'other.test'],
+      denyOut: ['0.0.0.0/0'],
+    })
+    expect(tight.status).toBe(204)
+    await eventually(
+      'the echo conversation to 203.0.113.7 fails',
+      async () => / error /.test(await lastLine('/tmp/ping-203.0.113.7.log')),
+      5000,
+      50,
+    )
+    const [brokeAt, , ...why] = (await lastLine('/tmp/ping-203.0.113.7.log')).split(' ')
+    // Reset, not left to time out: within a second or two of the PUT.
+    expect(why.join(' ')).toBe('Connection reset by peer')
+    expect(Number(brokeAt) - sent).toBeLessThan(2)
+    await eventually(
+      'the download from allowed.test ends',
+      async () =>
+        (await sbx.commands.run('cat /tmp/slow-allowed.test.exit 2>/dev/null || true')).stdout !==
+        '',
+      5000,
+      50,
+    )
+    const [code, endedAt] = (await sbx.files.read('/tmp/slow-allowed.test.exit')).trim().split(' ')
+    expect(code).not.toBe('0')
+    expect(Number(endedAt) - sent).toBeLessThan(2)
+
+    // The connections still allowed carry on.
+    const still = {
+      ping10: await okCount('/tmp/ping-203.0.113.10.log'),
+      slow: await size('/tmp/slow-other.test.out'),
+    }
+    await eventually(
+      'the allowed connections keep flowing',
+      async () =>
+        (await okCount('/tmp/ping-203.0.113.10.log')) >= still.ping10 + 5 &&
+        (await size('/tmp/slow-other.test.out')) >= still.slow + 5,
+      5000,
+      100,
+    )
+    expect(await lastLine('/tmp/ping-203.0.113.10.log')).toMatch(/ ok \d+$/)
+    expect(
+      await sbx.commands.run('cat /tmp/slow-other.test.exit 2>/dev/null || true'),
+    ).toMatchObject({ stdout: '' })
+    // And a new connection to what was cut is refused.
+    expect(await reach(sbx, ['tcp:203.0.113.7:7', 'https://allowed.test/'])).toEqual({
+      'tcp:203.0.113.7:7': 'tcp:No route to host',
+      'https://allowed.test/': DNS,
+    })
+  })
+})
