@@ -55,6 +55,13 @@ const RULES = {
   maskRequestHost: 'internal.test:${PORT}',
 }
 
+const UPGRADE = {
+  connection: 'Upgrade',
+  upgrade: 'websocket',
+  'sec-websocket-version': '13',
+  'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+}
+
 let sbx: Sandbox
 let trusted: { proc: ChildProcess; port: number } | undefined
 
@@ -201,6 +208,9 @@ describe('ingress rules', () => {
       port: 8001,
       message: expect.stringMatching(/ingress rules/),
     })
+    // WebSocket upgrades meet the same rules.
+    expect((await hit(8000, '127.0.0.6', { headers: UPGRADE })).status).toBe(403)
+    expect((await hit(8000, '127.0.0.2', { headers: UPGRADE })).status).not.toBe(403)
     // envd's port is outside the denied range: the SDK (from 127.0.0.1) still works.
     expect((await sbx.commands.run('echo fine')).stdout).toBe('fine\n')
   })

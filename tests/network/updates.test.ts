@@ -266,6 +266,22 @@ describe('lifecycle', () => {
     expect((await put({})).status).toBe(204)
   })
 
+  it('concurrent updates end with the node enforcing exactly what the record says', async () => {
+    const bodies = Array.from({ length: 6 }, (_, i) => ({
+      denyOut: [i % 2 ? '203.0.113.10' : '203.0.113.20'],
+    }))
+    const results = await Promise.all(bodies.map((b) => put(b)))
+    expect(results.map((r) => r.status)).toEqual(bodies.map(() => 204))
+    const { network } = await record()
+    const denied = (network.denyOut as string[])[0]
+    const got = await reach(sbx, ['http://203.0.113.10/', 'http://203.0.113.20/'])
+    expect(got).toEqual({
+      'http://203.0.113.10/': denied === '203.0.113.10' ? CONN : 'ok:ip-a.test',
+      'http://203.0.113.20/': denied === '203.0.113.20' ? CONN : 'ok:ip-b.test',
+    })
+    expect((await put({})).status).toBe(204)
+  })
+
   it('answers 404 for an unknown sandbox', async () => {
     expectApiError(await put({}, UNKNOWN), 404)
   })
