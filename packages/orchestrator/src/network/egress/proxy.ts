@@ -5,6 +5,7 @@ import {
   dialOnce,
   domainAllowed,
   type EgressPolicy,
+  egressAllowsIp,
   ipv4ToInt,
   type Logger,
   splice,
@@ -24,6 +25,8 @@ export interface EgressSource {
 interface Live {
   sandboxId: string
   name: string
+  /** The address the proxy dialled for the name. */
+  address: string
   client: Socket
 }
 
@@ -81,7 +84,7 @@ export class EgressProxy {
   enforce(sandboxId: string, policy: EgressPolicy | undefined): number {
     let cut = 0
     for (const l of this.live) {
-      if (l.sandboxId === sandboxId && (!policy || !domainAllowed(policy.domains, l.name))) {
+      if (l.sandboxId === sandboxId && !this.mayContinue(policy, l)) {
         l.client.destroy()
         cut++
       }
@@ -132,7 +135,7 @@ export class EgressProxy {
     } catch {
       return refuse(client, kind, `'${name}' (${address}:${port}) is unreachable`, 502)
     }
-    const live: Live = { sandboxId: source.sandboxId, name, client }
+    const live: Live = { sandboxId: source.sandboxId, name, address, client }
     this.live.add(live)
     client.once('close', () => this.live.delete(live))
     // Relay segments as they come: with Nagle on either leg, a TLS handshake's
@@ -141,6 +144,19 @@ export class EgressProxy {
     upstream.setNoDelay(true)
     upstream.write(bytes)
     splice(client, upstream)
+  }
+
+  /**
+   * Whether a proxied connection may go on under a sandbox's new policy: its
+   * name is allowed and its address reachable (what the proxy checks on a new
+   * connection), or its address is allowed as such (a new connection there
+   * would now go out directly: rules cleared, or the address allowed). A
+   * loosening never cuts; a sandbox without a policy (gone) keeps nothing.
+   */
+  private mayContinue(policy: EgressPolicy | undefined, l: Live): boolean {
+    if (!policy || alwaysDenied(l.address, this.opts.extraDenied())) return false
+    if (domainAllowed(policy.domains, l.name) && this.reachable(policy, l.address)) return true
+    return egressAllowsIp(policy, l.address)
   }
 
   /**
