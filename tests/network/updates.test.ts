@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { Sandbox } from 'e2b'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { api, eventually, expectApiError } from '../helpers/api-client.js'
-import { DNS_IP, useInternet } from '../helpers/internet.js'
+import { DNS_IP, HOSTS, useInternet } from '../helpers/internet.js'
 import { connect, pause } from '../helpers/lifecycle.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 import { prepare, reach } from './probe.js'
@@ -422,5 +422,42 @@ describe('open connections', () => {
       'tcp:203.0.113.7:7': 'tcp:No route to host',
       'https://allowed.test/': DNS,
     })
+  })
+
+  it('a loosening cuts nothing, and an address denied later cuts what the proxy carries to it', async () => {
+    expect(
+      (await put({ allowOut: ['allowed.test', 'other.test'], denyOut: ['0.0.0.0/0'] })).status,
+    ).toBe(204)
+    for (const name of ['allowed.test', 'other.test']) {
+      await sbx.commands.run(
+        `curl -sS -N -o /tmp/loose-${name}.out http://${name}/slow 2>/dev/null; echo "$? $(date +%s.%N)" > /tmp/loose-${name}.exit`,
+        { background: true },
+      )
+    }
+    const flowing = async (name: string, more = 3) => {
+      const start = await size(`/tmp/loose-${name}.out`).catch(() => 0)
+      await eventually(
+        `the download from ${name} flows`,
+        async () => (await size(`/tmp/loose-${name}.out`).catch(() => 0)) >= start + more,
+        5000,
+        100,
+      )
+    }
+    const ended = async (name: string) =>
+      (await sbx.commands.run(`cat /tmp/loose-${name}.exit 2>/dev/null || true`)).stdout !== ''
+    await flowing('allowed.test')
+    await flowing('other.test')
+    // Everything allowed now: the proxied downloads have no reason to end.
+    expect((await put({})).status).toBe(204)
+    await flowing('allowed.test', 5)
+    await flowing('other.test', 5)
+    // Address rules only: other.test's address is denied, allowed.test's is not.
+    expect((await put({ denyOut: [HOSTS['other.test']] })).status).toBe(204)
+    await eventually('the download from other.test ends', () => ended('other.test'), 5000, 50)
+    await flowing('allowed.test', 5)
+    expect(await ended('allowed.test')).toBe(false)
+    expect((await put({ denyOut: [HOSTS['allowed.test']] })).status).toBe(204)
+    await eventually('the download from allowed.test ends', () => ended('allowed.test'), 5000, 50)
+    expect((await put({})).status).toBe(204)
   })
 })
