@@ -3,8 +3,10 @@
 // the whole config (an entry not repeated no longer applies; clearing
 // restores access); the config survives hot and cold pause/resume and an
 // orchestrator restart; a failed apply keeps both the old rules and the
-// record; open connections that a tightening denies are cut at once, those it
-// still allows are not.
+// record; concurrent updates leave node and record in agreement; 1000 rules
+// apply; open connections that a tightening denies are cut at once (reset,
+// not left to hang), those it still allows are not, and a loosening cuts
+// nothing (also through the egress proxy).
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Sandbox } from 'e2b'
