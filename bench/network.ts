@@ -267,6 +267,10 @@ async function main(): Promise<void> {
         })),
       ),
     )
+    console.log(
+      '(setup: TCP connect for HTTP, TLS up for HTTPS; a proxied HTTP connect reaches the proxy\n' +
+        " itself, whose upstream dial waits for the request head and shows in 'last byte')",
+    )
     console.log(`\n${MIB} MiB downloads (${DOWNLOADS} each): throughput`)
     console.table(
       big.map((b) => ({
