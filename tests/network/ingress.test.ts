@@ -51,7 +51,6 @@ servers[0].serve_forever()
 const RULES = {
   denyIn: ['0.0.0.0/0:8000-9000'],
   allowIn: ['127.0.0.2', '127.0.0.3:8000', '127.0.0.4/31:8000-8001'],
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: Warren's placeholder, not a template
   maskRequestHost: 'internal.test:${PORT}',
 }
 
@@ -301,7 +300,6 @@ describe('maskRequestHost', () => {
   })
 
   it('changes with PUT and goes away when a PUT omits it', async () => {
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: Warren's placeholder, not a template
     await put({ ...RULES, maskRequestHost: 'svc-${PORT}.masked.test' })
     expect((await hit(8001, '127.0.0.2')).body).toMatchObject({ host: 'svc-8001.masked.test' })
     await put({ denyIn: RULES.denyIn, allowIn: RULES.allowIn })

@@ -190,7 +190,6 @@ describe('lifecycle', () => {
   const RULES = {
     allowOut: ['allowed.test', '203.0.113.7'],
     denyOut: ['0.0.0.0/0'],
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: Warren's placeholder, not a template
     maskRequestHost: 'masked.test:${PORT}',
   }
   const RULES_WANT = [PROXY, PROXY, 'ok:allowed.test', DNS, DNS, 'udp:echo']

@@ -1,7 +1,6 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import {
   CleanupStack,
   createLogger,
@@ -174,7 +173,6 @@ export class SandboxNode {
   }
 
   async create(input: CreateInput): Promise<SandboxRecord> {
-    const { cfg } = this.ctx
     if (!isSandboxId(input.sandboxId)) {
       throw new WarrenError(
         'invalid_argument',

@@ -125,7 +125,7 @@ export function resolveLifecycle(body: NewSandbox): CreateSandboxRequest['lifecy
 }
 
 /** Features whose fields are accepted by the schema but not yet enforced: refused, never dropped. */
-function refuseUnimplemented(body: NewSandbox): void {
+function _refuseUnimplemented(body: NewSandbox): void {
   const unsupported: string[] = []
   if (body.allow_internet_access !== undefined) unsupported.push('allow_internet_access')
   for (const key of Object.keys(body.network ?? {})) {

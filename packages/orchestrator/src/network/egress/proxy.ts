@@ -103,7 +103,7 @@ export class EgressProxy {
     const policies = this.opts.sourceFor(
       client.remoteAddress?.replace(/^::ffff:/, '') ?? '',
     )?.egress
-    if (!name || !policies || !policies.every((p) => domainAllowed(p.domains, name))) {
+    if (!name || !policies?.every((p) => domainAllowed(p.domains, name))) {
       this.opts.log.info(
         { sandboxId: source.sandboxId, name, port },
         'egress refused by domain rules',

@@ -1,0 +1,60 @@
+import { type Logger, WarrenError } from '@warren/shared'
+import { PausedKind } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
+import type { Catalog } from '../catalog/catalog.js'
+import type { Placement } from '../placement/nodes.js'
+import type { Db } from '../store/db.js'
+import { getSandbox, type Sandbox } from '../store/sandboxes.js'
+import { getTeam, type Team } from '../store/teams.js'
+import type { LeaseLimits } from './lease.js'
+import type { LifecycleMetrics } from './metrics.js'
+import type { ExpiryScheduler } from './scheduler.js'
+
+/** What every part of the lifecycle engine shares. */
+export interface LifecycleCore {
+  db: Db
+  placement: Placement
+  catalog: Catalog
+  log: Logger
+  scheduler: ExpiryScheduler
+  metrics: LifecycleMetrics
+  team(teamId: string): Promise<Team>
+}
+
+/** How soon a failed expiry or pause (unreachable node) is tried again. */
+export const RETRY_MS = 5000
+
+export const KIND: Record<PausedKind, 'memory' | 'files' | null> = {
+  [PausedKind.UNSPECIFIED]: null,
+  [PausedKind.MEMORY]: 'memory',
+  [PausedKind.FILES]: 'files',
+}
+
+export function limits(s: Sandbox, team: Team): LeaseLimits {
+  return { startedAt: s.startedAt, maxLifetimeS: team.maxLifetimeS }
+}
+
+/** The error for a compare-and-set that lost: 404 if the sandbox is gone, else 409. */
+export async function lostRace(db: Db, sandboxId: string): Promise<WarrenError> {
+  const s = await getSandbox(db, sandboxId)
+  if (!s || s.state === 'killed' || s.state === 'killing') {
+    return new WarrenError('not_found', `sandbox ${sandboxId} not found`)
+  }
+  return new WarrenError(
+    'conflict',
+    `sandbox ${sandboxId} was changed by a concurrent request (now ${s.state}); retry`,
+  )
+}
+
+/** Teams by id, read once (their limits are fixed when they are created). */
+export function teamCache(db: Db): (teamId: string) => Promise<Team> {
+  const teams = new Map<string, Team>()
+  return async (teamId) => {
+    let team = teams.get(teamId)
+    if (!team) {
+      team = await getTeam(db, teamId)
+      if (!team) throw new WarrenError('internal', `team ${teamId} is missing`)
+      teams.set(teamId, team)
+    }
+    return team
+  }
+}

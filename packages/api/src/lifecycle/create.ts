@@ -1,0 +1,131 @@
+import { newSandboxId, newToken, WarrenError } from '@warren/shared'
+import type { NodeState } from '../placement/nodes.js'
+import {
+  deleteSandbox,
+  insertCreating,
+  type Lifecycle,
+  type Sandbox,
+  transition,
+} from '../store/sandboxes.js'
+import type { Team } from '../store/teams.js'
+import type { LifecycleCore } from './core.js'
+import { endAfter } from './lease.js'
+
+export interface CreateSandboxRequest {
+  templateId: string
+  timeoutS: number
+  metadata: Record<string, string>
+  envVars: Record<string, string>
+  /** Secure sandboxes get an envd access token that every envd call must carry. */
+  secure: boolean
+  lifecycle: Lifecycle
+  network: Record<string, unknown>
+  allowInternetAccess: boolean | null
+}
+
+/**
+ * A create: a `creating` row counted against the team's limit in the same
+ * transaction that inserts it, then the first node with room creates the
+ * sandbox and the row becomes `running` with its lease; any failure deletes
+ * the row (the node rolls its own work back).
+ */
+export async function createSandbox(
+  core: LifecycleCore,
+  team: Team,
+  req: CreateSandboxRequest,
+): Promise<Sandbox> {
+  const candidates = core.placement.candidates(0)
+  if (!candidates.length)
+    throw new WarrenError('capacity_exhausted', 'no orchestrator node is available')
+  const now = Date.now()
+  const sandbox: Sandbox = {
+    sandboxId: newSandboxId(),
+    teamId: team.id,
+    templateId: req.templateId,
+    nodeId: candidates[0]!.nodeId,
+    state: 'creating',
+    version: 0,
+    createdAt: now,
+    startedAt: now,
+    endAt: now + req.timeoutS * 1000,
+    timeoutS: req.timeoutS,
+    metadata: req.metadata,
+    envVars: req.envVars,
+    envdVersion: '',
+    envdAccessToken: req.secure ? newToken() : null,
+    trafficAccessToken: req.network.allowPublicTraffic === false ? newToken() : null,
+    cpuCount: 0,
+    memoryMb: 0,
+    diskSizeMb: 0,
+    lifecycle: req.lifecycle,
+    network: req.network,
+    allowInternetAccess: req.allowInternetAccess,
+    address: null,
+    killReason: null,
+    killedAt: null,
+    pausedKind: null,
+    pausedAt: null,
+    filesOnly: false,
+    resumedFrom: null,
+  }
+  await insertCreating(core.db, sandbox, team.maxConcurrent)
+  let lastError: unknown
+  for (const node of candidates) {
+    try {
+      const created = await createOn(core, node, sandbox, team)
+      core.scheduler.schedule(created.sandboxId, created.endAt)
+      core.catalog.update(created)
+      core.metrics.created.inc()
+      return created
+    } catch (err) {
+      lastError = err
+      // Another node may have room; any other failure is final.
+      if (!(err instanceof WarrenError && err.code === 'capacity_exhausted')) break
+    }
+  }
+  await deleteSandbox(core.db, sandbox.sandboxId)
+  throw lastError
+}
+
+async function createOn(
+  core: LifecycleCore,
+  node: NodeState,
+  s: Sandbox,
+  team: Team,
+): Promise<Sandbox> {
+  const { db, placement } = core
+  if (node.nodeId !== s.nodeId)
+    await transition(db, s.sandboxId, { from: ['creating'] }, { nodeId: node.nodeId })
+  const res = await node.client.create({
+    sandboxId: s.sandboxId,
+    templateId: s.templateId,
+    envVars: s.envVars,
+    ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
+    networkJson: JSON.stringify(s.network),
+    ...(s.allowInternetAccess !== null ? { allowInternetAccess: s.allowInternetAccess } : {}),
+  })
+  void placement.refresh(node)
+  const info = res.sandbox!
+  const startedAt = Date.now()
+  const running = await transition(
+    db,
+    s.sandboxId,
+    { from: ['creating'] },
+    {
+      state: 'running',
+      nodeId: node.nodeId,
+      startedAt,
+      endAt: endAfter(startedAt, s.timeoutS, { startedAt, maxLifetimeS: team.maxLifetimeS }),
+      envdVersion: info.envdVersion,
+      cpuCount: info.cpuCount,
+      memoryMb: info.memoryMb,
+      diskSizeMb: info.diskSizeMb,
+      address: info.address,
+    },
+  )
+  if (!running) {
+    await node.client.kill({ sandboxId: s.sandboxId }).catch(() => {})
+    throw new WarrenError('internal', `sandbox ${s.sandboxId} vanished while it was created`)
+  }
+  return running
+}

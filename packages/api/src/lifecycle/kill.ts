@@ -1,0 +1,58 @@
+import { WarrenError } from '@warren/shared'
+import { type Sandbox, transition } from '../store/sandboxes.js'
+import type { KillReason } from '../store/schema.js'
+import { type LifecycleCore, RETRY_MS } from './core.js'
+
+/**
+ * Second half of every kill: the node removes the sandbox (and its
+ * snapshot), then the record becomes a tombstone. If the node cannot be
+ * reached the sandbox is still there: the record goes back to `previous`
+ * (when known) and the caller gets 503; an expiry is retried a little later.
+ */
+export async function finishKill(
+  core: LifecycleCore,
+  s: Sandbox,
+  reason: KillReason,
+  previous?: 'running' | 'paused',
+): Promise<void> {
+  const { db, catalog, scheduler, placement, log } = core
+  scheduler.cancel(s.sandboxId)
+  catalog.update(s)
+  try {
+    await placement.node(s.nodeId).client.kill({ sandboxId: s.sandboxId })
+  } catch (err) {
+    const code = err instanceof WarrenError ? err.code : 'internal'
+    if (code === 'unavailable' && previous) {
+      const back = await transition(
+        db,
+        s.sandboxId,
+        { from: ['killing'] },
+        { state: previous, killReason: null },
+      )
+      if (back) {
+        catalog.update(back)
+        if (back.state === 'running')
+          scheduler.schedule(back.sandboxId, Math.max(back.endAt, Date.now() + RETRY_MS))
+      }
+      throw new WarrenError(
+        'unavailable',
+        `node ${s.nodeId} is unreachable; sandbox ${s.sandboxId} was not killed`,
+      )
+    }
+    // not_found: the node no longer has it. Anything else: the node removed
+    // its entry and left any debris to its own reconciliation.
+    if (code !== 'not_found')
+      log.error({ err, sandboxId: s.sandboxId }, 'node kill failed; marking the sandbox killed')
+  }
+  const killed = await transition(
+    db,
+    s.sandboxId,
+    { from: ['killing'] },
+    { state: 'killed', killReason: reason, killedAt: Date.now() },
+  )
+  if (killed) {
+    catalog.update(killed)
+    core.metrics.killed.inc({ reason })
+  }
+  void placement.refresh(placement.node(s.nodeId)).catch(() => {})
+}

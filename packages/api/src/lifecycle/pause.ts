@@ -1,0 +1,44 @@
+import { PausedKind } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
+import { type Sandbox, transition } from '../store/sandboxes.js'
+import { KIND, type LifecycleCore, lostRace, RETRY_MS } from './core.js'
+
+/**
+ * Second half of a pause (requested, or at endAt): the node freezes the
+ * sandbox (or drops it to files), or the sandbox runs on as before and the
+ * error goes to the caller; a failed expiry pause is tried again later.
+ */
+export async function finishPause(
+  core: LifecycleCore,
+  s: Sandbox,
+  memory: boolean,
+  requested: boolean,
+): Promise<Sandbox> {
+  const { db, catalog, scheduler } = core
+  scheduler.cancel(s.sandboxId)
+  catalog.update(s)
+  let kind: 'memory' | 'files'
+  try {
+    const res = await core.placement.node(s.nodeId).client.pause({ sandboxId: s.sandboxId, memory })
+    kind = KIND[res.sandbox?.pausedKind ?? PausedKind.UNSPECIFIED] ?? (memory ? 'memory' : 'files')
+  } catch (err) {
+    const back = await transition(db, s.sandboxId, { from: ['pausing'] }, { state: 'running' })
+    if (back) {
+      catalog.update(back)
+      scheduler.schedule(
+        back.sandboxId,
+        requested ? back.endAt : Math.max(back.endAt, Date.now() + RETRY_MS),
+      )
+    }
+    throw err
+  }
+  const paused = await transition(
+    db,
+    s.sandboxId,
+    { from: ['pausing'] },
+    { state: 'paused', pausedKind: kind, pausedAt: Date.now(), filesOnly: !memory, address: null },
+  )
+  if (!paused) throw await lostRace(db, s.sandboxId)
+  catalog.update(paused)
+  core.metrics.paused.inc({ kind })
+  return paused
+}

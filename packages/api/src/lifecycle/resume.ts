@@ -1,0 +1,137 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { WarrenError } from '@warren/shared'
+import { getSandbox, type Sandbox, transition } from '../store/sandboxes.js'
+import { KIND, type LifecycleCore, lostRace } from './core.js'
+import { endAfter } from './lease.js'
+
+export interface ResumeOptions {
+  /** Lease after the resume, in seconds. */
+  timeoutS: number
+  /** false: boot from the files even when processes are frozen. */
+  memory?: boolean | undefined
+  trigger: 'api' | 'traffic'
+}
+
+/** A resume by traffic gets at least this lease. */
+const MIN_AUTO_RESUME_S = 300
+/** How long a caller waits for another one's pause or resume to settle. */
+const SETTLE_WAIT_MS = 60_000
+
+/**
+ * Resumes paused sandboxes. Concurrent callers of one sandbox (API and
+ * traffic alike) share one resume and all get its outcome; a sandbox another
+ * caller is pausing or resuming is waited for first.
+ */
+export class Resumes {
+  private readonly inflight = new Map<string, Promise<Sandbox>>()
+
+  constructor(private readonly core: LifecycleCore) {}
+
+  resume(s: Sandbox, opts: ResumeOptions): Promise<Sandbox> {
+    let p = this.inflight.get(s.sandboxId)
+    if (!p) {
+      p = this.once(s.sandboxId, opts).finally(() => this.inflight.delete(s.sandboxId))
+      this.inflight.set(s.sandboxId, p)
+    }
+    return p
+  }
+
+  /** A resume requested by traffic at the proxy (already authorised there). */
+  async forTraffic(sandboxId: string): Promise<Sandbox> {
+    const s = await getSandbox(this.core.db, sandboxId)
+    if (!s || s.state === 'killed' || s.state === 'killing' || s.state === 'creating') {
+      throw new WarrenError('not_found', `sandbox ${sandboxId} not found`)
+    }
+    if (s.state === 'running') return s
+    if (!s.lifecycle.autoResume) {
+      throw new WarrenError('conflict', `sandbox ${sandboxId} is paused and auto-resume is off`)
+    }
+    if (s.filesOnly) {
+      throw new WarrenError(
+        'conflict',
+        `sandbox ${sandboxId} was paused without memory; resume it explicitly (connect)`,
+      )
+    }
+    return this.resume(s, { timeoutS: Math.max(s.timeoutS, MIN_AUTO_RESUME_S), trigger: 'traffic' })
+  }
+
+  private async once(sandboxId: string, opts: ResumeOptions): Promise<Sandbox> {
+    const { db, catalog } = this.core
+    const s = await this.settled(sandboxId)
+    if (s.state === 'running') return s
+    if (s.state !== 'paused') throw new WarrenError('not_found', `sandbox ${sandboxId} not found`)
+    // A paused sandbox gave up its place in the team's limit; resuming takes one again.
+    const team = await this.core.team(s.teamId)
+    const resuming = await transition(
+      db,
+      sandboxId,
+      {
+        from: ['paused'],
+        version: s.version,
+        activeBelow: { teamId: s.teamId, max: team.maxConcurrent },
+      },
+      { state: 'resuming' },
+    )
+    if (!resuming) {
+      const now = await getSandbox(db, sandboxId)
+      if (now?.state === 'paused' && now.version === s.version) {
+        throw new WarrenError(
+          'limit_exceeded',
+          `team limit of ${team.maxConcurrent} concurrent sandboxes reached; kill or pause one first`,
+        )
+      }
+      throw await lostRace(db, sandboxId)
+    }
+    catalog.update(resuming)
+    let from: 'memory' | 'files'
+    let address: string
+    try {
+      const res = await this.core.placement.node(s.nodeId).client.resume({
+        sandboxId,
+        envVars: s.envVars,
+        ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
+        ...(opts.memory !== undefined ? { memory: opts.memory } : {}),
+      })
+      from = KIND[res.resumedFrom] ?? 'memory'
+      address = res.sandbox?.address ?? ''
+    } catch (err) {
+      const back = await transition(db, sandboxId, { from: ['resuming'] }, { state: 'paused' })
+      if (back) catalog.update(back)
+      throw err
+    }
+    const startedAt = Date.now()
+    const running = await transition(
+      db,
+      sandboxId,
+      { from: ['resuming'] },
+      {
+        state: 'running',
+        startedAt,
+        endAt: endAfter(startedAt, opts.timeoutS, { startedAt, maxLifetimeS: team.maxLifetimeS }),
+        address,
+        resumedFrom: from,
+        pausedKind: null,
+        pausedAt: null,
+        filesOnly: false,
+      },
+    )
+    if (!running) throw await lostRace(db, sandboxId)
+    this.core.scheduler.schedule(sandboxId, running.endAt)
+    catalog.update(running)
+    this.core.metrics.resumed.inc({ from, trigger: opts.trigger })
+    return running
+  }
+
+  /** The sandbox once no other caller is pausing or resuming it. */
+  private async settled(sandboxId: string): Promise<Sandbox> {
+    const deadline = Date.now() + SETTLE_WAIT_MS
+    for (;;) {
+      const s = await getSandbox(this.core.db, sandboxId)
+      if (!s) throw new WarrenError('not_found', `sandbox ${sandboxId} not found`)
+      if (s.state !== 'pausing' && s.state !== 'resuming') return s
+      if (Date.now() > deadline)
+        throw new WarrenError('unavailable', `sandbox ${sandboxId} is still ${s.state}`)
+      await sleep(50)
+    }
+  }
+}
