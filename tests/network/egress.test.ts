@@ -176,6 +176,29 @@ describe('domain rules', () => {
     ])
   })
 
+  it('judge every request on a kept-alive HTTP connection, not only the first', async () => {
+    // One TCP connection to allowed.test's address: the first request names
+    // allowed.test, the next one other.test (denied), then an absolute-form
+    // target that would route by another name than the Host.
+    const script = `import http.client
+c = http.client.HTTPConnection('allowed.test', 80, timeout=5)
+def ask(target, host):
+    c.putrequest('GET', target, skip_host=True)
+    c.putheader('Host', host)
+    c.endheaders()
+    r = c.getresponse()
+    r.read()
+    return r.status
+print(ask('/', 'allowed.test'))
+print(ask('/', 'other.test'))
+print(ask('http://other.test/', 'allowed.test'))
+`
+    await sbx.files.write('/tmp/keepalive.py', script)
+    const r = await shResult(sbx, 'python3 /tmp/keepalive.py')
+    expect(r.stderr).toBe('')
+    expect(r.stdout.split('\n')).toEqual(['200', '403', '400', ''])
+  })
+
   it("'*' allows every name and no bare address; explicit denies still apply to names", async () => {
     const any = await sandbox({ network: { allowOut: ['*'], denyOut: ['0.0.0.0/0'] } })
     await expectReach(any, [

@@ -8,7 +8,7 @@
 // The all-in-one edge (`warren up`, listening on :: so that ::1 can connect)
 // hands requests to its node in-process; a separate `warren proxy` with one
 // trusted hop reaches the same node through the node proxy's internal headers.
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import type { Sandbox } from 'e2b'
@@ -268,6 +268,50 @@ describe('client addresses cannot be spoofed', () => {
     })
     expect(ok.status).toBe(200)
     expect((ok.body as Echo).internal).toEqual([])
+  })
+})
+
+describe('the node proxy', () => {
+  /** A request straight to the node proxy, claiming to be an edge that vouches for 127.0.0.2. */
+  function direct(from: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          host: from,
+          port: warren().ports.nodeProxy,
+          localAddress: from,
+          path: '/',
+          headers: {
+            host: `${port}-${sbx.sandboxId}.localhost`,
+            'x-warren-sandbox-id': sbx.sandboxId,
+            'x-warren-sandbox-port': String(port),
+            'x-warren-client-ip': '127.0.0.2',
+          },
+          agent: false,
+        },
+        (res) => {
+          res.resume()
+          res.on('end', () => resolve(res.statusCode ?? 0))
+        },
+      )
+      req.on('error', reject)
+      req.end()
+    })
+  }
+
+  it("believes an edge's internal headers only from this host (no secret configured)", async () => {
+    // From loopback (where the all-in-one's edges are), the vouched-for client counts.
+    expect(await direct('127.0.0.1', 8000)).toBe(200)
+    // From another address of the machine it is a direct caller: its own address counts.
+    const own = (
+      JSON.parse(execFileSync('ip', ['-j', '-4', 'addr'], { encoding: 'utf8' })) as Array<{
+        addr_info: Array<{ local: string }>
+      }>
+    )
+      .flatMap((i) => i.addr_info.map((a) => a.local))
+      .find((a) => !a.startsWith('127.') && !a.startsWith('10.'))
+    if (!own) return
+    expect(await direct(own, 8000)).toBe(403)
   })
 })
 

@@ -40,6 +40,7 @@ export function createEdgeProxy(
     resumer,
     keepalive,
     localNodes,
+    nodeProxySecret: cfg.nodeProxySecret,
   })
   const forwarder = createForwarder(resolver.resolve)
   const server = createServer((req, res) => void forwarder.onRequest(req, res))

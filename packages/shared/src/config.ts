@@ -68,6 +68,12 @@ export const orchestratorConfigSchema = z.object({
    * default: the host's /etc/resolv.conf.
    */
   dnsUpstreams: z.string().optional(),
+  /**
+   * Shared with the edge proxies: the node proxy believes the sandbox, port
+   * and client address an edge names only with it (without it, only from
+   * loopback, i.e. an edge on the same host).
+   */
+  nodeProxySecret: z.string().min(16).optional(),
 })
 
 export type OrchestratorConfig = z.infer<typeof orchestratorConfigSchema>
@@ -91,6 +97,7 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_EGRESS_HTTP_PORT: 'egressHttpPort',
   WARREN_EGRESS_TLS_PORT: 'egressTlsPort',
   WARREN_DNS_UPSTREAMS: 'dnsUpstreams',
+  WARREN_NODE_PROXY_SECRET: 'nodeProxySecret',
 }
 
 export function loadOrchestratorConfig(
@@ -183,6 +190,8 @@ export const proxyConfigSchema = z.object({
   trustedHops: z.coerce.number().int().min(0).max(10).default(0),
   /** At most one keepalive report per sandbox per this interval. */
   keepaliveIntervalMs: z.coerce.number().int().min(100).max(60_000).default(1000),
+  /** Sent to node proxies on other hosts (their WARREN_NODE_PROXY_SECRET). */
+  nodeProxySecret: z.string().min(16).optional(),
 })
 
 export type ProxyConfig = z.infer<typeof proxyConfigSchema>
@@ -193,6 +202,7 @@ const proxyEnv: Record<string, keyof ProxyConfig> = {
   WARREN_API_INTERNAL_URL: 'apiInternalUrl',
   WARREN_TRUSTED_HOPS: 'trustedHops',
   WARREN_KEEPALIVE_INTERVAL_MS: 'keepaliveIntervalMs',
+  WARREN_NODE_PROXY_SECRET: 'nodeProxySecret',
 }
 
 export function loadProxyConfig(

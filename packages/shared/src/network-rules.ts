@@ -48,7 +48,8 @@ export interface NetworkPolicy {
 }
 
 const ALL: Cidr4 = { network: 0, bits: 0 }
-const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/
+// Underscores appear in real names (_dmarc, service records), so they are allowed.
+const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/
 const MAX_RULES = 1000
 
 function bad(message: string): never {

@@ -11,6 +11,7 @@ import {
   maskedHost,
   type NodeResolver,
   sandboxAddressOf,
+  tokenMatches,
   WarrenError,
 } from '@warren/shared'
 import type { SandboxNode } from '../node.js'
@@ -86,15 +87,22 @@ export function createNodeResolver(node: SandboxNode): NodeResolver {
  */
 export function createNodeProxy(node: SandboxNode): Server {
   const resolve = createNodeResolver(node)
+  const secret = node.ctx.cfg.nodeProxySecret
   const forwarder = createForwarder(async (req) => {
-    const fromEdge = header(req, INTERNAL_HEADERS.sandboxId) !== undefined
+    const peer = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '')
+    // Internal headers are believed from an edge that knows the secret, or —
+    // without a configured secret — from this host only. Anyone else is a
+    // direct caller: its own address counts, and its headers are dropped.
+    const trusted = secret
+      ? tokenMatches(header(req, INTERNAL_HEADERS.secret), secret)
+      : isLoopback(peer)
+    const fromEdge = trusted && header(req, INTERNAL_HEADERS.sandboxId) !== undefined
     const address = sandboxAddressOf({
       host: req.headers.host,
-      sandboxId: header(req, INTERNAL_HEADERS.sandboxId),
-      sandboxPort: header(req, INTERNAL_HEADERS.sandboxPort),
+      sandboxId: fromEdge ? header(req, INTERNAL_HEADERS.sandboxId) : undefined,
+      sandboxPort: fromEdge ? header(req, INTERNAL_HEADERS.sandboxPort) : undefined,
     })
     if (!address) return { error: { status: 400, message: 'request names no sandbox' } }
-    const peer = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '')
     return resolve(req, {
       ...address,
       // From an edge proxy, the client address it derived; a direct caller's own otherwise.
@@ -108,6 +116,10 @@ export function createNodeProxy(node: SandboxNode): Server {
   server.on('upgrade', (req, socket, head) => void forwarder.onUpgrade(req, socket, head))
   server.on('close', () => void forwarder.close())
   return server
+}
+
+function isLoopback(ip: string): boolean {
+  return ip === '::1' || ip.startsWith('127.')
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

@@ -1,6 +1,5 @@
-import { timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import { ENVD_PORT, type ProxyError } from '@warren/shared'
+import { ENVD_PORT, type ProxyError, tokenMatches } from '@warren/shared'
 import type { Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 
 export const TRAFFIC_TOKEN_HEADER = 'e2b-traffic-access-token'
@@ -8,14 +7,6 @@ export const TRAFFIC_TOKEN_HEADER = 'e2b-traffic-access-token'
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name]
   return Array.isArray(v) ? v[0] : v
-}
-
-/** Constant-time comparison that does not leak the expected length through an early exit. */
-export function tokenMatches(presented: string | undefined, expected: string): boolean {
-  const a = Buffer.from(presented ?? '')
-  const b = Buffer.from(expected)
-  const same = a.length === b.length
-  return timingSafeEqual(same ? a : b, b) && same
 }
 
 /**

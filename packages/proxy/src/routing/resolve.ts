@@ -38,6 +38,8 @@ export function createEdgeResolver(opts: {
   keepalive: KeepaliveReporter
   /** Node proxies in this process, by URL: requests to them take no extra hop. */
   localNodes?: Map<string, NodeResolver> | undefined
+  /** Shared with node proxies on other hosts. */
+  nodeProxySecret?: string | undefined
 }) {
   const nodeProxies = new Map<string, { host: string; port: number }>()
   const nodeProxy = (url: string) => {
@@ -127,7 +129,7 @@ export function createEdgeResolver(opts: {
         host: node.host,
         port: node.port,
         removeHeaders: INTERNAL_HEADER_NAMES,
-        setHeaders: handoffHeaders(handoff),
+        setHeaders: handoffHeaders(handoff, opts.nodeProxySecret),
         unreachable: () => ({
           status: 502,
           sandboxId,

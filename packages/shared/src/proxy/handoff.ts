@@ -21,8 +21,9 @@ export interface Handoff {
 export type NodeResolver = (req: IncomingMessage, handoff: Handoff) => Promise<Resolution>
 
 /** The handoff as internal headers, for a node proxy in another process. */
-export function handoffHeaders(h: Handoff): Record<string, string> {
+export function handoffHeaders(h: Handoff, secret?: string): Record<string, string> {
   return {
+    ...(secret ? { [INTERNAL_HEADERS.secret]: secret } : {}),
     [INTERNAL_HEADERS.sandboxId]: h.sandboxId,
     [INTERNAL_HEADERS.sandboxPort]: String(h.port),
     [INTERNAL_HEADERS.clientIp]: h.clientIp,

@@ -7,6 +7,8 @@ export const INTERNAL_HEADERS = {
   sandboxId: 'x-warren-sandbox-id',
   sandboxPort: 'x-warren-sandbox-port',
   clientIp: 'x-warren-client-ip',
+  /** The shared secret that makes a node proxy believe the other internal headers. */
+  secret: 'x-warren-proxy-secret',
 } as const
 
 export const INTERNAL_HEADER_NAMES: readonly string[] = Object.values(INTERNAL_HEADERS)

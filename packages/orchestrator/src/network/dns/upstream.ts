@@ -30,6 +30,7 @@ export function parseUpstreams(value: string | undefined): UpstreamAddress[] {
 }
 
 const TIMEOUT_MS = 2000
+const MAX_CACHED = 10_000
 
 /**
  * The resolvers Warren forwards to. Each exchange uses its own socket (a
@@ -37,6 +38,8 @@ const TIMEOUT_MS = 2000
  * queries; the first upstream that answers wins.
  */
 export class Upstream {
+  private readonly cache = new Map<string, { addresses: string[]; until: number }>()
+
   constructor(private readonly servers: UpstreamAddress[]) {}
 
   /** Sends a raw DNS message and returns the raw answer. */
@@ -52,8 +55,22 @@ export class Upstream {
     throw lastError
   }
 
-  /** IPv4 addresses of a name. */
+  /**
+   * IPv4 addresses of a name, cached for the answer's TTL (1 to 60 s; a
+   * bounded number of names) so the egress proxy does not ask once per
+   * connection.
+   */
   async resolve4(name: string): Promise<string[]> {
+    const key = name.toLowerCase()
+    const hit = this.cache.get(key)
+    if (hit && hit.until > Date.now()) return hit.addresses
+    const { addresses, ttl } = await this.query4(key)
+    if (this.cache.size >= MAX_CACHED) this.cache.clear()
+    this.cache.set(key, { addresses, until: Date.now() + Math.min(Math.max(ttl, 1), 60) * 1000 })
+    return addresses
+  }
+
+  private async query4(name: string): Promise<{ addresses: string[]; ttl: number }> {
     const id = Math.floor(Math.random() * 65535)
     const query = packet.encode({
       type: 'query',
@@ -64,9 +81,11 @@ export class Upstream {
     const answer = packet.decode(await this.exchange(query))
     if (answer.id !== id)
       throw new WarrenError('unavailable', `DNS answer for ${name} had a foreign id`)
-    return (answer.answers ?? [])
-      .filter((a): a is packet.StringAnswer => a.type === 'A')
-      .map((a) => a.data)
+    const records = (answer.answers ?? []).filter((a): a is packet.StringAnswer => a.type === 'A')
+    return {
+      addresses: records.map((a) => a.data),
+      ttl: records.reduce((t, a) => Math.min(t, a.ttl ?? 0), records.length ? 60 : 1),
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 import { createServer } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import { describe, expect, it } from 'vitest'
-import { readHttpHost } from './http-host.js'
+import { hostName } from './proxy.js'
 import { readSni } from './sni.js'
 
 /** The ClientHello Node's own TLS client sends for `servername`. */
@@ -42,15 +42,14 @@ describe('readSni', () => {
   })
 })
 
-describe('readHttpHost', () => {
+describe('hostName', () => {
   it.each([
-    ['GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n', 'allowed.test'],
-    ['GET /x HTTP/1.1\r\nUser-Agent: c\r\nhost: Allowed.Test:8080\r\n\r\n', 'Allowed.Test'],
-    ['GET / HTTP/1.1\r\nAccept: */*\r\n\r\n', null],
-    ['GET / HTTP/1.1\r\nHost: [::1]\r\n\r\n', null],
-    ['\x16\x03\x01 not http\r\n\r\n', null],
-    ['GET / HTTP/1.1\r\nHost: a', 'incomplete'],
-  ])('%j → %s', (text, want) => {
-    expect(readHttpHost(Buffer.from(text, 'latin1'))).toBe(want)
+    ['allowed.test', 'allowed.test'],
+    ['Allowed.Test:8080', 'allowed.test'],
+    ['[::1]:80', null],
+    ['', null],
+    [undefined, null],
+  ])('%j → %s', (host, want) => {
+    expect(hostName(host)).toBe(want)
   })
 })

@@ -1,18 +1,16 @@
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http'
 import { createServer, type Server, type Socket } from 'node:net'
 import {
   type Cidr4,
-  cidrContains,
+  createForwarder,
   dialOnce,
-  domainAllowed,
   type EgressPolicy,
-  egressAllowsIp,
-  ipv4ToInt,
   type Logger,
+  type Resolution,
   splice,
 } from '@warren/shared'
 import type { Upstream } from '../dns/upstream.js'
-import { alwaysDenied } from '../ranges.js'
-import { readHttpHost } from './http-host.js'
+import { EgressJudge } from './judge.js'
 import { readSni } from './sni.js'
 
 /** What the proxy needs to know of the sandbox a connection comes from. */
@@ -27,22 +25,27 @@ interface Live {
   name: string
   /** The address the proxy dialled for the name. */
   address: string
-  client: Socket
+  cut(): void
 }
 
 const HEAD_TIMEOUT_MS = 10_000
+/** Proxied connections (TLS) and requests (HTTP) one sandbox may have open. */
+const MAX_PER_SANDBOX = 1024
 
 /**
  * Warren's egress proxy for domain rules. Sandbox TCP to ports 80 and 443 that
- * no address rule allows is redirected here (one listener per port, so the
- * original port is known). The proxy reads the HTTP Host or TLS SNI, checks it
- * against the sandbox's rules, resolves the name itself (so /etc/hosts inside
- * the sandbox does not matter) and refuses names that resolve into denied
- * ranges. Connections whose name a later rule update forbids are cut.
+ * no address rule allows is redirected here, one listener per port. Port 80
+ * is plain HTTP: the proxy terminates it and judges every request by its Host
+ * (a kept-alive connection cannot switch to another name). Port 443 is judged
+ * by the TLS SNI of the connection. Names are resolved by the proxy itself (so
+ * /etc/hosts inside the sandbox does not matter) and dialled only at addresses
+ * the rules let through. Connections a later rule update forbids are cut.
  */
 export class EgressProxy {
   private servers: Server[] = []
   private readonly live = new Set<Live>()
+  private readonly judge: EgressJudge
+  private readonly http: ReturnType<typeof createForwarder>
 
   constructor(
     private readonly opts: {
@@ -50,20 +53,22 @@ export class EgressProxy {
       tlsPort: number
       upstream: Upstream
       sourceFor: (ip: string) => EgressSource | undefined
-      /** Ranges beyond the always-denied ones: the address pool, this host. */
       extraDenied: () => Cidr4[]
       log: Logger
     },
-  ) {}
+  ) {
+    this.judge = new EgressJudge(opts.upstream, opts.extraDenied)
+    this.http = createForwarder((req) => this.resolveHttp(req))
+  }
 
   async listen(): Promise<void> {
-    for (const [port, kind] of [
-      [this.opts.httpPort, 'http'],
-      [this.opts.tlsPort, 'tls'],
+    const http = createHttpServer((req, res) => void this.http.onRequest(req, res))
+    http.on('upgrade', (req, socket, head) => void this.http.onUpgrade(req, socket, head))
+    const tls = createServer((socket) => void this.handleTls(socket))
+    for (const [server, port] of [
+      [http, this.opts.httpPort],
+      [tls, this.opts.tlsPort],
     ] as const) {
-      const server = createServer(
-        (socket) => void this.handle(socket, kind, kind === 'http' ? 80 : 443),
-      )
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
         server.listen(port, '0.0.0.0', resolve)
@@ -76,7 +81,8 @@ export class EgressProxy {
   async close(): Promise<void> {
     const servers = this.servers
     this.servers = []
-    for (const l of this.live) l.client.destroy()
+    for (const l of this.live) l.cut()
+    await this.http.close()
     await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))))
   }
 
@@ -84,99 +90,116 @@ export class EgressProxy {
   enforce(sandboxId: string, policy: EgressPolicy | undefined): number {
     let cut = 0
     for (const l of this.live) {
-      if (l.sandboxId === sandboxId && !this.mayContinue(policy, l)) {
-        l.client.destroy()
+      if (l.sandboxId === sandboxId && !this.judge.mayContinue(policy, l.name, l.address)) {
+        l.cut()
         cut++
       }
     }
     return cut
   }
 
-  private async handle(client: Socket, kind: 'http' | 'tls', port: number): Promise<void> {
-    client.on('error', () => client.destroy())
-    const source = this.opts.sourceFor(client.remoteAddress?.replace(/^::ffff:/, '') ?? '')
-    if (!source) return void client.destroy()
-    const head = await readHead(client, kind === 'tls' ? readSni : readHttpHost)
-    if (!head) return void client.destroy()
-    const { name, bytes } = head
-    // Re-read the policy: it may have changed while the head arrived.
-    const policies = this.opts.sourceFor(
-      client.remoteAddress?.replace(/^::ffff:/, '') ?? '',
-    )?.egress
-    if (!name || !policies?.every((p) => domainAllowed(p.domains, name))) {
+  private source(socket: Socket): EgressSource | undefined {
+    return this.opts.sourceFor(socket.remoteAddress?.replace(/^::ffff:/, '') ?? '')
+  }
+
+  private track(l: Live): (() => void) | undefined {
+    let open = 0
+    for (const other of this.live) if (other.sandboxId === l.sandboxId) open++
+    if (open >= MAX_PER_SANDBOX) return undefined
+    this.live.add(l)
+    return () => this.live.delete(l)
+  }
+
+  /** One HTTP request (or upgrade) from a sandbox, judged by its Host. */
+  private async resolveHttp(req: IncomingMessage): Promise<Resolution> {
+    const source = this.source(req.socket)
+    if (!source) return { error: { status: 403, message: 'not a sandbox of this node' } }
+    // An absolute-form target would let the server route by a name other
+    // than the Host that was judged.
+    if (!req.url?.startsWith('/')) {
+      return { error: { status: 400, message: 'only origin-form request targets are proxied' } }
+    }
+    const name = hostName(req.headers.host)
+    const verdict = await this.judge.judge(source.egress, name)
+    if (!verdict.ok) {
       this.opts.log.info(
-        { sandboxId: source.sandboxId, name, port },
-        'egress refused by domain rules',
+        { sandboxId: source.sandboxId, name, why: verdict.message },
+        'egress refused',
       )
-      return refuse(
-        client,
-        kind,
-        `egress to '${name ?? '(no name)'}' is not allowed by this sandbox's network rules`,
+      return { error: { status: verdict.status, message: verdict.message } }
+    }
+    const untrack = this.track({
+      sandboxId: source.sandboxId,
+      name: name!,
+      address: verdict.address,
+      cut: () => req.socket.destroy(),
+    })
+    if (!untrack)
+      return { error: { status: 403, message: 'too many egress connections for this sandbox' } }
+    req.socket.once('close', untrack)
+    req.once('close', untrack)
+    return {
+      target: {
+        host: verdict.address,
+        port: 80,
+        unreachable: () => ({
+          status: 502,
+          message: `'${name}' (${verdict.address}:80) is unreachable`,
+        }),
+      },
+    }
+  }
+
+  /** A TLS connection from a sandbox, judged by its SNI and then spliced. */
+  private async handleTls(client: Socket): Promise<void> {
+    client.on('error', () => client.destroy())
+    if (!this.source(client)) return void client.destroy()
+    const head = await readHead(client)
+    // Re-read the source: the policy may have changed while the head arrived.
+    const source = this.source(client)
+    if (!head || !source) return void client.destroy()
+    const verdict = await this.judge.judge(source.egress, head.name)
+    if (!verdict.ok) {
+      this.opts.log.info(
+        { sandboxId: source.sandboxId, name: head.name, why: verdict.message },
+        'egress refused',
       )
+      return void client.destroy()
     }
-    let address: string | undefined
-    try {
-      const addresses = await this.opts.upstream.resolve4(name)
-      address = addresses.find((a) => policies.every((p) => this.reachable(p, a)))
-      if (!address && addresses.length) {
-        this.opts.log.info(
-          { sandboxId: source.sandboxId, name, addresses },
-          'egress refused: name resolves into denied ranges',
-        )
-        return refuse(client, kind, `'${name}' resolves only to denied addresses`)
-      }
-    } catch (err) {
-      this.opts.log.warn({ err, name }, 'egress proxy could not resolve')
-    }
-    if (!address) return refuse(client, kind, `'${name}' does not resolve`)
     let upstream: Socket
     try {
-      upstream = await dialOnce(address, port)
+      upstream = await dialOnce(verdict.address, 443)
     } catch {
-      return refuse(client, kind, `'${name}' (${address}:${port}) is unreachable`, 502)
+      return void client.destroy()
     }
-    const live: Live = { sandboxId: source.sandboxId, name, address, client }
-    this.live.add(live)
-    client.once('close', () => this.live.delete(live))
+    const untrack = this.track({
+      sandboxId: source.sandboxId,
+      name: head.name!,
+      address: verdict.address,
+      cut: () => client.destroy(),
+    })
+    if (!untrack) {
+      upstream.destroy()
+      return void client.destroy()
+    }
+    client.once('close', untrack)
     // Relay segments as they come: with Nagle on either leg, a TLS handshake's
     // small writes met delayed ACKs and some requests stalled ~40 ms.
     client.setNoDelay(true)
     upstream.setNoDelay(true)
-    upstream.write(bytes)
+    upstream.write(head.bytes)
     splice(client, upstream)
-  }
-
-  /**
-   * Whether a proxied connection may go on under a sandbox's new policy: its
-   * name is allowed and its address reachable (what the proxy checks on a new
-   * connection), or its address is allowed as such (a new connection there
-   * would now go out directly: rules cleared, or the address allowed). A
-   * loosening never cuts; a sandbox without a policy (gone) keeps nothing.
-   */
-  private mayContinue(policy: EgressPolicy | undefined, l: Live): boolean {
-    if (!policy || alwaysDenied(l.address, this.opts.extraDenied())) return false
-    if (domainAllowed(policy.domains, l.name) && this.reachable(policy, l.address)) return true
-    return egressAllowsIp(policy, l.address)
-  }
-
-  /**
-   * A resolved address may be used unless it is always denied, or an explicit
-   * deny rule (not the catch-all 0.0.0.0/0 that domain rules require) names it
-   * without an allow rule.
-   */
-  private reachable(policy: EgressPolicy, ip: string): boolean {
-    if (alwaysDenied(ip, this.opts.extraDenied())) return false
-    const n = ipv4ToInt(ip)
-    if (policy.allow.some((c) => cidrContains(c, n))) return true
-    return !policy.deny.some((c) => c.bits > 0 && cidrContains(c, n))
   }
 }
 
-/** Reads until the parser has its answer (the name and every byte read so far). */
-function readHead(
-  socket: Socket,
-  parse: (b: Buffer) => string | null | 'incomplete',
-): Promise<{ name: string | null; bytes: Buffer } | undefined> {
+/** The host name of a Host header, lower case, without the port; null when absent or IPv6. */
+export function hostName(host: string | undefined): string | null {
+  if (!host || host.startsWith('[')) return null
+  return host.replace(/:\d+$/, '').toLowerCase() || null
+}
+
+/** Reads a ClientHello: the SNI (null when absent) and every byte read so far. */
+function readHead(socket: Socket): Promise<{ name: string | null; bytes: Buffer } | undefined> {
   return new Promise((resolve) => {
     let buf = Buffer.alloc(0)
     const finish = (v: { name: string | null; bytes: Buffer } | undefined) => {
@@ -188,7 +211,7 @@ function readHead(
     }
     const onData = (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk])
-      const r = parse(buf)
+      const r = readSni(buf)
       if (r !== 'incomplete') finish({ name: r?.toLowerCase() ?? null, bytes: buf })
     }
     const onEnd = () => finish(undefined)
@@ -196,15 +219,4 @@ function readHead(
     socket.on('data', onData)
     socket.once('end', onEnd)
   })
-}
-
-function refuse(client: Socket, kind: 'http' | 'tls', message: string, status = 403): void {
-  if (kind === 'http') {
-    const body = `${message}\n`
-    client.end(
-      `HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : 'Bad Gateway'}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    )
-  } else {
-    client.destroy()
-  }
 }

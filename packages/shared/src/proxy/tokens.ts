@@ -1,0 +1,9 @@
+import { timingSafeEqual } from 'node:crypto'
+
+/** Constant-time comparison that does not leak the expected length through an early exit. */
+export function tokenMatches(presented: string | undefined, expected: string): boolean {
+  const a = Buffer.from(presented ?? '')
+  const b = Buffer.from(expected)
+  const same = a.length === b.length
+  return timingSafeEqual(same ? a : b, b) && same
+}
