@@ -36,7 +36,10 @@ fi
 # --- npm dependencies ------------------------------------------------------
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm dependencies"
-  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  # `npm install` from the lock file rather than `npm ci`: npm 11 omits other
+  # platforms' optional packages (Biome's) from the lock, and `npm ci` then
+  # refuses the lock as out of sync.
+  npm install --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
 # --- build -----------------------------------------------------------------
