@@ -33,7 +33,8 @@ export interface WarrenFixture {
   stop(hard?: boolean): Promise<void>
   /** Starts the process again with the same configuration. */
   start(): Promise<void>
-  teardown(): Promise<void>
+  /** Kills what is left and cleans the host; the log stays only when `keepLog`. */
+  teardown(keepLog?: boolean): Promise<void>
 }
 
 export interface WarrenOptions {
@@ -157,9 +158,10 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
     logPath,
     stop,
     start,
-    async teardown() {
+    async teardown(keepLog = false) {
       await stop()
       await teardownNode()
+      if (!keepLog) rmSync(logPath, { force: true })
     },
   }
 }
@@ -199,8 +201,7 @@ export function useWarren(opts: WarrenOptions = {}): () => WarrenFixture {
     }
   })
   afterAll(async () => {
-    await fixture?.teardown()
-    if (fixture && !failed) rmSync(fixture.logPath, { force: true })
+    await fixture?.teardown(failed)
   }, 180_000)
   return () => {
     if (!fixture) throw new Error('warren fixture not started')
