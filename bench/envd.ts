@@ -6,11 +6,8 @@ import { readFileSync } from 'node:fs'
 import { connect, createServer, type Server } from 'node:net'
 import WebSocket from 'ws'
 import { BUNDLE, ensureBundle, freePort, initEnvd, sdk, startEnvd } from '../tests/envd/harness.js'
+import { median } from './lib/stats.js'
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
-}
 const now = () => performance.now()
 
 async function timeRuns(n: number, fn: () => Promise<unknown>): Promise<number> {

@@ -18,6 +18,7 @@ import { api } from '../tests/helpers/api-client.js'
 import { counter, createRaw, handle, startServer } from '../tests/helpers/lifecycle.js'
 import { sandboxHost } from '../tests/helpers/proxy-client.js'
 import { startWarren, type WarrenFixture } from '../tests/helpers/warren-fixture.js'
+import { median, pct } from './lib/stats.js'
 
 const { values } = parseArgs({
   options: {
@@ -34,15 +35,6 @@ const WARMUP = 2
 const PORT = 8000
 
 const now = () => performance.now()
-
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b)
-  if (!s.length) return Number.NaN
-  const i = (s.length - 1) * q
-  const lo = Math.floor(i)
-  const hi = Math.ceil(i)
-  return s[lo]! + (s[hi]! - s[lo]!) * (i - lo)
-}
 
 const fmt = (v: number) => (Number.isFinite(v) ? `${v.toFixed(1)} ms` : '-')
 
@@ -280,15 +272,15 @@ async function main(): Promise<void> {
     const ka = await keepaliveCalls(w)
 
     const table = rows.map((r) => {
-      const m = quantile(r.values, 0.5)
-      const f = quantile(r.floor, 0.5)
+      const m = median(r.values)
+      const f = median(r.floor)
       return {
         measure: r.what,
         median: fmt(m),
-        p95: fmt(quantile(r.values, 0.95)),
+        p95: fmt(pct(r.values, 95)),
         floor: r.floorWhat,
         'floor median': fmt(f),
-        'floor p95': fmt(quantile(r.floor, 0.95)),
+        'floor p95': fmt(pct(r.floor, 95)),
         'median / floor': `${(m / f).toFixed(2)}×`,
       }
     })

@@ -17,6 +17,7 @@ import { api } from '../tests/helpers/api-client.js'
 import { DNS_IP, HOSTS, type Internet, startInternet } from '../tests/helpers/internet.js'
 import { startWarren, type WarrenFixture } from '../tests/helpers/warren-fixture.js'
 import { prepare } from '../tests/network/probe.js'
+import { median, pct } from './lib/stats.js'
 
 const { values } = parseArgs({
   options: {
@@ -31,16 +32,7 @@ const REQUESTS = Number(values.requests)
 const MIB = Number(values.mib)
 const DOWNLOADS = Number(values.downloads)
 
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b)
-  if (!s.length) return Number.NaN
-  const i = (s.length - 1) * q
-  const lo = Math.floor(i)
-  const hi = Math.ceil(i)
-  return s[lo]! + (s[hi]! - s[lo]!) * (i - lo)
-}
-const med = (xs: number[]) => quantile(xs, 0.5)
-const p95 = (xs: number[]) => quantile(xs, 0.95)
+const p95 = (xs: number[]) => pct(xs, 95)
 const msf = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)} ms` : '-')
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -243,11 +235,11 @@ async function main(): Promise<void> {
     console.table(
       updates.map((u) => ({
         rules: u.rules,
-        'PUT median': msf(med(u.put)),
+        'PUT median': msf(median(u.put)),
         'PUT p95': msf(p95(u.put)),
-        'start→enforced median': msf(med(u.fromStart)),
+        'start→enforced median': msf(median(u.fromStart)),
         'start→enforced p95': msf(p95(u.fromStart)),
-        'return→enforced median': msf(med(u.fromReturn)),
+        'return→enforced median': msf(median(u.fromReturn)),
         'return→enforced p95': msf(p95(u.fromReturn)),
       })),
     )
@@ -258,11 +250,11 @@ async function main(): Promise<void> {
       small.flatMap((s) =>
         (['connect', 'total'] as const).map((k) => ({
           what: `${s.what} ${k === 'connect' ? 'setup' : 'last byte'}`,
-          'direct median': msf(med(s.direct[k])),
+          'direct median': msf(median(s.direct[k])),
           'direct p95': msf(p95(s.direct[k])),
-          'proxy median': msf(med(s.proxy[k])),
+          'proxy median': msf(median(s.proxy[k])),
           'proxy p95': msf(p95(s.proxy[k])),
-          'median ratio': `${(med(s.proxy[k]) / med(s.direct[k])).toFixed(2)}×`,
+          'median ratio': `${(median(s.proxy[k]) / median(s.direct[k])).toFixed(2)}×`,
           'p95 ratio': `${(p95(s.proxy[k]) / p95(s.direct[k])).toFixed(2)}×`,
         })),
       ),
@@ -275,9 +267,9 @@ async function main(): Promise<void> {
     console.table(
       big.map((b) => ({
         what: b.what,
-        'direct median': `${med(b.direct).toFixed(0)} MiB/s`,
-        'proxy median': `${med(b.proxy).toFixed(0)} MiB/s`,
-        'proxy / direct': `${(med(b.proxy) / med(b.direct)).toFixed(2)}×`,
+        'direct median': `${median(b.direct).toFixed(0)} MiB/s`,
+        'proxy median': `${median(b.proxy).toFixed(0)} MiB/s`,
+        'proxy / direct': `${(median(b.proxy) / median(b.direct)).toFixed(2)}×`,
       })),
     )
   } finally {

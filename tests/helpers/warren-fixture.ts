@@ -3,10 +3,10 @@
 // template; teardown kills every sandbox it left and proves the host clean.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { join } from 'node:path'
 import { SandboxNode } from '@warren/orchestrator'
 import { createLogger, loadOrchestratorConfig } from '@warren/shared'
 import { afterAll, afterEach, beforeAll } from 'vitest'
+import { CLI } from './cli.js'
 import {
   destroyNode,
   freePort,
@@ -15,8 +15,6 @@ import {
   uniquePool,
   uniquePrefix,
 } from './node-fixture.js'
-
-const CLI = join(import.meta.dirname, '../../packages/cli/dist/main.js')
 
 export interface WarrenFixture {
   apiUrl: string
@@ -42,9 +40,20 @@ export interface WarrenOptions {
   env?: Record<string, string>
 }
 
-export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixture> {
+/** What every Warren process of one test shares: prefix, data dir, address pool, ports. */
+export interface WarrenSetup {
+  prefix: string
+  dataDir: string
+  pool: string
+  ports: { api: number; internal: number; proxy: number; rpc: number; nodeProxy: number }
+  /** The WARREN_* variables that give the processes this setup. */
+  env: Record<string, string>
+}
+
+/** A fresh setup on free ports, its own prefix and pool; `tag` names the data directory. */
+export async function warrenSetup(tag: string, extraEnv: Record<string, string> = {}) {
   const prefix = uniquePrefix()
-  const dataDir = mkdtempSync(`/tmp/warren-up-${prefix}-`)
+  const dataDir = mkdtempSync(`/tmp/warren-${tag}-${prefix}-`)
   const pool = uniquePool()
   const ports = {
     api: await freePort(),
@@ -53,6 +62,7 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
     rpc: await freePort(),
     nodeProxy: await freePort(),
   }
+  const services = await servicePorts()
   const env: Record<string, string> = {
     WARREN_DATA_DIR: dataDir,
     WARREN_TEMPLATES_DIR: TEMPLATES_DIR,
@@ -64,10 +74,41 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
     WARREN_PROXY_PORT: String(ports.proxy),
     WARREN_ORCHESTRATOR_PORT: String(ports.rpc),
     WARREN_NODE_PROXY_PORT: String(ports.nodeProxy),
-    WARREN_WARM_NETWORK_SLOTS: '2',
-    ...(await serviceEnv()),
-    ...opts.env,
+    // The node's DNS and egress proxy; DNS forwards nowhere real unless a test says so.
+    WARREN_DNS_PORT: String(services.dnsPort),
+    WARREN_EGRESS_HTTP_PORT: String(services.egressHttpPort),
+    WARREN_EGRESS_TLS_PORT: String(services.egressTlsPort),
+    WARREN_DNS_UPSTREAMS: services.dnsUpstreams,
+    ...extraEnv,
   }
+  return { prefix, dataDir, pool, ports, env } satisfies WarrenSetup
+}
+
+/**
+ * Sandboxes outlive Warren's processes by design: once those are gone, a node
+ * of the same configuration adopts and kills them, then the host must be clean.
+ */
+export async function teardownWarrenHost(setup: WarrenSetup): Promise<void> {
+  const { prefix, dataDir, pool } = setup
+  const cfg = loadOrchestratorConfig(
+    {
+      dataDir,
+      prefix,
+      addressPool: pool,
+      templatesDir: TEMPLATES_DIR,
+      warmNetworkSlots: 0,
+      ...(await servicePorts()),
+    },
+    {},
+  )
+  const node = new SandboxNode(cfg, createLogger(`teardown-${prefix}`, 'warn'))
+  await node.start()
+  await destroyNode(node, prefix, dataDir)
+}
+
+export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixture> {
+  const setup = await warrenSetup('up', { WARREN_WARM_NETWORK_SLOTS: '2', ...opts.env })
+  const { prefix, dataDir, ports, env } = setup
   // Outside the data directory, which teardown removes: kept when a test failed.
   const logPath = `/tmp/warren-up-${prefix}.log`
   let child: ChildProcess | undefined
@@ -113,24 +154,7 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
     await exited
   }
 
-  // Sandboxes outlive the process by design: a node of the same configuration
-  // adopts and kills them, then the host must be clean.
-  const teardownNode = async () => {
-    const cfg = loadOrchestratorConfig(
-      {
-        dataDir,
-        prefix,
-        addressPool: pool,
-        templatesDir: TEMPLATES_DIR,
-        warmNetworkSlots: 0,
-        ...(await servicePorts()),
-      },
-      {},
-    )
-    const node = new SandboxNode(cfg, createLogger(`teardown-${prefix}`, 'warn'))
-    await node.start()
-    await destroyNode(node, prefix, dataDir)
-  }
+  const teardownNode = () => teardownWarrenHost(setup)
 
   try {
     await start()
@@ -163,17 +187,6 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
       await teardownNode()
       if (!keepLog) rmSync(logPath, { force: true })
     },
-  }
-}
-
-/** The node's DNS and egress proxy on free ports; DNS forwards nowhere real unless a test says so. */
-async function serviceEnv(): Promise<Record<string, string>> {
-  const p = await servicePorts()
-  return {
-    WARREN_DNS_PORT: String(p.dnsPort),
-    WARREN_EGRESS_HTTP_PORT: String(p.egressHttpPort),
-    WARREN_EGRESS_TLS_PORT: String(p.egressTlsPort),
-    WARREN_DNS_UPSTREAMS: p.dnsUpstreams,
   }
 }
 

@@ -10,16 +10,15 @@
 // trusted hop reaches the same node through the node proxy's internal headers.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { request } from 'node:http'
-import { join } from 'node:path'
 import type { Sandbox } from 'e2b'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { api, eventually } from '../helpers/api-client.js'
+import { CLI } from '../helpers/cli.js'
 import { createRaw, handle } from '../helpers/lifecycle.js'
 import { freePort } from '../helpers/node-fixture.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
 const warren = useWarren({ env: { WARREN_LISTEN_HOST: '::' } })
-const CLI = join(import.meta.dirname, '../../packages/cli/dist/main.js')
 const PORTS = [8000, 8001, 9000, 9500] as const
 
 /** Answers every request with what it received: Host, X-Forwarded-*, Warren's headers. */

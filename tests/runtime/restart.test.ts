@@ -14,6 +14,7 @@ import {
   SandboxState,
 } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 import { afterAll, expect, it } from 'vitest'
+import { CLI } from '../helpers/cli.js'
 import {
   cleanupHost,
   envdClient,
@@ -28,7 +29,6 @@ import {
 import { sh, waitFor } from './helpers.js'
 
 const ROOT = resolve(import.meta.dirname, '../..')
-const CLI = join(ROOT, 'packages/cli/dist/main.js')
 
 const prefix = uniquePrefix()
 const dataDir = mkdtempSync(`/tmp/warren-${prefix}-`)

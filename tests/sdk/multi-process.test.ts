@@ -3,29 +3,18 @@
 // (following the API's catalog over its internal RPC) — driven by the SDK; and
 // each component keeps working when another one restarts.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
-import { SandboxNode } from '@warren/orchestrator'
-import { createLogger, loadOrchestratorConfig } from '@warren/shared'
 import { Sandbox } from 'e2b'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CLI } from '../helpers/cli.js'
-import {
-  destroyNode,
-  freePort,
-  servicePorts,
-  TEMPLATES_DIR,
-  uniquePool,
-  uniquePrefix,
-} from '../helpers/node-fixture.js'
+import { teardownWarrenHost, type WarrenSetup, warrenSetup } from '../helpers/warren-fixture.js'
 
 type Component = 'orchestrator' | 'api' | 'proxy'
 
-const prefix = uniquePrefix()
-const dataDir = mkdtempSync(`/tmp/warren-mp-${prefix}-`)
-const pool = uniquePool()
 const procs = new Map<Component, ChildProcess>()
+let setup: WarrenSetup | undefined
 let env: Record<string, string> = {}
 let sdk: { apiUrl: string; sandboxUrl: string; apiKey: string }
 
@@ -91,30 +80,11 @@ function viaProxy(host: string): Promise<{ status: number; body: string }> {
 }
 
 beforeAll(async () => {
-  const ports = {
-    api: await freePort(),
-    internal: await freePort(),
-    proxy: await freePort(),
-    rpc: await freePort(),
-    nodeProxy: await freePort(),
-  }
-  const services = await servicePorts()
+  setup = await warrenSetup('mp')
+  const { ports, prefix } = setup
   env = {
-    WARREN_DATA_DIR: dataDir,
-    WARREN_TEMPLATES_DIR: TEMPLATES_DIR,
-    WARREN_NODE_PREFIX: prefix,
-    WARREN_NODE_ID: `node-${prefix}`,
-    WARREN_ADDRESS_POOL: pool,
-    WARREN_API_PORT: String(ports.api),
-    WARREN_API_INTERNAL_PORT: String(ports.internal),
-    WARREN_PROXY_PORT: String(ports.proxy),
-    WARREN_ORCHESTRATOR_PORT: String(ports.rpc),
-    WARREN_NODE_PROXY_PORT: String(ports.nodeProxy),
-    WARREN_DNS_PORT: String(services.dnsPort),
-    WARREN_EGRESS_HTTP_PORT: String(services.egressHttpPort),
-    WARREN_EGRESS_TLS_PORT: String(services.egressTlsPort),
-    WARREN_DNS_UPSTREAMS: services.dnsUpstreams,
-    WARREN_NODES: `node-${prefix}=http://127.0.0.1:${ports.rpc}`,
+    ...setup.env,
+    WARREN_NODES: `test-${prefix}=http://127.0.0.1:${ports.rpc}`,
     WARREN_API_INTERNAL_URL: `http://127.0.0.1:${ports.internal}`,
     WARREN_DOMAIN: `localhost:${ports.proxy}`,
     WARREN_NODE_SYNC_INTERVAL: '1',
@@ -125,30 +95,13 @@ beforeAll(async () => {
   sdk = {
     apiUrl: `http://127.0.0.1:${ports.api}`,
     sandboxUrl: `http://127.0.0.1:${ports.proxy}`,
-    apiKey: readFileSync(join(dataDir, 'first-api-key'), 'utf8').trim(),
+    apiKey: readFileSync(join(setup.dataDir, 'first-api-key'), 'utf8').trim(),
   }
 }, 120_000)
 
 afterAll(async () => {
   for (const c of ['proxy', 'api', 'orchestrator'] as const) await stop(c)
-  // A node of the same configuration adopts what is left, kills it and
-  // proves the host clean.
-  const node = new SandboxNode(
-    loadOrchestratorConfig(
-      {
-        dataDir,
-        prefix,
-        addressPool: pool,
-        templatesDir: TEMPLATES_DIR,
-        warmNetworkSlots: 0,
-        ...(await servicePorts()),
-      },
-      {},
-    ),
-    createLogger(`teardown-${prefix}`, 'warn'),
-  )
-  await node.start()
-  await destroyNode(node, prefix, dataDir)
+  if (setup) await teardownWarrenHost(setup)
 }, 120_000)
 
 describe('separate processes', () => {
