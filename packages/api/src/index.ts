@@ -1,4 +1,10 @@
 export { networkTransport } from './placement/nodes.js'
 export { type ApiService, createApiService, databaseUrl } from './service.js'
 export { openDatabase } from './store/db.js'
-export { createApiKey, ensureTeam, listApiKeys, revokeApiKey } from './store/teams.js'
+export {
+  createApiKey,
+  ensureDefaultTeam,
+  ensureTeam,
+  listApiKeys,
+  revokeApiKey,
+} from './store/teams.js'

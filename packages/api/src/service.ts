@@ -20,7 +20,7 @@ import { startNodeSync } from './lifecycle/node-sync.js'
 import { networkTransport, Placement, parseNodeList } from './placement/nodes.js'
 import { type Db, openDatabase } from './store/db.js'
 import { purgeTombstones } from './store/sandboxes.js'
-import { createApiKey, ensureTeam, listApiKeys, type Team } from './store/teams.js'
+import { createApiKey, ensureDefaultTeam, listApiKeys, type Team } from './store/teams.js'
 
 export interface ApiService {
   db: Db
@@ -51,10 +51,7 @@ export async function createApiService(
   nodes: Transport[] = [],
 ): Promise<ApiService> {
   const db = await openDatabase(databaseUrl(cfg))
-  const team = await ensureTeam(db, 'default', {
-    maxConcurrent: cfg.maxConcurrentSandboxes,
-    maxLifetimeS: cfg.maxLifetimeS,
-  })
+  const team = await ensureDefaultTeam(db, cfg)
   const createdKey = (await listApiKeys(db, team.id)).length
     ? undefined
     : (await createApiKey(db, team.id, 'first key')).key
@@ -97,12 +94,10 @@ export async function createApiService(
     log,
   )
   const onInternal = (err: unknown) => log.error({ err }, 'internal rpc failed')
-  const proxyTransport = createRouterTransport(
-    (r) => r.service(ProxyService, proxyService(catalog, engine)),
-    {
-      router: { interceptors: [errorInterceptor(onInternal)] },
-    },
-  )
+  const proxyImpl = proxyService(catalog, engine)
+  const proxyTransport = createRouterTransport((r) => r.service(ProxyService, proxyImpl), {
+    router: { interceptors: [errorInterceptor(onInternal)] },
+  })
 
   let servers: Server[] = []
   // Tombstones are forgotten in bounded batches, by the store and by the
@@ -138,7 +133,7 @@ export async function createApiService(
       })
       const internal = createServer(
         connectNodeAdapter({
-          routes: (r) => r.service(ProxyService, proxyService(catalog, engine)),
+          routes: (r) => r.service(ProxyService, proxyImpl),
           interceptors: [errorInterceptor(onInternal)],
           // Prometheus text next to the internal RPC: operators' network only.
           fallback: (req, res) => {

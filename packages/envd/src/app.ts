@@ -9,7 +9,7 @@ import { handleDownload } from './http/files-download.js'
 import { handleUpload } from './http/files-upload.js'
 import { createMetricsHandler } from './http/metrics.js'
 import { sendError } from './http/respond.js'
-import { handleTunnel } from './http/tunnel.js'
+import { createTunnels } from './http/tunnel.js'
 import { log } from './log.js'
 import { registerFilesystemService } from './services/filesystem/index.js'
 import { WatcherStore } from './services/filesystem/watchers.js'
@@ -28,7 +28,11 @@ export function createApp(config: EnvdConfig, state: EnvdState): App {
   const registry = new ProcessRegistry()
   const watchers = new WatcherStore()
   const shutdown = new AbortController()
-  const tunnels = new Set<() => void>()
+  const tunnels = createTunnels({
+    state,
+    pingIntervalMs: config.tunnelPingIntervalMs,
+    pongTimeoutMs: config.tunnelPongTimeoutMs,
+  })
   const metrics = createMetricsHandler()
   const connect = connectNodeAdapter({
     routes: (router) => {
@@ -75,16 +79,11 @@ export function createApp(config: EnvdConfig, state: EnvdState): App {
         socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
         return
       }
-      await handleTunnel(req, socket, head, url, {
-        state,
-        pingIntervalMs: config.tunnelPingIntervalMs,
-        pongTimeoutMs: config.tunnelPongTimeoutMs,
-        open: tunnels,
-      })
+      await tunnels.handle(req, socket, head, url)
     },
     close() {
       shutdown.abort()
-      for (const close of tunnels) close()
+      tunnels.closeAll()
       watchers.closeAll()
       registry.killAll()
       log.info('stopped', { processes: registry.all().length })

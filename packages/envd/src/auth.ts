@@ -1,18 +1,12 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { createHash } from 'node:crypto'
+import { tokenMatches } from '@warren/shared/proxy/tokens'
 
 export const ACCESS_TOKEN_HEADER = 'x-access-token'
-
-/** Constant-time string comparison (hashing first equalises the lengths). */
-export function safeEqual(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest()
-  const hb = createHash('sha256').update(b).digest()
-  return timingSafeEqual(ha, hb)
-}
 
 /** True when no token is set, or the header carries the current one. */
 export function hasValidToken(expected: string | undefined, header: unknown): boolean {
   if (expected === undefined) return true
-  return typeof header === 'string' && safeEqual(header, expected)
+  return typeof header === 'string' && tokenMatches(header, expected)
 }
 
 /**
@@ -74,7 +68,7 @@ export function verifyFileSignature(opts: {
     token: opts.token,
     expiration,
   })
-  if (!safeEqual(expected, opts.signature)) return { ok: false, message: 'invalid signature' }
+  if (!tokenMatches(opts.signature, expected)) return { ok: false, message: 'invalid signature' }
   const now = opts.nowSeconds ?? Math.floor(Date.now() / 1000)
   if (expiration !== undefined && expiration < now) {
     return { ok: false, message: 'signature is already expired' }

@@ -98,10 +98,16 @@ export function lookupUser(name: string): User | undefined {
   return db().byName.get(name)
 }
 
-export function userName(uid: number): string {
-  return db().byUid.get(uid)?.name ?? String(uid)
+/** Names of uids and gids from one read of the databases (for a listing's many entries). */
+export interface OwnerNames {
+  user(uid: number): string
+  group(gid: number): string
 }
 
-export function groupName(gid: number): string {
-  return db().groupNames.get(gid) ?? String(gid)
+export function ownerNames(): OwnerNames {
+  const d = db()
+  return {
+    user: (uid) => d.byUid.get(uid)?.name ?? String(uid),
+    group: (gid) => d.groupNames.get(gid) ?? String(gid),
+  }
 }

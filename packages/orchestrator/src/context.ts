@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import type { EgressPolicy, Logger, OrchestratorConfig } from '@warren/shared'
 import type { AddressPool, AddressSlot } from './network/address-pool.js'
 import type { PolicyTable } from './network/policies.js'
@@ -19,6 +20,11 @@ export interface NodeContext {
   /** The nftables ruleset of a sandbox's namespace, with its egress rules if any. */
   tableFor: (slot: AddressSlot, egress?: EgressPolicy) => string
   policies: PolicyTable
+}
+
+/** The templates directory: configured, or under the data directory. */
+export function templatesDirOf(cfg: OrchestratorConfig): string {
+  return cfg.templatesDir ?? join(cfg.dataDir, 'templates')
 }
 
 export function containerId(cfg: OrchestratorConfig, sandboxId: string): string {

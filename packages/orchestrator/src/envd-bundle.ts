@@ -11,6 +11,19 @@ import {
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type OrchestratorConfig, WarrenError } from '@warren/shared'
+import { sandboxPaths } from './sandboxes/record.js'
+
+/** Where the built envd bundle is (WARREN_ENVD_DIR, or this checkout's build). */
+export function envdSourceDir(cfg: OrchestratorConfig): string {
+  return cfg.envdDir ?? fileURLToPath(new URL('../../envd/dist/bundle', import.meta.url))
+}
+
+/** The version of the envd bundle in `dir`; undefined when there is none. */
+export function envdVersionAt(dir: string): string | undefined {
+  const file = join(dir, 'version.json')
+  if (!existsSync(file)) return undefined
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version
+}
 
 export interface EnvdBundle {
   /** The directory mounted read-only at /opt/warren/envd. */
@@ -32,12 +45,11 @@ function files(dir: string): string[] {
  * addons) from under a running envd; new sandboxes get the new one.
  */
 export function installEnvd(cfg: OrchestratorConfig): EnvdBundle {
-  const source = cfg.envdDir ?? fileURLToPath(new URL('../../envd/dist/bundle', import.meta.url))
-  const versionFile = join(source, 'version.json')
-  if (!existsSync(versionFile)) {
+  const source = envdSourceDir(cfg)
+  const version = envdVersionAt(source)
+  if (version === undefined) {
     throw new WarrenError('unavailable', `envd bundle not found in ${source} (run the build)`)
   }
-  const { version } = JSON.parse(readFileSync(versionFile, 'utf8')) as { version: string }
   const hash = createHash('sha256')
   for (const f of files(source)) {
     hash.update(relative(source, f))
@@ -68,7 +80,7 @@ export function pruneEnvd(cfg: OrchestratorConfig, inUse: Set<string>, keep = 3)
 export function envdDirOf(dataDir: string, sandboxId: string): string {
   try {
     const spec = JSON.parse(
-      readFileSync(join(dataDir, 'sandboxes', sandboxId, 'config.json'), 'utf8'),
+      readFileSync(join(sandboxPaths(dataDir, sandboxId).bundle, 'config.json'), 'utf8'),
     ) as {
       mounts?: Array<{ destination: string; source: string }>
     }

@@ -1,3 +1,5 @@
+export { templatesDirOf } from './context.js'
+export { envdSourceDir, envdVersionAt } from './envd-bundle.js'
 export { type CreateInput, SandboxNode } from './node.js'
 export { createNodeProxy, createNodeResolver, listenNodeProxy } from './nodeproxy/server.js'
 export { inProcessTransport, serveOrchestratorRpc } from './rpc/server.js'

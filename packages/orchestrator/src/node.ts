@@ -4,28 +4,27 @@ import { join } from 'node:path'
 import {
   CleanupStack,
   createLogger,
-  isSandboxId,
   type Logger,
   type NetworkConfig,
   type NetworkPolicy,
   type OrchestratorConfig,
   parseNetworkConfig,
+  parseSandboxId,
   parseTemplateId,
   WarrenError,
 } from '@warren/shared'
 import pLimit from 'p-limit'
-import { cgroupsPath, type NodeContext } from './context.js'
+import { cgroupsPath, type NodeContext, templatesDirOf } from './context.js'
 import { envdDirOf, installEnvd, pruneEnvd } from './envd-bundle.js'
-import { takeFault } from './faults.js'
 import { AddressPool } from './network/address-pool.js'
 import { cutDeniedFlows } from './network/conntrack.js'
 import { hostIpv4Addresses } from './network/netns.js'
-import { applyInNetns, applyOnHost, renderHostTable } from './network/nftables.js'
+import { applyOnHost, renderHostTable } from './network/nftables.js'
 import { NodeNetwork } from './network/services.js'
 import { type NetworkSlot, NetworkSlots } from './network/slots.js'
 import { acquirePidLock } from './pid-lock.js'
 import { Runc } from './runtime/runc.js'
-import { bootSandbox } from './sandboxes/boot.js'
+import { applyEgressRules, bootSandbox } from './sandboxes/boot.js'
 import { asStartError, createSandbox, undo } from './sandboxes/create.js'
 import { destroySandbox } from './sandboxes/destroy.js'
 import { type LogLine, readLogLines } from './sandboxes/logs.js'
@@ -59,7 +58,7 @@ export interface ResumeInput {
  * sandbox paused to files only holds no network slot.
  */
 type Entry =
-  | { state: 'creating'; memoryMb: number }
+  | { state: 'creating' }
   | {
       state: 'running' | 'paused'
       record: SandboxRecord
@@ -88,9 +87,10 @@ export class SandboxNode {
   private readonly kills = new Map<string, Promise<void>>()
   private readonly frozenBudgetBytes: number
   private demoting: Promise<void> = Promise.resolve()
+  private readonly cpuCount = cpus().length
 
   constructor(cfg: OrchestratorConfig, log: Logger = createLogger('orchestrator')) {
-    const templatesDir = cfg.templatesDir ?? join(cfg.dataDir, 'templates')
+    const templatesDir = templatesDirOf(cfg)
     const pool = new AddressPool(cfg.addressPool)
     const network = new NodeNetwork(cfg, log)
     const slots = new NetworkSlots({
@@ -173,12 +173,7 @@ export class SandboxNode {
   }
 
   async create(input: CreateInput): Promise<SandboxRecord> {
-    if (!isSandboxId(input.sandboxId)) {
-      throw new WarrenError(
-        'invalid_argument',
-        `invalid sandbox id '${input.sandboxId.slice(0, 64)}'`,
-      )
-    }
+    parseSandboxId(input.sandboxId)
     const template = this.ctx.templates.get(parseTemplateId(input.templateId))
     const network = input.network ?? {}
     const allowInternetAccess = input.allowInternetAccess ?? null
@@ -186,10 +181,10 @@ export class SandboxNode {
     const cpuCount = input.cpuCount || template.cpuCount
     const memoryMb = input.memoryMb || template.memoryMB
     const diskSizeMb = input.diskSizeMb || template.diskSizeMB
-    if (cpuCount > cpus().length) {
+    if (cpuCount > this.cpuCount) {
       throw new WarrenError(
         'invalid_argument',
-        `cpuCount ${cpuCount} exceeds this node's ${cpus().length} CPUs`,
+        `cpuCount ${cpuCount} exceeds this node's ${this.cpuCount} CPUs`,
       )
     }
     if (memoryMb < MIN_MEMORY_MB) {
@@ -199,7 +194,7 @@ export class SandboxNode {
       throw new WarrenError('already_exists', `sandbox ${input.sandboxId} already exists`)
     }
     this.reserveMemory(memoryMb)
-    this.entries.set(input.sandboxId, { state: 'creating', memoryMb })
+    this.entries.set(input.sandboxId, { state: 'creating' })
     try {
       const { record, slot } = await this.createLimit(() =>
         createSandbox(this.ctx, {
@@ -336,6 +331,7 @@ export class SandboxNode {
   private async bootFromFiles(paused: SandboxRecord, input: ResumeInput): Promise<SandboxRecord> {
     const { cfg } = this.ctx
     const template = this.ctx.templates.build(paused.templateId, paused.buildId)
+    const policy = policyOf(paused)
     this.reserveMemory(paused.memoryMb)
     const cleanup = new CleanupStack()
     cleanup.push('memory', () => {
@@ -353,7 +349,7 @@ export class SandboxNode {
           memoryMb: paused.memoryMb,
           envVars: input.envVars ?? {},
           envdAccessToken: input.envdAccessToken,
-          policy: policyOf(paused),
+          policy,
         },
         slot,
         cleanup,
@@ -367,7 +363,7 @@ export class SandboxNode {
       }
       writeRecord(cfg.dataDir, running)
       cleanup.release()
-      this.ctx.policies.set(paused.sandboxId, slot.sandboxIp, policyOf(running))
+      this.ctx.policies.set(paused.sandboxId, slot.sandboxIp, policy)
       this.entries.set(paused.sandboxId, { state: 'running', record: running, slot })
       return running
     } catch (err) {
@@ -395,7 +391,7 @@ export class SandboxNode {
       hostIp: null,
     }
     writeRecord(this.ctx.cfg.dataDir, files)
-    this.ctx.policies.set(sandboxId, undefined, policyOf(files))
+    this.ctx.policies.set(sandboxId, undefined, this.policy(files))
     this.entries.set(sandboxId, { state: 'paused', record: files, slot: undefined })
     return files
   }
@@ -418,12 +414,10 @@ export class SandboxNode {
         throw new WarrenError('conflict', `sandbox ${sandboxId} is ${entry.state}`)
       }
       const slot = entry.slot
-      const old = policyOf(entry.record)
+      const old = this.policy(entry.record)
       this.ctx.policies.set(sandboxId, slot.sandboxIp, old, policy)
       try {
-        if (takeFault(this.ctx.cfg.dataDir, 'network.apply'))
-          throw new Error('injected fault: network.apply')
-        await applyInNetns(slot.netns, this.ctx.tableFor(slot, policy.egress))
+        await applyEgressRules(this.ctx, slot, policy.egress)
       } catch (err) {
         this.ctx.policies.set(sandboxId, slot.sandboxIp, old)
         throw new WarrenError(
@@ -512,6 +506,11 @@ export class SandboxNode {
     this.memoryAllocated += memoryMb
   }
 
+  /** A settled sandbox's policy: the one in force, parsed when it was set. */
+  private policy(r: SandboxRecord): NetworkPolicy {
+    return this.ctx.policies.get(r.sandboxId) ?? policyOf(r)
+  }
+
   private usage(sandboxId: string): number {
     return readCgroup(cgroupsPath(this.ctx.cfg, sandboxId)).memUsed
   }
@@ -551,7 +550,7 @@ export class SandboxNode {
   info() {
     return {
       nodeId: this.ctx.cfg.nodeId,
-      cpuCount: cpus().length,
+      cpuCount: this.cpuCount,
       memoryMbTotal: this.ctx.cfg.memoryCapacityMb,
       memoryMbAllocated: this.memoryAllocated,
       sandboxes: this.entries.size,

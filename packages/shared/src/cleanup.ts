@@ -9,10 +9,6 @@ export class CleanupStack {
     this.undos.push({ name, undo })
   }
 
-  get size(): number {
-    return this.undos.length
-  }
-
   /** Forget the registered undos: the acquisition succeeded and ownership moved on. */
   release(): void {
     this.undos.length = 0

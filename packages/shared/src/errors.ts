@@ -55,11 +55,6 @@ export function isErrorCode(value: string): value is ErrorCode {
   return Object.hasOwn(errorCodes, value)
 }
 
-/** `{code, message}` as the E2B API renders every error. */
-export function errorBody(err: WarrenError): { code: number; message: string } {
-  return { code: err.status, message: err.message }
-}
-
 /** Anything thrown becomes a WarrenError; unknown errors are a plain internal error. */
 export function toWarrenError(err: unknown): WarrenError {
   if (err instanceof WarrenError) return err

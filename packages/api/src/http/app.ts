@@ -51,11 +51,9 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
     name: 'X-API-Key',
   })
 
-  app.use('/sandboxes/*', requireApiKey(deps.db))
-  app.use('/sandboxes', requireApiKey(deps.db))
-  app.use('/v2/*', requireApiKey(deps.db))
-  app.use('/templates', requireApiKey(deps.db))
-  app.use('/templates/*', requireApiKey(deps.db))
+  // '/x/*' matches '/x' itself too: one pass per request.
+  const auth = requireApiKey(deps.db)
+  for (const path of ['/sandboxes/*', '/v2/*', '/templates/*']) app.use(path, auth)
 
   registerCreate(app, deps)
   registerList(app, deps)

@@ -33,6 +33,11 @@ export function limits(s: Sandbox, team: Team): LeaseLimits {
   return { startedAt: s.startedAt, maxLifetimeS: team.maxLifetimeS }
 }
 
+/** A sandbox callers may see: not being created, not killed or being killed. */
+export function isLive(s: Sandbox | undefined): s is Sandbox {
+  return !!s && s.state !== 'killed' && s.state !== 'killing' && s.state !== 'creating'
+}
+
 /** The error for a compare-and-set that lost: 404 if the sandbox is gone, else 409. */
 export async function lostRace(db: Db, sandboxId: string): Promise<WarrenError> {
   const s = await getSandbox(db, sandboxId)

@@ -12,7 +12,7 @@ import {
   transition,
 } from '../store/sandboxes.js'
 import type { Team } from '../store/teams.js'
-import { KIND, type LifecycleCore, limits, lostRace, teamCache } from './core.js'
+import { isLive, KIND, type LifecycleCore, limits, lostRace, teamCache } from './core.js'
 import { type CreateSandboxRequest, createSandbox } from './create.js'
 import { finishKill } from './kill.js'
 import { endAfter, extendedEnd } from './lease.js'
@@ -85,13 +85,7 @@ export class LifecycleEngine {
   /** The team's sandbox in any live state; another team's or a killed one is a plain 404. */
   async get(team: Team, sandboxId: string): Promise<Sandbox> {
     const s = await getSandbox(this.core.db, sandboxId)
-    if (
-      !s ||
-      s.teamId !== team.id ||
-      s.state === 'killed' ||
-      s.state === 'killing' ||
-      s.state === 'creating'
-    ) {
+    if (!isLive(s) || s.teamId !== team.id) {
       throw new WarrenError('not_found', `sandbox ${sandboxId} not found`)
     }
     return s

@@ -54,5 +54,6 @@ export async function finishKill(
     catalog.update(killed)
     core.metrics.killed.inc({ reason })
   }
-  void placement.refresh(placement.node(s.nodeId)).catch(() => {})
+  // refresh catches its own errors (it marks the node unhealthy).
+  void placement.refresh(placement.node(s.nodeId))
 }

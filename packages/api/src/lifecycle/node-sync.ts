@@ -2,6 +2,9 @@ import type { Logger } from '@warren/shared'
 import type { Placement } from '../placement/nodes.js'
 import type { Db } from '../store/db.js'
 import { sandboxesInStates } from '../store/sandboxes.js'
+import type { SandboxState } from '../store/schema.js'
+
+const LIVE: SandboxState[] = ['creating', 'running', 'pausing', 'paused', 'resuming', 'killing']
 
 export interface NodeSyncActions {
   /** A sandbox the store has as running or paused that its node no longer has. */
@@ -34,16 +37,7 @@ export function startNodeSync(opts: {
       // The store first, then the node: a sandbox created in between is on
       // the node and not in this snapshot of the store, and is left alone;
       // the reverse order could take a fresh sandbox for a lost one.
-      const stored = (
-        await sandboxesInStates(opts.db, [
-          'creating',
-          'running',
-          'pausing',
-          'paused',
-          'resuming',
-          'killing',
-        ])
-      ).filter((s) => s.nodeId === node.nodeId)
+      const stored = await sandboxesInStates(opts.db, LIVE, node.nodeId)
       let onNode: Set<string>
       try {
         onNode = new Set((await node.client.list({})).sandboxes.map((s) => s.sandboxId))

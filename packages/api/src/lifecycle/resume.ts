@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WarrenError } from '@warren/shared'
-import { getSandbox, type Sandbox, transition } from '../store/sandboxes.js'
-import { KIND, type LifecycleCore, lostRace } from './core.js'
+import { getSandbox, type Sandbox, teamLimitReached, transition } from '../store/sandboxes.js'
+import { isLive, KIND, type LifecycleCore, lostRace } from './core.js'
 import { endAfter } from './lease.js'
 
 export interface ResumeOptions {
@@ -39,7 +39,7 @@ export class Resumes {
   /** A resume requested by traffic at the proxy (already authorised there). */
   async forTraffic(sandboxId: string): Promise<Sandbox> {
     const s = await getSandbox(this.core.db, sandboxId)
-    if (!s || s.state === 'killed' || s.state === 'killing' || s.state === 'creating') {
+    if (!isLive(s)) {
       throw new WarrenError('not_found', `sandbox ${sandboxId} not found`)
     }
     if (s.state === 'running') return s
@@ -74,12 +74,8 @@ export class Resumes {
     )
     if (!resuming) {
       const now = await getSandbox(db, sandboxId)
-      if (now?.state === 'paused' && now.version === s.version) {
-        throw new WarrenError(
-          'limit_exceeded',
-          `team limit of ${team.maxConcurrent} concurrent sandboxes reached; kill or pause one first`,
-        )
-      }
+      if (now?.state === 'paused' && now.version === s.version)
+        throw teamLimitReached(team.maxConcurrent)
       throw await lostRace(db, sandboxId)
     }
     catalog.update(resuming)

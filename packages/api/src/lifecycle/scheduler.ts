@@ -37,10 +37,6 @@ export class ExpiryScheduler {
     this.queue.delete(id)
   }
 
-  get pending(): number {
-    return this.queue.size
-  }
-
   async stop(): Promise<void> {
     this.stopped = true
     clearTimeout(this.timer)

@@ -8,6 +8,9 @@ export const sandboxIdParams = z.object({
     .openapi({ param: { name: 'sandboxID', in: 'path' }, example: 'i1a2b3c4d5e6f7g8h9j0' }),
 })
 
+/** The longest lease a request may ask for, in seconds (one day). */
+export const MAX_TIMEOUT_S = 86_400
+
 /** Routes without query parameters refuse any: a parameter is never silently ignored. */
 export const noQuery = z.strictObject({})
 

@@ -135,6 +135,13 @@ function toColumns(p: SandboxPatch): Partial<SandboxesTable> {
   return c
 }
 
+export function teamLimitReached(maxConcurrent: number): WarrenError {
+  return new WarrenError(
+    'limit_exceeded',
+    `team limit of ${maxConcurrent} concurrent sandboxes reached; kill or pause one first`,
+  )
+}
+
 /**
  * Inserts a sandbox in state `creating` if the team is under its limit of
  * active sandboxes. The count and the insert run in one transaction (SQLite
@@ -148,12 +155,7 @@ export async function insertCreating(db: Db, s: Sandbox, maxConcurrent: number):
       .where('team_id', '=', s.teamId)
       .where('state', 'in', ACTIVE_STATES)
       .executeTakeFirstOrThrow()
-    if (Number(n) >= maxConcurrent) {
-      throw new WarrenError(
-        'limit_exceeded',
-        `team limit of ${maxConcurrent} concurrent sandboxes reached; kill or pause one first`,
-      )
-    }
+    if (Number(n) >= maxConcurrent) throw teamLimitReached(maxConcurrent)
     await tx
       .insertInto('sandboxes')
       .values({
@@ -330,8 +332,15 @@ export async function runningDeadlines(db: Db): Promise<Array<{ id: string; endA
   return rows.map((r) => ({ id: r.id, endAt: Number(r.end_at) }))
 }
 
-export async function sandboxesInStates(db: Db, states: SandboxState[]): Promise<Sandbox[]> {
-  const rows = await db.selectFrom('sandboxes').selectAll().where('state', 'in', states).execute()
+/** Sandboxes in these states, on one node when `nodeId` is given. */
+export async function sandboxesInStates(
+  db: Db,
+  states: SandboxState[],
+  nodeId?: string,
+): Promise<Sandbox[]> {
+  let q = db.selectFrom('sandboxes').selectAll().where('state', 'in', states)
+  if (nodeId !== undefined) q = q.where('node_id', '=', nodeId)
+  const rows = await q.execute()
   return rows.map((r) => toSandbox(r as Row))
 }
 

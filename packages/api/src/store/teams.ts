@@ -25,6 +25,17 @@ function hashKey(key: string): string {
   return createHash('sha256').update(key).digest('hex')
 }
 
+/** The team `warren up` and the CLI's keys belong to, with the configured limits. */
+export function ensureDefaultTeam(
+  db: Db,
+  cfg: { maxConcurrentSandboxes: number; maxLifetimeS: number },
+): Promise<Team> {
+  return ensureTeam(db, 'default', {
+    maxConcurrent: cfg.maxConcurrentSandboxes,
+    maxLifetimeS: cfg.maxLifetimeS,
+  })
+}
+
 export async function ensureTeam(
   db: Db,
   name: string,

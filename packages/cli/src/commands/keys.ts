@@ -1,22 +1,23 @@
 import {
   createApiKey,
   databaseUrl,
-  ensureTeam,
+  ensureDefaultTeam,
   listApiKeys,
   openDatabase,
   revokeApiKey,
 } from '@warren/api'
-import { loadApiConfig } from '@warren/shared'
+import { type ApiConfig, loadApiConfig } from '@warren/shared'
 import type { Command } from 'commander'
 import { print, printOne } from '../lib/output.js'
 
 /** Keys are managed in the store directly: no browser, no running API needed. */
 async function withDb<T>(
-  fn: (db: Awaited<ReturnType<typeof openDatabase>>) => Promise<T>,
+  fn: (db: Awaited<ReturnType<typeof openDatabase>>, cfg: ApiConfig) => Promise<T>,
 ): Promise<T> {
-  const db = await openDatabase(databaseUrl(loadApiConfig()))
+  const cfg = loadApiConfig()
+  const db = await openDatabase(databaseUrl(cfg))
   try {
-    return await fn(db)
+    return await fn(db, cfg)
   } finally {
     await db.destroy()
   }
@@ -31,12 +32,8 @@ export function registerKeys(program: Command): void {
     .option('--json', 'machine-readable output')
     .description('create an API key for the default team; the key is shown once')
     .action(async (opts: { name: string; json?: boolean }) => {
-      await withDb(async (db) => {
-        const cfg = loadApiConfig()
-        const team = await ensureTeam(db, 'default', {
-          maxConcurrent: cfg.maxConcurrentSandboxes,
-          maxLifetimeS: cfg.maxLifetimeS,
-        })
+      await withDb(async (db, cfg) => {
+        const team = await ensureDefaultTeam(db, cfg)
         const { key, info } = await createApiKey(db, team.id, opts.name)
         if (opts.json) printOne({ ...info, key }, true)
         else process.stdout.write(`${key}\n(id ${info.id}; shown once, stored hashed)\n`)

@@ -1,7 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { type BuildProgress, buildTemplate, RECIPES } from '@warren/orchestrator'
+import {
+  type BuildProgress,
+  buildTemplate,
+  envdSourceDir,
+  envdVersionAt,
+  RECIPES,
+  templatesDirOf,
+} from '@warren/orchestrator'
 import { loadOrchestratorConfig, WarrenError } from '@warren/shared'
 import cliProgress from 'cli-progress'
 import type { Command } from 'commander'
@@ -31,12 +35,12 @@ export async function ensureTemplate(
       `no recipe for template '${id}' (known: ${Object.keys(RECIPES).join(', ')})`,
     )
   const cfg = loadOrchestratorConfig()
-  const templatesDir = cfg.templatesDir ?? join(cfg.dataDir, 'templates')
+  const templatesDir = templatesDirOf(cfg)
   const progress = progressReporter(id)
   const result = await buildTemplate(recipe, {
     templatesDir,
     uidBase: cfg.uidBase,
-    envdVersion: envdVersion(cfg.envdDir),
+    envdVersion: envdVersionAt(envdSourceDir(cfg)) ?? 'unknown',
     ...(process.env.WARREN_DEBIAN_MIRROR ? { mirror: process.env.WARREN_DEBIAN_MIRROR } : {}),
     ...(opts.force ? { force: true } : {}),
     onProgress: progress.update,
@@ -48,14 +52,6 @@ export async function ensureTemplate(
     process.stderr.write(`template ${id}: build ${result.metadata.buildId} is current\n`)
   }
   return result.metadata
-}
-
-function envdVersion(envdDir: string | undefined): string {
-  const dir = envdDir ?? fileURLToPath(new URL('../../../envd/dist/bundle', import.meta.url))
-  const file = join(dir, 'version.json')
-  return existsSync(file)
-    ? (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version
-    : 'unknown'
 }
 
 function progressReporter(id: string) {

@@ -64,17 +64,20 @@ export function readText(path: string): string | undefined {
 }
 
 /**
- * The directory of a cgroup file: inside a container's cgroup namespace the
- * own path is "/" and the mount is the container's; on a host the path may
- * or may not be visible under the mount, so both are tried.
+ * The text of a cgroup file: inside a container's cgroup namespace the own
+ * path is "/" and the mount is the container's; on a host the path may or
+ * may not be visible under the mount, so both are tried.
  */
-export function cgroupFile(
+export function readCgroupFile(
   mount: string,
   path: string | undefined,
   file: string,
 ): string | undefined {
   const candidates =
     path && path !== '/' ? [`${mount}${path}/${file}`, `${mount}/${file}`] : [`${mount}/${file}`]
-  for (const c of candidates) if (readText(c) !== undefined) return c
+  for (const c of candidates) {
+    const text = readText(c)
+    if (text !== undefined) return text
+  }
   return undefined
 }

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http'
-import { ACCESS_TOKEN_HEADER, safeEqual, verifyFileSignature } from '../auth.js'
+import { ACCESS_TOKEN_HEADER, hasValidToken, verifyFileSignature } from '../auth.js'
 import { resolvePath } from '../paths.js'
 import type { EnvdState } from '../state.js'
 import { lookupUser, type User } from '../users.js'
@@ -25,7 +25,7 @@ export function filesAccess(
   if (state.accessToken !== undefined) {
     const header = req.headers[ACCESS_TOKEN_HEADER]
     if (typeof header === 'string' && header !== '') {
-      if (!safeEqual(header, state.accessToken)) {
+      if (!hasValidToken(state.accessToken, header)) {
         return {
           ok: false,
           status: 401,

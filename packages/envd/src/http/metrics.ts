@@ -2,12 +2,12 @@ import { statfsSync } from 'node:fs'
 import type { ServerResponse } from 'node:http'
 import { availableParallelism, totalmem } from 'node:os'
 import {
-  cgroupFile,
   countCpuList,
   cpusFromQuota,
   parseKeyValues,
   parseLimit,
   parseProcCgroup,
+  readCgroupFile,
   readText,
 } from './cgroup.js'
 import { sendJson } from './respond.js'
@@ -22,47 +22,42 @@ interface Sample {
 function cgroups() {
   const paths = parseProcCgroup(readText('/proc/self/cgroup') ?? '')
   const v2 = readText(`${V2}/cgroup.controllers`) !== undefined
-  const file = (controller: string, v2name: string, v1name: string) =>
+  const read = (controller: string, v2name: string, v1name: string) =>
     v2
-      ? cgroupFile(V2, paths.get(''), v2name)
-      : cgroupFile(`${V2}/${controller}`, paths.get(controller), v1name)
-  return { v2, file }
-}
-
-function num(path: string | undefined): number | undefined {
-  return path ? parseLimit(readText(path)) : undefined
+      ? readCgroupFile(V2, paths.get(''), v2name)
+      : readCgroupFile(`${V2}/${controller}`, paths.get(controller), v1name)
+  return { v2, read }
 }
 
 function cpuCount(cg: ReturnType<typeof cgroups>): number {
   let quota: number | undefined
   if (cg.v2) {
-    const [q, p] = (readText(cg.file('cpu', 'cpu.max', '') ?? '') ?? '').trim().split(/\s+/)
+    const [q, p] = (cg.read('cpu', 'cpu.max', '') ?? '').trim().split(/\s+/)
     quota = cpusFromQuota(parseLimit(q), Number(p))
   } else {
     quota = cpusFromQuota(
-      num(cg.file('cpu', '', 'cpu.cfs_quota_us')),
-      num(cg.file('cpu', '', 'cpu.cfs_period_us')),
+      parseLimit(cg.read('cpu', '', 'cpu.cfs_quota_us')),
+      parseLimit(cg.read('cpu', '', 'cpu.cfs_period_us')),
     )
   }
   const cpuset = countCpuList(
-    readText(cg.file('cpuset', 'cpuset.cpus.effective', 'cpuset.effective_cpus') ?? '') ?? '',
+    cg.read('cpuset', 'cpuset.cpus.effective', 'cpuset.effective_cpus') ?? '',
   )
   const host = availableParallelism()
   return Math.max(1, Math.ceil(Math.min(quota ?? host, cpuset ?? host, host)))
 }
 
 function cpuUsageUs(cg: ReturnType<typeof cgroups>): number | undefined {
-  if (cg.v2)
-    return parseKeyValues(readText(cg.file('cpu', 'cpu.stat', '') ?? '') ?? '').get('usage_usec')
-  const ns = num(cg.file('cpuacct', '', 'cpuacct.usage'))
+  if (cg.v2) return parseKeyValues(cg.read('cpu', 'cpu.stat', '') ?? '').get('usage_usec')
+  const ns = parseLimit(cg.read('cpuacct', '', 'cpuacct.usage'))
   return ns === undefined ? undefined : ns / 1000
 }
 
 function memory(cg: ReturnType<typeof cgroups>) {
   const hostTotal = totalmem()
-  const current = num(cg.file('memory', 'memory.current', 'memory.usage_in_bytes')) ?? 0
-  const limit = num(cg.file('memory', 'memory.max', 'memory.limit_in_bytes'))
-  const stat = parseKeyValues(readText(cg.file('memory', 'memory.stat', 'memory.stat') ?? '') ?? '')
+  const current = parseLimit(cg.read('memory', 'memory.current', 'memory.usage_in_bytes')) ?? 0
+  const limit = parseLimit(cg.read('memory', 'memory.max', 'memory.limit_in_bytes'))
+  const stat = parseKeyValues(cg.read('memory', 'memory.stat', 'memory.stat') ?? '')
   const cache = (cg.v2 ? stat.get('file') : (stat.get('total_cache') ?? stat.get('cache'))) ?? 0
   const inactive =
     (cg.v2

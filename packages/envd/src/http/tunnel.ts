@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
-import { connect, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
+import { dialOnce } from '@warren/shared/proxy/dial'
 import type { WebSocketServer } from 'ws'
 import { ACCESS_TOKEN_HEADER, hasValidToken } from '../auth.js'
 import { log } from '../log.js'
@@ -21,30 +22,16 @@ function refuse(socket: Duplex, status: number, message: string): void {
   )
 }
 
-function dial(host: string, port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const tcp = connect({ host, port, noDelay: true })
-    const timer = setTimeout(() => tcp.destroy(new Error('connect timeout')), DIAL_TIMEOUT_MS)
-    tcp.once('connect', () => {
-      clearTimeout(timer)
-      tcp.removeAllListeners('error')
-      resolve(tcp)
-    })
-    tcp.once('error', (err) => {
-      clearTimeout(timer)
-      reject(err)
-    })
-  })
-}
-
-let wsModule: Promise<typeof import('ws')> | undefined
-
 export interface TunnelOptions {
   state: EnvdState
   pingIntervalMs: number
   pongTimeoutMs: number
-  /** Open relays, so shutdown can close them. */
-  open: Set<() => void>
+}
+
+export interface Tunnels {
+  handle(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): Promise<void>
+  /** Ends every open tunnel (shutdown). */
+  closeAll(): void
 }
 
 /**
@@ -52,12 +39,31 @@ export interface TunnelOptions {
  * seen from inside the sandbox. Parameters are checked and the TCP dial made
  * before the upgrade, so failures are ordinary HTTP answers (400, 401, 502).
  */
-export async function handleTunnel(
+export function createTunnels(opts: TunnelOptions): Tunnels {
+  // One WebSocket server for every tunnel, loaded with the first one.
+  let wss: WebSocketServer | undefined
+  const server = async () => {
+    if (!wss) {
+      const { WebSocketServer: Server } = await import('ws')
+      wss ??= new Server({ noServer: true, perMessageDeflate: false, maxPayload: 64 << 20 })
+    }
+    return wss
+  }
+  return {
+    handle: (req, socket, head, url) => handle(req, socket, head, url, opts, server),
+    closeAll: () => {
+      for (const ws of wss?.clients ?? []) ws.terminate()
+    },
+  }
+}
+
+async function handle(
   req: IncomingMessage,
   socket: Duplex,
   head: Buffer,
   url: URL,
   opts: TunnelOptions,
+  server: () => Promise<WebSocketServer>,
 ): Promise<void> {
   socket.on('error', () => socket.destroy())
   if (!hasValidToken(opts.state.accessToken, req.headers[ACCESS_TOKEN_HEADER])) {
@@ -67,7 +73,8 @@ export async function handleTunnel(
   if (!target.ok) return refuse(socket, 400, target.message)
   let tcp: Socket
   try {
-    tcp = await dial(target.host, target.port)
+    tcp = await dialOnce(target.host, target.port, DIAL_TIMEOUT_MS)
+    tcp.setNoDelay(true)
   } catch (err) {
     return refuse(
       socket,
@@ -75,26 +82,17 @@ export async function handleTunnel(
       `cannot connect to ${target.host}:${target.port}: ${(err as Error).message}`,
     )
   }
+  const wss = await server()
   if (socket.destroyed) {
     tcp.destroy()
     return
   }
-  wsModule ??= import('ws')
-  const { WebSocketServer: Server } = await wsModule
-  const wss: WebSocketServer = new Server({
-    noServer: true,
-    perMessageDeflate: false,
-    maxPayload: 64 << 20,
-  })
   wss.handleUpgrade(req, socket, head, (ws) => {
-    const close = () => ws.terminate()
-    opts.open.add(close)
     log.info('tunnel opened', { host: target.host, port: target.port })
     relay(ws, tcp, {
       pingIntervalMs: opts.pingIntervalMs,
       pongTimeoutMs: opts.pongTimeoutMs,
       onClose: () => {
-        opts.open.delete(close)
         log.info('tunnel closed', { host: target.host, port: target.port })
       },
     })

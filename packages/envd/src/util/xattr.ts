@@ -69,6 +69,8 @@ export function validateMetadata(metadata: Record<string, string>): string | und
   return undefined
 }
 
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
 /** The file's metadata; empty when none is set or xattrs are unsupported. */
 export function readMetadata(path: string): Record<string, string> {
   const out: Record<string, string> = {}
@@ -78,7 +80,6 @@ export function readMetadata(path: string): Record<string, string> {
   } catch {
     return out
   }
-  const decoder = new TextDecoder('utf-8', { fatal: true })
   for (const name of names) {
     if (!name.startsWith(METADATA_PREFIX)) continue
     try {

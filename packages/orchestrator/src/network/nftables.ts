@@ -147,7 +147,3 @@ export async function applyInNetns(netns: string, ruleset: string): Promise<void
 export async function applyOnHost(ruleset: string): Promise<void> {
   await run('nft', ['-f', '-'], { input: ruleset })
 }
-
-export async function deleteHostTable(prefix: string): Promise<void> {
-  await run('nft', ['delete', 'table', 'inet', `warren_${prefix}`], { okCodes: [1] })
-}

@@ -69,7 +69,7 @@ export class NodeNetwork {
       tlsPort: this.cfg.egressTlsPort,
       upstream: this.upstream,
       sourceFor: (ip) => this.policies.egressFor(ip),
-      extraDenied: () => extra,
+      extraDenied: extra,
       log: this.log,
     })
     await egress.listen()

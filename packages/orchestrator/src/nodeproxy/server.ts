@@ -1,8 +1,9 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import {
   createForwarder,
   ENVD_PORT,
+  firstHeader,
   INTERNAL_HEADER_NAMES,
   INTERNAL_HEADERS,
   ingressAllows,
@@ -10,6 +11,7 @@ import {
   keepConnectionsLong,
   maskedHost,
   type NodeResolver,
+  peerAddress,
   sandboxAddressOf,
   tokenMatches,
   WarrenError,
@@ -89,26 +91,26 @@ export function createNodeProxy(node: SandboxNode): Server {
   const resolve = createNodeResolver(node)
   const secret = node.ctx.cfg.nodeProxySecret
   const forwarder = createForwarder(async (req) => {
-    const peer = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '')
+    const peer = peerAddress(req.socket)
     // Internal headers are believed from an edge that knows the secret, or —
     // without a configured secret — from this host only. Anyone else is a
     // direct caller: its own address counts, and its headers are dropped.
     const trusted = secret
-      ? tokenMatches(header(req, INTERNAL_HEADERS.secret), secret)
+      ? tokenMatches(firstHeader(req, INTERNAL_HEADERS.secret), secret)
       : isLoopback(peer)
-    const fromEdge = trusted && header(req, INTERNAL_HEADERS.sandboxId) !== undefined
+    const fromEdge = trusted && firstHeader(req, INTERNAL_HEADERS.sandboxId) !== undefined
     const address = sandboxAddressOf({
       host: req.headers.host,
-      sandboxId: fromEdge ? header(req, INTERNAL_HEADERS.sandboxId) : undefined,
-      sandboxPort: fromEdge ? header(req, INTERNAL_HEADERS.sandboxPort) : undefined,
+      sandboxId: fromEdge ? firstHeader(req, INTERNAL_HEADERS.sandboxId) : undefined,
+      sandboxPort: fromEdge ? firstHeader(req, INTERNAL_HEADERS.sandboxPort) : undefined,
     })
     if (!address) return { error: { status: 400, message: 'request names no sandbox' } }
     return resolve(req, {
       ...address,
       // From an edge proxy, the client address it derived; a direct caller's own otherwise.
-      clientIp: fromEdge ? (header(req, INTERNAL_HEADERS.clientIp) ?? '') : peer,
-      forwardedFor: fromEdge ? (header(req, 'x-forwarded-for') ?? peer) : peer,
-      forwardedHost: header(req, 'x-forwarded-host') ?? req.headers.host ?? '',
+      clientIp: fromEdge ? (firstHeader(req, INTERNAL_HEADERS.clientIp) ?? '') : peer,
+      forwardedFor: fromEdge ? (firstHeader(req, 'x-forwarded-for') ?? peer) : peer,
+      forwardedHost: firstHeader(req, 'x-forwarded-host') ?? req.headers.host ?? '',
     })
   })
   const server = createServer((req, res) => void forwarder.onRequest(req, res))
@@ -120,11 +122,6 @@ export function createNodeProxy(node: SandboxNode): Server {
 
 function isLoopback(ip: string): boolean {
   return ip === '::1' || ip.startsWith('127.')
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name]
-  return Array.isArray(v) ? v[0] : v
 }
 
 export async function listenNodeProxy(node: SandboxNode, host: string, port: number) {

@@ -148,8 +148,15 @@ export function sandboxSpec(input: SandboxSpecInput): object {
   }
 }
 
-/** The hard RLIMIT_NOFILE of this process, which sandboxes may not exceed. */
+let maxOpenFiles: number | undefined
+
+/** The hard RLIMIT_NOFILE of this process, which sandboxes may not exceed (read once). */
 export function hostMaxOpenFiles(): number {
+  maxOpenFiles ??= readMaxOpenFiles()
+  return maxOpenFiles
+}
+
+function readMaxOpenFiles(): number {
   const line = readFileSync('/proc/self/limits', 'utf8')
     .split('\n')
     .find((l) => l.startsWith('Max open files'))

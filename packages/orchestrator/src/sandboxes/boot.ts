@@ -1,6 +1,12 @@
 import { chownSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { type CleanupStack, hasEgressRules, type NetworkPolicy, WarrenError } from '@warren/shared'
+import {
+  type CleanupStack,
+  type EgressPolicy,
+  hasEgressRules,
+  type NetworkPolicy,
+  WarrenError,
+} from '@warren/shared'
 import { cgroupsPath, containerId, type NodeContext } from '../context.js'
 import { takeFault } from '../faults.js'
 import { applyInNetns } from '../network/nftables.js'
@@ -42,11 +48,7 @@ export async function bootSandbox(
   const id = containerId(cfg, spec.sandboxId)
   const lower = rootfsDir(ctx.templatesDir, spec.template)
   // The sandbox's own rules are in force before its first process runs.
-  if (hasEgressRules(spec.policy.egress)) {
-    if (takeFault(cfg.dataDir, 'network.apply'))
-      throw new WarrenError('internal', 'injected fault: network.apply')
-    await applyInNetns(slot.netns, ctx.tableFor(slot, spec.policy.egress))
-  }
+  if (hasEgressRules(spec.policy.egress)) await applyEgressRules(ctx, slot, spec.policy.egress)
   writeIdentity(paths.upper, lower, spec.template.uidBase, spec.sandboxId, slot)
   // overlayfs needs an empty work directory on every mount.
   rmSync(paths.work, { recursive: true, force: true })
@@ -74,6 +76,17 @@ export async function bootSandbox(
       defaultWorkdir: spec.template.defaultWorkdir,
     })
   }
+}
+
+/** Loads a sandbox namespace's ruleset with these egress rules (one nft transaction). */
+export async function applyEgressRules(
+  ctx: NodeContext,
+  slot: NetworkSlot,
+  egress: EgressPolicy,
+): Promise<void> {
+  if (takeFault(ctx.cfg.dataDir, 'network.apply'))
+    throw new WarrenError('internal', 'injected fault: network.apply')
+  await applyInNetns(slot.netns, ctx.tableFor(slot, egress))
 }
 
 /** A fresh writable layer, owned by the sandbox's root. */

@@ -12,7 +12,8 @@ export interface MetricsSample {
   diskTotal: number
 }
 
-const V2 = existsSync('/sys/fs/cgroup/cgroup.controllers')
+/** The host runs the unified cgroup hierarchy (v2). */
+export const CGROUP_V2 = existsSync('/sys/fs/cgroup/cgroup.controllers')
 
 function read(path: string): string | undefined {
   try {
@@ -29,7 +30,7 @@ function statField(text: string | undefined, key: string): number {
 
 /** CPU time in ns and memory counters of one cgroup, v1 or v2. */
 export function readCgroup(path: string): { cpuNs: number; memUsed: number; memCache: number } {
-  if (V2) {
+  if (CGROUP_V2) {
     const dir = join('/sys/fs/cgroup', path)
     const stat = read(join(dir, 'memory.stat'))
     return {

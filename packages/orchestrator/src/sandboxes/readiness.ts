@@ -1,6 +1,5 @@
-import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { WarrenError } from '@warren/shared'
+import { dialOnce, WarrenError } from '@warren/shared'
 
 /**
  * Waits until something accepts TCP connections on host:port. The first
@@ -15,7 +14,8 @@ export async function waitForPort(
   const deadline = Date.now() + opts.timeoutMs
   let delay = 1
   for (let attempt = 0; ; attempt++) {
-    if (await tryConnect(host, port)) return
+    const socket = await dialOnce(host, port, 1000).catch(() => undefined)
+    if (socket) return void socket.destroy()
     if (Date.now() > deadline) {
       throw new WarrenError(
         'internal',
@@ -30,19 +30,6 @@ export async function waitForPort(
   }
 }
 
-function tryConnect(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port })
-    const done = (ok: boolean) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.once('connect', () => done(true))
-    socket.once('error', () => done(false))
-    socket.setTimeout(1000, () => done(false))
-  })
-}
-
 export interface EnvdInit {
   accessToken?: string
   envVars?: Record<string, string>
@@ -51,18 +38,10 @@ export interface EnvdInit {
 }
 
 /** Hands envd its per-sandbox settings through its orchestrator-only route. */
-export async function initEnvd(
-  host: string,
-  port: number,
-  init: EnvdInit,
-  currentToken?: string,
-): Promise<void> {
+export async function initEnvd(host: string, port: number, init: EnvdInit): Promise<void> {
   const res = await fetch(`http://${host}:${port}/init`, {
     method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      ...(currentToken ? { 'x-access-token': currentToken } : {}),
-    },
+    headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ ...init, timestamp: new Date().toISOString() }),
     signal: AbortSignal.timeout(10_000),
   })

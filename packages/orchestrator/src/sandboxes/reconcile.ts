@@ -5,6 +5,7 @@ import { destroyNetns, listHostObjects, netnsNames, parseSlotIndex } from '../ne
 import type { NetworkSlot } from '../network/slots.js'
 import { mountsUnder } from '../runtime/overlay.js'
 import { destroySandbox } from './destroy.js'
+import { CGROUP_V2 } from './metrics.js'
 import { dropToFiles } from './pause.js'
 import { readRecord, type SandboxRecord, sandboxPaths, writeRecord } from './record.js'
 
@@ -33,6 +34,7 @@ export async function reconcile(
   const adopted: Adopted[] = []
   const removed: string[] = []
   const keepSlots = new Set<number>()
+  const mounted = new Set(mountsUnder(sandboxesDir))
 
   const ids = existsSync(sandboxesDir) ? readdirSync(sandboxesDir) : []
   for (const sandboxId of ids) {
@@ -44,17 +46,19 @@ export async function reconcile(
       !!record &&
       record.slotIndex !== null &&
       host.netns.includes(netnsNames(cfg.prefix, record.slotIndex).netns) &&
-      mountsUnder(paths.dir).includes(paths.rootfs)
+      mounted.has(paths.rootfs)
     if (record && intact && record.slotIndex !== null) {
       const wanted =
         record.state === 'paused' && record.pausedKind === 'memory' ? 'paused' : 'running'
       // A crash between the freezer and the record leaves them disagreeing:
       // the record wins (thaw or freeze again).
-      if (state?.status === 'paused' && wanted === 'running')
-        await ctx.runc.resume(record.containerId).catch(() => {})
-      if (state?.status === 'running' && wanted === 'paused')
-        await ctx.runc.pause(record.containerId).catch(() => {})
-      if ((await ctx.runc.state(record.containerId))?.status === wanted) {
+      const id = record.containerId
+      let status = state?.status
+      if (status !== wanted && (status === 'paused' || status === 'running')) {
+        await (wanted === 'running' ? ctx.runc.resume(id) : ctx.runc.pause(id)).catch(() => {})
+        status = (await ctx.runc.state(id))?.status
+      }
+      if (status === wanted) {
         keepSlots.add(record.slotIndex)
         adopted.push({ record, slot: ctx.slots.adopt(record.slotIndex) })
         continue
@@ -116,7 +120,7 @@ export async function reconcile(
 
 /** Empty cgroup directories runc left behind (v1 controllers and v2). */
 function removeStaleCgroups(prefix: string, keep: Set<string>): void {
-  const roots = existsSync('/sys/fs/cgroup/cgroup.controllers')
+  const roots = CGROUP_V2
     ? ['/sys/fs/cgroup']
     : readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c))
   for (const root of roots) {

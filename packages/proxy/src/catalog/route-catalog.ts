@@ -37,11 +37,6 @@ export class RouteCatalog {
     })
   }
 
-  /** Resolves once the first snapshot has arrived. */
-  get ready(): Promise<void> {
-    return this.readySignal
-  }
-
   /**
    * Whether the first snapshot has arrived, waiting at most `ms` for it:
    * while the API cannot be reached, callers get an answer instead of
@@ -58,10 +53,6 @@ export class RouteCatalog {
     } finally {
       clearTimeout(timer)
     }
-  }
-
-  get(sandboxId: string): Route | undefined {
-    return this.routes.get(sandboxId)
   }
 
   /**

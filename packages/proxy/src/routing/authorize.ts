@@ -1,13 +1,8 @@
 import type { IncomingMessage } from 'node:http'
-import { ENVD_PORT, type ProxyError, tokenMatches } from '@warren/shared'
+import { ENVD_PORT, firstHeader, type ProxyError, tokenMatches } from '@warren/shared'
 import type { Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 
 export const TRAFFIC_TOKEN_HEADER = 'e2b-traffic-access-token'
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name]
-  return Array.isArray(v) ? v[0] : v
-}
 
 /**
  * Traffic rules that do not depend on the sandbox being up: without public
@@ -22,7 +17,7 @@ export function refuseTraffic(
   if (
     port !== ENVD_PORT &&
     route.trafficAccessToken &&
-    !tokenMatches(header(req, TRAFFIC_TOKEN_HEADER), route.trafficAccessToken)
+    !tokenMatches(firstHeader(req, TRAFFIC_TOKEN_HEADER), route.trafficAccessToken)
   ) {
     return {
       status: 403,
@@ -49,7 +44,7 @@ export function refuseResume(
   if (
     port === ENVD_PORT &&
     route.envdAccessToken &&
-    !tokenMatches(header(req, 'x-access-token'), route.envdAccessToken)
+    !tokenMatches(firstHeader(req, 'x-access-token'), route.envdAccessToken)
   ) {
     return {
       status: 403,

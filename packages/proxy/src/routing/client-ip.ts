@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import { peerAddress } from '@warren/shared'
 
 /**
  * The client's address: the connection's peer, or — behind `trustedHops`
@@ -7,7 +8,7 @@ import type { IncomingMessage } from 'node:http'
  * whatever the client claimed). Undefined when it cannot be told.
  */
 export function clientIp(req: IncomingMessage, trustedHops: number): string | undefined {
-  const peer = req.socket.remoteAddress?.replace(/^::ffff:/, '')
+  const peer = peerAddress(req.socket) || undefined
   if (trustedHops === 0) return peer
   const header = req.headers['x-forwarded-for']
   const chain = (Array.isArray(header) ? header.join(',') : (header ?? ''))

@@ -34,7 +34,6 @@ function setup(r: Route) {
   const routes = new Map([[r.sandboxId, r]])
   const catalog = {
     readyWithin: async () => true,
-    get: (id: string) => routes.get(id),
     lookup: async (id: string) => routes.get(id),
     put: (x: Route) => routes.set(x.sandboxId, x),
   }

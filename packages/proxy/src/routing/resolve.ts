@@ -1,12 +1,14 @@
 import type { IncomingMessage } from 'node:http'
 import {
   ENVD_PORT,
+  firstHeader,
   type Handoff,
   handoffHeaders,
   INTERNAL_HEADER_NAMES,
   isInitPath,
   type NodeResolver,
   type ProxyError,
+  peerAddress,
   type Resolution,
   sandboxAddressOf,
   toWarrenError,
@@ -21,11 +23,6 @@ import { clientIp } from './client-ip.js'
 
 /** How long a request waits for the first catalog snapshot before it is answered 503. */
 const CATALOG_WAIT_MS = 5000
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name]
-  return Array.isArray(v) ? v[0] : v
-}
 
 /**
  * The edge proxy's resolver: which sandbox and port a request names, whether
@@ -56,8 +53,8 @@ export function createEdgeResolver(opts: {
   async function resolve(req: IncomingMessage): Promise<Resolution> {
     const address = sandboxAddressOf({
       host: req.headers.host,
-      sandboxId: header(req, 'e2b-sandbox-id'),
-      sandboxPort: header(req, 'e2b-sandbox-port'),
+      sandboxId: firstHeader(req, 'e2b-sandbox-id'),
+      sandboxPort: firstHeader(req, 'e2b-sandbox-port'),
     })
     if (!address) {
       return {
@@ -107,9 +104,8 @@ export function createEdgeResolver(opts: {
     const r = route
     const onTraffic = r.keepaliveTraffic ? keepaliveHook(opts.keepalive, sandboxId, req) : undefined
     onTraffic?.(1)
-    // An IPv4 client of a dual-stack listener is ::ffff:a.b.c.d; the chain names it a.b.c.d.
-    const peer = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '')
-    const priorFor = header(req, 'x-forwarded-for')
+    const peer = peerAddress(req.socket)
+    const priorFor = firstHeader(req, 'x-forwarded-for')
     const handoff: Handoff = {
       sandboxId,
       port,
@@ -149,7 +145,7 @@ export function createEdgeResolver(opts: {
  * and neither do the heartbeats (pings, pongs) of an open WebSocket.
  */
 function keepaliveHook(reporter: KeepaliveReporter, sandboxId: string, req: IncomingMessage) {
-  const ws = /^websocket$/i.test(header(req, 'upgrade') ?? '')
+  const ws = /^websocket$/i.test(firstHeader(req, 'upgrade') ?? '')
   const client = ws ? new WebSocketMeter({ httpHead: false }) : undefined
   const sandbox = ws ? new WebSocketMeter({ httpHead: true }) : undefined
   return (bytes: number, chunk?: Buffer, fromClient?: boolean) => {

@@ -10,6 +10,12 @@ export interface DialRetry {
 
 const RETRYABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET'])
 
+/** Whether a failed connect (after `attempt` retries) is tried again under `retry`. */
+export function retriesDial(err: unknown, attempt: number, retry: DialRetry): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code ?? ''
+  return attempt < retry.retries && RETRYABLE.has(code)
+}
+
 /** One TCP connection, with a bounded connect timeout. */
 export function dialOnce(host: string, port: number, timeoutMs = 10_000): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -40,8 +46,7 @@ export async function dialWithRetry(host: string, port: number, retry: DialRetry
     try {
       return await dialOnce(host, port)
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? ''
-      if (attempt >= retry.retries || !RETRYABLE.has(code)) throw err
+      if (!retriesDial(err, attempt, retry)) throw err
       await sleep(delay)
       delay *= 2
     }

@@ -45,16 +45,20 @@ function forwardHeaders(
   keepUpgrade: boolean,
   remove: readonly string[] = [],
 ): Record<string, string | string[]> {
-  const named = new Set(
-    String(headers.connection ?? '')
-      .split(',')
-      .map((h) => h.trim().toLowerCase())
-      .filter(Boolean),
-  )
+  // Without a Connection header (the HTTP/1.1 default) there is nothing to collect.
+  const named =
+    keepUpgrade || !headers.connection
+      ? undefined
+      : new Set(
+          String(headers.connection)
+            .split(',')
+            .map((h) => h.trim().toLowerCase())
+            .filter(Boolean),
+        )
   const out: Record<string, string | string[]> = {}
   for (const [k, v] of Object.entries(headers)) {
     if (v === undefined) continue
-    if (!keepUpgrade && (HOP_BY_HOP.has(k) || named.has(k))) continue
+    if (!keepUpgrade && (HOP_BY_HOP.has(k) || named?.has(k))) continue
     if (remove.includes(k)) continue
     out[k] = v
   }

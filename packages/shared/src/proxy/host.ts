@@ -1,3 +1,5 @@
+import { isSandboxId } from '../ids.js'
+
 /** The envd port: SDK traffic; its error statuses are part of the SDK contract. */
 export const ENVD_PORT = 49983
 
@@ -20,7 +22,7 @@ export function sandboxAddressOf(headers: {
 }): SandboxAddress | undefined {
   if (headers.sandboxId) {
     const port = headers.sandboxPort === undefined ? ENVD_PORT : parsePort(headers.sandboxPort)
-    if (port === undefined || !/^[a-z0-9]{20}$/.test(headers.sandboxId)) return undefined
+    if (port === undefined || !isSandboxId(headers.sandboxId)) return undefined
     return { sandboxId: headers.sandboxId, port }
   }
   const label = headers.host?.split('.')[0]?.toLowerCase()

@@ -1,7 +1,6 @@
 import { buildConnector, Pool } from 'undici'
-import type { DialRetry } from './dial.js'
+import { type DialRetry, retriesDial } from './dial.js'
 
-const RETRYABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET'])
 const IDLE_MS = 60_000
 const MAX_POOLS = 4096
 
@@ -78,8 +77,7 @@ function retrying(retry: DialRetry): buildConnector.connector {
     let delay = retry.initialDelayMs
     const once = () =>
       base(opts, (err, socket) => {
-        const code = (err as NodeJS.ErrnoException | null)?.code ?? ''
-        if (err && RETRYABLE.has(code) && attempt++ < retry.retries) {
+        if (err && retriesDial(err, attempt++, retry)) {
           setTimeout(once, delay)
           delay *= 2
           return

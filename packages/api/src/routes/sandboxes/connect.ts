@@ -1,11 +1,11 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { App, RouteDeps } from '../deps.js'
-import { errorResponses, jsonBody, noQuery, sandboxIdParams } from '../params.js'
+import { errorResponses, jsonBody, MAX_TIMEOUT_S, noQuery, sandboxIdParams } from '../params.js'
 import { sandboxView } from '../views.js'
 
 const body = z
   .strictObject({
-    timeout: z.number().int().min(1).max(86_400).optional(),
+    timeout: z.number().int().min(1).max(MAX_TIMEOUT_S).optional(),
     memory: z.boolean().optional(),
   })
   .openapi('ConnectSandbox')

@@ -2,11 +2,10 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { parseNetworkConfig, parseTemplateId, WarrenError } from '@warren/shared'
 import type { CreateSandboxRequest } from '../../lifecycle/engine.js'
 import type { App, RouteDeps } from '../deps.js'
-import { errorResponses, jsonBody, noQuery } from '../params.js'
+import { errorResponses, jsonBody, MAX_TIMEOUT_S, noQuery } from '../params.js'
 import { sandboxView } from '../views.js'
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
-const MAX_TIMEOUT_S = 86_400
 
 const stringMap = (what: string, keyRe?: RegExp) =>
   z
@@ -23,8 +22,16 @@ const stringMap = (what: string, keyRe?: RegExp) =>
 export const networkSchema = z.strictObject({
   allowOut: z.array(z.string()).max(1000).optional(),
   denyOut: z.array(z.string()).max(1000).optional(),
-  allowIn: z.array(z.string()).max(1000).optional(),
-  denyIn: z.array(z.string()).max(1000).optional(),
+  allowIn: z
+    .array(z.string())
+    .max(1000)
+    .optional()
+    .openapi({ description: 'Warren: CIDR[:port[-port]] allowed in' }),
+  denyIn: z
+    .array(z.string())
+    .max(1000)
+    .optional()
+    .openapi({ description: 'Warren: CIDR[:port[-port]] denied in' }),
   allowPublicTraffic: z.boolean().optional(),
   maskRequestHost: z.string().max(253).optional(),
 })
@@ -121,21 +128,6 @@ export function resolveLifecycle(body: NewSandbox): CreateSandboxRequest['lifecy
     autoResume,
     autoPauseMemory,
     keepaliveTraffic: lc.keepalive?.traffic.enabled ?? false,
-  }
-}
-
-/** Features whose fields are accepted by the schema but not yet enforced: refused, never dropped. */
-function _refuseUnimplemented(body: NewSandbox): void {
-  const unsupported: string[] = []
-  if (body.allow_internet_access !== undefined) unsupported.push('allow_internet_access')
-  for (const key of Object.keys(body.network ?? {})) {
-    if (key !== 'allowPublicTraffic') unsupported.push(`network.${key}`)
-  }
-  if (unsupported.length) {
-    throw new WarrenError(
-      'invalid_argument',
-      `not supported by this Warren yet: ${unsupported.join(', ')}`,
-    )
   }
 }
 

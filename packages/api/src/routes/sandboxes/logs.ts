@@ -75,10 +75,11 @@ export function registerLogs(app: App, deps: RouteDeps): void {
       q.start ?? 0,
       q.limit ?? 1000,
     )
+    const entries = lines.map(entry)
     return c.json(
       {
-        logs: lines.map((l) => ({ timestamp: entry(l).timestamp, line: l.line })),
-        logEntries: lines.map(entry),
+        logs: entries.map((e, i) => ({ timestamp: e.timestamp, line: lines[i]!.line })),
+        logEntries: entries,
       },
       200,
     )

@@ -2,24 +2,12 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { parseNetworkConfig } from '@warren/shared'
 import type { App, RouteDeps } from '../deps.js'
 import { errorResponses, jsonBody, noQuery, sandboxIdParams } from '../params.js'
+import { networkSchema } from './create.js'
 
-const body = z
-  .strictObject({
-    allowOut: z.array(z.string()).max(1000).optional(),
-    denyOut: z.array(z.string()).max(1000).optional(),
-    allow_internet_access: z.boolean().optional(),
-    allowIn: z
-      .array(z.string())
-      .max(1000)
-      .optional()
-      .openapi({ description: 'Warren: CIDR[:port[-port]] allowed in' }),
-    denyIn: z
-      .array(z.string())
-      .max(1000)
-      .optional()
-      .openapi({ description: 'Warren: CIDR[:port[-port]] denied in' }),
-    maskRequestHost: z.string().max(253).optional(),
-  })
+// Whether public traffic is allowed is fixed at create; the rest is replaced.
+const body = networkSchema
+  .omit({ allowPublicTraffic: true })
+  .extend({ allow_internet_access: z.boolean().optional() })
   .openapi('SandboxNetworkUpdateConfig')
 
 const route = createRoute({

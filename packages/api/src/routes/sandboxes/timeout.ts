@@ -1,9 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { App, RouteDeps } from '../deps.js'
-import { errorResponses, jsonBody, noQuery, sandboxIdParams } from '../params.js'
+import { errorResponses, jsonBody, MAX_TIMEOUT_S, noQuery, sandboxIdParams } from '../params.js'
 
 const body = z
-  .strictObject({ timeout: z.number().int().min(0).max(86_400) })
+  .strictObject({ timeout: z.number().int().min(0).max(MAX_TIMEOUT_S) })
   .openapi('SandboxTimeoutRequest')
 
 const route = createRoute({

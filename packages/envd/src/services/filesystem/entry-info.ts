@@ -2,7 +2,7 @@ import { constants, lstatSync, realpathSync, statSync } from 'node:fs'
 import { posix } from 'node:path'
 import type { MessageInitShape } from '@bufbuild/protobuf'
 import { type EntryInfoSchema, FileType } from '@warren/shared/gen/filesystem/filesystem_pb'
-import { groupName, userName } from '../../users.js'
+import { ownerNames } from '../../users.js'
 import { readMetadata } from '../../util/xattr.js'
 import { permissionString } from './file-mode.js'
 
@@ -23,7 +23,7 @@ function fileType(mode: number): FileType {
  * lookups happen with the requesting user's permissions. `reportPath` is the
  * path shown to the client (listings keep the path the client asked for).
  */
-export function entryInfo(path: string, reportPath = path): EntryInfoInit {
+export function entryInfo(path: string, reportPath = path, names = ownerNames()): EntryInfoInit {
   const st = lstatSync(path, { bigint: true })
   const mode = Number(st.mode)
   let type = fileType(mode)
@@ -51,8 +51,8 @@ export function entryInfo(path: string, reportPath = path): EntryInfoInit {
     size: st.size,
     mode: perm,
     permissions: permissionString(mode),
-    owner: userName(Number(st.uid)),
-    group: groupName(Number(st.gid)),
+    owner: names.user(Number(st.uid)),
+    group: names.group(Number(st.gid)),
     modifiedTime: {
       seconds: st.mtimeNs / 1_000_000_000n,
       nanos: Number(st.mtimeNs % 1_000_000_000n),

@@ -4,12 +4,20 @@ import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect'
 import type { Filesystem } from '@warren/shared/gen/filesystem/filesystem_pb'
 import { asUser } from '../../as-user.js'
 import { fsConnectError } from '../../fs-errors.js'
+import { type OwnerNames, ownerNames } from '../../users.js'
 import { requestUser, userPath } from '../request-user.js'
 import type { FilesystemDeps } from './deps.js'
 import { type EntryInfoInit, entryInfo } from './entry-info.js'
 
 /** Entries below `dir` up to `depth` levels; symlinked directories are not entered. */
-function walk(dir: string, shown: string, depth: number, out: EntryInfoInit[], top: boolean): void {
+function walk(
+  dir: string,
+  shown: string,
+  depth: number,
+  out: EntryInfoInit[],
+  names: OwnerNames,
+  top: boolean,
+): void {
   let children: Dirent[]
   try {
     children = readdirSync(dir, { withFileTypes: true })
@@ -22,11 +30,11 @@ function walk(dir: string, shown: string, depth: number, out: EntryInfoInit[], t
     const real = posix.join(dir, child.name)
     const reported = posix.join(shown, child.name)
     try {
-      out.push(entryInfo(real, reported))
+      out.push(entryInfo(real, reported, names))
     } catch {
       continue // vanished between readdir and lstat
     }
-    if (depth > 1 && child.isDirectory()) walk(real, reported, depth - 1, out, false)
+    if (depth > 1 && child.isDirectory()) walk(real, reported, depth - 1, out, names, false)
   }
 }
 
@@ -42,7 +50,7 @@ export function createListDir(deps: FilesystemDeps): ServiceImpl<typeof Filesyst
         if (!statSync(real).isDirectory()) {
           throw new ConnectError(`path is not a directory: ${path}`, Code.InvalidArgument)
         }
-        walk(real, path, depth, entries, true)
+        walk(real, path, depth, entries, ownerNames(), true)
       } catch (err) {
         throw fsConnectError(err, `list '${path}'`)
       }

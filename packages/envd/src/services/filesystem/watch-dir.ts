@@ -22,21 +22,21 @@ export function createWatchDir(deps: FilesystemDeps): ServiceImpl<typeof Filesys
     const user = requestUser(ctx, deps.state)
     const path = userPath(req.path, user, deps.state)
     checkWatchTarget(path, user, req.allowNetworkMounts)
+    // Each event counts 1 in the queue's size: its size is the number unread.
     const queue = new EventQueue<Response>()
-    let queued = 0
-    queue.onTake = () => queued--
     const watcher = new DirWatcher(
       path,
       req.recursive,
       user,
       (e) => {
-        if (++queued > MAX_QUEUED) {
+        if (queue.bytes >= MAX_QUEUED) {
           queue.fail(new ConnectError('too many unread watch events', Code.ResourceExhausted))
           return
         }
-        queue.push({
-          event: { case: 'filesystem', value: toFilesystemEvent(e, user, req.includeEntry) },
-        })
+        queue.push(
+          { event: { case: 'filesystem', value: toFilesystemEvent(e, user, req.includeEntry) } },
+          1,
+        )
       },
       (err) => queue.fail(fsConnectError(err, `watch '${path}'`)),
     )

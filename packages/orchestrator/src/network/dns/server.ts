@@ -1,6 +1,6 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { createServer, type Server, type Socket } from 'node:net'
-import { domainAllowed, type EgressPolicy, type Logger } from '@warren/shared'
+import { domainAllowed, type EgressPolicy, type Logger, peerAddress } from '@warren/shared'
 import * as packet from 'dns-packet'
 import type { Upstream } from './upstream.js'
 
@@ -112,10 +112,7 @@ export class DnsServer {
         if (buf.length < 2 + len) break
         const msg = buf.subarray(2, 2 + len)
         buf = buf.subarray(2 + len)
-        void this.answer(
-          Buffer.from(msg),
-          socket.remoteAddress?.replace(/^::ffff:/, '') ?? '',
-        ).then((reply) => {
+        void this.answer(Buffer.from(msg), peerAddress(socket)).then((reply) => {
           if (!reply) return socket.destroy()
           const head = Buffer.alloc(2)
           head.writeUInt16BE(reply.length)

@@ -23,7 +23,7 @@ export class EgressJudge {
   constructor(
     private readonly upstream: Upstream,
     /** Ranges beyond the always-denied ones: the address pool, this host. */
-    private readonly extraDenied: () => Cidr4[],
+    private readonly extraDenied: Cidr4[],
   ) {}
 
   async judge(policies: EgressPolicy[], name: string | null): Promise<Verdict> {
@@ -64,8 +64,8 @@ export class EgressJudge {
    * keeps nothing.
    */
   mayContinue(policy: EgressPolicy | undefined, name: string, address: string): boolean {
-    if (!policy || alwaysDenied(address, this.extraDenied())) return false
-    if (domainAllowed(policy.domains, name) && this.reachable(policy, address)) return true
+    if (!policy || alwaysDenied(address, this.extraDenied)) return false
+    if (domainAllowed(policy.domains, name) && notDenied(policy, address)) return true
     return egressAllowsIp(policy, address)
   }
 
@@ -75,9 +75,12 @@ export class EgressJudge {
    * without an allow rule.
    */
   private reachable(policy: EgressPolicy, ip: string): boolean {
-    if (alwaysDenied(ip, this.extraDenied())) return false
-    const n = ipv4ToInt(ip)
-    if (policy.allow.some((c) => cidrContains(c, n))) return true
-    return !policy.deny.some((c) => c.bits > 0 && cidrContains(c, n))
+    return !alwaysDenied(ip, this.extraDenied) && notDenied(policy, ip)
   }
+}
+
+function notDenied(policy: EgressPolicy, ip: string): boolean {
+  const n = ipv4ToInt(ip)
+  if (policy.allow.some((c) => cidrContains(c, n))) return true
+  return !policy.deny.some((c) => c.bits > 0 && cidrContains(c, n))
 }

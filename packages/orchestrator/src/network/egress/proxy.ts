@@ -6,6 +6,7 @@ import {
   dialOnce,
   type EgressPolicy,
   type Logger,
+  peerAddress,
   type Resolution,
   splice,
 } from '@warren/shared'
@@ -43,7 +44,8 @@ const MAX_PER_SANDBOX = 1024
  */
 export class EgressProxy {
   private servers: Server[] = []
-  private readonly live = new Set<Live>()
+  /** Open proxied connections (TLS) and requests (HTTP), by sandbox. */
+  private readonly live = new Map<string, Set<Live>>()
   private readonly judge: EgressJudge
   private readonly http: ReturnType<typeof createForwarder>
 
@@ -53,7 +55,7 @@ export class EgressProxy {
       tlsPort: number
       upstream: Upstream
       sourceFor: (ip: string) => EgressSource | undefined
-      extraDenied: () => Cidr4[]
+      extraDenied: Cidr4[]
       log: Logger
     },
   ) {
@@ -81,7 +83,7 @@ export class EgressProxy {
   async close(): Promise<void> {
     const servers = this.servers
     this.servers = []
-    for (const l of this.live) l.cut()
+    for (const set of this.live.values()) for (const l of set) l.cut()
     await this.http.close()
     await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))))
   }
@@ -89,8 +91,8 @@ export class EgressProxy {
   /** Cuts the proxied connections of a sandbox that its (new) rules no longer allow. */
   enforce(sandboxId: string, policy: EgressPolicy | undefined): number {
     let cut = 0
-    for (const l of this.live) {
-      if (l.sandboxId === sandboxId && !this.judge.mayContinue(policy, l.name, l.address)) {
+    for (const l of this.live.get(sandboxId) ?? []) {
+      if (!this.judge.mayContinue(policy, l.name, l.address)) {
         l.cut()
         cut++
       }
@@ -99,15 +101,23 @@ export class EgressProxy {
   }
 
   private source(socket: Socket): EgressSource | undefined {
-    return this.opts.sourceFor(socket.remoteAddress?.replace(/^::ffff:/, '') ?? '')
+    return this.opts.sourceFor(peerAddress(socket))
   }
 
+  /** Registers an open connection; undefined when the sandbox has too many. Untracking is idempotent. */
   private track(l: Live): (() => void) | undefined {
-    let open = 0
-    for (const other of this.live) if (other.sandboxId === l.sandboxId) open++
-    if (open >= MAX_PER_SANDBOX) return undefined
-    this.live.add(l)
-    return () => this.live.delete(l)
+    let set = this.live.get(l.sandboxId)
+    if (!set) {
+      set = new Set()
+      this.live.set(l.sandboxId, set)
+    }
+    if (set.size >= MAX_PER_SANDBOX) return undefined
+    set.add(l)
+    const own = set
+    return () => {
+      own.delete(l)
+      if (!own.size && this.live.get(l.sandboxId) === own) this.live.delete(l.sandboxId)
+    }
   }
 
   /** One HTTP request (or upgrade) from a sandbox, judged by its Host. */
@@ -136,8 +146,10 @@ export class EgressProxy {
     })
     if (!untrack)
       return { error: { status: 403, message: 'too many egress connections for this sandbox' } }
-    req.socket.once('close', untrack)
-    req.once('close', untrack)
+    // A request closes when its response is done or its socket goes; an
+    // upgraded one is over only when the socket closes.
+    if (req.headers.upgrade) req.socket.once('close', untrack)
+    else req.once('close', untrack)
     return {
       target: {
         host: verdict.address,
