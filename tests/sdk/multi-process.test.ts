@@ -146,6 +146,30 @@ describe('separate processes', () => {
     }
   })
 
+  it('routes again once a node that was down when the API started comes back', async () => {
+    const sbx = await Sandbox.create({ ...sdk, timeoutMs: 120_000 })
+    try {
+      await stop('api')
+      await stop('orchestrator')
+      // The API starts without its node: the node's routes have no proxy yet.
+      await startApi()
+      await startOrchestrator()
+      // Node sync (every second here) finds the node and its routes follow.
+      let out = ''
+      for (let i = 0; i < 50 && !out; i++) {
+        out = await sbx.commands.run('echo back').then(
+          (r) => r.stdout,
+          () => '',
+        )
+        if (!out) await new Promise((r) => setTimeout(r, 200))
+      }
+      expect(out).toBe('back\n')
+      expect((await Sandbox.getInfo(sbx.sandboxId, sdk)).state).toBe('running')
+    } finally {
+      await sbx.kill()
+    }
+  })
+
   it('keeps sandboxes when the orchestrator restarts, and the proxy follows a restarted API', async () => {
     const sbx = await Sandbox.create({ ...sdk, timeoutMs: 120_000 })
     try {

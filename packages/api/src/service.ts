@@ -57,17 +57,19 @@ export async function createApiService(
     : (await createApiKey(db, team.id, 'first key')).key
 
   const placement = new Placement(log)
-  const transports = [
-    ...nodes,
-    ...parseNodeList(cfg.nodes ?? '').map((n) => networkTransport(n.url)),
-  ]
-  for (const t of transports) await placement.register(t)
+  for (const t of nodes) await placement.register(t)
+  // Configured nodes are known by id: one that is down now is registered
+  // unhealthy, and node sync brings it in when it answers.
+  for (const n of parseNodeList(cfg.nodes ?? ''))
+    await placement.register(networkTransport(n.url), n.nodeId)
   if (!placement.list().length)
     throw new WarrenError('unavailable', 'no orchestrator node configured')
 
   const catalog = new Catalog(
     (nodeId) => placement.list().find((n) => n.nodeId === nodeId)?.proxyUrl,
   )
+  // A node that was down when the API started (or moved) gets its routes back.
+  placement.onNodeChange((n) => catalog.moveNode(n.nodeId, n.proxyUrl))
   const engine = new LifecycleEngine({
     db,
     placement,
