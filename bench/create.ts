@@ -8,7 +8,8 @@ import { existsSync, readFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { loadOrchestratorConfig } from '@warren/shared'
+import { createMachineHost, type MachineHost } from '@warren/orchestrator'
+import { createLogger, loadOrchestratorConfig } from '@warren/shared'
 import {
   ENVD_PORT,
   freePort,
@@ -100,6 +101,7 @@ async function waitHealthy(ip: string, port = ENVD_PORT): Promise<void> {
  */
 async function measureCreates(
   f: NodeFixture,
+  host: MachineHost,
   floor: Floor,
   warm: number,
   idle: boolean,
@@ -107,14 +109,14 @@ async function measureCreates(
   const { node } = f
   // Cheap phase marks: wrap the two node operations that bound the phases.
   let marks: Record<string, number> = {}
-  const slots = node.ctx.slots
+  const slots = host.slots
   const acquire = slots.acquire.bind(slots)
   slots.acquire = async () => {
     const s = await acquire()
     marks.slot = now()
     return s
   }
-  const runc = node.ctx.runc
+  const runc = host.runc
   const runDetached = runc.runDetached.bind(runc)
   runc.runDetached = async (...args) => {
     marks.runcStart = now()
@@ -233,9 +235,16 @@ async function main() {
     }
     for (const { name, warm, idle } of modes) {
       console.error(`${name} (warmNetworkSlots ${warm}): ${RUNS} sequential creates ...`)
-      const f = await startNodeFixture({ config: { warmNetworkSlots: warm } })
+      let host: MachineHost | undefined
+      const f = await startNodeFixture({
+        config: { warmNetworkSlots: warm },
+        host: (cfg) => {
+          host = createMachineHost(cfg, createLogger('bench', 'warn'))
+          return host
+        },
+      })
       try {
-        results[name] = await measureCreates(f, floor, warm, idle)
+        results[name] = await measureCreates(f, host!, floor, warm, idle)
         if (name === 'warm') {
           // Idle memory: three sandboxes, left alone for a few seconds.
           const records = [await f.create(), await f.create(), await f.create()]

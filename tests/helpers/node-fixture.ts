@@ -7,7 +7,7 @@ import { randomBytes, randomInt } from 'node:crypto'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { type CreateInput, SandboxNode } from '@warren/orchestrator'
+import { type CreateInput, createNode, type NodeHost, type SandboxNode } from '@warren/orchestrator'
 import {
   createLogger,
   loadOrchestratorConfig,
@@ -87,6 +87,8 @@ export interface FixtureOptions {
   config?: Partial<OrchestratorConfig>
   /** Start the node (default true). */
   start?: boolean
+  /** The node's host (default: the machine's, built from the config). */
+  host?: (cfg: OrchestratorConfig) => NodeHost
 }
 
 /** Starts a node with its own prefix, pool and data directory. */
@@ -106,7 +108,8 @@ export async function startNodeFixture(opts: FixtureOptions = {}): Promise<NodeF
     },
     {},
   )
-  const node = new SandboxNode(cfg, createLogger(`node-${prefix}`, 'warn'))
+  const log = createLogger(`node-${prefix}`, 'warn')
+  const node = createNode(cfg, { log, ...(opts.host ? { host: opts.host(cfg) } : {}) })
   const created: string[] = []
   const tokens = new Map<string, string>()
   const fixture: NodeFixture = {

@@ -3,7 +3,7 @@
 // template; teardown kills every sandbox it left and proves the host clean.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { SandboxNode } from '@warren/orchestrator'
+import { createNode } from '@warren/orchestrator'
 import { createLogger, loadOrchestratorConfig } from '@warren/shared'
 import { afterAll, afterEach, beforeAll } from 'vitest'
 import { CLI } from './cli.js'
@@ -101,7 +101,7 @@ export async function teardownWarrenHost(setup: WarrenSetup): Promise<void> {
     },
     {},
   )
-  const node = new SandboxNode(cfg, createLogger(`teardown-${prefix}`, 'warn'))
+  const node = createNode(cfg, { log: createLogger(`teardown-${prefix}`, 'warn') })
   await node.start()
   await destroyNode(node, prefix, dataDir)
 }

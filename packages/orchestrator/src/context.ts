@@ -6,7 +6,7 @@ import type { NetworkSlots } from './network/slots.js'
 import type { Runc } from './runtime/runc.js'
 import type { TemplateRegistry } from './templates/registry.js'
 
-/** What the node's operations share; built once by createNode. */
+/** What the machine host's operations share; built once by createMachineHost. */
 export interface NodeContext {
   cfg: OrchestratorConfig
   templatesDir: string

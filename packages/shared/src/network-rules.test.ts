@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest'
+import type { NetworkConfig } from './network-config.js'
 import {
   domainAllowed,
   egressAllowsIp,
   ingressAllows,
   maskedHost,
-  type NetworkConfig,
   parseNetworkConfig,
 } from './network-rules.js'
 

@@ -1,22 +1,13 @@
 import { isIPv6 } from 'node:net'
 import { type Cidr4, cidrContains, ipv4ToInt, parseCidr4 } from './cidr.js'
 import { WarrenError } from './errors.js'
+import type { NetworkConfig } from './network-config.js'
 
 /**
  * Network rules of a sandbox: parsing and validation (one place, used by the
  * API at its edge and by the node), and the pure decisions the enforcement
  * points make (nftables sets are rendered from the same parse).
  */
-
-/** The network config as a client sends it (E2B fields plus Warren's ingress rules). */
-export interface NetworkConfig {
-  allowOut?: string[]
-  denyOut?: string[]
-  allowIn?: string[]
-  denyIn?: string[]
-  allowPublicTraffic?: boolean
-  maskRequestHost?: string
-}
 
 export interface DomainRules {
   /** Exact names, lower case. */
@@ -50,7 +41,6 @@ export interface NetworkPolicy {
 const ALL: Cidr4 = { network: 0, bits: 0 }
 // Underscores appear in real names (_dmarc, service records), so they are allowed.
 const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/
-const MAX_RULES = 1000
 
 function bad(message: string): never {
   throw new WarrenError('invalid_argument', message)
@@ -95,7 +85,7 @@ export function parseDomain(
 
 function list(field: string, value: string[] | undefined): string[] {
   const entries = value ?? []
-  if (entries.length > MAX_RULES) bad(`${field}: at most ${MAX_RULES} entries`)
+  if (entries.length > 1000) bad(`${field}: at most 1000 entries`)
   for (const e of entries) {
     if (typeof e !== 'string' || !e.trim()) bad(`${field}: entries must be non-empty strings`)
     if (isIPv6(e.split('/')[0] ?? ''))

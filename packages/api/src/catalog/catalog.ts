@@ -42,7 +42,6 @@ export class Catalog {
       autoResume: s.lifecycle.autoResume,
       keepaliveTraffic: s.lifecycle.keepaliveTraffic,
       killReason: s.killReason ?? (s.state === 'killing' ? 'request' : ''),
-      networkJson: JSON.stringify(s.network),
       ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
       ...(s.trafficAccessToken ? { trafficAccessToken: s.trafficAccessToken } : {}),
     })

@@ -1,4 +1,10 @@
-import { newSandboxId, newToken, WarrenError } from '@warren/shared'
+import {
+  type NetworkConfig,
+  networkConfigToMessage,
+  newSandboxId,
+  newToken,
+  WarrenError,
+} from '@warren/shared'
 import type { NodeState } from '../placement/nodes.js'
 import {
   deleteSandbox,
@@ -19,7 +25,7 @@ export interface CreateSandboxRequest {
   /** Secure sandboxes get an envd access token that every envd call must carry. */
   secure: boolean
   lifecycle: Lifecycle
-  network: Record<string, unknown>
+  network: NetworkConfig
   allowInternetAccess: boolean | null
 }
 
@@ -101,7 +107,7 @@ async function createOn(
     templateId: s.templateId,
     envVars: s.envVars,
     ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
-    networkJson: JSON.stringify(s.network),
+    network: networkConfigToMessage(s.network),
     ...(s.allowInternetAccess !== null ? { allowInternetAccess: s.allowInternetAccess } : {}),
   })
   void placement.refresh(node)

@@ -1,4 +1,4 @@
-import { type Logger, WarrenError } from '@warren/shared'
+import { type Logger, type NetworkConfig, WarrenError } from '@warren/shared'
 import { PausedKind } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 import type { Catalog } from '../catalog/catalog.js'
 import type { Placement } from '../placement/nodes.js'
@@ -220,7 +220,7 @@ export class LifecycleEngine {
   updateNetwork(
     team: Team,
     sandboxId: string,
-    network: Record<string, unknown>,
+    network: NetworkConfig,
     allowInternetAccess: boolean | null,
   ): Promise<Sandbox> {
     return this.networkUpdates.update(

@@ -1,3 +1,4 @@
+import { type NetworkConfig, networkConfigToMessage } from '@warren/shared'
 import type { Sandbox } from '../store/sandboxes.js'
 import { transition } from '../store/sandboxes.js'
 import { type LifecycleCore, lostRace } from './core.js'
@@ -17,7 +18,7 @@ export class NetworkUpdates {
   update(
     sandboxId: string,
     current: () => Promise<Sandbox>,
-    network: Record<string, unknown>,
+    network: NetworkConfig,
     allowInternetAccess: boolean | null,
   ): Promise<Sandbox> {
     const run = (this.queues.get(sandboxId) ?? Promise.resolve())
@@ -33,16 +34,16 @@ export class NetworkUpdates {
 
   private async apply(
     current: () => Promise<Sandbox>,
-    network: Record<string, unknown>,
+    network: NetworkConfig,
     allowInternetAccess: boolean | null,
   ): Promise<Sandbox> {
     const { db, catalog, log } = this.core
     const s = await current()
     const client = this.core.placement.node(s.nodeId).client
-    const push = (net: Record<string, unknown>, iae: boolean | null) =>
+    const push = (net: NetworkConfig, iae: boolean | null) =>
       client.updateNetwork({
         sandboxId: s.sandboxId,
-        networkJson: JSON.stringify(net),
+        network: networkConfigToMessage(net),
         ...(iae !== null ? { allowInternetAccess: iae } : {}),
       })
     await push(network, allowInternetAccess)

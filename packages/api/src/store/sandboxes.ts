@@ -1,4 +1,4 @@
-import { WarrenError } from '@warren/shared'
+import { type NetworkConfig, networkConfigSchema, WarrenError } from '@warren/shared'
 import { type Expression, type SqlBool, sql } from 'kysely'
 import type { Db } from './db.js'
 import type { KillReason, PausedKind, SandboxesTable, SandboxState } from './schema.js'
@@ -32,7 +32,7 @@ export interface Sandbox {
   memoryMb: number
   diskSizeMb: number
   lifecycle: Lifecycle
-  network: Record<string, unknown>
+  network: NetworkConfig
   allowInternetAccess: boolean | null
   address: string | null
   killReason: KillReason | null
@@ -71,7 +71,7 @@ function toSandbox(r: Row): Sandbox {
     memoryMb: r.memory_mb,
     diskSizeMb: r.disk_size_mb,
     lifecycle: JSON.parse(r.lifecycle),
-    network: JSON.parse(r.network),
+    network: networkConfigSchema.parse(JSON.parse(r.network)),
     allowInternetAccess: r.allow_internet_access === null ? null : !!r.allow_internet_access,
     address: r.address,
     killReason: r.kill_reason,

@@ -1,4 +1,4 @@
-import { listenNodeProxy, SandboxNode, serveOrchestratorRpc } from '@warren/orchestrator'
+import { createNode, listenNodeProxy, serveOrchestratorRpc } from '@warren/orchestrator'
 import { createLogger, loadOrchestratorConfig } from '@warren/shared'
 import type { Command } from 'commander'
 
@@ -14,7 +14,7 @@ export function registerOrchestrator(program: Command): void {
         ...(opts.port ? { rpcPort: Number(opts.port) } : {}),
         ...(opts.host ? { listenHost: opts.host } : {}),
       })
-      const node = new SandboxNode(cfg, log)
+      const node = createNode(cfg, { log })
       await node.start()
       const nodeProxy = await listenNodeProxy(node, cfg.listenHost, cfg.nodeProxyPort)
       const { server, url } = await serveOrchestratorRpc(node, {

@@ -1,9 +1,9 @@
 import { createApiService } from '@warren/api'
 import {
+  createNode,
   createNodeResolver,
   inProcessTransport,
   listenNodeProxy,
-  SandboxNode,
   serveOrchestratorRpc,
 } from '@warren/orchestrator'
 import { createEdgeProxy } from '@warren/proxy'
@@ -53,7 +53,7 @@ export async function startAllInOne(
     domain: process.env.WARREN_DOMAIN ?? `localhost:${pcfg.port}`,
   })
 
-  const node = new SandboxNode(ocfg, log.child({ component: 'orchestrator' }))
+  const node = createNode(ocfg, { log: log.child({ component: 'orchestrator' }) })
   await node.start()
   const nodeProxy = await listenNodeProxy(node, ocfg.listenHost, ocfg.nodeProxyPort)
   const rpc = await serveOrchestratorRpc(node, {

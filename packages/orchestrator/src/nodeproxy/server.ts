@@ -45,7 +45,7 @@ export function createNodeResolver(node: SandboxNode): NodeResolver {
     if (record.state !== 'running' || !record.sandboxIp) {
       return { error: { status: 502, sandboxId, message: `The sandbox is ${record.state}` } }
     }
-    const policy = node.ctx.policies.get(sandboxId)
+    const policy = node.networkPolicy(sandboxId)
     if (policy && !ingressAllows(policy.ingress, h.clientIp, port)) {
       return {
         error: {
@@ -89,7 +89,7 @@ export function createNodeResolver(node: SandboxNode): NodeResolver {
  */
 export function createNodeProxy(node: SandboxNode): Server {
   const resolve = createNodeResolver(node)
-  const secret = node.ctx.cfg.nodeProxySecret
+  const secret = node.cfg.nodeProxySecret
   const forwarder = createForwarder(async (req) => {
     const peer = peerAddress(req.socket)
     // Internal headers are believed from an edge that knows the secret, or —

@@ -12,7 +12,7 @@ export async function serveOrchestratorRpc(
   node: SandboxNode,
   opts: { host: string; port: number; proxyUrl: string },
 ): Promise<{ server: Server; url: string }> {
-  const log = node.ctx.log
+  const log = node.log
   const handler = connectNodeAdapter({
     routes: (router) =>
       router.service(OrchestratorService, orchestratorService(node, opts.proxyUrl)),
@@ -31,7 +31,7 @@ export async function serveOrchestratorRpc(
 
 /** The same RPC without a network hop, for the all-in-one process. */
 export function inProcessTransport(node: SandboxNode, proxyUrl: string): Transport {
-  const log = node.ctx.log
+  const log = node.log
   return createRouterTransport(
     (router) => router.service(OrchestratorService, orchestratorService(node, proxyUrl)),
     {

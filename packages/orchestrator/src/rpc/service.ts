@@ -1,6 +1,6 @@
 import { timestampFromMs } from '@bufbuild/protobuf/wkt'
 import type { ServiceImpl } from '@connectrpc/connect'
-import { type NetworkConfig, WarrenError } from '@warren/shared'
+import { networkConfigFromMessage } from '@warren/shared'
 import type { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 import type { SandboxNode } from '../node.js'
 import { pausedKindOf, toSandboxMessage, toTemplateMessage } from './convert.js'
@@ -10,7 +10,7 @@ export function orchestratorService(
   node: SandboxNode,
   proxyUrl: string,
 ): ServiceImpl<typeof OrchestratorService> {
-  const nodeId = node.ctx.cfg.nodeId
+  const nodeId = node.cfg.nodeId
   return {
     async create(req) {
       const record = await node.create({
@@ -21,7 +21,7 @@ export function orchestratorService(
         diskSizeMb: req.diskSizeMb,
         envVars: req.envVars,
         ...(req.envdAccessToken !== undefined ? { envdAccessToken: req.envdAccessToken } : {}),
-        network: networkFromJson(req.networkJson),
+        network: networkConfigFromMessage(req.network),
         allowInternetAccess: req.allowInternetAccess ?? null,
       })
       return { sandbox: toSandboxMessage(record, nodeId) }
@@ -29,7 +29,7 @@ export function orchestratorService(
     async updateNetwork(req) {
       const record = await node.updateNetwork(
         req.sandboxId,
-        networkFromJson(req.networkJson),
+        networkConfigFromMessage(req.network),
         req.allowInternetAccess ?? null,
       )
       return { sandbox: toSandboxMessage(record, nodeId) }
@@ -100,21 +100,8 @@ export function orchestratorService(
     },
     async listTemplates() {
       return {
-        templates: node.ctx.templates
-          .list()
-          .map((t) => toTemplateMessage(t, node.ctx.envd?.version)),
+        templates: node.templates().map((t) => toTemplateMessage(t, node.envdVersion())),
       }
     },
   }
-}
-
-function networkFromJson(json: string): NetworkConfig {
-  if (!json) return {}
-  try {
-    const v: unknown = JSON.parse(json)
-    if (v && typeof v === 'object' && !Array.isArray(v)) return v as NetworkConfig
-  } catch {
-    // reported below
-  }
-  throw new WarrenError('invalid_argument', 'network_json is not a JSON object')
 }

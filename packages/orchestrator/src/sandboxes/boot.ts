@@ -5,10 +5,8 @@ import {
   type EgressPolicy,
   hasEgressRules,
   type NetworkPolicy,
-  WarrenError,
 } from '@warren/shared'
 import { cgroupsPath, containerId, type NodeContext } from '../context.js'
-import { takeFault } from '../faults.js'
 import { applyInNetns } from '../network/nftables.js'
 import type { NetworkSlot } from '../network/slots.js'
 import { mountOverlay, unmount } from '../runtime/overlay.js'
@@ -84,8 +82,6 @@ export async function applyEgressRules(
   slot: NetworkSlot,
   egress: EgressPolicy,
 ): Promise<void> {
-  if (takeFault(ctx.cfg.dataDir, 'network.apply'))
-    throw new WarrenError('internal', 'injected fault: network.apply')
   await applyInNetns(slot.netns, ctx.tableFor(slot, egress))
 }
 

@@ -1,15 +1,10 @@
 import { mkdirSync, rmSync } from 'node:fs'
-import { CleanupStack, type NetworkConfig, WarrenError } from '@warren/shared'
+import { CleanupStack, WarrenError } from '@warren/shared'
 import { containerId, type NodeContext } from '../context.js'
+import type { CreateSpec } from '../host/node-host.js'
 import type { NetworkSlot } from '../network/slots.js'
-import { type BootSpec, bootSandbox, createUpper } from './boot.js'
+import { bootSandbox, createUpper } from './boot.js'
 import { type SandboxRecord, sandboxPaths, writeRecord } from './record.js'
-
-export interface CreateSpec extends BootSpec {
-  diskSizeMb: number
-  network: NetworkConfig
-  allowInternetAccess: boolean | null
-}
 
 /**
  * Starts one sandbox: network slot, writable layer, then the boot. Every

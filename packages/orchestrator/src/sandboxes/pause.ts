@@ -26,7 +26,9 @@ export async function syncLayer(ctx: NodeContext, sandboxId: string): Promise<vo
 /**
  * Drops a sandbox's processes and network but keeps its writable layer: what
  * a files-only pause leaves, and what a frozen sandbox becomes when the node
- * needs its memory back. Idempotent.
+ * needs its memory back. Idempotent. Throws only if the container could not
+ * be removed (then nothing changed); a mount or namespace that will not go
+ * is logged and left to the next boot, destroy or node start, which remove it.
  */
 export async function dropToFiles(
   ctx: NodeContext,
@@ -35,6 +37,13 @@ export async function dropToFiles(
 ): Promise<void> {
   const paths = sandboxPaths(ctx.cfg.dataDir, sandboxId)
   await ctx.runc.destroy(containerId(ctx.cfg, sandboxId))
-  for (const m of mountsUnder(paths.dir)) await unmount(m)
-  if (slot) await ctx.slots.release(slot)
+  try {
+    for (const m of mountsUnder(paths.dir)) await unmount(m)
+  } catch (err) {
+    ctx.log.warn({ err, sandboxId }, 'could not unmount a dropped sandbox; retried later')
+  }
+  if (slot)
+    await ctx.slots
+      .release(slot)
+      .catch((err) => ctx.log.warn({ err, sandboxId }, 'could not remove a dropped network'))
 }

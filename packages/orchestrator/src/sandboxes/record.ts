@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { networkConfigSchema } from '@warren/shared'
 import { z } from 'zod'
 
 /** What the node remembers of a sandbox across its own restarts. */
@@ -21,8 +22,8 @@ export const sandboxRecordSchema = z.object({
   /** A paused sandbox keeps its frozen processes (memory) or only its writable layer (files). */
   pausedKind: z.enum(['memory', 'files']).optional(),
   pausedAt: z.string().optional(),
-  /** The network config as accepted (validated again on load). */
-  network: z.record(z.string(), z.unknown()).default({}),
+  /** The network config as accepted; its rules are parsed again on adoption. */
+  network: networkConfigSchema.default({}),
   allowInternetAccess: z.boolean().nullable().default(null),
 })
 

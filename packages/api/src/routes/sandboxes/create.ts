@@ -1,5 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { parseNetworkConfig, parseTemplateId, WarrenError } from '@warren/shared'
+import {
+  networkConfigSchema,
+  parseNetworkConfig,
+  parseTemplateId,
+  WarrenError,
+} from '@warren/shared'
 import type { CreateSandboxRequest } from '../../lifecycle/engine.js'
 import type { App, RouteDeps } from '../deps.js'
 import { errorResponses, jsonBody, MAX_TIMEOUT_S, noQuery } from '../params.js'
@@ -18,23 +23,6 @@ const stringMap = (what: string, keyRe?: RegExp) =>
       z.string().max(16_384),
     )
     .refine((m) => Object.keys(m).length <= 256, `at most 256 ${what} entries`)
-
-export const networkSchema = z.strictObject({
-  allowOut: z.array(z.string()).max(1000).optional(),
-  denyOut: z.array(z.string()).max(1000).optional(),
-  allowIn: z
-    .array(z.string())
-    .max(1000)
-    .optional()
-    .openapi({ description: 'Warren: CIDR[:port[-port]] allowed in' }),
-  denyIn: z
-    .array(z.string())
-    .max(1000)
-    .optional()
-    .openapi({ description: 'Warren: CIDR[:port[-port]] denied in' }),
-  allowPublicTraffic: z.boolean().optional(),
-  maskRequestHost: z.string().max(253).optional(),
-})
 
 const lifecycleSchema = z.strictObject({
   onTimeout: z.enum(['kill', 'pause']).optional(),
@@ -55,7 +43,7 @@ const newSandbox = z
     autoPauseMemory: z.boolean().optional(),
     autoResume: z.strictObject({ enabled: z.boolean() }).optional(),
     lifecycle: lifecycleSchema.optional(),
-    network: networkSchema.optional(),
+    network: networkConfigSchema.optional(),
   })
   .openapi('NewSandbox')
 

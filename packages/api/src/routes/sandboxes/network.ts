@@ -1,11 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { parseNetworkConfig } from '@warren/shared'
+import { type NetworkConfig, networkConfigSchema, parseNetworkConfig } from '@warren/shared'
 import type { App, RouteDeps } from '../deps.js'
 import { errorResponses, jsonBody, noQuery, sandboxIdParams } from '../params.js'
-import { networkSchema } from './create.js'
 
 // Whether public traffic is allowed is fixed at create; the rest is replaced.
-const body = networkSchema
+const body = networkConfigSchema
   .omit({ allowPublicTraffic: true })
   .extend({ allow_internet_access: z.boolean().optional() })
   .openapi('SandboxNetworkUpdateConfig')
@@ -32,7 +31,7 @@ export function registerNetwork(app: App, deps: RouteDeps): void {
     const team = c.get('team')
     const allowInternetAccess = req.allow_internet_access ?? null
     const current = await deps.engine.get(team, sandboxID)
-    const network: Record<string, unknown> = {
+    const network: NetworkConfig = {
       ...(req.allowOut ? { allowOut: req.allowOut } : {}),
       ...(req.denyOut ? { denyOut: req.denyOut } : {}),
       ...(req.allowIn ? { allowIn: req.allowIn } : {}),

@@ -1,0 +1,119 @@
+import { cpus } from 'node:os'
+import { join } from 'node:path'
+import type { Logger, OrchestratorConfig } from '@warren/shared'
+import { cgroupsPath, type NodeContext, templatesDirOf } from '../context.js'
+import { AddressPool } from '../network/address-pool.js'
+import { cutDeniedFlows } from '../network/conntrack.js'
+import { NodeNetwork } from '../network/services.js'
+import { NetworkSlots } from '../network/slots.js'
+import { Runc } from '../runtime/runc.js'
+import { applyEgressRules } from '../sandboxes/boot.js'
+import { createSandbox } from '../sandboxes/create.js'
+import { destroySandbox } from '../sandboxes/destroy.js'
+import { readLogLines } from '../sandboxes/logs.js'
+import { MetricsSampler, readCgroup } from '../sandboxes/metrics.js'
+import { dropToFiles, freeze } from '../sandboxes/pause.js'
+import { sandboxPaths, writeRecord } from '../sandboxes/record.js'
+import { bootFromFiles, thaw } from '../sandboxes/resume.js'
+import { TemplateRegistry } from '../templates/registry.js'
+import type { NodeHost } from './node-host.js'
+import { startHost } from './start.js'
+
+/** The machine host, with the parts a benchmark may instrument. */
+export type MachineHost = NodeHost & { readonly slots: NetworkSlots; readonly runc: Runc }
+
+/**
+ * The node's host as it really is: runc containers, overlay mounts, network
+ * namespaces with nftables, Warren's DNS and egress proxy, files under the
+ * data directory.
+ */
+export function createMachineHost(cfg: OrchestratorConfig, log: Logger): MachineHost {
+  const templatesDir = templatesDirOf(cfg)
+  const pool = new AddressPool(cfg.addressPool)
+  const network = new NodeNetwork(cfg, log)
+  const slots = new NetworkSlots({
+    prefix: cfg.prefix,
+    pool,
+    target: cfg.warmNetworkSlots,
+    log,
+    baseTable: (slot) => network.tableFor(slot),
+  })
+  const ctx: NodeContext = {
+    cfg,
+    templatesDir,
+    log,
+    runc: new Runc(join(cfg.dataDir, 'runc')),
+    templates: new TemplateRegistry(templatesDir),
+    pool,
+    slots,
+    envd: undefined,
+    tableFor: network.tableFor,
+    policies: network.policies,
+  }
+  const metrics = new MetricsSampler()
+  let release: (() => Promise<void>) | undefined
+
+  return {
+    cpuCount: cpus().length,
+    policies: network.policies,
+    slots,
+    runc: ctx.runc,
+    envdVersion: () => ctx.envd?.version,
+    addressesFree: () => pool.free,
+
+    async start() {
+      const started = await startHost(ctx, network)
+      release = started.release
+      slots.fill()
+      return { adopted: started.adopted, removed: started.removed }
+    },
+    async stop() {
+      await slots.stop()
+      await release?.()
+      release = undefined
+    },
+
+    template: (templateId) => ctx.templates.get(templateId),
+    templates: () => ctx.templates.list(),
+
+    create: (spec) => createSandbox(ctx, spec),
+    async destroy(sandboxId, slot) {
+      const errors = await destroySandbox(ctx, sandboxId, slot)
+      metrics.forget(sandboxId)
+      network.policies.remove(sandboxId)
+      network.enforce(sandboxId)
+      return errors
+    },
+    freeze: (sandboxId) => freeze(ctx, sandboxId),
+    thaw: (record) => thaw(ctx, record),
+    dropToFiles: (sandboxId, slot) => dropToFiles(ctx, sandboxId, slot),
+    bootFromFiles: (paused, input, policy) => bootFromFiles(ctx, paused, input, policy),
+    applyEgress: (slot, egress) => applyEgressRules(ctx, slot, egress),
+    async cutDeniedFlows(sandboxId, slot) {
+      network.enforce(sandboxId)
+      if (!slot) return
+      await cutDeniedFlows(
+        slot.netns,
+        slot.sandboxIp,
+        slot.hostIp,
+        network.policies.get(sandboxId)?.egress,
+      )
+    },
+    saveRecord: (record) => writeRecord(cfg.dataDir, record),
+    memoryInUse: (sandboxId) => readCgroup(cgroupsPath(cfg, sandboxId)).memUsed,
+    sampleMetrics: (r) =>
+      metrics.sample(
+        r.sandboxId,
+        cgroupsPath(cfg, r.sandboxId),
+        sandboxPaths(cfg.dataDir, r.sandboxId).upper,
+        {
+          cpuCount: r.cpuCount,
+          memoryMb: r.memoryMb,
+          diskSizeMb: r.diskSizeMb,
+          startedAt: Date.parse(r.startedAt),
+        },
+      ),
+    logs: (sandboxId, startMs, limit) =>
+      readLogLines(sandboxPaths(cfg.dataDir, sandboxId).log, startMs, limit),
+  }
+}

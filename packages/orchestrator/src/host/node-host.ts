@@ -1,0 +1,90 @@
+import type { EgressPolicy, NetworkConfig, NetworkPolicy } from '@warren/shared'
+import type { PolicyTable } from '../network/policies.js'
+import type { NetworkSlot } from '../network/slots.js'
+import type { LogLine } from '../sandboxes/logs.js'
+import type { MetricsSample } from '../sandboxes/metrics.js'
+import type { SandboxRecord } from '../sandboxes/record.js'
+import type { TemplateMetadata } from '../templates/metadata.js'
+
+/** What a node asks of the machine for one new sandbox. */
+export interface CreateSpec {
+  sandboxId: string
+  template: TemplateMetadata
+  cpuCount: number
+  memoryMb: number
+  diskSizeMb: number
+  envVars: Record<string, string>
+  envdAccessToken: string | undefined
+  policy: NetworkPolicy
+  network: NetworkConfig
+  allowInternetAccess: boolean | null
+}
+
+export interface ResumeInput {
+  envdAccessToken?: string
+  envVars?: Record<string, string>
+  /** false: drop any frozen processes and boot from the files (a reboot). */
+  memory?: boolean
+}
+
+/** A sandbox and its network; undefined slot for a sandbox paused to files only. */
+export interface Placed {
+  record: SandboxRecord
+  slot: NetworkSlot | undefined
+}
+
+/**
+ * Everything a node does to its machine: containers, mounts, namespaces,
+ * nftables, files. The node (node.ts) is the state machine over these steps
+ * — which sandbox is in which state, what memory it holds, one operation per
+ * sandbox at a time — and this is its only way to touch the host, so the
+ * state machine can be tested with an in-memory stand-in.
+ *
+ * Each step either completes or undoes what it did and throws, unless it
+ * says otherwise.
+ */
+export interface NodeHost {
+  readonly cpuCount: number
+  /** The policies in force; Warren's DNS and egress proxy read them by sandbox address. */
+  readonly policies: PolicyTable
+  /** The envd version new sandboxes get (undefined with a custom first process). */
+  envdVersion(): string | undefined
+  addressesFree(): number
+
+  /** Prepares the host and adopts the sandboxes that survived; releases what it took on failure. */
+  start(): Promise<{ adopted: Placed[]; removed: string[] }>
+  /** Stops the node's listeners and background work; sandboxes keep running. */
+  stop(): Promise<void>
+
+  template(templateId: string): TemplateMetadata
+  templates(): TemplateMetadata[]
+
+  create(spec: CreateSpec): Promise<Placed & { slot: NetworkSlot }>
+  /** Removes a sandbox in any state; every step runs, and the failures are returned. */
+  destroy(sandboxId: string, slot: NetworkSlot | undefined): Promise<Error[]>
+  /** Freezes every process and flushes the writable layer (a durable snapshot). */
+  freeze(sandboxId: string): Promise<void>
+  /** Thaws a frozen container; false when its processes are gone. */
+  thaw(record: SandboxRecord): Promise<boolean>
+  /**
+   * Drops the processes and network, keeping the writable layer. Throws only
+   * while the container still exists (nothing changed); a later step that
+   * fails leaves debris that the next destroy or start removes.
+   */
+  dropToFiles(sandboxId: string, slot: NetworkSlot | undefined): Promise<void>
+  /** A cold boot on a paused sandbox's kept layer, with a new network slot. */
+  bootFromFiles(
+    paused: SandboxRecord,
+    input: ResumeInput,
+    policy: NetworkPolicy,
+  ): Promise<Placed & { slot: NetworkSlot }>
+  /** Loads a running sandbox's egress rules in one nft transaction. */
+  applyEgress(slot: NetworkSlot, egress: EgressPolicy): Promise<void>
+  /** Cuts flows and proxied connections the sandbox's policy in force no longer allows. */
+  cutDeniedFlows(sandboxId: string, slot: NetworkSlot | undefined): Promise<void>
+  saveRecord(record: SandboxRecord): void
+  /** Memory the sandbox's processes hold now, in bytes. */
+  memoryInUse(sandboxId: string): number
+  sampleMetrics(record: SandboxRecord): MetricsSample
+  logs(sandboxId: string, startMs: number, limit: number): Promise<LogLine[]>
+}

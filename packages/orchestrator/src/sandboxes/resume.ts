@@ -1,0 +1,75 @@
+import { CleanupStack, type NetworkPolicy } from '@warren/shared'
+import type { NodeContext } from '../context.js'
+import type { Placed, ResumeInput } from '../host/node-host.js'
+import type { NetworkSlot } from '../network/slots.js'
+import { mountsUnder, unmount } from '../runtime/overlay.js'
+import { bootSandbox } from './boot.js'
+import { asStartError, undo } from './create.js'
+import { type SandboxRecord, sandboxPaths, writeRecord } from './record.js'
+
+/**
+ * Thaws a frozen container. False when its processes are gone (killed
+ * behind the node's back): the snapshot is then only its files.
+ */
+export async function thaw(ctx: NodeContext, record: SandboxRecord): Promise<boolean> {
+  try {
+    await ctx.runc.resume(record.containerId)
+    return true
+  } catch (err) {
+    const status = (await ctx.runc.state(record.containerId))?.status
+    if (status === 'paused') throw err
+    // Thawed by someone else: the processes are there all the same.
+    return status === 'running'
+  }
+}
+
+/**
+ * Boots a fresh first process on a paused sandbox's kept writable layer,
+ * with a new network slot. On failure everything but the layer is undone:
+ * the sandbox is still a files-only snapshot.
+ */
+export async function bootFromFiles(
+  ctx: NodeContext,
+  paused: SandboxRecord,
+  input: ResumeInput,
+  policy: NetworkPolicy,
+): Promise<Placed & { slot: NetworkSlot }> {
+  const template = ctx.templates.build(paused.templateId, paused.buildId)
+  const cleanup = new CleanupStack()
+  try {
+    // A files-only pause that could not unmount left its root mounted.
+    for (const m of mountsUnder(sandboxPaths(ctx.cfg.dataDir, paused.sandboxId).dir))
+      await unmount(m)
+    const slot = await ctx.slots.acquire()
+    cleanup.push('network slot', () => ctx.slots.release(slot))
+    await bootSandbox(
+      ctx,
+      {
+        sandboxId: paused.sandboxId,
+        template,
+        cpuCount: paused.cpuCount,
+        memoryMb: paused.memoryMb,
+        envVars: input.envVars ?? {},
+        envdAccessToken: input.envdAccessToken,
+        policy,
+      },
+      slot,
+      cleanup,
+    )
+    const { pausedKind: _k, pausedAt: _a, ...rest } = paused
+    const record: SandboxRecord = {
+      ...rest,
+      state: 'running',
+      slotIndex: slot.index,
+      sandboxIp: slot.sandboxIp,
+      hostIp: slot.hostIp,
+      envdVersion: ctx.envd?.version ?? template.envdVersion,
+    }
+    writeRecord(ctx.cfg.dataDir, record)
+    cleanup.release()
+    return { record, slot }
+  } catch (err) {
+    await undo(ctx, cleanup, paused.sandboxId)
+    throw asStartError(err)
+  }
+}

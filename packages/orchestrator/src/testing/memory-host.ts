@@ -1,0 +1,210 @@
+import { WarrenError } from '@warren/shared'
+import type { CreateSpec, NodeHost, Placed } from '../host/node-host.js'
+import { AddressPool } from '../network/address-pool.js'
+import { netnsNames } from '../network/netns.js'
+import { PolicyTable } from '../network/policies.js'
+import type { NetworkSlot } from '../network/slots.js'
+import type { SandboxRecord } from '../sandboxes/record.js'
+import type { TemplateMetadata } from '../templates/metadata.js'
+
+/** The steps of a host that a test can delay or make fail. */
+export type Step =
+  | 'create'
+  | 'destroy'
+  | 'freeze'
+  | 'thaw'
+  | 'dropToFiles'
+  | 'bootFromFiles'
+  | 'applyEgress'
+
+type Container = 'running' | 'frozen' | 'gone'
+
+export const BASE_TEMPLATE: TemplateMetadata = {
+  templateId: 'base',
+  buildId: 'b1',
+  builtAt: '2026-01-01T00:00:00.000Z',
+  cpuCount: 1,
+  memoryMB: 512,
+  diskSizeMB: 1024,
+  defaultUser: 'user',
+  defaultWorkdir: '/home/user',
+  envdVersion: '0.6.4',
+  uidBase: 100000,
+  noNewPrivileges: false,
+  pidsLimit: 1024,
+}
+
+/**
+ * An in-memory NodeHost for unit tests of the node's state machine: it keeps
+ * what a real host would have (containers, slots, records, applied rules),
+ * records every step it is asked for, and lets a test hold a step at a
+ * barrier or make it fail.
+ */
+export class MemoryHost implements NodeHost {
+  readonly cpuCount = 4
+  readonly policies = new PolicyTable()
+  readonly calls: string[] = []
+  readonly containers = new Map<string, Container>()
+  readonly records = new Map<string, SandboxRecord>()
+  /** Egress rules loaded per sandbox address. */
+  readonly applied = new Map<string, unknown>()
+  readonly slotsInUse = new Set<number>()
+  adopt: Placed[] = []
+  private readonly pool = new AddressPool('10.99.0.0/24')
+  private readonly hooks = new Map<Step, Array<(sandboxId: string) => Promise<void> | void>>()
+
+  /** Runs `fn` (once) when the step next starts; it may wait or throw. */
+  on(step: Step, fn: (sandboxId: string) => Promise<void> | void): void {
+    this.hooks.set(step, [...(this.hooks.get(step) ?? []), fn])
+  }
+
+  /** The next run of `step` fails with `message` (before it changes anything). */
+  failNext(step: Step, message = `${step} failed`): void {
+    this.on(step, () => {
+      throw new Error(message)
+    })
+  }
+
+  private async step(step: Step, sandboxId: string): Promise<void> {
+    this.calls.push(`${step} ${sandboxId}`)
+    const fn = this.hooks.get(step)?.shift()
+    if (fn) await fn(sandboxId)
+  }
+
+  envdVersion = () => '0.6.4'
+  addressesFree = () => this.pool.free
+
+  async start() {
+    return { adopted: this.adopt, removed: [] }
+  }
+  async stop() {}
+
+  template(templateId: string): TemplateMetadata {
+    if (templateId !== 'base')
+      throw new WarrenError('not_found', `template '${templateId}' not found`)
+    return BASE_TEMPLATE
+  }
+  templates = () => [BASE_TEMPLATE]
+
+  private newSlot(): NetworkSlot {
+    const addr = this.pool.acquire()
+    this.slotsInUse.add(addr.index)
+    return { ...addr, ...netnsNames('tm', addr.index) }
+  }
+
+  private releaseSlot(slot: NetworkSlot | undefined): void {
+    if (!slot) return
+    this.slotsInUse.delete(slot.index)
+    this.pool.release(slot.index)
+  }
+
+  async create(spec: CreateSpec) {
+    await this.step('create', spec.sandboxId)
+    const slot = this.newSlot()
+    const record: SandboxRecord = {
+      sandboxId: spec.sandboxId,
+      templateId: spec.template.templateId,
+      buildId: spec.template.buildId,
+      containerId: `tm-${spec.sandboxId}`,
+      slotIndex: slot.index,
+      sandboxIp: slot.sandboxIp,
+      hostIp: slot.hostIp,
+      cpuCount: spec.cpuCount,
+      memoryMb: spec.memoryMb,
+      diskSizeMb: spec.diskSizeMb,
+      startedAt: new Date().toISOString(),
+      envdVersion: '0.6.4',
+      state: 'running',
+      network: { ...spec.network },
+      allowInternetAccess: spec.allowInternetAccess,
+    }
+    this.containers.set(spec.sandboxId, 'running')
+    this.records.set(spec.sandboxId, record)
+    return { record, slot }
+  }
+
+  async destroy(sandboxId: string, slot: NetworkSlot | undefined) {
+    await this.step('destroy', sandboxId)
+    this.containers.delete(sandboxId)
+    this.records.delete(sandboxId)
+    this.releaseSlot(slot)
+    this.policies.remove(sandboxId)
+    return []
+  }
+
+  async freeze(sandboxId: string) {
+    await this.step('freeze', sandboxId)
+    this.containers.set(sandboxId, 'frozen')
+  }
+
+  async thaw(record: SandboxRecord) {
+    await this.step('thaw', record.sandboxId)
+    const c = this.containers.get(record.sandboxId)
+    if (c !== 'frozen') return c === 'running'
+    this.containers.set(record.sandboxId, 'running')
+    return true
+  }
+
+  async dropToFiles(sandboxId: string, slot: NetworkSlot | undefined) {
+    await this.step('dropToFiles', sandboxId)
+    this.containers.set(sandboxId, 'gone')
+    this.releaseSlot(slot)
+  }
+
+  async bootFromFiles(paused: SandboxRecord) {
+    await this.step('bootFromFiles', paused.sandboxId)
+    const slot = this.newSlot()
+    const { pausedKind: _k, pausedAt: _a, ...rest } = paused
+    const record: SandboxRecord = {
+      ...rest,
+      state: 'running',
+      slotIndex: slot.index,
+      sandboxIp: slot.sandboxIp,
+      hostIp: slot.hostIp,
+    }
+    this.containers.set(paused.sandboxId, 'running')
+    this.records.set(paused.sandboxId, record)
+    return { record, slot }
+  }
+
+  async applyEgress(slot: NetworkSlot, egress: unknown) {
+    await this.step('applyEgress', slot.sandboxIp)
+    this.applied.set(slot.sandboxIp, egress)
+  }
+
+  async cutDeniedFlows(sandboxId: string) {
+    this.calls.push(`cutDeniedFlows ${sandboxId}`)
+  }
+
+  saveRecord(record: SandboxRecord): void {
+    this.records.set(record.sandboxId, record)
+  }
+
+  memoryInUse = () => 100 * 2 ** 20
+
+  sampleMetrics(r: SandboxRecord) {
+    return {
+      timestamp: Date.now(),
+      cpuCount: r.cpuCount,
+      cpuUsedPct: 0,
+      memUsed: 0,
+      memTotal: r.memoryMb * 2 ** 20,
+      memCache: 0,
+      diskUsed: 0,
+      diskTotal: r.diskSizeMb * 2 ** 20,
+    }
+  }
+
+  async logs() {
+    return []
+  }
+}
+
+/** A promise a test resolves by hand, to hold a host step at a point. */
+export function barrier(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void
+  const wait = new Promise<void>((resolve) => {
+    open = resolve
+  })
+  return { wait, open }
+}
