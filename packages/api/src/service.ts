@@ -15,6 +15,7 @@ import { ProxyService } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { Catalog } from './catalog/catalog.js'
 import { createApiApp } from './http/app.js'
 import { proxyService } from './internal/proxy-service.js'
+import { type Clock, systemClock } from './lifecycle/clock.js'
 import { LifecycleEngine } from './lifecycle/engine.js'
 import { startNodeSync } from './lifecycle/node-sync.js'
 import { networkTransport, Placement, parseNodeList } from './placement/nodes.js'
@@ -49,7 +50,9 @@ export async function createApiService(
   cfg: ApiConfig,
   log: Logger,
   nodes: Transport[] = [],
+  opts: { clock?: Clock } = {},
 ): Promise<ApiService> {
+  const clock = opts.clock ?? systemClock
   const db = await openDatabase(databaseUrl(cfg))
   const team = await ensureDefaultTeam(db, cfg)
   const createdKey = (await listApiKeys(db, team.id)).length
@@ -76,6 +79,7 @@ export async function createApiService(
     catalog,
     log,
     maxConcurrentExpiries: cfg.maxConcurrentExpiries,
+    clock,
   })
   await engine.start()
   const sync = startNodeSync({
@@ -92,7 +96,7 @@ export async function createApiService(
 
   const domain = cfg.domain ?? 'localhost:3002'
   const app = createApiApp(
-    { db, engine, placement, view: { domain }, defaultTimeoutS: cfg.defaultTimeoutS },
+    { db, engine, placement, view: { domain }, defaultTimeoutS: cfg.defaultTimeoutS, clock },
     log,
   )
   const onInternal = (err: unknown) => log.error({ err }, 'internal rpc failed')
@@ -107,7 +111,7 @@ export async function createApiService(
   // at most a minute) after they expire.
   const purge = setInterval(
     () => {
-      void purgeTombstones(db, Date.now() - cfg.tombstoneTtlS * 1000)
+      void purgeTombstones(db, clock.now() - cfg.tombstoneTtlS * 1000)
         .then((ids) => {
           for (const id of ids) catalog.remove(id)
           if (ids.length) log.debug({ n: ids.length }, 'tombstones purged')
