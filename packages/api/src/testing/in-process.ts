@@ -37,6 +37,7 @@ export interface InProcessOptions {
   maxConcurrent?: number
   maxLifetimeS?: number
   defaultTimeoutS?: number
+  maxConcurrentExpiries?: number
   /** The nodes sandboxes are placed on; one stand-in by default. */
   nodes?: StandInNode[]
 }
@@ -105,7 +106,7 @@ export async function startInProcessApi(opts: InProcessOptions = {}): Promise<In
       placement,
       catalog,
       log,
-      maxConcurrentExpiries: 8,
+      maxConcurrentExpiries: opts.maxConcurrentExpiries ?? 8,
       clock,
     })
     await engine.start()
@@ -180,6 +181,15 @@ export async function startInProcessApi(opts: InProcessOptions = {}): Promise<In
     await cleanup.run()
     throw err
   }
+}
+
+/**
+ * Lets requests in flight run until they wait on something the test holds
+ * (a gate on the node): the store and the router transport answer within a
+ * few turns of the event loop.
+ */
+export async function settle(turns = 20): Promise<void> {
+  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setImmediate(resolve))
 }
 
 function parseJson(text: string): unknown {
