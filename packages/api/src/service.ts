@@ -6,6 +6,7 @@ import { connectNodeAdapter } from '@connectrpc/connect-node'
 import { serve } from '@hono/node-server'
 import {
   type ApiConfig,
+  CleanupStack,
   errorInterceptor,
   keepConnectionsLong,
   type Logger,
@@ -15,6 +16,7 @@ import { ProxyService } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { Catalog } from './catalog/catalog.js'
 import { createApiApp } from './http/app.js'
 import { proxyService } from './internal/proxy-service.js'
+import { type Clock, systemClock } from './lifecycle/clock.js'
 import { LifecycleEngine } from './lifecycle/engine.js'
 import { startNodeSync } from './lifecycle/node-sync.js'
 import { networkTransport, Placement, parseNodeList } from './placement/nodes.js'
@@ -49,7 +51,9 @@ export async function createApiService(
   cfg: ApiConfig,
   log: Logger,
   nodes: Transport[] = [],
+  opts: { clock?: Clock } = {},
 ): Promise<ApiService> {
+  const clock = opts.clock ?? systemClock
   const db = await openDatabase(databaseUrl(cfg))
   const team = await ensureDefaultTeam(db, cfg)
   const createdKey = (await listApiKeys(db, team.id)).length
@@ -76,6 +80,7 @@ export async function createApiService(
     catalog,
     log,
     maxConcurrentExpiries: cfg.maxConcurrentExpiries,
+    clock,
   })
   await engine.start()
   const sync = startNodeSync({
@@ -92,7 +97,7 @@ export async function createApiService(
 
   const domain = cfg.domain ?? 'localhost:3002'
   const app = createApiApp(
-    { db, engine, placement, view: { domain }, defaultTimeoutS: cfg.defaultTimeoutS },
+    { db, engine, placement, view: { domain }, defaultTimeoutS: cfg.defaultTimeoutS, clock },
     log,
   )
   const onInternal = (err: unknown) => log.error({ err }, 'internal rpc failed')
@@ -107,7 +112,7 @@ export async function createApiService(
   // at most a minute) after they expire.
   const purge = setInterval(
     () => {
-      void purgeTombstones(db, Date.now() - cfg.tombstoneTtlS * 1000)
+      void purgeTombstones(db, clock.now() - cfg.tombstoneTtlS * 1000)
         .then((ids) => {
           for (const id of ids) catalog.remove(id)
           if (ids.length) log.debug({ n: ids.length }, 'tombstones purged')
@@ -127,56 +132,75 @@ export async function createApiService(
     createdKey,
     proxyTransport,
     async listen() {
-      const api = serve({ fetch: app.fetch, port: cfg.port, hostname: cfg.listenHost }) as Server
-      keepConnectionsLong(api)
-      await new Promise<void>((resolve, reject) => {
-        api.once('listening', resolve)
-        api.once('error', reject)
-      })
-      const internal = createServer(
-        connectNodeAdapter({
-          routes: (r) => r.service(ProxyService, proxyImpl),
-          interceptors: [errorInterceptor(onInternal)],
-          // Prometheus text next to the internal RPC: operators' network only.
-          fallback: (req, res) => {
-            if (req.url === '/metrics') {
-              void engine.metrics.registry.metrics().then((text) => {
-                res.writeHead(200, { 'content-type': engine.metrics.registry.contentType })
-                res.end(text)
-              })
-              return
-            }
-            res.writeHead(404, { 'content-type': 'application/json' })
-            res.end(JSON.stringify({ code: 404, message: 'not found' }))
-          },
-        }),
-      )
-      keepConnectionsLong(internal)
-      await new Promise<void>((resolve, reject) => {
-        internal.once('error', reject)
-        internal.listen(cfg.internalPort, cfg.listenHost, resolve)
-      })
-      servers = [api, internal]
-      const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost
-      return {
-        url: `http://${host}:${(api.address() as AddressInfo).port}`,
-        internalUrl: `http://${host}:${(internal.address() as AddressInfo).port}`,
+      // What is already listening is closed again if a later step fails (the
+      // internal port taken, say), so a failed listen() holds no port.
+      const cleanup = new CleanupStack()
+      try {
+        const api = await listenRest()
+        cleanup.push('api server', () => close(api))
+        const internal = await listenInternal()
+        cleanup.release()
+        servers = [api, internal]
+        const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost
+        return {
+          url: `http://${host}:${(api.address() as AddressInfo).port}`,
+          internalUrl: `http://${host}:${(internal.address() as AddressInfo).port}`,
+        }
+      } catch (err) {
+        for (const e of await cleanup.run()) log.warn({ err: e }, 'listen: cleanup failed')
+        throw err
       }
     },
     async stop() {
       clearInterval(purge)
       sync.stop()
-      await Promise.all(
-        servers.map(
-          (s) =>
-            new Promise<void>((resolve) => {
-              s.close(() => resolve())
-              s.closeAllConnections?.()
-            }),
-        ),
-      )
+      await Promise.all(servers.map(close))
       await engine.stop()
       await db.destroy()
     },
   }
+
+  async function listenRest(): Promise<Server> {
+    const api = serve({ fetch: app.fetch, port: cfg.port, hostname: cfg.listenHost }) as Server
+    keepConnectionsLong(api)
+    await new Promise<void>((resolve, reject) => {
+      api.once('listening', resolve)
+      api.once('error', reject)
+    })
+    return api
+  }
+
+  async function listenInternal(): Promise<Server> {
+    const internal = createServer(
+      connectNodeAdapter({
+        routes: (r) => r.service(ProxyService, proxyImpl),
+        interceptors: [errorInterceptor(onInternal)],
+        // Prometheus text next to the internal RPC: operators' network only.
+        fallback: (req, res) => {
+          if (req.url === '/metrics') {
+            void engine.metrics.registry.metrics().then((text) => {
+              res.writeHead(200, { 'content-type': engine.metrics.registry.contentType })
+              res.end(text)
+            })
+            return
+          }
+          res.writeHead(404, { 'content-type': 'application/json' })
+          res.end(JSON.stringify({ code: 404, message: 'not found' }))
+        },
+      }),
+    )
+    keepConnectionsLong(internal)
+    await new Promise<void>((resolve, reject) => {
+      internal.once('error', reject)
+      internal.listen(cfg.internalPort, cfg.listenHost, resolve)
+    })
+    return internal
+  }
+}
+
+function close(s: Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    s.close(() => resolve())
+    s.closeAllConnections?.()
+  })
 }

@@ -5,6 +5,7 @@ import type { Placement } from '../placement/nodes.js'
 import type { Db } from '../store/db.js'
 import { getSandbox, type Sandbox } from '../store/sandboxes.js'
 import { getTeam, type Team } from '../store/teams.js'
+import type { Clock } from './clock.js'
 import type { LeaseLimits } from './lease.js'
 import type { LifecycleMetrics } from './metrics.js'
 import type { ExpiryScheduler } from './scheduler.js'
@@ -15,6 +16,7 @@ export interface LifecycleCore {
   placement: Placement
   catalog: Catalog
   log: Logger
+  clock: Clock
   scheduler: ExpiryScheduler
   metrics: LifecycleMetrics
   team(teamId: string): Promise<Team>

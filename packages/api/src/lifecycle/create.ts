@@ -43,7 +43,7 @@ export async function createSandbox(
   const candidates = core.placement.candidates(0)
   if (!candidates.length)
     throw new WarrenError('capacity_exhausted', 'no orchestrator node is available')
-  const now = Date.now()
+  const now = core.clock.now()
   const sandbox: Sandbox = {
     sandboxId: newSandboxId(),
     teamId: team.id,
@@ -112,7 +112,7 @@ async function createOn(
   })
   void placement.refresh(node)
   const info = res.sandbox!
-  const startedAt = Date.now()
+  const startedAt = core.clock.now()
   const running = await transition(
     db,
     s.sandboxId,

@@ -12,6 +12,7 @@ import {
   transition,
 } from '../store/sandboxes.js'
 import type { Team } from '../store/teams.js'
+import { type Clock, systemClock } from './clock.js'
 import { isLive, KIND, type LifecycleCore, limits, lostRace, teamCache } from './core.js'
 import { type CreateSandboxRequest, createSandbox } from './create.js'
 import { finishKill } from './kill.js'
@@ -31,6 +32,8 @@ export interface LifecycleDeps {
   catalog: Catalog
   log: Logger
   maxConcurrentExpiries: number
+  /** The system clock unless a test moves time itself. */
+  clock?: Clock
 }
 
 /**
@@ -49,15 +52,18 @@ export class LifecycleEngine {
   private readonly networkUpdates: NetworkUpdates
 
   constructor(deps: LifecycleDeps) {
+    const clock = deps.clock ?? systemClock
     this.scheduler = new ExpiryScheduler((id) => this.expire(id), {
       concurrency: deps.maxConcurrentExpiries,
       log: deps.log,
+      clock,
     })
     this.core = {
       db: deps.db,
       placement: deps.placement,
       catalog: deps.catalog,
       log: deps.log,
+      clock,
       scheduler: this.scheduler,
       metrics: this.metrics,
       team: teamCache(deps.db),
@@ -136,7 +142,7 @@ export class LifecycleEngine {
   /** `endAt = now + timeout` (may shorten; 0 expires now). */
   async setTimeout(team: Team, sandboxId: string, timeoutS: number): Promise<Sandbox> {
     const s = await this.running(team, sandboxId)
-    const endAt = endAfter(Date.now(), timeoutS, limits(s, team))
+    const endAt = endAfter(this.core.clock.now(), timeoutS, limits(s, team))
     const updated = await transition(
       this.core.db,
       sandboxId,
@@ -172,7 +178,7 @@ export class LifecycleEngine {
     const s = await getSandbox(this.core.db, sandboxId)
     if (s?.state !== 'running' || !s.lifecycle.keepaliveTraffic) return
     const team = await this.core.team(s.teamId)
-    const target = extendedEnd(s.endAt, Date.now(), s.timeoutS, limits(s, team))
+    const target = extendedEnd(s.endAt, this.core.clock.now(), s.timeoutS, limits(s, team))
     if (target <= s.endAt) return
     const updated = await extendLease(this.core.db, sandboxId, target)
     if (updated) {
@@ -182,7 +188,7 @@ export class LifecycleEngine {
   }
 
   private async extend(s: Sandbox, team: Team, durationS: number): Promise<Sandbox> {
-    const target = extendedEnd(s.endAt, Date.now(), durationS, limits(s, team))
+    const target = extendedEnd(s.endAt, this.core.clock.now(), durationS, limits(s, team))
     const updated = await extendLease(this.core.db, s.sandboxId, target)
     if (!updated) throw await lostRace(this.core.db, s.sandboxId)
     this.scheduler.schedule(s.sandboxId, updated.endAt)
@@ -238,8 +244,8 @@ export class LifecycleEngine {
    * then killed, or paused if its lifecycle says so.
    */
   async expire(sandboxId: string): Promise<void> {
-    const { db } = this.core
-    const now = Date.now()
+    const { db, clock } = this.core
+    const now = clock.now()
     const s = await getSandbox(db, sandboxId)
     if (s?.state !== 'running') return
     const pause = s.lifecycle.onTimeout === 'pause'

@@ -15,7 +15,7 @@ export async function finishKill(
   reason: KillReason,
   previous?: 'running' | 'paused',
 ): Promise<void> {
-  const { db, catalog, scheduler, placement, log } = core
+  const { db, catalog, scheduler, placement, log, clock } = core
   scheduler.cancel(s.sandboxId)
   catalog.update(s)
   try {
@@ -32,7 +32,7 @@ export async function finishKill(
       if (back) {
         catalog.update(back)
         if (back.state === 'running')
-          scheduler.schedule(back.sandboxId, Math.max(back.endAt, Date.now() + RETRY_MS))
+          scheduler.schedule(back.sandboxId, Math.max(back.endAt, clock.now() + RETRY_MS))
       }
       throw new WarrenError(
         'unavailable',
@@ -48,7 +48,7 @@ export async function finishKill(
     db,
     s.sandboxId,
     { from: ['killing'] },
-    { state: 'killed', killReason: reason, killedAt: Date.now() },
+    { state: 'killed', killReason: reason, killedAt: clock.now() },
   )
   if (killed) {
     catalog.update(killed)

@@ -13,7 +13,7 @@ export async function finishPause(
   memory: boolean,
   requested: boolean,
 ): Promise<Sandbox> {
-  const { db, catalog, scheduler } = core
+  const { db, catalog, scheduler, clock } = core
   scheduler.cancel(s.sandboxId)
   catalog.update(s)
   let kind: 'memory' | 'files'
@@ -26,7 +26,7 @@ export async function finishPause(
       catalog.update(back)
       scheduler.schedule(
         back.sandboxId,
-        requested ? back.endAt : Math.max(back.endAt, Date.now() + RETRY_MS),
+        requested ? back.endAt : Math.max(back.endAt, clock.now() + RETRY_MS),
       )
     }
     throw err
@@ -35,7 +35,7 @@ export async function finishPause(
     db,
     s.sandboxId,
     { from: ['pausing'] },
-    { state: 'paused', pausedKind: kind, pausedAt: Date.now(), filesOnly: !memory, address: null },
+    { state: 'paused', pausedKind: kind, pausedAt: clock.now(), filesOnly: !memory, address: null },
   )
   if (!paused) throw await lostRace(db, s.sandboxId)
   catalog.update(paused)

@@ -37,7 +37,7 @@ async function settleInterrupted(core: LifecycleCore, s: Sandbox): Promise<void>
       s.sandboxId,
       { from: [s.state], version: s.version },
       paused
-        ? { state: 'paused', pausedKind: KIND[sandbox!.pausedKind], pausedAt: Date.now() }
+        ? { state: 'paused', pausedKind: KIND[sandbox!.pausedKind], pausedAt: core.clock.now() }
         : { state: 'running', address: sandbox?.address ?? null },
     )
     if (settled) catalog.update(settled)
@@ -63,7 +63,7 @@ export async function markLost(
     core.db,
     sandboxId,
     { from: ['running', 'paused'], version },
-    { state: 'killed', killReason: 'orphaned', killedAt: Date.now() },
+    { state: 'killed', killReason: 'orphaned', killedAt: core.clock.now() },
   )
   if (!killed) return
   core.scheduler.cancel(sandboxId)

@@ -95,7 +95,7 @@ export class Resumes {
       if (back) catalog.update(back)
       throw err
     }
-    const startedAt = Date.now()
+    const startedAt = this.core.clock.now()
     const running = await transition(
       db,
       sandboxId,
@@ -120,12 +120,13 @@ export class Resumes {
 
   /** The sandbox once no other caller is pausing or resuming it. */
   private async settled(sandboxId: string): Promise<Sandbox> {
-    const deadline = Date.now() + SETTLE_WAIT_MS
+    const { clock } = this.core
+    const deadline = clock.now() + SETTLE_WAIT_MS
     for (;;) {
       const s = await getSandbox(this.core.db, sandboxId)
       if (!s) throw new WarrenError('not_found', `sandbox ${sandboxId} not found`)
       if (s.state !== 'pausing' && s.state !== 'resuming') return s
-      if (Date.now() > deadline)
+      if (clock.now() > deadline)
         throw new WarrenError('unavailable', `sandbox ${sandboxId} is still ${s.state}`)
       await sleep(50)
     }

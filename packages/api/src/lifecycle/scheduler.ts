@@ -1,5 +1,6 @@
 import type { Logger } from '@warren/shared'
 import pLimit from 'p-limit'
+import type { Clock } from './clock.js'
 import { DeadlineQueue } from './deadline-queue.js'
 
 /** Node's timers hold at most ~24.8 days. */
@@ -13,19 +14,21 @@ const MAX_TIMER_MS = 2 ** 31 - 1
  */
 export class ExpiryScheduler {
   private readonly queue = new DeadlineQueue()
-  private timer: NodeJS.Timeout | undefined
+  private cancelTimer: (() => void) | undefined
   private timerAt = Number.POSITIVE_INFINITY
   private readonly limit: ReturnType<typeof pLimit>
   private stopped = false
   private readonly inflight = new Set<Promise<void>>()
   private readonly log: Logger
+  private readonly clock: Clock
 
   constructor(
     private readonly onDue: (id: string, at: number) => Promise<void>,
-    opts: { concurrency: number; log: Logger },
+    opts: { concurrency: number; log: Logger; clock: Clock },
   ) {
     this.limit = pLimit(opts.concurrency)
     this.log = opts.log
+    this.clock = opts.clock
   }
 
   schedule(id: string, at: number): void {
@@ -39,28 +42,33 @@ export class ExpiryScheduler {
 
   async stop(): Promise<void> {
     this.stopped = true
-    clearTimeout(this.timer)
+    this.cancelTimer?.()
+    await this.idle()
+  }
+
+  /** Resolves once the expiries already handed to `onDue` have finished. */
+  async idle(): Promise<void> {
     await Promise.allSettled(this.inflight)
   }
 
   private arm(): void {
     if (this.stopped) return
-    clearTimeout(this.timer)
+    this.cancelTimer?.()
     const next = this.queue.peek()
     if (next === undefined) {
       this.timerAt = Number.POSITIVE_INFINITY
       return
     }
     this.timerAt = next
-    this.timer = setTimeout(
+    this.cancelTimer = this.clock.timer(
       () => this.fire(),
-      Math.min(Math.max(0, next - Date.now()), MAX_TIMER_MS),
+      Math.min(Math.max(0, next - this.clock.now()), MAX_TIMER_MS),
     )
   }
 
   private fire(): void {
     this.timerAt = Number.POSITIVE_INFINITY
-    for (const { id, at } of this.queue.takeDue(Date.now())) {
+    for (const { id, at } of this.queue.takeDue(this.clock.now())) {
       const p = this.limit(() => this.onDue(id, at)).catch((err) =>
         this.log.error({ err, sandboxId: id }, 'expiry failed'),
       )

@@ -2,13 +2,14 @@ import { timestampMs } from '@bufbuild/protobuf/wkt'
 import { createRoute, z } from '@hono/zod-openapi'
 import { isSandboxId, WarrenError } from '@warren/shared'
 import type { GetMetricsResponse } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
+import type { Clock } from '../../lifecycle/clock.js'
 import type { App, RouteDeps } from '../deps.js'
 import { errorResponses, sandboxIdParams } from '../params.js'
 
 const metricSchema = z.record(z.string(), z.unknown()).openapi('SandboxMetric')
 
-function metricView(m: GetMetricsResponse) {
-  const ts = m.timestamp ? timestampMs(m.timestamp) : Date.now()
+function metricView(m: GetMetricsResponse, clock: Clock) {
+  const ts = m.timestamp ? timestampMs(m.timestamp) : clock.now()
   return {
     timestamp: new Date(ts).toISOString(),
     timestampUnix: Math.floor(ts / 1000),
@@ -60,7 +61,8 @@ export function registerMetrics(app: App, deps: RouteDeps): void {
   const sample = async (teamId: Parameters<typeof deps.engine.get>[0], id: string) => {
     const s = await deps.engine.get(teamId, id)
     if (s.state !== 'running') return undefined
-    return metricView(await deps.placement.node(s.nodeId).client.getMetrics({ sandboxId: id }))
+    const m = await deps.placement.node(s.nodeId).client.getMetrics({ sandboxId: id })
+    return metricView(m, deps.clock)
   }
 
   // Registered before /sandboxes/{sandboxID}/... so "metrics" is never read as an id.

@@ -1,0 +1,201 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CleanupStack } from '@warren/shared'
+import { pino } from 'pino'
+import { Catalog } from '../catalog/catalog.js'
+import { createApiApp } from '../http/app.js'
+import { LifecycleEngine } from '../lifecycle/engine.js'
+import { Placement } from '../placement/nodes.js'
+import { type Db, openDatabase } from '../store/db.js'
+import { getSandbox, type Sandbox, sandboxesInStates } from '../store/sandboxes.js'
+import type { SandboxState } from '../store/schema.js'
+import { createApiKey, ensureDefaultTeam, type Team } from '../store/teams.js'
+import { ManualClock } from './manual-clock.js'
+import { StandInNode } from './stand-in-node.js'
+
+export interface RequestOptions {
+  /** Sent as JSON with `content-type: application/json`. */
+  json?: unknown
+  /** Sent verbatim (with `contentType`, default application/json). */
+  raw?: string
+  contentType?: string
+  /** The X-API-Key to send: the harness's key by default, none when null. */
+  key?: string | null
+  headers?: Record<string, string>
+}
+
+export interface ApiResponse {
+  status: number
+  headers: Headers
+  /** The parsed JSON body; undefined when empty or not JSON. */
+  body: unknown
+  text: string
+}
+
+export interface InProcessOptions {
+  maxConcurrent?: number
+  maxLifetimeS?: number
+  defaultTimeoutS?: number
+  maxConcurrentExpiries?: number
+  /** The nodes sandboxes are placed on; one stand-in by default. */
+  nodes?: StandInNode[]
+}
+
+export interface InProcessApi {
+  clock: ManualClock
+  /** The first node (the only one unless `nodes` were given). */
+  node: StandInNode
+  db: Db
+  engine: LifecycleEngine
+  catalog: Catalog
+  team: Team
+  apiKey: string
+  request(method: string, path: string, opts?: RequestOptions): Promise<ApiResponse>
+  /** Creates a sandbox through the API (201 or throws) and returns its id. */
+  create(json?: Record<string, unknown>): Promise<string>
+  /** The sandbox's row in the store (throws when there is none). */
+  row(sandboxId: string): Promise<Sandbox>
+  /** Every row of the store, by id. */
+  rows(): Promise<Sandbox[]>
+  /** Moves the clock by `ms` and waits for the expiries that fell due to finish. */
+  tick(ms: number): Promise<void>
+  close(): Promise<void>
+}
+
+const ALL_STATES: SandboxState[] = [
+  'creating',
+  'running',
+  'pausing',
+  'paused',
+  'resuming',
+  'killing',
+  'killed',
+]
+
+/**
+ * The API as `createApiService` wires it — store, default team and key,
+ * placement, catalog, lifecycle engine, Hono app — over a SQLite file in a
+ * temp dir, stand-in nodes and a manual clock, driven through `app.request()`:
+ * no ports, no root, no real sandboxes, no background loops but the expiry
+ * scheduler (which only fires when the test moves the clock).
+ */
+export async function startInProcessApi(opts: InProcessOptions = {}): Promise<InProcessApi> {
+  const cleanup = new CleanupStack()
+  try {
+    const dir = mkdtempSync(join(tmpdir(), 'warren-api-test-'))
+    cleanup.push('temp dir', () => rmSync(dir, { recursive: true, force: true }))
+    const db = await openDatabase(`sqlite:${join(dir, 'warren.db')}`)
+    cleanup.push('store', () => db.destroy())
+    const team = await ensureDefaultTeam(db, {
+      maxConcurrentSandboxes: opts.maxConcurrent ?? 100,
+      maxLifetimeS: opts.maxLifetimeS ?? 86_400,
+    })
+    const { key: apiKey } = await createApiKey(db, team.id, 'in-process test')
+
+    const log = pino({ level: process.env.WARREN_LOG_LEVEL ?? 'silent' })
+    const nodes = opts.nodes ?? [new StandInNode()]
+    const placement = new Placement(log)
+    for (const n of nodes) await placement.register(n.transport)
+    const catalog = new Catalog(
+      (nodeId) => placement.list().find((n) => n.nodeId === nodeId)?.proxyUrl,
+    )
+    const clock = new ManualClock()
+    const engine = new LifecycleEngine({
+      db,
+      placement,
+      catalog,
+      log,
+      maxConcurrentExpiries: opts.maxConcurrentExpiries ?? 8,
+      clock,
+    })
+    await engine.start()
+    cleanup.push('engine', () => engine.stop())
+    const app = createApiApp(
+      {
+        db,
+        engine,
+        placement,
+        view: { domain: 'sandbox.test' },
+        defaultTimeoutS: opts.defaultTimeoutS ?? 300,
+        clock,
+      },
+      log,
+    )
+    // Registration asked each node for its capacity: setup, not the test.
+    for (const n of nodes) n.calls.length = 0
+
+    const request = async (method: string, path: string, o: RequestOptions = {}) => {
+      const headers = new Headers(o.headers)
+      const key = o.key === undefined ? apiKey : o.key
+      if (key !== null) headers.set('x-api-key', key)
+      const body = o.json !== undefined ? JSON.stringify(o.json) : o.raw
+      if (body !== undefined && !headers.has('content-type'))
+        headers.set('content-type', o.contentType ?? 'application/json')
+      const res = await app.request(path, { method, headers, body })
+      const text = await res.text()
+      return { status: res.status, headers: res.headers, body: parseJson(text), text }
+    }
+
+    const api: InProcessApi = {
+      clock,
+      node: nodes[0]!,
+      db,
+      engine,
+      catalog,
+      team,
+      apiKey,
+      request,
+      async create(json = { templateID: 'base' }) {
+        const res = await request('POST', '/v2/sandboxes', { json })
+        const b = res.body
+        if (res.status !== 201 || typeof b !== 'object' || !b || !('sandboxID' in b))
+          throw new Error(`create answered ${res.status} ${res.text}`)
+        return String(b.sandboxID)
+      },
+      async row(sandboxId) {
+        const s = await getSandbox(db, sandboxId)
+        if (!s) throw new Error(`no row for ${sandboxId}`)
+        return s
+      },
+      async rows() {
+        const all = await sandboxesInStates(db, ALL_STATES)
+        return all.sort((a, b) => a.sandboxId.localeCompare(b.sandboxId))
+      },
+      async tick(ms) {
+        clock.advance(ms)
+        await engine.scheduler.idle()
+        // An expiry may reschedule for "now" (a retry): those fire too.
+        for (let i = 0; i < 10 && clock.hasDue(); i++) {
+          clock.advance(0)
+          await engine.scheduler.idle()
+        }
+      },
+      async close() {
+        const errors = await cleanup.run()
+        if (errors.length) throw new AggregateError(errors, 'in-process API teardown failed')
+      },
+    }
+    return api
+  } catch (err) {
+    await cleanup.run()
+    throw err
+  }
+}
+
+/**
+ * Lets requests in flight run until they wait on something the test holds
+ * (a gate on the node): the store and the router transport answer within a
+ * few turns of the event loop.
+ */
+export async function settle(turns = 20): Promise<void> {
+  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setImmediate(resolve))
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return text ? JSON.parse(text) : undefined
+  } catch {
+    return undefined
+  }
+}

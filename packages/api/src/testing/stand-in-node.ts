@@ -1,0 +1,246 @@
+import type { MessageInitShape } from '@bufbuild/protobuf'
+import {
+  Code,
+  ConnectError,
+  createRouterTransport,
+  type ServiceImpl,
+  type Transport,
+} from '@connectrpc/connect'
+import { errorInterceptor, WarrenError } from '@warren/shared'
+import {
+  OrchestratorService,
+  PausedKind,
+  type SandboxSchema,
+  SandboxState,
+} from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
+
+export type NodeMethod = keyof ServiceImpl<typeof OrchestratorService>
+
+/** What the stand-in holds for one sandbox. */
+export interface HeldSandbox {
+  sandboxId: string
+  templateId: string
+  state: 'running' | 'paused'
+  pausedKind: PausedKind
+  address: string
+  networkJson: string
+}
+
+/** A call held at a gate: the API is mid-operation until the test lets it go on. */
+export interface Gate {
+  /** Resolves once a call has reached the gate. */
+  entered: Promise<void>
+  /** The held call goes on as the node would answer it. */
+  release(): void
+  /** The held call fails with `err`. */
+  fail(err: Error): void
+}
+
+/** What a node unreachable over the network looks like to the API's client. */
+export function unreachable(): ConnectError {
+  return new ConnectError('connect ECONNREFUSED 127.0.0.1:5008', Code.Unavailable)
+}
+
+type Step = () => Promise<void>
+
+/**
+ * An orchestrator node in memory, behind Connect's router transport: the
+ * API drives it through the same client, error contract and wire encoding
+ * as a real node. Sandboxes live in a Map; every call is recorded; the next
+ * call of a method can be held at a gate or failed, so that races and
+ * rollbacks happen at a chosen point.
+ */
+export class StandInNode {
+  readonly sandboxes = new Map<string, HeldSandbox>()
+  readonly calls: Array<{ method: NodeMethod; sandboxId: string }> = []
+  readonly transport: Transport
+  private readonly steps = new Map<NodeMethod, Step[]>()
+  private addresses = 0
+
+  constructor(
+    readonly nodeId = 'node-1',
+    readonly templates: string[] = ['base'],
+  ) {
+    this.transport = createRouterTransport((r) => r.service(OrchestratorService, this.impl()), {
+      router: { interceptors: [errorInterceptor(() => {})] },
+    })
+  }
+
+  /** The next call of `method` waits at the returned gate. */
+  hold(method: NodeMethod): Gate {
+    let entered!: () => void
+    let go!: (err?: Error) => void
+    const gate: Gate = {
+      entered: new Promise<void>((resolve) => (entered = resolve)),
+      release: () => go(),
+      fail: (err) => go(err),
+    }
+    const outcome = new Promise<Error | undefined>((resolve) => (go = resolve))
+    this.enqueue(method, async () => {
+      entered()
+      const err = await outcome
+      if (err) throw err
+    })
+    return gate
+  }
+
+  /** The next `times` calls of `method` fail with `err` before the node does anything. */
+  failNext(method: NodeMethod, err: Error, times = 1): void {
+    for (let i = 0; i < times; i++)
+      this.enqueue(method, async () => {
+        throw err
+      })
+  }
+
+  /** Calls of these methods (all but capacity polling by default). */
+  callsOf(...methods: NodeMethod[]): Array<{ method: NodeMethod; sandboxId: string }> {
+    return this.calls.filter((c) =>
+      methods.length ? methods.includes(c.method) : c.method !== 'nodeInfo',
+    )
+  }
+
+  /** Puts a sandbox on the node directly, as if it had been created there. */
+  put(s: Partial<HeldSandbox> & { sandboxId: string }): void {
+    this.sandboxes.set(s.sandboxId, {
+      templateId: 'base',
+      state: 'running',
+      pausedKind: PausedKind.UNSPECIFIED,
+      address: this.nextAddress(),
+      networkJson: '{}',
+      ...s,
+    })
+  }
+
+  private enqueue(method: NodeMethod, step: Step): void {
+    const queue = this.steps.get(method) ?? []
+    queue.push(step)
+    this.steps.set(method, queue)
+  }
+
+  /** Records the call and runs the step queued for it, if any. */
+  private async enter(method: NodeMethod, sandboxId = ''): Promise<void> {
+    this.calls.push({ method, sandboxId })
+    await this.steps.get(method)?.shift()?.()
+  }
+
+  private nextAddress(): string {
+    this.addresses++
+    return `10.11.${this.addresses >> 6}.${((this.addresses & 63) << 2) | 2}`
+  }
+
+  private find(sandboxId: string, state?: HeldSandbox['state']): HeldSandbox {
+    const s = this.sandboxes.get(sandboxId)
+    if (!s) throw new WarrenError('not_found', `sandbox ${sandboxId} not found`)
+    if (state && s.state !== state)
+      throw new WarrenError('conflict', `sandbox ${sandboxId} is ${s.state}, not ${state}`)
+    return s
+  }
+
+  private view(s: HeldSandbox): MessageInitShape<typeof SandboxSchema> {
+    return {
+      sandboxId: s.sandboxId,
+      templateId: s.templateId,
+      state: s.state === 'running' ? SandboxState.RUNNING : SandboxState.PAUSED,
+      address: s.state === 'running' ? s.address : '',
+      cpuCount: 2,
+      memoryMb: 512,
+      diskSizeMb: 1024,
+      envdVersion: '0.2.0',
+      nodeId: this.nodeId,
+      pausedKind: s.pausedKind,
+    }
+  }
+
+  private impl(): ServiceImpl<typeof OrchestratorService> {
+    return {
+      create: async (req) => {
+        await this.enter('create', req.sandboxId)
+        if (!this.templates.includes(req.templateId))
+          throw new WarrenError('not_found', `template '${req.templateId}' not found`)
+        if (this.sandboxes.has(req.sandboxId))
+          throw new WarrenError('already_exists', `sandbox ${req.sandboxId} exists`)
+        this.put({
+          sandboxId: req.sandboxId,
+          templateId: req.templateId,
+          networkJson: req.networkJson,
+        })
+        return { sandbox: this.view(this.find(req.sandboxId)) }
+      },
+      kill: async (req) => {
+        await this.enter('kill', req.sandboxId)
+        this.find(req.sandboxId)
+        this.sandboxes.delete(req.sandboxId)
+        return {}
+      },
+      get: async (req) => {
+        await this.enter('get', req.sandboxId)
+        return { sandbox: this.view(this.find(req.sandboxId)) }
+      },
+      pause: async (req) => {
+        await this.enter('pause', req.sandboxId)
+        const s = this.find(req.sandboxId, 'running')
+        s.state = 'paused'
+        s.pausedKind = req.memory ? PausedKind.MEMORY : PausedKind.FILES
+        return { sandbox: this.view(s) }
+      },
+      resume: async (req) => {
+        await this.enter('resume', req.sandboxId)
+        const s = this.find(req.sandboxId, 'paused')
+        const hot = s.pausedKind === PausedKind.MEMORY && req.memory !== false
+        if (!hot) s.address = this.nextAddress()
+        s.state = 'running'
+        s.pausedKind = PausedKind.UNSPECIFIED
+        return {
+          sandbox: this.view(s),
+          resumedFrom: hot ? PausedKind.MEMORY : PausedKind.FILES,
+        }
+      },
+      updateNetwork: async (req) => {
+        await this.enter('updateNetwork', req.sandboxId)
+        const s = this.find(req.sandboxId, 'running')
+        s.networkJson = req.networkJson
+        return { sandbox: this.view(s) }
+      },
+      list: async () => {
+        await this.enter('list')
+        return { sandboxes: [...this.sandboxes.values()].map((s) => this.view(s)) }
+      },
+      nodeInfo: async () => {
+        await this.enter('nodeInfo')
+        return {
+          nodeId: this.nodeId,
+          cpuCount: 4,
+          memoryMbTotal: 8192n,
+          memoryMbAllocated: BigInt(512 * this.sandboxes.size),
+          sandboxes: this.sandboxes.size,
+          addressesFree: 100,
+          // Never dialled: the API only passes it on to proxies.
+          proxyUrl: `http://${this.nodeId}.invalid:5007`,
+        }
+      },
+      listTemplates: async () => {
+        await this.enter('listTemplates')
+        return {
+          templates: this.templates.map((templateId) => ({
+            templateId,
+            buildId: `${templateId}-1`,
+            cpuCount: 2,
+            memoryMb: 512,
+            diskSizeMb: 1024,
+            envdVersion: '0.2.0',
+          })),
+        }
+      },
+      getMetrics: async (req) => {
+        await this.enter('getMetrics', req.sandboxId)
+        this.find(req.sandboxId, 'running')
+        return { cpuCount: 2, cpuUsedPct: 1.5, memUsed: 1n << 20n, memTotal: 512n << 20n }
+      },
+      getLogs: async (req) => {
+        await this.enter('getLogs', req.sandboxId)
+        this.find(req.sandboxId)
+        return { lines: [{ line: 'envd started', level: 'info', message: 'envd started' }] }
+      },
+    }
+  }
+}
