@@ -6,7 +6,12 @@ import {
   type ServiceImpl,
   type Transport,
 } from '@connectrpc/connect'
-import { errorInterceptor, WarrenError } from '@warren/shared'
+import {
+  errorInterceptor,
+  type NetworkConfig,
+  networkConfigFromMessage,
+  WarrenError,
+} from '@warren/shared'
 import {
   OrchestratorService,
   PausedKind,
@@ -23,7 +28,7 @@ export interface HeldSandbox {
   state: 'running' | 'paused'
   pausedKind: PausedKind
   address: string
-  networkJson: string
+  network: NetworkConfig
 }
 
 /** A call held at a gate: the API is mid-operation until the test lets it go on. */
@@ -106,7 +111,7 @@ export class StandInNode {
       state: 'running',
       pausedKind: PausedKind.UNSPECIFIED,
       address: this.nextAddress(),
-      networkJson: '{}',
+      network: {},
       ...s,
     })
   }
@@ -162,7 +167,7 @@ export class StandInNode {
         this.put({
           sandboxId: req.sandboxId,
           templateId: req.templateId,
-          networkJson: req.networkJson,
+          network: networkConfigFromMessage(req.network),
         })
         return { sandbox: this.view(this.find(req.sandboxId)) }
       },
@@ -198,7 +203,7 @@ export class StandInNode {
       updateNetwork: async (req) => {
         await this.enter('updateNetwork', req.sandboxId)
         const s = this.find(req.sandboxId, 'running')
-        s.networkJson = req.networkJson
+        s.network = networkConfigFromMessage(req.network)
         return { sandbox: this.view(s) }
       },
       list: async () => {
