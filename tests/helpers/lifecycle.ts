@@ -2,12 +2,12 @@
 // fields, the API's Prometheus counters, sandbox state polling, and the
 // host-side view of a sandbox (its writable layer, its container's processes).
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Sandbox } from 'e2b'
 import { expect } from 'vitest'
 import { api, eventually, type SandboxDetail } from './api-client.js'
-import { sandboxCgroup } from './node-fixture.js'
+import { mountsUnder, sandboxCgroup } from './node-fixture.js'
 import type { WarrenFixture } from './warren-fixture.js'
 
 export interface CreatedSandbox {
@@ -131,10 +131,30 @@ export function sandboxDir(w: WarrenFixture, id: string): string {
   return join(w.dataDir, 'sandboxes', id)
 }
 
-/** A file of the sandbox's writable layer, read from the host (works while it is paused). */
+/**
+ * A file of the sandbox's writable layer, read from the host (works while it
+ * is paused): on its mounted disk, or — a files-only snapshot keeps its disk
+ * unmounted — from its disk image mounted read-only for the read.
+ */
 export function layerFile(w: WarrenFixture, id: string, path: string): string | undefined {
-  const p = join(sandboxDir(w, id), 'upper', path)
-  return existsSync(p) ? readFileSync(p, 'utf8') : undefined
+  const dir = sandboxDir(w, id)
+  const read = (root: string) => {
+    const p = join(root, 'upper', path)
+    return existsSync(p) ? readFileSync(p, 'utf8') : undefined
+  }
+  if (mountsUnder(join(dir, 'disk')).length) return read(join(dir, 'disk'))
+  if (!existsSync(join(dir, 'disk.img'))) return undefined
+  const mnt = mkdtempSync('/tmp/warren-layer-')
+  try {
+    execFileSync('mount', ['-o', 'loop,ro,noload', join(dir, 'disk.img'), mnt])
+    try {
+      return read(mnt)
+    } finally {
+      execFileSync('umount', [mnt])
+    }
+  } finally {
+    rmdirSync(mnt)
+  }
 }
 
 /** The runc container of a sandbox as the node's runc root reports it. */

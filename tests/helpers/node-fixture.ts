@@ -251,6 +251,7 @@ export function hostLeftovers(prefix: string, dataDir: string): string[] {
     left.push(...containers.map((c) => `container ${c.id} (${c.status})`))
   }
   left.push(...mountsUnder(dataDir).map((m) => `mount ${m}`))
+  left.push(...loopDevicesUnder(dataDir).map((l) => `loop device ${l}`))
   for (const dir of cgroupDirs(prefix)) {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       if (e.isDirectory()) left.push(`cgroup ${join(dir, e.name)}`)
@@ -260,6 +261,19 @@ export function hostLeftovers(prefix: string, dataDir: string): string[] {
   const sandboxes = join(dataDir, 'sandboxes')
   if (existsSync(sandboxes)) left.push(...readdirSync(sandboxes).map((d) => `sandbox dir ${d}`))
   return left
+}
+
+/** Loop devices whose backing file is under `dir` (sandbox disk images). */
+export function loopDevicesUnder(dir: string): string[] {
+  const out = execFileSync('losetup', ['--list', '--json', '--output', 'NAME,BACK-FILE'], {
+    encoding: 'utf8',
+  }).trim()
+  const devices =
+    (JSON.parse(out || '{}') as { loopdevices?: { name: string; 'back-file': string | null }[] })
+      .loopdevices ?? []
+  return devices
+    .filter((d) => d['back-file']?.replace(/ \(deleted\)$/, '').startsWith(`${dir}/`))
+    .map((d) => `${d.name} (${d['back-file']})`)
 }
 
 /**

@@ -1,7 +1,7 @@
 // cgroup limits of real sandboxes (privileged: runc, cgroups). A memory hog
 // or a fork bomb is stopped inside its own sandbox; the sandbox's envd and
 // the host keep working; the CPU quota follows cpuCount.
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statfsSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import {
@@ -104,5 +104,43 @@ describe('cpu', () => {
     const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers')
     expect(readCg(join(cpuTwo, v2 ? 'cpu.max' : 'cpu.cfs_quota_us'))).toMatch(/^200000\b/)
     await Promise.all([f.node.kill(r.sandboxId), f.node.kill(two.sandboxId)])
+  })
+})
+
+describe('disk', () => {
+  it('stops a sandbox at its disk size and inode count; the host barely notices', async () => {
+    const f = fixture()
+    // 64 MB at the default 64 inodes per MB: 4096 inodes.
+    const r = await f.create({ diskSizeMb: 64 })
+    const sbx = f.sdk(r)
+    const hostFree = () => statfsSync(f.dataDir).bavail * statfsSync(f.dataDir).bsize
+    const before = hostFree()
+
+    const big = await shResult(sbx, 'dd if=/dev/zero of=/home/user/big bs=1M count=256 2>&1')
+    expect(big.exitCode).not.toBe(0)
+    expect(big.stdout).toMatch(/No space left on device/)
+    const written = Number(await sh(sbx, 'stat -c %s /home/user/big'))
+    expect(written).toBeGreaterThan(32 * 2 ** 20)
+    expect(written).toBeLessThanOrEqual(64 * 2 ** 20)
+    // The host gave at most the sandbox's 64 MB (and some metadata), not the 256 asked for.
+    expect(before - hostFree()).toBeLessThan(80 * 2 ** 20)
+    await sh(sbx, 'rm /home/user/big')
+
+    const files = await shResult(
+      sbx,
+      'mkdir /home/user/many && cd /home/user/many && for i in $(seq 1 6000); do : > f$i || exit 7; done',
+    )
+    expect(files.exitCode).toBe(7)
+    expect(files.stderr).toMatch(/No space left on device/)
+    const made = Number(await sh(sbx, 'ls /home/user/many | wc -l'))
+    expect(made).toBeGreaterThan(3000)
+    expect(made).toBeLessThan(4096)
+    // Inside, df tells the truth about the sandbox's own disk.
+    const df = await sh(sbx, "df -m / | tail -1 | awk '{print $2}'")
+    expect(Number(df)).toBeGreaterThan(50)
+    expect(Number(df)).toBeLessThanOrEqual(64)
+    // Full, it still runs commands.
+    expect(await sh(sbx, 'echo still here')).toBe('still here\n')
+    await f.node.kill(r.sandboxId)
   })
 })

@@ -189,7 +189,9 @@ async function expectAdoptedAndClean(healthy: SandboxMessage[], halfId: string) 
   expect(left.filter((l) => l.startsWith('netns '))).toHaveLength(2)
   expect(left.filter((l) => l.startsWith('link '))).toHaveLength(2)
   expect(left.filter((l) => l.startsWith('container '))).toHaveLength(2)
-  expect(left.filter((l) => l.startsWith('mount '))).toHaveLength(2)
+  // Each: its disk and its overlay root.
+  expect(left.filter((l) => l.startsWith('mount '))).toHaveLength(4)
+  expect(left.filter((l) => l.startsWith('loop device '))).toHaveLength(2)
 }
 
 it('adopts healthy sandboxes after SIGKILL and removes a half-created one', async () => {

@@ -58,6 +58,13 @@ export const orchestratorConfigSchema = z.object({
    * to files-only snapshots. Default: a quarter of the memory capacity.
    */
   maxFrozenMemoryMb: z.coerce.number().int().min(0).optional(),
+  /** Inodes of a sandbox's disk per MB of its size (ext4's default ratio is 64). */
+  diskInodesPerMb: z.coerce.number().int().min(1).max(1024).default(64),
+  /**
+   * Free space the data disk keeps: a create is refused below it (sandbox
+   * disks are sparse images that grow into the data disk as they fill).
+   */
+  diskReserveMb: z.coerce.number().int().min(0).default(1024),
   /** Warren's DNS for sandboxes (reached as <gateway>:53 from inside). */
   dnsPort: port.default(5053),
   /** The egress proxy: plain HTTP (redirected port 80) and TLS (port 443). */
@@ -93,6 +100,8 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_WARM_NETWORK_SLOTS: 'warmNetworkSlots',
   WARREN_MAX_CONCURRENT_CREATES: 'maxConcurrentCreates',
   WARREN_MAX_FROZEN_MEMORY_MB: 'maxFrozenMemoryMb',
+  WARREN_DISK_INODES_PER_MB: 'diskInodesPerMb',
+  WARREN_DISK_RESERVE_MB: 'diskReserveMb',
   WARREN_DNS_PORT: 'dnsPort',
   WARREN_EGRESS_HTTP_PORT: 'egressHttpPort',
   WARREN_EGRESS_TLS_PORT: 'egressTlsPort',

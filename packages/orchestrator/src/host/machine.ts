@@ -6,6 +6,7 @@ import { AddressPool } from '../network/address-pool.js'
 import { cutDeniedFlows } from '../network/conntrack.js'
 import { NodeNetwork } from '../network/services.js'
 import { NetworkSlots } from '../network/slots.js'
+import { diskUsage } from '../runtime/disk.js'
 import { Runc } from '../runtime/runc.js'
 import { applyEgressRules } from '../sandboxes/boot.js'
 import { createSandbox } from '../sandboxes/create.js'
@@ -105,13 +106,8 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
       metrics.sample(
         r.sandboxId,
         cgroupsPath(cfg, r.sandboxId),
-        sandboxPaths(cfg.dataDir, r.sandboxId).upper,
-        {
-          cpuCount: r.cpuCount,
-          memoryMb: r.memoryMb,
-          diskSizeMb: r.diskSizeMb,
-          startedAt: Date.parse(r.startedAt),
-        },
+        diskUsage(sandboxPaths(cfg.dataDir, r.sandboxId).disk),
+        { cpuCount: r.cpuCount, memoryMb: r.memoryMb, startedAt: Date.parse(r.startedAt) },
       ),
     logs: (sandboxId, startMs, limit) =>
       readLogLines(sandboxPaths(cfg.dataDir, sandboxId).log, startMs, limit),

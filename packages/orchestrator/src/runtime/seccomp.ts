@@ -2,11 +2,15 @@
  * The seccomp profile of every sandbox: allow by default and refuse what
  * container runtimes conventionally refuse — kernel modules, kexec, mounts and
  * namespace changes, keyrings, clock and swap changes, raw I/O ports, BPF and
- * perf, userfaultfd, io_uring. Denied calls fail with EPERM; io_uring and
- * clone3 fail with ENOSYS so that libc and libuv fall back quietly.
+ * perf, userfaultfd, io_uring, NUMA memory policy, vsock sockets (a path to
+ * the hypervisor) and personality flags beyond the harmless ones. Denied
+ * calls fail with EPERM; io_uring and clone3 fail with ENOSYS so that libc
+ * and libuv fall back quietly; vsock looks like an unsupported family.
  */
 const EPERM = 1
 const ENOSYS = 38
+const EAFNOSUPPORT = 97
+const AF_VSOCK = 40
 
 const DENIED = [
   'acct',
@@ -30,9 +34,12 @@ const DENIED = [
   'kexec_load',
   'keyctl',
   'lookup_dcookie',
+  'mbind',
+  'migrate_pages',
   'mount',
   'mount_setattr',
   'move_mount',
+  'move_pages',
   'name_to_handle_at',
   'nfsservctl',
   'open_by_handle_at',
@@ -44,6 +51,8 @@ const DENIED = [
   'quotactl_fd',
   'reboot',
   'request_key',
+  'set_mempolicy',
+  'set_mempolicy_home_node',
   'setns',
   'settimeofday',
   'stime',
@@ -67,6 +76,38 @@ const CLONE_NAMESPACE_FLAGS = [
   0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000, 0x00000080,
 ]
 
+const BIT31 = 2 ** 31
+/** personality() values Docker allows: PER_LINUX, PER_LINUX32, UNAME26 (and both), the query. */
+const PERSONALITY_BITS = new Set([3, 17])
+
+/**
+ * Rules refusing every personality() argument but 0, 0x8, 0x20000, 0x20008
+ * and 0xffffffff. Seccomp compares one argument once per rule (rules are
+ * OR-ed), and a refusal that matches wins over any allow; so each rule
+ * refuses a bit pattern none of those values has: a flag bit other than 3 and
+ * 17 set while bit 31 is clear; bit 31 set while some lower bit is clear;
+ * anything above 32 bits.
+ */
+function personalityRules(): object[] {
+  const refuse = (value: number, mask: number) => ({
+    names: ['personality'],
+    action: 'SCMP_ACT_ERRNO',
+    errnoRet: EPERM,
+    args: [{ index: 0, value: mask, valueTwo: value, op: 'SCMP_CMP_MASKED_EQ' }],
+  })
+  const bits = Array.from({ length: 31 }, (_, b) => 2 ** b)
+  return [
+    ...bits.filter((_, b) => !PERSONALITY_BITS.has(b)).map((bit) => refuse(bit, bit + BIT31)),
+    ...bits.map((bit) => refuse(BIT31, bit + BIT31)),
+    {
+      names: ['personality'],
+      action: 'SCMP_ACT_ERRNO',
+      errnoRet: EPERM,
+      args: [{ index: 0, value: 0xffffffff, op: 'SCMP_CMP_GT' }],
+    },
+  ]
+}
+
 export function seccompProfile(): object {
   return {
     defaultAction: 'SCMP_ACT_ALLOW',
@@ -86,6 +127,13 @@ export function seccompProfile(): object {
         errnoRet: EPERM,
         args: [{ index: 0, value: flag, valueTwo: flag, op: 'SCMP_CMP_MASKED_EQ' }],
       })),
+      {
+        names: ['socket'],
+        action: 'SCMP_ACT_ERRNO',
+        errnoRet: EAFNOSUPPORT,
+        args: [{ index: 0, value: AF_VSOCK, op: 'SCMP_CMP_EQ' }],
+      },
+      ...personalityRules(),
     ],
   }
 }

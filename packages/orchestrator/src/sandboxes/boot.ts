@@ -1,5 +1,13 @@
-import { chownSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
+import { join, relative } from 'node:path'
 import {
   type CleanupStack,
   type EgressPolicy,
@@ -9,10 +17,11 @@ import {
 import { cgroupsPath, containerId, type NodeContext } from '../context.js'
 import { applyInNetns } from '../network/nftables.js'
 import type { NetworkSlot } from '../network/slots.js'
-import { mountOverlay, unmount } from '../runtime/overlay.js'
+import { mountDisk } from '../runtime/disk.js'
+import { mountOverlay, mountsUnder, unmount } from '../runtime/overlay.js'
 import { hostMaxOpenFiles, sandboxSpec } from '../runtime/spec.js'
 import type { TemplateMetadata } from '../templates/metadata.js'
-import { rootfsDir } from '../templates/store.js'
+import { layerDirs } from '../templates/store.js'
 import { initEnvd, waitForPort } from './readiness.js'
 import { sandboxPaths } from './record.js'
 
@@ -44,15 +53,28 @@ export async function bootSandbox(
   const { cfg } = ctx
   const paths = sandboxPaths(cfg.dataDir, spec.sandboxId)
   const id = containerId(cfg, spec.sandboxId)
-  const lower = rootfsDir(ctx.templatesDir, spec.template)
+  const layers = layerDirs(spec.template)
   // The sandbox's own rules are in force before its first process runs.
   if (hasEgressRules(spec.policy.egress)) await applyEgressRules(ctx, slot, spec.policy.egress)
-  writeIdentity(paths.upper, lower, spec.template.uidBase, spec.sandboxId, slot)
+  // A files-only snapshot keeps its disk unmounted until it boots again.
+  if (!mountsUnder(paths.disk).includes(paths.disk)) {
+    await mountDisk(paths.image, paths.disk)
+    cleanup.push('disk', () => unmount(paths.disk))
+  }
+  const lowerEtc = layers.map((l) => join(ctx.templatesDir, l, 'etc')).find((d) => existsSync(d))
+  writeIdentity(paths.upper, lowerEtc, spec.template.uidBase, spec.sandboxId, slot)
   // overlayfs needs an empty work directory on every mount.
   rmSync(paths.work, { recursive: true, force: true })
   mkdirSync(paths.work)
   if (!existsSync(paths.rootfs)) mkdirSync(paths.rootfs)
-  await mountOverlay({ lower, upper: paths.upper, work: paths.work, target: paths.rootfs })
+  if (!existsSync(paths.templates)) symlinkSync(ctx.templatesDir, paths.templates)
+  await mountOverlay({
+    cwd: paths.dir,
+    lowers: layers.map((l) => join('templates', l)),
+    upper: relative(paths.dir, paths.upper),
+    work: relative(paths.dir, paths.work),
+    target: paths.rootfs,
+  })
   cleanup.push('root filesystem', () => unmount(paths.rootfs))
 
   writeFileSync(
@@ -99,16 +121,16 @@ export function createUpper(upper: string, uidBase: number): void {
  */
 function writeIdentity(
   upper: string,
-  lower: string,
+  lowerEtc: string | undefined,
   uidBase: number,
   sandboxId: string,
   slot: NetworkSlot,
 ): void {
   const etc = join(upper, 'etc')
   if (!existsSync(etc)) {
-    const lowerEtc = statSync(join(lower, 'etc'))
-    mkdirSync(etc, { mode: lowerEtc.mode & 0o7777 })
-    chownSync(etc, lowerEtc.uid, lowerEtc.gid)
+    const st = lowerEtc ? statSync(lowerEtc) : { mode: 0o755, uid: uidBase, gid: uidBase }
+    mkdirSync(etc, { mode: st.mode & 0o7777 })
+    chownSync(etc, st.uid, st.gid)
   }
   const files: Record<string, string> = {
     hostname: `${sandboxId}\n`,

@@ -1,9 +1,12 @@
-import { mkdirSync, rmSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { CleanupStack, WarrenError } from '@warren/shared'
 import { containerId, type NodeContext } from '../context.js'
 import type { CreateSpec } from '../host/node-host.js'
 import type { NetworkSlot } from '../network/slots.js'
+import { createDiskImage, freeMb, mountDisk } from '../runtime/disk.js'
+import { unmount } from '../runtime/overlay.js'
 import { bootSandbox, createUpper } from './boot.js'
+import { removeSandboxDir } from './destroy.js'
 import { type SandboxRecord, sandboxPaths, writeRecord } from './record.js'
 
 /**
@@ -17,13 +20,28 @@ export async function createSandbox(
 ): Promise<{ record: SandboxRecord; slot: NetworkSlot }> {
   const { cfg } = ctx
   const paths = sandboxPaths(cfg.dataDir, spec.sandboxId)
+  const free = freeMb(cfg.dataDir)
+  if (free < cfg.diskReserveMb) {
+    throw new WarrenError(
+      'capacity_exhausted',
+      `this node's data disk is full: ${free} MB free, ${cfg.diskReserveMb} MB kept in reserve`,
+    )
+  }
   const cleanup = new CleanupStack()
   try {
     const slot = await ctx.slots.acquire()
     cleanup.push('network slot', () => ctx.slots.release(slot))
     // Traversable (not listable) by the sandbox's mapped root, which runc uses to reach the rootfs.
     mkdirSync(paths.dir, { recursive: true, mode: 0o711 })
-    cleanup.push('sandbox directory', () => rmSync(paths.dir, { recursive: true, force: true }))
+    cleanup.push('sandbox directory', () => removeSandboxDir(paths.dir))
+    await createDiskImage(
+      paths.image,
+      spec.diskSizeMb,
+      Math.max(1024, spec.diskSizeMb * cfg.diskInodesPerMb),
+    )
+    mkdirSync(paths.disk)
+    await mountDisk(paths.image, paths.disk)
+    cleanup.push('disk', () => unmount(paths.disk))
     createUpper(paths.upper, spec.template.uidBase)
     await bootSandbox(ctx, spec, slot, cleanup)
 

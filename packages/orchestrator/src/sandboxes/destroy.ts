@@ -1,8 +1,15 @@
 import { rmSync } from 'node:fs'
 import { containerId, type NodeContext } from '../context.js'
 import type { NetworkSlot } from '../network/slots.js'
-import { mountsUnder, unmount } from '../runtime/overlay.js'
+import { mountsUnder, unmountAll } from '../runtime/overlay.js'
 import { sandboxPaths } from './record.js'
+
+/** Removes a sandbox's directory, never recursing into a tree that still has something mounted. */
+export function removeSandboxDir(dir: string): void {
+  const left = mountsUnder(dir)
+  if (left.length) throw new Error(`still mounted: ${left.join(', ')}`)
+  rmSync(dir, { recursive: true, force: true })
+}
 
 /**
  * Removes everything a sandbox had: processes and cgroups (runc), mounts,
@@ -25,15 +32,8 @@ export async function destroySandbox(
     }
   }
   await step('container', () => ctx.runc.destroy(containerId(ctx.cfg, sandboxId)))
-  await step('mounts', async () => {
-    for (const m of mountsUnder(paths.dir)) await unmount(m)
-  })
-  await step('files', () => {
-    // Never recurse into a tree that still has something mounted in it.
-    const left = mountsUnder(paths.dir)
-    if (left.length) throw new Error(`still mounted: ${left.join(', ')}`)
-    rmSync(paths.dir, { recursive: true, force: true })
-  })
+  await step('mounts', () => unmountAll(paths.dir))
+  await step('files', () => removeSandboxDir(paths.dir))
   if (slot) await step('network', () => ctx.slots.release(slot))
   return errors
 }

@@ -1,5 +1,6 @@
-import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import type { DiskUsage } from '../runtime/disk.js'
 
 export interface MetricsSample {
   timestamp: number
@@ -47,58 +48,24 @@ export function readCgroup(path: string): { cpuNs: number; memUsed: number; memC
   }
 }
 
-/** Bytes used by a directory tree (its writable layer), counted once per inode. */
-export function treeUsage(root: string): number {
-  const seen = new Set<number>()
-  let total = 0
-  const stack = [root]
-  while (stack.length) {
-    const path = stack.pop()!
-    let st: ReturnType<typeof lstatSync>
-    try {
-      st = lstatSync(path)
-    } catch {
-      continue
-    }
-    if (seen.has(st.ino)) continue
-    seen.add(st.ino)
-    total += st.blocks * 512
-    if (st.isDirectory()) {
-      try {
-        for (const name of readdirSync(path)) stack.push(join(path, name))
-      } catch {
-        // vanished while walking
-      }
-    }
-  }
-  return total
-}
-
 /**
  * Samples sandboxes on request. CPU use is the share of the sandbox's CPUs
- * used since its previous sample; the writable layer's size is re-measured at
- * most every 30 s, since walking it is the expensive part.
+ * used since its previous sample; disk use is its own disk's (one statfs).
  */
 export class MetricsSampler {
   private readonly last = new Map<string, { at: number; cpuNs: number }>()
-  private readonly disk = new Map<string, { at: number; bytes: number }>()
 
   sample(
     sandboxId: string,
     cgroup: string,
-    upper: string,
-    limits: { cpuCount: number; memoryMb: number; diskSizeMb: number; startedAt: number },
+    disk: DiskUsage,
+    limits: { cpuCount: number; memoryMb: number; startedAt: number },
   ): MetricsSample {
     const now = Date.now()
     const cg = readCgroup(cgroup)
     const prev = this.last.get(sandboxId) ?? { at: limits.startedAt, cpuNs: 0 }
     this.last.set(sandboxId, { at: now, cpuNs: cg.cpuNs })
     const wallNs = Math.max(1, (now - prev.at) * 1e6) * limits.cpuCount
-    let disk = this.disk.get(sandboxId)
-    if (!disk || now - disk.at > 30_000) {
-      disk = { at: now, bytes: treeUsage(upper) }
-      this.disk.set(sandboxId, disk)
-    }
     return {
       timestamp: now,
       cpuCount: limits.cpuCount,
@@ -106,13 +73,12 @@ export class MetricsSampler {
       memUsed: cg.memUsed,
       memTotal: limits.memoryMb * 2 ** 20,
       memCache: cg.memCache,
-      diskUsed: disk.bytes,
-      diskTotal: limits.diskSizeMb * 2 ** 20,
+      diskUsed: disk.usedBytes,
+      diskTotal: disk.totalBytes,
     }
   }
 
   forget(sandboxId: string): void {
     this.last.delete(sandboxId)
-    this.disk.delete(sandboxId)
   }
 }

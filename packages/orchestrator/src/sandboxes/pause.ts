@@ -1,7 +1,7 @@
 import { containerId, type NodeContext } from '../context.js'
 import { run } from '../exec.js'
 import type { NetworkSlot } from '../network/slots.js'
-import { mountsUnder, unmount } from '../runtime/overlay.js'
+import { unmountAll } from '../runtime/overlay.js'
 import { sandboxPaths } from './record.js'
 
 /**
@@ -20,7 +20,7 @@ export async function freeze(ctx: NodeContext, sandboxId: string): Promise<void>
 }
 
 export async function syncLayer(ctx: NodeContext, sandboxId: string): Promise<void> {
-  await run('sync', ['--file-system', sandboxPaths(ctx.cfg.dataDir, sandboxId).upper])
+  await run('sync', ['--file-system', sandboxPaths(ctx.cfg.dataDir, sandboxId).disk])
 }
 
 /**
@@ -38,7 +38,7 @@ export async function dropToFiles(
   const paths = sandboxPaths(ctx.cfg.dataDir, sandboxId)
   await ctx.runc.destroy(containerId(ctx.cfg, sandboxId))
   try {
-    for (const m of mountsUnder(paths.dir)) await unmount(m)
+    await unmountAll(paths.dir)
   } catch (err) {
     ctx.log.warn({ err, sandboxId }, 'could not unmount a dropped sandbox; retried later')
   }

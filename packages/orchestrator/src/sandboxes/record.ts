@@ -29,7 +29,14 @@ export const sandboxRecordSchema = z.object({
 
 export type SandboxRecord = z.infer<typeof sandboxRecordSchema>
 
-/** Files of one sandbox under <dataDir>/sandboxes/<id>/. */
+/**
+ * Files of one sandbox under <dataDir>/sandboxes/<id>/: its record and OCI
+ * bundle, its log, its disk image mounted at `disk` (the writable layer and
+ * overlay's work directory live on it), and the overlay root at `rootfs`.
+ * `templates` links to the templates directory, so the overlay's options
+ * name only paths relative to the sandbox directory (its mountinfo shows no
+ * host paths).
+ */
 export function sandboxPaths(dataDir: string, sandboxId: string) {
   const dir = join(dataDir, 'sandboxes', sandboxId)
   return {
@@ -37,8 +44,11 @@ export function sandboxPaths(dataDir: string, sandboxId: string) {
     record: join(dir, 'sandbox.json'),
     bundle: dir,
     rootfs: join(dir, 'rootfs'),
-    upper: join(dir, 'upper'),
-    work: join(dir, 'work'),
+    image: join(dir, 'disk.img'),
+    disk: join(dir, 'disk'),
+    upper: join(dir, 'disk', 'upper'),
+    work: join(dir, 'disk', 'work'),
+    templates: join(dir, 'templates'),
     log: join(dir, 'sandbox.log'),
   }
 }

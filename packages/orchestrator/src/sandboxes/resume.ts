@@ -2,7 +2,7 @@ import { CleanupStack, type NetworkPolicy } from '@warren/shared'
 import type { NodeContext } from '../context.js'
 import type { Placed, ResumeInput } from '../host/node-host.js'
 import type { NetworkSlot } from '../network/slots.js'
-import { mountsUnder, unmount } from '../runtime/overlay.js'
+import { unmount } from '../runtime/overlay.js'
 import { bootSandbox } from './boot.js'
 import { asStartError, undo } from './create.js'
 import { type SandboxRecord, sandboxPaths, writeRecord } from './record.js'
@@ -38,8 +38,7 @@ export async function bootFromFiles(
   const cleanup = new CleanupStack()
   try {
     // A files-only pause that could not unmount left its root mounted.
-    for (const m of mountsUnder(sandboxPaths(ctx.cfg.dataDir, paused.sandboxId).dir))
-      await unmount(m)
+    await unmount(sandboxPaths(ctx.cfg.dataDir, paused.sandboxId).rootfs)
     const slot = await ctx.slots.acquire()
     cleanup.push('network slot', () => ctx.slots.release(slot))
     await bootSandbox(

@@ -16,6 +16,11 @@ export const templateMetadataSchema = z.object({
   uidBase: z.number().int().positive(),
   noNewPrivileges: z.boolean(),
   pidsLimit: z.number().int().positive(),
+  /**
+   * The template's read-only layers, top first, as paths relative to the
+   * templates directory; absent for a single-layer build (its rootfs).
+   */
+  layers: z.array(z.string()).min(1).optional(),
 })
 
 export type TemplateMetadata = z.infer<typeof templateMetadataSchema>

@@ -19,6 +19,11 @@ export function rootfsDir(templatesDir: string, meta: TemplateMetadata): string 
   return join(buildDir(templatesDir, meta.templateId, meta.buildId), 'rootfs')
 }
 
+/** A template's read-only layers, top first, relative to the templates directory. */
+export function layerDirs(meta: TemplateMetadata): string[] {
+  return meta.layers ?? [join(meta.templateId, 'builds', meta.buildId, 'rootfs')]
+}
+
 export function readCurrent(
   templatesDir: string,
   templateId: string,

@@ -1,0 +1,63 @@
+import { statfsSync } from 'node:fs'
+import { open } from 'node:fs/promises'
+import { run } from '../exec.js'
+
+/**
+ * A sandbox's own disk: a sparse ext4 image of its disk size, loop-mounted,
+ * holding its writable layer. The filesystem's size and inode count are the
+ * sandbox's limits (ENOSPC past either), enforced by the kernel without
+ * quota support, and a sandbox can never write to the host's filesystem
+ * beyond its image.
+ */
+export async function createDiskImage(
+  image: string,
+  sizeMb: number,
+  inodes: number,
+): Promise<void> {
+  const file = await open(image, 'wx', 0o600)
+  try {
+    await file.truncate(sizeMb * 2 ** 20)
+  } finally {
+    await file.close()
+  }
+  // No reserved blocks (the sandbox's root may use all of it); lazy init keeps mkfs instant.
+  await run('mkfs.ext4', [
+    '-q',
+    '-F',
+    '-m',
+    '0',
+    '-N',
+    String(inodes),
+    '-E',
+    'lazy_itable_init=1,lazy_journal_init=1,nodiscard',
+    image,
+  ])
+}
+
+export async function mountDisk(image: string, target: string): Promise<void> {
+  await run('mount', ['-t', 'ext4', '-o', 'loop,noatime,nosuid,nodev', image, target])
+}
+
+export interface DiskUsage {
+  usedBytes: number
+  totalBytes: number
+  inodesUsed: number
+  inodesTotal: number
+}
+
+/** What a mounted disk holds: one statfs, no tree walk. */
+export function diskUsage(mountpoint: string): DiskUsage {
+  const s = statfsSync(mountpoint)
+  return {
+    usedBytes: (s.blocks - s.bfree) * s.bsize,
+    totalBytes: s.blocks * s.bsize,
+    inodesUsed: s.files - s.ffree,
+    inodesTotal: s.files,
+  }
+}
+
+/** Free space on the filesystem holding `path`, in MB (what an unprivileged writer may use). */
+export function freeMb(path: string): number {
+  const s = statfsSync(path)
+  return Math.floor((s.bavail * s.bsize) / 2 ** 20)
+}
