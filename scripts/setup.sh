@@ -14,9 +14,10 @@ fi
 
 # --- Debian packages -------------------------------------------------------
 # runc: the OCI runtime; tini: process 1 of every sandbox; nftables/iproute2/conntrack: per-sandbox networking;
-# debootstrap: the base template; util-linux: nsenter/mount; nginx: the
+# debootstrap: the base template; util-linux: nsenter/mount/losetup; e2fsprogs: each
+# sandbox's disk; lxcfs: sandboxes' own /proc/meminfo, uptime...; nginx: the
 # reverse-proxy baseline of the proxy benchmark.
-packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates nginx-light"
+packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates e2fsprogs lxcfs nginx-light"
 missing=""
 for p in $packages; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

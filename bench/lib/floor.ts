@@ -58,6 +58,7 @@ export function prepareFloor(): Floor {
     pidsLimit: template.pidsLimit,
     noNewPrivileges: template.noNewPrivileges,
     maxOpenFiles: hostMaxOpenFiles(),
+    lxcfs: undefined,
     readonlyMounts: [
       { source: cfg.initPath, destination: '/opt/warren/bin/tini' },
       { source: cfg.nodePath, destination: '/opt/warren/bin/node' },

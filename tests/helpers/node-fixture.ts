@@ -207,7 +207,7 @@ export async function destroyNode(node: SandboxNode, prefix: string, dataDir: st
  */
 export async function cleanupHost(prefix: string, dataDir: string, errors: unknown[] = []) {
   try {
-    await assertNoLeftovers(prefix, dataDir)
+    await assertNoLeftovers(prefix, dataDir, { nodeGone: true })
   } catch (err) {
     errors.push(err)
   }
@@ -230,8 +230,15 @@ export async function cleanupHost(prefix: string, dataDir: string, errors: unkno
   }
 }
 
-/** What of a node is still on the host; empty when clean. */
-export function hostLeftovers(prefix: string, dataDir: string): string[] {
+/**
+ * What of a node's sandboxes is still on the host; empty when clean. With
+ * `nodeGone`, what the node itself holds while it runs (its envd store) counts too.
+ */
+export function hostLeftovers(
+  prefix: string,
+  dataDir: string,
+  opts = { nodeGone: false },
+): string[] {
   const left: string[] = []
   const slot = new RegExp(`^${prefix}-[nv]\\d+$`)
   if (existsSync('/run/netns')) {
@@ -250,7 +257,12 @@ export function hostLeftovers(prefix: string, dataDir: string): string[] {
     const containers = (JSON.parse(out || 'null') as { id: string; status: string }[] | null) ?? []
     left.push(...containers.map((c) => `container ${c.id} (${c.status})`))
   }
-  left.push(...mountsUnder(dataDir).map((m) => `mount ${m}`))
+  const nodeMounts = opts.nodeGone ? [] : [join(dataDir, 'envd')]
+  left.push(
+    ...mountsUnder(dataDir)
+      .filter((m) => !nodeMounts.includes(m))
+      .map((m) => `mount ${m}`),
+  )
   left.push(...loopDevicesUnder(dataDir).map((l) => `loop device ${l}`))
   for (const dir of cgroupDirs(prefix)) {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -282,11 +294,15 @@ export function loopDevicesUnder(dir: string): string[] {
  * Network namespaces and cgroups are released by the kernel asynchronously, so
  * this looks again for a short while before it fails.
  */
-export async function assertNoLeftovers(prefix: string, dataDir: string): Promise<void> {
-  let left = hostLeftovers(prefix, dataDir)
+export async function assertNoLeftovers(
+  prefix: string,
+  dataDir: string,
+  opts = { nodeGone: false },
+): Promise<void> {
+  let left = hostLeftovers(prefix, dataDir, opts)
   for (let i = 0; i < 20 && left.length; i++) {
     await new Promise((r) => setTimeout(r, 100))
-    left = hostLeftovers(prefix, dataDir)
+    left = hostLeftovers(prefix, dataDir, opts)
   }
   if (left.length) throw new Error(`[${prefix}] left on the host:\n  ${left.join('\n  ')}`)
 }

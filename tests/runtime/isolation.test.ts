@@ -136,15 +136,61 @@ describe('network', () => {
 })
 
 describe('privileges', () => {
-  it('runs with no-new-privileges, seccomp filtering and reduced capabilities', async () => {
+  it('runs with seccomp filtering and reduced capabilities', async () => {
     const status = await sh(sbxA, 'cat /proc/self/status', 'root')
-    expect(status).toMatch(/^NoNewPrivs:\s+1$/m)
+    // Privileges can be gained (sudo is setuid), but only up to the sandbox's own root.
+    expect(status).toMatch(/^NoNewPrivs:\s+0$/m)
     expect(status).toMatch(/^Seccomp:\s+2$/m)
     const capEff = BigInt(`0x${status.match(/^CapEff:\s+([0-9a-f]+)$/m)?.[1]}`)
     const has = (bit: number) => (capEff >> BigInt(bit)) & 1n
     // CAP_NET_ADMIN 12, CAP_SYS_MODULE 16, CAP_SYS_RAWIO 17, CAP_SYS_PTRACE 19, CAP_SYS_ADMIN 21
     for (const bit of [12, 16, 17, 19, 21]) expect(has(bit), `capability ${bit}`).toBe(0n)
     expect(has(0)).toBe(1n) // CAP_CHOWN, so it is root's set, reduced
+  })
+
+  it("gives the default user root through passwordless sudo, as E2B's base does", async () => {
+    expect((await sh(sbxA, 'sudo -n whoami')).trim()).toBe('root')
+    // Root's chores, through sudo: packages' files, accounts, ownership.
+    await sh(
+      sbxA,
+      [
+        "sudo sh -c 'echo deb http://deb.example.test/debian bookworm main > /etc/apt/sources.list.d/x.list'",
+        'sudo useradd -m bob',
+        'sudo mkdir -p /opt/app',
+        'sudo chown user:user /opt/app',
+        'sudo dpkg --configure -a',
+      ].join(' && '),
+    )
+    expect((await sh(sbxA, 'id -u bob; stat -c %U /opt/app')).trim().split('\n')).toEqual([
+      '1001',
+      'user',
+    ])
+    const status = await sh(sbxA, 'sudo cat /proc/self/status')
+    expect(status).toMatch(/^Seccomp:\s+2$/m)
+    const capEff = BigInt(`0x${status.match(/^CapEff:\s+([0-9a-f]+)$/m)?.[1]}`)
+    for (const bit of [12, 16, 17, 19, 21]) expect((capEff >> BigInt(bit)) & 1n).toBe(0n)
+  })
+
+  it('cannot open vsock, set NUMA policy or unsafe personality flags', async () => {
+    const script = `import ctypes, errno, socket
+libc = ctypes.CDLL(None, use_errno=True)
+def call(*args):
+    r = libc.syscall(*args)
+    return 'ok' if r >= 0 else errno.errorcode[ctypes.get_errno()]
+try:
+    socket.socket(40, socket.SOCK_STREAM)
+    vsock = 'ok'
+except OSError as e:
+    vsock = errno.errorcode[e.errno]
+# personality: query and PER_LINUX are fine; ADDR_NO_RANDOMIZE and READ_IMPLIES_EXEC are not
+print(vsock, call(135, 0xffffffff), call(135, 0), call(135, 0x0040000), call(135, 0x0400000),
+      call(237, 0, 0, 0, 0, 0, 0), call(238, 0, 0, 0), call(279, 0, 0, 0, 0, 0, 0))
+`
+    await sbxA.files.write('/tmp/calls.py', script)
+    // vsock; personality x4; mbind, set_mempolicy, move_pages
+    expect((await sh(sbxA, 'python3 /tmp/calls.py', 'root')).trim()).toBe(
+      'EAFNOSUPPORT ok ok EPERM EPERM EPERM EPERM EPERM',
+    )
   })
 
   it('cannot load kernel modules', async () => {
@@ -186,6 +232,68 @@ for src, fs in ((b'/dev/vda', b'ext4'), (b'none', b'tmpfs'), (b'/', b'none')):
     expect((await shResult(sbxA, 'unshare --user --map-root-user true', 'root')).exitCode).not.toBe(
       0,
     )
+  })
+
+  it("root through sudo reaches neither the host's services nor another sandbox, nor the kernel", async () => {
+    const server = await hostBannerServer('0.0.0.0', 'host-sudo')
+    try {
+      await sbxB.commands.run('python3 -m http.server 8001', { background: true })
+      await waitFor(async () => (await hostGet(`http://${b.sandboxIp}:8001/`)) === 200, 'B')
+      const viaSudo = async (host: string, port: number) =>
+        (await sh(sbxA, `sudo python3 /tmp/probe.py ${host} ${port}`)).trim()
+      for (const [host, port] of [
+        [HOST_ADDRESS, server.port],
+        [a.hostIp, server.port],
+        [b.sandboxIp, 8001],
+        [b.sandboxIp, 49983],
+      ] as const) {
+        expect(await viaSudo(host, port), `${host}:${port}`).not.toMatch(/^connected/)
+      }
+      expect(server.clients).toEqual([])
+      expect((await sh(sbxA, 'sudo python3 /tmp/modules.py')).trim()).toBe('EPERM EPERM')
+      expect((await sh(sbxA, 'sudo python3 /tmp/mount.py')).trim().split('\n')).toEqual([
+        'EPERM',
+        'EPERM',
+        'EPERM',
+      ])
+    } finally {
+      await server.close()
+    }
+  })
+})
+
+describe('what it learns of the host', () => {
+  it('sees its own memory, uptime and an empty /sys', async () => {
+    const memTotalKb = Number((await sh(sbxA, "awk '/^MemTotal/ {print $2}' /proc/meminfo")).trim())
+    expect(memTotalKb).toBe(a.memoryMb * 1024)
+    const free = (await sh(sbxA, "free -m | awk '/^Mem:/ {print $2}'")).trim()
+    expect(Number(free)).toBe(a.memoryMb)
+    const sandboxUptime = Number((await sh(sbxA, 'cut -d. -f1 /proc/uptime')).trim())
+    const hostUptime = Number(readFileSync('/proc/uptime', 'utf8').split('.')[0])
+    expect(sandboxUptime).toBeLessThan(Math.min(hostUptime, 600))
+    expect((await sh(sbxA, 'ls /sys')).trim().split('\n').sort()).toEqual([
+      'devices',
+      'fs',
+      'kernel',
+    ])
+    for (const path of ['/sys/block', '/sys/bus/pci', '/sys/class', '/sys/firmware']) {
+      expect((await shResult(sbxA, `ls ${path}`, 'root')).exitCode, path).not.toBe(0)
+    }
+    // Nothing under /sys can be written, even by root.
+    expect((await shResult(sbxA, 'touch /sys/x', 'root')).exitCode).not.toBe(0)
+  })
+
+  it("shows no host path of Warren's in its mountinfo", async () => {
+    const mountinfo = await sh(sbxA, 'cat /proc/self/mountinfo')
+    const f = fixture()
+    for (const hostPath of [
+      f.dataDir,
+      f.cfg.templatesDir ?? '/var/lib/warren',
+      '/var/lib/warren',
+    ]) {
+      expect(mountinfo).not.toContain(hostPath)
+    }
+    expect(mountinfo).toMatch(/ \/ \/ .* - overlay overlay .*lowerdir=templates\//)
   })
 })
 

@@ -17,6 +17,8 @@ export interface NodeContext {
   slots: NetworkSlots
   /** envd's bundle directory and version, unless a custom first process is configured. */
   envd: { dir: string; version: string } | undefined
+  /** LXCFS's mount, whose files give each sandbox its own /proc/meminfo, uptime...; undefined without it. */
+  lxcfs: string | undefined
   /** The nftables ruleset of a sandbox's namespace, with its egress rules if any. */
   tableFor: (slot: AddressSlot, egress?: EgressPolicy) => string
   policies: PolicyTable

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import {
   cpSync,
   existsSync,
+  mkdirSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -11,6 +12,8 @@ import {
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type OrchestratorConfig, WarrenError } from '@warren/shared'
+import { run } from './exec.js'
+import { mountsUnder, unmount } from './runtime/overlay.js'
 import { sandboxPaths } from './sandboxes/record.js'
 
 /** Where the built envd bundle is (WARREN_ENVD_DIR, or this checkout's build). */
@@ -39,8 +42,27 @@ function files(dir: string): string[] {
 }
 
 /**
+ * envd's copies live on a small tmpfs of their own at <data>/envd: a bind
+ * mount shows its source's path within its filesystem in the sandbox's
+ * mountinfo, and from this filesystem that is `/<version>-<hash>`, not
+ * where Warren keeps its data. It outlives the node (running sandboxes read
+ * from it) and is released when the node stops with no sandboxes.
+ */
+export async function mountEnvdStore(cfg: OrchestratorConfig): Promise<void> {
+  const root = join(cfg.dataDir, 'envd')
+  mkdirSync(root, { recursive: true, mode: 0o711 })
+  if (mountsUnder(root).includes(root)) return
+  await run('mount', ['-t', 'tmpfs', '-o', 'size=256m,mode=711,nosuid,nodev', 'warren-envd', root])
+}
+
+export async function releaseEnvdStore(cfg: OrchestratorConfig): Promise<void> {
+  const root = join(cfg.dataDir, 'envd')
+  if (mountsUnder(root).includes(root)) await unmount(root)
+}
+
+/**
  * envd as the sandboxes get it: a content-addressed copy of the built bundle
- * under the data directory. Sandboxes keep the copy they started with, so
+ * in the envd store. Sandboxes keep the copy they started with, so
  * rebuilding or upgrading envd never pulls files (lazily loaded chunks, native
  * addons) from under a running envd; new sandboxes get the new one.
  */

@@ -109,7 +109,7 @@ export class SandboxNode {
   /** Stops background work. Sandboxes keep running and are adopted by the next start. */
   async stop(): Promise<void> {
     await this.budget.settled()
-    await this.host.stop()
+    await this.host.stop({ idle: this.entries.size === 0 })
   }
 
   async create(input: CreateInput): Promise<SandboxRecord> {

@@ -2,6 +2,7 @@ import { cpus } from 'node:os'
 import { join } from 'node:path'
 import type { Logger, OrchestratorConfig } from '@warren/shared'
 import { cgroupsPath, type NodeContext, templatesDirOf } from '../context.js'
+import { releaseEnvdStore } from '../envd-bundle.js'
 import { AddressPool } from '../network/address-pool.js'
 import { cutDeniedFlows } from '../network/conntrack.js'
 import { NodeNetwork } from '../network/services.js'
@@ -48,6 +49,7 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
     pool,
     slots,
     envd: undefined,
+    lxcfs: undefined,
     tableFor: network.tableFor,
     policies: network.policies,
   }
@@ -68,10 +70,11 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
       slots.fill()
       return { adopted: started.adopted, removed: started.removed }
     },
-    async stop() {
+    async stop({ idle }) {
       await slots.stop()
       await release?.()
       release = undefined
+      if (idle) await releaseEnvdStore(cfg)
     },
 
     template: (templateId) => ctx.templates.get(templateId),

@@ -53,8 +53,11 @@ export interface NodeHost {
 
   /** Prepares the host and adopts the sandboxes that survived; releases what it took on failure. */
   start(): Promise<{ adopted: Placed[]; removed: string[] }>
-  /** Stops the node's listeners and background work; sandboxes keep running. */
-  stop(): Promise<void>
+  /**
+   * Stops the node's listeners and background work; sandboxes keep running.
+   * `idle`: the node has no sandboxes, so what they share on the host goes too.
+   */
+  stop(opts: { idle: boolean }): Promise<void>
 
   template(templateId: string): TemplateMetadata
   templates(): TemplateMetadata[]

@@ -2,11 +2,12 @@ import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CleanupStack } from '@warren/shared'
 import type { NodeContext } from '../context.js'
-import { envdDirOf, installEnvd, pruneEnvd } from '../envd-bundle.js'
+import { envdDirOf, installEnvd, mountEnvdStore, pruneEnvd } from '../envd-bundle.js'
 import { hostIpv4Addresses } from '../network/netns.js'
 import { applyOnHost, renderHostTable } from '../network/nftables.js'
 import type { NodeNetwork } from '../network/services.js'
 import { acquirePidLock } from '../pid-lock.js'
+import { ensureLxcfs } from '../runtime/lxcfs.js'
 import { reconcile } from '../sandboxes/reconcile.js'
 import type { Placed } from './node-host.js'
 
@@ -32,7 +33,9 @@ export async function startHost(
     }
     const unlock = acquirePidLock(cfg.dataDir, `.node-${cfg.prefix}.lock`, 'data directory')
     taken.push('data directory lock', unlock)
+    if (!cfg.sandboxCommand) await mountEnvdStore(cfg)
     ctx.envd = cfg.sandboxCommand ? undefined : installEnvd(cfg)
+    ctx.lxcfs = await ensureLxcfs(log)
     // Sandboxes reach the world through this host: it must route.
     writeFileSync('/proc/sys/net/ipv4/ip_forward', '1')
     await applyOnHost(

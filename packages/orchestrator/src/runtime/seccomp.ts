@@ -85,8 +85,8 @@ const PERSONALITY_BITS = new Set([3, 17])
  * and 0xffffffff. Seccomp compares one argument once per rule (rules are
  * OR-ed), and a refusal that matches wins over any allow; so each rule
  * refuses a bit pattern none of those values has: a flag bit other than 3 and
- * 17 set while bit 31 is clear; bit 31 set while some lower bit is clear;
- * anything above 32 bits.
+ * 17 set while bit 31 is clear; bit 31 set while some lower bit is clear.
+ * The kernel reads only the low 32 bits, so the masks ignore the rest.
  */
 function personalityRules(): object[] {
   const refuse = (value: number, mask: number) => ({
@@ -99,12 +99,6 @@ function personalityRules(): object[] {
   return [
     ...bits.filter((_, b) => !PERSONALITY_BITS.has(b)).map((bit) => refuse(bit, bit + BIT31)),
     ...bits.map((bit) => refuse(BIT31, bit + BIT31)),
-    {
-      names: ['personality'],
-      action: 'SCMP_ACT_ERRNO',
-      errnoRet: EPERM,
-      args: [{ index: 0, value: 0xffffffff, op: 'SCMP_CMP_GT' }],
-    },
   ]
 }
 

@@ -1,5 +1,9 @@
 import { readFileSync } from 'node:fs'
+import { LXCFS_FILES } from './lxcfs.js'
 import { seccompProfile } from './seccomp.js'
+
+/** Host /sys paths a sandbox may read: allocator tuning, nothing about devices. */
+const HOST_SYS = ['/sys/kernel/mm/transparent_hugepage']
 
 /** Mapped uid/gid range of every sandbox: root inside is `uidBase` on the host. */
 export const UID_RANGE = 65536
@@ -38,6 +42,8 @@ export interface SandboxSpecInput {
   maxOpenFiles: number
   /** Read-only host paths mounted into the sandbox (the Node binary, envd). */
   readonlyMounts: Array<{ source: string; destination: string }>
+  /** LXCFS's mount root: its files replace the host's figures in /proc and /sys. */
+  lxcfs: string | undefined
 }
 
 /** The OCI runtime spec (config.json) of one sandbox. */
@@ -89,13 +95,15 @@ export function sandboxSpec(input: SandboxSpecInput): object {
         source: 'mqueue',
         options: ['nosuid', 'noexec', 'nodev'],
       },
-      // sysfs cannot be mounted fresh: the network namespace belongs to the
-      // host's user namespace. A read-only bind is what rootless runtimes do.
+      // sysfs cannot be mounted fresh (the network namespace belongs to the
+      // host's user namespace), and a bind of the host's would show its
+      // block devices, PCI list and memory. An empty /sys (read-only once the
+      // mounts are in) gets the cgroup tree, the CPU view and THP settings.
       {
         destination: '/sys',
-        type: 'bind',
-        source: '/sys',
-        options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
+        type: 'tmpfs',
+        source: 'tmpfs',
+        options: ['nosuid', 'noexec', 'nodev', 'mode=755', 'size=64k'],
       },
       {
         destination: '/sys/fs/cgroup',
@@ -103,6 +111,27 @@ export function sandboxSpec(input: SandboxSpecInput): object {
         source: 'cgroup',
         options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'],
       },
+      ...HOST_SYS.map((path) => ({
+        destination: path,
+        type: 'bind',
+        source: path,
+        options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
+      })),
+      ...(input.lxcfs
+        ? LXCFS_FILES.filter((f) => !HOST_SYS.includes(f)).map((f) => ({
+            destination: f,
+            type: 'bind',
+            source: `${input.lxcfs}${f}`,
+            options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
+          }))
+        : [
+            {
+              destination: '/sys/devices/system/cpu',
+              type: 'bind',
+              source: '/sys/devices/system/cpu',
+              options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
+            },
+          ]),
       ...input.readonlyMounts.map((m) => ({
         destination: m.destination,
         type: 'bind',
@@ -139,11 +168,15 @@ export function sandboxSpec(input: SandboxSpecInput): object {
         '/proc/timer_stats',
         '/proc/sched_debug',
         '/proc/scsi',
-        '/sys/firmware',
-        '/sys/class/net',
-        '/sys/devices/virtual/net',
       ],
-      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      readonlyPaths: [
+        '/proc/bus',
+        '/proc/fs',
+        '/proc/irq',
+        '/proc/sys',
+        '/proc/sysrq-trigger',
+        '/sys',
+      ],
     },
   }
 }

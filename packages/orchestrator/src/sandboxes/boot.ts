@@ -171,5 +171,6 @@ function bundleSpec(ctx: NodeContext, spec: BootSpec, rootfs: string, slot: Netw
     noNewPrivileges: spec.template.noNewPrivileges,
     maxOpenFiles: hostMaxOpenFiles(),
     readonlyMounts: mounts,
+    lxcfs: ctx.lxcfs,
   })
 }

@@ -1,12 +1,21 @@
 import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { CleanupStack, WarrenError } from '@warren/shared'
 import { run } from '../exec.js'
 import { acquirePidLock } from '../pid-lock.js'
-import type { TemplateMetadata } from './metadata.js'
+import { type TemplateMetadata, templateMetadataSchema } from './metadata.js'
 import { recipeHash, type TemplateRecipe } from './recipe.js'
 import { shiftOwnership } from './shift.js'
 import { buildDir, readCurrent, templateDir, writeCurrent } from './store.js'
@@ -47,12 +56,13 @@ export async function buildTemplate(
 ): Promise<BuildResult> {
   const buildId = recipeHash(recipe, opts.uidBase)
   const current = readCurrent(opts.templatesDir, recipe.templateId)
-  if (
-    !opts.force &&
-    current?.buildId === buildId &&
-    existsSync(buildDir(opts.templatesDir, recipe.templateId, buildId))
-  ) {
-    return { metadata: current, built: false }
+  const built = join(buildDir(opts.templatesDir, recipe.templateId, buildId), 'template.json')
+  if (!opts.force && existsSync(built)) {
+    if (current?.buildId === buildId) return { metadata: current, built: false }
+    // Built before (another checkout switched away from it): make it current again.
+    const metadata = templateMetadataSchema.parse(JSON.parse(readFileSync(built, 'utf8')))
+    writeCurrent(opts.templatesDir, metadata)
+    return { metadata, built: false }
   }
   mkdirSync(templateDir(opts.templatesDir, recipe.templateId), { recursive: true })
   const unlock = acquirePidLock(
@@ -167,6 +177,26 @@ async function debootstrap(
   }
 }
 
+/**
+ * The Node.js Warren runs on, and the npm next to it, at /usr/local: the
+ * Debian mirror's Node is older and its npm drags in hundreds of packages.
+ */
+async function installHostNode(rootfs: string): Promise<void> {
+  const prefix = dirname(dirname(process.execPath))
+  const npm = join(prefix, 'lib', 'node_modules', 'npm')
+  await mkdir(join(rootfs, 'usr/local/bin'), { recursive: true })
+  await run('cp', [process.execPath, join(rootfs, 'usr/local/bin/node')])
+  if (!existsSync(npm)) throw new WarrenError('unavailable', `npm not found next to Node at ${npm}`)
+  await mkdir(join(rootfs, 'usr/local/lib/node_modules'), { recursive: true })
+  await run('cp', ['-a', npm, join(rootfs, 'usr/local/lib/node_modules/npm')])
+  for (const [bin, cli] of [
+    ['npm', 'npm-cli.js'],
+    ['npx', 'npx-cli.js'],
+  ] as const) {
+    symlinkSync(`../lib/node_modules/npm/bin/${cli}`, join(rootfs, 'usr/local/bin', bin))
+  }
+}
+
 async function configureRootfs(recipe: TemplateRecipe, rootfs: string): Promise<void> {
   const { user } = recipe
   const groups = user.sudo ? ['-G', 'sudo'] : []
@@ -195,6 +225,10 @@ async function configureRootfs(recipe: TemplateRecipe, rootfs: string): Promise<
   await mkdir(join(rootfs, 'opt/warren/bin'), { recursive: true })
   await writeFile(join(rootfs, 'opt/warren/bin/node'), '')
   await writeFile(join(rootfs, 'opt/warren/bin/tini'), '')
+  // pip installs where E2B's does (Debian's marker would refuse it outside a venv).
+  for (const marker of readdirSync(join(rootfs, 'usr/lib')).filter((d) => /^python3\.\d+$/.test(d)))
+    rmSync(join(rootfs, 'usr/lib', marker, 'EXTERNALLY-MANAGED'), { force: true })
+  if (recipe.hostNode) await installHostNode(rootfs)
   await run('chroot', [rootfs, 'apt-get', 'clean'])
   rmSync(join(rootfs, 'var/lib/apt/lists'), { recursive: true, force: true })
   await mkdir(join(rootfs, 'var/lib/apt/lists/partial'), { recursive: true })

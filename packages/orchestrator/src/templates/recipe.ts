@@ -9,12 +9,15 @@ export interface TemplateRecipe {
   variant: string
   packages: string[]
   user: { name: string; uid: number; home: string; sudo: boolean }
+  /** Install the host's Node.js and npm (the ones Warren runs on) at /usr/local. */
+  hostNode: boolean
   defaults: { cpuCount: number; memoryMB: number; diskSizeMB: number; pidsLimit: number }
   noNewPrivileges: boolean
 }
 
+/** E2B's base image: Debian with python (and pip that installs), Node.js and npm, git, curl, sudo. */
 export const BASE_RECIPE: TemplateRecipe = {
-  version: 2,
+  version: 3,
   templateId: 'base',
   suite: 'bookworm',
   variant: 'minbase',
@@ -22,6 +25,9 @@ export const BASE_RECIPE: TemplateRecipe = {
     'bash',
     'coreutils',
     'python3',
+    'python-is-python3',
+    'python3-pip',
+    'python3-venv',
     'curl',
     'git',
     'sudo',
@@ -33,13 +39,23 @@ export const BASE_RECIPE: TemplateRecipe = {
     'libgcc-s1',
   ],
   user: { name: 'user', uid: 1000, home: '/home/user', sudo: true },
+  hostNode: true,
   defaults: { cpuCount: 2, memoryMB: 512, diskSizeMB: 2048, pidsLimit: 1024 },
-  noNewPrivileges: true,
+  // sudo is setuid: it needs privileges to be gained. Root in a sandbox is an
+  // unprivileged host uid in its own user namespace, so this gains nothing on the host.
+  noNewPrivileges: false,
 }
 
 export const RECIPES: Record<string, TemplateRecipe> = { base: BASE_RECIPE }
 
-/** The build id: the recipe and the uid shift it was prepared for (the mirror does not count). */
+/**
+ * The build id: the recipe, the uid shift it was prepared for and the host
+ * Node.js it copies (the mirror does not count).
+ */
 export function recipeHash(recipe: TemplateRecipe, uidBase: number): string {
-  return createHash('sha256').update(JSON.stringify({ recipe, uidBase })).digest('hex').slice(0, 16)
+  const node = recipe.hostNode ? process.version : undefined
+  return createHash('sha256')
+    .update(JSON.stringify({ recipe, uidBase, node }))
+    .digest('hex')
+    .slice(0, 16)
 }

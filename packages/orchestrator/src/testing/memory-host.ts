@@ -77,7 +77,7 @@ export class MemoryHost implements NodeHost {
   async start() {
     return { adopted: this.adopt, removed: [] }
   }
-  async stop() {}
+  async stop(_opts: { idle: boolean }) {}
 
   template(templateId: string): TemplateMetadata {
     if (templateId !== 'base')
