@@ -18,6 +18,8 @@ export interface ProxyRequest {
   host?: string
   headers?: Record<string, string>
   body?: string | Buffer
+  /** Another port of the fixture's (default: the edge proxy). */
+  port?: number
 }
 
 export function proxyRequest(w: WarrenFixture, req: ProxyRequest = {}): Promise<ProxyResponse> {
@@ -25,7 +27,7 @@ export function proxyRequest(w: WarrenFixture, req: ProxyRequest = {}): Promise<
     const r = request(
       {
         host: '127.0.0.1',
-        port: w.ports.proxy,
+        port: req.port ?? w.ports.proxy,
         method: req.method ?? 'GET',
         path: req.path ?? '/',
         headers: { ...(req.host ? { host: req.host } : {}), ...req.headers },

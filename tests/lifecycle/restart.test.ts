@@ -1,9 +1,11 @@
 // Paused sandboxes across a restart of Warren: frozen processes that survive
 // it resume hot, files-only snapshots and snapshots whose frozen processes
 // were lost behind the node's back resume cold with their files.
+import { spawnSync } from 'node:child_process'
 import { Sandbox } from 'e2b'
 import { afterAll, describe, expect, it } from 'vitest'
 import { eventually, sleep } from '../helpers/api-client.js'
+import { CLI } from '../helpers/cli.js'
 import {
   connect,
   containerState,
@@ -93,5 +95,24 @@ describe('across a restart of Warren', () => {
     await killSandboxProcesses(warren(), sbx.sandboxId)
     await sleep(200)
     await expectCold(sbx)
+  })
+})
+
+describe('a restart right after a crash', () => {
+  it('starts at once after a SIGKILL (the lock died with its holder), and refuses a second live process', async () => {
+    const sbx = await create()
+    await warren().stop(true)
+    // No pause: a supervisor restarts it immediately.
+    await warren().start()
+    expect((await sbx.commands.run('echo alive')).stdout).toBe('alive\n')
+
+    // A second Warren on the same data directory is refused while the first lives.
+    const second = spawnSync(process.execPath, [CLI, 'orchestrator'], {
+      env: { ...process.env, ...warren().env },
+      encoding: 'utf8',
+      timeout: 30_000,
+    })
+    expect(second.status).not.toBe(0)
+    expect(second.stderr).toMatch(/data directory .* is in use by process \d+/)
   })
 })

@@ -120,6 +120,9 @@ describe('domain rules', () => {
       ['dns:api.allowed.test', 'dns:fail'], // allowed.test does not match subdomains
       ['dns:other.test', 'dns:fail'],
       ['dns:private.test', 'dns:fail'],
+      // A refusal says so: REFUSED, not an empty NOERROR.
+      ['rcode:other.test', 'rcode:REFUSED'],
+      ['rcode:allowed.test', 'rcode:NOERROR'],
     ])
   })
 

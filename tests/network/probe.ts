@@ -11,6 +11,7 @@ import { sh } from '../runtime/helpers.js'
  * - `http:<code>` an HTTP answer from something else (the egress proxy's 403)
  * - `blocked:<why>` curl failed: connect (rejected), dns, tls, reset, empty, timeout
  * - `dns:<ip>` / `dns:fail`, `udp:echo` / `udp:<error>`, `tcp:echo` / `tcp:<error>`
+ * - `rcode:<NOERROR|NXDOMAIN|REFUSED|SERVFAIL>`: the DNS answer's status for `rcode:<name>`
  */
 const CHECK = `import concurrent.futures, json, socket, subprocess, sys
 WHY = {6: 'dns', 7: 'connect', 28: 'timeout', 35: 'tls', 52: 'empty', 56: 'reset'}
@@ -29,6 +30,18 @@ def dns(name):
         return 'dns:' + socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
     except OSError:
         return 'dns:fail'
+RCODES = {0: 'NOERROR', 2: 'SERVFAIL', 3: 'NXDOMAIN', 5: 'REFUSED'}
+def rcode(name):
+    ns = [l.split()[1] for l in open('/etc/resolv.conf') if l.startswith('nameserver')][0]
+    qname = b''.join(bytes([len(p)]) + p.encode() for p in name.split('.')) + b'\\0'
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    try:
+        s.sendto(b'\\x12\\x34\\x01\\0\\0\\x01\\0\\0\\0\\0\\0\\0' + qname + b'\\0\\x01\\0\\x01', (ns, 53))
+        flags = s.recv(4096)[3]
+        return 'rcode:' + RCODES.get(flags & 15, str(flags & 15))
+    except socket.timeout:
+        return 'rcode:timeout'
 def udp(host, port):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(2)
@@ -56,6 +69,8 @@ def check(spec):
         return http(spec)
     if kind == 'dns':
         return dns(rest)
+    if kind == 'rcode':
+        return rcode(rest)
     host, _, port = rest.partition(':')
     return udp(host, port) if kind == 'udp' else tcp(host, port)
 specs = json.loads(sys.argv[1])

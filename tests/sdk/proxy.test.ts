@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import { CommandExitError, Sandbox } from 'e2b'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { eventually } from '../helpers/api-client.js'
+import { api, eventually } from '../helpers/api-client.js'
 import { proxyRequest, sandboxHost } from '../helpers/proxy-client.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
@@ -129,6 +129,55 @@ describe('the proxy error contract', () => {
     }
     // envd still serves the SDK with the token it was created with.
     expect((await sbx.commands.run('echo ok')).stdout).toBe('ok\n')
+  })
+
+  it('refuses request targets that are not a path (absolute-form /init) at both proxies', async () => {
+    // An insecure sandbox's envd takes a token from /init: a stranger must not reach it.
+    const created = await api(warren(), 'POST', '/sandboxes', {
+      json: { templateID: 'base', secure: false, timeout: 120 },
+    })
+    expect(created.status, created.text).toBe(201)
+    const id = (created.body as { sandboxID: string }).sandboxID
+    try {
+      // 404 from Warren; malformed targets are refused by the HTTP parser itself (400).
+      const attempts: Array<[string, number]> = [
+        ['http://x/init', 404],
+        ['HTTP://X//INIT', 404],
+        ['http://x:49983/%69nit', 404],
+        ['*', 404],
+        ['http:/init', 400],
+        ['x/init', 400],
+      ]
+      for (const [name, port, headers] of [
+        ['edge', warren().ports.proxy, { 'e2b-sandbox-id': id }],
+        [
+          'node',
+          warren().ports.nodeProxy,
+          { 'x-warren-sandbox-id': id, 'x-warren-sandbox-port': String(ENVD) },
+        ],
+      ] as const) {
+        for (const [path, status] of attempts) {
+          const res = await proxyRequest(warren(), {
+            port,
+            method: 'POST',
+            path,
+            headers: { ...headers, 'content-type': 'application/json' },
+            body: JSON.stringify({ accessToken: 'stolen', envVars: { PWNED: '1' } }),
+          })
+          expect(res.status, `${name} ${path}: ${res.text}`).toBe(status)
+          if (status === 404) expect(res.json).toMatchObject({ code: 404 })
+        }
+      }
+      // envd never saw a token: it still answers without one, and has no PWNED variable.
+      const health = await proxyRequest(warren(), {
+        headers: { 'e2b-sandbox-id': id },
+        path: '/envs',
+      })
+      expect(health.status, health.text).toBe(200)
+      expect(health.json).not.toHaveProperty('PWNED')
+    } finally {
+      await api(warren(), 'DELETE', `/sandboxes/${id}`)
+    }
   })
 
   it('after a kill: 502 on the envd port, 410 with the reason on other ports', async () => {

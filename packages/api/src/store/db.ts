@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { WarrenError } from '@warren/shared'
 import Sqlite from 'better-sqlite3'
@@ -7,6 +7,18 @@ import { migrationProvider } from './migrations.js'
 import type { Database } from './schema.js'
 
 export type Db = Kysely<Database>
+
+/**
+ * The store holds envd access tokens, traffic tokens and users' env vars:
+ * only root may read it. Its directory is made (0700) if missing; the file
+ * and SQLite's journal files (which take the file's mode) are 0600, also
+ * when an older Warren left them world-readable.
+ */
+function protect(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+  closeSync(openSync(path, 'a', 0o600))
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600)
+}
 
 /**
  * Opens the store named by a URL and brings its schema up to date. SQLite is
@@ -21,7 +33,7 @@ export async function openDatabase(url: string): Promise<Db> {
     )
   }
   const path = url.slice('sqlite:'.length)
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+  if (path !== ':memory:') protect(path)
   const sqlite = new Sqlite(path)
   // WAL: readers never wait for the writer; busy_timeout: a second process
   // (the CLI managing keys) waits instead of failing.

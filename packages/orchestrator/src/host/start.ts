@@ -3,10 +3,10 @@ import { join } from 'node:path'
 import { CleanupStack } from '@warren/shared'
 import type { NodeContext } from '../context.js'
 import { envdDirOf, installEnvd, mountEnvdStore, pruneEnvd } from '../envd-bundle.js'
+import { acquireDirLock } from '../host-lock.js'
 import { hostIpv4Addresses } from '../network/netns.js'
 import { applyOnHost, renderHostTable } from '../network/nftables.js'
 import type { NodeNetwork } from '../network/services.js'
-import { acquirePidLock } from '../pid-lock.js'
 import { ensureLxcfs } from '../runtime/lxcfs.js'
 import { reconcile } from '../sandboxes/reconcile.js'
 import type { Placed } from './node-host.js'
@@ -31,7 +31,7 @@ export async function startHost(
       mkdirSync(dir, { recursive: true, mode: 0o711 })
       chmodSync(dir, statSync(dir).mode | 0o011)
     }
-    const unlock = acquirePidLock(cfg.dataDir, `.node-${cfg.prefix}.lock`, 'data directory')
+    const unlock = await acquireDirLock(cfg.dataDir, `.node-${cfg.prefix}.lock`, 'data directory')
     taken.push('data directory lock', unlock)
     if (!cfg.sandboxCommand) await mountEnvdStore(cfg)
     ctx.envd = cfg.sandboxCommand ? undefined : installEnvd(cfg)

@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { CleanupStack, WarrenError } from '@warren/shared'
 import { run } from '../exec.js'
-import { acquirePidLock } from '../pid-lock.js'
+import { acquireDirLock } from '../host-lock.js'
 import { type TemplateMetadata, templateMetadataSchema } from './metadata.js'
 import { recipeHash, type TemplateRecipe } from './recipe.js'
 import { shiftOwnership } from './shift.js'
@@ -65,7 +65,7 @@ export async function buildTemplate(
     return { metadata, built: false }
   }
   mkdirSync(templateDir(opts.templatesDir, recipe.templateId), { recursive: true })
-  const unlock = acquirePidLock(
+  const unlock = await acquireDirLock(
     templateDir(opts.templatesDir, recipe.templateId),
     '.build.lock',
     'template',
@@ -116,7 +116,7 @@ export async function buildTemplate(
     return { metadata, built: true }
   } finally {
     await cleanup.run()
-    unlock()
+    await unlock()
   }
 }
 

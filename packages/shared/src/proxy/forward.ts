@@ -71,8 +71,15 @@ function forwardHeaders(
  * (WebSocket) connections. What differs between the edge and node proxies is
  * only `resolve`.
  */
-export function createForwarder(resolve: (req: IncomingMessage) => Promise<Resolution>) {
+export function createForwarder(resolveTarget: (req: IncomingMessage) => Promise<Resolution>) {
   const pools = new UpstreamPools()
+  // Only origin-form targets (`/path`) name something in a sandbox. An
+  // absolute-form `http://x/init` would otherwise slip past the path checks
+  // (envd's /init) and reach a server that reads it as its own path.
+  const resolve = (req: IncomingMessage): Promise<Resolution> =>
+    req.url?.startsWith('/')
+      ? resolveTarget(req)
+      : Promise.resolve({ error: { status: 404, message: 'not found' } })
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let resolution: Resolution

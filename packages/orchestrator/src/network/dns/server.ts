@@ -7,6 +7,23 @@ import type { Upstream } from './upstream.js'
 /** The egress policies a query's source must satisfy (undefined: not a sandbox). */
 export type PolicyLookup = (sourceIp: string) => EgressPolicy[] | undefined
 
+const SERVFAIL = 2
+const REFUSED = 5
+
+/**
+ * An answer with no records and this rcode. dns-packet encodes the rcode
+ * only from the flags word (its `rcode` field is decode-only), so it goes
+ * in the flags' low four bits.
+ */
+export function failure(query: packet.Packet, rcode: number): Buffer {
+  return packet.encode({
+    type: 'response',
+    id: query.id ?? 0,
+    flags: packet.RECURSION_AVAILABLE | ((query.flags ?? 0) & packet.RECURSION_DESIRED) | rcode,
+    questions: query.questions ?? [],
+  })
+}
+
 /** What Warren's DNS says to a query, before any forwarding. */
 export function dnsVerdict(
   policies: EgressPolicy[] | undefined,
@@ -81,23 +98,12 @@ export class DnsServer {
       return await this.opts.upstream.exchange(msg)
     } catch (err) {
       this.opts.log.warn({ err, name }, 'DNS upstream failed')
-      return packet.encode({
-        ...query,
-        type: 'response',
-        flags: packet.RECURSION_AVAILABLE,
-        rcode: 'SERVFAIL',
-      } as packet.Packet)
+      return failure(query, SERVFAIL)
     }
   }
 
   private refuse(query: packet.Packet): Buffer {
-    return packet.encode({
-      type: 'response',
-      id: query.id ?? 0,
-      flags: packet.RECURSION_AVAILABLE,
-      rcode: 'REFUSED',
-      questions: query.questions ?? [],
-    } as packet.Packet)
+    return failure(query, REFUSED)
   }
 
   /** DNS over TCP: two-byte length prefixes; one connection may carry several queries. */

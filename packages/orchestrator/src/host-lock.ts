@@ -1,0 +1,53 @@
+import { createHash } from 'node:crypto'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { join, resolve } from 'node:path'
+import { WarrenError } from '@warren/shared'
+
+/**
+ * One owner at a time for a directory: one node per data directory, one
+ * builder per template. The lock is an abstract Unix socket named after the
+ * directory: the kernel releases it the moment its holder dies, however it
+ * dies, so a supervisor restarting Warren right after a SIGKILL never finds
+ * a stale lock. (Abstract names are per network namespace; Warren runs in
+ * the host's.) The owner's pid is written beside it, for the error message only.
+ */
+export async function acquireDirLock(
+  dir: string,
+  name: string,
+  what: string,
+): Promise<() => Promise<void>> {
+  const key = createHash('sha256')
+    .update(`${resolve(dir)}\0${name}`)
+    .digest('hex')
+    .slice(0, 40)
+  const server = createServer()
+  const pidFile = join(dir, name)
+  try {
+    await new Promise<void>((ok, fail) => {
+      server.once('error', fail)
+      server.listen(`\0warren-lock-${key}`, ok)
+    })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err
+    const owner = readOwner(pidFile)
+    throw new WarrenError(
+      'conflict',
+      `${what} ${dir} is in use by ${owner ? `process ${owner}` : 'another Warren process'}`,
+    )
+  }
+  server.unref()
+  writeFileSync(pidFile, String(process.pid))
+  return async () => {
+    rmSync(pidFile, { force: true })
+    await new Promise<void>((ok) => server.close(() => ok()))
+  }
+}
+
+function readOwner(path: string): number | undefined {
+  try {
+    return Number(readFileSync(path, 'utf8')) || undefined
+  } catch {
+    return undefined
+  }
+}
