@@ -3,14 +3,14 @@
 // host's services nor other sandboxes, and its root is not the host's root.
 // Traffic goes only to loopback, this host's own 192.0.2.2 and the test's
 // own sandbox namespaces.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import type { Sandbox } from 'e2b'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type SandboxRecord, useNodeFixture } from '../helpers/node-fixture.js'
+import { type SandboxRecord, TEMPLATES_DIR, useNodeFixture } from '../helpers/node-fixture.js'
 import {
   hostBannerServer,
   hostGet,
@@ -89,6 +89,35 @@ describe('processes and files', () => {
     expect(readFileSync(`/proc/${init}/status`, 'utf8')).toMatch(/^Uid:\s+100000\s+100000\s/m)
     const map = (await sh(sbxA, 'cat /proc/self/uid_map', 'root')).trim().split(/\s+/)
     expect(map).toEqual(['0', '100000', '65536'])
+  })
+
+  it('shares its host uid with other sandboxes, but that uid cannot reach the template layers', async () => {
+    // Every sandbox maps root to host uid 100000 (docs/security.md says why).
+    // What an escape as that uid could otherwise rewrite for every sandbox,
+    // the shared read-only layers, is behind a root-only directory.
+    const f = fixture()
+    const build = JSON.parse(readFileSync(join(TEMPLATES_DIR, 'base/template.json'), 'utf8')) as {
+      buildId: string
+    }
+    const file = join(TEMPLATES_DIR, 'base/builds', build.buildId, 'rootfs/etc/passwd')
+    const asSandboxUid = spawnSync(
+      'setpriv',
+      ['--reuid=100000', '--regid=100000', '--clear-groups', 'cat', file],
+      { encoding: 'utf8' },
+    )
+    expect(asSandboxUid.status).not.toBe(0)
+    expect(asSandboxUid.stderr).toMatch(/Permission denied/)
+    // Nor the data directory's listing, nor another sandbox's files.
+    const asUid = (...cmd: string[]) =>
+      spawnSync('setpriv', ['--reuid=100000', '--regid=100000', '--clear-groups', ...cmd])
+    for (const dir of [f.dataDir, join(f.dataDir, 'sandboxes')])
+      expect(asUid('ls', dir).status, dir).not.toBe(0)
+    for (const name of ['sandbox.json', 'config.json', 'sandbox.log', 'disk.img']) {
+      const path = join(f.dataDir, 'sandboxes', b.sandboxId, name)
+      expect(asUid('cat', path).status, path).not.toBe(0)
+    }
+    // The sandbox itself reads them through its overlay.
+    expect(await sh(sbxA, 'head -1 /etc/passwd')).toMatch(/^root:/)
   })
 })
 

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CleanupStack } from '@warren/shared'
 import type { NodeContext } from '../context.js'
@@ -9,6 +9,7 @@ import { applyOnHost, renderHostTable } from '../network/nftables.js'
 import type { NodeNetwork } from '../network/services.js'
 import { ensureLxcfs } from '../runtime/lxcfs.js'
 import { reconcile } from '../sandboxes/reconcile.js'
+import { protectTemplates } from '../templates/store.js'
 import type { Placed } from './node-host.js'
 
 /**
@@ -26,11 +27,13 @@ export async function startHost(
   const { cfg, log } = ctx
   const taken = new CleanupStack()
   try {
-    // Traversable by sandbox roots (runc reaches each rootfs as the mapped uid), not listable.
+    // Traversable by sandbox roots (runc reaches each rootfs as the mapped
+    // uid), neither listable nor readable by anyone else.
     for (const dir of [cfg.dataDir, join(cfg.dataDir, 'sandboxes')]) {
       mkdirSync(dir, { recursive: true, mode: 0o711 })
-      chmodSync(dir, statSync(dir).mode | 0o011)
+      chmodSync(dir, 0o711)
     }
+    protectTemplates(ctx.templatesDir)
     const unlock = await acquireDirLock(cfg.dataDir, `.node-${cfg.prefix}.lock`, 'data directory')
     taken.push('data directory lock', unlock)
     if (!cfg.sandboxCommand) await mountEnvdStore(cfg)

@@ -26,7 +26,7 @@ export class Runc {
    * inherited descriptors open for its whole life.
    */
   async runDetached(id: string, bundle: string, logPath: string): Promise<void> {
-    const log = openSync(logPath, 'a')
+    const log = openSync(logPath, 'a', 0o600)
     try {
       const code = await new Promise<number | null>((resolve, reject) => {
         const child = spawn('runc', this.args('run', '--detach', '--bundle', bundle, id), {

@@ -80,6 +80,7 @@ export async function bootSandbox(
   writeFileSync(
     join(paths.bundle, 'config.json'),
     JSON.stringify(bundleSpec(ctx, spec, paths.rootfs, slot)),
+    { mode: 0o600 },
   )
   await ctx.runc.runDetached(id, paths.bundle, paths.log)
   cleanup.push('container', () => ctx.runc.destroy(id))

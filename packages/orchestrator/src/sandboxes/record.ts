@@ -55,7 +55,7 @@ export function sandboxPaths(dataDir: string, sandboxId: string) {
 
 export function writeRecord(dataDir: string, record: SandboxRecord): void {
   const path = sandboxPaths(dataDir, record.sandboxId).record
-  writeFileSync(`${path}.tmp`, JSON.stringify(record))
+  writeFileSync(`${path}.tmp`, JSON.stringify(record), { mode: 0o600 })
   renameSync(`${path}.tmp`, path)
 }
 

@@ -18,7 +18,7 @@ import { acquireDirLock } from '../host-lock.js'
 import { type TemplateMetadata, templateMetadataSchema } from './metadata.js'
 import { recipeHash, type TemplateRecipe } from './recipe.js'
 import { shiftOwnership } from './shift.js'
-import { buildDir, readCurrent, templateDir, writeCurrent } from './store.js'
+import { buildDir, protectTemplates, readCurrent, templateDir, writeCurrent } from './store.js'
 
 export interface BuildProgress {
   stage: 'resolve' | 'download' | 'unpack' | 'configure' | 'prepare' | 'done'
@@ -64,6 +64,7 @@ export async function buildTemplate(
     writeCurrent(opts.templatesDir, metadata)
     return { metadata, built: false }
   }
+  protectTemplates(opts.templatesDir)
   mkdirSync(templateDir(opts.templatesDir, recipe.templateId), { recursive: true })
   const unlock = await acquireDirLock(
     templateDir(opts.templatesDir, recipe.templateId),

@@ -1,4 +1,12 @@
-import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import { type TemplateMetadata, templateMetadataSchema } from './metadata.js'
 
@@ -7,6 +15,19 @@ import { type TemplateMetadata, templateMetadataSchema } from './metadata.js'
  *   <templatesDir>/<templateId>/template.json            the current build
  *   <templatesDir>/<templateId>/builds/<buildId>/rootfs  one build's files
  */
+/**
+ * Template layers are owned by the sandboxes' mapped uid (so that root in a
+ * sandbox owns what root owned in the template) and shared by all of them:
+ * their directory is root's alone, so a process that escaped a sandbox as
+ * that uid cannot reach them to change what every other sandbox runs.
+ * Sandboxes see the layers only through their overlay, which the kernel
+ * reads with the mounter's (root's) credentials.
+ */
+export function protectTemplates(templatesDir: string): void {
+  mkdirSync(templatesDir, { recursive: true, mode: 0o700 })
+  chmodSync(templatesDir, 0o700)
+}
+
 export function templateDir(templatesDir: string, templateId: string): string {
   return join(templatesDir, templateId)
 }
