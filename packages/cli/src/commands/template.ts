@@ -25,7 +25,11 @@ export function registerTemplate(program: Command): void {
       '-n, --name <name>',
       "the template's name (name or name:tag; default: the context's directory name)",
     )
-    .option('--build-arg <NAME=value...>', "values of the Dockerfile's ARGs")
+    .option(
+      '--build-arg <NAME=value>',
+      "a value of the Dockerfile's ARGs (repeatable)",
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option('--force', 'rebuild every step (base: even if the cached build matches the recipe)')
     .option('--quiet-if-current', 'base: print nothing when the cached build is current')
     .description(
