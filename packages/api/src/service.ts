@@ -23,6 +23,9 @@ import { networkTransport, Placement, parseNodeList } from './placement/nodes.js
 import { type Db, openDatabase } from './store/db.js'
 import { purgeTombstones } from './store/sandboxes.js'
 import { createApiKey, ensureDefaultTeam, listApiKeys, type Team } from './store/teams.js'
+import { failInterruptedBuilds } from './store/template-builds.js'
+import { runBuild } from './templates/build-runner.js'
+import { TemplateFiles } from './templates/files.js'
 
 export interface ApiService {
   db: Db
@@ -95,9 +98,35 @@ export async function createApiService(
   })
   await sync.runOnce()
 
+  // Builds whose stream an earlier API process held are over.
+  const interrupted = await failInterruptedBuilds(db, clock.now())
+  if (interrupted) log.warn({ builds: interrupted }, 'template builds interrupted by a restart')
+  const builds = new Set<Promise<void>>()
+  const stopping = new AbortController()
+  const templates = {
+    files: new TemplateFiles(cfg.dataDir),
+    selfUrl: { current: undefined as string | undefined },
+    log,
+    run: (build: Parameters<typeof runBuild>[1], req: Parameters<typeof runBuild>[2]) => {
+      const p = runBuild({ db, placement, log, clock }, build, req, stopping.signal).catch((err) =>
+        log.error({ err, buildId: build.id }, 'template build runner failed'),
+      )
+      builds.add(p)
+      void p.finally(() => builds.delete(p))
+    },
+  }
+
   const domain = cfg.domain ?? 'localhost:3002'
   const app = createApiApp(
-    { db, engine, placement, view: { domain }, defaultTimeoutS: cfg.defaultTimeoutS, clock },
+    {
+      db,
+      engine,
+      placement,
+      view: { domain },
+      defaultTimeoutS: cfg.defaultTimeoutS,
+      clock,
+      templates,
+    },
     log,
   )
   const onInternal = (err: unknown) => log.error({ err }, 'internal rpc failed')
@@ -142,8 +171,9 @@ export async function createApiService(
         cleanup.release()
         servers = [api, internal]
         const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost
+        templates.selfUrl.current = `http://${host}:${(api.address() as AddressInfo).port}`
         return {
-          url: `http://${host}:${(api.address() as AddressInfo).port}`,
+          url: templates.selfUrl.current,
           internalUrl: `http://${host}:${(internal.address() as AddressInfo).port}`,
         }
       } catch (err) {
@@ -155,6 +185,9 @@ export async function createApiService(
       clearInterval(purge)
       sync.stop()
       await Promise.all(servers.map(close))
+      // Running builds end as errors (their node stops them when the stream closes).
+      stopping.abort()
+      await Promise.allSettled([...builds])
       await engine.stop()
       await db.destroy()
     },

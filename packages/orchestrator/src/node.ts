@@ -5,6 +5,7 @@ import {
   type NetworkPolicy,
   type OrchestratorConfig,
   parseNetworkConfig,
+  parseTemplateId,
   WarrenError,
 } from '@warren/shared'
 import pLimit from 'p-limit'
@@ -26,6 +27,7 @@ import type { LogLine } from './sandboxes/logs.js'
 import type { MetricsSample } from './sandboxes/metrics.js'
 import type { SandboxRecord } from './sandboxes/record.js'
 import type { TemplateMetadata } from './templates/metadata.js'
+import type { BuildLog, TemplateBuildSpec } from './templates/run-build.js'
 
 export type { CreateInput, ResumeInput }
 
@@ -53,6 +55,7 @@ export class SandboxNode {
   private readonly entries = new Map<string, Entry>()
   private memoryAllocated = 0
   private readonly createLimit: ReturnType<typeof pLimit>
+  private readonly buildLimit: ReturnType<typeof pLimit>
   private readonly locks = new Map<string, Promise<unknown>>()
   private readonly kills = new Map<string, Promise<void>>()
   private readonly state: NodeState
@@ -64,6 +67,7 @@ export class SandboxNode {
     private readonly host: NodeHost,
   ) {
     this.createLimit = pLimit(cfg.maxConcurrentCreates)
+    this.buildLimit = pLimit(cfg.maxConcurrentBuilds)
     this.state = {
       host,
       log,
@@ -261,6 +265,44 @@ export class SandboxNode {
 
   templates(): TemplateMetadata[] {
     return this.host.templates()
+  }
+
+  /**
+   * Builds a template once one of the node's build slots is free
+   * (`maxConcurrentBuilds`); `started` says when. The build's memory is
+   * held for as long as it runs, like a sandbox's.
+   */
+  buildTemplate(
+    spec: TemplateBuildSpec,
+    started: () => void,
+    log: BuildLog,
+    signal: AbortSignal,
+  ): Promise<{ metadata: TemplateMetadata; cached: number; built: number }> {
+    parseTemplateId(spec.templateId)
+    if (spec.cpuCount > this.host.cpuCount || spec.cpuCount < 1) {
+      throw new WarrenError(
+        'invalid_argument',
+        `cpuCount must be 1 to this node's ${this.host.cpuCount} CPUs`,
+      )
+    }
+    if (spec.memoryMb < 128)
+      throw new WarrenError('invalid_argument', 'memoryMB must be at least 128')
+    return this.buildLimit(async () => {
+      signal.throwIfAborted()
+      this.reserveMemory(spec.memoryMb)
+      try {
+        started()
+        return await this.host.buildTemplate(spec, log, signal)
+      } finally {
+        this.memoryAllocated -= spec.memoryMb
+      }
+    })
+  }
+
+  /** Removes a template; the builds this node's sandboxes stand on stay until unused. */
+  deleteTemplate(templateId: string): number {
+    const inUse = new Set(this.list().map((r) => `${r.templateId}/${r.buildId}`))
+    return this.host.deleteTemplate(parseTemplateId(templateId), inUse)
   }
 
   /** The envd version new sandboxes get (undefined with a custom first process). */

@@ -53,6 +53,8 @@ export const orchestratorConfigSchema = z.object({
   warmNetworkSlots: z.coerce.number().int().min(0).max(64).default(4),
   /** Upper bound of sandbox creates running at once on this node. */
   maxConcurrentCreates: z.coerce.number().int().min(1).max(256).default(32),
+  /** Template builds running at once on this node; more wait (status `waiting`). */
+  maxConcurrentBuilds: z.coerce.number().int().min(1).max(64).default(2),
   /**
    * Memory frozen (paused) sandboxes may hold; past it the oldest are dropped
    * to files-only snapshots. Default: a quarter of the memory capacity.
@@ -99,6 +101,7 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_ENVD_DIR: 'envdDir',
   WARREN_WARM_NETWORK_SLOTS: 'warmNetworkSlots',
   WARREN_MAX_CONCURRENT_CREATES: 'maxConcurrentCreates',
+  WARREN_MAX_CONCURRENT_BUILDS: 'maxConcurrentBuilds',
   WARREN_MAX_FROZEN_MEMORY_MB: 'maxFrozenMemoryMb',
   WARREN_DISK_INODES_PER_MB: 'diskInodesPerMb',
   WARREN_DISK_RESERVE_MB: 'diskReserveMb',

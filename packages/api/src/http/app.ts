@@ -14,7 +14,14 @@ import { registerPause } from '../routes/sandboxes/pause.js'
 import { registerRefreshes } from '../routes/sandboxes/refreshes.js'
 import { registerResume } from '../routes/sandboxes/resume.js'
 import { registerTimeout } from '../routes/sandboxes/timeout.js'
+import { registerAliases } from '../routes/templates/aliases.js'
+import { registerBuildStatus } from '../routes/templates/build-status.js'
+import { registerDelete } from '../routes/templates/delete.js'
+import { registerFiles } from '../routes/templates/files.js'
 import { registerTemplates } from '../routes/templates/list.js'
+import { registerRequestBuild } from '../routes/templates/request-build.js'
+import { registerStartBuild } from '../routes/templates/start-build.js'
+import { registerTags } from '../routes/templates/tags.js'
 import { type ApiEnv, requireApiKey } from './auth.js'
 import { notFound, renderError, validationHook } from './errors.js'
 
@@ -25,15 +32,14 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
   const app = new OpenAPIHono<ApiEnv>({ defaultHook: validationHook })
   app.onError(renderError(log))
   app.notFound(notFound)
-  // Every request body of this API is small JSON.
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) =>
-        c.json({ code: 413, message: `request body over ${MAX_BODY_BYTES} bytes` }, 413),
-    }),
-  )
+  // Every request body of this API is small JSON, but for template files
+  // archives, whose upload route sets its own limit.
+  const limit = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: (c) =>
+      c.json({ code: 413, message: `request body over ${MAX_BODY_BYTES} bytes` }, 413),
+  })
+  app.use('*', (c, next) => (c.req.path.startsWith('/template-files/') ? next() : limit(c, next)))
 
   app.get('/health', (c) => c.json({ status: 'ok' }, 200))
   app.doc31('/openapi.json', {
@@ -53,7 +59,7 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
 
   // '/x/*' matches '/x' itself too: one pass per request.
   const auth = requireApiKey(deps.db)
-  for (const path of ['/sandboxes/*', '/v2/*', '/templates/*']) app.use(path, auth)
+  for (const path of ['/sandboxes/*', '/v2/*', '/v3/*', '/templates/*']) app.use(path, auth)
 
   registerCreate(app, deps)
   registerList(app, deps)
@@ -67,6 +73,14 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
   registerResume(app, deps)
   registerNetwork(app, deps)
   registerLogs(app, deps)
+  // Static paths before '/templates/{templateID}'.
+  registerTags(app, deps)
+  registerAliases(app, deps)
   registerTemplates(app, deps)
+  registerRequestBuild(app, deps)
+  registerFiles(app, deps)
+  registerStartBuild(app, deps)
+  registerBuildStatus(app, deps)
+  registerDelete(app, deps)
   return app
 }

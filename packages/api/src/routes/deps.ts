@@ -1,9 +1,13 @@
 import type { OpenAPIHono } from '@hono/zod-openapi'
+import type { Logger } from '@warren/shared'
 import type { ApiEnv } from '../http/auth.js'
 import type { Clock } from '../lifecycle/clock.js'
 import type { LifecycleEngine } from '../lifecycle/engine.js'
 import type { Placement } from '../placement/nodes.js'
 import type { Db } from '../store/db.js'
+import type { BuildRow } from '../store/template-builds.js'
+import type { BuildRequest } from '../templates/build-runner.js'
+import type { TemplateFiles } from '../templates/files.js'
 import type { ViewContext } from './views.js'
 
 export interface RouteDeps {
@@ -13,6 +17,17 @@ export interface RouteDeps {
   view: ViewContext
   defaultTimeoutS: number
   clock: Clock
+  templates: TemplateDeps
+}
+
+/** What the template routes need besides the store. */
+export interface TemplateDeps {
+  files: TemplateFiles
+  /** The API's own base URL, where nodes download uploaded files (set once it listens). */
+  selfUrl: { current: string | undefined }
+  /** Hands a triggered build to its runner (in the background). */
+  run: (build: BuildRow, req: BuildRequest) => void
+  log: Logger
 }
 
 export type App = OpenAPIHono<ApiEnv>

@@ -83,6 +83,75 @@ migrations['0002_pause'] = {
   },
 }
 
+migrations['0003_templates'] = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('templates')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('team_id', 'text', (c) => c.notNull().references('teams.id'))
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('updated_at', 'bigint', (c) => c.notNull())
+      .addColumn('build_id', 'text')
+      .execute()
+    await db.schema
+      .createTable('template_aliases')
+      .addColumn('team_id', 'text', (c) => c.notNull())
+      .addColumn('alias', 'text', (c) => c.notNull())
+      .addColumn('template_id', 'text', (c) => c.notNull().references('templates.id'))
+      .addPrimaryKeyConstraint('template_aliases_pk', ['team_id', 'alias'])
+      .execute()
+    await db.schema
+      .createTable('template_tags')
+      .addColumn('template_id', 'text', (c) => c.notNull().references('templates.id'))
+      .addColumn('tag', 'text', (c) => c.notNull())
+      .addColumn('build_id', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addPrimaryKeyConstraint('template_tags_pk', ['template_id', 'tag'])
+      .execute()
+    await db.schema
+      .createTable('template_builds')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('template_id', 'text', (c) => c.notNull().references('templates.id'))
+      .addColumn('team_id', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('updated_at', 'bigint', (c) => c.notNull())
+      .addColumn('finished_at', 'bigint')
+      .addColumn('cpu_count', 'integer', (c) => c.notNull())
+      .addColumn('memory_mb', 'integer', (c) => c.notNull())
+      .addColumn('disk_size_mb', 'integer', (c) => c.notNull())
+      .addColumn('tags', 'text', (c) => c.notNull())
+      .addColumn('node_id', 'text')
+      .addColumn('envd_version', 'text')
+      .addColumn('reason_message', 'text')
+      .addColumn('reason_step', 'text')
+      .execute()
+    await db.schema
+      .createIndex('template_builds_status')
+      .on('template_builds')
+      .columns(['status'])
+      .execute()
+    await db.schema
+      .createTable('template_build_logs')
+      .addColumn('build_id', 'text', (c) => c.notNull())
+      .addColumn('seq', 'integer', (c) => c.notNull())
+      .addColumn('at', 'bigint', (c) => c.notNull())
+      .addColumn('level', 'text', (c) => c.notNull())
+      .addColumn('message', 'text', (c) => c.notNull())
+      .addColumn('step', 'text')
+      .addPrimaryKeyConstraint('template_build_logs_pk', ['build_id', 'seq'])
+      .execute()
+    await db.schema
+      .createTable('template_files')
+      .addColumn('team_id', 'text', (c) => c.notNull())
+      .addColumn('hash', 'text', (c) => c.notNull())
+      .addColumn('size', 'bigint', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addPrimaryKeyConstraint('template_files_pk', ['team_id', 'hash'])
+      .execute()
+  },
+}
+
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations

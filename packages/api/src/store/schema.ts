@@ -5,6 +5,76 @@ export interface Database {
   teams: TeamsTable
   api_keys: ApiKeysTable
   sandboxes: SandboxesTable
+  templates: TemplatesTable
+  template_aliases: TemplateAliasesTable
+  template_tags: TemplateTagsTable
+  template_builds: TemplateBuildsTable
+  template_build_logs: TemplateBuildLogsTable
+  template_files: TemplateFilesTable
+}
+
+/** A team's template; its files live on the nodes under the same id. */
+export interface TemplatesTable {
+  id: string
+  team_id: string
+  created_at: number
+  updated_at: number
+  /** The last build that became ready. */
+  build_id: string | null
+}
+
+/** A template's name (E2B's alias), unique within its team. */
+export interface TemplateAliasesTable {
+  team_id: string
+  alias: string
+  template_id: string
+}
+
+export interface TemplateTagsTable {
+  template_id: string
+  tag: string
+  build_id: string
+  created_at: number
+}
+
+/** pending: requested, not started; waiting: queued on a node; then building, ready or error. */
+export type BuildStatus = 'pending' | 'waiting' | 'building' | 'ready' | 'error'
+
+export interface TemplateBuildsTable {
+  id: string
+  template_id: string
+  team_id: string
+  status: BuildStatus
+  created_at: number
+  updated_at: number
+  finished_at: number | null
+  cpu_count: number
+  memory_mb: number
+  disk_size_mb: number
+  /** JSON: tags to assign once ready. */
+  tags: string
+  node_id: string | null
+  envd_version: string | null
+  reason_message: string | null
+  reason_step: string | null
+}
+
+export interface TemplateBuildLogsTable {
+  build_id: string
+  /** 0, 1, 2… per build: what logsOffset counts. */
+  seq: number
+  at: number
+  level: string
+  message: string
+  step: string | null
+}
+
+/** A COPY step's uploaded files archive, by the client's files hash, per team. */
+export interface TemplateFilesTable {
+  team_id: string
+  hash: string
+  size: number
+  created_at: number
 }
 
 export interface TeamsTable {

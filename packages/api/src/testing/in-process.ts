@@ -11,6 +11,7 @@ import { type Db, openDatabase } from '../store/db.js'
 import { getSandbox, type Sandbox, sandboxesInStates } from '../store/sandboxes.js'
 import type { SandboxState } from '../store/schema.js'
 import { createApiKey, ensureDefaultTeam, type Team } from '../store/teams.js'
+import { TemplateFiles } from '../templates/files.js'
 import { ManualClock } from './manual-clock.js'
 import { StandInNode } from './stand-in-node.js'
 
@@ -119,6 +120,12 @@ export async function startInProcessApi(opts: InProcessOptions = {}): Promise<In
         view: { domain: 'sandbox.test' },
         defaultTimeoutS: opts.defaultTimeoutS ?? 300,
         clock,
+        templates: {
+          files: new TemplateFiles(dir),
+          selfUrl: { current: 'http://api.test' },
+          log,
+          run: () => {},
+        },
       },
       log,
     )

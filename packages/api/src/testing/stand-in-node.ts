@@ -223,6 +223,16 @@ export class StandInNode {
           proxyUrl: `http://${this.nodeId}.invalid:5007`,
         }
       },
+      // Builds need real sandboxes: the end-to-end suites (tests/templates) cover them.
+      buildTemplate: () => {
+        throw new WarrenError('unavailable', 'the stand-in node builds no templates')
+      },
+      deleteTemplate: async (req) => {
+        if (!this.templates.includes(req.templateId))
+          throw new WarrenError('not_found', `template '${req.templateId}' not found`)
+        this.templates.splice(this.templates.indexOf(req.templateId), 1)
+        return { layersRemoved: 0 }
+      },
       listTemplates: async () => {
         await this.enter('listTemplates')
         return {

@@ -9,17 +9,84 @@ import {
 import { loadOrchestratorConfig, WarrenError } from '@warren/shared'
 import cliProgress from 'cli-progress'
 import type { Command } from 'commander'
+import { type ConnectionFlags, resolveConnection, withConnectionFlags } from '../lib/connection.js'
+import { print } from '../lib/output.js'
+import { buildDockerfile, type DockerfileBuildOptions } from './template-build.js'
 
 export function registerTemplate(program: Command): void {
   const template = program.command('template').description('manage templates')
-  template
-    .command('build')
-    .argument('<template>', 'template to build (base)')
-    .option('--force', 'rebuild even if the cached build matches the recipe')
-    .option('--quiet-if-current', 'print nothing when the cached build is current')
-    .description('build a template once per recipe, cached under the data directory')
-    .action(async (id: string, opts: { force?: boolean; quietIfCurrent?: boolean }) => {
-      await ensureTemplate(id, opts)
+  withConnectionFlags(template.command('build'))
+    .argument(
+      '[context]',
+      "a Dockerfile's build context (default .), or `base` for the built-in template",
+    )
+    .option('-f, --file <Dockerfile>', 'the Dockerfile, relative to the context', 'Dockerfile')
+    .option(
+      '-n, --name <name>',
+      "the template's name (name or name:tag; default: the context's directory name)",
+    )
+    .option(
+      '--build-arg <NAME=value>',
+      "a value of the Dockerfile's ARGs (repeatable)",
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option('--force', 'rebuild every step (base: even if the cached build matches the recipe)')
+    .option('--quiet-if-current', 'base: print nothing when the cached build is current')
+    .description(
+      'build a template from a Dockerfile through the API (or the built-in base, locally by recipe)',
+    )
+    .action(
+      async (
+        context: string | undefined,
+        opts: DockerfileBuildOptions & ConnectionFlags & { quietIfCurrent?: boolean },
+        cmd: Command,
+      ) => {
+        const dockerfile = cmd.getOptionValueSource('file') === 'cli' || !!opts.name
+        if (context && RECIPES[context] && !dockerfile) {
+          await ensureTemplate(context, opts)
+          return
+        }
+        await buildDockerfile(context, opts, resolveConnection(opts))
+      },
+    )
+
+  withConnectionFlags(template.command('list'))
+    .alias('ls')
+    .description("list the built-in and the team's templates")
+    .action(async (opts: ConnectionFlags & { json?: boolean }) => {
+      const conn = resolveConnection(opts)
+      const res = await fetch(`${conn.apiUrl}/templates`, { headers: { 'x-api-key': conn.apiKey } })
+      const body = (await res.json()) as Array<Record<string, unknown>> & { message?: string }
+      if (!res.ok) throw new Error(body.message ?? `list failed (${res.status})`)
+      print(
+        body.map((t) => ({
+          templateId: t.templateID,
+          names: (t.names as string[]).join(', '),
+          status: t.buildStatus,
+          buildId: t.buildID,
+          cpu: t.cpuCount,
+          memoryMB: t.memoryMB,
+          updatedAt: t.updatedAt,
+        })),
+        opts.json,
+      )
+    })
+
+  withConnectionFlags(template.command('delete'))
+    .alias('rm')
+    .argument('<template>', 'template id or name')
+    .description('delete a template and the layers no other template uses')
+    .action(async (ref: string, opts: ConnectionFlags) => {
+      const conn = resolveConnection(opts)
+      const res = await fetch(`${conn.apiUrl}/templates/${encodeURIComponent(ref)}`, {
+        method: 'DELETE',
+        headers: { 'x-api-key': conn.apiKey },
+      })
+      if (res.status !== 204) {
+        const body = (await res.json().catch(() => ({}))) as { message?: string }
+        throw new Error(body.message ?? `delete failed (${res.status})`)
+      }
+      process.stderr.write(`template ${ref} deleted\n`)
     })
 }
 

@@ -17,7 +17,10 @@ import { MetricsSampler, readCgroup } from '../sandboxes/metrics.js'
 import { dropToFiles, freeze } from '../sandboxes/pause.js'
 import { sandboxPaths, writeRecord } from '../sandboxes/record.js'
 import { bootFromFiles, thaw } from '../sandboxes/resume.js'
+import { deleteTemplate } from '../templates/gc.js'
 import { TemplateRegistry } from '../templates/registry.js'
+import { runBuild } from '../templates/run-build.js'
+import { withTemplateCommands } from '../templates/sandbox-start.js'
 import type { NodeHost } from './node-host.js'
 import { startHost } from './start.js'
 
@@ -79,8 +82,13 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
 
     template: (templateId) => ctx.templates.get(templateId),
     templates: () => ctx.templates.list(),
+    buildTemplate: (spec, log, signal) => runBuild(ctx, spec, log, signal),
+    deleteTemplate: (templateId, inUse) => deleteTemplate(templatesDir, templateId, inUse),
 
-    create: (spec) => createSandbox(ctx, spec),
+    create: (spec) =>
+      withTemplateCommands(ctx, spec.template, spec.envdAccessToken, () =>
+        createSandbox(ctx, spec),
+      ),
     async destroy(sandboxId, slot) {
       const errors = await destroySandbox(ctx, sandboxId, slot)
       metrics.forget(sandboxId)
@@ -91,7 +99,14 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
     freeze: (sandboxId) => freeze(ctx, sandboxId),
     thaw: (record) => thaw(ctx, record),
     dropToFiles: (sandboxId, slot) => dropToFiles(ctx, sandboxId, slot),
-    bootFromFiles: (paused, input, policy) => bootFromFiles(ctx, paused, input, policy),
+    bootFromFiles: (paused, input, policy) =>
+      withTemplateCommands(
+        ctx,
+        ctx.templates.build(paused.templateId, paused.buildId),
+        input.envdAccessToken,
+        () => bootFromFiles(ctx, paused, input, policy),
+        { resume: true },
+      ),
     applyEgress: (slot, egress) => applyEgressRules(ctx, slot, egress),
     async cutDeniedFlows(sandboxId, slot) {
       network.enforce(sandboxId)

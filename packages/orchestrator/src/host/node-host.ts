@@ -5,6 +5,7 @@ import type { LogLine } from '../sandboxes/logs.js'
 import type { MetricsSample } from '../sandboxes/metrics.js'
 import type { SandboxRecord } from '../sandboxes/record.js'
 import type { TemplateMetadata } from '../templates/metadata.js'
+import type { BuildLog, TemplateBuildSpec } from '../templates/run-build.js'
 
 /** What a node asks of the machine for one new sandbox. */
 export interface CreateSpec {
@@ -61,6 +62,14 @@ export interface NodeHost {
 
   template(templateId: string): TemplateMetadata
   templates(): TemplateMetadata[]
+  /** Builds a template in build sandboxes; throws a BuildFailure naming the step that failed. */
+  buildTemplate(
+    spec: TemplateBuildSpec,
+    log: BuildLog,
+    signal: AbortSignal,
+  ): Promise<{ metadata: TemplateMetadata; cached: number; built: number }>
+  /** Removes a template but the builds in use (`templateId/buildId`); returns the layers removed. */
+  deleteTemplate(templateId: string, buildsInUse: Set<string>): number
 
   create(spec: CreateSpec): Promise<Placed & { slot: NetworkSlot }>
   /** Removes a sandbox in any state; every step runs, and the failures are returned. */

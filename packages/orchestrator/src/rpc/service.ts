@@ -3,6 +3,7 @@ import type { ServiceImpl } from '@connectrpc/connect'
 import { networkConfigFromMessage } from '@warren/shared'
 import type { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 import type { SandboxNode } from '../node.js'
+import { buildTemplateEvents } from './build-template.js'
 import { pausedKindOf, toSandboxMessage, toTemplateMessage } from './convert.js'
 
 /** The orchestrator RPC API over one node. Validation happens in SandboxNode. */
@@ -97,6 +98,12 @@ export function orchestratorService(
           fields: l.fields,
         })),
       }
+    },
+    buildTemplate(req, ctx) {
+      return buildTemplateEvents(node, req, ctx.signal)
+    },
+    async deleteTemplate(req) {
+      return { layersRemoved: node.deleteTemplate(req.templateId) }
     },
     async listTemplates() {
       return {

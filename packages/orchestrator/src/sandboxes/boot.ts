@@ -92,7 +92,12 @@ export async function bootSandbox(
   if (ctx.envd) {
     await initEnvd(slot.sandboxIp, cfg.readyPort, {
       ...(spec.envdAccessToken ? { accessToken: spec.envdAccessToken } : {}),
-      envVars: { ...spec.envVars, E2B_SANDBOX: 'true', E2B_SANDBOX_ID: spec.sandboxId },
+      envVars: {
+        ...spec.template.envVars,
+        ...spec.envVars,
+        E2B_SANDBOX: 'true',
+        E2B_SANDBOX_ID: spec.sandboxId,
+      },
       defaultUser: spec.template.defaultUser,
       defaultWorkdir: spec.template.defaultWorkdir,
     })

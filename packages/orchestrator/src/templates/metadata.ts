@@ -21,6 +21,12 @@ export const templateMetadataSchema = z.object({
    * templates directory; absent for a single-layer build (its rootfs).
    */
   layers: z.array(z.string()).min(1).optional(),
+  /** Environment of every process (a built template's ENV steps); a create's own vars win. */
+  envVars: z.record(z.string(), z.string()).optional(),
+  /** Started through envd once a sandbox's envd is up (a built template's start command). */
+  startCmd: z.string().optional(),
+  /** Polled through envd until it exits 0 before a create (or a build) counts as ready. */
+  readyCmd: z.string().optional(),
 })
 
 export type TemplateMetadata = z.infer<typeof templateMetadataSchema>

@@ -79,6 +79,14 @@ export class MemoryHost implements NodeHost {
   }
   async stop(_opts: { idle: boolean }) {}
 
+  buildTemplate(): never {
+    throw new WarrenError('unavailable', 'the in-memory host builds no templates')
+  }
+
+  deleteTemplate(): never {
+    throw new WarrenError('unavailable', 'the in-memory host deletes no templates')
+  }
+
   template(templateId: string): TemplateMetadata {
     if (templateId !== 'base')
       throw new WarrenError('not_found', `template '${templateId}' not found`)

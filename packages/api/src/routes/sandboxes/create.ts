@@ -1,11 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import {
-  networkConfigSchema,
-  parseNetworkConfig,
-  parseTemplateId,
-  WarrenError,
-} from '@warren/shared'
+import { networkConfigSchema, parseNetworkConfig, WarrenError } from '@warren/shared'
 import type { CreateSandboxRequest } from '../../lifecycle/engine.js'
+import { resolveTemplateRef } from '../../templates/resolve.js'
 import type { App, RouteDeps } from '../deps.js'
 import { errorResponses, jsonBody, MAX_TIMEOUT_S, noQuery } from '../params.js'
 import { sandboxView } from '../views.js'
@@ -135,7 +131,7 @@ export function registerCreate(app: App, deps: RouteDeps): void {
       const lifecycle = resolveLifecycle(body)
       parseNetworkConfig(body.network ?? {}, body.allow_internet_access ?? null)
       const sandbox = await deps.engine.create(c.get('team'), {
-        templateId: parseTemplateId(body.templateID),
+        templateId: await resolveTemplateRef(deps.db, c.get('team').id, body.templateID),
         timeoutS: body.timeout ?? deps.defaultTimeoutS,
         metadata: body.metadata ?? {},
         envVars: body.envVars ?? {},

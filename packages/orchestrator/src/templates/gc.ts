@@ -1,0 +1,90 @@
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { WarrenError } from '@warren/shared'
+import { pruneCache } from './build-cache.js'
+import { LAYERS, layerRel, removeLayer } from './layer-store.js'
+import { templateMetadataSchema } from './metadata.js'
+import { RECIPES } from './recipe.js'
+import { templateDir } from './store.js'
+
+/** Layers running builds stand on or made, by count: garbage collection leaves them alone. */
+const pinned = new Map<string, number>()
+
+export function pinLayers() {
+  const mine: string[] = []
+  return {
+    add(layers: string[]) {
+      for (const l of layers) {
+        pinned.set(l, (pinned.get(l) ?? 0) + 1)
+        mine.push(l)
+      }
+    },
+    release() {
+      for (const l of mine.splice(0)) {
+        const n = (pinned.get(l) ?? 1) - 1
+        if (n > 0) pinned.set(l, n)
+        else pinned.delete(l)
+      }
+    },
+  }
+}
+
+/** Every layer some build of some template names (its template.json). */
+function referencedLayers(templatesDir: string): Set<string> {
+  const used = new Set<string>()
+  for (const id of readdirSync(templatesDir)) {
+    const builds = join(templatesDir, id, 'builds')
+    if (id === LAYERS || !existsSync(builds)) continue
+    for (const b of readdirSync(builds)) {
+      const path = join(builds, b, 'template.json')
+      if (!existsSync(path)) continue
+      const meta = templateMetadataSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')))
+      for (const l of meta.success ? (meta.data.layers ?? []) : []) used.add(l)
+    }
+  }
+  return used
+}
+
+/**
+ * Deletes a template: it can no longer be created from; the builds that
+ * sandboxes (running or paused) still stand on stay until the next delete
+ * finds them unused; then every layer no remaining build names and no
+ * running build pinned is removed, and cached steps that named one are
+ * forgotten. Returns how many layers went.
+ */
+export function deleteTemplate(
+  templatesDir: string,
+  templateId: string,
+  buildsInUse: Set<string>,
+): number {
+  if (RECIPES[templateId])
+    throw new WarrenError('invalid_argument', `template '${templateId}' is built in and stays`)
+  const dir = templateDir(templatesDir, templateId)
+  if (!existsSync(dir)) throw new WarrenError('not_found', `template '${templateId}' not found`)
+  rmSync(join(dir, 'template.json'), { force: true })
+  const builds = join(dir, 'builds')
+  let kept = 0
+  for (const b of existsSync(builds) ? readdirSync(builds) : []) {
+    if (buildsInUse.has(`${templateId}/${b}`)) kept++
+    else rmSync(join(builds, b), { recursive: true, force: true })
+  }
+  if (!kept) rmSync(dir, { recursive: true, force: true })
+  return collectLayers(templatesDir)
+}
+
+/** Removes the layers nothing names or pins; returns how many. */
+export function collectLayers(templatesDir: string): number {
+  const store = join(templatesDir, LAYERS)
+  if (!existsSync(store)) return 0
+  const used = referencedLayers(templatesDir)
+  let removed = 0
+  for (const name of readdirSync(store)) {
+    if (!/^[0-9a-f]{16}$/.test(name)) continue
+    const rel = layerRel(name)
+    if (used.has(rel) || pinned.has(rel)) continue
+    removeLayer(templatesDir, name)
+    removed++
+  }
+  pruneCache(templatesDir)
+  return removed
+}
