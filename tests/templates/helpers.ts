@@ -1,7 +1,6 @@
 // A templates directory of a test's own (layers, build cache) that shares
 // the machine's built base template through a symlink, and a build context.
 
-import { createHash } from 'node:crypto'
 import {
   chmodSync,
   copyFileSync,
@@ -15,17 +14,14 @@ import {
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { BASE_RECIPE } from '@warren/orchestrator'
+import { BASE_RECIPE, recipeHash } from '@warren/orchestrator'
 import { TEMPLATES_DIR } from '../helpers/node-fixture.js'
 
 export function ownTemplatesDir(): { dir: string; layers: () => string[]; remove: () => void } {
   const dir = mkdtempSync('/tmp/warren-templates-')
   // This branch's base build (its recipe hash), current here whatever build
   // is current in the shared directory, whose builds are linked, not copied.
-  const buildId = createHash('sha256')
-    .update(JSON.stringify({ recipe: BASE_RECIPE, uidBase: 100000 }))
-    .digest('hex')
-    .slice(0, 16)
+  const buildId = recipeHash(BASE_RECIPE, 100000)
   mkdirSync(join(dir, 'base'))
   symlinkSync(join(TEMPLATES_DIR, 'base', 'builds'), join(dir, 'base', 'builds'))
   copyFileSync(

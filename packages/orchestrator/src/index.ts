@@ -7,4 +7,4 @@ export { createNodeProxy, createNodeResolver, listenNodeProxy } from './nodeprox
 export { inProcessTransport, serveOrchestratorRpc } from './rpc/server.js'
 export { type BuildProgress, buildTemplate } from './templates/build.js'
 export type { TemplateMetadata } from './templates/metadata.js'
-export { BASE_RECIPE, RECIPES } from './templates/recipe.js'
+export { BASE_RECIPE, RECIPES, recipeHash } from './templates/recipe.js'
