@@ -299,6 +299,15 @@ export class SandboxNode {
     })
   }
 
+  /**
+   * A template of a sandbox's files as they are now (running sandboxes run
+   * on; a running or paused one is held still while its layer is copied).
+   */
+  snapshot(sandboxId: string, templateId: string): Promise<TemplateMetadata> {
+    parseTemplateId(templateId)
+    return this.locked(sandboxId, () => this.host.snapshot(this.settled(sandboxId).record, templateId))
+  }
+
   /** Removes a template; the builds this node's sandboxes stand on stay until unused. */
   deleteTemplate(templateId: string): number {
     const inUse = new Set(this.list().map((r) => `${r.templateId}/${r.buildId}`))

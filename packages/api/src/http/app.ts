@@ -4,6 +4,7 @@ import { bodyLimit } from 'hono/body-limit'
 import type { RouteDeps } from '../routes/deps.js'
 import { registerConnect } from '../routes/sandboxes/connect.js'
 import { registerCreate } from '../routes/sandboxes/create.js'
+import { registerFork } from '../routes/sandboxes/fork.js'
 import { registerGet } from '../routes/sandboxes/get.js'
 import { registerKill } from '../routes/sandboxes/kill.js'
 import { registerList } from '../routes/sandboxes/list.js'
@@ -13,6 +14,7 @@ import { registerNetwork } from '../routes/sandboxes/network.js'
 import { registerPause } from '../routes/sandboxes/pause.js'
 import { registerRefreshes } from '../routes/sandboxes/refreshes.js'
 import { registerResume } from '../routes/sandboxes/resume.js'
+import { registerSnapshots } from '../routes/sandboxes/snapshots.js'
 import { registerTimeout } from '../routes/sandboxes/timeout.js'
 import { registerAliases } from '../routes/templates/aliases.js'
 import { registerBuildStatus } from '../routes/templates/build-status.js'
@@ -59,7 +61,8 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
 
   // '/x/*' matches '/x' itself too: one pass per request.
   const auth = requireApiKey(deps.db)
-  for (const path of ['/sandboxes/*', '/v2/*', '/v3/*', '/templates/*']) app.use(path, auth)
+  for (const path of ['/sandboxes/*', '/v2/*', '/v3/*', '/templates/*', '/snapshots'])
+    app.use(path, auth)
 
   registerCreate(app, deps)
   registerList(app, deps)
@@ -73,6 +76,8 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
   registerResume(app, deps)
   registerNetwork(app, deps)
   registerLogs(app, deps)
+  registerSnapshots(app, deps)
+  registerFork(app, deps)
   // Static paths before '/templates/{templateID}'.
   registerTags(app, deps)
   registerAliases(app, deps)

@@ -23,6 +23,7 @@ import { finishPause } from './pause.js'
 import { killOrphan, markLost, recoverInterrupted } from './recovery.js'
 import { type ResumeOptions, Resumes } from './resume.js'
 import { ExpiryScheduler } from './scheduler.js'
+import { type ForkResult, forkSandbox, type SnapshotResult, snapshotSandbox } from './snapshot.js'
 
 export type { CreateSandboxRequest, ResumeOptions }
 
@@ -213,6 +214,20 @@ export class LifecycleEngine {
     )
     if (!pausing) throw await lostRace(this.core.db, sandboxId)
     return finishPause(this.core, pausing, memory, true)
+  }
+
+  /** A template of the sandbox's files as they are now (it runs on). */
+  async snapshot(team: Team, sandboxId: string, name?: string): Promise<SnapshotResult> {
+    return snapshotSandbox(this.core, await this.get(team, sandboxId), { name, kind: 'snapshot' })
+  }
+
+  /** `count` new sandboxes from the sandbox's files (fresh processes), each its own outcome. */
+  async fork(
+    team: Team,
+    sandboxId: string,
+    opts: { timeoutS: number | undefined; count: number },
+  ): Promise<ForkResult[]> {
+    return forkSandbox(this.core, team, await this.get(team, sandboxId), opts)
   }
 
   resume(s: Sandbox, opts: ResumeOptions): Promise<Sandbox> {

@@ -152,6 +152,18 @@ migrations['0003_templates'] = {
   },
 }
 
+// Snapshots and forks are templates too (created from, deleted through
+// /templates), made from a sandbox's files rather than built.
+migrations['0004_snapshots'] = {
+  async up(db) {
+    await db.schema
+      .alterTable('templates')
+      .addColumn('kind', 'text', (c) => c.notNull().defaultTo('build'))
+      .execute()
+    await db.schema.alterTable('templates').addColumn('source_sandbox_id', 'text').execute()
+  },
+}
+
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations

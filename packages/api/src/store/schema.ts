@@ -21,7 +21,12 @@ export interface TemplatesTable {
   updated_at: number
   /** The last build that became ready. */
   build_id: string | null
+  /** build: from /v3/templates; snapshot, fork: a sandbox's files. */
+  kind: Generated<TemplateKind>
+  source_sandbox_id: string | null
 }
+
+export type TemplateKind = 'build' | 'snapshot' | 'fork'
 
 /** A template's name (E2B's alias), unique within its team. */
 export interface TemplateAliasesTable {

@@ -98,6 +98,7 @@ export async function listTemplates(db: Db, teamId: string): Promise<TemplateRow
     .selectFrom('templates')
     .selectAll()
     .where('team_id', '=', teamId)
+    .where('kind', '=', 'build')
     .orderBy('created_at')
     .execute()
   return Promise.all(rows.map(async (r) => ({ ...toRow(r), aliases: await aliasesOf(db, r.id) })))

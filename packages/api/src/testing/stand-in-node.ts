@@ -227,6 +227,12 @@ export class StandInNode {
       buildTemplate: () => {
         throw new WarrenError('unavailable', 'the stand-in node builds no templates')
       },
+      snapshot: async (req) => {
+        await this.enter('snapshot', req.sandboxId)
+        this.find(req.sandboxId)
+        this.templates.push(req.templateId)
+        return { template: { templateId: req.templateId, buildId: 'b-snapshot' } }
+      },
       deleteTemplate: async (req) => {
         if (!this.templates.includes(req.templateId))
           throw new WarrenError('not_found', `template '${req.templateId}' not found`)

@@ -17,6 +17,7 @@ import { MetricsSampler, readCgroup } from '../sandboxes/metrics.js'
 import { dropToFiles, freeze } from '../sandboxes/pause.js'
 import { sandboxPaths, writeRecord } from '../sandboxes/record.js'
 import { bootFromFiles, thaw } from '../sandboxes/resume.js'
+import { snapshotSandbox } from '../sandboxes/snapshot.js'
 import { deleteTemplate } from '../templates/gc.js'
 import { TemplateRegistry } from '../templates/registry.js'
 import { runBuild } from '../templates/run-build.js'
@@ -118,6 +119,7 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
         network.policies.get(sandboxId)?.egress,
       )
     },
+    snapshot: (record, templateId) => snapshotSandbox(ctx, record, templateId),
     saveRecord: (record) => writeRecord(cfg.dataDir, record),
     memoryInUse: (sandboxId) => readCgroup(cgroupsPath(cfg, sandboxId)).memUsed,
     sampleMetrics: (r) =>

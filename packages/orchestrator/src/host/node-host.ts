@@ -94,6 +94,11 @@ export interface NodeHost {
   applyEgress(slot: NetworkSlot, egress: EgressPolicy): Promise<void>
   /** Cuts flows and proxied connections the sandbox's policy in force no longer allows. */
   cutDeniedFlows(sandboxId: string, slot: NetworkSlot | undefined): Promise<void>
+  /**
+   * A template made of the sandbox's writable layer over its template's
+   * layers; a running sandbox is frozen only while its layer is copied.
+   */
+  snapshot(record: SandboxRecord, templateId: string): Promise<TemplateMetadata>
   saveRecord(record: SandboxRecord): void
   /** Memory the sandbox's processes hold now, in bytes. */
   memoryInUse(sandboxId: string): number

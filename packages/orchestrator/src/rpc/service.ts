@@ -102,6 +102,10 @@ export function orchestratorService(
     buildTemplate(req, ctx) {
       return buildTemplateEvents(node, req, ctx.signal)
     },
+    async snapshot(req) {
+      const meta = await node.snapshot(req.sandboxId, req.templateId)
+      return { template: toTemplateMessage(meta, node.envdVersion()) }
+    },
     async deleteTemplate(req) {
       return { layersRemoved: node.deleteTemplate(req.templateId) }
     },

@@ -65,29 +65,48 @@ export async function digestTree(root: string): Promise<string> {
 }
 
 /**
- * Makes a layer of a directory (a build sandbox's writable layer): digests
- * it, copies it into the store with owners, modes, device nodes and
- * overlay's xattrs kept (`cp -a`), and publishes it with a rename so a
- * half-copied layer is never used. A layer with the same digest is reused.
+ * Makes a layer of a directory (a build sandbox's writable layer): copies it
+ * into the store's staging area, then publishes it by its digest.
  */
 export async function commitLayer(templatesDir: string, src: string): Promise<string> {
-  const digest = await digestTree(src)
-  const id = digest.slice(0, 16)
-  const target = layerPath(templatesDir, id)
-  if (existsSync(target)) return id
+  return publishLayer(templatesDir, await stageLayer(templatesDir, src))
+}
+
+/**
+ * Copies a directory into the store's staging area with owners, modes,
+ * device nodes and overlay's xattrs kept (`cp -a`). What a snapshot does
+ * while the sandbox is frozen: the digest is taken afterwards, of the copy.
+ */
+export async function stageLayer(templatesDir: string, src: string): Promise<string> {
   mkdirSync(join(templatesDir, LAYERS), { recursive: true })
   const tmp = join(templatesDir, LAYERS, `.tmp-${randomBytes(6).toString('hex')}`)
   try {
     await run('cp', ['-a', '--', src, tmp])
+    return tmp
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true })
+    throw err
+  }
+}
+
+/**
+ * Publishes a staged copy by its digest, with a rename so a half-copied
+ * layer is never used; a layer with the same digest is reused (the copy goes).
+ */
+export async function publishLayer(templatesDir: string, staged: string): Promise<string> {
+  try {
+    const digest = await digestTree(staged)
+    const id = digest.slice(0, 16)
+    const target = layerPath(templatesDir, id)
+    if (existsSync(target)) return id
     writeFileSync(
       `${target}.json`,
       `${JSON.stringify({ digest: `sha256:${digest}`, createdAt: new Date().toISOString() })}\n`,
     )
-    if (existsSync(target)) return id
-    renameSync(tmp, target)
+    renameSync(staged, target)
     return id
   } finally {
-    rmSync(tmp, { recursive: true, force: true })
+    rmSync(staged, { recursive: true, force: true })
   }
 }
 

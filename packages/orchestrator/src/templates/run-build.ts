@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { WarrenError } from '@warren/shared'
 import type { NodeContext } from '../context.js'
@@ -9,7 +9,7 @@ import { pinLayers } from './gc.js'
 import type { TemplateMetadata } from './metadata.js'
 import { startTemplateCommands } from './start-cmd.js'
 import { applyStep, type StepContext, stateTemplate } from './steps.js'
-import { buildDir, layerDirs, templateDir, writeCurrent } from './store.js'
+import { layerDirs, publishTemplate } from './store.js'
 
 export interface TemplateBuildSpec {
   templateId: string
@@ -112,7 +112,7 @@ export async function runBuild(
         throw new BuildFailure((err as Error).message, 'finalize')
       })
     }
-    publish(ctx.templatesDir, metadata)
+    publishTemplate(ctx.templatesDir, metadata)
     log('info', `template ${spec.templateId} build ${spec.buildId} is ready`, 'finalize')
     return { metadata, cached, built }
   } finally {
@@ -175,15 +175,6 @@ function finalMetadata(
     ...(spec.startCmd ? { startCmd: spec.startCmd } : {}),
     ...(spec.readyCmd ? { readyCmd: spec.readyCmd } : {}),
   }
-}
-
-/** The build's own record first (sandboxes resume on it), then the template's current one. */
-function publish(templatesDir: string, meta: TemplateMetadata): void {
-  const dir = buildDir(templatesDir, meta.templateId, meta.buildId)
-  mkdirSync(dir, { recursive: true })
-  writeFileSync(join(dir, 'template.json'), `${JSON.stringify(meta, null, 2)}\n`)
-  mkdirSync(templateDir(templatesDir, meta.templateId), { recursive: true })
-  writeCurrent(templatesDir, meta)
 }
 
 function describe(step: StepInput): string {

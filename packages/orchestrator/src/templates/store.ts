@@ -60,6 +60,14 @@ export function writeCurrent(templatesDir: string, meta: TemplateMetadata): void
   renameSync(`${path}.tmp`, path)
 }
 
+/** A build's own record first (sandboxes resume on it), then the template's current one. */
+export function publishTemplate(templatesDir: string, meta: TemplateMetadata): void {
+  const dir = buildDir(templatesDir, meta.templateId, meta.buildId)
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'template.json'), `${JSON.stringify(meta, null, 2)}\n`)
+  writeCurrent(templatesDir, meta)
+}
+
 export function listTemplateIds(templatesDir: string): string[] {
   if (!existsSync(templatesDir)) return []
   return readdirSync(templatesDir).filter((id) =>

@@ -184,6 +184,11 @@ export class MemoryHost implements NodeHost {
     this.calls.push(`cutDeniedFlows ${sandboxId}`)
   }
 
+  async snapshot(record: SandboxRecord, templateId: string): Promise<TemplateMetadata> {
+    this.calls.push(`snapshot ${record.sandboxId}`)
+    return { ...BASE_TEMPLATE, templateId, layers: [`layers/${record.sandboxId}`] }
+  }
+
   saveRecord(record: SandboxRecord): void {
     this.records.set(record.sandboxId, record)
   }
