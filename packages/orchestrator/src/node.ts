@@ -305,7 +305,9 @@ export class SandboxNode {
    */
   snapshot(sandboxId: string, templateId: string): Promise<TemplateMetadata> {
     parseTemplateId(templateId)
-    return this.locked(sandboxId, () => this.host.snapshot(this.settled(sandboxId).record, templateId))
+    return this.locked(sandboxId, () =>
+      this.host.snapshot(this.settled(sandboxId).record, templateId),
+    )
   }
 
   /** Removes a template; the builds this node's sandboxes stand on stay until unused. */
