@@ -242,6 +242,11 @@ export class SandboxNode {
     return this.settled(sandboxId).record
   }
 
+  /** What a sandbox's disk holds now, in bytes (undefined while it is unmounted). */
+  diskUsed(sandboxId: string): number | undefined {
+    return this.host.diskUsed(this.get(sandboxId))
+  }
+
   /** The network policy in force for a sandbox (ingress rules, host masking). */
   networkPolicy(sandboxId: string): NetworkPolicy | undefined {
     return this.host.policies.get(sandboxId)

@@ -27,6 +27,8 @@ export interface CreateSandboxRequest {
   lifecycle: Lifecycle
   network: NetworkConfig
   allowInternetAccess: boolean | null
+  /** 0: the template's default. */
+  resources?: { cpuCount: number; memoryMb: number; diskSizeMb: number }
 }
 
 /**
@@ -78,7 +80,7 @@ export async function createSandbox(
   let lastError: unknown
   for (const node of candidates) {
     try {
-      const created = await createOn(core, node, sandbox, team)
+      const created = await createOn(core, node, sandbox, team, req.resources)
       core.scheduler.schedule(created.sandboxId, created.endAt)
       core.catalog.update(created)
       core.metrics.created.inc()
@@ -98,6 +100,7 @@ async function createOn(
   node: NodeState,
   s: Sandbox,
   team: Team,
+  resources: CreateSandboxRequest['resources'],
 ): Promise<Sandbox> {
   const { db, placement } = core
   if (node.nodeId !== s.nodeId)
@@ -108,6 +111,7 @@ async function createOn(
     envVars: s.envVars,
     ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
     network: networkConfigToMessage(s.network),
+    ...resources,
     ...(s.allowInternetAccess !== null ? { allowInternetAccess: s.allowInternetAccess } : {}),
   })
   void placement.refresh(node)

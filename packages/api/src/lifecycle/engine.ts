@@ -99,26 +99,33 @@ export class LifecycleEngine {
   }
 
   /**
-   * The sandbox as GET shows it. A paused sandbox's snapshot kind is asked of
-   * its node: the node may have dropped frozen processes to files since (its
-   * memory policy, or processes lost) without the API hearing of it.
+   * The sandbox as GET shows it, with what its disk holds (asked of its
+   * node). A paused sandbox's snapshot kind is asked of the node too: it may
+   * have dropped frozen processes to files since (its memory policy, or
+   * processes lost) without the API hearing of it.
    */
-  async describe(team: Team, sandboxId: string): Promise<Sandbox> {
+  async describe(
+    team: Team,
+    sandboxId: string,
+  ): Promise<{ sandbox: Sandbox; diskUsedBytes?: number }> {
     const s = await this.get(team, sandboxId)
-    if (s.state !== 'paused' || s.pausedKind !== 'memory') return s
+    if (s.state !== 'running' && s.state !== 'paused') return { sandbox: s }
     try {
       const { sandbox } = await this.core.placement.node(s.nodeId).client.get({ sandboxId })
-      if (KIND[sandbox?.pausedKind ?? PausedKind.UNSPECIFIED] !== 'files') return s
-      return (
-        (await transition(
-          this.core.db,
-          sandboxId,
-          { from: ['paused'], version: s.version },
-          { pausedKind: 'files' },
-        )) ?? s
+      const used = sandbox?.diskUsedBytes
+      const usage = used === undefined ? {} : { diskUsedBytes: Number(used) }
+      const dropped =
+        s.pausedKind === 'memory' && KIND[sandbox?.pausedKind ?? PausedKind.UNSPECIFIED] === 'files'
+      if (!dropped) return { sandbox: s, ...usage }
+      const files = await transition(
+        this.core.db,
+        sandboxId,
+        { from: ['paused'], version: s.version },
+        { pausedKind: 'files' },
       )
+      return { sandbox: files ?? s, ...usage }
     } catch {
-      return s // the node is unreachable: what the store knows
+      return { sandbox: s } // the node is unreachable: what the store knows
     }
   }
 

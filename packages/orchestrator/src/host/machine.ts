@@ -8,6 +8,7 @@ import { cutDeniedFlows } from '../network/conntrack.js'
 import { NodeNetwork } from '../network/services.js'
 import { NetworkSlots } from '../network/slots.js'
 import { diskUsage } from '../runtime/disk.js'
+import { mountsUnder } from '../runtime/overlay.js'
 import { Runc } from '../runtime/runc.js'
 import { applyEgressRules } from '../sandboxes/boot.js'
 import { createSandbox } from '../sandboxes/create.js'
@@ -121,6 +122,10 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
     },
     snapshot: (record, templateId) => snapshotSandbox(ctx, record, templateId),
     saveRecord: (record) => writeRecord(cfg.dataDir, record),
+    diskUsed(r) {
+      const disk = sandboxPaths(cfg.dataDir, r.sandboxId).disk
+      return mountsUnder(disk).includes(disk) ? diskUsage(disk).usedBytes : undefined
+    },
     memoryInUse: (sandboxId) => readCgroup(cgroupsPath(cfg, sandboxId)).memUsed,
     sampleMetrics: (r) =>
       metrics.sample(

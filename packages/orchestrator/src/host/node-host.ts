@@ -100,6 +100,8 @@ export interface NodeHost {
    */
   snapshot(record: SandboxRecord, templateId: string): Promise<TemplateMetadata>
   saveRecord(record: SandboxRecord): void
+  /** What the sandbox's disk holds now, in bytes; undefined while it is unmounted. */
+  diskUsed(record: SandboxRecord): number | undefined
   /** Memory the sandbox's processes hold now, in bytes. */
   memoryInUse(sandboxId: string): number
   sampleMetrics(record: SandboxRecord): MetricsSample

@@ -53,7 +53,10 @@ export function orchestratorService(
       return { sandbox: toSandboxMessage(record, nodeId), resumedFrom: pausedKindOf(kind) }
     },
     async get(req) {
-      return { sandbox: toSandboxMessage(node.get(req.sandboxId), nodeId) }
+      const sandbox = toSandboxMessage(node.get(req.sandboxId), nodeId)
+      const used = node.diskUsed(req.sandboxId)
+      if (used !== undefined) sandbox.diskUsedBytes = BigInt(used)
+      return { sandbox }
     },
     async list() {
       return { sandboxes: node.list().map((r) => toSandboxMessage(r, nodeId)) }

@@ -194,6 +194,7 @@ export class MemoryHost implements NodeHost {
   }
 
   memoryInUse = () => 100 * 2 ** 20
+  diskUsed = () => 4096
 
   sampleMetrics(r: SandboxRecord) {
     return {

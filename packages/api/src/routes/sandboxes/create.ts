@@ -40,6 +40,10 @@ const newSandbox = z
     autoResume: z.strictObject({ enabled: z.boolean() }).optional(),
     lifecycle: lifecycleSchema.optional(),
     network: networkConfigSchema.optional(),
+    // Warren extensions: the template's defaults, overridden per sandbox.
+    cpuCount: z.number().int().min(1).max(64).optional(),
+    memoryMB: z.number().int().min(64).max(1_048_576).optional(),
+    diskSizeMB: z.number().int().min(64).max(1_048_576).optional(),
   })
   .openapi('NewSandbox')
 
@@ -139,6 +143,11 @@ export function registerCreate(app: App, deps: RouteDeps): void {
         lifecycle,
         network: body.network ?? {},
         allowInternetAccess: body.allow_internet_access ?? null,
+        resources: {
+          cpuCount: body.cpuCount ?? 0,
+          memoryMb: body.memoryMB ?? 0,
+          diskSizeMb: body.diskSizeMB ?? 0,
+        },
       })
       return c.json(sandboxView(sandbox, deps.view), 201)
     })

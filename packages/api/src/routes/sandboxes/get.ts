@@ -20,7 +20,17 @@ const route = createRoute({
 
 export function registerGet(app: App, deps: RouteDeps): void {
   app.openapi(route, async (c) => {
-    const sandbox = await deps.engine.describe(c.get('team'), c.req.valid('param').sandboxID)
-    return c.json(detailView(sandbox, deps.view), 200)
+    const { sandbox, diskUsedBytes } = await deps.engine.describe(
+      c.get('team'),
+      c.req.valid('param').sandboxID,
+    )
+    return c.json(
+      {
+        ...detailView(sandbox, deps.view),
+        // Warren extension: what the sandbox's disk (diskSizeMB) holds now.
+        ...(diskUsedBytes !== undefined ? { diskUsedMB: Math.ceil(diskUsedBytes / 2 ** 20) } : {}),
+      },
+      200,
+    )
   })
 }
