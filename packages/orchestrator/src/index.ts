@@ -16,6 +16,9 @@ export {
   type PullOptions,
   type PullProgress,
   parseReference,
+  prepareSandboxLayer,
   pullImage,
+  type SandboxLayer,
+  type SandboxLayerOptions,
 } from './templates/oci/index.js'
 export { BASE_RECIPE, RECIPES } from './templates/recipe.js'

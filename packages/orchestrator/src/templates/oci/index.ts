@@ -10,3 +10,8 @@ export {
   pullImage,
 } from './pull.js'
 export { formatReference, type ImageReference, parseReference } from './reference.js'
+export {
+  prepareSandboxLayer,
+  type SandboxLayer,
+  type SandboxLayerOptions,
+} from './sandbox-layer.js'
