@@ -6,14 +6,15 @@
 // registry's own access log says which requests it served.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer as createHttpServer, request, type Server } from 'node:http'
-import { type AddressInfo, createServer } from 'node:net'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join, normalize } from 'node:path'
+import { join } from 'node:path'
 import bcrypt from 'bcryptjs'
 import { afterAll, beforeAll } from 'vitest'
 import type { Blob, Image } from './oci-image.js'
+import { type BlobRequest, freePort, ready, send, serveBlobs } from './registry-http.js'
 import { startTokenService, type TokenService, type TokenUser } from './registry-token.js'
 
 export type RegistryAuth =
@@ -38,7 +39,7 @@ export interface TestRegistry {
   storage: string
   token?: TokenService
   /** Requests the blob server got, and whether they carried an Authorization header. */
-  blobRequests: { path: string; authorization: string | undefined }[]
+  blobRequests: BlobRequest[]
   /** The registry's access log since the last clear (waits for it to settle). */
   requests(): Promise<AccessEntry[]>
   clearRequests(): Promise<void>
@@ -231,35 +232,6 @@ function registryHandle(ctx: {
   return handle
 }
 
-function send(
-  host: string,
-  method: string,
-  path: string,
-  body: Blob | undefined,
-  headers: Record<string, string>,
-): Promise<{ status: number; headers: Record<string, string | undefined>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(`http://${host}${path}`, {
-      method,
-      headers: { ...headers, 'content-length': String(body?.size ?? 0) },
-    })
-    req.on('error', reject)
-    req.on('response', (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers as Record<string, string | undefined>,
-          body: Buffer.concat(chunks).toString(),
-        }),
-      )
-    })
-    if (body?.path) createReadStream(body.path).pipe(req)
-    else req.end(body?.data)
-  })
-}
-
 /** How the helper itself authenticates to push: Basic, or a push token per repository. */
 function pusherAuth(
   auth: RegistryAuth | undefined,
@@ -282,47 +254,4 @@ function pusherAuth(
     }
     return t
   }
-}
-
-/** Serves the registry's storage files at their driver paths, recording each request. */
-async function serveBlobs(storage: string, log: TestRegistry['blobRequests']): Promise<Server> {
-  const server = createHttpServer((req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname))
-    log.push({ path, authorization: req.headers.authorization })
-    try {
-      const data = readFileSync(join(storage, path))
-      res.writeHead(200, { 'content-length': data.length })
-      res.end(data)
-    } catch {
-      res.writeHead(404)
-      res.end()
-    }
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.2', resolve))
-  return server
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.on('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-/** Polls GET /v2/ until the registry answers (200, or 401 behind auth). */
-async function ready(host: string, child: ChildProcess): Promise<boolean> {
-  for (let i = 0; i < 100; i++) {
-    if (child.exitCode !== null) return false
-    const status = await send(host, 'GET', '/v2/', undefined, {}).then(
-      (r) => r.status,
-      () => 0,
-    )
-    if (status === 200 || status === 401) return true
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  return false
 }

@@ -7,7 +7,6 @@ import {
   closeSync,
   existsSync,
   lstatSync,
-  mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
@@ -301,10 +300,12 @@ describe('pullImage from a loopback registry (needs root)', () => {
   it('says clearly what is missing', async () => {
     const reg = registry()
     const store = newStore()
-    mkdirSync(join(store, 'x'))
     await expect(
       pullImage(`${reg.host}/test/nothing:v1`, { into: store, uidBase: UID_BASE }),
-    ).rejects.toMatchObject({ code: 'not_found' })
+    ).rejects.toMatchObject({
+      code: 'not_found',
+      message: `${reg.host}/test/nothing:v1: not found at the registry`,
+    })
     await expect(pullImage('Not A Ref', { into: store, uidBase: UID_BASE })).rejects.toThrow(
       /invalid image reference/,
     )

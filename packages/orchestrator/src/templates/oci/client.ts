@@ -129,9 +129,11 @@ export async function registryError(
       ? ctx.credentials
         ? `the registry refused the credentials of '${ctx.credentials}'`
         : 'the registry requires authentication and no credentials were given'
-      : res.status === 429
-        ? 'the registry is rate limiting pulls'
-        : `the registry answered ${res.status}`
+      : res.status === 404
+        ? 'not found at the registry'
+        : res.status === 429
+          ? 'the registry is rate limiting pulls'
+          : `the registry answered ${res.status}`
   return new WarrenError(code, `${what}: ${why}${said ? ` (${said})` : ''}`, {
     details: { status: res.status },
   })

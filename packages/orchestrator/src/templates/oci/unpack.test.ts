@@ -121,6 +121,7 @@ describe('unpackLayer (needs root)', () => {
   it.each<[string, Entry[]]>([
     ['an absolute path', [{ name: '/etc/passwd', body: 'x' }]],
     ['a .. path', [{ name: 'a/../../outside/x', body: 'x' }]],
+    ['a file in place of the root', [{ name: './', type: 'file', body: 'x' }]],
     [
       'a write through a symlink',
       [

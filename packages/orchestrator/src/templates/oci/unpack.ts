@@ -120,6 +120,7 @@ class LayerWriter {
       this.whiteouts.add(target)
       return
     }
+    if (rel === '' && h.type !== 'directory') throw refuse(h.name, 'replaces the root')
     const abs = join(this.root, rel)
     const uid = this.shift(h.uid)
     const gid = this.shift(h.gid)
