@@ -228,7 +228,20 @@ describe('pullImage from a loopback registry (needs root)', () => {
     )
 
     await reg.clearRequests()
-    const again = await pullImage(ref, { into: store, uidBase: UID_BASE })
+    const progress: string[] = []
+    const again = await pullImage(ref, {
+      into: store,
+      uidBase: UID_BASE,
+      onProgress: (p) => progress.push(p.phase === 'layer' ? `layer cached=${p.cached}` : p.phase),
+    })
+    expect(progress).toEqual([
+      'resolve',
+      'layers',
+      'layer cached=true',
+      'layer cached=true',
+      'layer cached=true',
+      'done',
+    ])
     // A tag is asked again (it may have moved), by HEAD: no body crosses.
     expect(await reg.requests()).toEqual([
       { method: 'HEAD', path: '/v2/test/cache/manifests/v1', status: 200 },

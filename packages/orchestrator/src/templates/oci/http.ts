@@ -90,13 +90,19 @@ export function createHttpTransport(): HttpTransport {
   }
 }
 
+/** HTTPS anywhere; plain HTTP only on loopback and the listed insecure hosts. */
+export function schemeAllowed(url: URL, insecure: readonly string[]): boolean {
+  if (url.protocol === 'https:') return true
+  return url.protocol === 'http:' && (isLoopbackHost(url.host) || insecure.includes(url.host))
+}
+
 function checkScheme(url: URL, insecure: readonly string[]): void {
-  if (url.protocol === 'https:') return
-  if (url.protocol === 'http:' && (isLoopbackHost(url.host) || insecure.includes(url.host))) return
-  throw new WarrenError(
-    'bad_gateway',
-    `refusing to fetch ${url.origin}: only HTTPS is allowed there`,
-  )
+  if (!schemeAllowed(url, insecure)) {
+    throw new WarrenError(
+      'bad_gateway',
+      `refusing to fetch ${url.origin}: only HTTPS is allowed there`,
+    )
+  }
 }
 
 function send(
