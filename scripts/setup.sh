@@ -15,9 +15,12 @@ fi
 # --- Debian packages -------------------------------------------------------
 # runc: the OCI runtime; tini: process 1 of every sandbox; nftables/iproute2/conntrack: per-sandbox networking;
 # debootstrap: the base template; util-linux: nsenter/mount/losetup; e2fsprogs: each
-# sandbox's disk; lxcfs: sandboxes' own /proc/meminfo, uptime...; nginx: the
-# reverse-proxy baseline of the proxy benchmark.
-packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates e2fsprogs lxcfs nginx-light"
+# sandbox's disk; lxcfs: sandboxes' own /proc/meminfo, uptime...; attr (setfattr):
+# overlayfs opaque directories and file capabilities in layers pulled from OCI
+# images; nginx, docker-registry and zstd: the proxy benchmark's baseline, and the
+# local OCI registry and zstd layers of the image tests (their services are kept
+# from starting).
+packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates e2fsprogs lxcfs attr nginx-light docker-registry zstd"
 missing=""
 for p in $packages; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -28,7 +31,8 @@ if [ -n "$missing" ]; then
   say "installing Debian packages:$missing"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  # nginx is only a benchmark baseline: keep its service from starting.
+  # nginx and docker-registry are only used by benchmarks and tests: keep
+  # their services from starting.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
   rm -f /usr/sbin/policy-rc.d

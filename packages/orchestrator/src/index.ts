@@ -7,4 +7,18 @@ export { createNodeProxy, createNodeResolver, listenNodeProxy } from './nodeprox
 export { inProcessTransport, serveOrchestratorRpc } from './rpc/server.js'
 export { type BuildProgress, buildTemplate } from './templates/build.js'
 export type { TemplateMetadata } from './templates/metadata.js'
+export {
+  formatReference,
+  hostPlatform,
+  type ImageReference,
+  type ImageRunConfig,
+  type PulledImage,
+  type PullOptions,
+  type PullProgress,
+  parseReference,
+  prepareSandboxLayer,
+  pullImage,
+  type SandboxLayer,
+  type SandboxLayerOptions,
+} from './templates/oci/index.js'
 export { BASE_RECIPE, RECIPES, recipeHash } from './templates/recipe.js'
