@@ -257,7 +257,8 @@ export function hostLeftovers(
     const containers = (JSON.parse(out || 'null') as { id: string; status: string }[] | null) ?? []
     left.push(...containers.map((c) => `container ${c.id} (${c.status})`))
   }
-  const nodeMounts = opts.nodeGone ? [] : [join(dataDir, 'envd')]
+  // The data directory itself may be a filesystem a test gave it.
+  const nodeMounts = opts.nodeGone ? [dataDir] : [dataDir, join(dataDir, 'envd')]
   left.push(
     ...mountsUnder(dataDir)
       .filter((m) => !nodeMounts.includes(m))

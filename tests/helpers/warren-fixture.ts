@@ -33,11 +33,18 @@ export interface WarrenFixture {
   start(): Promise<void>
   /** Kills what is left and cleans the host; the log stays only when `keepLog`. */
   teardown(keepLog?: boolean): Promise<void>
+  /** The running process's pid (undefined while stopped). */
+  pid(): number | undefined
 }
 
 export interface WarrenOptions {
   /** Extra WARREN_* variables. */
   env?: Record<string, string>
+  /**
+   * Runs before the first start (e.g. a filesystem of its own under the data
+   * directory); what it returns runs after the teardown.
+   */
+  prepare?: (setup: WarrenSetup) => Promise<() => Promise<void>>
 }
 
 /** What every Warren process of one test shares: prefix, data dir, address pool, ports. */
@@ -154,7 +161,14 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
     await exited
   }
 
-  const teardownNode = () => teardownWarrenHost(setup)
+  const unprepare = opts.prepare ? await opts.prepare(setup) : async () => {}
+  const teardownNode = async () => {
+    try {
+      await teardownWarrenHost(setup)
+    } finally {
+      await unprepare()
+    }
+  }
 
   try {
     await start()
@@ -182,6 +196,7 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
     logPath,
     stop,
     start,
+    pid: () => child?.pid,
     async teardown(keepLog = false) {
       await stop()
       await teardownNode()

@@ -94,6 +94,7 @@ export async function createApiService(
     actions: {
       lost: (id, version) => engine.markLost(id, version),
       orphan: (nodeId, id) => engine.killOrphan(nodeId, id),
+      networkDrift: (id) => engine.repairNetwork(id),
     },
   })
   await sync.runOnce()

@@ -98,7 +98,11 @@ export class SandboxNode {
     for (const { record, slot } of adopted) {
       const frozenBytes =
         record.pausedKind === 'memory' ? this.host.memoryInUse(record.sandboxId) : undefined
-      this.host.policies.set(record.sandboxId, record.sandboxIp ?? undefined, policyOf(record))
+      const policy = policyOf(record)
+      // A crash in the middle of an update may have left the kernel with other
+      // rules than the record: the record's are loaded again.
+      if (slot) await this.host.applyEgress(slot, policy.egress)
+      this.host.policies.set(record.sandboxId, record.sandboxIp ?? undefined, policy)
       this.entries.set(record.sandboxId, {
         state: record.state,
         record,

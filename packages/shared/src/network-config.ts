@@ -43,6 +43,17 @@ export function networkConfigToMessage(cfg: NetworkConfig): NetworkConfigMessage
   })
 }
 
+/** Whether two configs say the same (an empty list is an absent one). */
+export function sameNetworkConfig(a: NetworkConfig, b: NetworkConfig): boolean {
+  const norm = (c: NetworkConfig) =>
+    JSON.stringify([
+      ...LISTS.map((k) => c[k] ?? []),
+      c.allowPublicTraffic ?? null,
+      c.maskRequestHost ?? null,
+    ])
+  return norm(a) === norm(b)
+}
+
 /** The config a message carries; an empty list means the same as an absent one. */
 export function networkConfigFromMessage(msg: NetworkConfigMessage | undefined): NetworkConfig {
   const cfg: NetworkConfig = {}

@@ -25,7 +25,7 @@ export function renderError(log: Logger) {
       const status = err.status
       return c.json({ code: status, message: err.message || 'bad request' }, status)
     }
-    const w = toWarrenError(err)
+    const w = storeFull(err) ?? toWarrenError(err)
     if (w.code === 'internal')
       log.error({ err: w.cause ?? err, path: c.req.path }, 'request failed')
     return c.json(
@@ -33,6 +33,19 @@ export function renderError(log: Logger) {
       w.status as 500,
     )
   }
+}
+
+/**
+ * The store's disk is full (SQLite's SQLITE_FULL, PostgreSQL's 53100): a
+ * condition the operator must see named, not an anonymous 500. Nothing was
+ * changed: the statement that failed was rolled back.
+ */
+function storeFull(err: unknown): WarrenError | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code
+  if (code !== 'SQLITE_FULL' && code !== '53100') return undefined
+  return new WarrenError('unavailable', "Warren's data disk is full; free space on it and retry", {
+    cause: err,
+  })
 }
 
 export function notFound(c: Context) {

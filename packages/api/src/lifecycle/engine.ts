@@ -286,6 +286,16 @@ export class LifecycleEngine {
     else await finishKill(this.core, next, 'timeout', 'running')
   }
 
+  /** The node enforces another network config than the store's: push the store's again. */
+  repairNetwork(sandboxId: string): Promise<void> {
+    return this.networkUpdates.resync(sandboxId, async () => {
+      const s = await getSandbox(this.core.db, sandboxId)
+      if (s?.state !== 'running')
+        throw new WarrenError('conflict', `sandbox ${sandboxId} is no longer running`)
+      return s
+    })
+  }
+
   markLost(sandboxId: string, version: number): Promise<void> {
     return markLost(this.core, sandboxId, version)
   }

@@ -21,15 +21,35 @@ export class NetworkUpdates {
     network: NetworkConfig,
     allowInternetAccess: boolean | null,
   ): Promise<Sandbox> {
-    const run = (this.queues.get(sandboxId) ?? Promise.resolve())
-      .catch(() => {})
-      .then(() => this.apply(current, network, allowInternetAccess))
+    return this.enqueue(sandboxId, () => this.apply(current, network, allowInternetAccess))
+  }
+
+  /** Runs `fn` after every earlier change of this sandbox's network has finished. */
+  private enqueue<T>(sandboxId: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.queues.get(sandboxId) ?? Promise.resolve()).catch(() => {}).then(fn)
     const tail = run.catch(() => {})
     this.queues.set(sandboxId, tail)
     void tail.then(() => {
       if (this.queues.get(sandboxId) === tail) this.queues.delete(sandboxId)
     })
     return run
+  }
+
+  /**
+   * Pushes the store's config to the node again (its enforcement drifted,
+   * e.g. a crash between the two halves of an update), in the sandbox's
+   * queue, so it never interleaves with an update.
+   */
+  resync(sandboxId: string, current: () => Promise<Sandbox>): Promise<void> {
+    return this.enqueue(sandboxId, async () => {
+      const s = await current()
+      await this.core.placement.node(s.nodeId).client.updateNetwork({
+        sandboxId,
+        network: networkConfigToMessage(s.network),
+        ...(s.allowInternetAccess !== null ? { allowInternetAccess: s.allowInternetAccess } : {}),
+      })
+      this.core.log.warn({ sandboxId }, "network rules repaired to the store's")
+    })
   }
 
   private async apply(

@@ -1,8 +1,16 @@
-import type { Logger } from '@warren/shared'
+import { type Logger, networkConfigFromMessage, sameNetworkConfig } from '@warren/shared'
+import type { Sandbox as NodeSandbox } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 import type { Placement } from '../placement/nodes.js'
 import type { Db } from '../store/db.js'
-import { sandboxesInStates } from '../store/sandboxes.js'
+import { type Sandbox, sandboxesInStates } from '../store/sandboxes.js'
 import type { SandboxState } from '../store/schema.js'
+
+function drifted(s: Sandbox, there: NodeSandbox): boolean {
+  return (
+    !sameNetworkConfig(networkConfigFromMessage(there.network), s.network) ||
+    (there.allowInternetAccess ?? null) !== s.allowInternetAccess
+  )
+}
 
 const LIVE: SandboxState[] = ['creating', 'running', 'pausing', 'paused', 'resuming', 'killing']
 
@@ -11,6 +19,8 @@ export interface NodeSyncActions {
   lost(sandboxId: string, version: number): Promise<void>
   /** A sandbox a node runs that the store does not know (or knows as killed). */
   orphan(nodeId: string, sandboxId: string): Promise<void>
+  /** A running sandbox whose node enforces another network config than the store's. */
+  networkDrift(sandboxId: string): Promise<void>
 }
 
 /**
@@ -38,22 +48,28 @@ export function startNodeSync(opts: {
       // the node and not in this snapshot of the store, and is left alone;
       // the reverse order could take a fresh sandbox for a lost one.
       const stored = await sandboxesInStates(opts.db, LIVE, node.nodeId)
-      let onNode: Set<string>
+      let onNode: Map<string, NodeSandbox>
       try {
-        onNode = new Set((await node.client.list({})).sandboxes.map((s) => s.sandboxId))
+        onNode = new Map((await node.client.list({})).sandboxes.map((s) => [s.sandboxId, s]))
       } catch (err) {
         opts.log.warn({ err, nodeId: node.nodeId }, 'node sync: node did not answer')
         continue
       }
       const known = new Set(stored.map((s) => s.sandboxId))
       for (const s of stored) {
-        if ((s.state === 'running' || s.state === 'paused') && !onNode.has(s.sandboxId)) {
+        const there = onNode.get(s.sandboxId)
+        if ((s.state === 'running' || s.state === 'paused') && !there) {
           await opts.actions
             .lost(s.sandboxId, s.version)
             .catch((err) => opts.log.error({ err }, 'node sync failed'))
+        } else if (s.state === 'running' && there && drifted(s, there)) {
+          // A crash between the node's update and the store's: the store wins.
+          await opts.actions
+            .networkDrift(s.sandboxId)
+            .catch((err) => opts.log.error({ err }, 'node sync: network repair failed'))
         }
       }
-      for (const id of onNode) {
+      for (const id of onNode.keys()) {
         // Not live in the store snapshot: killOrphan checks the store again
         // (a create may have inserted its row since).
         if (!known.has(id))

@@ -1,5 +1,6 @@
 import { create } from '@bufbuild/protobuf'
 import { timestampFromDate } from '@bufbuild/protobuf/wkt'
+import { networkConfigToMessage } from '@warren/shared'
 import {
   PausedKind,
   type Sandbox,
@@ -24,6 +25,8 @@ export function toSandboxMessage(r: SandboxRecord, nodeId: string): Sandbox {
     envdVersion: r.envdVersion,
     nodeId,
     pausedKind: pausedKindOf(r.pausedKind),
+    network: networkConfigToMessage(r.network),
+    ...(r.allowInternetAccess !== null ? { allowInternetAccess: r.allowInternetAccess } : {}),
     ...(r.pausedAt ? { pausedAt: timestampFromDate(new Date(r.pausedAt)) } : {}),
   })
 }
