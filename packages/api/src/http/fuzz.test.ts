@@ -54,7 +54,17 @@ const FIELDS = [
 
 const value = fc.oneof(
   fc.jsonValue({ maxDepth: 3 }),
-  fc.constantFrom(-1, 0, 1, 2 ** 31, Number.POSITIVE_INFINITY, '', 'x'.repeat(300), '0.0.0.0/0', '../../etc'),
+  fc.constantFrom(
+    -1,
+    0,
+    1,
+    2 ** 31,
+    Number.POSITIVE_INFINITY,
+    '',
+    'x'.repeat(300),
+    '0.0.0.0/0',
+    '../../etc',
+  ),
 )
 const body = fc.oneof(
   fc.constant(undefined),
