@@ -1,14 +1,14 @@
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { createRouterTransport, type Transport } from '@connectrpc/connect'
 import { connectNodeAdapter } from '@connectrpc/connect-node'
-import { serve } from '@hono/node-server'
+import { createAdaptorServer } from '@hono/node-server'
 import {
   type ApiConfig,
   errorInterceptor,
   keepConnectionsLong,
   type Logger,
+  listen,
   WarrenError,
 } from '@warren/shared'
 import { ProxyService } from '@warren/shared/gen/warren/api/v1/proxy_pb'
@@ -127,12 +127,9 @@ export async function createApiService(
     createdKey,
     proxyTransport,
     async listen() {
-      const api = serve({ fetch: app.fetch, port: cfg.port, hostname: cfg.listenHost }) as Server
+      const api = createAdaptorServer({ fetch: app.fetch, hostname: cfg.listenHost }) as Server
       keepConnectionsLong(api)
-      await new Promise<void>((resolve, reject) => {
-        api.once('listening', resolve)
-        api.once('error', reject)
-      })
+      const url = await listen(api, cfg.listenHost, cfg.port)
       const internal = createServer(
         connectNodeAdapter({
           routes: (r) => r.service(ProxyService, proxyImpl),
@@ -152,16 +149,9 @@ export async function createApiService(
         }),
       )
       keepConnectionsLong(internal)
-      await new Promise<void>((resolve, reject) => {
-        internal.once('error', reject)
-        internal.listen(cfg.internalPort, cfg.listenHost, resolve)
-      })
+      const internalUrl = await listen(internal, cfg.listenHost, cfg.internalPort)
       servers = [api, internal]
-      const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost
-      return {
-        url: `http://${host}:${(api.address() as AddressInfo).port}`,
-        internalUrl: `http://${host}:${(internal.address() as AddressInfo).port}`,
-      }
+      return { url, internalUrl }
     },
     async stop() {
       clearInterval(purge)
