@@ -22,8 +22,11 @@ export interface ApiRequest {
   headers?: Record<string, string>
 }
 
+/** What `api` needs of a Warren: where its REST API is and the key to send by default. */
+export type ApiTarget = Pick<WarrenFixture, 'apiUrl' | 'apiKey'>
+
 export async function api(
-  w: WarrenFixture,
+  w: ApiTarget,
   method: string,
   path: string,
   req: ApiRequest = {},

@@ -5,14 +5,13 @@
 // tunnel keeps nothing alive, one carrying bytes does.
 import { randomBytes } from 'node:crypto'
 import { Agent, request } from 'node:http'
-import { Sandbox } from 'e2b'
-import { afterAll, describe, expect, it } from 'vitest'
+import type { Sandbox } from 'e2b'
+import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { sleep } from '../helpers/api-client.js'
 import {
   type CreatedSandbox,
   counter,
-  createRaw,
   detailOrGone,
   handle,
   startEchoServer,
@@ -21,29 +20,25 @@ import {
   waitForGone,
 } from '../helpers/lifecycle.js'
 import { proxyRequest, sandboxHost } from '../helpers/proxy-client.js'
+import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
 const warren = useWarren()
-const made: string[] = []
+const sandboxes = useSandboxes(warren)
 const PORT = 8000
 const ECHO_PORT = 9000
 const HEARTBEAT_PORT = 8100
 const KEEPALIVE = { lifecycle: { keepalive: { traffic: { enabled: true } } } }
 
-afterAll(async () => {
-  for (const id of made) await Sandbox.kill(id, warren().sdk).catch(() => {})
-})
-
 async function sandbox(
   timeout: number,
   body: Record<string, unknown> = {},
 ): Promise<{ c: CreatedSandbox; sbx: Sandbox; endAt: number }> {
-  const c = await createRaw(warren(), {
+  const c = await sandboxes.createRaw({
     timeout,
     metadata: { suite: 'lifecycle-keepalive' },
     ...body,
   })
-  made.push(c.sandboxID)
   const endAt = Date.parse((await detailOrGone(warren(), c.sandboxID))!.endAt)
   return { c, sbx: handle(warren(), c), endAt }
 }

@@ -1,8 +1,8 @@
 // Paused sandboxes across a restart of Warren: frozen processes that survive
 // it resume hot, files-only snapshots and snapshots whose frozen processes
 // were lost behind the node's back resume cold with their files.
-import { Sandbox } from 'e2b'
-import { afterAll, describe, expect, it } from 'vitest'
+import type { Sandbox } from 'e2b'
+import { describe, expect, it } from 'vitest'
 import { eventually, sleep } from '../helpers/api-client.js'
 import {
   connect,
@@ -12,27 +12,20 @@ import {
   layerFile,
   pause,
 } from '../helpers/lifecycle.js'
+import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
 const warren = useWarren()
-const made: string[] = []
+const sandboxes = useSandboxes(warren)
 const COUNTER =
   'i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new && mv /tmp/count.new /tmp/count; sleep 0.1; done'
 
-afterAll(async () => {
-  for (const id of made) await Sandbox.kill(id, warren().sdk).catch(() => {})
-})
-
-async function create(): Promise<Sandbox> {
-  const sbx = await Sandbox.create({
-    ...warren().sdk,
+const create = () =>
+  sandboxes.create({
     timeoutMs: 120_000,
     envs: { KEPT: 'env' },
     metadata: { suite: 'lifecycle-restart' },
   })
-  made.push(sbx.sandboxId)
-  return sbx
-}
 
 const count = (id: string) => Number(layerFile(warren(), id, 'tmp/count') ?? Number.NaN)
 
