@@ -116,4 +116,8 @@ export async function eventually(
   }
 }
 
+/**
+ * A fixed wait, for tests where time passing is the point (a deadline, a rate,
+ * something that must not happen); to wait for something to happen, use `eventually`.
+ */
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)))

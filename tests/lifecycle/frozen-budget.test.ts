@@ -38,11 +38,13 @@ describe('the frozen-memory budget', () => {
   it('pausing a second sandbox over the budget drops the older one to files', async () => {
     const [older, newer] = await Promise.all([create(), create()])
     expect(await pause(warren(), older.sandboxId)).toBe(204)
-    // Within the budget alone: it stays frozen.
+    // Within the budget alone: it stays frozen. Nothing to wait for: the wait
+    // gives the policy the time it would take to (wrongly) drop it.
     await sleep(500)
     expect(containerState(warren(), older.sandboxId)?.status).toBe('paused')
 
-    await sleep(20) // pausedAt orders them
+    // Spaced in time: pausedAt orders them, and the older must be older.
+    await sleep(20)
     expect(await pause(warren(), newer.sandboxId)).toBe(204)
     // The policy runs behind the pause: the older one's processes go.
     await eventually(

@@ -56,6 +56,7 @@ describe('keepalive by requests', { concurrent: true }, () => {
       const res = await hit(c.sandboxID)
       expect(res.status, res.text).toBe(200)
       last = Date.now()
+      // One request a second: the rate is what is tested.
       await sleep(1000)
     }
     const d = (await detailOrGone(warren(), c.sandboxID))!
@@ -83,6 +84,7 @@ describe('keepalive by requests', { concurrent: true }, () => {
       const res = await hit(c.sandboxID)
       if (res.status !== 200) break
       served++
+      // Traffic spaced over the lease, as a user's would be.
       await sleep(250)
     }
     expect(served).toBeGreaterThan(0)
@@ -109,6 +111,7 @@ describe('keepalive by requests', { concurrent: true }, () => {
       const until = opened + 8000
       while (Date.now() < until) {
         busyWs.send(Buffer.from('ping'))
+        // Bytes spaced over the lease: the spacing is what is tested.
         await sleep(500)
       }
       // The idle one ended about a lease after it was opened, with its tunnel open

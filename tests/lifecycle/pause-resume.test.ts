@@ -117,7 +117,8 @@ describe('hot resume', () => {
     await eventually('python set x', () => out().includes('set 42\n'), 10_000)
 
     expect(await sbx.pause()).toBe(true)
-    // Frozen: the counter does not move while paused.
+    // Frozen: the counter does not move while paused (for 15 of its ticks; the
+    // wait is what is tested).
     const frozenAt = count(sbx.sandboxId)
     await sleep(1500)
     expect(count(sbx.sandboxId)).toBe(frozenAt)
@@ -153,6 +154,8 @@ describe('hot resume', () => {
     expect(await pause(warren(), id)).toBe(204)
     const paused = (await detailOrGone(warren(), id))!
     expect(paused).toMatchObject({ state: 'paused', pausedKind: 'memory' })
+    // Paused for a while, so that a lease counted from the create or the
+    // pause would show against one counted from the resume.
     await sleep(1000)
 
     const t0 = Date.now()
@@ -234,6 +237,7 @@ describe('cold resume', () => {
     expect((await sbx.commands.run('echo "$FROM_CREATE"')).stdout).toBe('yes\n')
     const ps = await sbx.commands.run('ps -eo args')
     expect(ps.stdout).not.toContain('count.new')
+    // No counter left to move the file: five of its ticks pass without a change.
     await sleep(500)
     expect(count(sbx.sandboxId)).toBe(stoppedAt)
     // envd refuses the wrong token after a cold boot too.

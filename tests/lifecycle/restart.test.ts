@@ -3,7 +3,7 @@
 // were lost behind the node's back resume cold with their files.
 import type { Sandbox } from 'e2b'
 import { describe, expect, it } from 'vitest'
-import { eventually, sleep } from '../helpers/api-client.js'
+import { eventually } from '../helpers/api-client.js'
 import {
   connect,
   containerState,
@@ -84,7 +84,12 @@ describe('across a restart of Warren', () => {
     const sbx = await prepare()
     expect(await pause(warren(), sbx.sandboxId)).toBe(204)
     await killSandboxProcesses(warren(), sbx.sandboxId)
-    await sleep(200)
+    // Until runc sees the container stopped, a thaw would look like a success.
+    await eventually(
+      'runc reports the container stopped',
+      () => containerState(warren(), sbx.sandboxId)?.status === 'stopped',
+      5000,
+    )
     await expectCold(sbx)
   })
 })

@@ -102,7 +102,7 @@ describe('the lease', () => {
     const endAt = (await sbx.getInfo()).endAt.getTime()
     const host = sandboxHost(warren(), id, 8080)
 
-    // Shortly before the deadline it is still fully there.
+    // Shortly before the deadline it is still fully there (the wait is the test).
     await sleep(endAt - 400 - Date.now())
     expect(await sbx.isRunning()).toBe(true)
     expect((await detail(warren(), id)).state).toBe('running')
