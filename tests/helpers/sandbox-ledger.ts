@@ -44,7 +44,10 @@ export function sandboxLedger(
       }
       const ids = mine.map((m) => m.id).join(' ') || '(none)'
       const shared = beforeTests.length ? `; made before the tests: ${beforeTests.join(' ')}` : ''
-      console.error(`[${tag}] test '${ctx.task.name}' failed; sandboxes it made: ${ids}${shared}`)
+      // In a concurrent describe this includes what the tests beside it made.
+      console.error(
+        `[${tag}] test '${ctx.task.name}' failed; sandboxes made while it ran: ${ids}${shared}`,
+      )
     }
     const done = mine.filter((m) => --m.waitingOn === 0)
     await Promise.all(done.map((m) => kill(m.id).catch(() => {})))

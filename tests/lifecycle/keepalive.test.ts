@@ -8,7 +8,7 @@ import { Agent, request } from 'node:http'
 import type { Sandbox } from 'e2b'
 import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { sleep } from '../helpers/api-client.js'
+import { api, sleep } from '../helpers/api-client.js'
 import {
   type CreatedSandbox,
   counter,
@@ -77,8 +77,15 @@ describe('keepalive by requests', { concurrent: true }, () => {
   })
 
   it('without keepalive a 3 s sandbox ends at its endAt despite traffic', async () => {
-    const { c, sbx, endAt } = await sandbox(3)
+    // The 3 s lease starts once the server runs: on a busy machine starting it
+    // can take longer than 3 s, and without keepalive nothing extends the lease.
+    const { c, sbx } = await sandbox(30)
     await startServer(sbx, PORT)
+    const set = await api(warren(), 'POST', `/sandboxes/${c.sandboxID}/timeout`, {
+      json: { timeout: 3 },
+    })
+    expect(set.status, set.text).toBe(204)
+    const endAt = Date.parse((await detailOrGone(warren(), c.sandboxID))!.endAt)
     let served = 0
     for (;;) {
       const res = await hit(c.sandboxID)
