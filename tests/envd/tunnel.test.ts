@@ -79,13 +79,15 @@ describe('tunnel', () => {
     const data = randomBytes(10 << 20)
     const received: Buffer[] = []
     let size = 0
-    const done = new Promise<void>((resolve) =>
+    const done = new Promise<void>((resolve, reject) => {
       ws.on('message', (d: Buffer) => {
         received.push(d)
         size += d.length
         if (size >= data.length) resolve()
-      }),
-    )
+      })
+      // Fail at once, not at the test timeout, if envd ends the tunnel early.
+      ws.once('close', (code) => reject(new Error(`closed (${code}) after ${size} bytes`)))
+    })
     for (let off = 0; off < data.length; off += 256 << 10)
       ws.send(data.subarray(off, off + (256 << 10)))
     await done
