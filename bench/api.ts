@@ -1,15 +1,14 @@
-// Control plane and proxy benchmark, each figure beside a baseline measured in
-// the same run:
+// SDK create + run, 50 concurrent creates, proxy vs direct vs nginx.
+// Control plane and proxy, each figure beside a baseline measured in the same run:
 //   - SDK Sandbox.create + first commands.run vs the runtime floor (raw runc run)
 //   - 50 concurrent creates: throughput and p95
 //   - requests/s and latency through edge + node proxy vs direct to the
 //     sandbox's port, and vs nginx configured as the same reverse proxy
 // Privileged; traffic only to loopback and the sandboxes' namespaces.
-//   npx tsx bench/api.ts [--runs 20] [--concurrent 50] [--seconds 10]
+//   npm run bench -- api [--runs 20] [--concurrent 50] [--seconds 10] [--json]
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { createConnectTransport } from '@connectrpc/connect-node'
 import { createWarrenClient } from '@warren/shared'
 import { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
@@ -18,14 +17,13 @@ import { freePort } from '../tests/helpers/node-fixture.js'
 import { startWarren } from '../tests/helpers/warren-fixture.js'
 import { prepareFloor } from './lib/floor.js'
 import { ensurePackages } from './lib/packages.js'
+import { benchArgs, type Figures, runBenchmark } from './lib/report.js'
 import { median, ms, pct } from './lib/stats.js'
 
-const { values } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '20' },
-    concurrent: { type: 'string', default: '50' },
-    seconds: { type: 'string', default: '10' },
-  },
+const values = benchArgs({
+  runs: { type: 'string', default: '20' },
+  concurrent: { type: 'string', default: '50' },
+  seconds: { type: 'string', default: '10' },
 })
 const RUNS = Number(values.runs)
 const CONCURRENT = Number(values.concurrent)
@@ -99,7 +97,7 @@ http {
   }
 }
 
-async function main() {
+async function main(): Promise<Figures> {
   ensurePackages(['wrk', 'nginx-light'])
   // Idle sandboxes use ~15 MB; let the node overcommit its 512 MB reservations for the burst.
   const warren = await startWarren({
@@ -198,13 +196,26 @@ async function main() {
     console.log(
       `\nAdded latency at p50: Warren ${(edge.p50 - direct.p50).toFixed(2)} ms, nginx ${(viaNginx.p50 - direct.p50).toFixed(2)} ms; Warren/nginx throughput ${(edge.rps / viaNginx.rps).toFixed(2)}`,
     )
+    return {
+      floorMs: floorMed,
+      sdkCreateRunMs: median(createRun),
+      sdkCreateRunOverFloor: median(createRun) / floorMed,
+      concurrentCreates: CONCURRENT,
+      concurrentCreatesPerS: CONCURRENT / (wall / 1000),
+      concurrentCreateP95Ms: pct(latencies, 95),
+      directRps: direct.rps,
+      edgeRps: edge.rps,
+      nginxRps: viaNginx.rps,
+      edgeOverDirectRps: edge.rps / direct.rps,
+      nginxOverDirectRps: viaNginx.rps / direct.rps,
+      edgeOverNginxRps: edge.rps / viaNginx.rps,
+      edgeAddedP50Ms: edge.p50 - direct.p50,
+      nginxAddedP50Ms: viaNginx.p50 - direct.p50,
+    }
   } finally {
     await floor.close()
     await warren.teardown()
   }
 }
 
-main().catch((err) => {
-  console.error(err)
-  process.exit(1)
-})
+await runBenchmark('api', values.json, main)

@@ -1,13 +1,13 @@
-// Sandbox create benchmark: one table comparing "Create called → the first
-// process answers on its port" against a raw runc floor measured in the same
-// run, plus the memory of an idle sandbox. Privileged (runc, netns, nft);
-// traffic only to the sandboxes' own namespaces. Build first, then:
-//   npx tsx bench/create.ts [--runs 30]
+// Sandbox create vs a raw `runc run`; idle memory.
+// One table comparing "Create called → the first process answers on its port"
+// against a raw runc floor measured in the same run, plus the memory of an
+// idle sandbox. Privileged (runc, netns, nft); traffic only to the sandboxes'
+// own namespaces. Build first, then:
+//   npm run bench -- create [--runs 30] [--json]
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join, resolve } from 'node:path'
-import { parseArgs } from 'node:util'
 import { createMachineHost, type MachineHost } from '@warren/orchestrator'
 import { createLogger, loadOrchestratorConfig } from '@warren/shared'
 import {
@@ -19,9 +19,10 @@ import {
   startNodeFixture,
 } from '../tests/helpers/node-fixture.js'
 import { type Floor, prepareFloor } from './lib/floor.js'
+import { benchArgs, type Figures, runBenchmark } from './lib/report.js'
 import { median, ms, pct } from './lib/stats.js'
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '30' } } })
+const values = benchArgs({ runs: { type: 'string', default: '30' } })
 const RUNS = Number(values.runs)
 const WARMUP = 3
 const ROOT = resolve(import.meta.dirname, '..')
@@ -205,7 +206,7 @@ function measureMemory(prefix: string, record: SandboxRecord): MemoryResult {
 
 // ---------------------------------------------------------------- main
 
-async function main() {
+async function main(): Promise<Figures> {
   const defaultWarm = loadOrchestratorConfig({}, {}).warmNetworkSlots
   const results: Record<string, CreateResult> = {}
   let memory: MemoryResult[] = []
@@ -329,6 +330,19 @@ async function main() {
     '',
   )
   console.log(lines.join('\n'))
+  return {
+    floorQuietMs: quietMed,
+    floorMixedMs: mixedMed,
+    warmCreateMs: warmMed,
+    backToBackCreateMs: median(results['back-to-back']!.total),
+    coldCreateMs: coldMed,
+    killMs: median(results.warm!.kill),
+    warmCreateOverFloor: warmMed / floorMed,
+    coldCreateOverFloor: coldMed / floorMed,
+    envdAloneQuietMs: median(quiet.envdAlone),
+    idlePrivateMiB: median(privates) / 1024,
+    idleCgroupMiB: median(cgroups) / 2 ** 20,
+  }
 }
 
-await main()
+await runBenchmark('create', values.json, main)

@@ -1,12 +1,16 @@
-// envd benchmark: prints one table comparing envd against baselines measured
-// in the same run. Loopback only; every loop is bounded. Run as root:
-//   npx tsx bench/envd.ts
+// Command round trip, tunnel throughput, envd start.
+// One table comparing envd against baselines measured in the same run.
+// Loopback only; every loop is bounded. Run as root:
+//   npm run bench -- envd [--json]
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { connect, createServer, type Server } from 'node:net'
 import WebSocket from 'ws'
 import { BUNDLE, ensureBundle, freePort, initEnvd, sdk, startEnvd } from '../tests/envd/harness.js'
+import { benchArgs, type Figures, runBenchmark } from './lib/report.js'
 import { median } from './lib/stats.js'
+
+const values = benchArgs({})
 
 const now = () => performance.now()
 
@@ -112,7 +116,7 @@ async function startToListening(
   }
 }
 
-async function main() {
+async function main(): Promise<Figures> {
   ensureBundle()
   const rows: [string, string, string, string][] = []
 
@@ -149,12 +153,8 @@ async function main() {
     `${mibs(directMs)} MiB/s (direct TCP)`,
     `${(directMs / tunnelMs).toFixed(2)}x`,
   ])
-  rows.push([
-    'envd peak RSS during the run',
-    `${(peakRssKiB(envd.pid) / 1024).toFixed(0)} MiB`,
-    '',
-    '',
-  ])
+  const peakRss = peakRssKiB(envd.pid)
+  rows.push(['envd peak RSS during the run', `${(peakRss / 1024).toFixed(0)} MiB`, '', ''])
   server.close()
   const idleAfterUse = privateKiB(envd.pid)
   await envd.stop()
@@ -203,6 +203,20 @@ async function main() {
   console.log(line(['measure', 'envd', 'baseline', 'ratio']))
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`)
   for (const r of rows) console.log(line(r))
+  return {
+    commandRunMs: viaEnvd,
+    spawnTrueMs: direct,
+    commandRunOverSpawn: viaEnvd / direct,
+    tunnelMiBps: 256 / (tunnelMs / 1000),
+    directTcpMiBps: 256 / (directMs / 1000),
+    tunnelOverDirectThroughput: directMs / tunnelMs,
+    startMs: envdStart,
+    bareNodeStartMs: bareStart,
+    startOverBareNode: envdStart / bareStart,
+    peakRssMiB: peakRss / 1024,
+    idlePrivateFreshMiB: idleFresh / 1024,
+    idlePrivateAfterRunMiB: idleAfterUse / 1024,
+  }
 }
 
-await main()
+await runBenchmark('envd', values.json, main)

@@ -1,5 +1,6 @@
-// Pause/resume benchmark against a `warren up` of its own, each figure next to
-// a floor measured in the same run on the same kind of sandbox:
+// Pause, hot/cold resume, auto-resume first byte, keepalive calls.
+// Against a `warren up` of its own, each figure next to a floor measured in
+// the same run on the same kind of sandbox:
 //   pause (POST /pause → 204)            vs  raw `runc pause` of a container
 //   hot resume (connect → 201)           vs  raw `runc resume` (freezer thaw)
 //   cold resume (connect → 201, files)   vs  create (Sandbox.create)
@@ -7,26 +8,24 @@
 //   keepalive calls per 10 000 requests  vs  one call per request (no throttle)
 // Privileged (runc, netns, nft); traffic only to loopback and Warren's
 // sandboxes. Build first, then:
-//   npx tsx bench/lifecycle.ts [--runs 20] [--requests 10000] [--rate 1000]
+//   npm run bench -- lifecycle [--runs 20] [--requests 10000] [--rate 1000] [--json]
 import { execFileSync } from 'node:child_process'
 import { Agent, request } from 'node:http'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { Sandbox } from 'e2b'
 import { api } from '../tests/helpers/api-client.js'
 import { counter, createRaw, handle, startServer } from '../tests/helpers/lifecycle.js'
 import { sandboxHost } from '../tests/helpers/proxy-client.js'
 import { startWarren, type WarrenFixture } from '../tests/helpers/warren-fixture.js'
+import { benchArgs, type Figures, runBenchmark } from './lib/report.js'
 import { median, pct } from './lib/stats.js'
 
-const { values } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '20' },
-    requests: { type: 'string', default: '10000' },
-    /** Requests per second for the keepalive measure; 0: as fast as they go. */
-    rate: { type: 'string', default: '1000' },
-  },
+const values = benchArgs({
+  runs: { type: 'string', default: '20' },
+  requests: { type: 'string', default: '10000' },
+  /** Requests per second for the keepalive measure; 0: as fast as they go. */
+  rate: { type: 'string', default: '1000' },
 })
 const RUNS = Number(values.runs)
 const REQUESTS = Number(values.requests)
@@ -84,6 +83,8 @@ function firstByte(w: WarrenFixture, id: string): Promise<{ ms: number; status: 
 }
 
 interface Row {
+  /** Names the row's figures in the JSON summary. */
+  key: string
   what: string
   values: number[]
   floorWhat: string
@@ -118,12 +119,14 @@ async function pauseAndHotResume(w: WarrenFixture): Promise<Row[]> {
     })
     return [
       {
+        key: 'pause',
         what: 'pause (POST /pause → 204)',
         values: samples.map((s) => s.pause),
         floorWhat: 'runc pause',
         floor: samples.map((s) => s.rawPause),
       },
       {
+        key: 'hotResume',
         what: 'hot resume (connect → 201)',
         values: samples.map((s) => s.resume),
         floorWhat: 'runc resume (thaw)',
@@ -162,6 +165,7 @@ async function coldResume(w: WarrenFixture): Promise<Row> {
     }
   })
   return {
+    key: 'coldResume',
     what: 'cold resume (connect → 201, files)',
     values: samples.map((s) => s.cold),
     floorWhat: 'create (Sandbox.create)',
@@ -188,6 +192,7 @@ async function wakeOnTraffic(w: WarrenFixture): Promise<Row> {
       return { running: running.ms, wake: wake.ms }
     })
     return {
+      key: 'wakeFirstByte',
       what: 'first byte, request that auto-resumes',
       values: samples.map((s) => s.wake),
       floorWhat: 'same request, running',
@@ -256,7 +261,7 @@ async function keepaliveCalls(
 
 // ------------------------------------------------------------ main
 
-async function main(): Promise<void> {
+async function main(): Promise<Figures> {
   console.log(
     `lifecycle benchmark: ${RUNS} runs (+${WARMUP} warm-up) each; ${cpus().length} CPUs, load ${loadavg()
       .map((l) => l.toFixed(2))
@@ -293,10 +298,19 @@ async function main(): Promise<void> {
         `= ${per10k.toFixed(1)} per 10 000 requests (unthrottled: 10 000; bound: one per ` +
         `interval, ~${Math.ceil(ka.seconds) + 1} here)`,
     )
+    const figures: Figures = {}
+    for (const r of rows) {
+      figures[`${r.key}Ms`] = median(r.values)
+      figures[`${r.key}FloorMs`] = median(r.floor)
+      figures[`${r.key}OverFloor`] = median(r.values) / median(r.floor)
+    }
+    figures.keepaliveRequestsPerS = ka.requests / ka.seconds
+    figures.keepaliveCallsPer10kRequests = per10k
+    return figures
   } finally {
     process.off('SIGINT', stop)
     await w.teardown()
   }
 }
 
-await main()
+await runBenchmark('lifecycle', values.json, main)

@@ -1,4 +1,5 @@
-// Network benchmark against a `warren up` and a fake internet of its own
+// Rule updates to enforcement, egress proxy vs direct.
+// Against a `warren up` and a fake internet of its own
 // (tests/helpers/internet.ts: namespaces holding TEST-NET hosts; nothing
 // leaves this machine):
 //   rule updates   PUT /network latency, and when the new rules take effect
@@ -9,23 +10,21 @@
 //                  through the egress proxy (domain rule) vs direct to the same
 //                  server (address rule), as ratios
 // Privileged (runc, netns, nft). Build first, then:
-//   npx tsx bench/network.ts [--runs 20] [--requests 200] [--mib 256]
+//   npm run bench -- network [--runs 20] [--requests 200] [--mib 256] [--downloads 5] [--json]
 import { cpus, loadavg } from 'node:os'
-import { parseArgs } from 'node:util'
 import { Sandbox } from 'e2b'
 import { api } from '../tests/helpers/api-client.js'
 import { DNS_IP, HOSTS, type Internet, startInternet } from '../tests/helpers/internet.js'
 import { startWarren, type WarrenFixture } from '../tests/helpers/warren-fixture.js'
 import { prepare } from '../tests/network/probe.js'
+import { benchArgs, type Figures, runBenchmark } from './lib/report.js'
 import { median, pct } from './lib/stats.js'
 
-const { values } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '20' },
-    requests: { type: 'string', default: '200' },
-    mib: { type: 'string', default: '256' },
-    downloads: { type: 'string', default: '5' },
-  },
+const values = benchArgs({
+  runs: { type: 'string', default: '20' },
+  requests: { type: 'string', default: '200' },
+  mib: { type: 'string', default: '256' },
+  downloads: { type: 'string', default: '5' },
 })
 const RUNS = Number(values.runs)
 const REQUESTS = Number(values.requests)
@@ -166,7 +165,7 @@ async function download(sbx: Sandbox, url: string, resolve: string): Promise<num
 
 // ------------------------------------------------------------ main
 
-async function main(): Promise<void> {
+async function main(): Promise<Figures> {
   console.log(
     `network benchmark: ${RUNS} rule updates per size, ${REQUESTS} requests, ${DOWNLOADS}×${MIB} MiB; ` +
       `${cpus().length} CPUs, load ${loadavg()
@@ -272,6 +271,30 @@ async function main(): Promise<void> {
         'proxy / direct': `${(median(b.proxy) / median(b.direct)).toFixed(2)}×`,
       })),
     )
+    const figures: Figures = {}
+    for (const u of updates) {
+      figures[`ruleUpdate${u.rules}PutMs`] = median(u.put)
+      figures[`ruleUpdate${u.rules}EnforcedMs`] = median(u.fromStart)
+      figures[`ruleUpdate${u.rules}EnforcedAfterReturnMs`] = median(u.fromReturn)
+    }
+    for (const s of small) {
+      const scheme = s.what.toLowerCase()
+      for (const [k, name] of [
+        ['connect', 'Setup'],
+        ['total', 'LastByte'],
+      ] as const) {
+        figures[`${scheme}${name}DirectMs`] = median(s.direct[k])
+        figures[`${scheme}${name}ProxyMs`] = median(s.proxy[k])
+        figures[`${scheme}${name}ProxyOverDirect`] = median(s.proxy[k]) / median(s.direct[k])
+      }
+    }
+    for (const b of big) {
+      const scheme = b.what.toLowerCase()
+      figures[`${scheme}DownloadDirectMiBps`] = median(b.direct)
+      figures[`${scheme}DownloadProxyMiBps`] = median(b.proxy)
+      figures[`${scheme}DownloadProxyOverDirect`] = median(b.proxy) / median(b.direct)
+    }
+    return figures
   } finally {
     process.off('SIGINT', stop)
     await sbx?.kill().catch(() => {})
@@ -280,4 +303,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main()
+await runBenchmark('network', values.json, main)

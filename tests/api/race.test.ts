@@ -59,6 +59,7 @@ const send = (id: string, kind: Kind) =>
         })
 
 async function timed(id: string, kind: Kind, delayMs: number): Promise<Call> {
+  // The plan spaces the calls in time on purpose.
   if (delayMs) await sleep(delayMs)
   const sent = Date.now()
   const res = await send(id, kind)
@@ -74,7 +75,8 @@ async function raceOne(i: number): Promise<Outcome> {
   const id = (created.body as { sandboxID: string }).sandboxID
   const info = await api(warren(), 'GET', `/sandboxes/${id}`)
   const endAt = Date.parse((info.body as { endAt: string }).endAt)
-  // From 200 ms before the deadline to 25 ms after it.
+  // From 200 ms before the deadline to 25 ms after it: the wait places the
+  // calls around the deadline, which is what races.
   const offset = -200 + i * 25
   await sleep(endAt + offset - Date.now())
   const calls = await Promise.all(
@@ -170,6 +172,7 @@ describe('set-timeout, refresh and kill racing the expiry', () => {
       .sort((a, b) => a.endAt - b.endAt)
     for (const { id, endAt } of deadlines) {
       if (endAt - Date.now() > 400) {
+        // Shortly before its endAt it must still be there: the wait is the test.
         await sleep(endAt - 300 - Date.now())
         expect((await api(warren(), 'GET', `/sandboxes/${id}`)).status, id).toBe(200)
       }

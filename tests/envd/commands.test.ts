@@ -1,5 +1,6 @@
 import { CommandExitError, type Sandbox } from 'e2b'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { eventually } from '../helpers/api-client.js'
 import { initEnvd, type RunningEnvd, sdk, startEnvd } from './harness.js'
 
 let envd: RunningEnvd
@@ -93,9 +94,12 @@ describe('commands.run', () => {
       background: true,
     })
     await handle.disconnect()
-    await new Promise((r) => setTimeout(r, 1500))
-    // The 5 MB went nowhere without blocking; the process has finished.
-    expect((await sbx.commands.list()).map((p) => p.pid)).not.toContain(handle.pid)
+    // The 5 MB go nowhere without blocking: the process finishes.
+    await eventually(
+      'the unattached process finishes',
+      async () => !(await sbx.commands.list()).some((p) => p.pid === handle.pid),
+      10_000,
+    )
   })
 
   it('delivers all output to a slow reader (backpressure, no loss at exit)', async () => {
@@ -104,6 +108,7 @@ describe('commands.run', () => {
     const r = await sbx.commands.run("head -c 8000000 /dev/zero | tr '\\0' a", {
       onStdout: async (d) => {
         size += d.length
+        // The slow reader under test: a pause every 20 chunks.
         if (++calls % 20 === 0) await new Promise((res) => setTimeout(res, 5))
       },
     })
@@ -135,9 +140,10 @@ describe('commands.run', () => {
       /timeout|timed out/i,
     )
     expect(Date.now() - started).toBeLessThan(10_000)
-    await new Promise((r) => setTimeout(r, 300))
-    const r = await sbx.commands.run('pgrep -x sleep -u 1000 || true')
-    expect(r.stdout).toBe('')
+    await eventually(
+      'the timed-out process is gone',
+      async () => (await sbx.commands.run('pgrep -x sleep -u 1000 || true')).stdout === '',
+    )
   })
 })
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { type FilesystemEvent, FilesystemEventType, FileType, type Sandbox } from 'e2b'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { eventually } from '../helpers/api-client.js'
 import { hostPath, initEnvd, ownerOf, type RunningEnvd, sdk, startEnvd } from './harness.js'
 
 const TOKEN = 'files-test-token'
@@ -178,20 +179,23 @@ describe('watchDir', () => {
       },
       { recursive: true, includeEntry: true },
     )
+    const seen = (name: string, type: FilesystemEventType) =>
+      events.some((e) => e.name === name && e.type === type)
     await sbx.files.write('watched/top.txt', 'a')
     await sbx.files.write('watched/sub/inner.txt', 'b')
     await sbx.files.makeDir('watched/sub/newdir')
-    await new Promise((r) => setTimeout(r, 200))
+    // envd watches a new directory before it reports it: then files in it count.
+    await eventually('the new directory is reported', () =>
+      seen('sub/newdir', FilesystemEventType.CREATE),
+    )
     await sbx.files.write('watched/sub/newdir/deep.txt', 'c')
     await sbx.files.rename('watched/top.txt', 'watched/top2.txt')
     await sbx.commands.run('chmod 600 ~/watched/top2.txt')
     await sbx.files.remove('watched/sub/inner.txt')
-    const seen = (name: string, type: FilesystemEventType) =>
-      events.some((e) => e.name === name && e.type === type)
-    const deadline = Date.now() + 5000
-    while (!seen('sub/inner.txt', FilesystemEventType.REMOVE) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50))
-    }
+    // The last change made; by then every earlier one has been reported.
+    await eventually('the removal is reported', () =>
+      seen('sub/inner.txt', FilesystemEventType.REMOVE),
+    )
     await handle.stop()
     expect(seen('top.txt', FilesystemEventType.CREATE)).toBe(true)
     expect(seen('top.txt', FilesystemEventType.WRITE)).toBe(true)
@@ -221,9 +225,9 @@ describe('watchDir', () => {
     })
     await sbx.files.write('watched/sub/ignored.txt', 'x')
     await sbx.files.write('watched/seen.txt', 'x')
-    await new Promise((r) => setTimeout(r, 300))
+    // Events come in order: once seen.txt's is here, ignored.txt's would be too.
+    await eventually('seen.txt is reported', () => events.some((e) => e.name === 'seen.txt'))
     await handle.stop()
-    expect(events.some((e) => e.name === 'seen.txt')).toBe(true)
     expect(events.some((e) => e.name.includes('ignored'))).toBe(false)
     await expect(sbx.files.watchDir('watched/seen.txt', () => {})).rejects.toThrow(
       /not a directory/,

@@ -3,6 +3,7 @@ import { createConnectTransport } from '@connectrpc/connect-node'
 import { EventType, Filesystem } from '@warren/shared/gen/filesystem/filesystem_pb'
 import { Process, Signal } from '@warren/shared/gen/process/process_pb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { eventually } from '../helpers/api-client.js'
 import { initEnvd, type RunningEnvd, startEnvd } from './harness.js'
 
 // The RPCs the SDK does not exercise, over the binary Connect protocol.
@@ -51,15 +52,18 @@ describe('process over binary Connect', () => {
       { headers },
     )
     const out: string[] = []
+    let streamStarted = false
     const reading = (async () => {
       for await (const res of attached) {
         const e = res.event?.event
+        if (e?.case === 'start') streamStarted = true
         if (e?.case === 'data' && e.value.output.case === 'stdout')
           out.push(new TextDecoder().decode(e.value.output.value))
         if (e?.case === 'end') return e.value
       }
     })()
-    await new Promise((r) => setTimeout(r, 100))
+    // The stream starts with `start` once envd has attached it: output from then on reaches it.
+    await eventually('the connect stream is attached', () => streamStarted)
     async function* input() {
       yield {
         event: {
@@ -122,17 +126,22 @@ describe('polling watchers', () => {
       headers: { ...headers, 'content-type': 'application/octet-stream' },
       body: 'a',
     })
-    await new Promise((r) => setTimeout(r, 200))
-    const { events } = await fs.getWatcherEvents({ watcherId }, { headers })
-    expect(
-      events.some(
+    const poll = async () => (await fs.getWatcherEvents({ watcherId }, { headers })).events
+    const created = (events: Awaited<ReturnType<typeof poll>>) =>
+      events.filter(
         (e) =>
           e.name === 'a.txt' &&
           e.type === EventType.CREATE &&
           e.entry?.path === '/home/user/polled/a.txt',
-      ),
-    ).toBe(true)
-    expect((await fs.getWatcherEvents({ watcherId }, { headers })).events).toEqual([])
+      )
+    let collected: Awaited<ReturnType<typeof poll>> = []
+    await eventually('a poll returns the upload', async () => {
+      collected = [...collected, ...(await poll())]
+      return created(collected).length > 0
+    })
+    expect(created(collected)).toHaveLength(1)
+    // A poll takes what it returns: the next one does not repeat it.
+    expect(created(await poll())).toEqual([])
     await fs.removeWatcher({ watcherId }, { headers })
     expect(await codeOf(fs.getWatcherEvents({ watcherId }, { headers }))).toBe(Code.NotFound)
   })

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { createServer, type Server, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
+import { eventually } from '../helpers/api-client.js'
 import { freePort, initEnvd, type RunningEnvd, startEnvd } from './harness.js'
 
 const TOKEN = 'tunnel-token'
@@ -71,14 +72,6 @@ async function envdSockets(): Promise<number> {
   return n
 }
 
-async function eventually(check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached')
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
-
 describe('tunnel', () => {
   it('relays 10 MiB of random bytes both ways, byte-exact', async () => {
     const ws = open(`port=${echoPort}&host=127.0.0.1`)
@@ -86,13 +79,15 @@ describe('tunnel', () => {
     const data = randomBytes(10 << 20)
     const received: Buffer[] = []
     let size = 0
-    const done = new Promise<void>((resolve) =>
+    const done = new Promise<void>((resolve, reject) => {
       ws.on('message', (d: Buffer) => {
         received.push(d)
         size += d.length
         if (size >= data.length) resolve()
-      }),
-    )
+      })
+      // Fail at once, not at the test timeout, if envd ends the tunnel early.
+      ws.once('close', (code) => reject(new Error(`closed (${code}) after ${size} bytes`)))
+    })
     for (let off = 0; off < data.length; off += 256 << 10)
       ws.send(data.subarray(off, off + (256 << 10)))
     await done
@@ -125,30 +120,40 @@ describe('tunnel', () => {
     const before = await envdSockets()
     const ws = open(`port=${echoPort}&host=127.0.0.1`)
     await opened(ws)
-    await eventually(() => serverSockets.size === 1)
+    await eventually('the echo server has the connection', () => serverSockets.size === 1, 5000, 25)
     const wsClosed = closed(ws)
     for (const s of serverSockets) s.destroy()
     expect(await wsClosed).toBe(1000)
-    await eventually(async () => (await envdSockets()) <= before)
+    await eventually(
+      'envd holds no more sockets than before',
+      async () => (await envdSockets()) <= before,
+      5000,
+      25,
+    )
   })
 
   it('closes the TCP side when the WebSocket closes', async () => {
     const before = await envdSockets()
     const ws = open(`port=${echoPort}&host=127.0.0.1`)
     await opened(ws)
-    await eventually(() => serverSockets.size === 1)
+    await eventually('the echo server has the connection', () => serverSockets.size === 1, 5000, 25)
     const [server] = serverSockets
     const tcpClosed = new Promise((r) => server!.once('close', r))
     ws.close()
     await tcpClosed
-    await eventually(async () => (await envdSockets()) <= before && serverSockets.size === 0)
+    await eventually(
+      'envd and the echo server let go of the connection',
+      async () => (await envdSockets()) <= before && serverSockets.size === 0,
+      5000,
+      25,
+    )
   })
 
   it('tears down a client that stops answering pings', async () => {
     const before = await envdSockets()
     const ws = open(`port=${echoPort}&host=127.0.0.1`)
     await opened(ws)
-    await eventually(() => serverSockets.size === 1)
+    await eventually('the echo server has the connection', () => serverSockets.size === 1, 5000, 25)
     const [server] = serverSockets
     const tcpClosed = new Promise((r) => server!.once('close', r))
     // Stop the client's automatic pong replies: pause reading the socket.
@@ -156,7 +161,12 @@ describe('tunnel', () => {
     const started = Date.now()
     await tcpClosed
     expect(Date.now() - started).toBeLessThan(3000)
-    await eventually(async () => (await envdSockets()) <= before)
+    await eventually(
+      'envd holds no more sockets than before',
+      async () => (await envdSockets()) <= before,
+      5000,
+      25,
+    )
     ws.terminate()
   })
 
@@ -165,6 +175,7 @@ describe('tunnel', () => {
     await opened(ws)
     let pings = 0
     ws.on('ping', () => pings++)
+    // Time passing is the test: several ping intervals, the client answering each.
     await new Promise((r) => setTimeout(r, 1200))
     expect(pings).toBeGreaterThanOrEqual(3)
     expect(ws.readyState).toBe(WebSocket.OPEN)

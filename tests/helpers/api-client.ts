@@ -22,8 +22,11 @@ export interface ApiRequest {
   headers?: Record<string, string>
 }
 
+/** What `api` needs of a Warren: where its REST API is and the key to send by default. */
+export type ApiTarget = Pick<WarrenFixture, 'apiUrl' | 'apiKey'>
+
 export async function api(
-  w: WarrenFixture,
+  w: ApiTarget,
   method: string,
   path: string,
   req: ApiRequest = {},
@@ -113,4 +116,8 @@ export async function eventually(
   }
 }
 
+/**
+ * A fixed wait, for tests where time passing is the point (a deadline, a rate,
+ * something that must not happen); to wait for something to happen, use `eventually`.
+ */
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)))

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from 
 import { join } from 'node:path'
 import { Sandbox } from 'e2b'
 import { expect } from 'vitest'
-import { api, eventually, type SandboxDetail } from './api-client.js'
+import { type ApiTarget, api, eventually, type SandboxDetail } from './api-client.js'
 import { mountsUnder, sandboxCgroup } from './node-fixture.js'
 import type { WarrenFixture } from './warren-fixture.js'
 
@@ -20,7 +20,7 @@ export interface CreatedSandbox {
 
 /** POST /v2/sandboxes with a body the SDK cannot express; must answer 201. */
 export async function createRaw(
-  w: WarrenFixture,
+  w: ApiTarget,
   body: Record<string, unknown>,
 ): Promise<CreatedSandbox> {
   const res = await api(w, 'POST', '/v2/sandboxes', { json: { templateID: 'base', ...body } })

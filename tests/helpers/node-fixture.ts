@@ -16,7 +16,8 @@ import {
   type OrchestratorConfig,
 } from '@warren/shared'
 import { Sandbox } from 'e2b'
-import { afterAll, afterEach, beforeAll } from 'vitest'
+import { afterAll, beforeAll } from 'vitest'
+import { sandboxLedger } from './sandbox-ledger.js'
 
 export const TEMPLATES_DIR = '/var/lib/warren/templates'
 export const ENVD_PORT = 49983
@@ -89,6 +90,8 @@ export interface FixtureOptions {
   start?: boolean
   /** The node's host (default: the machine's, built from the config). */
   host?: (cfg: OrchestratorConfig) => NodeHost
+  /** Told every sandbox id `create` makes (or tries to). */
+  onCreate?: (sandboxId: string) => void
 }
 
 /** Starts a node with its own prefix, pool and data directory. */
@@ -122,6 +125,7 @@ export async function startNodeFixture(opts: FixtureOptions = {}): Promise<NodeF
       const sandboxId = input.sandboxId ?? newSandboxId()
       const envdAccessToken = input.envdAccessToken ?? newToken()
       created.push(sandboxId)
+      opts.onCreate?.(sandboxId)
       tokens.set(sandboxId, envdAccessToken)
       const record = await node.create({ templateId: 'base', ...input, sandboxId, envdAccessToken })
       if (!record.sandboxIp || !record.hostIp) {
@@ -153,23 +157,25 @@ export async function startNodeFixture(opts: FixtureOptions = {}): Promise<NodeF
 
 /**
  * One fixture per test file (or describe block): started before the tests,
- * torn down after them; a failing test logs the sandbox ids created so far.
+ * torn down after them. As with `useSandboxes`, what a test creates is killed
+ * after it (what a beforeAll creates, after the file), and a failing test logs
+ * the ids it created.
  */
 export function useNodeFixture(opts: FixtureOptions = {}): () => NodeFixture {
   let fixture: NodeFixture | undefined
   beforeAll(async () => {
-    fixture = await startNodeFixture(opts)
-  })
-  afterEach((ctx) => {
-    if (ctx.task.result?.state === 'fail' && fixture) {
-      console.error(
-        `[${fixture.prefix}] test '${ctx.task.name}' failed; sandboxes created: ${fixture.created.join(' ') || '(none)'}`,
-      )
-    }
+    fixture = await startNodeFixture({ ...opts, onCreate: (id) => record(id) })
   })
   afterAll(async () => {
     await fixture?.teardown()
   })
+  // Registered after the teardown, so that its after-hooks run before it.
+  const record = sandboxLedger(
+    () => fixture?.prefix ?? 'node',
+    async (id) => {
+      if (fixture?.node.list().some((r) => r.sandboxId === id)) await fixture.node.kill(id)
+    },
+  )
   return () => {
     if (!fixture) throw new Error('node fixture not started')
     return fixture

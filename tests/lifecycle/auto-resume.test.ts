@@ -3,42 +3,37 @@
 // auto-resume stays paused with a clear error, a pausing one answers 503 with
 // Retry-After, and only requests the running sandbox would accept may wake
 // it (traffic token, envd token). A burst of requests makes one resume.
-import { Sandbox } from 'e2b'
-import { afterAll, describe, expect, it } from 'vitest'
+import type { Sandbox } from 'e2b'
+import { describe, expect, it } from 'vitest'
 import { detail } from '../helpers/api-client.js'
 import {
   bootOf,
   type CreatedSandbox,
   connect,
   counter,
-  createRaw,
   handle,
   pause,
   startServer,
 } from '../helpers/lifecycle.js'
 import { type ProxyResponse, proxyRequest, sandboxHost } from '../helpers/proxy-client.js'
+import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
 const warren = useWarren()
-const made: string[] = []
+const sandboxes = useSandboxes(warren)
 const ENVD = 49983
 const PORT = 8000
 const TRAFFIC = { from: 'memory', trigger: 'traffic' }
-
-afterAll(async () => {
-  for (const id of made) await Sandbox.kill(id, warren().sdk).catch(() => {})
-})
 
 /** A sandbox (raw create, so no SDK default sneaks in) with the test server running. */
 async function serving(
   body: Record<string, unknown>,
 ): Promise<{ c: CreatedSandbox; sbx: Sandbox }> {
-  const c = await createRaw(warren(), {
+  const c = await sandboxes.createRaw({
     timeout: 120,
     metadata: { suite: 'lifecycle-auto-resume' },
     ...body,
   })
-  made.push(c.sandboxID)
   const sbx = handle(warren(), c)
   await startServer(sbx, PORT)
   return { c, sbx }

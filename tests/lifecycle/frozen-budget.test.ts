@@ -2,10 +2,11 @@
 // WARREN_MAX_FROZEN_MEMORY_MB, the oldest are dropped to files-only
 // snapshots. And paused sandboxes do not count against the team's limit of
 // concurrent sandboxes.
-import { Sandbox } from 'e2b'
-import { afterAll, describe, expect, it } from 'vitest'
+import type { Sandbox } from 'e2b'
+import { describe, expect, it } from 'vitest'
 import { api, eventually, expectApiError, sleep } from '../helpers/api-client.js'
 import { connect, containerState, pause } from '../helpers/lifecycle.js'
+import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
 // An idle sandbox holds ~15 MB; each here holds ~40 MB more. One frozen
@@ -14,19 +15,13 @@ const BUDGET_MB = 80
 const warren = useWarren({
   env: { WARREN_MAX_FROZEN_MEMORY_MB: String(BUDGET_MB), WARREN_MAX_CONCURRENT_SANDBOXES: '2' },
 })
-const made: string[] = []
-
-afterAll(async () => {
-  for (const id of made) await Sandbox.kill(id, warren().sdk).catch(() => {})
-})
+const sandboxes = useSandboxes(warren)
 
 async function create(): Promise<Sandbox> {
-  const sbx = await Sandbox.create({
-    ...warren().sdk,
+  const sbx = await sandboxes.create({
     timeoutMs: 120_000,
     metadata: { suite: 'lifecycle-budget' },
   })
-  made.push(sbx.sandboxId)
   await sbx.files.write('/home/user/kept.txt', sbx.sandboxId)
   await sbx.commands.run(
     `python3 -c "import time; b = bytearray(40 * 2**20); open('/tmp/holding', 'w').close(); time.sleep(3600)"`,
@@ -43,11 +38,13 @@ describe('the frozen-memory budget', () => {
   it('pausing a second sandbox over the budget drops the older one to files', async () => {
     const [older, newer] = await Promise.all([create(), create()])
     expect(await pause(warren(), older.sandboxId)).toBe(204)
-    // Within the budget alone: it stays frozen.
+    // Within the budget alone: it stays frozen. Nothing to wait for: the wait
+    // gives the policy the time it would take to (wrongly) drop it.
     await sleep(500)
     expect(containerState(warren(), older.sandboxId)?.status).toBe('paused')
 
-    await sleep(20) // pausedAt orders them
+    // Spaced in time: pausedAt orders them, and the older must be older.
+    await sleep(20)
     expect(await pause(warren(), newer.sandboxId)).toBe(204)
     // The policy runs behind the pause: the older one's processes go.
     await eventually(
@@ -67,19 +64,20 @@ describe('the frozen-memory budget', () => {
   })
 
   it('paused sandboxes do not count against the team limit; a resume needs a place', async () => {
-    // The two sandboxes of the previous test run again: the limit of 2 is reached.
+    // Two running sandboxes: the limit of 2 is reached.
+    const [first] = await Promise.all([
+      sandboxes.create({ timeoutMs: 60_000 }),
+      sandboxes.create({ timeoutMs: 60_000 }),
+    ])
     const full = await api(warren(), 'POST', '/v2/sandboxes', { json: { templateID: 'base' } })
     expectApiError(full, 429)
-    const running = await api(warren(), 'GET', '/v2/sandboxes?state=running')
-    const [first] = running.body as { sandboxID: string }[]
-    expect(await pause(warren(), first!.sandboxID)).toBe(204)
-    const third = await Sandbox.create({ ...warren().sdk, timeoutMs: 60_000 })
-    made.push(third.sandboxId)
+    expect(await pause(warren(), first.sandboxId)).toBe(204)
+    const third = await sandboxes.create({ timeoutMs: 60_000 })
     // Resuming takes a place again: over the limit it is refused and stays paused.
     const connectFirst = () =>
-      api(warren(), 'POST', `/v2/sandboxes/${first!.sandboxID}/connect`, { json: {} })
+      api(warren(), 'POST', `/v2/sandboxes/${first.sandboxId}/connect`, { json: {} })
     expectApiError(await connectFirst(), 429, /limit/)
-    expect((await api(warren(), 'GET', `/sandboxes/${first!.sandboxID}`)).body).toMatchObject({
+    expect((await api(warren(), 'GET', `/sandboxes/${first.sandboxId}`)).body).toMatchObject({
       state: 'paused',
     })
     expect(await third.kill()).toBe(true)

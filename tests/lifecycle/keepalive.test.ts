@@ -5,14 +5,13 @@
 // tunnel keeps nothing alive, one carrying bytes does.
 import { randomBytes } from 'node:crypto'
 import { Agent, request } from 'node:http'
-import { Sandbox } from 'e2b'
-import { afterAll, describe, expect, it } from 'vitest'
+import type { Sandbox } from 'e2b'
+import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { sleep } from '../helpers/api-client.js'
+import { api, sleep } from '../helpers/api-client.js'
 import {
   type CreatedSandbox,
   counter,
-  createRaw,
   detailOrGone,
   handle,
   startEchoServer,
@@ -21,29 +20,25 @@ import {
   waitForGone,
 } from '../helpers/lifecycle.js'
 import { proxyRequest, sandboxHost } from '../helpers/proxy-client.js'
+import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
 const warren = useWarren()
-const made: string[] = []
+const sandboxes = useSandboxes(warren)
 const PORT = 8000
 const ECHO_PORT = 9000
 const HEARTBEAT_PORT = 8100
 const KEEPALIVE = { lifecycle: { keepalive: { traffic: { enabled: true } } } }
 
-afterAll(async () => {
-  for (const id of made) await Sandbox.kill(id, warren().sdk).catch(() => {})
-})
-
 async function sandbox(
   timeout: number,
   body: Record<string, unknown> = {},
 ): Promise<{ c: CreatedSandbox; sbx: Sandbox; endAt: number }> {
-  const c = await createRaw(warren(), {
+  const c = await sandboxes.createRaw({
     timeout,
     metadata: { suite: 'lifecycle-keepalive' },
     ...body,
   })
-  made.push(c.sandboxID)
   const endAt = Date.parse((await detailOrGone(warren(), c.sandboxID))!.endAt)
   return { c, sbx: handle(warren(), c), endAt }
 }
@@ -61,6 +56,7 @@ describe('keepalive by requests', { concurrent: true }, () => {
       const res = await hit(c.sandboxID)
       expect(res.status, res.text).toBe(200)
       last = Date.now()
+      // One request a second: the rate is what is tested.
       await sleep(1000)
     }
     const d = (await detailOrGone(warren(), c.sandboxID))!
@@ -81,13 +77,21 @@ describe('keepalive by requests', { concurrent: true }, () => {
   })
 
   it('without keepalive a 3 s sandbox ends at its endAt despite traffic', async () => {
-    const { c, sbx, endAt } = await sandbox(3)
+    // The 3 s lease starts once the server runs: on a busy machine starting it
+    // can take longer than 3 s, and without keepalive nothing extends the lease.
+    const { c, sbx } = await sandbox(30)
     await startServer(sbx, PORT)
+    const set = await api(warren(), 'POST', `/sandboxes/${c.sandboxID}/timeout`, {
+      json: { timeout: 3 },
+    })
+    expect(set.status, set.text).toBe(204)
+    const endAt = Date.parse((await detailOrGone(warren(), c.sandboxID))!.endAt)
     let served = 0
     for (;;) {
       const res = await hit(c.sandboxID)
       if (res.status !== 200) break
       served++
+      // Traffic spaced over the lease, as a user's would be.
       await sleep(250)
     }
     expect(served).toBeGreaterThan(0)
@@ -114,6 +118,7 @@ describe('keepalive by requests', { concurrent: true }, () => {
       const until = opened + 8000
       while (Date.now() < until) {
         busyWs.send(Buffer.from('ping'))
+        // Bytes spaced over the lease: the spacing is what is tested.
         await sleep(500)
       }
       // The idle one ended about a lease after it was opened, with its tunnel open

@@ -7,42 +7,34 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { type CommandHandle, Sandbox, type SandboxOpts } from 'e2b'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { api, eventually, expectApiError, sleep } from '../helpers/api-client.js'
 import {
   connect,
   containerState,
   counter,
-  createRaw,
   detailOrGone,
   layerFile,
   pause,
   sandboxDir,
   waitForState,
 } from '../helpers/lifecycle.js'
+import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
 const warren = useWarren()
-const made: string[] = []
+const sandboxes = useSandboxes(warren)
 const UNKNOWN = 'zzzzzzzzzzzzzzzzzzz0'
 /** Increments /tmp/count ten times a second; each value replaces the last atomically. */
 const COUNTER =
   'i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new && mv /tmp/count.new /tmp/count; sleep 0.1; done'
 
-afterAll(async () => {
-  for (const id of made) await Sandbox.kill(id, warren().sdk).catch(() => {})
-})
-
-async function create(opts: SandboxOpts = {}): Promise<Sandbox> {
-  const sbx = await Sandbox.create({
+const create = (opts: SandboxOpts = {}) =>
+  sandboxes.create({
     timeoutMs: 120_000,
     ...opts,
-    ...warren().sdk,
     metadata: { suite: 'lifecycle-pause', ...opts.metadata },
   })
-  made.push(sbx.sandboxId)
-  return sbx
-}
 
 /** The counter as the sandbox's writable layer holds it (readable from the host while frozen). */
 function count(id: string): number {
@@ -125,7 +117,8 @@ describe('hot resume', () => {
     await eventually('python set x', () => out().includes('set 42\n'), 10_000)
 
     expect(await sbx.pause()).toBe(true)
-    // Frozen: the counter does not move while paused.
+    // Frozen: the counter does not move while paused (for 15 of its ticks; the
+    // wait is what is tested).
     const frozenAt = count(sbx.sandboxId)
     await sleep(1500)
     expect(count(sbx.sandboxId)).toBe(frozenAt)
@@ -145,7 +138,7 @@ describe('hot resume', () => {
   })
 
   it('keeps tokens and config (GET before and after), and endAt restarts from the resume', async () => {
-    const created = await createRaw(warren(), {
+    const created = await sandboxes.createRaw({
       timeout: 120,
       metadata: { suite: 'lifecycle-pause', who: 'config' },
       envVars: { GREETING: 'hello from create' },
@@ -154,7 +147,6 @@ describe('hot resume', () => {
       network: { allowPublicTraffic: false },
     })
     const id = created.sandboxID
-    made.push(id)
     expect(created.envdAccessToken).toMatch(/\S{16,}/)
     expect(created.trafficAccessToken).toMatch(/\S{16,}/)
     const before = (await detailOrGone(warren(), id))!
@@ -162,6 +154,8 @@ describe('hot resume', () => {
     expect(await pause(warren(), id)).toBe(204)
     const paused = (await detailOrGone(warren(), id))!
     expect(paused).toMatchObject({ state: 'paused', pausedKind: 'memory' })
+    // Paused for a while, so that a lease counted from the create or the
+    // pause would show against one counted from the resume.
     await sleep(1000)
 
     const t0 = Date.now()
@@ -243,6 +237,7 @@ describe('cold resume', () => {
     expect((await sbx.commands.run('echo "$FROM_CREATE"')).stdout).toBe('yes\n')
     const ps = await sbx.commands.run('ps -eo args')
     expect(ps.stdout).not.toContain('count.new')
+    // No counter left to move the file: five of its ticks pass without a change.
     await sleep(500)
     expect(count(sbx.sandboxId)).toBe(stoppedAt)
     // envd refuses the wrong token after a cold boot too.
@@ -283,14 +278,13 @@ describe('auto-pause at endAt', () => {
     const [sdkMade, raw] = await Promise.all([
       create({ timeoutMs: 3000, lifecycle: { onTimeout: 'pause' }, metadata: { tag } }),
       // Older SDKs always send autoPause: false; it does not override lifecycle.onTimeout.
-      createRaw(warren(), {
+      sandboxes.createRaw({
         timeout: 3,
         autoPause: false,
         lifecycle: { onTimeout: 'pause' },
         metadata: { suite: 'lifecycle-pause', tag },
       }),
     ])
-    made.push(raw.sandboxID)
     const ids = [sdkMade.sandboxId, raw.sandboxID].sort()
     await sdkMade.files.write('/home/user/kept.txt', 'kept\n')
     expect(await listed('running')).toEqual(ids)
@@ -340,14 +334,13 @@ describe('lifecycle aliases at create', () => {
   })
 
   it('accepts autoResume.enabled: false with lifecycle.autoResume: true (the alias at its default)', async () => {
-    const created = await createRaw(warren(), {
+    const created = await sandboxes.createRaw({
       timeout: 30,
       metadata: { suite: 'lifecycle-pause' },
       autoPause: false,
       autoResume: { enabled: false },
       lifecycle: { onTimeout: 'pause', autoResume: true },
     })
-    made.push(created.sandboxID)
     const d = (await detailOrGone(warren(), created.sandboxID))!
     expect(d.lifecycle).toMatchObject({ onTimeout: 'pause', autoResume: true })
   })

@@ -2,9 +2,9 @@
 // it resume hot, files-only snapshots and snapshots whose frozen processes
 // were lost behind the node's back resume cold with their files.
 import { spawnSync } from 'node:child_process'
-import { Sandbox } from 'e2b'
-import { afterAll, describe, expect, it } from 'vitest'
-import { eventually, sleep } from '../helpers/api-client.js'
+import type { Sandbox } from 'e2b'
+import { describe, expect, it } from 'vitest'
+import { eventually } from '../helpers/api-client.js'
 import { CLI } from '../helpers/cli.js'
 import {
   connect,
@@ -14,27 +14,20 @@ import {
   layerFile,
   pause,
 } from '../helpers/lifecycle.js'
+import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
 const warren = useWarren()
-const made: string[] = []
+const sandboxes = useSandboxes(warren)
 const COUNTER =
   'i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new && mv /tmp/count.new /tmp/count; sleep 0.1; done'
 
-afterAll(async () => {
-  for (const id of made) await Sandbox.kill(id, warren().sdk).catch(() => {})
-})
-
-async function create(): Promise<Sandbox> {
-  const sbx = await Sandbox.create({
-    ...warren().sdk,
+const create = () =>
+  sandboxes.create({
     timeoutMs: 120_000,
     envs: { KEPT: 'env' },
     metadata: { suite: 'lifecycle-restart' },
   })
-  made.push(sbx.sandboxId)
-  return sbx
-}
 
 const count = (id: string) => Number(layerFile(warren(), id, 'tmp/count') ?? Number.NaN)
 
@@ -93,7 +86,12 @@ describe('across a restart of Warren', () => {
     const sbx = await prepare()
     expect(await pause(warren(), sbx.sandboxId)).toBe(204)
     await killSandboxProcesses(warren(), sbx.sandboxId)
-    await sleep(200)
+    // Until runc sees the container stopped, a thaw would look like a success.
+    await eventually(
+      'runc reports the container stopped',
+      () => containerState(warren(), sbx.sandboxId)?.status === 'stopped',
+      5000,
+    )
     await expectCold(sbx)
   })
 })

@@ -1,15 +1,11 @@
 // The `warren sandbox` commands with --json, each once, against warren up.
-import { Sandbox } from 'e2b'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { connectionFlags, runCli, runCliJson } from '../helpers/cli.js'
+import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
 const warren = useWarren()
-const made: string[] = []
-
-afterAll(async () => {
-  for (const id of made) await Sandbox.kill(id, warren().sdk).catch(() => {})
-})
+const sandboxes = useSandboxes(warren)
 
 const sbxCmd = (...args: string[]) => ['sandbox', ...args, '--json', ...connectionFlags(warren())]
 
@@ -20,8 +16,7 @@ describe('warren sandbox … --json', () => {
       sbxCmd('create', '--timeout', '120', '-m', 'suite=cli', 'who=a=b'),
     )) as { sandboxId: string }
     expect(created).toEqual({ sandboxId: expect.stringMatching(/^[a-z0-9]{20}$/) })
-    const id = created.sandboxId
-    made.push(id)
+    const id = sandboxes.add(created.sandboxId)
 
     const listed = (await runCliJson(warren(), sbxCmd('list', '-m', 'suite=cli'))) as Array<{
       sandboxId: string

@@ -1,17 +1,14 @@
 // Both create paths (the SDK's POST /v2/sandboxes and the older POST
 // /sandboxes with `secure`), and the shape of what getInfo reports.
 import { Sandbox } from 'e2b'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { api, detail } from '../helpers/api-client.js'
 import { proxyRequest } from '../helpers/proxy-client.js'
+import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
 const warren = useWarren()
-const made: string[] = []
-
-afterAll(async () => {
-  for (const id of made) await Sandbox.kill(id, warren().sdk).catch(() => {})
-})
+const sandboxes = useSandboxes(warren)
 
 function semverAtLeast(v: string, min: [number, number, number]): boolean {
   const m = /^(\d+)\.(\d+)\.(\d+)$/.exec(v)
@@ -32,13 +29,11 @@ function readHostname(id: string, token?: string) {
 describe('create through the SDK (POST /v2/sandboxes)', () => {
   it('reports a running sandbox with a real, stable lease and the requested settings', async () => {
     const before = Date.now()
-    const sbx = await Sandbox.create({
-      ...warren().sdk,
+    const sbx = await sandboxes.create({
       timeoutMs: 60_000,
       metadata: { suite: 'create', 'with space': 'a&b=c', ünï: 'cödé' },
       envs: { GREETING: 'hi from env' },
     })
-    made.push(sbx.sandboxId)
     const after = Date.now()
 
     const info = await sbx.getInfo()
@@ -87,8 +82,7 @@ describe('create through the SDK (POST /v2/sandboxes)', () => {
   })
 
   it('uses the default timeout of 300 s when none is given', async () => {
-    const sbx = await Sandbox.create({ ...warren().sdk, metadata: { suite: 'create' } })
-    made.push(sbx.sandboxId)
+    const sbx = await sandboxes.create({ metadata: { suite: 'create' } })
     const info = await sbx.getInfo()
     expect(info.endAt.getTime() - info.startedAt.getTime()).toBe(300_000)
   })
@@ -105,8 +99,7 @@ describe('create through POST /sandboxes (older SDKs)', () => {
     })
     expect(res.status, res.text).toBe(201)
     const body = res.body as Record<string, unknown>
-    const id = body.sandboxID as string
-    made.push(id)
+    const id = sandboxes.add(body.sandboxID as string)
     expect(body).toEqual({
       templateID: 'base',
       sandboxID: expect.stringMatching(/^[a-z0-9]{20}$/),
@@ -146,8 +139,7 @@ describe('create through POST /sandboxes (older SDKs)', () => {
       },
     })
     expect(res.status, res.text).toBe(201)
-    const id = (res.body as { sandboxID: string; envdAccessToken?: string }).sandboxID
-    made.push(id)
+    const id = sandboxes.add((res.body as { sandboxID: string }).sandboxID)
     expect(res.body).toHaveProperty('envdAccessToken')
     const d = await detail(warren(), id)
     expect(d.lifecycle).toMatchObject({ onTimeout: 'kill', autoResume: false })

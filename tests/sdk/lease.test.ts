@@ -1,23 +1,16 @@
 // The lease: kill, setTimeout both ways, connect and refresh that extend but
 // never shorten, and a short timeout that ends the sandbox at its endAt.
 import { NotFoundError, Sandbox, SandboxNotFoundError } from 'e2b'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { api, detail, eventually, listedEndAts, sleep } from '../helpers/api-client.js'
 import { proxyRequest, sandboxHost } from '../helpers/proxy-client.js'
+import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
 const warren = useWarren()
-const made: string[] = []
+const sandboxes = useSandboxes(warren)
 
-afterAll(async () => {
-  for (const id of made) await Sandbox.kill(id, warren().sdk).catch(() => {})
-})
-
-async function create(timeoutMs: number): Promise<Sandbox> {
-  const sbx = await Sandbox.create({ ...warren().sdk, timeoutMs, metadata: { suite: 'lease' } })
-  made.push(sbx.sandboxId)
-  return sbx
-}
+const create = (timeoutMs: number) => sandboxes.create({ timeoutMs, metadata: { suite: 'lease' } })
 
 const endAtOf = async (id: string) => (await Sandbox.getInfo(id, warren().sdk)).endAt.getTime()
 
@@ -109,7 +102,7 @@ describe('the lease', () => {
     const endAt = (await sbx.getInfo()).endAt.getTime()
     const host = sandboxHost(warren(), id, 8080)
 
-    // Shortly before the deadline it is still fully there.
+    // Shortly before the deadline it is still fully there (the wait is the test).
     await sleep(endAt - 400 - Date.now())
     expect(await sbx.isRunning()).toBe(true)
     expect((await detail(warren(), id)).state).toBe('running')

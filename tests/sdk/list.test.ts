@@ -2,11 +2,13 @@
 // x-next-token across several pages.
 import { randomUUID } from 'node:crypto'
 import { Sandbox, type SandboxInfo, type SandboxListOpts } from 'e2b'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { api, expectApiError } from '../helpers/api-client.js'
+import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
 const warren = useWarren()
+const sandboxes = useSandboxes(warren)
 const run = randomUUID()
 const N = 7
 /** Oldest first, as created. */
@@ -16,8 +18,7 @@ const started: Date[] = []
 beforeAll(async () => {
   // One after another, so start times are distinct and ordered.
   for (let i = 0; i < N; i++) {
-    const sbx = await Sandbox.create({
-      ...warren().sdk,
+    const sbx = await sandboxes.create({
       timeoutMs: 120_000,
       metadata: {
         run,
@@ -30,10 +31,6 @@ beforeAll(async () => {
     started.push((await sbx.getInfo()).startedAt)
   }
 }, 60_000)
-
-afterAll(async () => {
-  for (const id of ids) await Sandbox.kill(id, warren().sdk).catch(() => {})
-})
 
 /** Every item of every page, and the size of each page. */
 async function listAll(opts: Omit<SandboxListOpts, 'apiUrl' | 'apiKey'>) {

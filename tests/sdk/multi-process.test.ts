@@ -8,7 +8,9 @@ import { request } from 'node:http'
 import { join } from 'node:path'
 import { Sandbox } from 'e2b'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { eventually } from '../helpers/api-client.js'
 import { CLI } from '../helpers/cli.js'
+import { useSandboxes } from '../helpers/sandboxes.js'
 import { teardownWarrenHost, type WarrenSetup, warrenSetup } from '../helpers/warren-fixture.js'
 
 type Component = 'orchestrator' | 'api' | 'proxy'
@@ -104,93 +106,93 @@ afterAll(async () => {
   if (setup) await teardownWarrenHost(setup)
 }, 120_000)
 
+// After the teardown above, so that its hooks run first: what a test leaves is
+// killed while the processes still run.
+const sandboxes = useSandboxes(() => ({
+  prefix: setup?.prefix ?? 'mp',
+  sdk,
+  apiUrl: sdk.apiUrl,
+  apiKey: sdk.apiKey,
+}))
+
+/** The stdout of `cmd` once the SDK can run it (routes may take a moment to come back). */
+async function runWhenRouted(sbx: Sandbox, cmd: string, what: string): Promise<string> {
+  let out = ''
+  await eventually(
+    what,
+    async () => {
+      out = await sbx.commands.run(cmd).then(
+        (r) => r.stdout,
+        () => '',
+      )
+      return out !== ''
+    },
+    30_000,
+    200,
+  )
+  return out
+}
+
 describe('separate processes', () => {
   it('serve the SDK end to end over the network transports', async () => {
-    const sbx = await Sandbox.create({ ...sdk, timeoutMs: 120_000 })
-    try {
-      expect((await sbx.commands.run('hostname')).stdout.trim()).toBe(sbx.sandboxId)
-      await sbx.files.write('/home/user/mp.txt', 'across processes')
-      expect(await sbx.files.read('/home/user/mp.txt')).toBe('across processes')
-      await sbx.commands.run('python3 -m http.server 8000', { background: true, timeoutMs: 0 })
-      let res = { status: 0, body: '' }
-      for (let i = 0; i < 50 && res.status !== 200; i++) {
+    const sbx = await sandboxes.create({ timeoutMs: 120_000 })
+    expect((await sbx.commands.run('hostname')).stdout.trim()).toBe(sbx.sandboxId)
+    await sbx.files.write('/home/user/mp.txt', 'across processes')
+    expect(await sbx.files.read('/home/user/mp.txt')).toBe('across processes')
+    await sbx.commands.run('python3 -m http.server 8000', { background: true, timeoutMs: 0 })
+    let res = { status: 0, body: '' }
+    // The server takes a moment to listen; until then the proxy answers 502.
+    await eventually(
+      'the server in the sandbox answers through the proxy',
+      async () => {
         res = await viaProxy(sbx.getHost(8000))
-        if (res.status !== 200) await new Promise((r) => setTimeout(r, 100))
-      }
-      expect(res.status).toBe(200)
-      expect(res.body).toContain('Directory listing')
-    } finally {
-      expect(await sbx.kill()).toBe(true)
-    }
+        return res.status === 200
+      },
+      5000,
+      100,
+    )
+    expect(res.body).toContain('Directory listing')
+    expect(await sbx.kill()).toBe(true)
     expect(await sbx.isRunning()).toBe(false)
   })
 
   it('keeps sandboxes reachable while the API restarts, and the proxy resumes them afterwards', async () => {
-    const sbx = await Sandbox.create({
-      ...sdk,
+    const sbx = await sandboxes.create({
       timeoutMs: 120_000,
       lifecycle: { onTimeout: 'pause', autoResume: true },
     })
-    try {
-      await stop('api')
-      // The proxy keeps its catalog and the node keeps running the sandbox.
-      expect((await sbx.commands.run('echo still here')).stdout).toBe('still here\n')
-      await startApi()
-      await sbx.pause()
-      expect((await Sandbox.getInfo(sbx.sandboxId, sdk)).state).toBe('paused')
-      // A command through the (separate) proxy resumes it via the API's internal RPC.
-      expect((await sbx.commands.run('echo resumed')).stdout).toBe('resumed\n')
-      expect((await Sandbox.getInfo(sbx.sandboxId, sdk)).state).toBe('running')
-    } finally {
-      await sbx.kill()
-    }
+    await stop('api')
+    // The proxy keeps its catalog and the node keeps running the sandbox.
+    expect((await sbx.commands.run('echo still here')).stdout).toBe('still here\n')
+    await startApi()
+    await sbx.pause()
+    expect((await Sandbox.getInfo(sbx.sandboxId, sdk)).state).toBe('paused')
+    // A command through the (separate) proxy resumes it via the API's internal RPC.
+    expect((await sbx.commands.run('echo resumed')).stdout).toBe('resumed\n')
+    expect((await Sandbox.getInfo(sbx.sandboxId, sdk)).state).toBe('running')
   })
 
   it('routes again once a node that was down when the API started comes back', async () => {
-    const sbx = await Sandbox.create({ ...sdk, timeoutMs: 120_000 })
-    try {
-      await stop('api')
-      await stop('orchestrator')
-      // The API starts without its node: the node's routes have no proxy yet.
-      await startApi()
-      await startOrchestrator()
-      // Node sync (every second here) finds the node and its routes follow.
-      let out = ''
-      for (let i = 0; i < 50 && !out; i++) {
-        out = await sbx.commands.run('echo back').then(
-          (r) => r.stdout,
-          () => '',
-        )
-        if (!out) await new Promise((r) => setTimeout(r, 200))
-      }
-      expect(out).toBe('back\n')
-      expect((await Sandbox.getInfo(sbx.sandboxId, sdk)).state).toBe('running')
-    } finally {
-      await sbx.kill()
-    }
+    const sbx = await sandboxes.create({ timeoutMs: 120_000 })
+    await stop('api')
+    await stop('orchestrator')
+    // The API starts without its node: the node's routes have no proxy yet.
+    await startApi()
+    await startOrchestrator()
+    // Node sync (every second here) finds the node and its routes follow.
+    expect(await runWhenRouted(sbx, 'echo back', 'the sandbox is routed again')).toBe('back\n')
+    expect((await Sandbox.getInfo(sbx.sandboxId, sdk)).state).toBe('running')
   })
 
   it('keeps sandboxes when the orchestrator restarts, and the proxy follows a restarted API', async () => {
-    const sbx = await Sandbox.create({ ...sdk, timeoutMs: 120_000 })
-    try {
-      await sbx.files.write('/home/user/before.txt', 'kept')
-      await stop('orchestrator')
-      await startOrchestrator()
-      expect(await sbx.files.read('/home/user/before.txt')).toBe('kept')
-      await stop('api')
-      await startApi()
-      // The proxy reconnects its catalog stream and still routes.
-      let out = ''
-      for (let i = 0; i < 50 && !out; i++) {
-        out = await sbx.commands.run('echo routed').then(
-          (r) => r.stdout,
-          () => '',
-        )
-        if (!out) await new Promise((r) => setTimeout(r, 200))
-      }
-      expect(out).toBe('routed\n')
-    } finally {
-      await sbx.kill()
-    }
+    const sbx = await sandboxes.create({ timeoutMs: 120_000 })
+    await sbx.files.write('/home/user/before.txt', 'kept')
+    await stop('orchestrator')
+    await startOrchestrator()
+    expect(await sbx.files.read('/home/user/before.txt')).toBe('kept')
+    await stop('api')
+    await startApi()
+    // The proxy reconnects its catalog stream and still routes.
+    expect(await runWhenRouted(sbx, 'echo routed', 'the proxy routes again')).toBe('routed\n')
   })
 })

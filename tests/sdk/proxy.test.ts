@@ -2,24 +2,22 @@
 // server in the sandbox at its `{port}-{id}.{domain}` host, and the proxy's
 // error contract for unknown, closed, killed and forbidden targets.
 import { randomBytes } from 'node:crypto'
-import { CommandExitError, Sandbox } from 'e2b'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CommandExitError, type Sandbox } from 'e2b'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { api, eventually } from '../helpers/api-client.js'
 import { proxyRequest, sandboxHost } from '../helpers/proxy-client.js'
+import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
 const warren = useWarren()
+const sandboxes = useSandboxes(warren)
 const ENVD = 49983
 const HTTP_PORT = 8000
 const UNKNOWN = 'zzzzzzzzzzzzzzzzzzz0'
 let sbx: Sandbox
 
 beforeAll(async () => {
-  sbx = await Sandbox.create({ ...warren().sdk, timeoutMs: 120_000, metadata: { suite: 'proxy' } })
-})
-
-afterAll(async () => {
-  await sbx?.kill().catch(() => {})
+  sbx = await sandboxes.create({ timeoutMs: 120_000, metadata: { suite: 'proxy' } })
 })
 
 describe('commands and files through the proxy', () => {
@@ -181,12 +179,8 @@ describe('the proxy error contract', () => {
   })
 
   it('after a kill: 502 on the envd port, 410 with the reason on other ports', async () => {
-    const victim = await Sandbox.create({ ...warren().sdk, metadata: { suite: 'proxy' } })
-    try {
-      expect(await victim.kill()).toBe(true)
-    } finally {
-      await victim.kill().catch(() => {})
-    }
+    const victim = await sandboxes.create({ metadata: { suite: 'proxy' } })
+    expect(await victim.kill()).toBe(true)
     const id = victim.sandboxId
     const envd = await proxyRequest(warren(), {
       headers: { 'e2b-sandbox-id': id },

@@ -3,14 +3,15 @@
 // while the API cannot be reached.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
 import { request } from 'node:http'
-import { Sandbox } from 'e2b'
 import { afterEach, describe, expect, it } from 'vitest'
 import { eventually } from '../helpers/api-client.js'
 import { CLI } from '../helpers/cli.js'
 import { freePort } from '../helpers/node-fixture.js'
+import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
 const warren = useWarren()
+const sandboxes = useSandboxes(warren)
 const children: ChildProcessWithoutNullStreams[] = []
 
 afterEach(async () => {
@@ -76,15 +77,11 @@ function get(url: string, headers: Record<string, string>) {
 describe('warren proxy as a separate process', () => {
   it('routes SDK traffic by the catalog it follows over the network', async () => {
     const proxyUrl = await startProxy(`http://127.0.0.1:${warren().ports.internal}`)
-    const sdk = { ...warren().sdk, sandboxUrl: proxyUrl }
-    const sbx = await Sandbox.create({ ...sdk, timeoutMs: 60_000 })
-    try {
-      expect((await sbx.commands.run('echo via the standalone proxy')).stdout).toBe(
-        'via the standalone proxy\n',
-      )
-    } finally {
-      expect(await sbx.kill()).toBe(true)
-    }
+    const sbx = await sandboxes.create({ sandboxUrl: proxyUrl, timeoutMs: 60_000 })
+    expect((await sbx.commands.run('echo via the standalone proxy')).stdout).toBe(
+      'via the standalone proxy\n',
+    )
+    expect(await sbx.kill()).toBe(true)
     // The kill reaches it through the catalog stream.
     await eventually('the standalone proxy sees the kill', async () => !(await sbx.isRunning()))
   })

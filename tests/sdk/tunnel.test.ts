@@ -4,15 +4,17 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { connect } from 'node:net'
 import { createInterface } from 'node:readline'
-import { Sandbox } from 'e2b'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Sandbox } from 'e2b'
+import { beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { detail } from '../helpers/api-client.js'
 import { CLI, connectionFlags } from '../helpers/cli.js'
 import { sandboxHost } from '../helpers/proxy-client.js'
+import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
 const warren = useWarren()
+const sandboxes = useSandboxes(warren)
 const ECHO_PORT = 9000
 const ECHO_SERVER = `
 import socket, threading
@@ -36,12 +38,7 @@ let token: string
 
 /** A sandbox with the echo server listening, and its envd access token. */
 async function withEchoServer(): Promise<{ sbx: Sandbox; token: string }> {
-  const sbx = await Sandbox.create({
-    ...warren().sdk,
-    timeoutMs: 120_000,
-    metadata: { suite: 'tunnel' },
-  })
-  made.push(sbx)
+  const sbx = await sandboxes.create({ timeoutMs: 120_000, metadata: { suite: 'tunnel' } })
   const token = (await detail(warren(), sbx.sandboxId)).envdAccessToken!
   await sbx.files.write('/tmp/echo.py', ECHO_SERVER)
   await sbx.commands.run('python3 /tmp/echo.py', { background: true })
@@ -52,14 +49,8 @@ async function withEchoServer(): Promise<{ sbx: Sandbox; token: string }> {
   return { sbx, token }
 }
 
-const made: Sandbox[] = []
-
 beforeAll(async () => {
   ;({ sbx, token } = await withEchoServer())
-})
-
-afterAll(async () => {
-  for (const s of made) await s.kill().catch(() => {})
 })
 
 function tunnel(headers: Record<string, string>): WebSocket {

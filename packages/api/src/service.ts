@@ -1,15 +1,15 @@
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { createRouterTransport, type Transport } from '@connectrpc/connect'
 import { connectNodeAdapter } from '@connectrpc/connect-node'
-import { serve } from '@hono/node-server'
+import { createAdaptorServer } from '@hono/node-server'
 import {
   type ApiConfig,
   CleanupStack,
   errorInterceptor,
   keepConnectionsLong,
   type Logger,
+  listen,
   WarrenError,
 } from '@warren/shared'
 import { ProxyService } from '@warren/shared/gen/warren/api/v1/proxy_pb'
@@ -167,16 +167,12 @@ export async function createApiService(
       const cleanup = new CleanupStack()
       try {
         const api = await listenRest()
-        cleanup.push('api server', () => close(api))
+        cleanup.push('api server', () => close(api.server))
         const internal = await listenInternal()
         cleanup.release()
-        servers = [api, internal]
-        const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost
-        templates.selfUrl.current = `http://${host}:${(api.address() as AddressInfo).port}`
-        return {
-          url: templates.selfUrl.current,
-          internalUrl: `http://${host}:${(internal.address() as AddressInfo).port}`,
-        }
+        servers = [api.server, internal.server]
+        templates.selfUrl.current = api.url
+        return { url: api.url, internalUrl: internal.url }
       } catch (err) {
         for (const e of await cleanup.run()) log.warn({ err: e }, 'listen: cleanup failed')
         throw err
@@ -194,17 +190,13 @@ export async function createApiService(
     },
   }
 
-  async function listenRest(): Promise<Server> {
-    const api = serve({ fetch: app.fetch, port: cfg.port, hostname: cfg.listenHost }) as Server
-    keepConnectionsLong(api)
-    await new Promise<void>((resolve, reject) => {
-      api.once('listening', resolve)
-      api.once('error', reject)
-    })
-    return api
+  async function listenRest(): Promise<{ server: Server; url: string }> {
+    const server = createAdaptorServer({ fetch: app.fetch, hostname: cfg.listenHost }) as Server
+    keepConnectionsLong(server)
+    return { server, url: await listen(server, cfg.listenHost, cfg.port) }
   }
 
-  async function listenInternal(): Promise<Server> {
+  async function listenInternal(): Promise<{ server: Server; url: string }> {
     const internal = createServer(
       connectNodeAdapter({
         routes: (r) => r.service(ProxyService, proxyImpl),
@@ -224,11 +216,7 @@ export async function createApiService(
       }),
     )
     keepConnectionsLong(internal)
-    await new Promise<void>((resolve, reject) => {
-      internal.once('error', reject)
-      internal.listen(cfg.internalPort, cfg.listenHost, resolve)
-    })
-    return internal
+    return { server: internal, url: await listen(internal, cfg.listenHost, cfg.internalPort) }
   }
 }
 

@@ -1,3 +1,4 @@
+import { listen } from '@warren/shared/listen'
 import { parseConfig } from './config.js'
 import { log } from './log.js'
 import { createEnvd } from './server.js'
@@ -14,13 +15,15 @@ function main(): void {
     process.exit(2)
   }
   const envd = createEnvd(config, createState())
+  // Also after it listens: a server error (accept failing, say) ends envd.
   envd.server.on('error', (err) => {
     log.error('server error', { err })
     process.exit(1)
   })
-  envd.server.listen(config.port, config.host, () => {
-    log.info('listening', { host: config.host, port: config.port, version: ENVD_VERSION })
-  })
+  listen(envd.server, config.host, config.port).then(
+    () => log.info('listening', { host: config.host, port: config.port, version: ENVD_VERSION }),
+    () => {}, // logged by the error handler, which exits
+  )
 
   let stopping = false
   const stop = (signal: string) => {

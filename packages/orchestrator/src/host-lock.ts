@@ -2,7 +2,10 @@ import { createHash } from 'node:crypto'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { WarrenError } from '@warren/shared'
+
+const RELEASE_WAIT_MS = 2000
 
 /**
  * One owner at a time for a directory: one node per data directory, one
@@ -21,20 +24,30 @@ export async function acquireDirLock(
     .update(`${resolve(dir)}\0${name}`)
     .digest('hex')
     .slice(0, 40)
-  const server = createServer()
   const pidFile = join(dir, name)
-  try {
-    await new Promise<void>((ok, fail) => {
-      server.once('error', fail)
-      server.listen(`\0warren-lock-${key}`, ok)
-    })
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err
-    const owner = readOwner(pidFile)
-    throw new WarrenError(
-      'conflict',
-      `${what} ${dir} is in use by ${owner ? `process ${owner}` : 'another Warren process'}`,
-    )
+  // A holder that was just killed releases the lock when its last thread
+  // has exited, a moment after its main thread: a short retry covers that.
+  const deadline = Date.now() + RELEASE_WAIT_MS
+  let server = createServer()
+  for (;;) {
+    try {
+      await new Promise<void>((ok, fail) => {
+        server.once('error', fail)
+        server.listen(`\0warren-lock-${key}`, ok)
+      })
+      break
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err
+      if (Date.now() > deadline) {
+        const owner = readOwner(pidFile)
+        throw new WarrenError(
+          'conflict',
+          `${what} ${dir} is in use by ${owner ? `process ${owner}` : 'another Warren process'}`,
+        )
+      }
+      await sleep(50)
+      server = createServer()
+    }
   }
   server.unref()
   writeFileSync(pidFile, String(process.pid))

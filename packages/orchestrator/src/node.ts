@@ -1,11 +1,13 @@
 import {
   createLogger,
+  KeyedLock,
   type Logger,
   type NetworkConfig,
   type NetworkPolicy,
   type OrchestratorConfig,
   parseNetworkConfig,
   parseTemplateId,
+  SingleFlight,
   WarrenError,
 } from '@warren/shared'
 import pLimit from 'p-limit'
@@ -56,8 +58,8 @@ export class SandboxNode {
   private memoryAllocated = 0
   private readonly createLimit: ReturnType<typeof pLimit>
   private readonly buildLimit: ReturnType<typeof pLimit>
-  private readonly locks = new Map<string, Promise<unknown>>()
-  private readonly kills = new Map<string, Promise<void>>()
+  private readonly locks = new KeyedLock()
+  private readonly kills = new SingleFlight<void>()
   private readonly state: NodeState
   private readonly budget: FrozenBudget
 
@@ -149,20 +151,18 @@ export class SandboxNode {
         new WarrenError('conflict', `sandbox ${sandboxId} is still being created`),
       )
     }
-    const pending = this.kills.get(sandboxId)
-    if (pending) return pending
-    const kill = this.locked(sandboxId, async () => {
-      const entry = this.settled(sandboxId)
-      const errors = await this.host.destroy(sandboxId, entry.slot)
-      this.entries.delete(sandboxId)
-      if (holdsMemory(entry.record)) this.memoryAllocated -= entry.record.memoryMb
-      if (errors.length) {
-        for (const err of errors) this.log.error({ err, sandboxId }, 'kill step failed')
-        throw new WarrenError('internal', `sandbox ${sandboxId} was not removed cleanly`)
-      }
-    }).finally(() => this.kills.delete(sandboxId))
-    this.kills.set(sandboxId, kill)
-    return kill
+    return this.kills.run(sandboxId, () =>
+      this.locked(sandboxId, async () => {
+        const entry = this.settled(sandboxId)
+        const errors = await this.host.destroy(sandboxId, entry.slot)
+        this.entries.delete(sandboxId)
+        if (holdsMemory(entry.record)) this.memoryAllocated -= entry.record.memoryMb
+        if (errors.length) {
+          for (const err of errors) this.log.error({ err, sandboxId }, 'kill step failed')
+          throw new WarrenError('internal', `sandbox ${sandboxId} was not removed cleanly`)
+        }
+      }),
+    )
   }
 
   /**
@@ -210,14 +210,7 @@ export class SandboxNode {
 
   /** Runs `fn` after every earlier operation on this sandbox has finished. */
   private locked<T>(sandboxId: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.locks.get(sandboxId) ?? Promise.resolve()
-    const next = previous.catch(() => {}).then(fn)
-    const tail = next.catch(() => {})
-    this.locks.set(sandboxId, tail)
-    void tail.then(() => {
-      if (this.locks.get(sandboxId) === tail) this.locks.delete(sandboxId)
-    })
-    return next
+    return this.locks.run(sandboxId, fn)
   }
 
   private settled(sandboxId: string): Settled {

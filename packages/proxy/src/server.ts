@@ -1,10 +1,10 @@
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { Transport } from '@connectrpc/connect'
 import {
   createForwarder,
   keepConnectionsLong,
   type Logger,
+  listen,
   type NodeResolver,
   type ProxyConfig,
 } from '@warren/shared'
@@ -51,12 +51,7 @@ export function createEdgeProxy(
     server,
     async listen() {
       catalog.start()
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.listen(cfg.port, cfg.listenHost, resolve)
-      })
-      const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost
-      return `http://${host}:${(server.address() as AddressInfo).port}`
+      return listen(server, cfg.listenHost, cfg.port)
     },
     async close() {
       await new Promise<void>((resolve) => {

@@ -1,4 +1,4 @@
-import { type NetworkConfig, networkConfigToMessage } from '@warren/shared'
+import { KeyedLock, type NetworkConfig, networkConfigToMessage } from '@warren/shared'
 import type { Sandbox } from '../store/sandboxes.js'
 import { transition } from '../store/sandboxes.js'
 import { type LifecycleCore, lostRace } from './core.js'
@@ -10,7 +10,7 @@ import { type LifecycleCore, lostRace } from './core.js'
  * Updates of one sandbox run one at a time.
  */
 export class NetworkUpdates {
-  private readonly queues = new Map<string, Promise<unknown>>()
+  private readonly queues = new KeyedLock()
 
   constructor(private readonly core: LifecycleCore) {}
 
@@ -21,18 +21,7 @@ export class NetworkUpdates {
     network: NetworkConfig,
     allowInternetAccess: boolean | null,
   ): Promise<Sandbox> {
-    return this.enqueue(sandboxId, () => this.apply(current, network, allowInternetAccess))
-  }
-
-  /** Runs `fn` after every earlier change of this sandbox's network has finished. */
-  private enqueue<T>(sandboxId: string, fn: () => Promise<T>): Promise<T> {
-    const run = (this.queues.get(sandboxId) ?? Promise.resolve()).catch(() => {}).then(fn)
-    const tail = run.catch(() => {})
-    this.queues.set(sandboxId, tail)
-    void tail.then(() => {
-      if (this.queues.get(sandboxId) === tail) this.queues.delete(sandboxId)
-    })
-    return run
+    return this.queues.run(sandboxId, () => this.apply(current, network, allowInternetAccess))
   }
 
   /**
@@ -41,7 +30,7 @@ export class NetworkUpdates {
    * queue, so it never interleaves with an update.
    */
   resync(sandboxId: string, current: () => Promise<Sandbox>): Promise<void> {
-    return this.enqueue(sandboxId, async () => {
+    return this.queues.run(sandboxId, async () => {
       const s = await current()
       await this.core.placement.node(s.nodeId).client.updateNetwork({
         sandboxId,

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { WarrenError } from '@warren/shared'
+import { SingleFlight, WarrenError } from '@warren/shared'
 import { getSandbox, type Sandbox, teamLimitReached, transition } from '../store/sandboxes.js'
 import { isLive, KIND, type LifecycleCore, lostRace } from './core.js'
 import { endAfter } from './lease.js'
@@ -23,17 +23,12 @@ const SETTLE_WAIT_MS = 60_000
  * caller is pausing or resuming is waited for first.
  */
 export class Resumes {
-  private readonly inflight = new Map<string, Promise<Sandbox>>()
+  private readonly inflight = new SingleFlight<Sandbox>()
 
   constructor(private readonly core: LifecycleCore) {}
 
   resume(s: Sandbox, opts: ResumeOptions): Promise<Sandbox> {
-    let p = this.inflight.get(s.sandboxId)
-    if (!p) {
-      p = this.once(s.sandboxId, opts).finally(() => this.inflight.delete(s.sandboxId))
-      this.inflight.set(s.sandboxId, p)
-    }
-    return p
+    return this.inflight.run(s.sandboxId, () => this.once(s.sandboxId, opts))
   }
 
   /** A resume requested by traffic at the proxy (already authorised there). */

@@ -112,7 +112,12 @@ export type SandboxState =
   | 'killing'
   | 'killed'
 
-export type KillReason = 'request' | 'timeout' | 'admin' | 'orphaned' | 'error'
+/**
+ * Why a sandbox was killed, kept on its tombstone: `request` (a kill through
+ * the API), `timeout` (its endAt passed, lifecycle onTimeout kill), `orphaned`
+ * (its node no longer has it, or the API restarted in the middle of a create).
+ */
+export type KillReason = 'request' | 'timeout' | 'orphaned'
 
 export interface SandboxesTable {
   id: string

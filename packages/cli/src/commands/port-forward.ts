@@ -1,4 +1,5 @@
-import { createServer, type Socket } from 'node:net'
+import { type AddressInfo, createServer, type Socket } from 'node:net'
+import { listen } from '@warren/shared'
 import type { Command } from 'commander'
 import { Sandbox } from 'e2b'
 import WebSocket, { createWebSocketStream } from 'ws'
@@ -50,12 +51,8 @@ export function registerPortForward(program: Command): void {
         const server = createServer((socket) =>
           forward(socket, tunnelUrl.toString(), id, token, open),
         )
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject)
-          server.listen(localPort, opts.address, resolve)
-        })
-        const address = server.address()
-        const port = typeof address === 'object' && address ? address.port : localPort
+        await listen(server, opts.address, localPort)
+        const { port } = server.address() as AddressInfo
         const line = { sandboxId: id, local: `${opts.address}:${port}`, remotePort }
         process.stdout.write(
           opts.json

@@ -1,5 +1,4 @@
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import {
   createForwarder,
   ENVD_PORT,
@@ -9,6 +8,7 @@ import {
   ingressAllows,
   isInitPath,
   keepConnectionsLong,
+  listen,
   maskedHost,
   type NodeResolver,
   peerAddress,
@@ -126,11 +126,5 @@ function isLoopback(ip: string): boolean {
 
 export async function listenNodeProxy(node: SandboxNode, host: string, port: number) {
   const server = createNodeProxy(node)
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, resolve)
-  })
-  // An IPv6 listen address (e.g. `::`) is bracketed, or the URL does not parse.
-  const urlHost = host.includes(':') ? `[${host}]` : host
-  return { server, url: `http://${urlHost}:${(server.address() as AddressInfo).port}` }
+  return { server, url: await listen(server, host, port) }
 }

@@ -1,8 +1,7 @@
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { createRouterTransport, type Transport } from '@connectrpc/connect'
 import { connectNodeAdapter } from '@connectrpc/connect-node'
-import { errorInterceptor, keepConnectionsLong } from '@warren/shared'
+import { errorInterceptor, keepConnectionsLong, listen } from '@warren/shared'
 import { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 import type { SandboxNode } from '../node.js'
 import { orchestratorService } from './service.js'
@@ -20,13 +19,7 @@ export async function serveOrchestratorRpc(
   })
   const server = createServer(handler)
   keepConnectionsLong(server)
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(opts.port, opts.host, resolve)
-  })
-  const { port } = server.address() as AddressInfo
-  const urlHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host
-  return { server, url: `http://${urlHost}:${port}` }
+  return { server, url: await listen(server, opts.host, opts.port) }
 }
 
 /** The same RPC without a network hop, for the all-in-one process. */

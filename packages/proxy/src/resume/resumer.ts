@@ -1,3 +1,4 @@
+import { SingleFlight } from '@warren/shared'
 import type { Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import type { ProxyClient, RouteCatalog } from '../catalog/route-catalog.js'
 
@@ -8,7 +9,7 @@ import type { ProxyClient, RouteCatalog } from '../catalog/route-catalog.js'
  * the catalog stream.
  */
 export class Resumer {
-  private readonly inflight = new Map<string, Promise<Route>>()
+  private readonly inflight = new SingleFlight<Route>()
 
   constructor(
     private readonly client: ProxyClient,
@@ -16,17 +17,10 @@ export class Resumer {
   ) {}
 
   resume(sandboxId: string): Promise<Route> {
-    let p = this.inflight.get(sandboxId)
-    if (!p) {
-      p = this.client
-        .resumeSandbox({ sandboxId })
-        .then((res) => {
-          if (res.route) this.catalog.put(res.route)
-          return res.route!
-        })
-        .finally(() => this.inflight.delete(sandboxId))
-      this.inflight.set(sandboxId, p)
-    }
-    return p
+    return this.inflight.run(sandboxId, async () => {
+      const res = await this.client.resumeSandbox({ sandboxId })
+      if (res.route) this.catalog.put(res.route)
+      return res.route!
+    })
   }
 }

@@ -1,4 +1,5 @@
 import { buildConnector, Pool } from 'undici'
+import { httpUrl } from '../listen.js'
 import { type DialRetry, retriesDial } from './dial.js'
 
 const IDLE_MS = 60_000
@@ -18,7 +19,7 @@ export class UpstreamPools {
     let entry = this.pools.get(key)
     if (!entry) {
       if (this.pools.size >= MAX_POOLS) this.evictOldest()
-      const origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+      const origin = httpUrl(host, port)
       entry = {
         pool: new Pool(origin, {
           connections: 256,

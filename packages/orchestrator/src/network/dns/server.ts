@@ -1,6 +1,6 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { createServer, type Server, type Socket } from 'node:net'
-import { domainAllowed, type EgressPolicy, type Logger, peerAddress } from '@warren/shared'
+import { domainAllowed, type EgressPolicy, type Logger, listen, peerAddress } from '@warren/shared'
 import * as packet from 'dns-packet'
 import type { Upstream } from './upstream.js'
 
@@ -66,10 +66,7 @@ export class DnsServer {
     })
     this.udp = udp
     const tcp = createServer((socket) => this.serveTcp(socket))
-    await new Promise<void>((resolve, reject) => {
-      tcp.once('error', reject)
-      tcp.listen(this.opts.port, '0.0.0.0', resolve)
-    })
+    await listen(tcp, '0.0.0.0', this.opts.port)
     this.tcp = tcp
   }
 

@@ -6,6 +6,7 @@ import {
   dialOnce,
   type EgressPolicy,
   type Logger,
+  listen,
   peerAddress,
   type Resolution,
   splice,
@@ -71,10 +72,7 @@ export class EgressProxy {
       [http, this.opts.httpPort],
       [tls, this.opts.tlsPort],
     ] as const) {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.listen(port, '0.0.0.0', resolve)
-      })
+      await listen(server, '0.0.0.0', port)
       this.servers.push(server)
     }
   }
