@@ -1,5 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { type NetworkConfig, networkConfigSchema, parseNetworkConfig } from '@warren/shared'
+import {
+  type NetworkConfig,
+  networkConfigSchema,
+  parseNetworkConfig,
+  WarrenError,
+} from '@warren/shared'
 import type { App, RouteDeps } from '../deps.js'
 import { errorResponses, jsonBody, noQuery, sandboxIdParams } from '../params.js'
 
@@ -26,6 +31,14 @@ const route = createRoute({
  */
 export function registerNetwork(app: App, deps: RouteDeps): void {
   app.openapi(route, async (c) => {
+    // The validator reads a request without a JSON body as {}, which here
+    // would clear every rule: only an explicit `{}` may mean that.
+    if (!/^application\/(?:[\w.+-]+\+)?json\b/i.test(c.req.header('content-type') ?? '')) {
+      throw new WarrenError(
+        'invalid_argument',
+        'a JSON body is required: the whole network config ({} clears every rule)',
+      )
+    }
     const req = c.req.valid('json')
     const { sandboxID } = c.req.valid('param')
     const team = c.get('team')
