@@ -15,8 +15,9 @@ fi
 # --- Debian packages -------------------------------------------------------
 # runc: the OCI runtime; tini: process 1 of every sandbox; nftables/iproute2/conntrack: per-sandbox networking;
 # debootstrap: the base template; util-linux: nsenter/mount; nginx: the
-# reverse-proxy baseline of the proxy benchmark.
-packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates nginx-light"
+# reverse-proxy baseline of the proxy benchmark; openssl: the tests'
+# self-signed certificates (a sandbox's own HTTPS server).
+packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates nginx-light openssl"
 missing=""
 for p in $packages; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

@@ -52,7 +52,15 @@ const CREATE: Array<[RequestOptions, number, RegExp, NodeMethod[]?]> = [
   [base({ autoPauseMemory: false }), 400, /autoPauseMemory/],
   [base({ autoPause: true, autoPauseMemory: false, autoResume: { enabled: true } }), 400, /autoResume/],
   [net({ allowOut: '1.1.1.1' }), 400, /network\.allowOut/],
-  [net({ httpsPorts: [3000] }), 400, /'network\.httpsPorts'/],
+  [net({ httpsPorts: [49983] }), 400, /httpsPorts: envd's port/],
+  [net({ httpsPorts: [0] }), 400, /network\.httpsPorts/],
+  [net({ httpsPorts: '443' }), 400, /network\.httpsPorts/],
+  // What the pinned SDK can send and Warren does not implement: named, never dropped.
+  [base({ volumeMounts: [{ name: 'v', path: '/data' }] }), 400, /unsupported field 'volumeMounts'/],
+  [base({ mcp: { github: {} } }), 400, /unsupported field 'mcp'/],
+  [base({ iam: { tokens: { t: { audience: 'a', tokenType: 'jwt' } } } }), 400, /unsupported field 'iam'/],
+  [net({ egressProxy: { address: 'proxy.test:1080' } }), 400, /unsupported field 'network\.egressProxy'/],
+  [net({ rules: { 'api.test': [{}] } }), 400, /unsupported field 'network\.rules'/],
   [net({ allowOut: ['300.1.1.1'] }), 400, /allowOut: '300\.1\.1\.1'/],
   [net({ allowOut: ['example.com'] }), 400, /require '0\.0\.0\.0\/0' in denyOut/],
   [net({ allowOut: ['exa mple.com'], denyOut: ['0.0.0.0/0'] }), 400, /not a valid domain/],
@@ -156,6 +164,7 @@ const cases: Case[] = [
   ['PUT', `/sandboxes/${UNKNOWN}/network`, json({}), 404, /not found/],
   // No body is not "replace with nothing": only an explicit {} clears the rules.
   ['PUT', '/sandboxes/:id/network', {}, 400, /JSON body is required/],
+  ['PUT', '/sandboxes/:id/network', json({ httpsPorts: [8443] }), 400, /'httpsPorts'/],
 
   ['GET', '/sandboxes/x/metrics', {}, 404, /not found/],
   ['GET', `/sandboxes/${UNKNOWN}/metrics`, {}, 404, /not found/],
