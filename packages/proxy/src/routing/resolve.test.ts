@@ -97,10 +97,12 @@ async function resolve(r: Route, req: IncomingMessage) {
 
 describe('edge resolver: sandboxes between states', () => {
   it.each([
-    ['pausing, auto-resume, user port', RouteState.PAUSING, true, 8000, 503, 0],
+    // Caught mid-pause, an auto-resume sandbox is woken once the pause is over.
+    ['pausing, auto-resume, user port', RouteState.PAUSING, true, 8000, 0, 1],
+    ['pausing, auto-resume, envd', RouteState.PAUSING, true, ENVD, 0, 1],
     ['pausing, no auto-resume, user port', RouteState.PAUSING, false, 8000, 503, 0],
     // envd's port says 502 for "not running" (isRunning() reads it), with Retry-After.
-    ['pausing, auto-resume, envd', RouteState.PAUSING, true, ENVD, 502, 0],
+    ['pausing, no auto-resume, envd', RouteState.PAUSING, false, ENVD, 502, 0],
     ['resuming, no auto-resume', RouteState.RESUMING, false, 8000, 503, 0],
     ['paused, no auto-resume, user port', RouteState.PAUSED, false, 8000, 409, 0],
     ['paused, no auto-resume, envd', RouteState.PAUSED, false, ENVD, 502, 0],

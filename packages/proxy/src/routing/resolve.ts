@@ -102,9 +102,14 @@ export function createEdgeResolver(opts: {
     if (!route) return { error: notFound(sandboxId) }
     const denied = refuseTraffic(req, route, port)
     if (denied) return { error: denied }
+    // Pausing too: traffic at the moment of an auto-pause waits for the pause
+    // to finish and then wakes the sandbox (the API waits it out), as it would
+    // a moment later — not an error for the client to retry.
     if (
       route.autoResume &&
-      (route.state === RouteState.PAUSED || route.state === RouteState.RESUMING)
+      (route.state === RouteState.PAUSED ||
+        route.state === RouteState.RESUMING ||
+        route.state === RouteState.PAUSING)
     ) {
       const refusedResume = refuseResume(req, route, port)
       if (refusedResume) return { error: refusedResume }
