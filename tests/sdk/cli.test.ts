@@ -1,5 +1,6 @@
 // The `warren sandbox` commands with --json, each once, against warren up;
 // `shell` in a pseudo-terminal, as a person at a terminal runs it.
+import { spawn } from 'node:child_process'
 import { Sandbox } from 'e2b'
 import { spawn as spawnPty } from 'node-pty'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -168,6 +169,32 @@ describe('warren sandbox shell', () => {
       expect(await exited).toBe(0)
     } finally {
       term.kill()
+    }
+  })
+
+  it('takes piped input too: the commands run, and the end of input ends the shell', async () => {
+    const w = warren()
+    const sbx = await Sandbox.create({ ...w.sdk, timeoutMs: 120_000 })
+    made.push(sbx.sandboxId)
+    const child = spawn(
+      process.execPath,
+      [CLI, 'sandbox', 'shell', sbx.sandboxId, ...connectionFlags(w)],
+      {
+        env: { ...process.env, ...w.env },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    )
+    let out = ''
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString()
+    })
+    const code = new Promise<number | null>((resolve) => child.once('close', resolve))
+    child.stdin.end('echo piped-$((3*3)) as $(whoami)\n')
+    try {
+      expect(await code).toBe(0)
+      expect(out).toMatch(/piped-9 as user/)
+    } finally {
+      child.kill('SIGKILL')
     }
   })
 

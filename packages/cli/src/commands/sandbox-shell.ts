@@ -62,7 +62,10 @@ async function shell(
     KEEPALIVE_MS,
   )
   const stdin = process.stdin
+  // Piped input (not a terminal): its end is the shell's end of input, Ctrl-D.
+  const onEnd = () => onInput(Buffer.from([4]))
   if (stdin.isTTY) stdin.setRawMode(true)
+  else stdin.once('end', onEnd)
   stdin.on('data', onInput)
   stdin.resume()
   process.on('SIGWINCH', onResize)
@@ -77,6 +80,7 @@ async function shell(
     clearInterval(keepalive)
     process.off('SIGWINCH', onResize)
     stdin.off('data', onInput)
+    stdin.off('end', onEnd)
     if (stdin.isTTY) stdin.setRawMode(false)
     stdin.pause()
   }
