@@ -19,8 +19,9 @@ fi
 # overlayfs opaque directories and file capabilities in layers pulled from OCI
 # images; nginx, docker-registry and zstd: the proxy benchmark's baseline, and the
 # local OCI registry and zstd layers of the image tests (their services are kept
-# from starting).
-packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates e2fsprogs lxcfs attr nginx-light docker-registry zstd"
+# from starting); openssl: the tests' self-signed certificates (a sandbox's own
+# HTTPS server).
+packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates e2fsprogs lxcfs attr nginx-light docker-registry zstd openssl"
 missing=""
 for p in $packages; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

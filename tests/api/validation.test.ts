@@ -50,7 +50,8 @@ const CREATE: Array<[string, ApiRequest, number, RegExp]> = [
   ['an unknown field', { json: { templateID: 'base', gpu: true } }, 400, /'gpu'/],
   ['an unknown nested field', { json: { templateID: 'base', lifecycle: { onIdle: 'kill' } } }, 400, /'lifecycle\.onIdle'/],
   ['network.allowOut not a list', { json: { templateID: 'base', network: { allowOut: '1.1.1.1' } } }, 400, /network\.allowOut/],
-  ["an E2B field Warren lacks", { json: { templateID: 'base', network: { httpsPorts: [3000] } } }, 400, /'network\.httpsPorts'/],
+  ["an E2B field Warren lacks", { json: { templateID: 'base', volumeMounts: [{ name: 'v', path: '/d' }] } }, 400, /'volumeMounts'/],
+  ["envd's port as an HTTPS port", { json: { templateID: 'base', network: { httpsPorts: [49983] } } }, 400, /httpsPorts/],
   ['an unknown template', { json: { templateID: 'no-such-template' } }, 404, /no-such-template/],
 ]
 
@@ -65,7 +66,7 @@ const connect = (base: string): Case[] => [
     ([json, message]): Case => ['POST', `${base}/:id/connect`, { json }, 400, message as RegExp],
   ),
   ['POST', `${base}/:id/connect`, { raw: '{' }, 400, /JSON/],
-  ['POST', `${base}/x/connect`, { json: {} }, 400, /sandboxID/],
+  ['POST', `${base}/x/connect`, { json: {} }, 404, /not found/],
   ['POST', `${base}/${UNKNOWN}/connect`, { json: {} }, 404, /not found/],
 ]
 
@@ -87,8 +88,10 @@ const cases: Case[] = [
   ].map(([q, message]): Case => ['GET', `/v2/sandboxes?${q}`, {}, 400, message as RegExp]),
 
   ...['GET', 'DELETE'].flatMap((method): Case[] => [
-    [method, '/sandboxes/NOT-AN-ID', {}, 400, /sandboxID/],
-    [method, '/sandboxes/abc', {}, 400, /sandboxID/],
+    [method, '/sandboxes/NOT-AN-ID', {}, 404, /not found/],
+    [method, '/sandboxes/abc', {}, 404, /not found/],
+    [method, `/sandboxes/${'a'.repeat(10_000)}`, {}, 404, /^sandbox not found$/],
+    [method, '/sandboxes/..%2F..%2Fetc', {}, 404, /^sandbox not found$/],
     [method, `/sandboxes/${UNKNOWN}`, {}, 404, new RegExp(UNKNOWN)],
   ]),
 
@@ -97,7 +100,7 @@ const cases: Case[] = [
     [{ timeout: '60' }, /timeout/], [{}, /timeout/], [{ timeout: 60, extend: true }, /'extend'/],
   ].map(([json, message]): Case => ['POST', '/sandboxes/:id/timeout', { json }, 400, message as RegExp]),
   ['POST', '/sandboxes/:id/timeout', { raw: '{"timeout":' }, 400, /JSON/],
-  ['POST', '/sandboxes/X/timeout', { json: { timeout: 5 } }, 400, /sandboxID/],
+  ['POST', '/sandboxes/X/timeout', { json: { timeout: 5 } }, 404, /not found/],
   ['POST', `/sandboxes/${UNKNOWN}/timeout`, { json: { timeout: 5 } }, 404, /not found/],
 
   ...[
@@ -110,15 +113,14 @@ const cases: Case[] = [
   ...connect('/sandboxes'),
   ...connect('/v2/sandboxes'),
 
-  ['GET', '/sandboxes/x/metrics', {}, 400, /sandboxID/],
+  ['GET', '/sandboxes/x/metrics', {}, 404, /not found/],
   ['GET', `/sandboxes/${UNKNOWN}/metrics`, {}, 404, /not found/],
   ['GET', '/sandboxes/:id/metrics?start=soon', {}, 400, /start/],
   ['GET', '/sandboxes/:id/metrics?step=5', {}, 400, /'step'/],
   ['GET', '/sandboxes/metrics', {}, 400, /sandbox_ids/],
-  ['GET', '/sandboxes/metrics?sandbox_ids=:id,BAD', {}, 400, /sandbox_ids.*BAD/],
   ['GET', `/sandboxes/metrics?sandbox_ids=${Array(101).fill(UNKNOWN).join(',')}`, {}, 400, /sandbox_ids/],
 
-  ['GET', '/sandboxes/x/logs', {}, 400, /sandboxID/],
+  ['GET', '/sandboxes/x/logs', {}, 404, /not found/],
   ['GET', `/sandboxes/${UNKNOWN}/logs`, {}, 404, /not found/],
   ['GET', '/sandboxes/:id/logs?start=-1', {}, 400, /start/],
   ['GET', '/sandboxes/:id/logs?limit=0', {}, 400, /limit/],

@@ -19,7 +19,13 @@ import { Sandbox } from 'e2b'
 import { afterAll, beforeAll } from 'vitest'
 import { sandboxLedger } from './sandbox-ledger.js'
 
-export const TEMPLATES_DIR = '/var/lib/warren/templates'
+/**
+ * The built templates the suites use: the machine's shared ones, unless
+ * WARREN_TEST_TEMPLATES_DIR names others (a worktree whose template recipe
+ * differs from the shared build's keeps its own, instead of rebuilding the
+ * shared one under the other worktrees).
+ */
+export const TEMPLATES_DIR = process.env.WARREN_TEST_TEMPLATES_DIR ?? '/var/lib/warren/templates'
 export const ENVD_PORT = 49983
 
 /** A running sandbox's record, as a create returns it: its addresses are known. */

@@ -1,11 +1,13 @@
 // Auto-resume on traffic at the edge proxy: one request wakes a paused
 // sandbox (hot: the same server process answers), a sandbox without
-// auto-resume stays paused with a clear error, a pausing one answers 503 with
-// Retry-After, and only requests the running sandbox would accept may wake
-// it (traffic token, envd token). A burst of requests makes one resume.
-import type { Sandbox } from 'e2b'
+// auto-resume stays paused with a clear error, requests that arrive while an
+// auto-resume sandbox is pausing wait for the pause and get the real answer
+// (one resume for all), a pausing sandbox without auto-resume answers 503
+// with Retry-After, and only requests the running sandbox would accept may
+// wake it (traffic token, envd token). A burst of requests makes one resume.
+import { Sandbox } from 'e2b'
 import { describe, expect, it } from 'vitest'
-import { detail } from '../helpers/api-client.js'
+import { detail, sleep } from '../helpers/api-client.js'
 import {
   bootOf,
   type CreatedSandbox,
@@ -46,6 +48,12 @@ function get(id: string, port: number, headers: Record<string, string> = {}, pat
 }
 
 const stateOf = async (id: string) => (await detail(warren(), id)).state
+
+/** The API shows a pausing sandbox as paused, but without a snapshot kind yet. */
+const isPausing = async (id: string) => {
+  const d = await detail(warren(), id)
+  return d.state === 'paused' && !d.pausedKind
+}
 
 function expectProxyError(res: ProxyResponse, status: number, id: string, message?: RegExp) {
   expect(res.status, res.text).toBe(status)
@@ -101,10 +109,77 @@ describe('auto-resume on traffic', () => {
     expect((await connect(warren(), id)).body.resumedFrom).toBe('files')
   })
 
-  it('a pausing sandbox answers 503 with Retry-After', async () => {
+  it('requests caught by a pause under way wait for it, then one resume answers them all', async () => {
     const { c, sbx } = await serving(autoResume)
     const id = c.sandboxID
-    // Dirty pages make the pause (freeze, then flush the layer) take a while.
+    const boot = bootOf((await get(id, PORT)).text)
+    let burst: ProxyResponse[] | undefined
+    let before = 0
+    // Dirty pages make the pause (freeze, then flush the layer) take a while:
+    // more of them until the API is seen saying "pausing" before it is done.
+    for (let mb = 64; !burst && mb <= 512; mb *= 2) {
+      await sbx.commands.run(`dd if=/dev/zero of=/tmp/dirty bs=1M count=${mb} 2>/dev/null`)
+      before = await counter(warren(), 'warren_sandboxes_resumed_total', TRAFFIC)
+      let done = false
+      const paused = pause(warren(), id).finally(() => {
+        done = true
+      })
+      while (!done && !burst) {
+        if (await isPausing(id))
+          burst = await Promise.all(
+            Array.from({ length: 20 }, (_, i) => get(id, PORT, {}, `/${i}`)),
+          )
+      }
+      expect(await paused).toBe(204)
+      if (!burst) expect((await connect(warren(), id)).status).toBe(201)
+    }
+    expect(burst, 'requests were sent while the sandbox was pausing').toBeDefined()
+    for (const res of burst!) {
+      expect(res.status, res.text).toBe(200)
+      expect(bootOf(res.text)).toBe(boot)
+    }
+    expect(await counter(warren(), 'warren_sandboxes_resumed_total', TRAFFIC)).toBe(before + 1)
+    expect(await stateOf(id)).toBe('running')
+  })
+
+  it('traffic at the moment of the timeout auto-pause: every request is answered, after one resume', async () => {
+    const { c, sbx } = await serving(autoResume)
+    const id = c.sandboxID
+    await sbx.commands.run('dd if=/dev/zero of=/tmp/dirty bs=1M count=256 2>/dev/null')
+    const boot = bootOf((await get(id, PORT)).text)
+    const before = await counter(warren(), 'warren_sandboxes_resumed_total', TRAFFIC)
+    // The lease runs out in 3 s, while the traffic below flows.
+    await Sandbox.setTimeout(id, 3_000, warren().sdk)
+    let pausingSeen = false
+    let resumed = false
+    const watcher = (async () => {
+      while (!resumed) {
+        if (await isPausing(id)) pausingSeen = true
+        resumed = (await counter(warren(), 'warren_sandboxes_resumed_total', TRAFFIC)) > before
+        await sleep(10)
+      }
+    })()
+    const answers: ProxyResponse[] = []
+    // Four clients send one request after another through the expiry, until
+    // the sandbox has paused and been woken by them.
+    await Promise.all(
+      Array.from({ length: 4 }, async (_, k) => {
+        for (let i = 0; !resumed || i < 3; i++) answers.push(await get(id, PORT, {}, `/${k}-${i}`))
+      }),
+    )
+    await watcher
+    expect(pausingSeen, 'the sandbox was seen pausing while the traffic flowed').toBe(true)
+    for (const res of answers) {
+      expect(res.status, res.text).toBe(200)
+      expect(bootOf(res.text)).toBe(boot)
+    }
+    expect(await counter(warren(), 'warren_sandboxes_resumed_total', TRAFFIC)).toBe(before + 1)
+    expect(await detail(warren(), id)).toMatchObject({ state: 'running', resumedFrom: 'memory' })
+  })
+
+  it('a pausing sandbox without auto-resume answers 503 with Retry-After', async () => {
+    const { c, sbx } = await serving({ lifecycle: { onTimeout: 'pause' } })
+    const id = c.sandboxID
     let seen: ProxyResponse | undefined
     for (let mb = 64; !seen && mb <= 512; mb *= 2) {
       await sbx.commands.run(`dd if=/dev/zero of=/tmp/dirty bs=1M count=${mb} 2>/dev/null`)
@@ -117,14 +192,13 @@ describe('auto-resume on traffic', () => {
         if (res.status === 503) seen = res
       }
       expect(await paused).toBe(204)
-      // Woken by the next request; try again with more to flush.
-      if (!seen) expect((await get(id, PORT)).status).toBe(200)
+      if (!seen) expect((await connect(warren(), id)).status).toBe(201)
     }
     expect(seen, 'a request caught the pause under way').toBeDefined()
     expectProxyError(seen!, 503, id, /pausing/)
     expect(seen!.headers['retry-after']).toBe('1')
-    // Once paused, the same request wakes it.
-    expect((await get(id, PORT)).status).toBe(200)
+    // Once paused, it stays paused: 409.
+    expectProxyError(await get(id, PORT), 409, id, /paused/)
   })
 })
 

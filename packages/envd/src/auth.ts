@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import { tokenMatches } from '@warren/shared/proxy/tokens'
 
 export const ACCESS_TOKEN_HEADER = 'x-access-token'
@@ -23,55 +22,4 @@ export function basicAuthUser(header: string | null | undefined): string | undef
   return name === '' ? undefined : name
 }
 
-/**
- * The signature of a `/files` URL exactly as the SDK computes it
- * (src/sandbox/signature.ts): `v1_` + unpadded base64 of
- * sha256("path:operation:user:token[:expiration]"), user '' for the default.
- */
-export function fileSignature(opts: {
-  path: string
-  operation: 'read' | 'write'
-  user: string
-  token: string
-  expiration?: number
-}): string {
-  const parts = [opts.path, opts.operation, opts.user, opts.token]
-  if (opts.expiration !== undefined) parts.push(String(opts.expiration))
-  const hash = createHash('sha256').update(parts.join(':')).digest('base64')
-  return `v1_${hash.replace(/=+$/, '')}`
-}
-
-export type SignatureCheck = { ok: true } | { ok: false; message: string }
-
-/** Verifies a signed `/files` URL; `nowSeconds` is injectable for tests. */
-export function verifyFileSignature(opts: {
-  token: string
-  path: string
-  operation: 'read' | 'write'
-  user: string | undefined
-  signature: string | undefined
-  expiration: string | undefined
-  nowSeconds?: number
-}): SignatureCheck {
-  if (!opts.signature) return { ok: false, message: 'missing signature query parameter' }
-  let expiration: number | undefined
-  if (opts.expiration !== undefined) {
-    if (!/^\d+$/.test(opts.expiration)) {
-      return { ok: false, message: 'invalid signature_expiration' }
-    }
-    expiration = Number(opts.expiration)
-  }
-  const expected = fileSignature({
-    path: opts.path,
-    operation: opts.operation,
-    user: opts.user ?? '',
-    token: opts.token,
-    expiration,
-  })
-  if (!tokenMatches(opts.signature, expected)) return { ok: false, message: 'invalid signature' }
-  const now = opts.nowSeconds ?? Math.floor(Date.now() / 1000)
-  if (expiration !== undefined && expiration < now) {
-    return { ok: false, message: 'signature is already expired' }
-  }
-  return { ok: true }
-}
+export { fileSignature, verifyFileSignature } from '@warren/shared/file-signature'

@@ -1,4 +1,5 @@
 import { Code, ConnectError } from '@connectrpc/connect'
+import { NotADirectoryError } from './owned-dirs.js'
 
 /** The errno codes envd translates; everything else is an internal error. */
 const BY_ERRNO: Record<string, { connect: Code; http: number }> = {
@@ -47,6 +48,7 @@ function describe(err: unknown, what: string): string {
 /** Translates a filesystem error where it enters a Connect handler. */
 export function fsConnectError(err: unknown, what: string): ConnectError {
   if (err instanceof ConnectError) return err
+  if (err instanceof NotADirectoryError) return new ConnectError(err.message, Code.InvalidArgument)
   const mapped = BY_ERRNO[errnoOf(err) ?? '']
   if (!mapped)
     return new ConnectError(describe(err, what), Code.Internal, undefined, undefined, err)
@@ -55,6 +57,7 @@ export function fsConnectError(err: unknown, what: string): ConnectError {
 
 /** The HTTP status and message for a filesystem error on a REST route. */
 export function fsHttpError(err: unknown, what: string): { status: number; message: string } {
+  if (err instanceof NotADirectoryError) return { status: 400, message: err.message }
   const mapped = BY_ERRNO[errnoOf(err) ?? '']
   return { status: mapped?.http ?? 500, message: describe(err, what) }
 }

@@ -12,6 +12,7 @@ import { RouteCatalog } from './catalog/route-catalog.js'
 import { KeepaliveReporter } from './keepalive/reporter.js'
 import { Resumer } from './resume/resumer.js'
 import { createEdgeResolver } from './routing/resolve.js'
+import { SignatureRoutes } from './routing/signatures.js'
 
 export interface EdgeProxy {
   catalog: RouteCatalog
@@ -39,6 +40,7 @@ export function createEdgeProxy(
     trustedHops: cfg.trustedHops,
     resumer,
     keepalive,
+    signatures: new SignatureRoutes(catalog),
     localNodes,
     nodeProxySecret: cfg.nodeProxySecret,
   })

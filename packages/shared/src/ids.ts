@@ -18,6 +18,19 @@ export function isSandboxId(value: string): boolean {
   return SANDBOX_ID.test(value)
 }
 
+// Letters, digits, '-' and '_': no path, query or traversal characters, and short.
+const SANDBOX_ID_LIKE = /^[A-Za-z0-9_-]{1,64}$/
+
+/**
+ * Whether a client-supplied id is worth looking up. Ids Warren issues are
+ * `isSandboxId`, but a client may name any id (E2B answers "not found" for
+ * `Sandbox.kill('some-id')`, not "bad request"), so the edges look up every
+ * id of this shape and answer anything else as not found without a lookup.
+ */
+export function isSandboxIdLike(value: string): boolean {
+  return SANDBOX_ID_LIKE.test(value)
+}
+
 export function parseSandboxId(value: string): string {
   if (!isSandboxId(value)) {
     throw new WarrenError('invalid_argument', `invalid sandbox id '${value.slice(0, 64)}'`)

@@ -26,6 +26,11 @@ export const networkConfigSchema = z.strictObject({
   denyIn: rules('Warren: CIDR[:port[-port]] denied in'),
   allowPublicTraffic: z.boolean().optional(),
   maskRequestHost: z.string().max(253).optional(),
+  httpsPorts: z
+    .array(z.number().int().min(1).max(65535))
+    .max(64)
+    .optional()
+    .describe('Ports whose server speaks HTTPS: the proxy reaches them over TLS, unverified'),
 })
 
 export type NetworkConfig = z.infer<typeof networkConfigSchema>
@@ -40,6 +45,7 @@ export function networkConfigToMessage(cfg: NetworkConfig): NetworkConfigMessage
     denyIn: cfg.denyIn ?? [],
     ...(cfg.allowPublicTraffic !== undefined ? { allowPublicTraffic: cfg.allowPublicTraffic } : {}),
     ...(cfg.maskRequestHost !== undefined ? { maskRequestHost: cfg.maskRequestHost } : {}),
+    httpsPorts: cfg.httpsPorts ?? [],
   })
 }
 
@@ -61,5 +67,6 @@ export function networkConfigFromMessage(msg: NetworkConfigMessage | undefined):
   for (const key of LISTS) if (msg[key].length) cfg[key] = [...msg[key]]
   if (msg.allowPublicTraffic !== undefined) cfg.allowPublicTraffic = msg.allowPublicTraffic
   if (msg.maskRequestHost !== undefined) cfg.maskRequestHost = msg.maskRequestHost
+  if (msg.httpsPorts.length) cfg.httpsPorts = [...msg.httpsPorts]
   return cfg
 }

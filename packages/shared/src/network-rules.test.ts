@@ -56,6 +56,8 @@ describe('parseNetworkConfig: rejects with the bad entry named', () => {
     },
     { name: 'mask with a path', cfg: { maskRequestHost: 'a.com/x' }, err: /maskRequestHost/ },
     { name: 'mask with a space', cfg: { maskRequestHost: 'a .com' }, err: /maskRequestHost/ },
+    { name: "envd's port as HTTPS", cfg: { httpsPorts: [8443, 49983] }, err: /httpsPorts: envd/ },
+    { name: 'HTTPS port 0', cfg: { httpsPorts: [0] }, err: /httpsPorts: '0'/ },
   ])('$name', ({ cfg, iae, err }) => {
     expect(() => parseNetworkConfig(cfg, iae ?? null)).toThrow(err)
   })
@@ -70,6 +72,11 @@ describe('parseNetworkConfig: accepts', () => {
     expect(p.egress.allow).toEqual([{ network: 0x01020304, bits: 32 }])
     expect(p.egress.domains).toEqual({ exact: ['example.com'], suffixes: ['api.test'], any: true })
     expect(p.egress.denyAll).toBe(true)
+  })
+
+  it('HTTPS ports, sorted and once each (none by default)', () => {
+    expect(parseNetworkConfig({ httpsPorts: [8443, 443, 8443] }).httpsPorts).toEqual([443, 8443])
+    expect(parseNetworkConfig({}).httpsPorts).toEqual([])
   })
 
   it('allow_internet_access: false denies everything but what is allowed', () => {

@@ -2,6 +2,7 @@ import { isIPv6 } from 'node:net'
 import { type Cidr4, cidrContains, ipv4ToInt, parseCidr4 } from './cidr.js'
 import { WarrenError } from './errors.js'
 import type { NetworkConfig } from './network-config.js'
+import { ENVD_PORT } from './proxy/host.js'
 
 /**
  * Network rules of a sandbox: parsing and validation (one place, used by the
@@ -36,6 +37,8 @@ export interface NetworkPolicy {
   egress: EgressPolicy
   ingress: { allow: IngressRule[]; deny: IngressRule[] }
   maskRequestHost?: string
+  /** Ports the proxy reaches over TLS (E2B's `httpsPorts`), sorted, unique. */
+  httpsPorts: number[]
 }
 
 const ALL: Cidr4 = { network: 0, bits: 0 }
@@ -159,6 +162,16 @@ export function validateMaskHost(mask: string): string {
   return mask
 }
 
+/** E2B's rule: envd's own port is plain HTTP and cannot be listed. */
+function parseHttpsPorts(ports: number[] | undefined): number[] {
+  for (const p of ports ?? []) {
+    if (!Number.isInteger(p) || p < 1 || p > 65535)
+      bad(`httpsPorts: '${p}' is not a port (1-65535)`)
+    if (p === ENVD_PORT) bad(`httpsPorts: envd's port ${ENVD_PORT} cannot be listed`)
+  }
+  return [...new Set(ports ?? [])].sort((a, b) => a - b)
+}
+
 /** Parses and validates a whole network config; every failure names the bad entry. */
 export function parseNetworkConfig(
   cfg: NetworkConfig,
@@ -170,7 +183,11 @@ export function parseNetworkConfig(
   if (allowIn.length && !denyIn.some((r) => r.cidr.bits === 0)) {
     bad(`allowIn: ingress allow rules such as '${cfg.allowIn?.[0]}' require '0.0.0.0/0' in denyIn`)
   }
-  const policy: NetworkPolicy = { egress, ingress: { allow: allowIn, deny: denyIn } }
+  const policy: NetworkPolicy = {
+    egress,
+    ingress: { allow: allowIn, deny: denyIn },
+    httpsPorts: parseHttpsPorts(cfg.httpsPorts),
+  }
   if (cfg.maskRequestHost !== undefined)
     policy.maskRequestHost = validateMaskHost(cfg.maskRequestHost)
   return policy

@@ -2,6 +2,7 @@ import { type Logger, toWarrenError, WarrenError } from '@warren/shared'
 import type { Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import type { ZodError } from 'zod'
+import { SANDBOX_ID_PARAM } from '../routes/params.js'
 
 /** `templateID: expected string` — the field path and what was wrong with it. */
 export function describeZodError(error: ZodError): string {
@@ -52,8 +53,19 @@ export function notFound(c: Context) {
   return c.json({ code: 404, message: `no route ${c.req.method} ${c.req.path}` }, 404)
 }
 
-export function validationHook(result: { success: boolean; error?: ZodError }): void {
-  if (!result.success && result.error) {
-    throw new WarrenError('invalid_argument', describeZodError(result.error))
+export function validationHook(result: {
+  success: boolean
+  error?: ZodError
+  target?: string
+}): void {
+  if (result.success || !result.error) return
+  // A path id that could never name a sandbox is simply not found: the
+  // answer is the same as for any unknown id (E2B's SDK reads 404 as "no such sandbox").
+  if (
+    result.target === 'param' &&
+    result.error.issues.some((i) => i.path[0] === SANDBOX_ID_PARAM)
+  ) {
+    throw new WarrenError('not_found', 'sandbox not found')
   }
+  throw new WarrenError('invalid_argument', describeZodError(result.error))
 }

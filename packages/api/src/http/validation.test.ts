@@ -52,7 +52,15 @@ const CREATE: Array<[RequestOptions, number, RegExp, NodeMethod[]?]> = [
   [base({ autoPauseMemory: false }), 400, /autoPauseMemory/],
   [base({ autoPause: true, autoPauseMemory: false, autoResume: { enabled: true } }), 400, /autoResume/],
   [net({ allowOut: '1.1.1.1' }), 400, /network\.allowOut/],
-  [net({ httpsPorts: [3000] }), 400, /'network\.httpsPorts'/],
+  [net({ httpsPorts: [49983] }), 400, /httpsPorts: envd's port/],
+  [net({ httpsPorts: [0] }), 400, /network\.httpsPorts/],
+  [net({ httpsPorts: '443' }), 400, /network\.httpsPorts/],
+  // What the pinned SDK can send and Warren does not implement: named, never dropped.
+  [base({ volumeMounts: [{ name: 'v', path: '/data' }] }), 400, /unsupported field 'volumeMounts'/],
+  [base({ mcp: { github: {} } }), 400, /unsupported field 'mcp'/],
+  [base({ iam: { tokens: { t: { audience: 'a', tokenType: 'jwt' } } } }), 400, /unsupported field 'iam'/],
+  [net({ egressProxy: { address: 'proxy.test:1080' } }), 400, /unsupported field 'network\.egressProxy'/],
+  [net({ rules: { 'api.test': [{}] } }), 400, /unsupported field 'network\.rules'/],
   [net({ allowOut: ['300.1.1.1'] }), 400, /allowOut: '300\.1\.1\.1'/],
   [net({ allowOut: ['example.com'] }), 400, /require '0\.0\.0\.0\/0' in denyOut/],
   [net({ allowOut: ['exa mple.com'], denyOut: ['0.0.0.0/0'] }), 400, /not a valid domain/],
@@ -78,7 +86,8 @@ const connect = (prefix: string): Case[] => [
   ].map(([j, m]): Case => ['POST', `${prefix}/:id/connect`, json(j), 400, m as RegExp]),
   ['POST', `${prefix}/:id/connect`, { raw: '{' }, 400, /JSON/],
   ['POST', `${prefix}/:id/connect?wait=1`, json({}), 400, /'wait'/],
-  ['POST', `${prefix}/x/connect`, json({}), 400, /sandboxID/],
+  ['POST', `${prefix}/x/connect`, json({}), 404, /sandbox x not found/],
+  ['POST', `${prefix}/${'x'.repeat(10_000)}/connect`, json({}), 404, /^sandbox not found$/],
   ['POST', `${prefix}/${UNKNOWN}/connect`, json({}), 404, /not found/],
 ]
 
@@ -100,9 +109,14 @@ const cases: Case[] = [
   ].map(([q, m]): Case => ['GET', `/v2/sandboxes?${q}`, {}, 400, m as RegExp]),
 
   ...['GET', 'DELETE'].flatMap((method): Case[] => [
-    [method, '/sandboxes/NOT-AN-ID', {}, 400, /sandboxID/],
-    [method, '/sandboxes/abc', {}, 400, /sandboxID/],
-    [method, `/sandboxes/${'a'.repeat(21)}`, {}, 400, /sandboxID/],
+    // Any id is looked up; one that could never be an id is not found without a lookup.
+    [method, '/sandboxes/NOT-AN-ID', {}, 404, /sandbox NOT-AN-ID not found/],
+    [method, '/sandboxes/abc', {}, 404, /sandbox abc not found/],
+    [method, `/sandboxes/${'a'.repeat(21)}`, {}, 404, /not found/],
+    [method, `/sandboxes/${'a'.repeat(10_000)}`, {}, 404, /^sandbox not found$/],
+    [method, '/sandboxes/..%2F..%2Fetc%2Fpasswd', {}, 404, /^sandbox not found$/],
+    [method, '/sandboxes/a%00b', {}, 404, /^sandbox not found$/],
+    [method, '/sandboxes/a.b', {}, 404, /^sandbox not found$/],
     [method, `/sandboxes/${UNKNOWN}`, {}, 404, new RegExp(UNKNOWN)],
   ]),
   ['GET', '/sandboxes/:id?fields=all', {}, 400, /'fields'/],
@@ -114,7 +128,9 @@ const cases: Case[] = [
   ].map(([j, m]): Case => ['POST', '/sandboxes/:id/timeout', json(j), 400, m as RegExp]),
   ['POST', '/sandboxes/:id/timeout', { raw: '{"timeout":' }, 400, /JSON/],
   ['POST', '/sandboxes/:id/timeout?async=1', json({ timeout: 5 }), 400, /'async'/],
-  ['POST', '/sandboxes/X/timeout', json({ timeout: 5 }), 400, /sandboxID/],
+  ['POST', '/sandboxes/X/timeout', json({ timeout: 5 }), 404, /not found/],
+  ['POST', '/sandboxes/%2e%2e/timeout', json({ timeout: -1 }), 404, /^sandbox not found$|no route/],
+  ['POST', '/sandboxes/a%2Fb/timeout', json({ timeout: -1 }), 404, /^sandbox not found$/],
   ['POST', `/sandboxes/${UNKNOWN}/timeout`, json({ timeout: 5 }), 404, /not found/],
 
   ...[
@@ -130,7 +146,7 @@ const cases: Case[] = [
   ['POST', '/sandboxes/:id/pause', json({ memory: 'no' }), 400, /memory/],
   ['POST', '/sandboxes/:id/pause', json({ memory: true, keep: 1 }), 400, /'keep'/],
   ['POST', '/sandboxes/:id/pause?now=1', json({}), 400, /'now'/],
-  ['POST', '/sandboxes/x/pause', json({}), 400, /sandboxID/],
+  ['POST', '/sandboxes/x/pause', json({}), 404, /not found/],
   ['POST', `/sandboxes/${UNKNOWN}/pause`, json({}), 404, /not found/],
 
   ['POST', '/sandboxes/:id/resume', json({ timeout: 0 }), 400, /timeout/],
@@ -146,16 +162,19 @@ const cases: Case[] = [
   ['PUT', '/sandboxes/:id/network', { raw: '{"allowOut": [' }, 400, /JSON/],
   ['PUT', '/sandboxes/:id/network?merge=1', json({}), 400, /'merge'/],
   ['PUT', `/sandboxes/${UNKNOWN}/network`, json({}), 404, /not found/],
+  // No body is not "replace with nothing": only an explicit {} clears the rules.
+  ['PUT', '/sandboxes/:id/network', {}, 400, /JSON body is required/],
+  ['PUT', '/sandboxes/:id/network', json({ httpsPorts: [8443] }), 400, /'httpsPorts'/],
 
-  ['GET', '/sandboxes/x/metrics', {}, 400, /sandboxID/],
+  ['GET', '/sandboxes/x/metrics', {}, 404, /not found/],
   ['GET', `/sandboxes/${UNKNOWN}/metrics`, {}, 404, /not found/],
   ['GET', '/sandboxes/:id/metrics?start=soon', {}, 400, /start/],
   ['GET', '/sandboxes/:id/metrics?step=5', {}, 400, /'step'/],
   ['GET', '/sandboxes/metrics', {}, 400, /sandbox_ids/],
-  ['GET', '/sandboxes/metrics?sandbox_ids=:id,BAD', {}, 400, /sandbox_ids.*BAD/],
   ['GET', `/sandboxes/metrics?sandbox_ids=${Array(101).fill(UNKNOWN).join(',')}`, {}, 400, /sandbox_ids/],
 
-  ['GET', '/sandboxes/x/logs', {}, 400, /sandboxID/],
+  ['GET', '/sandboxes/x/logs', {}, 404, /not found/],
+  ['GET', `/v2/sandboxes/${'x'.repeat(65)}/logs`, {}, 404, /^sandbox not found$/],
   ['GET', `/sandboxes/${UNKNOWN}/logs`, {}, 404, /not found/],
   ['GET', '/sandboxes/:id/logs?start=-1', {}, 400, /start/],
   ['GET', '/sandboxes/:id/logs?limit=0', {}, 400, /limit/],
@@ -185,6 +204,13 @@ describe('bad input', () => {
     const endAt = (await api.row(id)).endAt
     expect(await ok('GET', '/sandboxes/:id/metrics')).toBe(200)
     expect(await ok('GET', '/sandboxes/metrics?sandbox_ids=:id')).toBe(200)
+    // Unknown ids of any shape are just absent from the answer.
+    const many = await api.request(
+      'GET',
+      `/sandboxes/metrics?sandbox_ids=${id},BAD,${UNKNOWN},..%2Fx,${'y'.repeat(200)}`,
+    )
+    expect(many.status).toBe(200)
+    expect(Object.keys((many.body as { sandboxes: object }).sandboxes)).toEqual([id])
     expect(await ok('GET', '/sandboxes/:id/logs?limit=5')).toBe(200)
     expect(await ok('GET', '/v2/sandboxes/:id/logs?level=info')).toBe(200)
     expect(await ok('GET', '/templates')).toBe(200)

@@ -192,3 +192,39 @@ describe('concurrent calls of one kind', () => {
     expect(mutations()).toEqual(['resume'])
   })
 })
+
+describe('traffic against a pause', () => {
+  const autoResume = { onTimeout: 'pause', autoResume: true }
+
+  it('traffic that finds the sandbox pausing waits for the pause, then one resume serves it all', async () => {
+    const id = await api.create({ templateID: 'base', timeout: 300, lifecycle: autoResume })
+    api.node.calls.length = 0
+    // The lease runs out: the expiry pauses the sandbox, held halfway at the node.
+    const gate = api.node.hold('pause')
+    api.clock.advance(300_000)
+    await gate.entered
+    expect((await api.row(id)).state).toBe('pausing')
+    const traffic = Promise.all(Array.from({ length: 5 }, () => api.engine.resumeForTraffic(id)))
+    await settle()
+    expect(mutations()).toEqual(['pause'])
+    gate.release()
+    for (const s of await traffic) expect(s.state).toBe('running')
+    expect(mutations()).toEqual(['pause', 'resume'])
+    expect(await api.row(id)).toMatchObject({ state: 'running', resumedFrom: 'memory' })
+  })
+
+  it('a files-only pause that traffic caught is judged once it is over: it stays paused', async () => {
+    const id = await api.create({ templateID: 'base', timeout: 300, lifecycle: autoResume })
+    api.node.calls.length = 0
+    const gate = api.node.hold('pause')
+    const pausing = api.request('POST', `/sandboxes/${id}/pause`, { json: { memory: false } })
+    await gate.entered
+    const traffic = api.engine.resumeForTraffic(id).catch((err: unknown) => err)
+    await settle()
+    gate.release()
+    expect((await pausing).status).toBe(204)
+    expect(String(await traffic)).toMatch(/paused without memory/)
+    expect(mutations()).toEqual(['pause'])
+    expect((await api.row(id)).state).toBe('paused')
+  })
+})

@@ -31,9 +31,14 @@ export class Resumes {
     return this.inflight.run(s.sandboxId, () => this.once(s.sandboxId, opts))
   }
 
-  /** A resume requested by traffic at the proxy (already authorised there). */
+  /**
+   * A resume requested by traffic at the proxy (already authorised there).
+   * Traffic may arrive while the sandbox is still pausing (its lease ran out
+   * a moment ago, or a pause is under way): the pause is let finish, then the
+   * sandbox is judged as paused — so a files-only pause is not undone.
+   */
   async forTraffic(sandboxId: string): Promise<Sandbox> {
-    const s = await getSandbox(this.core.db, sandboxId)
+    const s = await this.settled(sandboxId)
     if (!isLive(s)) {
       throw new WarrenError('not_found', `sandbox ${sandboxId} not found`)
     }

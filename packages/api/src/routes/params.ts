@@ -1,10 +1,18 @@
 import { z } from '@hono/zod-openapi'
-import { isSandboxId } from '@warren/shared'
+import { isSandboxIdLike } from '@warren/shared'
+
+/**
+ * A sandbox id in a path. Any id is looked up, so an unknown one is 404 like
+ * E2B's; one that could never be an id (too long, path or traversal
+ * characters) is refused here — and answered 404 too (see `validationHook`):
+ * whatever the shape, a client learns only that no such sandbox exists.
+ */
+export const SANDBOX_ID_PARAM = 'sandboxID'
 
 export const sandboxIdParams = z.object({
-  sandboxID: z
+  [SANDBOX_ID_PARAM]: z
     .string()
-    .refine(isSandboxId, 'invalid sandbox id (20 lowercase letters and digits)')
+    .refine(isSandboxIdLike, 'not a sandbox id')
     .openapi({ param: { name: 'sandboxID', in: 'path' }, example: 'i1a2b3c4d5e6f7g8h9j0' }),
 })
 

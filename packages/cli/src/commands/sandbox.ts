@@ -7,6 +7,8 @@ import {
   withConnectionFlags,
 } from '../lib/connection.js'
 import { print, printOne } from '../lib/output.js'
+import { registerPauseResume } from './sandbox-pause.js'
+import { registerShell } from './sandbox-shell.js'
 
 type Flags = ConnectionFlags & { json?: boolean }
 
@@ -120,4 +122,7 @@ export function registerSandbox(program: Command): void {
         printOne({ exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr }, true)
       process.exitCode = result.exitCode
     })
+
+  registerShell(sandbox)
+  registerPauseResume(sandbox)
 }

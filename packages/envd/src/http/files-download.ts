@@ -2,7 +2,6 @@ import { closeSync, createReadStream, fstatSync, openSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import { createGzip } from 'node:zlib'
-import { asUser } from '../as-user.js'
 import { fsHttpError } from '../fs-errors.js'
 import { resolvePath } from '../paths.js'
 import type { EnvdState } from '../state.js'
@@ -22,8 +21,9 @@ export function wantsGzip(header: string | undefined): boolean {
 }
 
 /**
- * GET /files: the file's raw bytes, opened with the user's permissions and
- * streamed from the descriptor (never buffered); gzip when asked.
+ * GET /files: the file's raw bytes, streamed from the descriptor (never
+ * buffered); gzip when asked. envd reads as root, as E2B's does: the user
+ * only decides how a relative path resolves.
  */
 export async function handleDownload(
   req: IncomingMessage,
@@ -36,7 +36,7 @@ export async function handleDownload(
   const path = access.path ?? resolvePath('', access.user.home, state.defaultWorkdir)
   let fd: number
   try {
-    fd = asUser(access.user, () => openSync(path, 'r'))
+    fd = openSync(path, 'r')
   } catch (err) {
     const e = fsHttpError(err, `path '${path}'`)
     const message = e.status === 404 ? `path '${path}' does not exist` : e.message

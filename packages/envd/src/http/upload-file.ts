@@ -1,9 +1,9 @@
-import { closeSync, createWriteStream, fstatSync, mkdirSync, openSync } from 'node:fs'
+import { closeSync, createWriteStream, fchownSync, fstatSync, openSync } from 'node:fs'
 import { posix } from 'node:path'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { asUser } from '../as-user.js'
 import { fsHttpError } from '../fs-errors.js'
+import { ensureDirs, envdIsRoot } from '../owned-dirs.js'
 import type { User } from '../users.js'
 import { writeMetadata } from '../util/xattr.js'
 
@@ -17,9 +17,10 @@ export class UploadError extends Error {
 }
 
 /**
- * Writes one uploaded file: parents are created and the file opened (created
- * or truncated) with the user's identity, so it is theirs and only where they
- * may write; the body then streams into the descriptor.
+ * Writes one uploaded file as E2B envd does: as root, anywhere, creating
+ * missing parent directories; the file (created 0644, or truncated) and the
+ * directories made for it belong to `user`. The body streams into the
+ * descriptor.
  */
 export async function writeUpload(
   user: User,
@@ -29,20 +30,25 @@ export async function writeUpload(
 ): Promise<void> {
   let fd: number
   try {
-    fd = asUser(user, () => {
-      mkdirSync(posix.dirname(path), { recursive: true })
-      return openSync(path, 'w', 0o644)
-    })
+    ensureDirs(posix.dirname(path), user)
+    fd = openSync(path, 'w', 0o644)
   } catch (err) {
     body.resume()
-    const e = fsHttpError(err, `open '${path}'`)
     if ((err as { code?: string }).code === 'EISDIR')
       throw new UploadError(400, `path is a directory: ${path}`)
+    const e = fsHttpError(err, `open '${path}'`)
     throw new UploadError(e.status, e.message)
   }
-  if (fstatSync(fd).isDirectory()) {
+  try {
+    if (fstatSync(fd).isDirectory()) throw new UploadError(400, `path is a directory: ${path}`)
+    // Ownership goes to the writer, an existing file's too (as in E2B).
+    if (envdIsRoot()) fchownSync(fd, user.uid, user.gid)
+  } catch (err) {
     closeSync(fd)
-    throw new UploadError(400, `path is a directory: ${path}`)
+    body.resume()
+    if (err instanceof UploadError) throw err
+    const e = fsHttpError(err, `chown '${path}'`)
+    throw new UploadError(e.status, e.message)
   }
   try {
     await pipeline(body, createWriteStream('', { fd, autoClose: true }))
@@ -54,7 +60,7 @@ export async function writeUpload(
     throw new UploadError(e.status, e.message)
   }
   try {
-    asUser(user, () => writeMetadata(path, metadata))
+    writeMetadata(path, metadata)
   } catch (err) {
     const e = fsHttpError(err, `set metadata on '${path}'`)
     throw new UploadError(e.status, e.message)

@@ -64,6 +64,7 @@ export function createNodeResolver(node: SandboxNode): NodeResolver {
         host: record.sandboxIp,
         port,
         dialRetry: DIAL_RETRY,
+        ...(policy?.httpsPorts.includes(port) ? { tls: true } : {}),
         removeHeaders: INTERNAL_HEADER_NAMES,
         setHeaders: {
           'x-forwarded-for': h.forwardedFor,

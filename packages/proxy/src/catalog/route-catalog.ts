@@ -26,6 +26,12 @@ export class RouteCatalog {
   private isReady = false
   private abort = new AbortController()
   private loop: Promise<void> | undefined
+  /**
+   * Counts routes that arrived with an envd token not seen under that id
+   * before: what was searched for a signature at one count need not be
+   * searched again until it moves.
+   */
+  tokenGeneration = 0
 
   constructor(
     transport: Transport,
@@ -70,7 +76,7 @@ export class RouteCatalog {
       const { route } = await this.client.getRoute({ sandboxId })
       if (route) {
         // A stream event may have arrived meanwhile; it is at least as new.
-        if (!this.following || !this.routes.has(sandboxId)) this.routes.set(sandboxId, route)
+        if (!this.following || !this.routes.has(sandboxId)) this.set(route)
         return this.routes.get(sandboxId)
       }
     } catch (err) {
@@ -84,6 +90,19 @@ export class RouteCatalog {
 
   /** Applies a route learned from a direct call (e.g. a resume) ahead of the stream. */
   put(route: Route): void {
+    this.set(route)
+  }
+
+  /** Every known route of a secure sandbox (those that have an envd token). */
+  *withEnvdTokens(): Generator<Route & { envdAccessToken: string }> {
+    for (const r of this.routes.values())
+      if (r.envdAccessToken) yield r as Route & { envdAccessToken: string }
+  }
+
+  private set(route: Route): void {
+    const before = this.routes.get(route.sandboxId)
+    if (route.envdAccessToken && before?.envdAccessToken !== route.envdAccessToken)
+      this.tokenGeneration++
     this.routes.set(route.sandboxId, route)
   }
 
@@ -104,13 +123,14 @@ export class RouteCatalog {
           const e = ev.event
           if (e.case === 'snapshot') {
             this.routes = new Map(e.value.routes.map((r) => [r.sandboxId, r]))
+            this.tokenGeneration++
             this.misses.clear()
             this.following = true
             this.isReady = true
             this.markReady()
             delay = 100
           } else if (e.case === 'upsert') {
-            this.routes.set(e.value.sandboxId, e.value)
+            this.set(e.value)
             this.misses.delete(e.value.sandboxId)
           } else if (e.case === 'remove') {
             this.routes.delete(e.value)

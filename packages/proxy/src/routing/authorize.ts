@@ -1,5 +1,12 @@
 import type { IncomingMessage } from 'node:http'
-import { ENVD_PORT, firstHeader, type ProxyError, tokenMatches } from '@warren/shared'
+import {
+  ENVD_PORT,
+  firstHeader,
+  type ProxyError,
+  signedFilesRequest,
+  tokenMatches,
+  verifyFileSignature,
+} from '@warren/shared'
 import type { Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 
 export const TRAFFIC_TOKEN_HEADER = 'e2b-traffic-access-token'
@@ -32,7 +39,8 @@ export function refuseTraffic(
 /**
  * Whether a request may wake a paused sandbox: it must be one the running
  * sandbox would accept. Traffic to envd of a secure sandbox needs its
- * X-Access-Token (envd would check it, but envd is asleep).
+ * X-Access-Token, or must be a `/files` URL validly signed with it (envd
+ * would check either, but envd is asleep).
  */
 export function refuseResume(
   req: IncomingMessage,
@@ -44,7 +52,8 @@ export function refuseResume(
   if (
     port === ENVD_PORT &&
     route.envdAccessToken &&
-    !tokenMatches(firstHeader(req, 'x-access-token'), route.envdAccessToken)
+    !tokenMatches(firstHeader(req, 'x-access-token'), route.envdAccessToken) &&
+    !signedWith(req, route.envdAccessToken)
   ) {
     return {
       status: 403,
@@ -54,4 +63,10 @@ export function refuseResume(
     }
   }
   return undefined
+}
+
+/** A `/files` request whose signature (unexpired) was made with this envd token. */
+function signedWith(req: IncomingMessage, token: string): boolean {
+  const signed = signedFilesRequest(req.method, req.url)
+  return !!signed && verifyFileSignature({ token, ...signed }).ok
 }

@@ -1,13 +1,14 @@
 import { IncomingMessage } from 'node:http'
 import { Socket } from 'node:net'
 import { create } from '@bufbuild/protobuf'
-import { createLogger, type Resolution } from '@warren/shared'
+import { createLogger, fileSignature, type Resolution } from '@warren/shared'
 import { type Route, RouteSchema, RouteState } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { describe, expect, it } from 'vitest'
 import type { ProxyClient, RouteCatalog } from '../catalog/route-catalog.js'
 import { KeepaliveReporter } from '../keepalive/reporter.js'
 import { Resumer } from '../resume/resumer.js'
 import { createEdgeResolver } from './resolve.js'
+import { SignatureRoutes } from './signatures.js'
 
 const ID = 'abcdefghijklmnopqrs0'
 const ENVD = 49983
@@ -36,6 +37,10 @@ function setup(r: Route) {
     readyWithin: async () => true,
     lookup: async (id: string) => routes.get(id),
     put: (x: Route) => routes.set(x.sandboxId, x),
+    tokenGeneration: 1,
+    *withEnvdTokens() {
+      for (const x of routes.values()) if (x.envdAccessToken) yield x
+    },
   }
   const calls = { resume: 0, keepalive: 0 }
   const client = {
@@ -53,6 +58,7 @@ function setup(r: Route) {
     trustedHops: 0,
     resumer: new Resumer(client, catalog as unknown as RouteCatalog),
     keepalive: new KeepaliveReporter(client, 1000, createLogger('test', 'silent')),
+    signatures: new SignatureRoutes(catalog as unknown as RouteCatalog),
   })
   return { resolver, calls }
 }
@@ -64,6 +70,26 @@ function request(port: number, headers: Record<string, string> = {}, url = '/'):
   return req
 }
 
+/** A signed `/files` URL fetched from the proxy's own address: no sandbox in host or headers. */
+function signed(method: 'GET' | 'POST', opts: { token?: string; expiration?: number } = {}) {
+  const path = '/home/user/a.txt'
+  const operation = method === 'GET' ? 'read' : 'write'
+  const signature = fileSignature({
+    path,
+    operation,
+    user: 'user',
+    token: opts.token ?? ENVD_TOKEN,
+    expiration: opts.expiration,
+  })
+  const q = new URLSearchParams({ path, username: 'user', signature })
+  if (opts.expiration !== undefined) q.set('signature_expiration', String(opts.expiration))
+  const req = new IncomingMessage(new Socket())
+  req.method = method
+  req.url = `/files?${q}`
+  req.headers = { host: '127.0.0.1:3002' }
+  return req
+}
+
 async function resolve(r: Route, req: IncomingMessage) {
   const { resolver, calls } = setup(r)
   return { res: (await resolver.resolve(req)) as Resolution, calls }
@@ -71,10 +97,12 @@ async function resolve(r: Route, req: IncomingMessage) {
 
 describe('edge resolver: sandboxes between states', () => {
   it.each([
-    ['pausing, auto-resume, user port', RouteState.PAUSING, true, 8000, 503, 0],
+    // Caught mid-pause, an auto-resume sandbox is woken once the pause is over.
+    ['pausing, auto-resume, user port', RouteState.PAUSING, true, 8000, 0, 1],
+    ['pausing, auto-resume, envd', RouteState.PAUSING, true, ENVD, 0, 1],
     ['pausing, no auto-resume, user port', RouteState.PAUSING, false, 8000, 503, 0],
     // envd's port says 502 for "not running" (isRunning() reads it), with Retry-After.
-    ['pausing, auto-resume, envd', RouteState.PAUSING, true, ENVD, 502, 0],
+    ['pausing, no auto-resume, envd', RouteState.PAUSING, false, ENVD, 502, 0],
     ['resuming, no auto-resume', RouteState.RESUMING, false, 8000, 503, 0],
     ['paused, no auto-resume, user port', RouteState.PAUSED, false, 8000, 409, 0],
     ['paused, no auto-resume, envd', RouteState.PAUSED, false, ENVD, 502, 0],
@@ -138,5 +166,30 @@ describe('edge resolver: who may wake a paused sandbox', () => {
     const all = await Promise.all(Array.from({ length: 50 }, () => resolver.resolve(request(8000))))
     expect(all.every((r) => 'target' in r)).toBe(true)
     expect(calls.resume).toBe(1)
+  })
+})
+
+describe('edge resolver: signed /files URLs without a sandbox header', () => {
+  const now = Math.floor(Date.now() / 1000)
+  it.each([
+    ['a download URL', RouteState.RUNNING, signed('GET'), 0, 0],
+    ['an upload URL', RouteState.RUNNING, signed('POST'), 0, 0],
+    ['an unexpired URL', RouteState.RUNNING, signed('GET', { expiration: now + 60 }), 0, 0],
+    ['an expired URL', RouteState.RUNNING, signed('GET', { expiration: now - 5 }), 401, 0],
+    ['a URL signed with another token', RouteState.RUNNING, signed('GET', { token: 'x' }), 401, 0],
+    // A valid signature proves the envd token: it may wake the sandbox.
+    ['a paused auto-resume sandbox', RouteState.PAUSED, signed('POST'), 0, 1],
+  ])('%s', async (_name, state, req, status, resumes) => {
+    const { res, calls } = await resolve(route(state, { autoResume: true }), req)
+    expect(calls.resume).toBe(resumes)
+    if (status) expect('error' in res && res.error).toMatchObject({ status })
+    else expect('target' in res && res.target.setHeaders?.['x-warren-sandbox-id']).toBe(ID)
+  })
+
+  it('a request with neither a sandbox nor a signature names no sandbox', async () => {
+    const req = signed('GET')
+    req.url = '/files?path=a.txt'
+    const { res } = await resolve(route(RouteState.RUNNING), req)
+    expect('error' in res && res.error).toMatchObject({ status: 400 })
   })
 })

@@ -10,7 +10,9 @@ import {
   type ProxyError,
   peerAddress,
   type Resolution,
+  type SandboxAddress,
   sandboxAddressOf,
+  signedFilesRequest,
   toWarrenError,
 } from '@warren/shared'
 import { type Route, RouteState } from '@warren/shared/gen/warren/api/v1/proxy_pb'
@@ -20,6 +22,7 @@ import { WebSocketMeter } from '../keepalive/ws-meter.js'
 import type { Resumer } from '../resume/resumer.js'
 import { refuseResume, refuseTraffic } from './authorize.js'
 import { clientIp } from './client-ip.js'
+import type { SignatureRoutes } from './signatures.js'
 
 /** How long a request waits for the first catalog snapshot before it is answered 503. */
 const CATALOG_WAIT_MS = 5000
@@ -33,6 +36,7 @@ export function createEdgeResolver(opts: {
   trustedHops: number
   resumer: Resumer
   keepalive: KeepaliveReporter
+  signatures: SignatureRoutes
   /** Node proxies in this process, by URL: requests to them take no extra hop. */
   localNodes?: Map<string, NodeResolver> | undefined
   /** Shared with node proxies on other hosts. */
@@ -50,21 +54,40 @@ export function createEdgeResolver(opts: {
     return entry
   }
 
-  async function resolve(req: IncomingMessage): Promise<Resolution> {
-    const address = sandboxAddressOf({
-      host: req.headers.host,
-      sandboxId: firstHeader(req, 'e2b-sandbox-id'),
-      sandboxPort: firstHeader(req, 'e2b-sandbox-port'),
-    })
-    if (!address) {
+  /**
+   * A signed `/files` URL (uploadUrl/downloadUrl) fetched without a sandbox
+   * header or host: its signature names the sandbox. Expired or malformed
+   * ones are refused before any search, as envd would refuse them.
+   */
+  async function signedAddress(req: IncomingMessage): Promise<SandboxAddress | ProxyError> {
+    const signed = signedFilesRequest(req.method, req.url)
+    if (!signed) {
       return {
-        error: {
-          status: 400,
-          message:
-            'The request names no sandbox: use the host {port}-{sandboxId}.{domain} or the E2b-Sandbox-Id header',
-        },
+        status: 400,
+        message:
+          'The request names no sandbox: use the host {port}-{sandboxId}.{domain} or the E2b-Sandbox-Id header',
       }
     }
+    if (signed.expiration !== undefined) {
+      if (!/^\d{1,15}$/.test(signed.expiration))
+        return { status: 401, message: 'invalid signature_expiration' }
+      if (Number(signed.expiration) < Math.floor(Date.now() / 1000))
+        return { status: 401, message: 'signature is already expired' }
+    }
+    if (!(await opts.catalog.readyWithin(CATALOG_WAIT_MS))) return noCatalog()
+    const sandboxId = opts.signatures.find(signed)
+    if (!sandboxId) return { status: 401, message: 'invalid signature: it matches no sandbox' }
+    return { sandboxId, port: ENVD_PORT }
+  }
+
+  async function resolve(req: IncomingMessage): Promise<Resolution> {
+    const address =
+      sandboxAddressOf({
+        host: req.headers.host,
+        sandboxId: firstHeader(req, 'e2b-sandbox-id'),
+        sandboxPort: firstHeader(req, 'e2b-sandbox-port'),
+      }) ?? (await signedAddress(req))
+    if ('status' in address) return { error: address }
     const { sandboxId, port } = address
     // envd's /init belongs to the orchestrator alone. Refused here, before the
     // catalog is consulted, so the answer is the same for every sandbox id,
@@ -73,23 +96,20 @@ export function createEdgeResolver(opts: {
       return { error: { status: 404, message: 'not found' } }
     }
     if (!(await opts.catalog.readyWithin(CATALOG_WAIT_MS))) {
-      return {
-        error: {
-          status: 503,
-          sandboxId,
-          port,
-          retryAfter: 1,
-          message: 'The proxy has no routing catalog yet (the API is not reachable); retry',
-        },
-      }
+      return { error: { ...noCatalog(), sandboxId, port } }
     }
     let route = await opts.catalog.lookup(sandboxId)
     if (!route) return { error: notFound(sandboxId) }
     const denied = refuseTraffic(req, route, port)
     if (denied) return { error: denied }
+    // Pausing too: traffic at the moment of an auto-pause waits for the pause
+    // to finish and then wakes the sandbox (the API waits it out), as it would
+    // a moment later — not an error for the client to retry.
     if (
       route.autoResume &&
-      (route.state === RouteState.PAUSED || route.state === RouteState.RESUMING)
+      (route.state === RouteState.PAUSED ||
+        route.state === RouteState.RESUMING ||
+        route.state === RouteState.PAUSING)
     ) {
       const refusedResume = refuseResume(req, route, port)
       if (refusedResume) return { error: refusedResume }
@@ -152,6 +172,14 @@ function keepaliveHook(reporter: KeepaliveReporter, sandboxId: string, req: Inco
     const meter = fromClient ? client : sandbox
     const counted = meter && chunk ? meter.push(chunk) : bytes
     if (counted > 0) reporter.touch(sandboxId)
+  }
+}
+
+function noCatalog(): ProxyError {
+  return {
+    status: 503,
+    retryAfter: 1,
+    message: 'The proxy has no routing catalog yet (the API is not reachable); retry',
   }
 }
 

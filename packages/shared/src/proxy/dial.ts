@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { type TLSSocket, connect as tlsConnect } from 'node:tls'
 
 export interface DialRetry {
   /** Attempts after the first, for a refused or unreachable port. */
@@ -32,6 +33,31 @@ export function dialOnce(host: string, port: number, timeoutMs = 10_000): Promis
       socket.setTimeout(0)
       socket.off('error', onError)
       resolve(socket)
+    })
+  })
+}
+
+/**
+ * TLS over a connected socket, certificate unchecked: the peer is a server in
+ * a sandbox (reached by address, with whatever certificate it made itself),
+ * and the hop is inside the node; what TLS adds is speaking the server's
+ * protocol, as E2B's proxy does for `httpsPorts`.
+ */
+export function startTls(socket: Socket, timeoutMs = 10_000): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const tls = tlsConnect({ socket, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
+    const onError = (err: Error) => {
+      tls.destroy()
+      reject(err)
+    }
+    tls.setTimeout(timeoutMs, () =>
+      onError(Object.assign(new Error('TLS handshake timeout'), { code: 'ETIMEDOUT' })),
+    )
+    tls.once('error', onError)
+    tls.once('secureConnect', () => {
+      tls.setTimeout(0)
+      tls.off('error', onError)
+      resolve(tls)
     })
   })
 }

@@ -1,8 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
-import type { Socket } from 'node:net'
 import { type Duplex, PassThrough, Transform } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { type DialRetry, dialOnce, dialWithRetry } from './dial.js'
+import { type DialRetry, dialOnce, dialWithRetry, startTls } from './dial.js'
 import { type ProxyError, sendProxyError, sendProxyErrorOnSocket } from './errors.js'
 import { UpstreamPools } from './pools.js'
 
@@ -16,6 +15,11 @@ export interface ForwardTarget {
   removeHeaders?: readonly string[]
   /** Retry a refused connect briefly (a server in a sandbox may be starting). */
   dialRetry?: DialRetry
+  /**
+   * Speak TLS to the target without verifying its certificate: a sandbox's
+   * own HTTPS server (E2B's `httpsPorts`), usually self-signed.
+   */
+  tls?: boolean
   /**
    * Called for every chunk moved, with whether it came from the client. On an
    * upgraded connection the chunks are raw bytes (WebSocket frames included).
@@ -101,7 +105,7 @@ export function createForwarder(resolveTarget: (req: IncomingMessage) => Promise
     // Counted on its way through a transform: a 'data' listener on the request
     // itself would start it flowing before undici reads it, and lose the body.
     const body = hasBody && count ? countChunks(req, count) : hasBody ? req : null
-    pools.get(t.host, t.port, t.dialRetry).stream(
+    pools.get(t.host, t.port, t.dialRetry, t.tls).stream(
       {
         path: req.url ?? '/',
         method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
@@ -145,11 +149,12 @@ export function createForwarder(resolveTarget: (req: IncomingMessage) => Promise
       return
     }
     const t = resolution.target
-    let upstream: Socket
+    let upstream: Duplex
     try {
-      upstream = t.dialRetry
+      const tcp = t.dialRetry
         ? await dialWithRetry(t.host, t.port, t.dialRetry)
         : await dialOnce(t.host, t.port)
+      upstream = t.tls ? await startTls(tcp) : tcp
     } catch (err) {
       sendProxyErrorOnSocket(socket, t.unreachable(err as Error))
       return

@@ -31,6 +31,12 @@ describe('sandboxAddressOf', () => {
     { name: 'short id', h: { host: '8080-abc.x' }, want: undefined },
     { name: 'bad header port', h: { sandboxId: id, sandboxPort: '80a' }, want: undefined },
     { name: 'bad header id', h: { sandboxId: '../etc', sandboxPort: '80' }, want: undefined },
+    { name: 'huge header id', h: { sandboxId: 'a'.repeat(65) }, want: undefined },
+    {
+      name: 'header id of another shape is looked up (an unknown sandbox, not a bad request)',
+      h: { sandboxId: 'some-id' },
+      want: { sandboxId: 'some-id', port: 49983 },
+    },
     { name: 'no headers', h: {}, want: undefined },
   ])('$name', ({ h, want }) => {
     expect(sandboxAddressOf(h)).toEqual(want)

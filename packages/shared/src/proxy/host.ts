@@ -1,4 +1,4 @@
-import { isSandboxId } from '../ids.js'
+import { isSandboxIdLike } from '../ids.js'
 
 /** The envd port: SDK traffic; its error statuses are part of the SDK contract. */
 export const ENVD_PORT = 49983
@@ -13,7 +13,9 @@ const HOST_LABEL = /^(\d{1,5})-([a-z0-9]{20})$/
 /**
  * Where a request is meant to go: the E2b-Sandbox-Id/-Port headers (how the
  * SDK reaches envd through E2B_SANDBOX_URL) or the first label of the Host,
- * `{port}-{id}.{domain}`. Undefined when the request names no sandbox.
+ * `{port}-{id}.{domain}`. Undefined when the request names no sandbox. A
+ * header may name any id-shaped id (an unknown one is "not found" later, as
+ * at the API); a host label carries ids as Warren issues them.
  */
 export function sandboxAddressOf(headers: {
   host?: string | undefined
@@ -22,7 +24,7 @@ export function sandboxAddressOf(headers: {
 }): SandboxAddress | undefined {
   if (headers.sandboxId) {
     const port = headers.sandboxPort === undefined ? ENVD_PORT : parsePort(headers.sandboxPort)
-    if (port === undefined || !isSandboxId(headers.sandboxId)) return undefined
+    if (port === undefined || !isSandboxIdLike(headers.sandboxId)) return undefined
     return { sandboxId: headers.sandboxId, port }
   }
   const label = headers.host?.split('.')[0]?.toLowerCase()

@@ -14,12 +14,15 @@ export class UpstreamPools {
   private readonly pools = new Map<string, { pool: Pool; used: number }>()
   private sweeper: NodeJS.Timeout | undefined
 
-  get(host: string, port: number, retry?: DialRetry): Pool {
-    const key = `${host}:${port}:${retry ? `${retry.retries}/${retry.initialDelayMs}` : '-'}`
+  /** `tls`: HTTPS to the upstream, its certificate unchecked (see `startTls`). */
+  get(host: string, port: number, retry?: DialRetry, tls = false): Pool {
+    const key = `${tls ? 'https' : 'http'}:${host}:${port}:${retry ? `${retry.retries}/${retry.initialDelayMs}` : '-'}`
     let entry = this.pools.get(key)
     if (!entry) {
       if (this.pools.size >= MAX_POOLS) this.evictOldest()
-      const origin = httpUrl(host, port)
+      const plain = httpUrl(host, port)
+      const origin = tls ? plain.replace(/^http:/, 'https:') : plain
+      const tlsOptions = tls ? { rejectUnauthorized: false } : {}
       entry = {
         pool: new Pool(origin, {
           connections: 256,
@@ -27,7 +30,7 @@ export class UpstreamPools {
           // A proxied response may take as long as the sandbox computes.
           headersTimeout: 0,
           bodyTimeout: 0,
-          connect: retry ? retrying(retry) : buildConnector({}),
+          connect: retry ? retrying(retry, tlsOptions) : buildConnector(tlsOptions),
         }),
         used: Date.now(),
       }
@@ -71,8 +74,11 @@ export class UpstreamPools {
 }
 
 /** A connector that retries a refused connect briefly with backoff. */
-function retrying(retry: DialRetry): buildConnector.connector {
-  const base = buildConnector({})
+function retrying(
+  retry: DialRetry,
+  options: buildConnector.BuildOptions,
+): buildConnector.connector {
+  const base = buildConnector(options)
   return (opts, callback) => {
     let attempt = 0
     let delay = retry.initialDelayMs

@@ -1,11 +1,17 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { type NetworkConfig, networkConfigSchema, parseNetworkConfig } from '@warren/shared'
+import {
+  type NetworkConfig,
+  networkConfigSchema,
+  parseNetworkConfig,
+  WarrenError,
+} from '@warren/shared'
 import type { App, RouteDeps } from '../deps.js'
 import { errorResponses, jsonBody, noQuery, sandboxIdParams } from '../params.js'
 
-// Whether public traffic is allowed is fixed at create; the rest is replaced.
+// Whether public traffic is allowed and which ports speak HTTPS are fixed at
+// create; the rest is replaced.
 const body = networkConfigSchema
-  .omit({ allowPublicTraffic: true })
+  .omit({ allowPublicTraffic: true, httpsPorts: true })
   .extend({ allow_internet_access: z.boolean().optional() })
   .openapi('SandboxNetworkUpdateConfig')
 
@@ -21,11 +27,19 @@ const route = createRoute({
 
 /**
  * Replaces the whole network config of a running sandbox: egress, ingress,
- * host masking. Whether public traffic is allowed is fixed at create (the
- * traffic token is the sandbox's) and is kept.
+ * host masking. Whether public traffic is allowed (the traffic token is the
+ * sandbox's) and its HTTPS ports are fixed at create and kept.
  */
 export function registerNetwork(app: App, deps: RouteDeps): void {
   app.openapi(route, async (c) => {
+    // The validator reads a request without a JSON body as {}, which here
+    // would clear every rule: only an explicit `{}` may mean that.
+    if (!/^application\/(?:[\w.+-]+\+)?json\b/i.test(c.req.header('content-type') ?? '')) {
+      throw new WarrenError(
+        'invalid_argument',
+        'a JSON body is required: the whole network config ({} clears every rule)',
+      )
+    }
     const req = c.req.valid('json')
     const { sandboxID } = c.req.valid('param')
     const team = c.get('team')
@@ -40,6 +54,7 @@ export function registerNetwork(app: App, deps: RouteDeps): void {
       ...(current.network.allowPublicTraffic !== undefined
         ? { allowPublicTraffic: current.network.allowPublicTraffic }
         : {}),
+      ...(current.network.httpsPorts ? { httpsPorts: current.network.httpsPorts } : {}),
     }
     parseNetworkConfig(network, allowInternetAccess)
     await deps.engine.updateNetwork(team, sandboxID, network, allowInternetAccess)

@@ -1,8 +1,6 @@
 import { type FSWatcher, lstatSync, readdirSync, watch } from 'node:fs'
 import { posix } from 'node:path'
 import { EventType } from '@warren/shared/gen/filesystem/filesystem_pb'
-import { asUser } from '../../as-user.js'
-import type { User } from '../../users.js'
 
 export interface WatchEvent {
   /** Path relative to the watched directory. */
@@ -45,7 +43,7 @@ function snapshot(path: string): Known | undefined {
  * inode shows up under another name in the same batch (then CREATE for the
  * new name, as fsnotify reports a move); change + mode/owner differs → CHMOD,
  * else WRITE. A move out of the watched tree is reported as REMOVE.
- * Watches are added and paths examined with the requesting user's identity.
+ * envd watches as root, as E2B's does.
  */
 export class DirWatcher {
   private readonly watchers = new Map<string, FSWatcher>()
@@ -57,14 +55,13 @@ export class DirWatcher {
   constructor(
     private readonly root: string,
     private readonly recursive: boolean,
-    private readonly user: User,
     private readonly emit: (e: WatchEvent) => void,
     private readonly fail: (err: unknown) => void,
   ) {}
 
   /** Throws (ENOENT, EACCES, ENOSPC for the inotify limit) when the root cannot be watched. */
   start(): void {
-    asUser(this.user, () => this.addDir(this.root, true))
+    this.addDir(this.root, true)
   }
 
   close(): void {
@@ -119,25 +116,23 @@ export class DirWatcher {
     if (!entries) return
     const path = posix.join(dir, name)
     const rel = posix.relative(this.root, path)
-    asUser(this.user, () => {
-      const now = snapshot(path)
-      const before = entries.get(name)
-      if (now) entries.set(name, now)
-      else entries.delete(name)
-      if (type === 'rename') {
-        if (now && (!before || before.ino !== now.ino)) {
-          this.batch.push({ name: rel, type: EventType.CREATE, path })
-          if (now.dir && this.recursive) this.addDir(path, false)
-        } else if (!now && before) {
-          this.batch.push({ gone: path, ino: before.ino, rel })
-          if (before.dir) this.dropDir(path)
-        }
-      } else if (now) {
-        const chmod =
-          before && (before.mode !== now.mode || before.uid !== now.uid || before.gid !== now.gid)
-        this.batch.push({ name: rel, type: chmod ? EventType.CHMOD : EventType.WRITE, path })
+    const now = snapshot(path)
+    const before = entries.get(name)
+    if (now) entries.set(name, now)
+    else entries.delete(name)
+    if (type === 'rename') {
+      if (now && (!before || before.ino !== now.ino)) {
+        this.batch.push({ name: rel, type: EventType.CREATE, path })
+        if (now.dir && this.recursive) this.addDir(path, false)
+      } else if (!now && before) {
+        this.batch.push({ gone: path, ino: before.ino, rel })
+        if (before.dir) this.dropDir(path)
       }
-    })
+    } else if (now) {
+      const chmod =
+        before && (before.mode !== now.mode || before.uid !== now.uid || before.gid !== now.gid)
+      this.batch.push({ name: rel, type: chmod ? EventType.CHMOD : EventType.WRITE, path })
+    }
     this.scheduleFlush()
   }
 

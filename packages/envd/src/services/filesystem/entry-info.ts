@@ -19,9 +19,8 @@ function fileType(mode: number): FileType {
 /**
  * The EntryInfo of `path` as E2B envd reports it: a symlink is described by
  * its target's type and permission bits, with `symlinkTarget` the fully
- * resolved path; owner and group are names. Call inside asUser so that the
- * lookups happen with the requesting user's permissions. `reportPath` is the
- * path shown to the client (listings keep the path the client asked for).
+ * resolved path; owner and group are names. `reportPath` is the path shown
+ * to the client (listings keep the path the client asked for).
  */
 export function entryInfo(path: string, reportPath = path, names = ownerNames()): EntryInfoInit {
   const st = lstatSync(path, { bigint: true })

@@ -2,7 +2,6 @@ import { type Dirent, readdirSync, realpathSync, statSync } from 'node:fs'
 import { posix } from 'node:path'
 import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect'
 import type { Filesystem } from '@warren/shared/gen/filesystem/filesystem_pb'
-import { asUser } from '../../as-user.js'
 import { fsConnectError } from '../../fs-errors.js'
 import { type OwnerNames, ownerNames } from '../../users.js'
 import { requestUser, userPath } from '../request-user.js'
@@ -43,18 +42,16 @@ export function createListDir(deps: FilesystemDeps): ServiceImpl<typeof Filesyst
     const user = requestUser(ctx, deps.state)
     const path = userPath(req.path, user, deps.state)
     const depth = req.depth || 1
-    return asUser(user, () => {
-      const entries: EntryInfoInit[] = []
-      try {
-        const real = realpathSync(path)
-        if (!statSync(real).isDirectory()) {
-          throw new ConnectError(`path is not a directory: ${path}`, Code.InvalidArgument)
-        }
-        walk(real, path, depth, entries, ownerNames(), true)
-      } catch (err) {
-        throw fsConnectError(err, `list '${path}'`)
+    const entries: EntryInfoInit[] = []
+    try {
+      const real = realpathSync(path)
+      if (!statSync(real).isDirectory()) {
+        throw new ConnectError(`path is not a directory: ${path}`, Code.InvalidArgument)
       }
-      return { entries }
-    })
+      walk(real, path, depth, entries, ownerNames(), true)
+    } catch (err) {
+      throw fsConnectError(err, `list '${path}'`)
+    }
+    return { entries }
   }
 }

@@ -1,6 +1,5 @@
 import type { ServiceImpl } from '@connectrpc/connect'
 import type { Filesystem } from '@warren/shared/gen/filesystem/filesystem_pb'
-import { asUser } from '../../as-user.js'
 import { fsConnectError } from '../../fs-errors.js'
 import { requestUser, userPath } from '../request-user.js'
 import type { FilesystemDeps } from './deps.js'
@@ -11,7 +10,7 @@ export function createStat(deps: FilesystemDeps): ServiceImpl<typeof Filesystem>
     const user = requestUser(ctx, deps.state)
     const path = userPath(req.path, user, deps.state)
     try {
-      return { entry: asUser(user, () => entryInfo(path)) }
+      return { entry: entryInfo(path) }
     } catch (err) {
       throw fsConnectError(err, `stat '${path}'`)
     }

@@ -21,20 +21,19 @@ export function createWatchDir(deps: FilesystemDeps): ServiceImpl<typeof Filesys
   return async function* watchDir(req, ctx) {
     const user = requestUser(ctx, deps.state)
     const path = userPath(req.path, user, deps.state)
-    checkWatchTarget(path, user, req.allowNetworkMounts)
+    checkWatchTarget(path, req.allowNetworkMounts)
     // Each event counts 1 in the queue's size: its size is the number unread.
     const queue = new EventQueue<Response>()
     const watcher = new DirWatcher(
       path,
       req.recursive,
-      user,
       (e) => {
         if (queue.bytes >= MAX_QUEUED) {
           queue.fail(new ConnectError('too many unread watch events', Code.ResourceExhausted))
           return
         }
         queue.push(
-          { event: { case: 'filesystem', value: toFilesystemEvent(e, user, req.includeEntry) } },
+          { event: { case: 'filesystem', value: toFilesystemEvent(e, req.includeEntry) } },
           1,
         )
       },

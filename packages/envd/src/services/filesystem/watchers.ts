@@ -38,15 +38,14 @@ export function createCreateWatcher(
   return (req, ctx) => {
     const user = requestUser(ctx, deps.state)
     const path = userPath(req.path, user, deps.state)
-    checkWatchTarget(path, user, req.allowNetworkMounts)
+    checkWatchTarget(path, req.allowNetworkMounts)
     const id = randomUUID()
     const polled: Polled = { watcher: undefined as unknown as DirWatcher, events: [] }
     polled.watcher = new DirWatcher(
       path,
       req.recursive,
-      user,
       (e) => {
-        polled.events.push(toFilesystemEvent(e, user, req.includeEntry))
+        polled.events.push(toFilesystemEvent(e, req.includeEntry))
         if (polled.events.length > MAX_BUFFERED) polled.events.shift()
       },
       () => {
