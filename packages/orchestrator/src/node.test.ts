@@ -151,6 +151,22 @@ describe('pause', () => {
     expect(node.networkPolicy(r.sandboxId)?.ingress.deny).toHaveLength(1)
   })
 
+  it('records the files-only snapshot before dropping anything (a crash then keeps the files)', async () => {
+    const { host, node } = setup()
+    const r = await created(node)
+    let recordedAtDrop: string | undefined
+    host.on('dropToFiles', (id) => {
+      recordedAtDrop = `${host.records.get(id)?.state}/${host.records.get(id)?.pausedKind}`
+    })
+    await node.pause(r.sandboxId, { memory: false })
+    expect(recordedAtDrop).toBe('paused/files')
+    // A drop that fails puts the record back as it was.
+    const s = await created(node)
+    host.failNext('dropToFiles')
+    await code(node.pause(s.sandboxId, { memory: false }))
+    expect(host.records.get(s.sandboxId)?.state).toBe('running')
+  })
+
   it('a failed freeze leaves the sandbox running', async () => {
     const { host, node } = setup()
     const r = await created(node)

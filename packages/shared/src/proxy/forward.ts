@@ -75,15 +75,17 @@ function forwardHeaders(
  * (WebSocket) connections. What differs between the edge and node proxies is
  * only `resolve`.
  */
-export function createForwarder(resolveTarget: (req: IncomingMessage) => Promise<Resolution>) {
+export function createForwarder(
+  resolveTarget: (req: IncomingMessage) => Promise<Resolution>,
+  opts: { notAPath?: ProxyError } = {},
+) {
   const pools = new UpstreamPools()
   // Only origin-form targets (`/path`) name something in a sandbox. An
   // absolute-form `http://x/init` would otherwise slip past the path checks
   // (envd's /init) and reach a server that reads it as its own path.
+  const refused = opts.notAPath ?? { status: 404, message: 'not found' }
   const resolve = (req: IncomingMessage): Promise<Resolution> =>
-    req.url?.startsWith('/')
-      ? resolveTarget(req)
-      : Promise.resolve({ error: { status: 404, message: 'not found' } })
+    req.url?.startsWith('/') ? resolveTarget(req) : Promise.resolve({ error: refused })
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let resolution: Resolution
