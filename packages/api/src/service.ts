@@ -3,13 +3,15 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { createRouterTransport, type Transport } from '@connectrpc/connect'
 import { connectNodeAdapter } from '@connectrpc/connect-node'
-import { serve } from '@hono/node-server'
+import { createAdaptorServer } from '@hono/node-server'
 import {
   type ApiConfig,
   CleanupStack,
   errorInterceptor,
   keepConnectionsLong,
+  type Listening,
   type Logger,
+  listenOn,
   WarrenError,
 } from '@warren/shared'
 import { ProxyService } from '@warren/shared/gen/warren/api/v1/proxy_pb'
@@ -106,7 +108,9 @@ export async function createApiService(
     router: { interceptors: [errorInterceptor(onInternal)] },
   })
 
-  let servers: Server[] = []
+  let stops: Array<() => Promise<void>> = []
+  // The internal RPC serves proxies (WARREN_API_INTERNAL_URL): one address.
+  const internalHost = cfg.listenHost ?? '127.0.0.1'
   // Tombstones are forgotten in bounded batches, by the store and by the
   // catalog (and so by every proxy following it), at most half a TTL (and
   // at most a minute) after they expire.
@@ -137,13 +141,13 @@ export async function createApiService(
       const cleanup = new CleanupStack()
       try {
         const api = await listenRest()
-        cleanup.push('api server', () => close(api))
+        cleanup.push('api server', () => closeListening(api))
         const internal = await listenInternal()
         cleanup.release()
-        servers = [api, internal]
-        const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost
+        stops = [() => closeListening(api), () => close(internal)]
+        const host = internalHost.includes(':') ? `[${internalHost}]` : internalHost
         return {
-          url: `http://${host}:${(api.address() as AddressInfo).port}`,
+          url: api.listening.url,
           internalUrl: `http://${host}:${(internal.address() as AddressInfo).port}`,
         }
       } catch (err) {
@@ -154,20 +158,20 @@ export async function createApiService(
     async stop() {
       clearInterval(purge)
       sync.stop()
-      await Promise.all(servers.map(close))
+      await Promise.all(stops.map((stop) => stop()))
       await engine.stop()
       await db.destroy()
     },
   }
 
-  async function listenRest(): Promise<Server> {
-    const api = serve({ fetch: app.fetch, port: cfg.port, hostname: cfg.listenHost }) as Server
-    keepConnectionsLong(api)
-    await new Promise<void>((resolve, reject) => {
-      api.once('listening', resolve)
-      api.once('error', reject)
-    })
-    return api
+  /** The REST API, on both loopbacks unless a listen host is configured. */
+  async function listenRest(): Promise<{ server: Server; listening: Listening }> {
+    const server = createAdaptorServer({ fetch: app.fetch }) as Server
+    keepConnectionsLong(server)
+    const listening = await listenOn(server, cfg.port, cfg.listenHost, (host, err) =>
+      log.warn({ host, err: err.message }, 'not listening on this loopback'),
+    )
+    return { server, listening }
   }
 
   async function listenInternal(): Promise<Server> {
@@ -192,10 +196,17 @@ export async function createApiService(
     keepConnectionsLong(internal)
     await new Promise<void>((resolve, reject) => {
       internal.once('error', reject)
-      internal.listen(cfg.internalPort, cfg.listenHost, resolve)
+      internal.listen(cfg.internalPort, internalHost, resolve)
     })
     return internal
   }
+}
+
+/** Stops every listener of the REST API, then ends its connections. */
+async function closeListening(api: { server: Server; listening: Listening }): Promise<void> {
+  const closed = Promise.all([api.listening.close(), close(api.server)])
+  api.server.closeAllConnections?.()
+  await closed
 }
 
 function close(s: Server): Promise<void> {

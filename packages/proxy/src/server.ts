@@ -1,10 +1,11 @@
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { Transport } from '@connectrpc/connect'
 import {
   createForwarder,
   keepConnectionsLong,
+  type Listening,
   type Logger,
+  listenOn,
   type NodeResolver,
   type ProxyConfig,
 } from '@warren/shared'
@@ -12,21 +13,28 @@ import { RouteCatalog } from './catalog/route-catalog.js'
 import { KeepaliveReporter } from './keepalive/reporter.js'
 import { Resumer } from './resume/resumer.js'
 import { createEdgeResolver } from './routing/resolve.js'
+import { edgeCertificates } from './tls/certificates.js'
+import { acceptTlsToo, type SamePortTls } from './tls/same-port.js'
 
 export interface EdgeProxy {
   catalog: RouteCatalog
   server: Server
+  /** Listens (HTTP and HTTPS on one port); resolves with the plain-HTTP base URL. */
   listen(): Promise<string>
+  /** After listen: the CA clients trust for HTTPS, when it is Warren's own. */
+  tls: { caCertPath?: string; caBundlePath?: string }
   close(): Promise<void>
 }
 
 /**
  * The edge proxy: routes sandbox traffic (Host `{port}-{id}.{domain}` or the
  * E2b-Sandbox-Id/-Port headers) to the node proxy of the sandbox's node, as
- * the API's catalog says. `transport` reaches the API's internal RPC.
+ * the API's catalog says. Plain HTTP and TLS share its port (the SDK's
+ * `https://${getHost(port)}` and E2B_SANDBOX_URL's `http://` both work).
+ * `transport` reaches the API's internal RPC.
  */
 export function createEdgeProxy(
-  cfg: ProxyConfig,
+  cfg: ProxyConfig & { domain: string },
   transport: Transport,
   log: Logger,
   localNodes?: Map<string, NodeResolver>,
@@ -46,26 +54,40 @@ export function createEdgeProxy(
   const server = createServer((req, res) => void forwarder.onRequest(req, res))
   server.on('upgrade', (req, socket, head) => void forwarder.onUpgrade(req, socket, head))
   keepConnectionsLong(server)
-  return {
+  let secure: SamePortTls | undefined
+  let listening: Listening | undefined
+  const proxy: EdgeProxy = {
     catalog,
     server,
+    tls: {},
     async listen() {
+      const { certificates, tlsOptions, serves } = await edgeCertificates(cfg)
+      secure = acceptTlsToo(server, tlsOptions, serves)
+      secure.tls.on('tlsClientError', (err) => log.debug({ err }, 'tls handshake refused'))
+      listening = await listenOn(server, cfg.port, cfg.listenHost, (host, err) =>
+        log.warn({ host, err: err.message }, 'not listening on this loopback'),
+      )
+      proxy.tls = {
+        ...(certificates.caCertPath ? { caCertPath: certificates.caCertPath } : {}),
+        ...(certificates.caBundlePath ? { caBundlePath: certificates.caBundlePath } : {}),
+      }
       catalog.start()
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.listen(cfg.port, cfg.listenHost, resolve)
-      })
-      const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost
-      return `http://${host}:${(server.address() as AddressInfo).port}`
+      return listening.url
     },
     async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeAllConnections()
-      })
+      // Every listener stops accepting, then every connection is ended
+      // (a listener's close waits for the connections it accepted).
+      const closed = Promise.all([
+        listening?.close(),
+        new Promise<void>((resolve) => server.close(() => resolve())),
+      ])
+      server.closeAllConnections()
+      secure?.close()
+      await closed
       await forwarder.close()
       keepalive.stop()
       await catalog.stop()
     },
   }
+  return proxy
 }
