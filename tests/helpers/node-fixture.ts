@@ -18,7 +18,12 @@ import {
 import { Sandbox } from 'e2b'
 import { afterAll, afterEach, beforeAll } from 'vitest'
 
-export const TEMPLATES_DIR = '/var/lib/warren/templates'
+/**
+ * Built templates the tests share. Worktrees on one machine that build
+ * different template recipes give each its own (WARREN_TEST_TEMPLATES_DIR),
+ * so that they do not rebuild `base` over each other.
+ */
+export const TEMPLATES_DIR = process.env.WARREN_TEST_TEMPLATES_DIR || '/var/lib/warren/templates'
 export const ENVD_PORT = 49983
 
 /** A running sandbox's record, as a create returns it: its addresses are known. */
