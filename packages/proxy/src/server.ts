@@ -16,6 +16,9 @@ import { createEdgeResolver } from './routing/resolve.js'
 import { edgeCertificates } from './tls/certificates.js'
 import { acceptTlsToo, type SamePortTls } from './tls/same-port.js'
 
+/** How often the TLS server takes the current default certificate (renewed daily by the CA source). */
+const RENEW_DEFAULT_CERT_MS = 3_600_000
+
 export interface EdgeProxy {
   catalog: RouteCatalog
   server: Server
@@ -56,6 +59,7 @@ export function createEdgeProxy(
   keepConnectionsLong(server)
   let secure: SamePortTls | undefined
   let listening: Listening | undefined
+  let renew: NodeJS.Timeout | undefined
   const proxy: EdgeProxy = {
     catalog,
     server,
@@ -63,6 +67,14 @@ export function createEdgeProxy(
     async listen() {
       const { certificates, tlsOptions, serves } = await edgeCertificates(cfg)
       secure = acceptTlsToo(server, tlsOptions, serves)
+      // The certificate for clients that name no host is short-lived: follow its renewals.
+      const tlsServer = secure.tls
+      renew = setInterval(() => {
+        certificates.fallback().then(
+          (fallback) => tlsServer.setSecureContext(fallback),
+          (err: unknown) => log.warn({ err }, 'tls: renewing the default certificate failed'),
+        )
+      }, RENEW_DEFAULT_CERT_MS).unref()
       secure.tls.on('tlsClientError', (err) => log.debug({ err }, 'tls handshake refused'))
       listening = await listenOn(server, cfg.port, cfg.listenHost, (host, err) =>
         log.warn({ host, err: err.message }, 'not listening on this loopback'),
@@ -75,6 +87,7 @@ export function createEdgeProxy(
       return listening.url
     },
     async close() {
+      clearInterval(renew)
       // Every listener stops accepting, then every connection is ended
       // (a listener's close waits for the connections it accepted).
       const closed = Promise.all([

@@ -27,7 +27,7 @@ export function registerUp(program: Command): void {
   program
     .command('up')
     .description('start Warren on this machine (API :3000, proxy :3002, orchestrator :5008)')
-    .option('--host <host>', 'listen address of the API and the proxy')
+    .option('--host <host>', 'listen address of the API and the proxy (default: 127.0.0.1 and ::1)')
     .action(async (opts: { host?: string }) => {
       const log = createLogger('warren')
       await ensureTemplate('base', { quietIfCurrent: true })

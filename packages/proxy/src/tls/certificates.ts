@@ -5,8 +5,11 @@ import { warrenCaCertificates } from './warren-ca.js'
 
 /** What the edge proxy presents in TLS handshakes. */
 export interface EdgeCertificates {
-  /** For clients that send no server name (an address in the URL), PEM. */
-  fallback: { cert: string; key: string }
+  /**
+   * For clients that send no server name (an address in the URL), PEM; it
+   * may change over time (a short-lived leaf renewed), so ask again now and then.
+   */
+  fallback(): Promise<{ cert: string; key: string }>
   /** For a served name (see isServedName). */
   contextFor(name: string): Promise<SecureContext>
   /** The CA clients must trust, when it is Warren's own. */
@@ -36,7 +39,7 @@ export async function edgeCertificates(cfg: {
       ? operatorCertificates(cfg.tlsCert, cfg.tlsKey, domain)
       : await warrenCaCertificates(cfg.dataDir, domain)
   const tlsOptions: TlsOptions = {
-    ...certificates.fallback,
+    ...(await certificates.fallback()),
     SNICallback: (servername, done) => {
       const name = servername.toLowerCase()
       if (!isServedName(name, domain)) {

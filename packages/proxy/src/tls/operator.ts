@@ -41,5 +41,5 @@ export function operatorCertificates(
     )
   }
   const context = createSecureContext({ cert, key })
-  return { fallback: { cert, key }, contextFor: async () => context }
+  return { fallback: async () => ({ cert, key }), contextFor: async () => context }
 }

@@ -51,7 +51,7 @@ export function acceptTlsToo(
   server.on('connection', (socket: Socket) => {
     pending.add(socket)
     const stop = () => {
-      socket.removeListener('readable', onReadable)
+      socket.removeListener('data', onFirst)
       socket.removeListener('error', onFail)
       socket.removeListener('end', onFail)
       socket.removeListener('timeout', onFail)
@@ -62,11 +62,12 @@ export function acceptTlsToo(
       pending.delete(socket)
       socket.destroy()
     }
-    const onReadable = () => {
-      const chunk = socket.read() as Buffer | null
-      if (chunk === null) return
+    // The first chunk is taken as it flows. Plain HTTP gets it as its own
+    // first 'data' event, right after the HTTP server took the socket (no
+    // pause, unshift and resume on the hot path); TLS finds it put back in
+    // the socket's buffer, where the TLS socket reads it first.
+    const onFirst = (chunk: Buffer) => {
       stop()
-      socket.unshift(chunk)
       if (chunk[0] === TLS_HANDSHAKE) {
         // Refused before any TLS work when the first chunk holds the whole
         // ClientHello (it nearly always does); otherwise the SNI callback
@@ -77,15 +78,18 @@ export function acceptTlsToo(
           refuseName(socket)
           return
         }
+        socket.pause()
+        socket.unshift(chunk)
         socket.allowHalfOpen = false
         socket.once('close', () => pending.delete(socket))
         tls.emit('connection', socket)
       } else {
         pending.delete(socket)
         toHttp(socket)
+        socket.emit('data', chunk)
       }
     }
-    socket.on('readable', onReadable)
+    socket.on('data', onFirst)
     socket.on('error', onFail)
     socket.on('end', onFail)
     socket.setTimeout(FIRST_BYTE_TIMEOUT_MS, onFail)

@@ -18,6 +18,8 @@ const MAX_CACHED_NAMES = 1024
 const LEAF_DAYS = 7
 const CACHE_TTL_MS = 86_400_000
 const LOOPBACK_RANGES = ['127.0.0.0/8', '::1/128']
+/** The cache's key for the leaf of clients that name no sandbox host. */
+const FALLBACK = ''
 
 /**
  * The proxy's own CA (`<dataDir>/pki/proxy-ca`, made on first start, root
@@ -45,34 +47,33 @@ export async function warrenCaCertificates(
   }
   const keys = await generateKeyPair()
   const key = await privateKeyToPem(keys.privateKey)
-  const issue = (names: { dns: string[]; ip?: string[] }) =>
-    ca.issue({
-      commonName: names.dns[0]!,
-      dnsNames: names.dns,
-      ipAddresses: names.ip ?? [],
-      usages: ['server'],
-      validityDays: LEAF_DAYS,
-      publicKey: keys.publicKey,
-    })
-  const cache = new LRUCache<string, SecureContext>({
+  const issue = async (name: string) => {
+    const certPem = (
+      await ca.issue({
+        ...(name === FALLBACK
+          ? // No name (an address in the URL), `localhost` or the domain itself.
+            { dnsNames: [...new Set([domain, 'localhost'])], ipAddresses: ['127.0.0.1', '::1'] }
+          : { dnsNames: [name] }),
+        commonName: name === FALLBACK ? domain : name,
+        usages: ['server'],
+        validityDays: LEAF_DAYS,
+        publicKey: keys.publicKey,
+      })
+    ).certPem
+    return { certPem, context: createSecureContext({ cert: certPem, key }) }
+  }
+  const cache = new LRUCache<string, { certPem: string; context: SecureContext }>({
     max: MAX_CACHED_NAMES,
     ttl: CACHE_TTL_MS,
     // Concurrent handshakes for a new name share one signature; a failure is not cached.
-    fetchMethod: async (name) =>
-      createSecureContext({ cert: (await issue({ dns: [name] })).certPem, key }),
+    fetchMethod: issue,
   })
-  // Without SNI (an address, or `localhost` in the URL): the domain, localhost and the loopbacks.
-  const fallback = {
-    cert: (await issue({ dns: [...new Set([domain, 'localhost'])], ip: ['127.0.0.1', '::1'] }))
-      .certPem,
-    key,
-  }
-  const fallbackContext = createSecureContext(fallback)
+  const leaf = async (name: string) => (await cache.fetch(name))!
   const { bundlePath } = writeCaBundle(join(dataDir, 'pki'), ca.certPem)
   return {
-    fallback,
+    fallback: async () => ({ cert: (await leaf(FALLBACK)).certPem, key }),
     contextFor: async (name) =>
-      name === domain || name === 'localhost' ? fallbackContext : (await cache.fetch(name))!,
+      (await leaf(name === domain || name === 'localhost' ? FALLBACK : name)).context,
     caCertPath: certPath,
     caBundlePath: bundlePath,
   }
