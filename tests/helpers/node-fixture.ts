@@ -25,7 +25,7 @@ import { sandboxLedger } from './sandbox-ledger.js'
  * differs from the shared build's keeps its own, instead of rebuilding the
  * shared one under the other worktrees).
  */
-export const TEMPLATES_DIR = process.env.WARREN_TEST_TEMPLATES_DIR ?? '/var/lib/warren/templates'
+export const TEMPLATES_DIR = process.env.WARREN_TEST_TEMPLATES_DIR || '/var/lib/warren/templates'
 export const ENVD_PORT = 49983
 
 /** A running sandbox's record, as a create returns it: its addresses are known. */

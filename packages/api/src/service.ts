@@ -8,8 +8,10 @@ import {
   CleanupStack,
   errorInterceptor,
   keepConnectionsLong,
+  type Listening,
   type Logger,
   listen,
+  listenOn,
   WarrenError,
 } from '@warren/shared'
 import { ProxyService } from '@warren/shared/gen/warren/api/v1/proxy_pb'
@@ -136,7 +138,9 @@ export async function createApiService(
     router: { interceptors: [errorInterceptor(onInternal)] },
   })
 
-  let servers: Server[] = []
+  let stops: Array<() => Promise<void>> = []
+  // The internal RPC serves proxies (WARREN_API_INTERNAL_URL): one address.
+  const internalHost = cfg.listenHost ?? '127.0.0.1'
   // Tombstones are forgotten in bounded batches, by the store and by the
   // catalog (and so by every proxy following it), at most half a TTL (and
   // at most a minute) after they expire.
@@ -167,12 +171,12 @@ export async function createApiService(
       const cleanup = new CleanupStack()
       try {
         const api = await listenRest()
-        cleanup.push('api server', () => close(api.server))
+        cleanup.push('api server', () => closeListening(api))
         const internal = await listenInternal()
         cleanup.release()
-        servers = [api.server, internal.server]
-        templates.selfUrl.current = api.url
-        return { url: api.url, internalUrl: internal.url }
+        stops = [() => closeListening(api), () => close(internal.server)]
+        templates.selfUrl.current = api.listening.url
+        return { url: api.listening.url, internalUrl: internal.url }
       } catch (err) {
         for (const e of await cleanup.run()) log.warn({ err: e }, 'listen: cleanup failed')
         throw err
@@ -181,7 +185,7 @@ export async function createApiService(
     async stop() {
       clearInterval(purge)
       sync.stop()
-      await Promise.all(servers.map(close))
+      await Promise.all(stops.map((stop) => stop()))
       // Running builds end as errors (their node stops them when the stream closes).
       stopping.abort()
       await Promise.allSettled([...builds])
@@ -190,10 +194,14 @@ export async function createApiService(
     },
   }
 
-  async function listenRest(): Promise<{ server: Server; url: string }> {
-    const server = createAdaptorServer({ fetch: app.fetch, hostname: cfg.listenHost }) as Server
+  /** The REST API, on both loopbacks unless a listen host is configured. */
+  async function listenRest(): Promise<{ server: Server; listening: Listening }> {
+    const server = createAdaptorServer({ fetch: app.fetch }) as Server
     keepConnectionsLong(server)
-    return { server, url: await listen(server, cfg.listenHost, cfg.port) }
+    const listening = await listenOn(server, cfg.port, cfg.listenHost, (host, err) =>
+      log.warn({ host, err: err.message }, 'not listening on this loopback'),
+    )
+    return { server, listening }
   }
 
   async function listenInternal(): Promise<{ server: Server; url: string }> {
@@ -216,8 +224,15 @@ export async function createApiService(
       }),
     )
     keepConnectionsLong(internal)
-    return { server: internal, url: await listen(internal, cfg.listenHost, cfg.internalPort) }
+    return { server: internal, url: await listen(internal, internalHost, cfg.internalPort) }
   }
+}
+
+/** Stops every listener of the REST API, then ends its connections. */
+async function closeListening(api: { server: Server; listening: Listening }): Promise<void> {
+  const closed = Promise.all([api.listening.close(), close(api.server)])
+  api.server.closeAllConnections?.()
+  await closed
 }
 
 function close(s: Server): Promise<void> {

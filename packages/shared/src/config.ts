@@ -144,8 +144,14 @@ export function parseConfig<S extends z.ZodObject>(
   return result.data
 }
 
+/**
+ * The address of a public listener; unset: both loopbacks (see
+ * DEFAULT_LISTEN_HOSTS). Set, it means exactly that address.
+ */
+const publicListenHost = z.string().min(1).optional()
+
 export const apiConfigSchema = z.object({
-  listenHost: z.string().default('127.0.0.1'),
+  listenHost: publicListenHost,
   port: port.default(3000),
   /** Internal RPC for proxies (resume, keepalive, catalog). */
   internalPort: port.default(5009),
@@ -194,8 +200,19 @@ export function loadApiConfig(overrides: Partial<ApiConfig> = {}, env = process.
 }
 
 export const proxyConfigSchema = z.object({
-  listenHost: z.string().default('127.0.0.1'),
+  listenHost: publicListenHost,
   port: port.default(3002),
+  /** Where the proxy keeps its CA (`<dataDir>/pki/proxy-ca`). */
+  dataDir: z.string().min(1).default('/var/lib/warren'),
+  /** Sandbox hosts are `{port}-{id}.{domain}`; default `localhost:{port}`. */
+  domain: z.string().min(1).optional(),
+  /**
+   * An operator's certificate (PEM, chain included) and key for
+   * `*.{domain}`; without them the proxy's own CA signs a certificate per
+   * requested name.
+   */
+  tlsCert: z.string().min(1).optional(),
+  tlsKey: z.string().min(1).optional(),
   /** The API's internal RPC, for the catalog, resume and keepalive. */
   apiInternalUrl: z.string().default('http://127.0.0.1:5009'),
   /** Client addresses are taken from X-Forwarded-For only behind this many trusted proxies. */
@@ -215,11 +232,22 @@ const proxyEnv: Record<string, keyof ProxyConfig> = {
   WARREN_TRUSTED_HOPS: 'trustedHops',
   WARREN_KEEPALIVE_INTERVAL_MS: 'keepaliveIntervalMs',
   WARREN_NODE_PROXY_SECRET: 'nodeProxySecret',
+  WARREN_DATA_DIR: 'dataDir',
+  WARREN_DOMAIN: 'domain',
+  WARREN_TLS_CERT: 'tlsCert',
+  WARREN_TLS_KEY: 'tlsKey',
 }
 
 export function loadProxyConfig(
   overrides: Partial<ProxyConfig> = {},
   env = process.env,
-): ProxyConfig {
-  return parseConfig(proxyConfigSchema, proxyEnv, overrides, env)
+): ProxyConfig & { domain: string } {
+  const cfg = parseConfig(proxyConfigSchema, proxyEnv, overrides, env)
+  if (!cfg.tlsCert !== !cfg.tlsKey) {
+    throw new WarrenError(
+      'invalid_argument',
+      'invalid configuration: WARREN_TLS_CERT and WARREN_TLS_KEY go together',
+    )
+  }
+  return { ...cfg, domain: cfg.domain ?? `localhost:${cfg.port}` }
 }

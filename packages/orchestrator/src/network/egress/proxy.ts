@@ -9,11 +9,11 @@ import {
   listen,
   peerAddress,
   type Resolution,
+  readSni,
   splice,
 } from '@warren/shared'
 import type { Upstream } from '../dns/upstream.js'
 import { EgressJudge } from './judge.js'
-import { readSni } from './sni.js'
 
 /** What the proxy needs to know of the sandbox a connection comes from. */
 export interface EgressSource {
