@@ -125,6 +125,18 @@ describe('Template.build against warren up', () => {
     expect(status.reason?.step).toBe('2')
   })
 
+  it('fails a build whose start command dies, with its exit code and output', async () => {
+    // The ready check would only time out; the start command's own end says why at once.
+    const dies = Template()
+      .fromTemplate('base')
+      .setStartCmd('no-such-server 8000', waitForPort(8000))
+    const err = await Template.build(dies, `dies-${run}`, warren().sdk).catch((e: Error) => e)
+    expect((err as Error).name).toBe('BuildError')
+    expect((err as Error).message).toMatch(
+      /start command 'no-such-server 8000' exited with code 127: .*no-such-server: not found/,
+    )
+  })
+
   it("keeps a team's templates from other teams", async () => {
     const db = await openDatabase(`sqlite:${warren().dataDir}/warren.db`)
     const other = await ensureTeam(db, `other-${run}`, { maxConcurrent: 5, maxLifetimeS: 3600 })
