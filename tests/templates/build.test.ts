@@ -137,6 +137,26 @@ describe('Template.build against warren up', () => {
     )
   })
 
+  it('creates `name:tag` from the build the tag names, `name` from the current one', async () => {
+    const tagged = `tags-${run}`
+    const version = (v: string) =>
+      Template().fromTemplate('base').runCmd(`echo ${v} > /opt/version`, { user: 'root' })
+    await build(version('one'), `${tagged}:v1`)
+    await build(version('two'), `${tagged}:v2`)
+    const versionOf = async (ref: string) => {
+      const sbx = await Sandbox.create(ref, warren().sdk)
+      try {
+        return (await sbx.commands.run('cat /opt/version')).stdout.trim()
+      } finally {
+        await sbx.kill()
+      }
+    }
+    expect(await versionOf(`${tagged}:v1`)).toBe('one')
+    expect(await versionOf(`${tagged}:v2`)).toBe('two')
+    expect(await versionOf(tagged)).toBe('two')
+    await expect(Sandbox.create(`${tagged}:v3`, warren().sdk)).rejects.toThrow(/has no tag 'v3'/)
+  })
+
   it("keeps a team's templates from other teams", async () => {
     const db = await openDatabase(`sqlite:${warren().dataDir}/warren.db`)
     const other = await ensureTeam(db, `other-${run}`, { maxConcurrent: 5, maxLifetimeS: 3600 })
