@@ -158,6 +158,15 @@ describe('Template.build fromImage against warren up', () => {
     expect((none as Error).message).toContain(
       'the registry requires authentication and no credentials were given',
     )
+    // By digest the image is in the node's store already: the registry is
+    // still asked, so the store does not hand it to a build without the password.
+    const byDigest = `${ref(locked, 'test/app')}@${image.manifest.digest}`
+    const stored = await build(Template().fromImage(byDigest), `digest-${run}`).catch(
+      (e: Error) => e,
+    )
+    expect((stored as Error).message).toContain(
+      'the registry requires authentication and no credentials were given',
+    )
   })
 
   it('builds a Dockerfile FROM an image on a loopback registry with the CLI', async () => {

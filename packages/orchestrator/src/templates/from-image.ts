@@ -36,6 +36,9 @@ export async function pullBase(
       platform: hostPlatform(),
       maxLayerBytes: ctx.cfg.maxImageLayerMb * MiB,
       minFreeBytes: ctx.cfg.diskReserveMb * MiB,
+      // The store is every team's: a private image stored by digest is
+      // still asked of the registry with this build's credentials.
+      verifyAccess: true,
       ...(auth ? { auth } : {}),
       onProgress: progressLog(log),
     })

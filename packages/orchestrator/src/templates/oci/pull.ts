@@ -28,6 +28,12 @@ export interface PullOptions {
   maxLayerBytes?: number
   /** Free space the store's filesystem keeps: unpacking stops before going below it. */
   minFreeBytes?: number
+  /**
+   * Ask the registry even for an image stored by digest, so that a store
+   * shared by several teams gives a private image only to callers the
+   * registry lets read it (a tag is always asked: tags move).
+   */
+  verifyAccess?: boolean
   onProgress?: (p: PullProgress) => void
 }
 
@@ -88,7 +94,9 @@ export async function pullImage(ref: string, opts: PullOptions): Promise<PulledI
       },
     )
     opts.onProgress?.({ phase: 'resolve', reference })
-    const image = await resolveImage(client, opts.into, parsed, platform)
+    const image = await resolveImage(client, opts.into, parsed, platform, {
+      ...(opts.verifyAccess ? { verifyAccess: true } : {}),
+    })
     const { layers } = image.manifest
     const diffIds = image.config.rootfs.diff_ids
     opts.onProgress?.({ phase: 'layers', reference, total: layers.length })
