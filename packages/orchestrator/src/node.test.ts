@@ -49,6 +49,15 @@ describe('create', () => {
     expect((await created(node, { sandboxId: id })).sandboxId).toBe(id)
   })
 
+  it('creates from a named build, and refuses a build id that is not one path component', async () => {
+    const { host, node } = setup()
+    const buildId = host.template('base').buildId
+    expect((await created(node, { buildId })).buildId).toBe(buildId)
+    expect(await code(created(node, { buildId: 'gone' }))).toBe('not_found')
+    expect(await code(created(node, { buildId: '../../etc' }))).toBe('invalid_argument')
+    expect(node.info().memoryMbAllocated).toBe(512)
+  })
+
   it('has one winner for two creates of one id', async () => {
     const { node } = setup()
     const id = newSandboxId()

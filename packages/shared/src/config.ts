@@ -67,6 +67,12 @@ export const orchestratorConfigSchema = z.object({
    * disks are sparse images that grow into the data disk as they fill).
    */
   diskReserveMb: z.coerce.number().int().min(0).default(1024),
+  /**
+   * The most one layer of a pulled image may take once unpacked: a bigger
+   * one fails its build (a hostile image must not fill the disk; pulls also
+   * stop at the disk reserve).
+   */
+  maxImageLayerMb: z.coerce.number().int().min(1).default(8192),
   /** Warren's DNS for sandboxes (reached as <gateway>:53 from inside). */
   dnsPort: port.default(5053),
   /** The egress proxy: plain HTTP (redirected port 80) and TLS (port 443). */
@@ -105,6 +111,7 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_MAX_FROZEN_MEMORY_MB: 'maxFrozenMemoryMb',
   WARREN_DISK_INODES_PER_MB: 'diskInodesPerMb',
   WARREN_DISK_RESERVE_MB: 'diskReserveMb',
+  WARREN_MAX_IMAGE_LAYER_MB: 'maxImageLayerMb',
   WARREN_DNS_PORT: 'dnsPort',
   WARREN_EGRESS_HTTP_PORT: 'egressHttpPort',
   WARREN_EGRESS_TLS_PORT: 'egressTlsPort',

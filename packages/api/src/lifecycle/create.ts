@@ -19,6 +19,8 @@ import { endAfter } from './lease.js'
 
 export interface CreateSandboxRequest {
   templateId: string
+  /** The build a `name:tag` names; absent: the template's current build. */
+  buildId?: string
   timeoutS: number
   metadata: Record<string, string>
   envVars: Record<string, string>
@@ -80,7 +82,7 @@ export async function createSandbox(
   let lastError: unknown
   for (const node of candidates) {
     try {
-      const created = await createOn(core, node, sandbox, team, req.resources)
+      const created = await createOn(core, node, sandbox, team, req)
       core.scheduler.schedule(created.sandboxId, created.endAt)
       core.catalog.update(created)
       core.metrics.created.inc()
@@ -100,7 +102,7 @@ async function createOn(
   node: NodeState,
   s: Sandbox,
   team: Team,
-  resources: CreateSandboxRequest['resources'],
+  req: CreateSandboxRequest,
 ): Promise<Sandbox> {
   const { db, placement } = core
   if (node.nodeId !== s.nodeId)
@@ -108,10 +110,11 @@ async function createOn(
   const res = await node.client.create({
     sandboxId: s.sandboxId,
     templateId: s.templateId,
+    ...(req.buildId ? { buildId: req.buildId } : {}),
     envVars: s.envVars,
     ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
     network: networkConfigToMessage(s.network),
-    ...resources,
+    ...req.resources,
     ...(s.allowInternetAccess !== null ? { allowInternetAccess: s.allowInternetAccess } : {}),
   })
   void placement.refresh(node)

@@ -82,7 +82,8 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
       if (idle) await releaseEnvdStore(cfg)
     },
 
-    template: (templateId) => ctx.templates.get(templateId),
+    template: (templateId, buildId) =>
+      buildId ? ctx.templates.build(templateId, buildId) : ctx.templates.get(templateId),
     templates: () => ctx.templates.list(),
     buildTemplate: (spec, log, signal) => runBuild(ctx, spec, log, signal),
     deleteTemplate: (templateId, inUse) => deleteTemplate(templatesDir, templateId, inUse),

@@ -60,7 +60,8 @@ export interface NodeHost {
    */
   stop(opts: { idle: boolean }): Promise<void>
 
-  template(templateId: string): TemplateMetadata
+  /** The template's current build, or the build named. */
+  template(templateId: string, buildId?: string): TemplateMetadata
   templates(): TemplateMetadata[]
   /** Builds a template in build sandboxes; throws a BuildFailure naming the step that failed. */
   buildTemplate(

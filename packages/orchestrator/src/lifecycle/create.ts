@@ -1,5 +1,6 @@
 import {
   type NetworkConfig,
+  parseBuildId,
   parseNetworkConfig,
   parseSandboxId,
   parseTemplateId,
@@ -10,6 +11,8 @@ import type { CreateSpec, NodeHost } from '../host/node-host.js'
 export interface CreateInput {
   sandboxId: string
   templateId: string
+  /** A build of the template (a tag's); default: its current build. */
+  buildId?: string
   cpuCount?: number
   memoryMb?: number
   diskSizeMb?: number
@@ -27,7 +30,10 @@ const MIN_MEMORY_MB = 64
  */
 export function createSpec(host: NodeHost, input: CreateInput): CreateSpec {
   parseSandboxId(input.sandboxId)
-  const template = host.template(parseTemplateId(input.templateId))
+  const template = host.template(
+    parseTemplateId(input.templateId),
+    input.buildId === undefined ? undefined : parseBuildId(input.buildId),
+  )
   const network = input.network ?? {}
   const allowInternetAccess = input.allowInternetAccess ?? null
   const policy = parseNetworkConfig(network, allowInternetAccess)

@@ -17,6 +17,7 @@ export function orchestratorService(
       const record = await node.create({
         sandboxId: req.sandboxId,
         templateId: req.templateId,
+        ...(req.buildId !== undefined ? { buildId: req.buildId } : {}),
         cpuCount: req.cpuCount,
         memoryMb: req.memoryMb,
         diskSizeMb: req.diskSizeMb,

@@ -1,12 +1,4 @@
-import {
-  chownSync,
-  existsSync,
-  mkdirSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs'
+import { chownSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import {
   type CleanupStack,
@@ -22,6 +14,7 @@ import { mountOverlay, mountsUnder, unmount } from '../runtime/overlay.js'
 import { hostMaxOpenFiles, sandboxSpec } from '../runtime/spec.js'
 import type { TemplateMetadata } from '../templates/metadata.js'
 import { layerDirs } from '../templates/store.js'
+import { linkLowers, lowerEtc } from './lowers.js'
 import { initEnvd, waitForPort } from './readiness.js'
 import { sandboxPaths } from './record.js'
 
@@ -61,8 +54,13 @@ export async function bootSandbox(
     await mountDisk(paths.image, paths.disk)
     cleanup.push('disk', () => unmount(paths.disk))
   }
-  const lowerEtc = layers.map((l) => join(ctx.templatesDir, l, 'etc')).find((d) => existsSync(d))
-  writeIdentity(paths.upper, lowerEtc, spec.template.uidBase, spec.sandboxId, slot)
+  writeIdentity(
+    paths.upper,
+    lowerEtc(ctx.templatesDir, layers),
+    spec.template.uidBase,
+    spec.sandboxId,
+    slot,
+  )
   // overlayfs needs an empty work directory on every mount.
   rmSync(paths.work, { recursive: true, force: true })
   mkdirSync(paths.work)
@@ -70,7 +68,7 @@ export async function bootSandbox(
   if (!existsSync(paths.templates)) symlinkSync(ctx.templatesDir, paths.templates)
   await mountOverlay({
     cwd: paths.dir,
-    lowers: layers.map((l) => join('templates', l)),
+    lowers: linkLowers(paths.dir, paths.templates, layers),
     upper: relative(paths.dir, paths.upper),
     work: relative(paths.dir, paths.work),
     target: paths.rootfs,
@@ -127,14 +125,14 @@ export function createUpper(upper: string, uidBase: number): void {
  */
 function writeIdentity(
   upper: string,
-  lowerEtc: string | undefined,
+  lower: { mode: number; uid: number; gid: number } | undefined,
   uidBase: number,
   sandboxId: string,
   slot: NetworkSlot,
 ): void {
   const etc = join(upper, 'etc')
   if (!existsSync(etc)) {
-    const st = lowerEtc ? statSync(lowerEtc) : { mode: 0o755, uid: uidBase, gid: uidBase }
+    const st = lower ?? { mode: 0o755, uid: uidBase, gid: uidBase }
     mkdirSync(etc, { mode: st.mode & 0o7777 })
     chownSync(etc, st.uid, st.gid)
   }

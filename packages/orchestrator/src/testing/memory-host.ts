@@ -87,9 +87,11 @@ export class MemoryHost implements NodeHost {
     throw new WarrenError('unavailable', 'the in-memory host deletes no templates')
   }
 
-  template(templateId: string): TemplateMetadata {
+  template(templateId: string, buildId?: string): TemplateMetadata {
     if (templateId !== 'base')
       throw new WarrenError('not_found', `template '${templateId}' not found`)
+    if (buildId !== undefined && buildId !== BASE_TEMPLATE.buildId)
+      throw new WarrenError('not_found', `build ${buildId} of template 'base' is gone`)
     return BASE_TEMPLATE
   }
   templates = () => [BASE_TEMPLATE]

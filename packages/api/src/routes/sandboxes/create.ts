@@ -135,7 +135,7 @@ export function registerCreate(app: App, deps: RouteDeps): void {
       const lifecycle = resolveLifecycle(body)
       parseNetworkConfig(body.network ?? {}, body.allow_internet_access ?? null)
       const sandbox = await deps.engine.create(c.get('team'), {
-        templateId: await resolveTemplateRef(deps.db, c.get('team').id, body.templateID),
+        ...(await resolveTemplateRef(deps.db, c.get('team').id, body.templateID)),
         timeoutS: body.timeout ?? deps.defaultTimeoutS,
         metadata: body.metadata ?? {},
         envVars: body.envVars ?? {},
