@@ -22,6 +22,8 @@ import { mountOverlay, mountsUnder, unmount } from '../runtime/overlay.js'
 import { hostMaxOpenFiles, sandboxSpec } from '../runtime/spec.js'
 import type { TemplateMetadata } from '../templates/metadata.js'
 import { layerDirs } from '../templates/store.js'
+import { volumeBinds } from '../volumes/binds.js'
+import type { VolumeMount } from '../volumes/registry.js'
 import { initEnvd, waitForPort } from './readiness.js'
 import { sandboxPaths } from './record.js'
 
@@ -33,6 +35,7 @@ export interface BootSpec {
   envVars: Record<string, string>
   envdAccessToken: string | undefined
   policy: NetworkPolicy
+  volumeMounts: VolumeMount[]
 }
 
 const READY_TIMEOUT_MS = 30_000
@@ -76,10 +79,11 @@ export async function bootSandbox(
     target: paths.rootfs,
   })
   cleanup.push('root filesystem', () => unmount(paths.rootfs))
+  const volumes = volumeBinds(cfg.dataDir, paths.rootfs, spec.volumeMounts)
 
   writeFileSync(
     join(paths.bundle, 'config.json'),
-    JSON.stringify(bundleSpec(ctx, spec, paths.rootfs, slot)),
+    JSON.stringify(bundleSpec(ctx, spec, paths.rootfs, slot, volumes)),
     { mode: 0o600 },
   )
   await ctx.runc.runDetached(id, paths.bundle, paths.log)
@@ -150,7 +154,13 @@ function writeIdentity(
   }
 }
 
-function bundleSpec(ctx: NodeContext, spec: BootSpec, rootfs: string, slot: NetworkSlot): object {
+function bundleSpec(
+  ctx: NodeContext,
+  spec: BootSpec,
+  rootfs: string,
+  slot: NetworkSlot,
+  volumes: Array<{ source: string; destination: string }>,
+): object {
   const { cfg } = ctx
   // tini is process 1: it reaps orphans, which Node (envd) cannot do.
   const args = [
@@ -177,6 +187,7 @@ function bundleSpec(ctx: NodeContext, spec: BootSpec, rootfs: string, slot: Netw
     noNewPrivileges: spec.template.noNewPrivileges,
     maxOpenFiles: hostMaxOpenFiles(),
     readonlyMounts: mounts,
+    volumeMounts: volumes,
     lxcfs: ctx.lxcfs,
   })
 }
