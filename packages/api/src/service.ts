@@ -28,6 +28,8 @@ import { createApiKey, ensureDefaultTeam, listApiKeys, type Team } from './store
 import { failInterruptedBuilds } from './store/template-builds.js'
 import { runBuild } from './templates/build-runner.js'
 import { TemplateFiles } from './templates/files.js'
+import { VolumeContentProxy } from './volumes/content-proxy.js'
+import { recoverVolumes } from './volumes/manage.js'
 
 export interface ApiService {
   db: Db
@@ -47,6 +49,12 @@ export function databaseUrl(cfg: ApiConfig): string {
   return cfg.database ?? `sqlite:${join(cfg.dataDir, 'warren.db')}`
 }
 
+/** A node the API reaches without a network hop, and the URL of its RPC port (its volume files). */
+export interface LocalNode {
+  transport: Transport
+  url: string
+}
+
 /**
  * Builds the control plane: store (migrated), default team and first key,
  * placement over the given nodes, the catalog and the lifecycle engine.
@@ -55,7 +63,7 @@ export function databaseUrl(cfg: ApiConfig): string {
 export async function createApiService(
   cfg: ApiConfig,
   log: Logger,
-  nodes: Transport[] = [],
+  nodes: Array<Transport | LocalNode> = [],
   opts: { clock?: Clock } = {},
 ): Promise<ApiService> {
   const clock = opts.clock ?? systemClock
@@ -66,11 +74,14 @@ export async function createApiService(
     : (await createApiKey(db, team.id, 'first key')).key
 
   const placement = new Placement(log)
-  for (const t of nodes) await placement.register(t)
+  for (const n of nodes) {
+    if ('transport' in n) await placement.register(n.transport, undefined, n.url)
+    else await placement.register(n)
+  }
   // Configured nodes are known by id: one that is down now is registered
   // unhealthy, and node sync brings it in when it answers.
   for (const n of parseNodeList(cfg.nodes ?? ''))
-    await placement.register(networkTransport(n.url), n.nodeId)
+    await placement.register(networkTransport(n.url), n.nodeId, n.url)
   if (!placement.list().length)
     throw new WarrenError('unavailable', 'no orchestrator node configured')
 
@@ -119,6 +130,16 @@ export async function createApiService(
     },
   }
 
+  const volumes = {
+    db,
+    placement,
+    clock,
+    log,
+    defaultSizeMb: cfg.volumeSizeMb,
+    content: new VolumeContentProxy(db, placement),
+  }
+  await recoverVolumes(volumes)
+
   const domain = cfg.domain ?? 'localhost:3002'
   const app = createApiApp(
     {
@@ -129,6 +150,7 @@ export async function createApiService(
       defaultTimeoutS: cfg.defaultTimeoutS,
       clock,
       templates,
+      volumes,
     },
     log,
   )
@@ -189,6 +211,7 @@ export async function createApiService(
       // Running builds end as errors (their node stops them when the stream closes).
       stopping.abort()
       await Promise.allSettled([...builds])
+      await volumes.content.close()
       await engine.stop()
       await db.destroy()
     },

@@ -30,6 +30,7 @@ import type { MetricsSample } from './sandboxes/metrics.js'
 import type { SandboxRecord } from './sandboxes/record.js'
 import type { TemplateMetadata } from './templates/metadata.js'
 import type { BuildLog, TemplateBuildSpec } from './templates/run-build.js'
+import { VolumeRegistry } from './volumes/registry.js'
 
 export type { CreateInput, ResumeInput }
 
@@ -62,6 +63,8 @@ export class SandboxNode {
   private readonly kills = new SingleFlight<void>()
   private readonly state: NodeState
   private readonly budget: FrozenBudget
+  /** The node's volumes and which sandboxes mount them. */
+  readonly volumes: VolumeRegistry
 
   constructor(
     readonly cfg: OrchestratorConfig,
@@ -70,6 +73,7 @@ export class SandboxNode {
   ) {
     this.createLimit = pLimit(cfg.maxConcurrentCreates)
     this.buildLimit = pLimit(cfg.maxConcurrentBuilds)
+    this.volumes = new VolumeRegistry(host)
     this.state = {
       host,
       log,
@@ -96,7 +100,11 @@ export class SandboxNode {
 
   /** Prepares the host, then adopts surviving sandboxes and removes debris. */
   async start(): Promise<{ adopted: number; removed: number }> {
-    const { adopted, removed } = await this.host.start()
+    const { adopted, removed, volumes } = await this.host.start()
+    this.volumes.load(
+      volumes,
+      adopted.map((a) => a.record),
+    )
     for (const { record, slot } of adopted) {
       const frozenBytes =
         record.pausedKind === 'memory' ? this.host.memoryInUse(record.sandboxId) : undefined
@@ -128,8 +136,11 @@ export class SandboxNode {
       throw new WarrenError('already_exists', `sandbox ${spec.sandboxId} already exists`)
     }
     this.reserveMemory(spec.memoryMb)
-    this.entries.set(spec.sandboxId, { state: 'creating' })
     try {
+      // Its volumes are claimed with the id, in the same turn: a volume
+      // delete from here on sees the sandbox (see VolumeRegistry).
+      this.volumes.claim(spec.sandboxId, spec.volumeMounts)
+      this.entries.set(spec.sandboxId, { state: 'creating' })
       const { record, slot } = await this.createLimit(() => this.host.create(spec))
       this.host.policies.set(spec.sandboxId, record.sandboxIp ?? undefined, spec.policy)
       this.entries.set(spec.sandboxId, { state: 'running', record, slot })
@@ -137,6 +148,7 @@ export class SandboxNode {
     } catch (err) {
       this.entries.delete(spec.sandboxId)
       this.memoryAllocated -= spec.memoryMb
+      this.volumes.release(spec.sandboxId, spec.volumeMounts)
       throw err
     }
   }
@@ -156,6 +168,8 @@ export class SandboxNode {
         const entry = this.settled(sandboxId)
         const errors = await this.host.destroy(sandboxId, entry.slot)
         this.entries.delete(sandboxId)
+        // A container that may not be gone may still hold its volumes.
+        if (!errors.length) this.volumes.release(sandboxId, entry.record.volumeMounts)
         if (holdsMemory(entry.record)) this.memoryAllocated -= entry.record.memoryMb
         if (errors.length) {
           for (const err of errors) this.log.error({ err, sandboxId }, 'kill step failed')
@@ -316,6 +330,16 @@ export class SandboxNode {
   deleteTemplate(templateId: string): number {
     const inUse = new Set(this.list().map((r) => `${r.templateId}/${r.buildId}`))
     return this.host.deleteTemplate(parseTemplateId(templateId), inUse)
+  }
+
+  /** Makes a volume on this node (see VolumeRegistry). */
+  createVolume(input: { volumeId: string; sizeMb: number; tokenSha256: string }) {
+    return this.volumes.create(input)
+  }
+
+  /** Removes a volume; refused while a sandbox of this node mounts it. */
+  deleteVolume(volumeId: string): Promise<void> {
+    return this.volumes.delete(volumeId)
   }
 
   /** The envd version new sandboxes get (undefined with a custom first process). */

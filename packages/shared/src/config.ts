@@ -183,6 +183,13 @@ export const apiConfigSchema = z.object({
   maxConcurrentExpiries: z.coerce.number().int().min(1).max(256).default(8),
   /** How often the store is compared with what the nodes run. */
   nodeSyncIntervalS: z.coerce.number().int().min(1).max(3600).default(30),
+  /** Size of a new volume (its disk image) when the create names none, in MB. */
+  volumeSizeMb: z.coerce
+    .number()
+    .int()
+    .min(16)
+    .max(1024 * 1024)
+    .default(1024),
 })
 
 export type ApiConfig = z.infer<typeof apiConfigSchema>
@@ -200,6 +207,7 @@ const apiEnv: Record<string, keyof ApiConfig> = {
   WARREN_MAX_CONCURRENT_SANDBOXES: 'maxConcurrentSandboxes',
   WARREN_TOMBSTONE_TTL: 'tombstoneTtlS',
   WARREN_NODE_SYNC_INTERVAL: 'nodeSyncIntervalS',
+  WARREN_VOLUME_SIZE_MB: 'volumeSizeMb',
 }
 
 export function loadApiConfig(overrides: Partial<ApiConfig> = {}, env = process.env): ApiConfig {

@@ -14,6 +14,7 @@ import {
   transition,
 } from '../store/sandboxes.js'
 import type { Team } from '../store/teams.js'
+import type { VolumeMountRef } from '../store/volumes.js'
 import type { LifecycleCore } from './core.js'
 import { endAfter } from './lease.js'
 
@@ -31,6 +32,10 @@ export interface CreateSandboxRequest {
   allowInternetAccess: boolean | null
   /** 0: the template's default. */
   resources?: { cpuCount: number; memoryMb: number; diskSizeMb: number }
+  /** Volumes to mount, all on one node. */
+  volumeMounts: VolumeMountRef[]
+  /** The node the sandbox must go to (its volumes'), if any. */
+  nodeId?: string | undefined
 }
 
 /**
@@ -44,9 +49,14 @@ export async function createSandbox(
   team: Team,
   req: CreateSandboxRequest,
 ): Promise<Sandbox> {
-  const candidates = core.placement.candidates(0)
+  const candidates = core.placement.candidates(0, req.nodeId)
   if (!candidates.length)
-    throw new WarrenError('capacity_exhausted', 'no orchestrator node is available')
+    throw req.nodeId
+      ? new WarrenError(
+          'unavailable',
+          `node ${req.nodeId}, which holds the volumes, is unavailable`,
+        )
+      : new WarrenError('capacity_exhausted', 'no orchestrator node is available')
   const now = core.clock.now()
   const sandbox: Sandbox = {
     sandboxId: newSandboxId(),
@@ -77,6 +87,7 @@ export async function createSandbox(
     pausedAt: null,
     filesOnly: false,
     resumedFrom: null,
+    volumeMounts: req.volumeMounts,
   }
   await insertCreating(core.db, sandbox, team.maxConcurrent)
   let lastError: unknown
@@ -116,6 +127,7 @@ async function createOn(
     network: networkConfigToMessage(s.network),
     ...req.resources,
     ...(s.allowInternetAccess !== null ? { allowInternetAccess: s.allowInternetAccess } : {}),
+    volumeMounts: s.volumeMounts,
   })
   void placement.refresh(node)
   const info = res.sandbox!

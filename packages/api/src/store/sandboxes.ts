@@ -2,6 +2,7 @@ import { type NetworkConfig, networkConfigSchema, WarrenError } from '@warren/sh
 import { type Expression, type SqlBool, sql } from 'kysely'
 import type { Db } from './db.js'
 import type { KillReason, PausedKind, SandboxesTable, SandboxState } from './schema.js'
+import { claimVolumes, type VolumeMountRef } from './volumes.js'
 
 export interface Lifecycle {
   onTimeout: 'kill' | 'pause'
@@ -43,6 +44,8 @@ export interface Sandbox {
   filesOnly: boolean
   /** How the last resume went: frozen processes continued, or a boot on the files. */
   resumedFrom: PausedKind | null
+  /** Volumes mounted into the sandbox (they are on its node). */
+  volumeMounts: VolumeMountRef[]
 }
 
 /** States that hold a node's resources and count against the team's limit. */
@@ -80,6 +83,7 @@ function toSandbox(r: Row): Sandbox {
     pausedAt: r.paused_at === null ? null : Number(r.paused_at),
     filesOnly: !!r.files_only,
     resumedFrom: r.resumed_from,
+    volumeMounts: JSON.parse(r.volume_mounts),
   }
 }
 
@@ -146,6 +150,8 @@ export function teamLimitReached(maxConcurrent: number): WarrenError {
  * Inserts a sandbox in state `creating` if the team is under its limit of
  * active sandboxes. The count and the insert run in one transaction (SQLite
  * serializes writers), so concurrent creates cannot both take the last place.
+ * The volumes it mounts are claimed in the same transaction (see
+ * `claimVolumes`): none of them can be deleted from under it.
  */
 export async function insertCreating(db: Db, s: Sandbox, maxConcurrent: number): Promise<void> {
   await db.transaction().execute(async (tx) => {
@@ -187,8 +193,10 @@ export async function insertCreating(db: Db, s: Sandbox, maxConcurrent: number):
         paused_at: null,
         files_only: 0,
         resumed_from: null,
+        volume_mounts: JSON.stringify(s.volumeMounts),
       })
       .execute()
+    await claimVolumes(tx, s.teamId, s.sandboxId, s.volumeMounts)
   })
 }
 

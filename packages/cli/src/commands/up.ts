@@ -59,8 +59,9 @@ export async function startAllInOne(
     proxyUrl: nodeProxy.url,
   })
 
+  // In process for the RPC; the volume content API streams over the node's own port.
   const api = await createApiService(acfg, log.child({ component: 'api' }), [
-    inProcessTransport(node, nodeProxy.url),
+    { transport: inProcessTransport(node, nodeProxy.url), url: rpc.url },
   ])
   const { url: apiUrl } = await api.listen()
   if (api.createdKey) saveFirstKey(acfg.dataDir, api.createdKey)
@@ -88,6 +89,8 @@ export async function startAllInOne(
     `    export E2B_API_URL=${apiUrl}`,
     `    export E2B_SANDBOX_URL=${proxyUrl}`,
     `    export E2B_API_KEY=${key ?? '<your key>'}`,
+    // The SDK's volume file calls go to https://api.<domain> unless told otherwise.
+    `    export E2B_VOLUME_API_URL=${apiUrl}`,
     ...(caCertPath
       ? [
           "  To trust the proxy's https certificates (sbx.getHost(port) over https):",

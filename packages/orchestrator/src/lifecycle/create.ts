@@ -1,4 +1,6 @@
 import {
+  checkVolumeMounts,
+  isVolumeId,
   type NetworkConfig,
   parseBuildId,
   parseNetworkConfig,
@@ -7,6 +9,7 @@ import {
   WarrenError,
 } from '@warren/shared'
 import type { CreateSpec, NodeHost } from '../host/node-host.js'
+import type { VolumeMount } from '../volumes/registry.js'
 
 export interface CreateInput {
   sandboxId: string
@@ -20,6 +23,7 @@ export interface CreateInput {
   envdAccessToken?: string
   network?: NetworkConfig
   allowInternetAccess?: boolean | null
+  volumeMounts?: VolumeMount[]
 }
 
 const MIN_MEMORY_MB = 64
@@ -48,6 +52,13 @@ export function createSpec(host: NodeHost, input: CreateInput): CreateSpec {
   if (memoryMb < MIN_MEMORY_MB) {
     throw new WarrenError('invalid_argument', `memoryMB must be at least ${MIN_MEMORY_MB}`)
   }
+  const volumeMounts = checkVolumeMounts(input.volumeMounts ?? [])
+  for (const m of volumeMounts) {
+    if (!isVolumeId(m.volumeId))
+      throw new WarrenError('invalid_argument', `invalid volume id '${m.volumeId.slice(0, 64)}'`)
+  }
+  if (new Set(volumeMounts.map((m) => m.volumeId)).size !== volumeMounts.length)
+    throw new WarrenError('invalid_argument', 'volumeMounts: a volume is mounted twice')
   return {
     sandboxId: input.sandboxId,
     template,
@@ -59,5 +70,6 @@ export function createSpec(host: NodeHost, input: CreateInput): CreateSpec {
     policy,
     network,
     allowInternetAccess,
+    volumeMounts,
   }
 }

@@ -25,6 +25,11 @@ export function orchestratorService(
         ...(req.envdAccessToken !== undefined ? { envdAccessToken: req.envdAccessToken } : {}),
         network: networkConfigFromMessage(req.network),
         allowInternetAccess: req.allowInternetAccess ?? null,
+        volumeMounts: req.volumeMounts.map((m) => ({
+          volumeId: m.volumeId,
+          name: m.name,
+          path: m.path,
+        })),
       })
       return { sandbox: toSandboxMessage(record, nodeId) }
     },
@@ -112,6 +117,18 @@ export function orchestratorService(
     },
     async deleteTemplate(req) {
       return { layersRemoved: node.deleteTemplate(req.templateId) }
+    },
+    async createVolume(req) {
+      await node.createVolume({
+        volumeId: req.volumeId,
+        sizeMb: req.sizeMb,
+        tokenSha256: req.tokenSha256,
+      })
+      return {}
+    },
+    async deleteVolume(req) {
+      await node.deleteVolume(req.volumeId)
+      return {}
     },
     async listTemplates() {
       return {

@@ -14,6 +14,8 @@ import { mountOverlay, mountsUnder, unmount } from '../runtime/overlay.js'
 import { hostMaxOpenFiles, sandboxSpec } from '../runtime/spec.js'
 import type { TemplateMetadata } from '../templates/metadata.js'
 import { layerDirs } from '../templates/store.js'
+import { volumeBinds } from '../volumes/binds.js'
+import type { VolumeMount } from '../volumes/registry.js'
 import { linkLowers, lowerEtc } from './lowers.js'
 import { initEnvd, waitForPort } from './readiness.js'
 import { sandboxPaths } from './record.js'
@@ -26,6 +28,7 @@ export interface BootSpec {
   envVars: Record<string, string>
   envdAccessToken: string | undefined
   policy: NetworkPolicy
+  volumeMounts: VolumeMount[]
 }
 
 const READY_TIMEOUT_MS = 30_000
@@ -74,10 +77,11 @@ export async function bootSandbox(
     target: paths.rootfs,
   })
   cleanup.push('root filesystem', () => unmount(paths.rootfs))
+  const volumes = volumeBinds(cfg.dataDir, paths.rootfs, spec.volumeMounts)
 
   writeFileSync(
     join(paths.bundle, 'config.json'),
-    JSON.stringify(bundleSpec(ctx, spec, paths.rootfs, slot)),
+    JSON.stringify(bundleSpec(ctx, spec, paths.rootfs, slot, volumes)),
     { mode: 0o600 },
   )
   await ctx.runc.runDetached(id, paths.bundle, paths.log)
@@ -148,7 +152,13 @@ function writeIdentity(
   }
 }
 
-function bundleSpec(ctx: NodeContext, spec: BootSpec, rootfs: string, slot: NetworkSlot): object {
+function bundleSpec(
+  ctx: NodeContext,
+  spec: BootSpec,
+  rootfs: string,
+  slot: NetworkSlot,
+  volumes: Array<{ source: string; destination: string }>,
+): object {
   const { cfg } = ctx
   // tini is process 1: it reaps orphans, which Node (envd) cannot do.
   const args = [
@@ -175,6 +185,7 @@ function bundleSpec(ctx: NodeContext, spec: BootSpec, rootfs: string, slot: Netw
     noNewPrivileges: spec.template.noNewPrivileges,
     maxOpenFiles: hostMaxOpenFiles(),
     readonlyMounts: mounts,
+    volumeMounts: volumes,
     lxcfs: ctx.lxcfs,
   })
 }

@@ -115,6 +115,11 @@ export function createForwarder(
         body,
       },
       ({ statusCode, headers }) => {
+        // An answer before the request's body has all arrived (an upload
+        // refused halfway) ends the client's connection: undici drops the
+        // upstream one then, and with it the rest of the body, so a client
+        // that sent another request on this connection would meet a reset.
+        if (hasBody && !req.complete) res.shouldKeepAlive = false
         res.writeHead(statusCode, forwardHeaders(headers, false))
         if (!count) return res
         const counter = new PassThrough()
