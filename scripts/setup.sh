@@ -21,8 +21,9 @@ fi
 # local OCI registry and zstd layers of the image tests (their services are kept
 # from starting); openssl: the tests' self-signed certificates (a sandbox's own
 # HTTPS server); libnss-myhostname: resolves the `{port}-{id}.localhost`
-# sandbox hosts for the host's programs (below).
-packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates e2fsprogs lxcfs attr nginx-light docker-registry zstd openssl libnss-myhostname"
+# sandbox hosts for the host's programs (below); runsc: gVisor, the `gvisor`
+# isolation (a node without it offers runc only).
+packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates e2fsprogs lxcfs attr nginx-light docker-registry zstd openssl libnss-myhostname runsc"
 missing=""
 for p in $packages; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

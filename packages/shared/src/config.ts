@@ -89,6 +89,12 @@ export const orchestratorConfigSchema = z.object({
    * loopback, i.e. an edge on the same host).
    */
   nodeProxySecret: z.string().min(16).optional(),
+  /**
+   * gVisor's platform for `gvisor` sandboxes: `auto` (KVM when a trial
+   * sandbox starts on it, else ptrace), `kvm`, `ptrace`, or `off` (the node
+   * offers runc only). Without runsc installed the node offers runc only.
+   */
+  gvisorPlatform: z.enum(['auto', 'kvm', 'ptrace', 'off']).default('auto'),
 })
 
 export type OrchestratorConfig = z.infer<typeof orchestratorConfigSchema>
@@ -117,6 +123,7 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_EGRESS_TLS_PORT: 'egressTlsPort',
   WARREN_DNS_UPSTREAMS: 'dnsUpstreams',
   WARREN_NODE_PROXY_SECRET: 'nodeProxySecret',
+  WARREN_GVISOR_PLATFORM: 'gvisorPlatform',
 }
 
 export function loadOrchestratorConfig(

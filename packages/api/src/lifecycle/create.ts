@@ -1,11 +1,12 @@
 import {
+  type Isolation,
   type NetworkConfig,
   networkConfigToMessage,
   newSandboxId,
   newToken,
   WarrenError,
 } from '@warren/shared'
-import type { NodeState } from '../placement/nodes.js'
+import { isolationUnavailable, type NodeState } from '../placement/nodes.js'
 import {
   deleteSandbox,
   insertCreating,
@@ -36,6 +37,8 @@ export interface CreateSandboxRequest {
   volumeMounts: VolumeMountRef[]
   /** The node the sandbox must go to (its volumes'), if any. */
   nodeId?: string | undefined
+  /** Default runc; only nodes offering it are candidates, never a silent other. */
+  isolation?: Isolation
 }
 
 /**
@@ -49,7 +52,10 @@ export async function createSandbox(
   team: Team,
   req: CreateSandboxRequest,
 ): Promise<Sandbox> {
-  const candidates = core.placement.candidates(0, req.nodeId)
+  const isolation = req.isolation ?? 'runc'
+  const candidates = core.placement.candidates(0, req.nodeId, isolation)
+  if (!candidates.length && isolation !== 'runc' && core.placement.candidates(0, req.nodeId).length)
+    throw isolationUnavailable(core.placement.list(), isolation)
   if (!candidates.length)
     throw req.nodeId
       ? new WarrenError(
@@ -128,6 +134,7 @@ async function createOn(
     ...req.resources,
     ...(s.allowInternetAccess !== null ? { allowInternetAccess: s.allowInternetAccess } : {}),
     volumeMounts: s.volumeMounts,
+    ...(req.isolation && req.isolation !== 'runc' ? { isolation: req.isolation } : {}),
   })
   void placement.refresh(node)
   const info = res.sandbox!

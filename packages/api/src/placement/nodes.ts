@@ -1,6 +1,6 @@
 import type { Client, Transport } from '@connectrpc/connect'
 import { createConnectTransport } from '@connectrpc/connect-node'
-import { createWarrenClient, type Logger, WarrenError } from '@warren/shared'
+import { createWarrenClient, type Isolation, type Logger, WarrenError } from '@warren/shared'
 import { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 
 export type OrchestratorClient = Client<typeof OrchestratorService>
@@ -13,6 +13,8 @@ export interface NodeState {
   healthy: boolean
   /** Base URL of the node's RPC port, which also serves its volumes' files; unset if not known. */
   url: string | undefined
+  /** The isolations it runs new sandboxes with, as it last said; undefined until it has answered. */
+  isolations: readonly string[] | undefined
 }
 
 /** Parses `id=url,id=url` (WARREN_NODES). */
@@ -62,6 +64,7 @@ export class Placement {
       memoryMbFree: 0,
       healthy: false,
       url,
+      isolations: undefined,
     }
     try {
       const info = await client.nodeInfo({})
@@ -73,6 +76,7 @@ export class Placement {
         proxyUrl: info.proxyUrl,
         memoryMbFree: Number(info.memoryMbTotal - info.memoryMbAllocated),
         healthy: true,
+        isolations: offered(info.isolations),
       })
     } catch (err) {
       if (!nodeId || (err instanceof WarrenError && err.code === 'invalid_argument')) throw err
@@ -101,10 +105,11 @@ export class Placement {
    * Healthy nodes with room for `memoryMb`, most free memory first; only
    * `nodeId` when given (a sandbox mounting volumes goes where they are).
    */
-  candidates(memoryMb: number, nodeId?: string): NodeState[] {
+  candidates(memoryMb: number, nodeId?: string, isolation: Isolation = 'runc'): NodeState[] {
     return this.list()
       .filter((n) => n.healthy && n.memoryMbFree >= memoryMb)
       .filter((n) => nodeId === undefined || n.nodeId === nodeId)
+      .filter((n) => n.isolations?.includes(isolation))
       .sort((a, b) => b.memoryMbFree - a.memoryMbFree)
   }
 
@@ -114,6 +119,7 @@ export class Placement {
       node.memoryMbFree = Number(info.memoryMbTotal - info.memoryMbAllocated)
       const moved = node.proxyUrl !== info.proxyUrl
       node.proxyUrl = info.proxyUrl
+      node.isolations = offered(info.isolations)
       node.healthy = true
       if (moved) for (const fn of this.listeners) fn(node)
     } catch (err) {
@@ -121,4 +127,29 @@ export class Placement {
       this.log.warn({ err, nodeId: node.nodeId }, 'node did not answer')
     }
   }
+}
+
+/** A node that names no isolation predates them: it runs runc. */
+function offered(isolations: string[]): string[] {
+  return isolations.length ? isolations : ['runc']
+}
+
+/**
+ * Why no node can take a sandbox of this isolation now: 400 when every
+ * registered node has said what it offers and none offers it (asking again
+ * will not help until the operator installs runsc), 503 when one that
+ * offers it is down or full, or a node has not answered yet.
+ */
+export function isolationUnavailable(nodes: NodeState[], isolation: Isolation): WarrenError {
+  const anyOffers = nodes.some((n) => n.isolations?.includes(isolation))
+  const unknown = nodes.some((n) => n.isolations === undefined)
+  if (!anyOffers && !unknown)
+    return new WarrenError(
+      'invalid_argument',
+      `no node of this deployment offers ${isolation} isolation${isolation === 'gvisor' ? ' (runsc is not installed or does not work there)' : ''}`,
+    )
+  return new WarrenError(
+    'unavailable',
+    `no node offering ${isolation} isolation is available now; retry later`,
+  )
 }

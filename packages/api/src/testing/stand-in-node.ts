@@ -31,6 +31,7 @@ export interface HeldSandbox {
   network: NetworkConfig
   /** Ids of the volumes it mounts. */
   volumes: string[]
+  isolation?: string
 }
 
 /** A call held at a gate: the API is mid-operation until the test lets it go on. */
@@ -62,6 +63,8 @@ export class StandInNode {
   /** Volumes on this node: their size, by id. */
   readonly volumes = new Map<string, number>()
   readonly calls: Array<{ method: NodeMethod; sandboxId: string }> = []
+  /** What it says it offers (NodeInfo); a create of another isolation is refused. */
+  isolations: string[] = ['runc']
   readonly transport: Transport
   private readonly steps = new Map<NodeMethod, Step[]>()
   private addresses = 0
@@ -158,6 +161,7 @@ export class StandInNode {
       envdVersion: '0.2.0',
       nodeId: this.nodeId,
       pausedKind: s.pausedKind,
+      isolation: s.isolation ?? 'runc',
     }
   }
 
@@ -169,6 +173,9 @@ export class StandInNode {
           throw new WarrenError('not_found', `template '${req.templateId}' not found`)
         if (this.sandboxes.has(req.sandboxId))
           throw new WarrenError('already_exists', `sandbox ${req.sandboxId} exists`)
+        const isolation = req.isolation ?? 'runc'
+        if (!this.isolations.includes(isolation))
+          throw new WarrenError('unavailable', `this node does not offer ${isolation} isolation`)
         const volumes = req.volumeMounts.map((m) => m.volumeId)
         for (const v of volumes)
           if (!this.volumes.has(v)) throw new WarrenError('not_found', `volume ${v} not found`)
@@ -177,6 +184,7 @@ export class StandInNode {
           templateId: req.templateId,
           network: networkConfigFromMessage(req.network),
           volumes,
+          isolation,
         })
         return { sandbox: this.view(this.find(req.sandboxId)) }
       },
@@ -230,6 +238,7 @@ export class StandInNode {
           addressesFree: 100,
           // Never dialled: the API only passes it on to proxies.
           proxyUrl: `http://${this.nodeId}.invalid:5007`,
+          isolations: this.isolations,
         }
       },
       // Builds need real sandboxes: the end-to-end suites (tests/templates) cover them.

@@ -30,6 +30,7 @@ export function orchestratorService(
           name: m.name,
           path: m.path,
         })),
+        ...(req.isolation !== undefined ? { isolation: req.isolation } : {}),
       })
       return { sandbox: toSandboxMessage(record, nodeId) }
     },
@@ -77,6 +78,7 @@ export function orchestratorService(
         sandboxes: info.sandboxes,
         addressesFree: info.addressesFree,
         proxyUrl,
+        isolations: [...info.isolations],
       }
     },
     async getMetrics(req) {

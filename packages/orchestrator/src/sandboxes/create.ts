@@ -62,6 +62,7 @@ export async function createSandbox(
       network: { ...spec.network },
       allowInternetAccess: spec.allowInternetAccess,
       volumeMounts: spec.volumeMounts,
+      isolation: spec.isolation,
     }
     writeRecord(cfg.dataDir, record)
     cleanup.release()
