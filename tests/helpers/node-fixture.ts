@@ -304,14 +304,28 @@ export function hostLeftovers(
     ifname: string
   }[]
   left.push(...links.filter((l) => slot.test(l.ifname)).map((l) => `link ${l.ifname}`))
-  const runcRoot = join(dataDir, 'runc')
-  if (existsSync(runcRoot)) {
-    const out = execFileSync('runc', ['--root', runcRoot, 'list', '--format', 'json'], {
+  for (const runtime of ['runc', 'runsc']) {
+    const root = join(dataDir, runtime)
+    if (!existsSync(root)) continue
+    const out = execFileSync(runtime, ['--root', root, 'list', '--format', 'json'], {
       encoding: 'utf8',
     }).trim()
     const containers = (JSON.parse(out || 'null') as { id: string; status: string }[] | null) ?? []
-    left.push(...containers.map((c) => `container ${c.id} (${c.status})`))
+    const kind = runtime === 'runc' ? 'container' : 'gvisor container'
+    left.push(...containers.map((c) => `${kind} ${c.id} (${c.status})`))
   }
+  // gVisor sandboxes' rules, on the host side of their veths.
+  const tables = JSON.parse(
+    execFileSync('nft', ['-j', 'list', 'tables'], { encoding: 'utf8' }),
+  ) as {
+    nftables: Array<{ table?: { name: string } }>
+  }
+  const gvisorTable = new RegExp(`^warren_${prefix}_g\\d+$`)
+  left.push(
+    ...tables.nftables
+      .flatMap((t) => (t.table && gvisorTable.test(t.table.name) ? [t.table.name] : []))
+      .map((n) => `nft table ${n}`),
+  )
   // The data directory itself may be a filesystem a test gave it.
   const nodeMounts = opts.nodeGone ? [dataDir] : [dataDir, join(dataDir, 'envd')]
   left.push(
