@@ -26,6 +26,19 @@ describe('isolation', () => {
     }
   })
 
+  it('forks of a gvisor sandbox are gvisor sandboxes', async () => {
+    const id = await api.create({ templateID: 'base', isolation: 'gvisor' })
+    const res = await api.request('POST', `/sandboxes/${id}/fork`, { json: { count: 2 } })
+    expect(res.status, res.text).toBe(201)
+    const forks = res.body as Array<{ sandbox: { sandboxID: string } }>
+    expect(forks).toHaveLength(2)
+    for (const { sandbox: f } of forks) {
+      expect((await api.row(f.sandboxID)).nodeId).toBe('node-gvisor')
+      const got = await api.request('GET', `/sandboxes/${f.sandboxID}`)
+      expect((got.body as { isolation: string }).isolation).toBe('gvisor')
+    }
+  })
+
   it('defaults to runc', async () => {
     const id = await api.create({ templateID: 'base' })
     const got = await api.request('GET', `/sandboxes/${id}`)
