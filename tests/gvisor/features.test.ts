@@ -4,11 +4,13 @@
 // that adopts the gVisor sandbox with its runtime and rules and kills it
 // cleanly afterwards. Privileged: root, runsc, runc, ip, nft.
 import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { FilesystemEventType, type Sandbox } from 'e2b'
 import { describe, expect, it } from 'vitest'
-import { eventually } from '../helpers/api-client.js'
-import { handle } from '../helpers/lifecycle.js'
+import WebSocket from 'ws'
+import { api, detail, eventually } from '../helpers/api-client.js'
+import { type CreatedSandbox, handle } from '../helpers/lifecycle.js'
 import { proxyRequest } from '../helpers/proxy-client.js'
 import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren } from '../helpers/warren-fixture.js'
@@ -76,6 +78,79 @@ describe('gVisor sandbox features', () => {
     )
     const inside = await proxyRequest(warren(), { host: sbx.getHost(8001), path: '/index.html' })
     expect(inside.status).toBe(502)
+  })
+
+  it('carries a tunnel (envd /tunnel through the proxy) to a loopback-only server inside', async () => {
+    const sbx = await createGvisor()
+    const token = (await detail(warren(), sbx.sandboxId)).envdAccessToken!
+    await sbx.files.write(
+      '/tmp/echo.py',
+      `import socket, threading
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(('127.0.0.1', 9000))
+srv.listen(4)
+def echo(c):
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        c.sendall(d)
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=echo, args=(c,), daemon=True).start()
+`,
+    )
+    await sbx.commands.run('python3 /tmp/echo.py', { background: true })
+    await sbx.commands.run(
+      `for i in $(seq 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1', 9000))" 2>/dev/null && exit 0; sleep 0.1; done; exit 1`,
+    )
+    const ws = new WebSocket(`ws://127.0.0.1:${warren().ports.proxy}/tunnel?port=9000`, {
+      headers: { 'e2b-sandbox-id': sbx.sandboxId, 'x-access-token': token },
+      perMessageDeflate: false,
+    })
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve())
+        ws.once('error', reject)
+      })
+      const data = randomBytes(200_000)
+      const chunks: Buffer[] = []
+      let got = 0
+      const done = new Promise<void>((resolve, reject) => {
+        ws.on('message', (m: Buffer) => {
+          chunks.push(m)
+          got += m.length
+          if (got >= data.length) resolve()
+        })
+        ws.once('close', () => reject(new Error(`closed after ${got} bytes`)))
+      })
+      for (let off = 0; off < data.length; off += 16_384) ws.send(data.subarray(off, off + 16_384))
+      await done
+      expect(Buffer.concat(chunks).equals(data)).toBe(true)
+    } finally {
+      ws.terminate()
+    }
+  })
+
+  it('forks into gVisor sandboxes with the source’s files', async () => {
+    const sbx = await createGvisor()
+    await sbx.files.write('/home/user/source.txt', 'from the source\n')
+    const res = await api(warren(), 'POST', `/sandboxes/${sbx.sandboxId}/fork`, {
+      json: { count: 1 },
+    })
+    expect(res.status, res.text).toBe(201)
+    const forks = res.body as Array<{ sandbox: CreatedSandbox }>
+    expect(forks).toHaveLength(1)
+    const sandbox = forks[0]!.sandbox
+    sandboxes.add(sandbox.sandboxID)
+    const fork = handle(warren(), sandbox)
+    expect(await fork.files.read('/home/user/source.txt')).toBe('from the source\n')
+    expect((await fork.commands.run('dmesg | head -1')).stdout).toMatch(/gVisor/)
+    const got = await api(warren(), 'GET', `/sandboxes/${sandbox.sandboxID}`)
+    expect((got.body as { isolation: string }).isolation).toBe('gvisor')
+    // The source ran on, unfrozen, after its files were copied.
+    expect((await sbx.commands.run('echo on')).stdout).toBe('on\n')
   })
 
   it('runs a terminal and watches a directory', async () => {
