@@ -268,10 +268,13 @@ export async function cleanupHost(prefix: string, dataDir: string, errors: unkno
   }
   // Only tidy when nothing is mounted below: never recurse into a live overlay.
   if (mountsUnder(dataDir).length === 0) rmSync(dataDir, { recursive: true, force: true })
-  try {
-    execFileSync('nft', ['delete', 'table', 'inet', `warren_${prefix}`], { stdio: 'ignore' })
-  } catch {
-    // already gone
+  // The node's table, and any gVisor sandbox's a failed test left.
+  for (const table of [`warren_${prefix}`, ...gvisorTables(prefix)]) {
+    try {
+      execFileSync('nft', ['delete', 'table', 'inet', table], { stdio: 'ignore' })
+    } catch {
+      // already gone
+    }
   }
   for (const dir of cgroupDirs(prefix)) {
     try {
@@ -315,17 +318,7 @@ export function hostLeftovers(
     left.push(...containers.map((c) => `${kind} ${c.id} (${c.status})`))
   }
   // gVisor sandboxes' rules, on the host side of their veths.
-  const tables = JSON.parse(
-    execFileSync('nft', ['-j', 'list', 'tables'], { encoding: 'utf8' }),
-  ) as {
-    nftables: Array<{ table?: { name: string } }>
-  }
-  const gvisorTable = new RegExp(`^warren_${prefix}_g\\d+$`)
-  left.push(
-    ...tables.nftables
-      .flatMap((t) => (t.table && gvisorTable.test(t.table.name) ? [t.table.name] : []))
-      .map((n) => `nft table ${n}`),
-  )
+  left.push(...gvisorTables(prefix).map((n) => `nft table ${n}`))
   // The data directory itself may be a filesystem a test gave it.
   const nodeMounts = opts.nodeGone ? [dataDir] : [dataDir, join(dataDir, 'envd')]
   left.push(
@@ -343,6 +336,14 @@ export function hostLeftovers(
   const sandboxes = join(dataDir, 'sandboxes')
   if (existsSync(sandboxes)) left.push(...readdirSync(sandboxes).map((d) => `sandbox dir ${d}`))
   return left
+}
+
+/** The host-side tables of a node's gVisor sandboxes (`warren_<prefix>_g<slot>`). */
+function gvisorTables(prefix: string): string[] {
+  const out = execFileSync('nft', ['-j', 'list', 'tables'], { encoding: 'utf8' })
+  const tables = (JSON.parse(out) as { nftables: Array<{ table?: { name: string } }> }).nftables
+  const name = new RegExp(`^warren_${prefix}_g\\d+$`)
+  return tables.flatMap((t) => (t.table && name.test(t.table.name) ? [t.table.name] : []))
 }
 
 /** Loop devices whose backing file is under `dir` (sandbox disk images). */
