@@ -20,8 +20,10 @@ fi
 # images; nginx, docker-registry and zstd: the proxy benchmark's baseline, and the
 # local OCI registry and zstd layers of the image tests (their services are kept
 # from starting); openssl: the tests' self-signed certificates (a sandbox's own
-# HTTPS server).
-packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates e2fsprogs lxcfs attr nginx-light docker-registry zstd openssl"
+# HTTPS server); postgresql: the store of several API replicas, which tests and
+# benchmarks start privately (initdb in a temp dir; the system-wide service is
+# kept from starting and never used).
+packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates e2fsprogs lxcfs attr nginx-light docker-registry zstd openssl postgresql"
 missing=""
 for p in $packages; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -32,8 +34,8 @@ if [ -n "$missing" ]; then
   say "installing Debian packages:$missing"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  # nginx and docker-registry are only used by benchmarks and tests: keep
-  # their services from starting.
+  # nginx, docker-registry and postgresql are only used by benchmarks and
+  # tests: keep their services from starting.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
   rm -f /usr/sbin/policy-rc.d

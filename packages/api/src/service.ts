@@ -16,13 +16,14 @@ import { ProxyService } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { Catalog } from './catalog/catalog.js'
 import { createApiApp } from './http/app.js'
 import { proxyService } from './internal/proxy-service.js'
-import { type Clock, systemClock } from './lifecycle/clock.js'
-import { LifecycleEngine } from './lifecycle/engine.js'
+import type { Clock } from './lifecycle/clock.js'
+import { type LifecycleDeps, LifecycleEngine } from './lifecycle/engine.js'
 import { startNodeSync } from './lifecycle/node-sync.js'
 import { networkTransport, Placement, parseNodeList } from './placement/nodes.js'
-import { type Db, openDatabase } from './store/db.js'
+import { type Db, isPostgres, openDatabase } from './store/db.js'
+import { takeLease } from './store/replicas.js'
 import { purgeTombstones } from './store/sandboxes.js'
-import { createApiKey, ensureDefaultTeam, listApiKeys, type Team } from './store/teams.js'
+import { createFirstApiKey, ensureDefaultTeam, type Team } from './store/teams.js'
 import { failInterruptedBuilds } from './store/template-builds.js'
 import { runBuild } from './templates/build-runner.js'
 import { TemplateFiles } from './templates/files.js'
@@ -46,6 +47,25 @@ export function databaseUrl(cfg: ApiConfig): string {
 }
 
 /**
+ * Periodic work that one replica at a time does: `fn` runs only while this
+ * replica holds the named lease in the store (taken for twice the period, so
+ * a dead holder's lease runs out and another replica goes on). With SQLite
+ * there is one process and no lease to take.
+ */
+function leased(
+  db: Db,
+  engine: LifecycleEngine,
+  name: string,
+  periodMs: number,
+  fn: () => Promise<void>,
+): () => Promise<void> {
+  if (!isPostgres(db)) return fn
+  return async () => {
+    if (await takeLease(db, name, engine.replicaId, engine.clock.now(), periodMs * 2)) await fn()
+  }
+}
+
+/**
  * Builds the control plane: store (migrated), default team and first key,
  * placement over the given nodes, the catalog and the lifecycle engine.
  * Nothing listens until `listen()`.
@@ -54,14 +74,12 @@ export async function createApiService(
   cfg: ApiConfig,
   log: Logger,
   nodes: Transport[] = [],
-  opts: { clock?: Clock } = {},
+  opts: { clock?: Clock; replication?: LifecycleDeps['replication'] } = {},
 ): Promise<ApiService> {
-  const clock = opts.clock ?? systemClock
   const db = await openDatabase(databaseUrl(cfg))
   const team = await ensureDefaultTeam(db, cfg)
-  const createdKey = (await listApiKeys(db, team.id)).length
-    ? undefined
-    : (await createApiKey(db, team.id, 'first key')).key
+  // Made once, also when replicas start together.
+  const createdKey = await createFirstApiKey(db, team.id)
 
   const placement = new Placement(log)
   for (const t of nodes) await placement.register(t)
@@ -83,14 +101,18 @@ export async function createApiService(
     catalog,
     log,
     maxConcurrentExpiries: cfg.maxConcurrentExpiries,
-    clock,
+    ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.replication ? { replication: opts.replication } : {}),
   })
+  // The system clock, or the store's time with several replicas.
+  const clock = engine.clock
   await engine.start()
   const sync = startNodeSync({
     db,
     placement,
     intervalMs: cfg.nodeSyncIntervalS * 1000,
     log,
+    lease: (pass) => leased(db, engine, 'node-sync', cfg.nodeSyncIntervalS * 1000, pass),
     actions: {
       lost: (id, version) => engine.markLost(id, version),
       orphan: (nodeId, id) => engine.killOrphan(nodeId, id),
@@ -99,9 +121,12 @@ export async function createApiService(
   })
   await sync.runOnce()
 
-  // Builds whose stream an earlier API process held are over.
-  const interrupted = await failInterruptedBuilds(db, clock.now())
-  if (interrupted) log.warn({ builds: interrupted }, 'template builds interrupted by a restart')
+  // Builds whose stream an earlier API process held are over (with several
+  // replicas, only those of dead replicas: lifecycle/takeover.ts).
+  if (!engine.replication) {
+    const interrupted = await failInterruptedBuilds(db, clock.now())
+    if (interrupted) log.warn({ builds: interrupted }, 'template builds interrupted by a restart')
+  }
   const builds = new Set<Promise<void>>()
   const stopping = new AbortController()
   const templates = {
@@ -138,19 +163,18 @@ export async function createApiService(
 
   let servers: Server[] = []
   // Tombstones are forgotten in bounded batches, by the store and by the
-  // catalog (and so by every proxy following it), at most half a TTL (and
-  // at most a minute) after they expire.
-  const purge = setInterval(
-    () => {
-      void purgeTombstones(db, clock.now() - cfg.tombstoneTtlS * 1000)
-        .then((ids) => {
-          for (const id of ids) catalog.remove(id)
-          if (ids.length) log.debug({ n: ids.length }, 'tombstones purged')
-        })
-        .catch((err) => log.warn({ err }, 'tombstone purge failed'))
-    },
-    Math.min(60_000, Math.max(1000, cfg.tombstoneTtlS * 500)),
-  )
+  // catalog (and so by every proxy following it; other replicas' catalogs
+  // hear of the deletes from the store), at most half a TTL (and at most a
+  // minute) after they expire; by one replica at a time.
+  const purgeMs = Math.min(60_000, Math.max(1000, cfg.tombstoneTtlS * 500))
+  const purgeOnce = leased(db, engine, 'tombstone-purge', purgeMs, async () => {
+    const ids = await purgeTombstones(db, clock.now() - cfg.tombstoneTtlS * 1000)
+    for (const id of ids) catalog.remove(id)
+    if (ids.length) log.debug({ n: ids.length }, 'tombstones purged')
+  })
+  const purge = setInterval(() => {
+    void purgeOnce().catch((err) => log.warn({ err }, 'tombstone purge failed'))
+  }, purgeMs)
   purge.unref()
 
   return {

@@ -150,7 +150,10 @@ export const apiConfigSchema = z.object({
   /** Internal RPC for proxies (resume, keepalive, catalog). */
   internalPort: port.default(5009),
   dataDir: z.string().min(1).default('/var/lib/warren'),
-  /** `sqlite:<path>`; defaults to <dataDir>/warren.db. */
+  /**
+   * The store: `sqlite:<path>` (default <dataDir>/warren.db, one API process)
+   * or `postgres://…` (any number of API replicas).
+   */
   database: z.string().optional(),
   /** Domain of sandbox hosts `{port}-{id}.{domain}` reported to clients. */
   domain: z.string().optional(),
@@ -179,7 +182,9 @@ const apiEnv: Record<string, keyof ApiConfig> = {
   WARREN_API_PORT: 'port',
   WARREN_API_INTERNAL_PORT: 'internalPort',
   WARREN_DATA_DIR: 'dataDir',
+  // The older name first: WARREN_DATABASE_URL wins when both are set.
   WARREN_DATABASE: 'database',
+  WARREN_DATABASE_URL: 'database',
   WARREN_DOMAIN: 'domain',
   WARREN_NODES: 'nodes',
   WARREN_DEFAULT_TIMEOUT: 'defaultTimeoutS',

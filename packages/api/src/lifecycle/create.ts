@@ -75,6 +75,9 @@ export async function createSandbox(
     pausedAt: null,
     filesOnly: false,
     resumedFrom: null,
+    // This replica finishes the create; if it dies first, another one kills
+    // what it may have left on the node (takeover.ts).
+    owner: core.replica.id,
   }
   await insertCreating(core.db, sandbox, team.maxConcurrent)
   let lastError: unknown
@@ -91,7 +94,7 @@ export async function createSandbox(
       if (!(err instanceof WarrenError && err.code === 'capacity_exhausted')) break
     }
   }
-  await deleteSandbox(core.db, sandbox.sandboxId)
+  await deleteSandbox(core.db, sandbox.sandboxId, core.replica.id)
   throw lastError
 }
 
@@ -103,8 +106,9 @@ async function createOn(
   resources: CreateSandboxRequest['resources'],
 ): Promise<Sandbox> {
   const { db, placement } = core
+  const owner = core.replica.id
   if (node.nodeId !== s.nodeId)
-    await transition(db, s.sandboxId, { from: ['creating'] }, { nodeId: node.nodeId })
+    await transition(db, s.sandboxId, { from: ['creating'], owner }, { nodeId: node.nodeId })
   const res = await node.client.create({
     sandboxId: s.sandboxId,
     templateId: s.templateId,
@@ -120,9 +124,10 @@ async function createOn(
   const running = await transition(
     db,
     s.sandboxId,
-    { from: ['creating'] },
+    { from: ['creating'], owner },
     {
       state: 'running',
+      owner: null,
       nodeId: node.nodeId,
       startedAt,
       endAt: endAfter(startedAt, s.timeoutS, { startedAt, maxLifetimeS: team.maxLifetimeS }),

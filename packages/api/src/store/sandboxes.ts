@@ -1,6 +1,7 @@
 import { type NetworkConfig, networkConfigSchema, WarrenError } from '@warren/shared'
 import { type Expression, type SqlBool, sql } from 'kysely'
 import type { Db } from './db.js'
+import { lockTeam } from './locks.js'
 import type { KillReason, PausedKind, SandboxesTable, SandboxState } from './schema.js'
 
 export interface Lifecycle {
@@ -43,14 +44,16 @@ export interface Sandbox {
   filesOnly: boolean
   /** How the last resume went: frozen processes continued, or a boot on the files. */
   resumedFrom: PausedKind | null
+  /** The replica finishing a transitional state; null when the sandbox is settled. */
+  owner: string | null
 }
 
 /** States that hold a node's resources and count against the team's limit. */
 export const ACTIVE_STATES: SandboxState[] = ['creating', 'running', 'pausing', 'resuming']
 
-type Row = Omit<SandboxesTable, 'version'> & { version: number }
+export type Row = Omit<SandboxesTable, 'version'> & { version: number }
 
-function toSandbox(r: Row): Sandbox {
+export function toSandbox(r: Row): Sandbox {
   return {
     sandboxId: r.id,
     teamId: r.team_id,
@@ -80,6 +83,7 @@ function toSandbox(r: Row): Sandbox {
     pausedAt: r.paused_at === null ? null : Number(r.paused_at),
     filesOnly: !!r.files_only,
     resumedFrom: r.resumed_from,
+    owner: r.owner,
   }
 }
 
@@ -106,10 +110,11 @@ export type SandboxPatch = Partial<
     | 'filesOnly'
     | 'resumedFrom'
     | 'allowInternetAccess'
+    | 'owner'
   >
 >
 
-function toColumns(p: SandboxPatch): Partial<SandboxesTable> {
+export function toColumns(p: SandboxPatch): Partial<SandboxesTable> {
   const c: Partial<SandboxesTable> = {}
   if (p.state !== undefined) c.state = p.state
   if (p.nodeId !== undefined) c.node_id = p.nodeId
@@ -129,6 +134,7 @@ function toColumns(p: SandboxPatch): Partial<SandboxesTable> {
   if (p.pausedAt !== undefined) c.paused_at = p.pausedAt
   if (p.filesOnly !== undefined) c.files_only = Number(p.filesOnly)
   if (p.resumedFrom !== undefined) c.resumed_from = p.resumedFrom
+  if (p.owner !== undefined) c.owner = p.owner
   if (p.allowInternetAccess !== undefined) {
     c.allow_internet_access = p.allowInternetAccess === null ? null : Number(p.allowInternetAccess)
   }
@@ -143,12 +149,15 @@ export function teamLimitReached(maxConcurrent: number): WarrenError {
 }
 
 /**
- * Inserts a sandbox in state `creating` if the team is under its limit of
- * active sandboxes. The count and the insert run in one transaction (SQLite
- * serializes writers), so concurrent creates cannot both take the last place.
+ * Inserts a sandbox in state `creating` (owned by the creating replica) if
+ * the team is under its limit of active sandboxes. The count and the insert
+ * run in one transaction that holds the team's row (PostgreSQL; SQLite
+ * serializes writers), so concurrent creates on any replicas cannot both
+ * take the last place.
  */
 export async function insertCreating(db: Db, s: Sandbox, maxConcurrent: number): Promise<void> {
   await db.transaction().execute(async (tx) => {
+    await lockTeam(tx, s.teamId)
     const { n } = await tx
       .selectFrom('sandboxes')
       .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -187,6 +196,7 @@ export async function insertCreating(db: Db, s: Sandbox, maxConcurrent: number):
         paused_at: null,
         files_only: 0,
         resumed_from: null,
+        owner: s.owner,
       })
       .execute()
   })
@@ -205,6 +215,8 @@ export interface TransitionGuard {
   endAtAtMost?: number
   /** Only if the team's other active sandboxes are fewer than `max` (a resume takes a place). */
   activeBelow?: { teamId: string; max: number }
+  /** Only if this replica still owns the transitional state (none took it over). */
+  owner?: string
 }
 
 /**
@@ -218,6 +230,21 @@ export async function transition(
   guard: TransitionGuard,
   patch: SandboxPatch,
 ): Promise<Sandbox | undefined> {
+  const limit = guard.activeBelow
+  if (!limit) return compareAndSet(db, id, guard, patch)
+  // The team's row is held while the place is counted and taken, as in a create.
+  return db.transaction().execute(async (tx) => {
+    await lockTeam(tx, limit.teamId)
+    return compareAndSet(tx, id, guard, patch)
+  })
+}
+
+async function compareAndSet(
+  db: Db,
+  id: string,
+  guard: TransitionGuard,
+  patch: SandboxPatch,
+): Promise<Sandbox | undefined> {
   let q = db
     .updateTable('sandboxes')
     .set({ ...toColumns(patch), version: sql<number>`version + 1` })
@@ -225,10 +252,12 @@ export async function transition(
     .where('state', 'in', guard.from)
   if (guard.version !== undefined) q = q.where('version', '=', guard.version)
   if (guard.endAtAtMost !== undefined) q = q.where('end_at', '<=', guard.endAtAtMost)
+  if (guard.owner !== undefined) q = q.where('owner', '=', guard.owner)
   const limit = guard.activeBelow
   if (limit) {
-    // Counted in the same statement as the update, so two racing resumes (or
-    // a resume and a create) cannot both take the last place.
+    // Counted in the same statement as the update, under the team's lock, so
+    // two racing resumes (or a resume and a create) cannot both take the
+    // last place.
     q = q.where(
       (eb) =>
         eb
@@ -260,8 +289,26 @@ export async function extendLease(db: Db, id: string, endAt: number): Promise<Sa
   return row ? toSandbox(row as Row) : undefined
 }
 
-export async function deleteSandbox(db: Db, id: string): Promise<void> {
-  await db.deleteFrom('sandboxes').where('id', '=', id).execute()
+/** Removes a failed create's row, unless another replica took it over meanwhile. */
+export async function deleteSandbox(db: Db, id: string, owner: string): Promise<void> {
+  await db
+    .deleteFrom('sandboxes')
+    .where('id', '=', id)
+    .where('state', '=', 'creating')
+    .where('owner', '=', owner)
+    .execute()
+}
+
+/**
+ * Makes every transitional row `owner`'s (one process, SQLite, at start: they
+ * were all the previous process's), so that recovery can finish them.
+ */
+export async function adoptTransitional(db: Db, owner: string): Promise<void> {
+  await db
+    .updateTable('sandboxes')
+    .set({ owner, version: sql<number>`version + 1` })
+    .where('state', 'in', ['creating', 'pausing', 'resuming', 'killing'])
+    .execute()
 }
 
 export interface ListQuery {
@@ -332,6 +379,13 @@ export async function runningDeadlines(db: Db): Promise<Array<{ id: string; endA
   return rows.map((r) => ({ id: r.id, endAt: Number(r.end_at) }))
 }
 
+/** The sandboxes of these ids that exist. */
+export async function sandboxesByIds(db: Db, ids: string[]): Promise<Sandbox[]> {
+  if (!ids.length) return []
+  const rows = await db.selectFrom('sandboxes').selectAll().where('id', 'in', ids).execute()
+  return rows.map((r) => toSandbox(r as Row))
+}
+
 /** Sandboxes in these states, on one node when `nodeId` is given. */
 export async function sandboxesInStates(
   db: Db,
@@ -358,9 +412,17 @@ export async function purgeTombstones(db: Db, before: number, limit = 1000): Pro
     .orderBy('killed_at')
     .limit(limit)
     .execute()
-  const ids = rows.map((r) => r.id)
-  if (ids.length) {
-    await db.deleteFrom('sandboxes').where('id', 'in', ids).where('state', '=', 'killed').execute()
-  }
-  return ids
+  if (!rows.length) return []
+  // Only what this delete removed is reported (another replica may purge too).
+  const gone = await db
+    .deleteFrom('sandboxes')
+    .where(
+      'id',
+      'in',
+      rows.map((r) => r.id),
+    )
+    .where('state', '=', 'killed')
+    .returning('id')
+    .execute()
+  return gone.map((r) => r.id)
 }

@@ -11,6 +11,24 @@ export interface Database {
   template_builds: TemplateBuildsTable
   template_build_logs: TemplateBuildLogsTable
   template_files: TemplateFilesTable
+  replicas: ReplicasTable
+  leases: LeasesTable
+}
+
+/** A running API process; its heartbeat (store time) says it is alive. */
+export interface ReplicasTable {
+  id: string
+  host: string
+  pid: number
+  started_at: number
+  heartbeat_at: number
+}
+
+/** Periodic work one replica at a time does (node sync, tombstone purge). */
+export interface LeasesTable {
+  name: string
+  holder: string
+  expires_at: number
 }
 
 /** A team's template; its files live on the nodes under the same id. */
@@ -62,6 +80,8 @@ export interface TemplateBuildsTable {
   envd_version: string | null
   reason_message: string | null
   reason_step: string | null
+  /** The replica streaming the build from its node (waiting, building). */
+  owner: string | null
 }
 
 export interface TemplateBuildLogsTable {
@@ -151,6 +171,8 @@ export interface SandboxesTable {
   paused_at: number | null
   files_only: number | null
   resumed_from: PausedKind | null
+  /** The replica finishing a transitional state (creating, pausing, resuming, killing). */
+  owner: string | null
 }
 
 export type PausedKind = 'memory' | 'files'

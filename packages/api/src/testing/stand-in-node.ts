@@ -61,6 +61,8 @@ export class StandInNode {
   readonly transport: Transport
   private readonly steps = new Map<NodeMethod, Step[]>()
   private addresses = 0
+  /** The node's memory: 512 MiB per sandbox is allocated from it (16 fit by default). */
+  memoryMbTotal = 8192
 
   constructor(
     readonly nodeId = 'node-1',
@@ -215,7 +217,7 @@ export class StandInNode {
         return {
           nodeId: this.nodeId,
           cpuCount: 4,
-          memoryMbTotal: 8192n,
+          memoryMbTotal: BigInt(this.memoryMbTotal),
           memoryMbAllocated: BigInt(512 * this.sandboxes.size),
           sandboxes: this.sandboxes.size,
           addressesFree: 100,

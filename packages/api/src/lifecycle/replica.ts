@@ -1,0 +1,115 @@
+import { randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
+import type { Logger } from '@warren/shared'
+import type { Db } from '../store/db.js'
+import { heartbeat, registerReplica, unregisterReplica } from '../store/replicas.js'
+import type { Clock } from './clock.js'
+import type { ReplicaIdentity } from './core.js'
+
+/** How far this host's clock may be from the store's before it is logged as wrong. */
+const SKEW_WARN_MS = 500
+
+/**
+ * The system clock moved to the store's time: the offset is measured at
+ * every heartbeat (the store's time at the round trip's midpoint), so every
+ * replica computes leases and deadlines on the same timeline, whatever its
+ * host's clock says. The error is at most half a round trip.
+ */
+export class StoreClock implements Clock {
+  private offset = 0
+
+  now(): number {
+    return Date.now() + this.offset
+  }
+
+  timer(fn: () => void, ms: number): () => void {
+    const t = setTimeout(fn, ms)
+    return () => clearTimeout(t)
+  }
+
+  /** The store said `storeTime` between `sentAt` and `receivedAt` (host time). */
+  observe(storeTime: number, sentAt: number, receivedAt: number): number {
+    this.offset = storeTime - (sentAt + receivedAt) / 2
+    return this.offset
+  }
+}
+
+export interface ReplicaOptions {
+  db: Db
+  log: Logger
+  /** Between two heartbeats. */
+  heartbeatMs: number
+  /** Told the store's time at each heartbeat. */
+  storeClock?: StoreClock
+}
+
+/**
+ * This API process as a member of the replica set (PostgreSQL): registered
+ * under a fresh id, with a heartbeat every `heartbeatMs` in store time. If
+ * its registration is gone at a heartbeat, the others took it for dead (it
+ * stalled longer than the staleness bound) and took over what it owned; it
+ * registers again under a new id so that none of its old claims can be
+ * confused with new ones (their writes carry the old owner and lose).
+ */
+export class Replica implements ReplicaIdentity {
+  private current = randomUUID()
+  private timer: NodeJS.Timeout | undefined
+  private beating: Promise<void> | undefined
+
+  constructor(private readonly o: ReplicaOptions) {}
+
+  get id(): string {
+    return this.current
+  }
+
+  async start(): Promise<void> {
+    await this.register()
+    await this.beat()
+    this.timer = setInterval(() => {
+      this.beating ??= this.beat().finally(() => {
+        this.beating = undefined
+      })
+    }, this.o.heartbeatMs)
+    this.timer.unref()
+  }
+
+  /** Heartbeats stop; the registration stays and goes stale (a crash, in tests). */
+  halt(): void {
+    clearInterval(this.timer)
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer)
+    await this.beating
+    // A clean stop leaves nothing for others to take over but what is still
+    // transitional; they settle that without waiting for the staleness bound.
+    await unregisterReplica(this.o.db, this.current).catch(() => {})
+  }
+
+  private async register(): Promise<void> {
+    await registerReplica(this.o.db, { id: this.current, host: hostname(), pid: process.pid })
+  }
+
+  private async beat(): Promise<void> {
+    const { db, log, storeClock } = this.o
+    const sentAt = Date.now()
+    try {
+      const at = await heartbeat(db, this.current)
+      if (at === undefined) {
+        const old = this.current
+        this.current = randomUUID()
+        log.warn(
+          { old, replica: this.current },
+          'taken for dead by other replicas; registering again',
+        )
+        await this.register()
+        return
+      }
+      const offset = storeClock?.observe(at, sentAt, Date.now()) ?? 0
+      if (Math.abs(offset) > SKEW_WARN_MS)
+        log.warn({ offsetMs: Math.round(offset) }, "this host's clock is off the store's")
+    } catch (err) {
+      log.warn({ err }, 'replica heartbeat failed')
+    }
+  }
+}

@@ -1,0 +1,147 @@
+// A private PostgreSQL for one test file (or one fixture): Debian's server
+// binaries, a cluster initialised in a temp dir, listening on a free
+// loopback port and on a socket inside that dir, with a password of its own.
+// Never the system-wide service. It is stopped and removed by stop(), and by
+// an exit hook if the test process dies first.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import pg from 'pg'
+
+const BIN = '/usr/lib/postgresql/15/bin'
+/** PostgreSQL refuses to run as root: its files and processes belong to this user. */
+const OS_USER = 'postgres'
+
+export interface PrivatePostgres {
+  /** `postgres://warren:…@127.0.0.1:<port>/warren` */
+  url: string
+  port: number
+  dir: string
+  /** A new, empty database on this server; its URL. */
+  createDatabase(name: string): Promise<string>
+  /** Closes every client connection (the server stays up), as a network failure would. */
+  dropConnections(): Promise<void>
+  stop(): Promise<void>
+}
+
+export interface PostgresOptions {
+  /**
+   * fsync and synchronous commit as in production (benchmarks); tests run
+   * without them, which changes no semantics and saves the disk.
+   */
+  durable?: boolean
+}
+
+function asPostgres(cmd: string, args: string[]): string {
+  return execFileSync('runuser', ['-u', OS_USER, '--', join(BIN, cmd), ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+}
+
+/** A loopback port nobody listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+function uid(name: string): number {
+  return Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim())
+}
+
+export async function startPostgres(opts: PostgresOptions = {}): Promise<PrivatePostgres> {
+  const dir = mkdtempSync('/tmp/warren-pg-')
+  const data = join(dir, 'data')
+  const password = randomBytes(16).toString('hex')
+  const owner = uid(OS_USER)
+  chownSync(dir, owner, owner)
+  chmodSync(dir, 0o700)
+  writeFileSync(join(dir, 'pwfile'), `${password}\n`, { mode: 0o600 })
+  chownSync(join(dir, 'pwfile'), owner, owner)
+  const port = await freePort()
+  let started = false
+  const stopNow = () => {
+    if (started)
+      spawnSync(
+        'runuser',
+        ['-u', OS_USER, '--', join(BIN, 'pg_ctl'), '-D', data, '-m', 'immediate', 'stop'],
+        {
+          stdio: 'ignore',
+        },
+      )
+    started = false
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const onExit = () => stopNow()
+  process.once('exit', onExit)
+  try {
+    asPostgres('initdb', [
+      '-D',
+      data,
+      '--username=warren',
+      `--pwfile=${join(dir, 'pwfile')}`,
+      '--auth-local=trust',
+      '--auth-host=scram-sha-256',
+      '--encoding=UTF8',
+      '--no-instructions',
+    ])
+    const settings = [
+      `listen_addresses = '127.0.0.1'`,
+      `port = ${port}`,
+      `unix_socket_directories = '${dir}'`,
+      'max_connections = 200',
+      ...(opts.durable
+        ? []
+        : ['fsync = off', 'synchronous_commit = off', 'full_page_writes = off']),
+    ]
+    writeFileSync(join(data, 'postgresql.auto.conf'), `${settings.join('\n')}\n`)
+    asPostgres('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start'])
+    started = true
+    const url = `postgres://warren:${password}@127.0.0.1:${port}`
+    const admin = async <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
+      const c = new pg.Client({ connectionString: `${url}/postgres` })
+      await c.connect()
+      try {
+        return await fn(c)
+      } finally {
+        await c.end()
+      }
+    }
+    const createDatabase = async (name: string) => {
+      if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`bad database name ${name}`)
+      await admin((c) => c.query(`CREATE DATABASE ${name}`))
+      return `${url}/${name}`
+    }
+    await createDatabase('warren')
+    return {
+      url: `${url}/warren`,
+      port,
+      dir,
+      createDatabase,
+      async dropConnections() {
+        await admin((c) =>
+          c.query(
+            'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = $1',
+            ['client backend'],
+          ),
+        )
+      },
+      async stop() {
+        process.removeListener('exit', onExit)
+        stopNow()
+      },
+    }
+  } catch (err) {
+    process.removeListener('exit', onExit)
+    stopNow()
+    throw err
+  }
+}
