@@ -29,7 +29,8 @@ export class StoreClock implements Clock {
 
   /** The store said `storeTime` between `sentAt` and `receivedAt` (host time). */
   observe(storeTime: number, sentAt: number, receivedAt: number): number {
-    this.offset = storeTime - (sentAt + receivedAt) / 2
+    // Whole milliseconds: times are stored as integers.
+    this.offset = Math.round(storeTime - (sentAt + receivedAt) / 2)
     return this.offset
   }
 }
