@@ -1,10 +1,40 @@
 import { randomUUID } from 'node:crypto'
+import { readFileSync, readlinkSync } from 'node:fs'
 import { hostname } from 'node:os'
 import type { Logger } from '@warren/shared'
 import type { Db } from '../store/db.js'
 import { heartbeat, registerReplica, unregisterReplica } from '../store/replicas.js'
 import type { Clock } from './clock.js'
 import type { ReplicaIdentity } from './core.js'
+
+/**
+ * Where this process's pid means something: the host name, the kernel's boot
+ * and the pid namespace. A replica registered with the same identity whose
+ * pid is gone is dead for certain (takeover.ts need not wait for its
+ * heartbeat to go stale: a restarted `warren api` takes over at once).
+ */
+export function hostIdentity(): string {
+  const read = (f: () => string) => {
+    try {
+      return f().trim()
+    } catch {
+      return '?'
+    }
+  }
+  const boot = read(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8'))
+  const pidns = read(() => readlinkSync('/proc/self/ns/pid'))
+  return `${hostname()}/${boot}/${pidns}`
+}
+
+/** Whether a process of this pid namespace is alive. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH'
+  }
+}
 
 /** How far this host's clock may be from the store's before it is logged as wrong. */
 const SKEW_WARN_MS = 500
@@ -88,7 +118,7 @@ export class Replica implements ReplicaIdentity {
   }
 
   private async register(): Promise<void> {
-    await registerReplica(this.o.db, { id: this.current, host: hostname(), pid: process.pid })
+    await registerReplica(this.o.db, { id: this.current, host: hostIdentity(), pid: process.pid })
   }
 
   private async beat(): Promise<void> {

@@ -1,8 +1,9 @@
 import { claimOrphaned, releaseClaim } from '../store/claims.js'
-import { forgetDeadReplicas } from '../store/replicas.js'
+import { forgetDeadReplicas, replicasOn, unregisterReplica } from '../store/replicas.js'
 import { failOrphanedBuilds } from '../store/template-builds.js'
 import type { LifecycleCore } from './core.js'
 import { settleOrphan } from './recovery.js'
+import { hostIdentity, processAlive } from './replica.js'
 
 export interface TakeoverOptions {
   /** A replica whose heartbeat is older than this (store time) is dead. */
@@ -34,7 +35,12 @@ export function startTakeover(
   let pass: Promise<number> | undefined
   let stopped = false
 
+  const host = hostIdentity()
   const runPass = async (): Promise<number> => {
+    // A replica of this host whose process is gone is dead now, whatever its
+    // last heartbeat says (a `warren api` restarted after a crash).
+    for (const r of await replicasOn(core.db, host, core.replica.id))
+      if (!processAlive(r.pid)) await unregisterReplica(core.db, r.id)
     let settled = 0
     for (let round = 0; round < MAX_ROUNDS && !stopped; round++) {
       const claimed = await claimOrphaned(core.db, core.replica.id, o.staleMs, BATCH)

@@ -53,6 +53,20 @@ export async function forgetDeadReplicas(db: Db, staleMs: number): Promise<strin
   return rows.map((r) => r.id)
 }
 
+/** Replicas registered with this host identity (other than `except`): their ids and pids. */
+export async function replicasOn(
+  db: Db,
+  host: string,
+  except: string,
+): Promise<Array<{ id: string; pid: number }>> {
+  return db
+    .selectFrom('replicas')
+    .select(['id', 'pid'])
+    .where('host', '=', host)
+    .where('id', '!=', except)
+    .execute()
+}
+
 /**
  * Takes (or keeps) the named lease for `ttlMs` unless another replica holds
  * one that has not run out: one atomic upsert, so of two replicas asking at

@@ -2,6 +2,7 @@ import type { MessageInitShape } from '@bufbuild/protobuf'
 import {
   Code,
   ConnectError,
+  type ConnectRouter,
   createRouterTransport,
   type ServiceImpl,
   type Transport,
@@ -58,6 +59,8 @@ type Step = () => Promise<void>
 export class StandInNode {
   readonly sandboxes = new Map<string, HeldSandbox>()
   readonly calls: Array<{ method: NodeMethod; sandboxId: string }> = []
+  /** Sandboxes a kill removed, in order, each when it was removed (ms since the epoch). */
+  readonly removed: Array<{ sandboxId: string; at: number }> = []
   readonly transport: Transport
   private readonly steps = new Map<NodeMethod, Step[]>()
   private addresses = 0
@@ -68,9 +71,14 @@ export class StandInNode {
     readonly nodeId = 'node-1',
     readonly templates: string[] = ['base'],
   ) {
-    this.transport = createRouterTransport((r) => r.service(OrchestratorService, this.impl()), {
+    this.transport = createRouterTransport((r) => this.routes(r), {
       router: { interceptors: [errorInterceptor(() => {})] },
     })
+  }
+
+  /** Adds the node's service to a Connect router (to serve it over HTTP as well). */
+  routes(router: ConnectRouter): ConnectRouter {
+    return router.service(OrchestratorService, this.impl())
   }
 
   /** The next call of `method` waits at the returned gate. */
@@ -177,6 +185,7 @@ export class StandInNode {
         await this.enter('kill', req.sandboxId)
         this.find(req.sandboxId)
         this.sandboxes.delete(req.sandboxId)
+        this.removed.push({ sandboxId: req.sandboxId, at: Date.now() })
         return {}
       },
       get: async (req) => {
