@@ -3,7 +3,8 @@
 //   - SDK Sandbox.create + first commands.run vs the runtime floor (raw runc run)
 //   - 50 concurrent creates: throughput and p95
 //   - requests/s and latency through edge + node proxy vs direct to the
-//     sandbox's port, and vs nginx configured as the same reverse proxy
+//     sandbox's port, and vs nginx configured as the same reverse proxy;
+//     Warren also with a new connection per request, and over https
 // Privileged; traffic only to loopback and the sandboxes' namespaces.
 //   npm run bench -- api [--runs 20] [--concurrent 50] [--seconds 10] [--json]
 import { execFileSync } from 'node:child_process'
@@ -156,6 +157,13 @@ async function main(): Promise<Figures> {
     }
     const direct = wrk(`http://${address}:${SERVER_PORT}/`, {})
     const edge = wrk(`${warren.proxyUrl}/`, { Host: host })
+    // A new connection per request: what a per-connection cost (the edge's
+    // TLS sniff of the first byte) would show in.
+    const edgeFresh = wrk(`${warren.proxyUrl}/`, { Host: host, Connection: 'close' })
+    // The same port over TLS (wrk sends the URL's host as SNI and Host;
+    // `*.localhost` resolves through nss-myhostname, see scripts/setup.sh).
+    const edgeTls = wrk(`https://${host}/`, {})
+    const edgeTlsFresh = wrk(`https://${host}/`, { Connection: 'close' })
     const nginxPort = await freePort()
     const nginx = startNginx(nginxPort, `${address}:${SERVER_PORT}`)
     let viaNginx: WrkResult
@@ -187,6 +195,9 @@ async function main(): Promise<Figures> {
     for (const [name, r] of [
       ['direct to the sandbox port', direct],
       ['edge proxy + node proxy (Warren)', edge],
+      ['Warren, a new connection per request', edgeFresh],
+      ['Warren over https (same port)', edgeTls],
+      ['Warren over https, a new TLS connection per request', edgeTlsFresh],
       ['nginx reverse proxy (baseline)', viaNginx],
     ] as const) {
       console.log(

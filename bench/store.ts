@@ -14,6 +14,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { CreateSandboxRequest } from '../packages/api/src/lifecycle/create.js'
 import { sandboxesInStates } from '../packages/api/src/store/sandboxes.js'
 import { startPostgres } from '../tests/helpers/postgres.js'
 import { benchArgs, type Figures, runBenchmark } from './lib/report.js'
@@ -76,7 +77,7 @@ async function run(label: string, rig: Rig, serverCpu: () => number): Promise<St
   const { engine, team } = rig
   const progress = (what: string) => process.stderr.write(`${label}: ${what}\n`)
   const ids: string[] = []
-  const base = {
+  const base: Omit<CreateSandboxRequest, 'timeoutS'> = {
     templateId: 'base',
     metadata: {},
     envVars: {},
@@ -89,7 +90,8 @@ async function run(label: string, rig: Rig, serverCpu: () => number): Promise<St
     },
     network: {},
     allowInternetAccess: null,
-  } as const
+    volumeMounts: [],
+  }
   progress(`${N} creates`)
   const create = await measure(cpu, N, async () => {
     ids.push((await engine.create(team, { ...base, timeoutS: 3600 })).sandboxId)

@@ -20,10 +20,11 @@ fi
 # images; nginx, docker-registry and zstd: the proxy benchmark's baseline, and the
 # local OCI registry and zstd layers of the image tests (their services are kept
 # from starting); openssl: the tests' self-signed certificates (a sandbox's own
-# HTTPS server); postgresql: the store of several API replicas, which tests and
-# benchmarks start privately (initdb in a temp dir; the system-wide service is
-# kept from starting and never used).
-packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates e2fsprogs lxcfs attr nginx-light docker-registry zstd openssl postgresql"
+# HTTPS server); libnss-myhostname: resolves the `{port}-{id}.localhost`
+# sandbox hosts for the host's programs (below); postgresql: the store of
+# several API replicas, which tests and benchmarks start privately (initdb in
+# a temp dir; the system-wide service is kept from starting and never used).
+packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates e2fsprogs lxcfs attr nginx-light docker-registry zstd openssl libnss-myhostname postgresql"
 missing=""
 for p in $packages; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -39,6 +40,46 @@ if [ -n "$missing" ]; then
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
   rm -f /usr/sbin/policy-rc.d
+fi
+
+# --- *.localhost names -----------------------------------------------------
+# The SDK hands out sandbox URLs `{port}-{id}.localhost:3002`. glibc resolves
+# `*.localhost` to loopback only through nss-myhostname, and it must come
+# before `dns` in the hosts line so that such names are answered here and
+# never sent to a DNS server.
+nss=/etc/nsswitch.conf
+nss_hosts() {
+  # The hosts line with `myhostname` first, or right after `files` (and its
+  # [actions]) when that is first.
+  awk '
+    /^hosts:/ {
+      n = 0; placed = 0
+      for (i = 2; i <= NF; i++) if ($i != "myhostname") t[++n] = $i
+      out = "hosts:         "
+      for (i = 1; i <= n; i++) {
+        out = out " " t[i]
+        if (i == 1 && t[i] == "files") {
+          while (i < n && t[i + 1] ~ /^\[/) { i++; out = out " " t[i] }
+          out = out " myhostname"; placed = 1
+        }
+      }
+      if (!placed) { sub(/^hosts: */, "hosts:          myhostname ", out) }
+      print out; found = 1; next
+    }
+    { print }
+    END { if (!found) print "hosts:          files myhostname dns" }
+  ' "$nss" 2>/dev/null
+}
+hosts_line() { grep '^hosts:' | tr -s ' \t' ' '; }
+if [ ! -f "$nss" ] || [ "$(nss_hosts | hosts_line)" != "$(hosts_line < "$nss")" ]; then
+  say "resolving *.localhost on this host: myhostname before dns in $nss"
+  tmp="$nss.warren-tmp"
+  if [ -f "$nss" ]; then nss_hosts > "$tmp"; else echo 'hosts:          files myhostname dns' > "$tmp"; fi &&
+    chmod 644 "$tmp" && mv "$tmp" "$nss" || {
+    rm -f "$tmp"
+    say "could not update $nss; edit its hosts line so that myhostname comes before dns:"
+    say "  hosts:          files myhostname dns"
+  }
 fi
 
 # --- npm dependencies ------------------------------------------------------

@@ -59,6 +59,7 @@ export function prepareFloor(): Floor {
     noNewPrivileges: template.noNewPrivileges,
     maxOpenFiles: hostMaxOpenFiles(),
     lxcfs: undefined,
+    volumeMounts: [],
     readonlyMounts: [
       { source: cfg.initPath, destination: '/opt/warren/bin/tini' },
       { source: cfg.nodePath, destination: '/opt/warren/bin/node' },

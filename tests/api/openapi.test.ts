@@ -19,6 +19,8 @@ const ROUTES: Array<[string, string[]]> = [
   ['/sandboxes/{sandboxID}/logs', ['get']],
   ['/v2/sandboxes/{sandboxID}/logs', ['get']],
   ['/templates', ['get']],
+  ['/volumes', ['get', 'post']],
+  ['/volumes/{volumeID}', ['get', 'delete']],
 ]
 
 interface Doc {

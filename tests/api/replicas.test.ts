@@ -148,7 +148,7 @@ describe('two API replicas on one PostgreSQL', () => {
       await Promise.all([startReplica('a', env), startReplica('b', env)])
       const migrations = await query<{ name: string }>('SELECT name FROM kysely_migration')
       expect(new Set(migrations.map((m) => m.name)).size).toBe(migrations.length)
-      expect(migrations.map((m) => m.name)).toContain('0005_replicas')
+      expect(migrations.map((m) => m.name)).toContain('0006_replicas')
       expect(await query('SELECT id FROM teams')).toHaveLength(1)
       expect(await query('SELECT id FROM api_keys')).toHaveLength(1)
       expect(await query('SELECT id FROM replicas')).toHaveLength(2)

@@ -30,6 +30,8 @@ export interface WarrenFixture {
   env: Record<string, string>
   ports: { api: number; internal: number; proxy: number; rpc: number; nodeProxy: number }
   logPath: string
+  /** What `warren up` printed (its banner) since it last started. */
+  readonly stdout: string
   /** Stops the process (SIGTERM, or SIGKILL when `hard`); sandboxes stay. */
   stop(hard?: boolean): Promise<void>
   /** Starts the process again with the same configuration. */
@@ -143,6 +145,7 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
   const logPath = `/tmp/warren-up-${prefix}.log`
   let child: ChildProcess | undefined
   let key = ''
+  let out = ''
 
   const start = async () => {
     const log = createWriteStream(logPath, { flags: 'a' })
@@ -152,7 +155,7 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
     })
     child = proc
     proc.stderr?.pipe(log)
-    let out = ''
+    out = ''
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`warren up did not start; see ${logPath}`)),
@@ -219,6 +222,9 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
     env,
     ports,
     logPath,
+    get stdout() {
+      return out
+    },
     stop,
     start,
     pid: () => child?.pid,

@@ -125,6 +125,38 @@ describe('Template.build against warren up', () => {
     expect(status.reason?.step).toBe('2')
   })
 
+  it('fails a build whose start command dies, with its exit code and output', async () => {
+    // The ready check would only time out; the start command's own end says why at once.
+    const dies = Template()
+      .fromTemplate('base')
+      .setStartCmd('no-such-server 8000', waitForPort(8000))
+    const err = await Template.build(dies, `dies-${run}`, warren().sdk).catch((e: Error) => e)
+    expect((err as Error).name).toBe('BuildError')
+    expect((err as Error).message).toMatch(
+      /start command 'no-such-server 8000' exited with code 127: .*no-such-server: not found/,
+    )
+  })
+
+  it('creates `name:tag` from the build the tag names, `name` from the current one', async () => {
+    const tagged = `tags-${run}`
+    const version = (v: string) =>
+      Template().fromTemplate('base').runCmd(`echo ${v} > /opt/version`, { user: 'root' })
+    await build(version('one'), `${tagged}:v1`)
+    await build(version('two'), `${tagged}:v2`)
+    const versionOf = async (ref: string) => {
+      const sbx = await Sandbox.create(ref, warren().sdk)
+      try {
+        return (await sbx.commands.run('cat /opt/version')).stdout.trim()
+      } finally {
+        await sbx.kill()
+      }
+    }
+    expect(await versionOf(`${tagged}:v1`)).toBe('one')
+    expect(await versionOf(`${tagged}:v2`)).toBe('two')
+    expect(await versionOf(tagged)).toBe('two')
+    await expect(Sandbox.create(`${tagged}:v3`, warren().sdk)).rejects.toThrow(/has no tag 'v3'/)
+  })
+
   it("keeps a team's templates from other teams", async () => {
     const db = await openDatabase(warren().databaseUrl)
     const other = await ensureTeam(db, `other-${run}`, { maxConcurrent: 5, maxLifetimeS: 3600 })

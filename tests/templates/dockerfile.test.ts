@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { Sandbox } from 'e2b'
 import { afterAll, describe, expect, it } from 'vitest'
 import { connectionFlags, runCli } from '../helpers/cli.js'
+import { proxyRequest } from '../helpers/proxy-client.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 import { buildContext, ownTemplatesDir } from './helpers.js'
 
@@ -55,7 +56,8 @@ describe('warren template build -f Dockerfile', () => {
     )
     expect(r.code, r.stderr).toBe(0)
     expect(r.stderr).toContain(`building ${name} from template base: 5 steps`)
-    expect(r.stderr).toContain('note: EXPOSE (line 8)')
+    // EXPOSE makes the CMD ready once its port listens; CMD's exec form is read as JSON.
+    expect(r.stderr).toContain('start: python3 -m http.server 8000 (ready once port 8000 listens)')
     expect(r.stderr).toMatch(/=> \[2\/5\] COPY app \/srv\/app user:user/)
     expect(r.stderr).toContain(`   step-output-${run}`)
     expect(r.stdout).toMatch(new RegExp(`template ${name} \\([a-z0-9]{20}\\) built in`))
@@ -66,6 +68,10 @@ describe('warren template build -f Dockerfile', () => {
         'whoami; pwd; echo $MODE; cat /srv/flavour; stat -c %U run.sh',
       )
       expect(out.stdout).toBe('user\n/srv/app\nspicy\nbuilt spicy\nuser\n')
+      // The CMD's server answers through the proxy as soon as create returns.
+      const res = await proxyRequest(warren(), { host: sbx.getHost(8000), path: '/index.html' })
+      expect(res.status).toBe(200)
+      expect(res.text).toBe('<h1>built by warren</h1>\n')
     } finally {
       await sbx.kill()
     }

@@ -1,32 +1,21 @@
 // A pulled image runs as a Warren sandbox. The image is made from the base
-// template's root filesystem (owners shifted back to image ids) with an
-// upper layer that deletes `user`, its home, its sudoers entry and Warren's
-// mount points: pullImage + prepareSandboxLayer must bring back everything
-// a sandbox needs. Privileged: a real node (runc, netns, nft) and a real
-// registry on loopback.
+// template minus `user`, its home, its sudoers entry and Warren's mount
+// points (base-image.ts): pullImage + prepareSandboxLayer must bring back
+// everything a sandbox needs. Privileged: a real node (runc, netns, nft)
+// and a real registry on loopback.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { prepareSandboxLayer, pullImage, type TemplateMetadata } from '@warren/orchestrator'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startNodeFixture, TEMPLATES_DIR } from '../helpers/node-fixture.js'
-import { HOST_ARCH, layerFromDir, makeImage, makeLayer } from '../helpers/oci-image.js'
 import { startRegistry, type TestRegistry } from '../helpers/registry.js'
 import { sh } from '../runtime/helpers.js'
+import { baseImage } from './base-image.js'
 
 const base = JSON.parse(
   readFileSync(join(TEMPLATES_DIR, 'base', 'template.json'), 'utf8'),
 ) as TemplateMetadata
-const baseRootfs = join(TEMPLATES_DIR, 'base', 'builds', base.buildId, 'rootfs')
-
-/** The base template's account files with `user` taken out. */
-function withoutUser(file: string): string {
-  return readFileSync(join(baseRootfs, 'etc', file), 'utf8')
-    .split('\n')
-    .filter((l) => !l.startsWith('user:'))
-    .map((l) => (l.startsWith('sudo:') ? l.replace(/user$/, '') : l))
-    .join('\n')
-}
 
 describe('a pulled image as a sandbox (needs root)', () => {
   const work = mkdtempSync(join(tmpdir(), 'warren-oci-sandbox-'))
@@ -37,33 +26,11 @@ describe('a pulled image as a sandbox (needs root)', () => {
 
   beforeAll(async () => {
     registry = await startRegistry()
-    const rootfs = await layerFromDir(baseRootfs, join(work, 'rootfs.tar.gz'), base.uidBase)
-    const account = (name: string, mode: number, gid = 0) => ({
-      name: `etc/${name}`,
-      mode,
-      gid,
-      body: withoutUser(name),
-    })
-    const removeUser = await makeLayer(
-      [
-        account('passwd', 0o644),
-        account('group', 0o644),
-        account('shadow', 0o640, 42),
-        account('gshadow', 0o640, 42),
-        { name: 'etc/sudoers.d/.wh.user' },
-        { name: 'home/.wh.user' },
-        { name: 'opt/.wh.warren' },
-        { name: 'etc/warren-image', body: 'pulled\n' },
-      ],
-      'zstd',
-    )
-    const image = makeImage({
-      layers: [rootfs, removeUser],
+    const image = await baseImage(work, {
+      entries: [{ name: 'etc/warren-image', body: 'pulled\n' }],
       config: { Env: ['PATH=/usr/local/bin:/usr/bin:/bin'], Cmd: ['/bin/bash'] },
-      platform: { os: 'linux', architecture: HOST_ARCH },
     })
     await registry.pushImage('test/debian', 'bookworm', image)
-    rmSync(join(work, 'rootfs.tar.gz'))
 
     const into = join(templatesDir, 'oci')
     const pulled = await pullImage(`${registry.host}/test/debian:bookworm`, {

@@ -1,5 +1,5 @@
 export { networkTransport } from './placement/nodes.js'
-export { type ApiService, createApiService, databaseUrl } from './service.js'
+export { type ApiService, createApiService, databaseUrl, type LocalNode } from './service.js'
 export { openDatabase } from './store/db.js'
 export {
   createApiKey,

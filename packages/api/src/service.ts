@@ -8,8 +8,10 @@ import {
   CleanupStack,
   errorInterceptor,
   keepConnectionsLong,
+  type Listening,
   type Logger,
   listen,
+  listenOn,
   WarrenError,
 } from '@warren/shared'
 import { ProxyService } from '@warren/shared/gen/warren/api/v1/proxy_pb'
@@ -27,6 +29,8 @@ import { createFirstApiKey, ensureDefaultTeam, type Team } from './store/teams.j
 import { failInterruptedBuilds } from './store/template-builds.js'
 import { runBuild } from './templates/build-runner.js'
 import { TemplateFiles } from './templates/files.js'
+import { VolumeContentProxy } from './volumes/content-proxy.js'
+import { recoverVolumes } from './volumes/manage.js'
 
 export interface ApiService {
   db: Db
@@ -44,6 +48,12 @@ export interface ApiService {
 
 export function databaseUrl(cfg: ApiConfig): string {
   return cfg.database ?? `sqlite:${join(cfg.dataDir, 'warren.db')}`
+}
+
+/** A node the API reaches without a network hop, and the URL of its RPC port (its volume files). */
+export interface LocalNode {
+  transport: Transport
+  url: string
 }
 
 /**
@@ -73,7 +83,7 @@ function leased(
 export async function createApiService(
   cfg: ApiConfig,
   log: Logger,
-  nodes: Transport[] = [],
+  nodes: Array<Transport | LocalNode> = [],
   opts: { clock?: Clock; replication?: LifecycleDeps['replication'] } = {},
 ): Promise<ApiService> {
   const db = await openDatabase(databaseUrl(cfg))
@@ -82,11 +92,14 @@ export async function createApiService(
   const createdKey = await createFirstApiKey(db, team.id)
 
   const placement = new Placement(log)
-  for (const t of nodes) await placement.register(t)
+  for (const n of nodes) {
+    if ('transport' in n) await placement.register(n.transport, undefined, n.url)
+    else await placement.register(n)
+  }
   // Configured nodes are known by id: one that is down now is registered
   // unhealthy, and node sync brings it in when it answers.
   for (const n of parseNodeList(cfg.nodes ?? ''))
-    await placement.register(networkTransport(n.url), n.nodeId)
+    await placement.register(networkTransport(n.url), n.nodeId, n.url)
   if (!placement.list().length)
     throw new WarrenError('unavailable', 'no orchestrator node configured')
 
@@ -142,6 +155,19 @@ export async function createApiService(
     },
   }
 
+  const volumes = {
+    db,
+    placement,
+    clock,
+    log,
+    defaultSizeMb: cfg.volumeSizeMb,
+    content: new VolumeContentProxy(db, placement),
+  }
+  // An unfinished volume create or delete is an earlier process's only with
+  // one process (SQLite); with several replicas it may be a live replica's,
+  // and volumes have no owner to take over yet (docs/architecture.md, known gaps).
+  if (!isPostgres(db)) await recoverVolumes(volumes)
+
   const domain = cfg.domain ?? 'localhost:3002'
   const app = createApiApp(
     {
@@ -152,6 +178,7 @@ export async function createApiService(
       defaultTimeoutS: cfg.defaultTimeoutS,
       clock,
       templates,
+      volumes,
     },
     log,
   )
@@ -161,7 +188,9 @@ export async function createApiService(
     router: { interceptors: [errorInterceptor(onInternal)] },
   })
 
-  let servers: Server[] = []
+  let stops: Array<() => Promise<void>> = []
+  // The internal RPC serves proxies (WARREN_API_INTERNAL_URL): one address.
+  const internalHost = cfg.listenHost ?? '127.0.0.1'
   // Tombstones are forgotten in bounded batches, by the store and by the
   // catalog (and so by every proxy following it; other replicas' catalogs
   // hear of the deletes from the store), at most half a TTL (and at most a
@@ -191,12 +220,12 @@ export async function createApiService(
       const cleanup = new CleanupStack()
       try {
         const api = await listenRest()
-        cleanup.push('api server', () => close(api.server))
+        cleanup.push('api server', () => closeListening(api))
         const internal = await listenInternal()
         cleanup.release()
-        servers = [api.server, internal.server]
-        templates.selfUrl.current = api.url
-        return { url: api.url, internalUrl: internal.url }
+        stops = [() => closeListening(api), () => close(internal.server)]
+        templates.selfUrl.current = api.listening.url
+        return { url: api.listening.url, internalUrl: internal.url }
       } catch (err) {
         for (const e of await cleanup.run()) log.warn({ err: e }, 'listen: cleanup failed')
         throw err
@@ -205,19 +234,24 @@ export async function createApiService(
     async stop() {
       clearInterval(purge)
       sync.stop()
-      await Promise.all(servers.map(close))
+      await Promise.all(stops.map((stop) => stop()))
       // Running builds end as errors (their node stops them when the stream closes).
       stopping.abort()
       await Promise.allSettled([...builds])
+      await volumes.content.close()
       await engine.stop()
       await db.destroy()
     },
   }
 
-  async function listenRest(): Promise<{ server: Server; url: string }> {
-    const server = createAdaptorServer({ fetch: app.fetch, hostname: cfg.listenHost }) as Server
+  /** The REST API, on both loopbacks unless a listen host is configured. */
+  async function listenRest(): Promise<{ server: Server; listening: Listening }> {
+    const server = createAdaptorServer({ fetch: app.fetch }) as Server
     keepConnectionsLong(server)
-    return { server, url: await listen(server, cfg.listenHost, cfg.port) }
+    const listening = await listenOn(server, cfg.port, cfg.listenHost, (host, err) =>
+      log.warn({ host, err: err.message }, 'not listening on this loopback'),
+    )
+    return { server, listening }
   }
 
   async function listenInternal(): Promise<{ server: Server; url: string }> {
@@ -240,8 +274,15 @@ export async function createApiService(
       }),
     )
     keepConnectionsLong(internal)
-    return { server: internal, url: await listen(internal, cfg.listenHost, cfg.internalPort) }
+    return { server: internal, url: await listen(internal, internalHost, cfg.internalPort) }
   }
+}
+
+/** Stops every listener of the REST API, then ends its connections. */
+async function closeListening(api: { server: Server; listening: Listening }): Promise<void> {
+  const closed = Promise.all([api.listening.close(), close(api.server)])
+  api.server.closeAllConnections?.()
+  await closed
 }
 
 function close(s: Server): Promise<void> {

@@ -13,15 +13,12 @@ import {
 import pLimit from 'p-limit'
 import { createMachineHost } from './host/machine.js'
 import type { NodeHost, ResumeInput } from './host/node-host.js'
+import { adoptSandboxes } from './lifecycle/adopt.js'
+import { buildTemplate } from './lifecycle/build.js'
 import { type CreateInput, createSpec } from './lifecycle/create.js'
-import {
-  type Entry,
-  holdsMemory,
-  type NodeState,
-  policyOf,
-  type Settled,
-} from './lifecycle/entries.js'
+import type { Entry, NodeState, Settled } from './lifecycle/entries.js'
 import { FrozenBudget } from './lifecycle/frozen-budget.js'
+import { destroySandbox } from './lifecycle/kill.js'
 import { updateNetwork } from './lifecycle/network-update.js'
 import { pauseSandbox } from './lifecycle/pause.js'
 import { resumeSandbox } from './lifecycle/resume.js'
@@ -30,6 +27,7 @@ import type { MetricsSample } from './sandboxes/metrics.js'
 import type { SandboxRecord } from './sandboxes/record.js'
 import type { TemplateMetadata } from './templates/metadata.js'
 import type { BuildLog, TemplateBuildSpec } from './templates/run-build.js'
+import { VolumeRegistry } from './volumes/registry.js'
 
 export type { CreateInput, ResumeInput }
 
@@ -62,6 +60,8 @@ export class SandboxNode {
   private readonly kills = new SingleFlight<void>()
   private readonly state: NodeState
   private readonly budget: FrozenBudget
+  /** The node's volumes and which sandboxes mount them. */
+  readonly volumes: VolumeRegistry
 
   constructor(
     readonly cfg: OrchestratorConfig,
@@ -70,6 +70,7 @@ export class SandboxNode {
   ) {
     this.createLimit = pLimit(cfg.maxConcurrentCreates)
     this.buildLimit = pLimit(cfg.maxConcurrentBuilds)
+    this.volumes = new VolumeRegistry(host)
     this.state = {
       host,
       log,
@@ -79,6 +80,7 @@ export class SandboxNode {
         return e?.state === 'creating' ? undefined : e
       },
       set: (id, entry) => this.entries.set(id, entry),
+      forget: (id) => this.entries.delete(id),
       reserveMemory: (mb) => this.reserveMemory(mb),
       releaseMemory: (mb) => {
         this.memoryAllocated -= mb
@@ -96,23 +98,14 @@ export class SandboxNode {
 
   /** Prepares the host, then adopts surviving sandboxes and removes debris. */
   async start(): Promise<{ adopted: number; removed: number }> {
-    const { adopted, removed } = await this.host.start()
-    for (const { record, slot } of adopted) {
-      const frozenBytes =
-        record.pausedKind === 'memory' ? this.host.memoryInUse(record.sandboxId) : undefined
-      const policy = policyOf(record)
-      // A crash in the middle of an update may have left the kernel with other
-      // rules than the record: the record's are loaded again.
-      if (slot) await this.host.applyEgress(slot, policy.egress)
-      this.host.policies.set(record.sandboxId, record.sandboxIp ?? undefined, policy)
-      this.entries.set(record.sandboxId, {
-        state: record.state,
-        record,
-        slot,
-        ...(frozenBytes ? { frozenBytes } : {}),
-      })
-      if (holdsMemory(record)) this.memoryAllocated += record.memoryMb
-    }
+    const { adopted, removed, volumes } = await this.host.start()
+    this.volumes.load(
+      volumes,
+      adopted.map((a) => a.record),
+    )
+    await adoptSandboxes(this.state, adopted, (mb) => {
+      this.memoryAllocated += mb
+    })
     return { adopted: adopted.length, removed: removed.length }
   }
 
@@ -128,8 +121,11 @@ export class SandboxNode {
       throw new WarrenError('already_exists', `sandbox ${spec.sandboxId} already exists`)
     }
     this.reserveMemory(spec.memoryMb)
-    this.entries.set(spec.sandboxId, { state: 'creating' })
     try {
+      // Its volumes are claimed with the id, in the same turn: a volume
+      // delete from here on sees the sandbox (see VolumeRegistry).
+      this.volumes.claim(spec.sandboxId, spec.volumeMounts)
+      this.entries.set(spec.sandboxId, { state: 'creating' })
       const { record, slot } = await this.createLimit(() => this.host.create(spec))
       this.host.policies.set(spec.sandboxId, record.sandboxIp ?? undefined, spec.policy)
       this.entries.set(spec.sandboxId, { state: 'running', record, slot })
@@ -137,6 +133,7 @@ export class SandboxNode {
     } catch (err) {
       this.entries.delete(spec.sandboxId)
       this.memoryAllocated -= spec.memoryMb
+      this.volumes.release(spec.sandboxId, spec.volumeMounts)
       throw err
     }
   }
@@ -152,16 +149,9 @@ export class SandboxNode {
       )
     }
     return this.kills.run(sandboxId, () =>
-      this.locked(sandboxId, async () => {
-        const entry = this.settled(sandboxId)
-        const errors = await this.host.destroy(sandboxId, entry.slot)
-        this.entries.delete(sandboxId)
-        if (holdsMemory(entry.record)) this.memoryAllocated -= entry.record.memoryMb
-        if (errors.length) {
-          for (const err of errors) this.log.error({ err, sandboxId }, 'kill step failed')
-          throw new WarrenError('internal', `sandbox ${sandboxId} was not removed cleanly`)
-        }
-      }),
+      this.locked(sandboxId, () =>
+        destroySandbox(this.state, this.settled(sandboxId), this.volumes),
+      ),
     )
   }
 
@@ -269,36 +259,14 @@ export class SandboxNode {
     return this.host.templates()
   }
 
-  /**
-   * Builds a template once one of the node's build slots is free
-   * (`maxConcurrentBuilds`); `started` says when. The build's memory is
-   * held for as long as it runs, like a sandbox's.
-   */
+  /** Builds a template in one of the node's build slots (see lifecycle/build). */
   buildTemplate(
     spec: TemplateBuildSpec,
     started: () => void,
     log: BuildLog,
     signal: AbortSignal,
   ): Promise<{ metadata: TemplateMetadata; cached: number; built: number }> {
-    parseTemplateId(spec.templateId)
-    if (spec.cpuCount > this.host.cpuCount || spec.cpuCount < 1) {
-      throw new WarrenError(
-        'invalid_argument',
-        `cpuCount must be 1 to this node's ${this.host.cpuCount} CPUs`,
-      )
-    }
-    if (spec.memoryMb < 128)
-      throw new WarrenError('invalid_argument', 'memoryMB must be at least 128')
-    return this.buildLimit(async () => {
-      signal.throwIfAborted()
-      this.reserveMemory(spec.memoryMb)
-      try {
-        started()
-        return await this.host.buildTemplate(spec, log, signal)
-      } finally {
-        this.memoryAllocated -= spec.memoryMb
-      }
-    })
+    return buildTemplate(this.state, this.buildLimit, spec, { started, log, signal })
   }
 
   /**

@@ -67,6 +67,12 @@ export const orchestratorConfigSchema = z.object({
    * disks are sparse images that grow into the data disk as they fill).
    */
   diskReserveMb: z.coerce.number().int().min(0).default(1024),
+  /**
+   * The most one layer of a pulled image may take once unpacked: a bigger
+   * one fails its build (a hostile image must not fill the disk; pulls also
+   * stop at the disk reserve).
+   */
+  maxImageLayerMb: z.coerce.number().int().min(1).default(8192),
   /** Warren's DNS for sandboxes (reached as <gateway>:53 from inside). */
   dnsPort: port.default(5053),
   /** The egress proxy: plain HTTP (redirected port 80) and TLS (port 443). */
@@ -105,6 +111,7 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_MAX_FROZEN_MEMORY_MB: 'maxFrozenMemoryMb',
   WARREN_DISK_INODES_PER_MB: 'diskInodesPerMb',
   WARREN_DISK_RESERVE_MB: 'diskReserveMb',
+  WARREN_MAX_IMAGE_LAYER_MB: 'maxImageLayerMb',
   WARREN_DNS_PORT: 'dnsPort',
   WARREN_EGRESS_HTTP_PORT: 'egressHttpPort',
   WARREN_EGRESS_TLS_PORT: 'egressTlsPort',
@@ -144,8 +151,14 @@ export function parseConfig<S extends z.ZodObject>(
   return result.data
 }
 
+/**
+ * The address of a public listener; unset: both loopbacks (see
+ * DEFAULT_LISTEN_HOSTS). Set, it means exactly that address.
+ */
+const publicListenHost = z.string().min(1).optional()
+
 export const apiConfigSchema = z.object({
-  listenHost: z.string().default('127.0.0.1'),
+  listenHost: publicListenHost,
   port: port.default(3000),
   /** Internal RPC for proxies (resume, keepalive, catalog). */
   internalPort: port.default(5009),
@@ -173,6 +186,13 @@ export const apiConfigSchema = z.object({
   maxConcurrentExpiries: z.coerce.number().int().min(1).max(256).default(8),
   /** How often the store is compared with what the nodes run. */
   nodeSyncIntervalS: z.coerce.number().int().min(1).max(3600).default(30),
+  /** Size of a new volume (its disk image) when the create names none, in MB. */
+  volumeSizeMb: z.coerce
+    .number()
+    .int()
+    .min(16)
+    .max(1024 * 1024)
+    .default(1024),
 })
 
 export type ApiConfig = z.infer<typeof apiConfigSchema>
@@ -192,6 +212,7 @@ const apiEnv: Record<string, keyof ApiConfig> = {
   WARREN_MAX_CONCURRENT_SANDBOXES: 'maxConcurrentSandboxes',
   WARREN_TOMBSTONE_TTL: 'tombstoneTtlS',
   WARREN_NODE_SYNC_INTERVAL: 'nodeSyncIntervalS',
+  WARREN_VOLUME_SIZE_MB: 'volumeSizeMb',
 }
 
 export function loadApiConfig(overrides: Partial<ApiConfig> = {}, env = process.env): ApiConfig {
@@ -199,8 +220,19 @@ export function loadApiConfig(overrides: Partial<ApiConfig> = {}, env = process.
 }
 
 export const proxyConfigSchema = z.object({
-  listenHost: z.string().default('127.0.0.1'),
+  listenHost: publicListenHost,
   port: port.default(3002),
+  /** Where the proxy keeps its CA (`<dataDir>/pki/proxy-ca`). */
+  dataDir: z.string().min(1).default('/var/lib/warren'),
+  /** Sandbox hosts are `{port}-{id}.{domain}`; default `localhost:{port}`. */
+  domain: z.string().min(1).optional(),
+  /**
+   * An operator's certificate (PEM, chain included) and key for
+   * `*.{domain}`; without them the proxy's own CA signs a certificate per
+   * requested name.
+   */
+  tlsCert: z.string().min(1).optional(),
+  tlsKey: z.string().min(1).optional(),
   /** The API's internal RPC, for the catalog, resume and keepalive. */
   apiInternalUrl: z.string().default('http://127.0.0.1:5009'),
   /** Client addresses are taken from X-Forwarded-For only behind this many trusted proxies. */
@@ -220,11 +252,22 @@ const proxyEnv: Record<string, keyof ProxyConfig> = {
   WARREN_TRUSTED_HOPS: 'trustedHops',
   WARREN_KEEPALIVE_INTERVAL_MS: 'keepaliveIntervalMs',
   WARREN_NODE_PROXY_SECRET: 'nodeProxySecret',
+  WARREN_DATA_DIR: 'dataDir',
+  WARREN_DOMAIN: 'domain',
+  WARREN_TLS_CERT: 'tlsCert',
+  WARREN_TLS_KEY: 'tlsKey',
 }
 
 export function loadProxyConfig(
   overrides: Partial<ProxyConfig> = {},
   env = process.env,
-): ProxyConfig {
-  return parseConfig(proxyConfigSchema, proxyEnv, overrides, env)
+): ProxyConfig & { domain: string } {
+  const cfg = parseConfig(proxyConfigSchema, proxyEnv, overrides, env)
+  if (!cfg.tlsCert !== !cfg.tlsKey) {
+    throw new WarrenError(
+      'invalid_argument',
+      'invalid configuration: WARREN_TLS_CERT and WARREN_TLS_KEY go together',
+    )
+  }
+  return { ...cfg, domain: cfg.domain ?? `localhost:${cfg.port}` }
 }

@@ -26,6 +26,8 @@ export const errorCodes = {
   capacity_exhausted: { http: 503, connect: Code.ResourceExhausted },
   unavailable: { http: 503, connect: Code.Unavailable },
   bad_gateway: { http: 502, connect: Code.Unavailable },
+  /** A volume (or disk) is full. */
+  no_space: { http: 507, connect: Code.ResourceExhausted },
   internal: { http: 500, connect: Code.Internal },
 } as const satisfies Record<string, { http: number; connect: Code }>
 

@@ -40,6 +40,14 @@ export function parseSandboxId(value: string): string {
 
 const TEMPLATE_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/
 
+/** A build of a template (the API's UUIDs, a recipe hash): one safe path component. */
+export function parseBuildId(value: string): string {
+  if (!TEMPLATE_ID.test(value)) {
+    throw new WarrenError('invalid_argument', `invalid build id '${value.slice(0, 64)}'`)
+  }
+  return value
+}
+
 export function parseTemplateId(value: string): string {
   if (!TEMPLATE_ID.test(value)) {
     throw new WarrenError('invalid_argument', `invalid template id '${value.slice(0, 64)}'`)

@@ -24,6 +24,11 @@ import { registerTemplates } from '../routes/templates/list.js'
 import { registerRequestBuild } from '../routes/templates/request-build.js'
 import { registerStartBuild } from '../routes/templates/start-build.js'
 import { registerTags } from '../routes/templates/tags.js'
+import { registerVolumeContent } from '../routes/volumes/content.js'
+import { registerCreateVolume } from '../routes/volumes/create.js'
+import { registerDeleteVolume } from '../routes/volumes/delete.js'
+import { registerGetVolume } from '../routes/volumes/get.js'
+import { registerListVolumes } from '../routes/volumes/list.js'
 import { type ApiEnv, requireApiKey } from './auth.js'
 import { notFound, renderError, validationHook } from './errors.js'
 
@@ -35,13 +40,18 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
   app.onError(renderError(log))
   app.notFound(notFound)
   // Every request body of this API is small JSON, but for template files
-  // archives, whose upload route sets its own limit.
+  // archives, whose upload route sets its own limit, and volume files,
+  // which are streamed to their node.
   const limit = bodyLimit({
     maxSize: MAX_BODY_BYTES,
     onError: (c) =>
       c.json({ code: 413, message: `request body over ${MAX_BODY_BYTES} bytes` }, 413),
   })
-  app.use('*', (c, next) => (c.req.path.startsWith('/template-files/') ? next() : limit(c, next)))
+  app.use('*', (c, next) =>
+    c.req.path.startsWith('/template-files/') || c.req.path.startsWith('/volumecontent/')
+      ? next()
+      : limit(c, next),
+  )
 
   app.get('/health', (c) => c.json({ status: 'ok' }, 200))
   app.doc31('/openapi.json', {
@@ -50,7 +60,7 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
       title: 'Warren API',
       version: '1',
       description:
-        'E2B-compatible sandbox API. Warren extensions: lifecycle.keepalive, network.allowIn/denyIn. Authenticate with X-API-Key.',
+        'E2B-compatible sandbox API. Warren extensions: lifecycle.keepalive, network.allowIn/denyIn, volume sizeMB. Authenticate with X-API-Key.',
     },
   })
   app.openAPIRegistry.registerComponent('securitySchemes', 'ApiKeyAuth', {
@@ -61,7 +71,8 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
 
   // '/x/*' matches '/x' itself too: one pass per request.
   const auth = requireApiKey(deps.db)
-  for (const path of ['/sandboxes/*', '/v2/*', '/v3/*', '/templates/*', '/snapshots'])
+  // (/volumecontent/* takes the volume's own token instead.)
+  for (const path of ['/sandboxes/*', '/v2/*', '/v3/*', '/templates/*', '/snapshots', '/volumes/*'])
     app.use(path, auth)
 
   registerCreate(app, deps)
@@ -87,5 +98,10 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
   registerStartBuild(app, deps)
   registerBuildStatus(app, deps)
   registerDelete(app, deps)
+  registerCreateVolume(app, deps)
+  registerListVolumes(app, deps)
+  registerGetVolume(app, deps)
+  registerDeleteVolume(app, deps)
+  registerVolumeContent(app, deps)
   return app
 }

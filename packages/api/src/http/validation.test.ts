@@ -56,7 +56,7 @@ const CREATE: Array<[RequestOptions, number, RegExp, NodeMethod[]?]> = [
   [net({ httpsPorts: [0] }), 400, /network\.httpsPorts/],
   [net({ httpsPorts: '443' }), 400, /network\.httpsPorts/],
   // What the pinned SDK can send and Warren does not implement: named, never dropped.
-  [base({ volumeMounts: [{ name: 'v', path: '/data' }] }), 400, /unsupported field 'volumeMounts'/],
+  [base({ volumeMounts: [{ name: 'v', path: '/data' }] }), 400, /volume 'v' not found/],
   [base({ mcp: { github: {} } }), 400, /unsupported field 'mcp'/],
   [base({ iam: { tokens: { t: { audience: 'a', tokenType: 'jwt' } } } }), 400, /unsupported field 'iam'/],
   [net({ egressProxy: { address: 'proxy.test:1080' } }), 400, /unsupported field 'network\.egressProxy'/],

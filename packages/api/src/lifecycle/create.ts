@@ -14,11 +14,14 @@ import {
   transition,
 } from '../store/sandboxes.js'
 import type { Team } from '../store/teams.js'
+import type { VolumeMountRef } from '../store/volumes.js'
 import type { LifecycleCore } from './core.js'
 import { endAfter } from './lease.js'
 
 export interface CreateSandboxRequest {
   templateId: string
+  /** The build a `name:tag` names; absent: the template's current build. */
+  buildId?: string
   timeoutS: number
   metadata: Record<string, string>
   envVars: Record<string, string>
@@ -29,6 +32,10 @@ export interface CreateSandboxRequest {
   allowInternetAccess: boolean | null
   /** 0: the template's default. */
   resources?: { cpuCount: number; memoryMb: number; diskSizeMb: number }
+  /** Volumes to mount, all on one node. */
+  volumeMounts: VolumeMountRef[]
+  /** The node the sandbox must go to (its volumes'), if any. */
+  nodeId?: string | undefined
 }
 
 /**
@@ -42,9 +49,14 @@ export async function createSandbox(
   team: Team,
   req: CreateSandboxRequest,
 ): Promise<Sandbox> {
-  const candidates = core.placement.candidates(0)
+  const candidates = core.placement.candidates(0, req.nodeId)
   if (!candidates.length)
-    throw new WarrenError('capacity_exhausted', 'no orchestrator node is available')
+    throw req.nodeId
+      ? new WarrenError(
+          'unavailable',
+          `node ${req.nodeId}, which holds the volumes, is unavailable`,
+        )
+      : new WarrenError('capacity_exhausted', 'no orchestrator node is available')
   const now = core.clock.now()
   const sandbox: Sandbox = {
     sandboxId: newSandboxId(),
@@ -75,6 +87,7 @@ export async function createSandbox(
     pausedAt: null,
     filesOnly: false,
     resumedFrom: null,
+    volumeMounts: req.volumeMounts,
     // This replica finishes the create; if it dies first, another one kills
     // what it may have left on the node (takeover.ts).
     owner: core.replica.id,
@@ -83,7 +96,7 @@ export async function createSandbox(
   let lastError: unknown
   for (const node of candidates) {
     try {
-      const created = await createOn(core, node, sandbox, team, req.resources)
+      const created = await createOn(core, node, sandbox, team, req)
       core.scheduler.schedule(created.sandboxId, created.endAt)
       core.catalog.update(created)
       core.metrics.created.inc()
@@ -103,7 +116,7 @@ async function createOn(
   node: NodeState,
   s: Sandbox,
   team: Team,
-  resources: CreateSandboxRequest['resources'],
+  req: CreateSandboxRequest,
 ): Promise<Sandbox> {
   const { db, placement } = core
   const owner = core.replica.id
@@ -112,11 +125,13 @@ async function createOn(
   const res = await node.client.create({
     sandboxId: s.sandboxId,
     templateId: s.templateId,
+    ...(req.buildId ? { buildId: req.buildId } : {}),
     envVars: s.envVars,
     ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
     network: networkConfigToMessage(s.network),
-    ...resources,
+    ...req.resources,
     ...(s.allowInternetAccess !== null ? { allowInternetAccess: s.allowInternetAccess } : {}),
+    volumeMounts: s.volumeMounts,
   })
   void placement.refresh(node)
   const info = res.sandbox!

@@ -81,6 +81,9 @@ export async function forkSandbox(
         lifecycle: s.lifecycle,
         network: s.network,
         allowInternetAccess: s.allowInternetAccess,
+        // The source's volumes too: they are on its node, where the snapshot is.
+        volumeMounts: s.volumeMounts,
+        nodeId: s.volumeMounts.length ? s.nodeId : undefined,
       }).then(
         (sandbox): ForkResult => ({ sandbox }),
         (err: unknown): ForkResult => ({

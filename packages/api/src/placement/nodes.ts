@@ -11,6 +11,8 @@ export interface NodeState {
   proxyUrl: string
   memoryMbFree: number
   healthy: boolean
+  /** Base URL of the node's RPC port, which also serves its volumes' files; unset if not known. */
+  url: string | undefined
 }
 
 /** Parses `id=url,id=url` (WARREN_NODES). */
@@ -47,8 +49,11 @@ export class Placement {
 
   constructor(private readonly log: Logger) {}
 
-  /** Registers a node; `nodeId` (configured) lets an unreachable node be registered too. */
-  async register(transport: Transport, nodeId?: string): Promise<NodeState> {
+  /**
+   * Registers a node; `nodeId` (configured) lets an unreachable node be
+   * registered too; `url` is where its RPC port answers over HTTP.
+   */
+  async register(transport: Transport, nodeId?: string, url?: string): Promise<NodeState> {
     const client = createWarrenClient(OrchestratorService, transport)
     const node: NodeState = {
       nodeId: nodeId ?? '',
@@ -56,6 +61,7 @@ export class Placement {
       proxyUrl: '',
       memoryMbFree: 0,
       healthy: false,
+      url,
     }
     try {
       const info = await client.nodeInfo({})
@@ -91,10 +97,14 @@ export class Placement {
     return [...this.nodes.values()]
   }
 
-  /** Healthy nodes with room for `memoryMb`, most free memory first. */
-  candidates(memoryMb: number): NodeState[] {
+  /**
+   * Healthy nodes with room for `memoryMb`, most free memory first; only
+   * `nodeId` when given (a sandbox mounting volumes goes where they are).
+   */
+  candidates(memoryMb: number, nodeId?: string): NodeState[] {
     return this.list()
       .filter((n) => n.healthy && n.memoryMbFree >= memoryMb)
+      .filter((n) => nodeId === undefined || n.nodeId === nodeId)
       .sort((a, b) => b.memoryMbFree - a.memoryMbFree)
   }
 

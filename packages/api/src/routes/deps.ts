@@ -8,6 +8,8 @@ import type { Db } from '../store/db.js'
 import type { BuildRow } from '../store/template-builds.js'
 import type { BuildRequest } from '../templates/build-runner.js'
 import type { TemplateFiles } from '../templates/files.js'
+import type { VolumeContentProxy } from '../volumes/content-proxy.js'
+import type { VolumeDeps } from '../volumes/manage.js'
 import type { ViewContext } from './views.js'
 
 export interface RouteDeps {
@@ -18,6 +20,14 @@ export interface RouteDeps {
   defaultTimeoutS: number
   clock: Clock
   templates: TemplateDeps
+  volumes: VolumeRouteDeps
+}
+
+/** What the volume routes need besides the store. */
+export interface VolumeRouteDeps extends VolumeDeps {
+  /** Size of a volume whose create names none, in MB. */
+  defaultSizeMb: number
+  content: VolumeContentProxy
 }
 
 /** What the template routes need besides the store. */

@@ -40,7 +40,7 @@ export function listedView(s: Sandbox) {
     metadata: s.metadata,
     state: publicState(s),
     envdVersion: s.envdVersion,
-    volumeMounts: [],
+    volumeMounts: s.volumeMounts.map((m) => ({ name: m.name, path: m.path })),
   }
 }
 

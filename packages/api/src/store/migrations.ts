@@ -168,7 +168,51 @@ migrations['0004_snapshots'] = {
   },
 }
 
-migrations['0005_replicas'] = replicasMigration
+// Volumes live on one node each; which sandboxes mount which volume is a
+// table of its own, so that a delete can ask "does a live sandbox mount
+// it?" in one query.
+migrations['0005_volumes'] = {
+  async up(db) {
+    await db.schema
+      .createTable('volumes')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('team_id', 'text', (c) => c.notNull().references('teams.id'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('node_id', 'text', (c) => c.notNull())
+      .addColumn('size_mb', 'integer', (c) => c.notNull())
+      .addColumn('token', 'text', (c) => c.notNull())
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('version', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .execute()
+    await db.schema
+      .createIndex('volumes_team_name')
+      .on('volumes')
+      .columns(['team_id', 'name'])
+      .unique()
+      .execute()
+    await db.schema
+      .createTable('sandbox_volume_mounts')
+      .addColumn('sandbox_id', 'text', (c) =>
+        c.notNull().references('sandboxes.id').onDelete('cascade'),
+      )
+      .addColumn('volume_id', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('sandbox_volume_mounts_pk', ['sandbox_id', 'volume_id'])
+      .execute()
+    await db.schema
+      .createIndex('sandbox_volume_mounts_volume')
+      .on('sandbox_volume_mounts')
+      .columns(['volume_id'])
+      .execute()
+    // JSON: the mounts as the sandbox's views report them ([{volumeId, name, path}]).
+    await db.schema
+      .alterTable('sandboxes')
+      .addColumn('volume_mounts', 'text', (c) => c.notNull().defaultTo('[]'))
+      .execute()
+  },
+}
+
+migrations['0006_replicas'] = replicasMigration
 
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {

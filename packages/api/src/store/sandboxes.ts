@@ -1,145 +1,24 @@
-import { type NetworkConfig, networkConfigSchema, WarrenError } from '@warren/shared'
-import { type Expression, type SqlBool, sql } from 'kysely'
+import { WarrenError } from '@warren/shared'
+import { sql } from 'kysely'
 import type { Db } from './db.js'
 import { lockTeam } from './locks.js'
-import type { KillReason, PausedKind, SandboxesTable, SandboxState } from './schema.js'
+import {
+  ACTIVE_STATES,
+  type Row,
+  type Sandbox,
+  type SandboxPatch,
+  toColumns,
+  toSandbox,
+} from './sandbox-row.js'
+import type { SandboxState } from './schema.js'
+import { claimVolumes } from './volumes.js'
 
-export interface Lifecycle {
-  onTimeout: 'kill' | 'pause'
-  autoResume: boolean
-  /** A timeout pause keeps the processes (true) or only the files. */
-  autoPauseMemory: boolean
-  keepaliveTraffic: boolean
-}
-
-/** A sandbox as the control plane knows it. */
-export interface Sandbox {
-  sandboxId: string
-  teamId: string
-  templateId: string
-  nodeId: string
-  state: SandboxState
-  version: number
-  createdAt: number
-  startedAt: number
-  endAt: number
-  timeoutS: number
-  metadata: Record<string, string>
-  envVars: Record<string, string>
-  envdVersion: string
-  envdAccessToken: string | null
-  trafficAccessToken: string | null
-  cpuCount: number
-  memoryMb: number
-  diskSizeMb: number
-  lifecycle: Lifecycle
-  network: NetworkConfig
-  allowInternetAccess: boolean | null
-  address: string | null
-  killReason: KillReason | null
-  killedAt: number | null
-  pausedKind: PausedKind | null
-  pausedAt: number | null
-  /** Paused with memory: false on request: only an explicit resume may wake it. */
-  filesOnly: boolean
-  /** How the last resume went: frozen processes continued, or a boot on the files. */
-  resumedFrom: PausedKind | null
-  /** The replica finishing a transitional state; null when the sandbox is settled. */
-  owner: string | null
-}
-
-/** States that hold a node's resources and count against the team's limit. */
-export const ACTIVE_STATES: SandboxState[] = ['creating', 'running', 'pausing', 'resuming']
-
-export type Row = Omit<SandboxesTable, 'version'> & { version: number }
-
-export function toSandbox(r: Row): Sandbox {
-  return {
-    sandboxId: r.id,
-    teamId: r.team_id,
-    templateId: r.template_id,
-    nodeId: r.node_id,
-    state: r.state,
-    version: Number(r.version),
-    createdAt: Number(r.created_at),
-    startedAt: Number(r.started_at),
-    endAt: Number(r.end_at),
-    timeoutS: r.timeout_s,
-    metadata: JSON.parse(r.metadata),
-    envVars: JSON.parse(r.env_vars),
-    envdVersion: r.envd_version,
-    envdAccessToken: r.envd_access_token,
-    trafficAccessToken: r.traffic_access_token,
-    cpuCount: r.cpu_count,
-    memoryMb: r.memory_mb,
-    diskSizeMb: r.disk_size_mb,
-    lifecycle: JSON.parse(r.lifecycle),
-    network: networkConfigSchema.parse(JSON.parse(r.network)),
-    allowInternetAccess: r.allow_internet_access === null ? null : !!r.allow_internet_access,
-    address: r.address,
-    killReason: r.kill_reason,
-    killedAt: r.killed_at === null ? null : Number(r.killed_at),
-    pausedKind: r.paused_kind,
-    pausedAt: r.paused_at === null ? null : Number(r.paused_at),
-    filesOnly: !!r.files_only,
-    resumedFrom: r.resumed_from,
-    owner: r.owner,
-  }
-}
-
-/** The columns a transition may set, in the model's terms. */
-export type SandboxPatch = Partial<
-  Pick<
-    Sandbox,
-    | 'state'
-    | 'nodeId'
-    | 'startedAt'
-    | 'endAt'
-    | 'timeoutS'
-    | 'envdVersion'
-    | 'cpuCount'
-    | 'memoryMb'
-    | 'diskSizeMb'
-    | 'address'
-    | 'killReason'
-    | 'killedAt'
-    | 'network'
-    | 'lifecycle'
-    | 'pausedKind'
-    | 'pausedAt'
-    | 'filesOnly'
-    | 'resumedFrom'
-    | 'allowInternetAccess'
-    | 'owner'
-  >
->
-
-export function toColumns(p: SandboxPatch): Partial<SandboxesTable> {
-  const c: Partial<SandboxesTable> = {}
-  if (p.state !== undefined) c.state = p.state
-  if (p.nodeId !== undefined) c.node_id = p.nodeId
-  if (p.startedAt !== undefined) c.started_at = p.startedAt
-  if (p.endAt !== undefined) c.end_at = p.endAt
-  if (p.timeoutS !== undefined) c.timeout_s = p.timeoutS
-  if (p.envdVersion !== undefined) c.envd_version = p.envdVersion
-  if (p.cpuCount !== undefined) c.cpu_count = p.cpuCount
-  if (p.memoryMb !== undefined) c.memory_mb = p.memoryMb
-  if (p.diskSizeMb !== undefined) c.disk_size_mb = p.diskSizeMb
-  if (p.address !== undefined) c.address = p.address
-  if (p.killReason !== undefined) c.kill_reason = p.killReason
-  if (p.killedAt !== undefined) c.killed_at = p.killedAt
-  if (p.network !== undefined) c.network = JSON.stringify(p.network)
-  if (p.lifecycle !== undefined) c.lifecycle = JSON.stringify(p.lifecycle)
-  if (p.pausedKind !== undefined) c.paused_kind = p.pausedKind
-  if (p.pausedAt !== undefined) c.paused_at = p.pausedAt
-  if (p.filesOnly !== undefined) c.files_only = Number(p.filesOnly)
-  if (p.resumedFrom !== undefined) c.resumed_from = p.resumedFrom
-  if (p.owner !== undefined) c.owner = p.owner
-  if (p.allowInternetAccess !== undefined) {
-    c.allow_internet_access = p.allowInternetAccess === null ? null : Number(p.allowInternetAccess)
-  }
-  return c
-}
+// Writes of sandbox records, each one atomic compare-and-set (or one
+// transaction): the create under the team's limit, transitions, lease
+// extensions and the tombstone purge. The record's model and the reads
+// live beside this module and are re-exported here.
+export * from './sandbox-reads.js'
+export * from './sandbox-row.js'
 
 export function teamLimitReached(maxConcurrent: number): WarrenError {
   return new WarrenError(
@@ -153,7 +32,8 @@ export function teamLimitReached(maxConcurrent: number): WarrenError {
  * the team is under its limit of active sandboxes. The count and the insert
  * run in one transaction that holds the team's row (PostgreSQL; SQLite
  * serializes writers), so concurrent creates on any replicas cannot both
- * take the last place.
+ * take the last place. The volumes it mounts are claimed in the same
+ * transaction (see `claimVolumes`): none of them can be deleted from under it.
  */
 export async function insertCreating(db: Db, s: Sandbox, maxConcurrent: number): Promise<void> {
   await db.transaction().execute(async (tx) => {
@@ -197,14 +77,11 @@ export async function insertCreating(db: Db, s: Sandbox, maxConcurrent: number):
         files_only: 0,
         resumed_from: null,
         owner: s.owner,
+        volume_mounts: JSON.stringify(s.volumeMounts),
       })
       .execute()
+    await claimVolumes(tx, s.teamId, s.sandboxId, s.volumeMounts)
   })
-}
-
-export async function getSandbox(db: Db, id: string): Promise<Sandbox | undefined> {
-  const row = await db.selectFrom('sandboxes').selectAll().where('id', '=', id).executeTakeFirst()
-  return row ? toSandbox(row as Row) : undefined
 }
 
 export interface TransitionGuard {
@@ -309,93 +186,6 @@ export async function adoptTransitional(db: Db, owner: string): Promise<void> {
     .set({ owner, version: sql<number>`version + 1` })
     .where('state', 'in', ['creating', 'pausing', 'resuming', 'killing'])
     .execute()
-}
-
-export interface ListQuery {
-  teamId: string
-  states: SandboxState[]
-  metadata?: Record<string, string>
-  templateId?: string
-  /** Started at or after this instant (E2B: "started at or after this timestamp"). */
-  startedAfter?: number
-  order: 'asc' | 'desc'
-  limit: number
-  cursor?: { startedAt: number; id: string }
-}
-
-/** A page of sandboxes ordered by start time (then id), and whether more follow. */
-export async function listSandboxes(
-  db: Db,
-  q: ListQuery,
-): Promise<{ items: Sandbox[]; more: boolean }> {
-  let query = db
-    .selectFrom('sandboxes')
-    .selectAll()
-    .where('team_id', '=', q.teamId)
-    .where('state', 'in', q.states)
-  if (q.templateId) query = query.where('template_id', '=', q.templateId)
-  if (q.startedAfter !== undefined) query = query.where('started_at', '>=', q.startedAfter)
-  const cursor = q.cursor
-  if (cursor) {
-    const cmp = q.order === 'desc' ? '<' : '>'
-    query = query.where(
-      (eb) =>
-        eb.or([
-          eb('started_at', cmp, cursor.startedAt),
-          eb.and([eb('started_at', '=', cursor.startedAt), eb('id', cmp, cursor.id)]),
-        ]) as Expression<SqlBool>,
-    )
-  }
-  // Metadata is a small JSON object: filtered here rather than in SQL, so the
-  // same query works on SQLite and PostgreSQL. Pages are filled by reading on.
-  const want = Object.entries(q.metadata ?? {})
-  const items: Sandbox[] = []
-  let offset = 0
-  const batch = Math.max(q.limit + 1, 100)
-  for (;;) {
-    const rows = await query
-      .orderBy('started_at', q.order)
-      .orderBy('id', q.order)
-      .limit(batch)
-      .offset(offset)
-      .execute()
-    for (const row of rows) {
-      const s = toSandbox(row as Row)
-      if (want.every(([k, v]) => s.metadata[k] === v)) items.push(s)
-      if (items.length > q.limit) return { items: items.slice(0, q.limit), more: true }
-    }
-    if (rows.length < batch) return { items, more: false }
-    offset += batch
-  }
-}
-
-/** Deadlines of running sandboxes, for the expiry scheduler's start. */
-export async function runningDeadlines(db: Db): Promise<Array<{ id: string; endAt: number }>> {
-  const rows = await db
-    .selectFrom('sandboxes')
-    .select(['id', 'end_at'])
-    .where('state', '=', 'running')
-    .execute()
-  return rows.map((r) => ({ id: r.id, endAt: Number(r.end_at) }))
-}
-
-/** The sandboxes of these ids that exist. */
-export async function sandboxesByIds(db: Db, ids: string[]): Promise<Sandbox[]> {
-  if (!ids.length) return []
-  const rows = await db.selectFrom('sandboxes').selectAll().where('id', 'in', ids).execute()
-  return rows.map((r) => toSandbox(r as Row))
-}
-
-/** Sandboxes in these states, on one node when `nodeId` is given. */
-export async function sandboxesInStates(
-  db: Db,
-  states: SandboxState[],
-  nodeId?: string,
-): Promise<Sandbox[]> {
-  let q = db.selectFrom('sandboxes').selectAll().where('state', 'in', states)
-  if (nodeId !== undefined) q = q.where('node_id', '=', nodeId)
-  const rows = await q.execute()
-  return rows.map((r) => toSandbox(r as Row))
 }
 
 /**

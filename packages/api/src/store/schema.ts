@@ -13,6 +13,8 @@ export interface Database {
   template_files: TemplateFilesTable
   replicas: ReplicasTable
   leases: LeasesTable
+  volumes: VolumesTable
+  sandbox_volume_mounts: SandboxVolumeMountsTable
 }
 
 /** A running API process; its heartbeat (store time) says it is alive. */
@@ -29,6 +31,30 @@ export interface LeasesTable {
   name: string
   holder: string
   expires_at: number
+}
+
+/** creating: its node is making it; deleting: its node is removing it. */
+export type VolumeState = 'creating' | 'ready' | 'deleting'
+
+/** A team's volume: a disk on one node. Names are unique within a team. */
+export interface VolumesTable {
+  id: string
+  team_id: string
+  name: string
+  node_id: string
+  size_mb: number
+  /** The bearer token of the volume's content API (E2B returns it on every get). */
+  token: string
+  state: VolumeState
+  /** Bumped by every change: a create that mounts the volume bumps it too (see store/volumes). */
+  version: Generated<number>
+  created_at: number
+}
+
+/** Which sandbox mounts which volume (one row each; gone with the sandbox's row). */
+export interface SandboxVolumeMountsTable {
+  sandbox_id: string
+  volume_id: string
 }
 
 /** A team's template; its files live on the nodes under the same id. */
@@ -173,6 +199,8 @@ export interface SandboxesTable {
   resumed_from: PausedKind | null
   /** The replica finishing a transitional state (creating, pausing, resuming, killing). */
   owner: string | null
+  /** JSON: [{volumeId, name, path}]. */
+  volume_mounts: string
 }
 
 export type PausedKind = 'memory' | 'files'

@@ -15,6 +15,7 @@ import { getSandbox, type Sandbox, sandboxesInStates } from '../store/sandboxes.
 import type { SandboxState } from '../store/schema.js'
 import { createApiKey, ensureDefaultTeam, type Team } from '../store/teams.js'
 import { TemplateFiles } from '../templates/files.js'
+import { VolumeContentProxy } from '../volumes/content-proxy.js'
 import { ManualClock } from './manual-clock.js'
 import { StandInNode } from './stand-in-node.js'
 
@@ -144,6 +145,14 @@ export async function startInProcessApi(opts: InProcessOptions = {}): Promise<In
     })
     await engine.start()
     cleanup.push('engine', () => engine.stop())
+    const volumeDeps = {
+      db,
+      placement,
+      clock,
+      log,
+      defaultSizeMb: 64,
+      content: new VolumeContentProxy(db, placement),
+    }
     const app = createApiApp(
       {
         db,
@@ -158,6 +167,7 @@ export async function startInProcessApi(opts: InProcessOptions = {}): Promise<In
           log,
           run: () => {},
         },
+        volumes: volumeDeps,
       },
       log,
     )

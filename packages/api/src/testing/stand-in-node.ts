@@ -30,6 +30,8 @@ export interface HeldSandbox {
   pausedKind: PausedKind
   address: string
   network: NetworkConfig
+  /** Ids of the volumes it mounts. */
+  volumes: string[]
 }
 
 /** A call held at a gate: the API is mid-operation until the test lets it go on. */
@@ -58,6 +60,8 @@ type Step = () => Promise<void>
  */
 export class StandInNode {
   readonly sandboxes = new Map<string, HeldSandbox>()
+  /** Volumes on this node: their size, by id. */
+  readonly volumes = new Map<string, number>()
   readonly calls: Array<{ method: NodeMethod; sandboxId: string }> = []
   /** Sandboxes a kill removed, in order, each when it was removed (ms since the epoch). */
   readonly removed: Array<{ sandboxId: string; at: number }> = []
@@ -122,6 +126,7 @@ export class StandInNode {
       pausedKind: PausedKind.UNSPECIFIED,
       address: this.nextAddress(),
       network: {},
+      volumes: [],
       ...s,
     })
   }
@@ -174,10 +179,14 @@ export class StandInNode {
           throw new WarrenError('not_found', `template '${req.templateId}' not found`)
         if (this.sandboxes.has(req.sandboxId))
           throw new WarrenError('already_exists', `sandbox ${req.sandboxId} exists`)
+        const volumes = req.volumeMounts.map((m) => m.volumeId)
+        for (const v of volumes)
+          if (!this.volumes.has(v)) throw new WarrenError('not_found', `volume ${v} not found`)
         this.put({
           sandboxId: req.sandboxId,
           templateId: req.templateId,
           network: networkConfigFromMessage(req.network),
+          volumes,
         })
         return { sandbox: this.view(this.find(req.sandboxId)) }
       },
@@ -267,6 +276,26 @@ export class StandInNode {
         await this.enter('getMetrics', req.sandboxId)
         this.find(req.sandboxId, 'running')
         return { cpuCount: 2, cpuUsedPct: 1.5, memUsed: 1n << 20n, memTotal: 512n << 20n }
+      },
+      createVolume: async (req) => {
+        await this.enter('createVolume', req.volumeId)
+        if (this.volumes.has(req.volumeId))
+          throw new WarrenError('already_exists', `volume ${req.volumeId} exists`)
+        this.volumes.set(req.volumeId, req.sizeMb)
+        return {}
+      },
+      deleteVolume: async (req) => {
+        await this.enter('deleteVolume', req.volumeId)
+        if (!this.volumes.has(req.volumeId))
+          throw new WarrenError('not_found', `volume ${req.volumeId} not found`)
+        const user = [...this.sandboxes.values()].find((s) => s.volumes.includes(req.volumeId))
+        if (user)
+          throw new WarrenError(
+            'conflict',
+            `volume ${req.volumeId} is mounted by ${user.sandboxId}`,
+          )
+        this.volumes.delete(req.volumeId)
+        return {}
       },
       getLogs: async (req) => {
         await this.enter('getLogs', req.sandboxId)

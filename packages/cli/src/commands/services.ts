@@ -32,7 +32,10 @@ export function registerServices(program: Command): void {
       const log = createLogger('proxy')
       const cfg = loadProxyConfig()
       const proxy = createEdgeProxy(cfg, networkTransport(cfg.apiInternalUrl), log)
-      log.info({ url: await proxy.listen(), api: cfg.apiInternalUrl }, 'proxy listening')
+      const url = await proxy.listen()
+      log.info({ url, api: cfg.apiInternalUrl, ...proxy.tls }, 'proxy listening')
+      if (proxy.tls.caCertPath)
+        process.stdout.write(`NODE_EXTRA_CA_CERTS=${proxy.tls.caCertPath}\n`)
       const stop = async () => {
         await proxy.close()
         process.exit(0)

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { type LogEntry, Template } from 'e2b'
 import { type Connection, sdkOptions } from '../lib/connection.js'
-import { type DockerfilePlan, planDockerfile } from '../lib/dockerfile.js'
+import { type DockerfilePlan, planDockerfile, portReadyCmd } from '../lib/dockerfile.js'
 
 export interface DockerfileBuildOptions {
   file?: string
@@ -35,8 +35,10 @@ async function builderFor(plan: DockerfilePlan, context: string, conn: Connectio
     else if (s.type === 'WORKDIR') t = t.setWorkdir(s.path)
     else t = t.setUser(s.user)
   }
-  // Docker has no readiness of its own: the start command counts as ready once started.
-  const template = plan.startCmd ? t.setStartCmd(plan.startCmd, 'true') : t
+  // Docker has no readiness of its own: the first EXPOSEd port listening,
+  // else the start command counts as ready once started.
+  const ready = plan.readyPort !== undefined ? portReadyCmd(plan.readyPort) : 'true'
+  const template = plan.startCmd ? t.setStartCmd(plan.startCmd, ready) : t
   return { template, base: fromTemplate ? `template ${plan.from}` : `image ${plan.from}` }
 }
 
@@ -67,6 +69,10 @@ export async function buildDockerfile(
   err.write(`building ${name} from ${base}: ${plan.steps.length} steps\n`)
   for (const i of plan.ignored)
     err.write(`  note: ${i} has no meaning for a template and is ignored\n`)
+  if (plan.startCmd) {
+    const ready = plan.readyPort !== undefined ? `port ${plan.readyPort} listens` : 'it has started'
+    err.write(`  start: ${plan.startCmd} (ready once ${ready})\n`)
+  }
   const started = Date.now()
   const info = await Template.build(template, name, {
     ...sdkOptions(conn),

@@ -27,7 +27,7 @@ export function registerUp(program: Command): void {
   program
     .command('up')
     .description('start Warren on this machine (API :3000, proxy :3002, orchestrator :5008)')
-    .option('--host <host>', 'listen address of the API and the proxy')
+    .option('--host <host>', 'listen address of the API and the proxy (default: 127.0.0.1 and ::1)')
     .action(async (opts: { host?: string }) => {
       const log = createLogger('warren')
       await ensureTemplate('base', { quietIfCurrent: true })
@@ -48,10 +48,7 @@ export async function startAllInOne(
 ) {
   const ocfg = loadOrchestratorConfig()
   const pcfg = loadProxyConfig(overrides)
-  const acfg = loadApiConfig({
-    ...overrides,
-    domain: process.env.WARREN_DOMAIN ?? `localhost:${pcfg.port}`,
-  })
+  const acfg = loadApiConfig({ ...overrides, domain: pcfg.domain })
 
   const node = createNode(ocfg, { log: log.child({ component: 'orchestrator' }) })
   await node.start()
@@ -62,8 +59,9 @@ export async function startAllInOne(
     proxyUrl: nodeProxy.url,
   })
 
+  // In process for the RPC; the volume content API streams over the node's own port.
   const api = await createApiService(acfg, log.child({ component: 'api' }), [
-    inProcessTransport(node, nodeProxy.url),
+    { transport: inProcessTransport(node, nodeProxy.url), url: rpc.url },
   ])
   const { url: apiUrl } = await api.listen()
   if (api.createdKey) saveFirstKey(acfg.dataDir, api.createdKey)
@@ -78,18 +76,34 @@ export async function startAllInOne(
     new Map([[nodeProxy.url, localNode]]),
   )
   const proxyUrl = await proxy.listen()
+  const { caCertPath, caBundlePath } = proxy.tls
 
   const banner = [
     '',
     'Warren is up.',
     `  API            ${apiUrl}   (OpenAPI: ${apiUrl}/openapi.json)`,
-    `  Sandbox proxy  ${proxyUrl}`,
+    `  Sandbox proxy  ${proxyUrl}   (and https on the same port: https://{port}-{id}.${pcfg.domain})`,
     `  Orchestrator   ${rpc.url}   (node proxy ${nodeProxy.url})`,
     '',
     key ? '  For the e2b SDK:' : '  No stored key: create one with `warren keys create`, then:',
     `    export E2B_API_URL=${apiUrl}`,
     `    export E2B_SANDBOX_URL=${proxyUrl}`,
     `    export E2B_API_KEY=${key ?? '<your key>'}`,
+    // The SDK's volume file calls go to https://api.<domain> unless told otherwise.
+    `    export E2B_VOLUME_API_URL=${apiUrl}`,
+    ...(caCertPath
+      ? [
+          "  To trust the proxy's https certificates (sbx.getHost(port) over https):",
+          `    export NODE_EXTRA_CA_CERTS=${caCertPath}`,
+          // The system's roots plus the CA: these replace the default roots.
+          ...(caBundlePath
+            ? [
+                `    export SSL_CERT_FILE=${caBundlePath}    # Python (ssl, urllib, httpx)`,
+                `    export CURL_CA_BUNDLE=${caBundlePath}   # curl, requests`,
+              ]
+            : []),
+        ]
+      : []),
     '',
   ].join('\n')
 

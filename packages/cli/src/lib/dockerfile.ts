@@ -1,4 +1,4 @@
-import { DockerfileParser, JSONInstruction, type ModifiableInstruction } from 'dockerfile-ast'
+import { DockerfileParser, type ModifiableInstruction } from 'dockerfile-ast'
 
 /** One step of a Dockerfile as Warren's build protocol knows it. */
 export type PlanStep =
@@ -12,11 +12,13 @@ export interface DockerfilePlan {
   from: string
   steps: PlanStep[]
   startCmd?: string
-  /** Instructions that have no meaning for a template (EXPOSE, LABEL…): said, not hidden. */
+  /** The first TCP port EXPOSE names: the start command is ready once it listens. */
+  readyPort?: number
+  /** Instructions that have no meaning for a template (LABEL, VOLUME…): said, not hidden. */
   ignored: string[]
 }
 
-const IGNORED = new Set(['EXPOSE', 'LABEL', 'VOLUME', 'STOPSIGNAL', 'HEALTHCHECK', 'MAINTAINER'])
+const IGNORED = new Set(['LABEL', 'VOLUME', 'STOPSIGNAL', 'HEALTHCHECK', 'MAINTAINER'])
 
 /** `$NAME`, `${NAME}`, `${NAME:-default}` and `${NAME:+alt}` from `vars`. */
 export function substitute(text: string, vars: Record<string, string>): string {
@@ -37,11 +39,23 @@ function shq(s: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`
 }
 
-/** The instruction's words: JSON (exec) form as given, shell form as one string. */
-function words(ins: ModifiableInstruction | JSONInstruction): { json?: string[]; text: string } {
-  if (ins instanceof JSONInstruction && ins.getJSONStrings().length)
-    return { json: ins.getJSONStrings().map((s) => s.getValue()), text: '' }
-  return { text: (ins.getArgumentsContent() ?? '').trim() }
+/**
+ * The instruction's words: the exec form (a JSON array of strings, read as
+ * JSON: dockerfile-ast's own reading drops spaces and keeps quotes) as
+ * given, anything else as one shell string.
+ */
+function words(ins: ModifiableInstruction): { json?: string[]; text: string } {
+  const text = (ins.getArgumentsContent() ?? '').replace(/\\\r?\n/g, '').trim()
+  if (text.startsWith('[')) {
+    try {
+      const v: unknown = JSON.parse(text)
+      if (Array.isArray(v) && v.length && v.every((w) => typeof w === 'string'))
+        return { json: v, text: '' }
+    } catch {
+      // Not JSON: Docker runs it in a shell, as written.
+    }
+  }
+  return { text }
 }
 
 /**
@@ -68,6 +82,7 @@ export function planDockerfile(
   const ignored: string[] = []
   let from = ''
   let userSet = false
+  let readyPort: number | undefined
   let entrypoint: string[] | string | undefined
   let cmd: string[] | string | undefined
   for (const ins of instructions) {
@@ -149,6 +164,14 @@ export function planDockerfile(
         userSet = true
         steps.push({ type: 'USER', user: substitute(raw, vars()) || fail('needs a user') })
         break
+      case 'EXPOSE':
+        for (const spec of ins.getArguments().map((a) => substitute(a.getValue(), vars()))) {
+          const m = /^(\d{1,5})(?:-\d{1,5})?(?:\/(tcp|udp|sctp))?$/i.exec(spec)
+          const port = Number(m?.[1])
+          if (!m || port < 1 || port > 65535) fail(`'${spec}' is not a port`)
+          if (readyPort === undefined && (m?.[2] ?? 'tcp').toLowerCase() === 'tcp') readyPort = port
+        }
+        break
       case 'CMD':
         cmd = json ?? raw
         break
@@ -160,7 +183,25 @@ export function planDockerfile(
         else fail('is not supported')
     }
   }
-  return { from, steps, ignored, ...startOf(entrypoint, cmd) }
+  const start = startOf(entrypoint, cmd)
+  return {
+    from,
+    steps,
+    ignored,
+    ...start,
+    ...(start.startCmd && readyPort !== undefined ? { readyPort } : {}),
+  }
+}
+
+/**
+ * A ready check for "something listens on TCP `port`" that needs nothing
+ * of the image but grep: the LISTEN (0A) sockets in /proc/net/tcp{,6},
+ * whose local port is in hex. (E2B's waitForPort needs `ss`, which images
+ * like python or node do not have.)
+ */
+export function portReadyCmd(port: number): string {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0')
+  return `grep -qs ':${hex} [0-9A-F]*:[0-9A-F]* 0A ' /proc/net/tcp /proc/net/tcp6`
 }
 
 /** Docker's ENTRYPOINT + CMD as one shell command line. */

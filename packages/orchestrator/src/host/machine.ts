@@ -23,6 +23,7 @@ import { deleteTemplate } from '../templates/gc.js'
 import { TemplateRegistry } from '../templates/registry.js'
 import { runBuild } from '../templates/run-build.js'
 import { withTemplateCommands } from '../templates/sandbox-start.js'
+import { createVolumeDisk, deleteVolumeDisk, unmountVolumes } from '../volumes/storage.js'
 import type { NodeHost } from './node-host.js'
 import { startHost } from './start.js'
 
@@ -73,16 +74,22 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
       const started = await startHost(ctx, network)
       release = started.release
       slots.fill()
-      return { adopted: started.adopted, removed: started.removed }
+      return { adopted: started.adopted, removed: started.removed, volumes: started.volumes }
     },
     async stop({ idle }) {
       await slots.stop()
       await release?.()
       release = undefined
-      if (idle) await releaseEnvdStore(cfg)
+      if (idle) {
+        await releaseEnvdStore(cfg)
+        // Sandboxes hold volumes through their own bind mounts; with none
+        // left the host's mounts go too (the next start mounts them again).
+        await unmountVolumes(cfg)
+      }
     },
 
-    template: (templateId) => ctx.templates.get(templateId),
+    template: (templateId, buildId) =>
+      buildId ? ctx.templates.build(templateId, buildId) : ctx.templates.get(templateId),
     templates: () => ctx.templates.list(),
     buildTemplate: (spec, log, signal) => runBuild(ctx, spec, log, signal),
     deleteTemplate: (templateId, inUse) => deleteTemplate(templatesDir, templateId, inUse),
@@ -136,5 +143,7 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
       ),
     logs: (sandboxId, startMs, limit) =>
       readLogLines(sandboxPaths(cfg.dataDir, sandboxId).log, startMs, limit),
+    createVolume: (record) => createVolumeDisk(cfg, record, log),
+    deleteVolume: (volumeId) => deleteVolumeDisk(cfg, volumeId),
   }
 }

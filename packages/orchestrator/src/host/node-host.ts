@@ -6,6 +6,8 @@ import type { MetricsSample } from '../sandboxes/metrics.js'
 import type { SandboxRecord } from '../sandboxes/record.js'
 import type { TemplateMetadata } from '../templates/metadata.js'
 import type { BuildLog, TemplateBuildSpec } from '../templates/run-build.js'
+import type { VolumeRecord } from '../volumes/record.js'
+import type { VolumeMount } from '../volumes/registry.js'
 
 /** What a node asks of the machine for one new sandbox. */
 export interface CreateSpec {
@@ -19,6 +21,8 @@ export interface CreateSpec {
   policy: NetworkPolicy
   network: NetworkConfig
   allowInternetAccess: boolean | null
+  /** Volumes of this node bind-mounted into the sandbox (claimed by the node). */
+  volumeMounts: VolumeMount[]
 }
 
 export interface ResumeInput {
@@ -52,15 +56,24 @@ export interface NodeHost {
   envdVersion(): string | undefined
   addressesFree(): number
 
-  /** Prepares the host and adopts the sandboxes that survived; releases what it took on failure. */
-  start(): Promise<{ adopted: Placed[]; removed: string[] }>
+  /**
+   * Prepares the host, mounts the node's volumes and adopts the sandboxes
+   * that survived; releases what it took on failure.
+   */
+  start(): Promise<{
+    adopted: Placed[]
+    removed: string[]
+    volumes: { ready: VolumeRecord[]; broken: VolumeRecord[] }
+  }>
   /**
    * Stops the node's listeners and background work; sandboxes keep running.
-   * `idle`: the node has no sandboxes, so what they share on the host goes too.
+   * `idle`: the node has no sandboxes, so what they share on the host goes
+   * too (envd's store, the volumes' mounts).
    */
   stop(opts: { idle: boolean }): Promise<void>
 
-  template(templateId: string): TemplateMetadata
+  /** The template's current build, or the build named. */
+  template(templateId: string, buildId?: string): TemplateMetadata
   templates(): TemplateMetadata[]
   /** Builds a template in build sandboxes; throws a BuildFailure naming the step that failed. */
   buildTemplate(
@@ -106,4 +119,8 @@ export interface NodeHost {
   memoryInUse(sandboxId: string): number
   sampleMetrics(record: SandboxRecord): MetricsSample
   logs(sandboxId: string, startMs: number, limit: number): Promise<LogLine[]>
+  /** Makes a volume's disk and mounts it on the host. */
+  createVolume(record: VolumeRecord): Promise<void>
+  /** Unmounts a volume and removes its files. */
+  deleteVolume(volumeId: string): Promise<void>
 }

@@ -10,20 +10,27 @@ import type { NodeNetwork } from '../network/services.js'
 import { ensureLxcfs } from '../runtime/lxcfs.js'
 import { reconcile } from '../sandboxes/reconcile.js'
 import { protectTemplates } from '../templates/store.js'
+import type { VolumeRecord } from '../volumes/record.js'
+import { loadVolumes } from '../volumes/storage.js'
 import type { Placed } from './node-host.js'
 
 /**
  * Prepares the host for this node and adopts what survived its last run:
  * directories, the one-node-per-data-directory lock, envd's bundle, routing
- * and the node's host table, Warren's DNS and egress proxy, then
- * reconciliation. A failure releases what was taken (the lock, the
+ * and the node's host table, Warren's DNS and egress proxy, the volumes'
+ * mounts (before any sandbox boots on them), then reconciliation. A failure releases what was taken (the lock, the
  * listeners) before it propagates; the host table stays, as sandboxes that
  * outlived the node still route through it.
  */
 export async function startHost(
   ctx: NodeContext,
   network: NodeNetwork,
-): Promise<{ adopted: Placed[]; removed: string[]; release: () => Promise<void> }> {
+): Promise<{
+  adopted: Placed[]
+  removed: string[]
+  volumes: { ready: VolumeRecord[]; broken: VolumeRecord[] }
+  release: () => Promise<void>
+}> {
   const { cfg, log } = ctx
   const taken = new CleanupStack()
   try {
@@ -51,6 +58,7 @@ export async function startHost(
     taken.push('dns and egress proxy', () => network.stop())
     await network.start(await hostIpv4Addresses())
 
+    const volumes = await loadVolumes(cfg, log)
     const { adopted, removed } = await reconcile(ctx)
     if (ctx.envd) {
       const inUse = adopted.map((a) => envdDirOf(cfg.dataDir, a.record.sandboxId))
@@ -60,7 +68,7 @@ export async function startHost(
     const release = async () => {
       for (const err of await taken.run()) log.error({ err }, 'node stop step failed')
     }
-    return { adopted, removed, release }
+    return { adopted, removed, volumes, release }
   } catch (err) {
     for (const e of await taken.run()) log.error({ err: e }, 'start rollback step failed')
     throw err

@@ -1,15 +1,21 @@
 import {
+  checkVolumeMounts,
+  isVolumeId,
   type NetworkConfig,
+  parseBuildId,
   parseNetworkConfig,
   parseSandboxId,
   parseTemplateId,
   WarrenError,
 } from '@warren/shared'
 import type { CreateSpec, NodeHost } from '../host/node-host.js'
+import type { VolumeMount } from '../volumes/registry.js'
 
 export interface CreateInput {
   sandboxId: string
   templateId: string
+  /** A build of the template (a tag's); default: its current build. */
+  buildId?: string
   cpuCount?: number
   memoryMb?: number
   diskSizeMb?: number
@@ -17,6 +23,7 @@ export interface CreateInput {
   envdAccessToken?: string
   network?: NetworkConfig
   allowInternetAccess?: boolean | null
+  volumeMounts?: VolumeMount[]
 }
 
 const MIN_MEMORY_MB = 64
@@ -27,7 +34,10 @@ const MIN_MEMORY_MB = 64
  */
 export function createSpec(host: NodeHost, input: CreateInput): CreateSpec {
   parseSandboxId(input.sandboxId)
-  const template = host.template(parseTemplateId(input.templateId))
+  const template = host.template(
+    parseTemplateId(input.templateId),
+    input.buildId === undefined ? undefined : parseBuildId(input.buildId),
+  )
   const network = input.network ?? {}
   const allowInternetAccess = input.allowInternetAccess ?? null
   const policy = parseNetworkConfig(network, allowInternetAccess)
@@ -42,6 +52,13 @@ export function createSpec(host: NodeHost, input: CreateInput): CreateSpec {
   if (memoryMb < MIN_MEMORY_MB) {
     throw new WarrenError('invalid_argument', `memoryMB must be at least ${MIN_MEMORY_MB}`)
   }
+  const volumeMounts = checkVolumeMounts(input.volumeMounts ?? [])
+  for (const m of volumeMounts) {
+    if (!isVolumeId(m.volumeId))
+      throw new WarrenError('invalid_argument', `invalid volume id '${m.volumeId.slice(0, 64)}'`)
+  }
+  if (new Set(volumeMounts.map((m) => m.volumeId)).size !== volumeMounts.length)
+    throw new WarrenError('invalid_argument', 'volumeMounts: a volume is mounted twice')
   return {
     sandboxId: input.sandboxId,
     template,
@@ -53,5 +70,6 @@ export function createSpec(host: NodeHost, input: CreateInput): CreateSpec {
     policy,
     network,
     allowInternetAccess,
+    volumeMounts,
   }
 }

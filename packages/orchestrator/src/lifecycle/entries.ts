@@ -32,6 +32,8 @@ export interface NodeState {
   /** The entry of a settled sandbox, if the node has it. */
   find(sandboxId: string): Settled | undefined
   set(sandboxId: string, entry: Settled): void
+  /** The sandbox is gone from the node. */
+  forget(sandboxId: string): void
   /** Takes memory from the node's capacity; capacity_exhausted when it does not fit. */
   reserveMemory(memoryMb: number): void
   releaseMemory(memoryMb: number): void
@@ -59,7 +61,11 @@ export function policyInForce(host: NodeHost, r: SandboxRecord): NetworkPolicy {
 
 /**
  * Drops a frozen or running sandbox to a files-only snapshot (under its
- * lock): its memory and network go back to the node.
+ * lock): its memory and network go back to the node. The record says
+ * "paused, files" before anything is dropped: a crash in the middle then
+ * leaves a snapshot the next start finishes dropping, never a running
+ * sandbox without its processes (which the start would remove as debris,
+ * files and all). A drop that fails puts the record back.
  */
 export async function toFiles(
   node: NodeState,
@@ -67,9 +73,6 @@ export async function toFiles(
   pausedAt: string,
 ): Promise<SandboxRecord> {
   const sandboxId = entry.record.sandboxId
-  await node.host.dropToFiles(sandboxId, entry.slot)
-  // From here the processes are gone: the node's view follows before the record is written.
-  if (holdsMemory(entry.record)) node.releaseMemory(entry.record.memoryMb)
   const files: SandboxRecord = {
     ...entry.record,
     state: 'paused',
@@ -79,8 +82,15 @@ export async function toFiles(
     sandboxIp: null,
     hostIp: null,
   }
+  node.host.saveRecord(files)
+  try {
+    await node.host.dropToFiles(sandboxId, entry.slot)
+  } catch (err) {
+    node.host.saveRecord(entry.record)
+    throw err
+  }
+  if (holdsMemory(entry.record)) node.releaseMemory(entry.record.memoryMb)
   node.host.policies.set(sandboxId, undefined, policyInForce(node.host, files))
   node.set(sandboxId, { state: 'paused', record: files, slot: undefined })
-  node.host.saveRecord(files)
   return files
 }

@@ -68,7 +68,7 @@ export function createNodeResolver(node: SandboxNode): NodeResolver {
         removeHeaders: INTERNAL_HEADER_NAMES,
         setHeaders: {
           'x-forwarded-for': h.forwardedFor,
-          'x-forwarded-proto': 'http',
+          'x-forwarded-proto': h.forwardedProto,
           'x-forwarded-host': h.forwardedHost,
           ...mask,
         },
@@ -112,6 +112,8 @@ export function createNodeProxy(node: SandboxNode): Server {
       clientIp: fromEdge ? (firstHeader(req, INTERNAL_HEADERS.clientIp) ?? '') : peer,
       forwardedFor: fromEdge ? (firstHeader(req, 'x-forwarded-for') ?? peer) : peer,
       forwardedHost: firstHeader(req, 'x-forwarded-host') ?? req.headers.host ?? '',
+      forwardedProto:
+        fromEdge && firstHeader(req, 'x-forwarded-proto') === 'https' ? 'https' : 'http',
     })
   })
   const server = createServer((req, res) => void forwarder.onRequest(req, res))

@@ -17,6 +17,7 @@ export function orchestratorService(
       const record = await node.create({
         sandboxId: req.sandboxId,
         templateId: req.templateId,
+        ...(req.buildId !== undefined ? { buildId: req.buildId } : {}),
         cpuCount: req.cpuCount,
         memoryMb: req.memoryMb,
         diskSizeMb: req.diskSizeMb,
@@ -24,6 +25,11 @@ export function orchestratorService(
         ...(req.envdAccessToken !== undefined ? { envdAccessToken: req.envdAccessToken } : {}),
         network: networkConfigFromMessage(req.network),
         allowInternetAccess: req.allowInternetAccess ?? null,
+        volumeMounts: req.volumeMounts.map((m) => ({
+          volumeId: m.volumeId,
+          name: m.name,
+          path: m.path,
+        })),
       })
       return { sandbox: toSandboxMessage(record, nodeId) }
     },
@@ -111,6 +117,18 @@ export function orchestratorService(
     },
     async deleteTemplate(req) {
       return { layersRemoved: node.deleteTemplate(req.templateId) }
+    },
+    async createVolume(req) {
+      await node.volumes.create({
+        volumeId: req.volumeId,
+        sizeMb: req.sizeMb,
+        tokenSha256: req.tokenSha256,
+      })
+      return {}
+    },
+    async deleteVolume(req) {
+      await node.volumes.delete(req.volumeId)
+      return {}
     },
     async listTemplates() {
       return {

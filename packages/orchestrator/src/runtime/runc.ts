@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process'
 import { closeSync, openSync, readFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { WarrenError } from '@warren/shared'
 import { CommandError, run } from '../exec.js'
 
 export type ContainerStatus = 'creating' | 'created' | 'running' | 'paused' | 'stopped'
@@ -10,6 +12,9 @@ export interface ContainerState {
   status: ContainerStatus
   bundle: string
 }
+
+/** Waits between freeze attempts (ms). */
+const FREEZE_RETRIES = [50, 200, 800]
 
 /** runc with this node's own state directory, so nodes never see each other's containers. */
 export class Runc {
@@ -65,8 +70,30 @@ export class Runc {
     }
   }
 
+  /**
+   * Freezes every process of the container. The cgroup freezer can fail to
+   * settle while processes sit in uninterruptible sleep (a loaded host):
+   * runc then gives up ('unable to freeze') and leaves them running, so it is
+   * tried again a few times, then reported as the passing condition it is.
+   */
   async pause(id: string): Promise<void> {
-    await run('runc', this.args('pause', id))
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await run('runc', this.args('pause', id))
+        return
+      } catch (err) {
+        const transient = err instanceof CommandError && /unable to freeze/.test(err.stderr)
+        if (!transient) throw err
+        if (attempt >= FREEZE_RETRIES.length) {
+          throw new WarrenError(
+            'unavailable',
+            'the sandbox could not be frozen just now (its processes were busy in the kernel); retry',
+            { cause: err },
+          )
+        }
+        await sleep(FREEZE_RETRIES[attempt]!)
+      }
+    }
   }
 
   async resume(id: string): Promise<void> {

@@ -42,6 +42,8 @@ export interface SandboxSpecInput {
   maxOpenFiles: number
   /** Read-only host paths mounted into the sandbox (the Node binary, envd). */
   readonlyMounts: Array<{ source: string; destination: string }>
+  /** Volumes, mounted read-write (no set-uid programs, no device files). */
+  volumeMounts: Array<{ source: string; destination: string }>
   /** LXCFS's mount root: its files replace the host's figures in /proc and /sys. */
   lxcfs: string | undefined
 }
@@ -137,6 +139,12 @@ export function sandboxSpec(input: SandboxSpecInput): object {
         type: 'bind',
         source: m.source,
         options: ['rbind', 'ro', 'nosuid', 'nodev'],
+      })),
+      ...input.volumeMounts.map((m) => ({
+        destination: m.destination,
+        type: 'bind',
+        source: m.source,
+        options: ['bind', 'rprivate', 'rw', 'nosuid', 'nodev'],
       })),
     ],
     linux: {

@@ -1,12 +1,4 @@
-import {
-  chownSync,
-  existsSync,
-  mkdirSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs'
+import { chownSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import {
   type CleanupStack,
@@ -22,6 +14,9 @@ import { mountOverlay, mountsUnder, unmount } from '../runtime/overlay.js'
 import { hostMaxOpenFiles, sandboxSpec } from '../runtime/spec.js'
 import type { TemplateMetadata } from '../templates/metadata.js'
 import { layerDirs } from '../templates/store.js'
+import { volumeBinds } from '../volumes/binds.js'
+import type { VolumeMount } from '../volumes/registry.js'
+import { linkLowers, lowerEtc } from './lowers.js'
 import { initEnvd, waitForPort } from './readiness.js'
 import { sandboxPaths } from './record.js'
 
@@ -33,6 +28,7 @@ export interface BootSpec {
   envVars: Record<string, string>
   envdAccessToken: string | undefined
   policy: NetworkPolicy
+  volumeMounts: VolumeMount[]
 }
 
 const READY_TIMEOUT_MS = 30_000
@@ -61,8 +57,13 @@ export async function bootSandbox(
     await mountDisk(paths.image, paths.disk)
     cleanup.push('disk', () => unmount(paths.disk))
   }
-  const lowerEtc = layers.map((l) => join(ctx.templatesDir, l, 'etc')).find((d) => existsSync(d))
-  writeIdentity(paths.upper, lowerEtc, spec.template.uidBase, spec.sandboxId, slot)
+  writeIdentity(
+    paths.upper,
+    lowerEtc(ctx.templatesDir, layers),
+    spec.template.uidBase,
+    spec.sandboxId,
+    slot,
+  )
   // overlayfs needs an empty work directory on every mount.
   rmSync(paths.work, { recursive: true, force: true })
   mkdirSync(paths.work)
@@ -70,16 +71,17 @@ export async function bootSandbox(
   if (!existsSync(paths.templates)) symlinkSync(ctx.templatesDir, paths.templates)
   await mountOverlay({
     cwd: paths.dir,
-    lowers: layers.map((l) => join('templates', l)),
+    lowers: linkLowers(paths.dir, paths.templates, layers),
     upper: relative(paths.dir, paths.upper),
     work: relative(paths.dir, paths.work),
     target: paths.rootfs,
   })
   cleanup.push('root filesystem', () => unmount(paths.rootfs))
+  const volumes = volumeBinds(cfg.dataDir, paths.rootfs, spec.volumeMounts)
 
   writeFileSync(
     join(paths.bundle, 'config.json'),
-    JSON.stringify(bundleSpec(ctx, spec, paths.rootfs, slot)),
+    JSON.stringify(bundleSpec(ctx, spec, paths.rootfs, slot, volumes)),
     { mode: 0o600 },
   )
   await ctx.runc.runDetached(id, paths.bundle, paths.log)
@@ -127,14 +129,14 @@ export function createUpper(upper: string, uidBase: number): void {
  */
 function writeIdentity(
   upper: string,
-  lowerEtc: string | undefined,
+  lower: { mode: number; uid: number; gid: number } | undefined,
   uidBase: number,
   sandboxId: string,
   slot: NetworkSlot,
 ): void {
   const etc = join(upper, 'etc')
   if (!existsSync(etc)) {
-    const st = lowerEtc ? statSync(lowerEtc) : { mode: 0o755, uid: uidBase, gid: uidBase }
+    const st = lower ?? { mode: 0o755, uid: uidBase, gid: uidBase }
     mkdirSync(etc, { mode: st.mode & 0o7777 })
     chownSync(etc, st.uid, st.gid)
   }
@@ -150,7 +152,13 @@ function writeIdentity(
   }
 }
 
-function bundleSpec(ctx: NodeContext, spec: BootSpec, rootfs: string, slot: NetworkSlot): object {
+function bundleSpec(
+  ctx: NodeContext,
+  spec: BootSpec,
+  rootfs: string,
+  slot: NetworkSlot,
+  volumes: Array<{ source: string; destination: string }>,
+): object {
   const { cfg } = ctx
   // tini is process 1: it reaps orphans, which Node (envd) cannot do.
   const args = [
@@ -177,6 +185,7 @@ function bundleSpec(ctx: NodeContext, spec: BootSpec, rootfs: string, slot: Netw
     noNewPrivileges: spec.template.noNewPrivileges,
     maxOpenFiles: hostMaxOpenFiles(),
     readonlyMounts: mounts,
+    volumeMounts: volumes,
     lxcfs: ctx.lxcfs,
   })
 }

@@ -25,6 +25,10 @@ export const sandboxRecordSchema = z.object({
   /** The network config as accepted; its rules are parsed again on adoption. */
   network: networkConfigSchema.default({}),
   allowInternetAccess: z.boolean().nullable().default(null),
+  /** Volumes bind-mounted into the sandbox, again on every cold boot. */
+  volumeMounts: z
+    .array(z.object({ volumeId: z.string(), name: z.string(), path: z.string() }))
+    .default([]),
 })
 
 export type SandboxRecord = z.infer<typeof sandboxRecordSchema>

@@ -51,6 +51,7 @@ export async function bootFromFiles(
         envVars: input.envVars ?? {},
         envdAccessToken: input.envdAccessToken,
         policy,
+        volumeMounts: paused.volumeMounts,
       },
       slot,
       cleanup,

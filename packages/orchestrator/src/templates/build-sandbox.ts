@@ -48,6 +48,7 @@ export class BuildSandbox {
       policy,
       network: {},
       allowInternetAccess: null,
+      volumeMounts: [],
     })
     // Warren's DNS and egress proxy answer only sandboxes they know by address.
     ctx.policies.set(sandboxId, slot.sandboxIp, policy)

@@ -80,32 +80,66 @@ export async function runCommand(
   throw new WarrenError('internal', 'the command stream ended without an exit')
 }
 
+/** A command started to run on, followed for a while (its output tail, its exit). */
+export interface StartedCommand {
+  /** Set once the process ended while it was followed. */
+  readonly exit: { code: number; output: string } | undefined
+  /** Stops following it; the process runs on (envd's processes outlive their stream). */
+  detach(): void
+}
+
+const OUTPUT_TAIL = 2000
+
 /**
- * Starts a command that keeps running after this call (envd's processes
- * outlive their stream): returns once envd reports it started.
+ * Starts a command that keeps running after this call: returns once envd
+ * reports it started, and keeps reading its events until `detach()`, so a
+ * caller waiting for it to be ready can tell that it died instead.
  */
-export async function startCommand(target: EnvdTarget, spec: CommandSpec): Promise<void> {
+export async function startCommand(target: EnvdTarget, spec: CommandSpec): Promise<StartedCommand> {
   const abort = new AbortController()
-  const events = processClient(target).start(
-    {
-      process: {
-        cmd: '/bin/sh',
-        args: ['-c', spec.cmd],
-        envs: spec.envs ?? {},
-        ...(spec.cwd ? { cwd: spec.cwd } : {}),
+  const events = processClient(target)
+    .start(
+      {
+        process: {
+          cmd: '/bin/sh',
+          args: ['-c', spec.cmd],
+          envs: spec.envs ?? {},
+          ...(spec.cwd ? { cwd: spec.cwd } : {}),
+        },
+        stdin: false,
       },
-      stdin: false,
-    },
-    { headers: headers(target, spec.user), signal: abort.signal },
-  )
+      { headers: headers(target, spec.user), signal: abort.signal },
+    )
+    [Symbol.asyncIterator]()
   try {
-    for await (const res of events) {
-      if (res.event?.event.case === 'start') return
+    for (;;) {
+      const next = await events.next()
+      if (next.done) throw new WarrenError('internal', 'the start command ended before it started')
+      if (next.value.event?.event.case === 'start') break
     }
-    throw new WarrenError('internal', 'the start command ended before it started')
-  } finally {
+  } catch (err) {
     abort.abort()
+    throw err
   }
+  let output = ''
+  const started: { exit: StartedCommand['exit']; detach(): void } = {
+    exit: undefined,
+    detach: () => abort.abort(),
+  }
+  void (async () => {
+    for (let next = await events.next(); !next.done; next = await events.next()) {
+      const ev = next.value.event?.event
+      if (ev?.case === 'data' && ev.value.output.case !== undefined && ev.value.output.value) {
+        output = (output + Buffer.from(ev.value.output.value).toString('utf8')).slice(-OUTPUT_TAIL)
+      } else if (ev?.case === 'end') {
+        started.exit = { code: ev.value.exited ? ev.value.exitCode : -1, output: output.trim() }
+        return
+      }
+    }
+  })().catch(() => {
+    // Detached (aborted), or envd went away: nothing more to learn.
+  })
+  return started
 }
 
 /** Writes a host file into the sandbox at `path` as root (envd's raw /files upload). */

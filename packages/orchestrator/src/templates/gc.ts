@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { WarrenError } from '@warren/shared'
 import { pruneCache } from './build-cache.js'
-import { LAYERS, layerRel, removeLayer } from './layer-store.js'
+import { IMAGE_STORE, LAYERS, layerRel, removeLayer } from './layer-store.js'
 import { templateMetadataSchema } from './metadata.js'
 import { RECIPES } from './recipe.js'
 import { templateDir } from './store.js'
@@ -29,12 +29,25 @@ export function pinLayers() {
   }
 }
 
+/** Pulls in progress: their layers appear before the build pins them. */
+let imagePulls = 0
+
+/** Keeps garbage collection away from the image store until released. */
+export function holdImageStore(): () => void {
+  imagePulls++
+  let released = false
+  return () => {
+    if (!released) imagePulls--
+    released = true
+  }
+}
+
 /** Every layer some build of some template names (its template.json). */
 function referencedLayers(templatesDir: string): Set<string> {
   const used = new Set<string>()
   for (const id of readdirSync(templatesDir)) {
     const builds = join(templatesDir, id, 'builds')
-    if (id === LAYERS || !existsSync(builds)) continue
+    if (id === LAYERS || id === IMAGE_STORE || !existsSync(builds)) continue
     for (const b of readdirSync(builds)) {
       const path = join(builds, b, 'template.json')
       if (!existsSync(path)) continue
@@ -72,19 +85,44 @@ export function deleteTemplate(
   return collectLayers(templatesDir)
 }
 
-/** Removes the layers nothing names or pins; returns how many. */
+/** Removes the layers nothing names or pins, built and pulled; returns how many. */
 export function collectLayers(templatesDir: string): number {
-  const store = join(templatesDir, LAYERS)
-  if (!existsSync(store)) return 0
   const used = referencedLayers(templatesDir)
+  const unused = (rel: string) => !used.has(rel) && !pinned.has(rel)
   let removed = 0
-  for (const name of readdirSync(store)) {
-    if (!/^[0-9a-f]{16}$/.test(name)) continue
-    const rel = layerRel(name)
-    if (used.has(rel) || pinned.has(rel)) continue
+  const store = join(templatesDir, LAYERS)
+  for (const name of existsSync(store) ? readdirSync(store) : []) {
+    if (!/^[0-9a-f]{16}$/.test(name) || !unused(layerRel(name))) continue
     removeLayer(templatesDir, name)
     removed++
   }
+  if (imagePulls === 0) removed += collectImageLayers(templatesDir, unused)
   pruneCache(templatesDir)
   return removed
+}
+
+/**
+ * The image store's unpacked layers and sandbox layers
+ * (`oci/{layers,sandbox}/<format>/<name>`) that no build names. Manifests
+ * and configs (small, by digest) stay: a later pull of the image asks the
+ * registry again only for the layers that went.
+ */
+function collectImageLayers(templatesDir: string, unused: (rel: string) => boolean): number {
+  let removed = 0
+  for (const kind of ['layers', 'sandbox']) {
+    const kindDir = join(IMAGE_STORE, kind)
+    for (const format of listDir(join(templatesDir, kindDir))) {
+      for (const name of listDir(join(templatesDir, kindDir, format))) {
+        const rel = join(kindDir, format, name)
+        if (!unused(rel)) continue
+        rmSync(join(templatesDir, rel), { recursive: true, force: true })
+        removed++
+      }
+    }
+  }
+  return removed
+}
+
+function listDir(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir) : []
 }

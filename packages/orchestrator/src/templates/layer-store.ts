@@ -13,6 +13,15 @@ import { run } from '../exec.js'
  */
 export const LAYERS = 'layers'
 
+/**
+ * Pulled images live in the OCI puller's own store beside them (root's
+ * alone, like the rest of the templates directory):
+ * `<templatesDir>/oci/{blobs,layers,sandbox,tmp}`. A template names their
+ * layers relative to the templates directory too:
+ * `oci/layers/v1-<uidBase>/<diff id>`, `oci/sandbox/v1-<uidBase>/<hash>`.
+ */
+export const IMAGE_STORE = 'oci'
+
 /** A layer's path relative to the templates directory (what template.json lists). */
 export function layerRel(id: string): string {
   return `${LAYERS}/${id}`

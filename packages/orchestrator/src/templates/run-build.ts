@@ -38,8 +38,11 @@ export class BuildFailure extends Error {
   }
 }
 
-/** overlay's lowerdir option is one page; each layer path takes ~35 bytes of it. */
-const MAX_LAYERS = 100
+/**
+ * Docker's own limit on an image's layers; overlayfs stacks up to 500, and
+ * the lowerdir option names each by a short link (see sandboxes/lowers.ts).
+ */
+const MAX_LAYERS = 128
 
 /**
  * Builds a template: the base's layers, then each step in order — taken
@@ -59,10 +62,12 @@ export async function runBuild(
   mkdirSync(work, { recursive: true })
   const pins = pinLayers()
   try {
-    const { base, state: baseState } = await resolveBase(ctx, spec).catch((err) => {
+    const { base, state: baseState } = await resolveBase(ctx, spec, log, pins.add).catch((err) => {
       throw new BuildFailure((err as Error).message, 'base')
     })
     pins.add(baseState.layers)
+    if (baseState.layers.length > MAX_LAYERS)
+      throw new BuildFailure(`the base has more than ${MAX_LAYERS} layers`, 'base')
     let state = baseState
     let forced = spec.force
     let cached = 0
@@ -124,8 +129,13 @@ export async function runBuild(
 async function resolveBase(
   ctx: NodeContext,
   spec: TemplateBuildSpec,
+  log: BuildLog,
+  pin: (layers: string[]) => void,
 ): Promise<{ base: TemplateMetadata; state: BuildState }> {
-  if ('image' in spec.from) return pullBase(ctx, spec.from.image, spec.from.auth)
+  if ('image' in spec.from) {
+    const { image, auth } = spec.from
+    return pullBase(ctx, image, auth, (level, m) => log(level, m, 'base'), pin)
+  }
   const base = ctx.templates.get(spec.from.template)
   return {
     base,

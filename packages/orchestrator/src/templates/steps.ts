@@ -1,4 +1,4 @@
-import { closeSync, createWriteStream, lstatSync, openSync, readSync } from 'node:fs'
+import { closeSync, createWriteStream, openSync, readSync } from 'node:fs'
 import { join, posix } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -11,6 +11,7 @@ import { type ArchiveEntry, copyScript, shq } from './copy-plan.js'
 import { runCommand, uploadFile } from './envd-client.js'
 import { layerRel } from './layer-store.js'
 import type { TemplateMetadata } from './metadata.js'
+import { ImageView } from './oci/image-view.js'
 
 /** What every step of one build shares. */
 export interface StepContext {
@@ -180,17 +181,14 @@ function isGzip(file: string): boolean {
 }
 
 /**
- * Whether the merged view of a stack has a directory at `path`: the top
- * layer that has the path decides (a whiteout says it was removed).
+ * Whether the merged view of a stack has a directory at `path`, read as
+ * overlayfs would show it (whiteouts, opaque directories) with the image's
+ * own symlinks resolved inside the image: a layer's symlink never leads
+ * this look onto the host's files.
  */
 export function isDirInStack(templatesDir: string, layers: string[], path: string): boolean {
-  for (const layer of layers) {
-    try {
-      const st = lstatSync(join(templatesDir, layer, path))
-      return st.isDirectory()
-    } catch {}
-  }
-  return false
+  const view = new ImageView(layers.map((l) => join(templatesDir, l)))
+  return view.stat(path)?.st.isDirectory() ?? false
 }
 
 /** Hands complete lines to `out`; the rest waits for its newline (or the flush). */

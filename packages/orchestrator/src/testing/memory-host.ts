@@ -6,6 +6,7 @@ import { PolicyTable } from '../network/policies.js'
 import type { NetworkSlot } from '../network/slots.js'
 import type { SandboxRecord } from '../sandboxes/record.js'
 import type { TemplateMetadata } from '../templates/metadata.js'
+import type { VolumeRecord } from '../volumes/record.js'
 
 /** The steps of a host that a test can delay or make fail. */
 export type Step =
@@ -16,6 +17,8 @@ export type Step =
   | 'dropToFiles'
   | 'bootFromFiles'
   | 'applyEgress'
+  | 'createVolume'
+  | 'deleteVolume'
 
 type Container = 'running' | 'frozen' | 'gone'
 
@@ -49,6 +52,8 @@ export class MemoryHost implements NodeHost {
   /** Egress rules loaded per sandbox address. */
   readonly applied = new Map<string, unknown>()
   readonly slotsInUse = new Set<number>()
+  /** Volumes whose disks exist, by id. */
+  readonly volumes = new Map<string, VolumeRecord>()
   adopt: Placed[] = []
   private readonly pool = new AddressPool('10.99.0.0/24')
   private readonly hooks = new Map<Step, Array<(sandboxId: string) => Promise<void> | void>>()
@@ -75,7 +80,11 @@ export class MemoryHost implements NodeHost {
   addressesFree = () => this.pool.free
 
   async start() {
-    return { adopted: this.adopt, removed: [] }
+    return {
+      adopted: this.adopt,
+      removed: [],
+      volumes: { ready: [...this.volumes.values()], broken: [] },
+    }
   }
   async stop(_opts: { idle: boolean }) {}
 
@@ -87,9 +96,11 @@ export class MemoryHost implements NodeHost {
     throw new WarrenError('unavailable', 'the in-memory host deletes no templates')
   }
 
-  template(templateId: string): TemplateMetadata {
+  template(templateId: string, buildId?: string): TemplateMetadata {
     if (templateId !== 'base')
       throw new WarrenError('not_found', `template '${templateId}' not found`)
+    if (buildId !== undefined && buildId !== BASE_TEMPLATE.buildId)
+      throw new WarrenError('not_found', `build ${buildId} of template 'base' is gone`)
     return BASE_TEMPLATE
   }
   templates = () => [BASE_TEMPLATE]
@@ -125,6 +136,7 @@ export class MemoryHost implements NodeHost {
       state: 'running',
       network: { ...spec.network },
       allowInternetAccess: spec.allowInternetAccess,
+      volumeMounts: spec.volumeMounts,
     }
     this.containers.set(spec.sandboxId, 'running')
     this.records.set(spec.sandboxId, record)
@@ -211,6 +223,16 @@ export class MemoryHost implements NodeHost {
 
   async logs() {
     return []
+  }
+
+  async createVolume(record: VolumeRecord) {
+    await this.step('createVolume', record.volumeId)
+    this.volumes.set(record.volumeId, record)
+  }
+
+  async deleteVolume(volumeId: string) {
+    await this.step('deleteVolume', volumeId)
+    this.volumes.delete(volumeId)
   }
 }
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import type { TLSSocket } from 'node:tls'
 import {
   ENVD_PORT,
   firstHeader,
@@ -132,6 +133,7 @@ export function createEdgeResolver(opts: {
       clientIp: clientIp(req, opts.trustedHops) ?? '',
       forwardedFor: priorFor ? `${priorFor}, ${peer}` : peer,
       forwardedHost: req.headers.host ?? '',
+      forwardedProto: (req.socket as TLSSocket).encrypted ? 'https' : 'http',
     }
     const local = opts.localNodes?.get(r.nodeProxyUrl)
     if (local) {

@@ -75,15 +75,17 @@ function forwardHeaders(
  * (WebSocket) connections. What differs between the edge and node proxies is
  * only `resolve`.
  */
-export function createForwarder(resolveTarget: (req: IncomingMessage) => Promise<Resolution>) {
+export function createForwarder(
+  resolveTarget: (req: IncomingMessage) => Promise<Resolution>,
+  opts: { notAPath?: ProxyError } = {},
+) {
   const pools = new UpstreamPools()
   // Only origin-form targets (`/path`) name something in a sandbox. An
   // absolute-form `http://x/init` would otherwise slip past the path checks
   // (envd's /init) and reach a server that reads it as its own path.
+  const refused = opts.notAPath ?? { status: 404, message: 'not found' }
   const resolve = (req: IncomingMessage): Promise<Resolution> =>
-    req.url?.startsWith('/')
-      ? resolveTarget(req)
-      : Promise.resolve({ error: { status: 404, message: 'not found' } })
+    req.url?.startsWith('/') ? resolveTarget(req) : Promise.resolve({ error: refused })
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let resolution: Resolution
@@ -113,11 +115,21 @@ export function createForwarder(resolveTarget: (req: IncomingMessage) => Promise
         body,
       },
       ({ statusCode, headers }) => {
+        // An answer before the request's body has all arrived (an upload
+        // refused halfway) ends the client's connection: undici drops the
+        // upstream one then, and with it the rest of the body, so a client
+        // that sent another request on this connection would meet a reset.
+        if (hasBody && !req.complete) res.shouldKeepAlive = false
         res.writeHead(statusCode, forwardHeaders(headers, false))
         if (!count) return res
         const counter = new PassThrough()
         counter.on('data', (b: Buffer) => count(b.length, b, false))
         counter.pipe(res)
+        // A client gone mid-answer unpipes the counter but does not end it:
+        // undici would keep the upstream stream open, paused, forever.
+        res.on('close', () => {
+          if (!res.writableFinished) counter.destroy()
+        })
         return counter
       },
       (err) => {

@@ -15,6 +15,8 @@ export interface Handoff {
   clientIp: string
   forwardedFor: string
   forwardedHost: string
+  /** How the client reached the edge (TLS or not): the sandbox's X-Forwarded-Proto. */
+  forwardedProto: 'http' | 'https'
 }
 
 /** The node proxy's resolution of a request the edge has handed over. */
@@ -29,6 +31,6 @@ export function handoffHeaders(h: Handoff, secret?: string): Record<string, stri
     [INTERNAL_HEADERS.clientIp]: h.clientIp,
     'x-forwarded-for': h.forwardedFor,
     'x-forwarded-host': h.forwardedHost,
-    'x-forwarded-proto': 'http',
+    'x-forwarded-proto': h.forwardedProto,
   }
 }

@@ -1,7 +1,14 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { networkConfigSchema, parseNetworkConfig, WarrenError } from '@warren/shared'
+import {
+  checkVolumeMounts,
+  networkConfigSchema,
+  parseNetworkConfig,
+  volumeMountSchema,
+  WarrenError,
+} from '@warren/shared'
 import type { CreateSandboxRequest } from '../../lifecycle/engine.js'
 import { resolveTemplateRef } from '../../templates/resolve.js'
+import { resolveVolumeMounts } from '../../volumes/manage.js'
 import type { App, RouteDeps } from '../deps.js'
 import { errorResponses, jsonBody, MAX_TIMEOUT_S, noQuery } from '../params.js'
 import { sandboxView } from '../views.js'
@@ -44,6 +51,7 @@ const newSandbox = z
     cpuCount: z.number().int().min(1).max(64).optional(),
     memoryMB: z.number().int().min(64).max(1_048_576).optional(),
     diskSizeMB: z.number().int().min(64).max(1_048_576).optional(),
+    volumeMounts: z.array(volumeMountSchema).max(16).optional(),
   })
   .openapi('NewSandbox')
 
@@ -134,8 +142,13 @@ export function registerCreate(app: App, deps: RouteDeps): void {
       }
       const lifecycle = resolveLifecycle(body)
       parseNetworkConfig(body.network ?? {}, body.allow_internet_access ?? null)
+      const volumes = await resolveVolumeMounts(
+        deps.db,
+        c.get('team').id,
+        checkVolumeMounts(body.volumeMounts ?? []),
+      )
       const sandbox = await deps.engine.create(c.get('team'), {
-        templateId: await resolveTemplateRef(deps.db, c.get('team').id, body.templateID),
+        ...(await resolveTemplateRef(deps.db, c.get('team').id, body.templateID)),
         timeoutS: body.timeout ?? deps.defaultTimeoutS,
         metadata: body.metadata ?? {},
         envVars: body.envVars ?? {},
@@ -148,6 +161,8 @@ export function registerCreate(app: App, deps: RouteDeps): void {
           memoryMb: body.memoryMB ?? 0,
           diskSizeMb: body.diskSizeMB ?? 0,
         },
+        volumeMounts: volumes.mounts,
+        nodeId: volumes.nodeId,
       })
       return c.json(sandboxView(sandbox, deps.view), 201)
     })

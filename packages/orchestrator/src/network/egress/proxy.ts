@@ -9,11 +9,11 @@ import {
   listen,
   peerAddress,
   type Resolution,
+  readSni,
   splice,
 } from '@warren/shared'
 import type { Upstream } from '../dns/upstream.js'
 import { EgressJudge } from './judge.js'
-import { readSni } from './sni.js'
 
 /** What the proxy needs to know of the sandbox a connection comes from. */
 export interface EgressSource {
@@ -61,7 +61,11 @@ export class EgressProxy {
     },
   ) {
     this.judge = new EgressJudge(opts.upstream, opts.extraDenied)
-    this.http = createForwarder((req) => this.resolveHttp(req))
+    // An absolute-form target would let the server route by a name other
+    // than the Host that was judged: the forwarder refuses it first.
+    this.http = createForwarder((req) => this.resolveHttp(req), {
+      notAPath: { status: 400, message: 'only origin-form request targets are proxied' },
+    })
   }
 
   async listen(): Promise<void> {
@@ -122,11 +126,6 @@ export class EgressProxy {
   private async resolveHttp(req: IncomingMessage): Promise<Resolution> {
     const source = this.source(req.socket)
     if (!source) return { error: { status: 403, message: 'not a sandbox of this node' } }
-    // An absolute-form target would let the server route by a name other
-    // than the Host that was judged.
-    if (!req.url?.startsWith('/')) {
-      return { error: { status: 400, message: 'only origin-form request targets are proxied' } }
-    }
     const name = hostName(req.headers.host)
     const verdict = await this.judge.judge(source.egress, name)
     if (!verdict.ok) {

@@ -6,6 +6,7 @@ import { WarrenError } from '@warren/shared'
 import { type RegistryClient, registryError } from './client.js'
 import { Decompressor } from './decompress.js'
 import { DigestVerifier } from './digest.js'
+import { DiskBudget, type DiskLimits } from './disk-limits.js'
 import { layerRel, makeTempDir, publishDir, shared } from './layout.js'
 import type { Descriptor } from './manifest.js'
 import { type UnpackStats, unpackLayer } from './unpack.js'
@@ -37,6 +38,8 @@ export interface LayerRequest {
   uidBase: number
   desc: Descriptor
   diffId: string
+  /** What unpacking may write; none by default. */
+  limits?: DiskLimits
   onProgress?: (p: LayerProgress) => void
 }
 
@@ -109,7 +112,14 @@ async function download(req: LayerRequest, target: string, report: Report): Prom
         // Errors reach unpackLayer through the last stream.
       },
     )
-    const stats = await unpackLayer(tarStream, root, { uidBase: req.uidBase })
+    const stats = await unpackLayer(tarStream, root, {
+      uidBase: req.uidBase,
+      budget: new DiskBudget(req.limits),
+    }).catch((err: unknown) => {
+      if (err instanceof WarrenError && err.code === 'limit_exceeded')
+        throw new WarrenError(err.code, `layer ${desc.digest}: ${err.message}`)
+      throw err
+    })
     await publishDir(root, target)
     report(bytes, false, true, stats)
   } finally {

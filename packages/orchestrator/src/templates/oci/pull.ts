@@ -3,6 +3,7 @@ import { WarrenError } from '@warren/shared'
 import pLimit from 'p-limit'
 import type { Credentials } from './auth.js'
 import { createRegistryClient } from './client.js'
+import { diskLimits } from './disk-limits.js'
 import { ensureLayer, type LayerProgress } from './fetch-layer.js'
 import { createHttpTransport } from './http.js'
 import { sweepStaleTemps } from './layout.js'
@@ -23,6 +24,16 @@ export interface PullOptions {
   insecureRegistries?: string[]
   /** Layers downloaded at once. */
   concurrency?: number
+  /** The most one layer may take on disk once unpacked; a bigger one fails the pull. */
+  maxLayerBytes?: number
+  /** Free space the store's filesystem keeps: unpacking stops before going below it. */
+  minFreeBytes?: number
+  /**
+   * Ask the registry even for an image stored by digest, so that a store
+   * shared by several teams gives a private image only to callers the
+   * registry lets read it (a tag is always asked: tags move).
+   */
+  verifyAccess?: boolean
   onProgress?: (p: PullProgress) => void
 }
 
@@ -83,11 +94,14 @@ export async function pullImage(ref: string, opts: PullOptions): Promise<PulledI
       },
     )
     opts.onProgress?.({ phase: 'resolve', reference })
-    const image = await resolveImage(client, opts.into, parsed, platform)
+    const image = await resolveImage(client, opts.into, parsed, platform, {
+      ...(opts.verifyAccess ? { verifyAccess: true } : {}),
+    })
     const { layers } = image.manifest
     const diffIds = image.config.rootfs.diff_ids
     opts.onProgress?.({ phase: 'layers', reference, total: layers.length })
     const limit = pLimit(opts.concurrency ?? 3)
+    const limits = diskLimits(opts)
     // Settled, not Promise.all: a failed layer must not leave others
     // downloading after the pull has returned.
     const settled = await Promise.allSettled(
@@ -99,6 +113,7 @@ export async function pullImage(ref: string, opts: PullOptions): Promise<PulledI
             uidBase: opts.uidBase,
             desc,
             diffId: diffIds[i]!,
+            limits,
             onProgress: (p) => opts.onProgress?.({ phase: 'layer', reference, ...p }),
           }),
         ),

@@ -33,19 +33,33 @@ interface Ctx {
   ref: ImageReference
 }
 
+/** A digest's manifest, asked of the registry even when stored: may this caller read it? */
+async function checkAccess(ctx: Ctx, digest: string): Promise<void> {
+  const head = await ctx.client.request(`manifests/${digest}`, {
+    method: 'HEAD',
+    accept: MANIFEST_ACCEPT,
+  })
+  if (head.status !== 200) throw await registryError(head, formatReference(ctx.ref))
+  head.discard()
+}
+
 /**
  * Reference → manifest → config, each document verified by digest and kept
  * in the store. A tag costs one HEAD when its manifest is already stored
- * (tags move, so they are always asked); a digest costs nothing then.
+ * (tags move, so they are always asked); a digest costs nothing then, or
+ * one HEAD with `verifyAccess` (a store shared by callers with different
+ * credentials must not hand one a private image another pulled).
  */
 export async function resolveImage(
   client: RegistryClient,
   into: string,
   ref: ImageReference,
   want: Platform,
+  opts: { verifyAccess?: boolean } = {},
 ): Promise<ResolvedImage> {
   const ctx: Ctx = { client, into, ref }
   const what = formatReference(ref)
+  if (ref.digest && opts.verifyAccess) await checkAccess(ctx, ref.digest)
   const top = ref.digest
     ? { digest: ref.digest, body: await fetchManifest(ctx, ref.digest) }
     : await fetchTag(ctx, ref.tag ?? 'latest')

@@ -14,9 +14,10 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import tar from 'tar-stream'
 import { afterEach, describe, expect, it } from 'vitest'
+import { DiskBudget } from './disk-limits.js'
 import { entryPath, unpackLayer } from './unpack.js'
 
-type Entry = Parameters<tar.Pack['entry']>[0] & { body?: string }
+type Entry = Parameters<tar.Pack['entry']>[0] & { body?: string | Buffer }
 
 async function tarOf(entries: Entry[]): Promise<Buffer> {
   const pack = tar.pack()
@@ -167,5 +168,45 @@ describe('unpackLayer (needs root)', () => {
     await unpackLayer(Readable.from([layer]), join(d, 'layer'), { uidBase: BASE })
     expect(readdirSync(join(d, 'outside'))).toEqual([])
     expect(xattr(join(d, 'outside'), 'trusted.overlay.opaque')).toBeUndefined()
+  })
+
+  /** A tar that arrives in small chunks over many turns of the event loop, as a download does. */
+  const trickle = (data: Buffer) =>
+    Readable.from(
+      (async function* () {
+        for (let off = 0; off < data.length; off += 16_384) {
+          await new Promise((r) => setImmediate(r))
+          yield data.subarray(off, off + 16_384)
+        }
+      })(),
+    )
+  const MiB = 2 ** 20
+
+  it.each<[string, Entry[]]>([
+    ['one big file', [{ name: 'big', body: Buffer.alloc(3 * MiB) }]],
+    [
+      'many empty files (each an inode and a block)',
+      Array.from({ length: 300 }, (_, i) => ({ name: `f${i}`, body: '' })),
+    ],
+  ])('stops a layer past its size limit as it streams: %s', async (_what, entries) => {
+    const d = fresh()
+    const budget = new DiskBudget({ maxLayerBytes: MiB })
+    await expect(
+      unpackLayer(trickle(await tarOf(entries)), join(d, 'layer'), { uidBase: BASE, budget }),
+    ).rejects.toThrow('it unpacks to more than 1 MiB, the limit for one image layer')
+  })
+
+  it('stops when the disk is down to its reserve', async () => {
+    const d = fresh()
+    let checks = 0
+    const budget = new DiskBudget({
+      checkFree: () => {
+        if (++checks > 1) throw new Error('disk down to its reserve')
+      },
+    })
+    const layer = await tarOf([{ name: 'big', body: Buffer.alloc(65 * MiB) }])
+    await expect(
+      unpackLayer(trickle(layer), join(d, 'layer'), { uidBase: BASE, budget }),
+    ).rejects.toThrow('disk down to its reserve')
   })
 })

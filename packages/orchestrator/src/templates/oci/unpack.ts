@@ -6,11 +6,14 @@ import { pipeline } from 'node:stream/promises'
 import { WarrenError } from '@warren/shared'
 import tar, { type Header } from 'tar-stream'
 import { UID_RANGE } from '../../runtime/spec.js'
+import type { DiskBudget } from './disk-limits.js'
 import { confined, lstatOrNull, makeWhiteouts, setXattrs, type XattrRecord } from './layer-fs.js'
 
 export interface UnpackOptions {
   /** The host uid (and gid) that sandbox root maps to. */
   uidBase: number
+  /** Counts what the layer writes; throws to stop it (too big, disk full). */
+  budget?: DiskBudget
 }
 
 export interface UnpackStats {
@@ -45,9 +48,13 @@ export async function unpackLayer(
   root: string,
   opts: UnpackOptions,
 ): Promise<UnpackStats> {
-  const w = new LayerWriter(root, opts.uidBase)
+  const w = new LayerWriter(root, opts.uidBase, opts.budget)
   const extract = tar.extract()
   const feeding = pipeline(source, extract)
+  // Awaited below; handled now too, so that an entry refused mid-stream
+  // (the pipeline then fails while the loop unwinds) is never an unhandled
+  // rejection, which would take the whole node down.
+  feeding.catch(() => {})
   try {
     for await (const entry of extract) {
       await w.apply(entry.header, entry)
@@ -94,6 +101,7 @@ class LayerWriter {
   constructor(
     private readonly root: string,
     private readonly uidBase: number,
+    private readonly budget: DiskBudget | undefined,
   ) {}
 
   /** Image ids → host ids; ids past the sandbox's range become its nobody. */
@@ -104,6 +112,7 @@ class LayerWriter {
 
   async apply(h: Header, body: AsyncIterable<unknown>): Promise<void> {
     this.stats.entries++
+    this.budget?.entry()
     const rel = entryPath(h.name)
     const base = rel.slice(rel.lastIndexOf('/') + 1)
     const parent = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : ''
@@ -147,6 +156,7 @@ class LayerWriter {
         try {
           for await (const chunk of body) {
             const buf = chunk as Buffer
+            this.budget?.charge(buf.length)
             for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off)).bytesWritten
           }
           // chown clears setuid/setgid, so the mode goes on after it.
