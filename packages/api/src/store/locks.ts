@@ -4,14 +4,18 @@ import type { Database } from './schema.js'
 
 /**
  * Serializes the transactions that take a place in a team's limit (create,
- * resume), across replicas: the team's row is locked `FOR UPDATE` until the
- * transaction ends, so the next one counts after this one committed (under
- * READ COMMITTED each statement sees what committed before it). SQLite
- * serializes writers by itself: nothing to lock there.
+ * resume), across replicas: the team's row is locked `FOR NO KEY UPDATE`
+ * until the transaction ends, so the next one counts after this one
+ * committed (under READ COMMITTED each statement sees what committed before
+ * it). Not `FOR UPDATE`: that would also block the foreign-key checks of
+ * rows referencing the team (`FOR KEY SHARE`), and a transaction holding a
+ * volume's row while its second update of that row checks the team's key
+ * would deadlock with a create waiting for the volume. SQLite serializes
+ * writers by itself: nothing to lock there.
  */
 export async function lockTeam(tx: Kysely<Database>, teamId: string): Promise<void> {
   if (!isPostgres(tx)) return
-  await tx.selectFrom('teams').select('id').where('id', '=', teamId).forUpdate().execute()
+  await tx.selectFrom('teams').select('id').where('id', '=', teamId).forNoKeyUpdate().execute()
 }
 
 /** A unique or primary key constraint refused an insert (another writer was first). */
