@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { WarrenError } from '@warren/shared'
 import { Command } from 'commander'
+import { registerDevCluster } from './commands/dev-cluster.js'
 import { registerKeys } from './commands/keys.js'
 import { registerOrchestrator } from './commands/orchestrator.js'
 import { registerPortForward } from './commands/port-forward.js'
@@ -17,6 +18,7 @@ registerKeys(program)
 registerTemplate(program)
 registerOrchestrator(program)
 registerServices(program)
+registerDevCluster(program)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const message =

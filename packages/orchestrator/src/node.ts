@@ -113,6 +113,7 @@ export class SandboxNode {
   async stop(): Promise<void> {
     await this.budget.settled()
     await this.host.stop({ idle: this.entries.size === 0 })
+    this.log.info({ sandboxes: this.entries.size }, 'node stopped')
   }
 
   async create(input: CreateInput): Promise<SandboxRecord> {

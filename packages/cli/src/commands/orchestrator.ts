@@ -26,8 +26,13 @@ export function registerOrchestrator(program: Command): void {
       const shutdown = async () => {
         server.close()
         nodeProxy.server.close()
-        await node.stop()
-        process.exit(0)
+        try {
+          await node.stop()
+          process.exit(0)
+        } catch (err) {
+          log.error({ err }, 'stop failed')
+          process.exit(1)
+        }
       }
       process.once('SIGTERM', shutdown)
       process.once('SIGINT', shutdown)

@@ -16,6 +16,7 @@ import {
 } from '@warren/shared'
 import type { Command } from 'commander'
 import { readFirstKey, saveFirstKey } from '../lib/first-key.js'
+import { sdkVariables } from '../lib/sdk-banner.js'
 import { ensureTemplate } from './template.js'
 
 /**
@@ -85,25 +86,7 @@ export async function startAllInOne(
     `  Sandbox proxy  ${proxyUrl}   (and https on the same port: https://{port}-{id}.${pcfg.domain})`,
     `  Orchestrator   ${rpc.url}   (node proxy ${nodeProxy.url})`,
     '',
-    key ? '  For the e2b SDK:' : '  No stored key: create one with `warren keys create`, then:',
-    `    export E2B_API_URL=${apiUrl}`,
-    `    export E2B_SANDBOX_URL=${proxyUrl}`,
-    `    export E2B_API_KEY=${key ?? '<your key>'}`,
-    // The SDK's volume file calls go to https://api.<domain> unless told otherwise.
-    `    export E2B_VOLUME_API_URL=${apiUrl}`,
-    ...(caCertPath
-      ? [
-          "  To trust the proxy's https certificates (sbx.getHost(port) over https):",
-          `    export NODE_EXTRA_CA_CERTS=${caCertPath}`,
-          // The system's roots plus the CA: these replace the default roots.
-          ...(caBundlePath
-            ? [
-                `    export SSL_CERT_FILE=${caBundlePath}    # Python (ssl, urllib, httpx)`,
-                `    export CURL_CA_BUNDLE=${caBundlePath}   # curl, requests`,
-              ]
-            : []),
-        ]
-      : []),
+    ...sdkVariables({ apiUrl, proxyUrl, key, caCertPath, caBundlePath }),
     '',
   ].join('\n')
 

@@ -5,6 +5,7 @@ import { cgroupsPath, type NodeContext, templatesDirOf } from '../context.js'
 import { releaseEnvdStore } from '../envd-bundle.js'
 import { AddressPool } from '../network/address-pool.js'
 import { cutDeniedFlows } from '../network/conntrack.js'
+import { removeHostTable } from '../network/nftables.js'
 import { NodeNetwork } from '../network/services.js'
 import { NetworkSlots } from '../network/slots.js'
 import { diskUsage } from '../runtime/disk.js'
@@ -85,6 +86,8 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
         // Sandboxes hold volumes through their own bind mounts; with none
         // left the host's mounts go too (the next start mounts them again).
         await unmountVolumes(cfg)
+        // Its rules guard sandboxes' veths; with none left they go (start makes them again).
+        await removeHostTable(cfg.prefix)
       }
     },
 

@@ -1,0 +1,113 @@
+// `warren dev-cluster`: PostgreSQL, 2 API replicas, 2 nodes and an edge proxy
+// as separate processes on this machine. The official SDK, unchanged, drives
+// sandboxes through it across both nodes and both replicas; Ctrl-C kills its
+// sandboxes and leaves nothing running or on the host.
+import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { Sandbox } from 'e2b'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type RunningDevCluster, startDevCluster } from '../helpers/dev-cluster.js'
+import { hostLeftovers } from '../helpers/node-fixture.js'
+
+let cluster: RunningDevCluster
+
+beforeAll(async () => {
+  cluster = await startDevCluster({ apis: 2, nodes: 2 })
+})
+
+afterAll(async () => {
+  await cluster?.teardown()
+})
+
+const opts = () => ({
+  apiUrl: cluster.sdk.apiUrl,
+  sandboxUrl: cluster.sdk.sandboxUrl,
+  apiKey: cluster.sdk.apiKey,
+})
+
+async function nodeOf(apiUrl: string, id: string): Promise<string> {
+  const res = await fetch(`${apiUrl}/sandboxes/${id}`, {
+    headers: { 'X-API-Key': cluster.sdk.apiKey },
+  })
+  expect(res.status).toBe(200)
+  return ((await res.json()) as { clientID: string }).clientID
+}
+
+describe('warren dev-cluster', () => {
+  it('prints the SDK variables and every process it started', () => {
+    expect(Object.keys(cluster.env)).toEqual(
+      expect.arrayContaining([
+        'E2B_API_URL',
+        'E2B_SANDBOX_URL',
+        'E2B_API_KEY',
+        'E2B_VOLUME_API_URL',
+      ]),
+    )
+    expect(cluster.processes.map((p) => p.name).sort()).toEqual([
+      'api-1',
+      'api-2',
+      'node-1',
+      'node-2',
+      'proxy',
+    ])
+    for (const p of cluster.processes) expect(() => process.kill(p.pid, 0), p.name).not.toThrow()
+  })
+
+  it('runs the SDK across both nodes and both replicas: create, commands, pause, resume, kill', async () => {
+    const [api1, api2] = cluster.processes
+      .filter((p) => p.name.startsWith('api-'))
+      .map((p) => p.url)
+    const sandboxes = await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        // Half through each replica.
+        Sandbox.create({
+          ...opts(),
+          apiUrl: i % 2 ? (api2 as string) : (api1 as string),
+          timeoutMs: 120_000,
+        }),
+      ),
+    )
+    try {
+      const nodes = await Promise.all(sandboxes.map((s) => nodeOf(api1 as string, s.sandboxId)))
+      // Placement spreads them.
+      expect(new Set(nodes)).toEqual(new Set(['node-1', 'node-2']))
+      for (const s of sandboxes) {
+        const r = await s.commands.run('echo $((6 * 7)) > /tmp/x && cat /tmp/x')
+        expect(r.stdout).toBe('42\n')
+      }
+      // Paused through one replica, resumed through the other; its files are there.
+      const [first] = sandboxes as [Sandbox]
+      await first.pause()
+      const again = await Sandbox.connect(first.sandboxId, { ...opts(), apiUrl: api2 as string })
+      expect((await again.commands.run('cat /tmp/x')).stdout).toBe('42\n')
+    } finally {
+      for (const s of sandboxes) await s.kill()
+    }
+    // Gone for the other replica too.
+    for (const s of sandboxes) {
+      const res = await fetch(`${api2}/sandboxes/${s.sandboxId}`, {
+        method: 'DELETE',
+        headers: { 'X-API-Key': cluster.sdk.apiKey },
+      })
+      expect([404, 410]).toContain(res.status)
+    }
+  })
+
+  it('stops on Ctrl-C: its sandboxes killed, every process gone, nothing of it left on the host', async () => {
+    // A sandbox left running for the stop to kill.
+    const left = await Sandbox.create({ ...opts(), timeoutMs: 120_000 })
+    expect((await left.commands.run('true')).exitCode).toBe(0)
+    const { code, output } = await cluster.stop()
+    expect(code, output).toBe(0)
+    expect(output).toMatch(/Warren dev cluster stopped/)
+    for (const p of cluster.processes) expect(() => process.kill(p.pid, 0), p.name).toThrow()
+    expect(existsSync(join(cluster.dir, 'postgres', 'data', 'postmaster.pid'))).toBe(false)
+    const tables = execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' })
+    for (let n = 1; n <= cluster.nodes; n++) {
+      const prefix = `${cluster.prefix}${n}`
+      expect(hostLeftovers(prefix, join(cluster.dir, `node-${n}`), { nodeGone: true })).toEqual([])
+      expect(tables).not.toContain(`warren_${prefix}`)
+    }
+  })
+})
