@@ -20,7 +20,11 @@ export interface Rig {
   close(): Promise<void>
 }
 
-export async function startRig(url: string, sandboxes: number): Promise<Rig> {
+export async function startRig(
+  url: string,
+  sandboxes: number,
+  expiryConcurrency: number,
+): Promise<Rig> {
   const log = pino({ level: 'silent' })
   const db = await openDatabase(url)
   const team = await ensureDefaultTeam(db, {
@@ -32,7 +36,13 @@ export async function startRig(url: string, sandboxes: number): Promise<Rig> {
   const placement = new Placement(log)
   await placement.register(node.transport)
   const catalog = new Catalog(() => 'http://bench-node.invalid:5007')
-  const engine = new LifecycleEngine({ db, placement, catalog, log, maxConcurrentExpiries: 8 })
+  const engine = new LifecycleEngine({
+    db,
+    placement,
+    catalog,
+    log,
+    maxConcurrentExpiries: expiryConcurrency,
+  })
   await engine.start()
   return {
     db,

@@ -88,7 +88,10 @@ async function stopReplica(r: Replica, signal: NodeJS.Signals): Promise<void> {
   if (r.child.exitCode !== null || r.child.signalCode !== null) return
   const exited = new Promise((resolve) => r.child.once('exit', resolve))
   r.child.kill(signal)
+  // A replica that does not stop within 10 s is killed: nothing outlives the test.
+  const timer = setTimeout(() => r.child.kill('SIGKILL'), 10_000)
   await exited
+  clearTimeout(timer)
 }
 
 async function query<T>(sql: string): Promise<T[]> {
