@@ -58,15 +58,16 @@ describe('warren dev-cluster', () => {
     const [api1, api2] = cluster.processes
       .filter((p) => p.name.startsWith('api-'))
       .map((p) => p.url)
+    // Half through each replica, each used at once through the edge, which
+    // follows replica 1's catalog: a create committed by replica 2 must be
+    // routable before its notification reaches replica 1.
     const sandboxes = await Promise.all(
-      Array.from({ length: 4 }, (_, i) =>
-        // Half through each replica.
-        Sandbox.create({
-          ...opts(),
-          apiUrl: i % 2 ? (api2 as string) : (api1 as string),
-          timeoutMs: 120_000,
-        }),
-      ),
+      Array.from({ length: 4 }, async (_, i) => {
+        const apiUrl = (i % 2 ? api2 : api1) as string
+        const sbx = await Sandbox.create({ ...opts(), apiUrl, timeoutMs: 120_000 })
+        expect((await sbx.commands.run('echo at once')).stdout).toBe('at once\n')
+        return sbx
+      }),
     )
     try {
       const nodes = await Promise.all(sandboxes.map((s) => nodeOf(api1 as string, s.sandboxId)))

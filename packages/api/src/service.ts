@@ -24,6 +24,7 @@ import { startNodeSync } from './lifecycle/node-sync.js'
 import { networkTransport, Placement, parseNodeList } from './placement/nodes.js'
 import { type Db, isPostgres, openDatabase } from './store/db.js'
 import { takeLease } from './store/replicas.js'
+import { sandboxesByIds } from './store/sandbox-reads.js'
 import { purgeTombstones } from './store/sandboxes.js'
 import { createFirstApiKey, ensureDefaultTeam, type Team } from './store/teams.js'
 import { failInterruptedBuilds } from './store/template-builds.js'
@@ -183,7 +184,11 @@ export async function createApiService(
     log,
   )
   const onInternal = (err: unknown) => log.error({ err }, 'internal rpc failed')
-  const proxyImpl = proxyService(catalog, engine)
+  const proxyImpl = proxyService(
+    catalog,
+    engine,
+    isPostgres(db) ? async (id) => (await sandboxesByIds(db, [id]))[0] : undefined,
+  )
   const proxyTransport = createRouterTransport((r) => r.service(ProxyService, proxyImpl), {
     router: { interceptors: [errorInterceptor(onInternal)] },
   })

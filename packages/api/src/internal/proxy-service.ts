@@ -8,14 +8,22 @@ import {
 } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import type { Catalog } from '../catalog/catalog.js'
 import type { LifecycleEngine } from '../lifecycle/engine.js'
+import type { Sandbox } from '../store/sandboxes.js'
 
 /** Events a slow watcher may lag behind before it is cut off (it reconnects and gets a snapshot). */
 const MAX_BACKLOG = 10_000
 
-/** The API's internal RPC for proxies. */
+/**
+ * The API's internal RPC for proxies. `fromStore` (several replicas): a
+ * route this replica's catalog lacks is read from the store, since a change
+ * committed on another replica reaches this catalog only when its
+ * notification does — a proxy asking right after a create through another
+ * replica would otherwise be told the sandbox does not exist.
+ */
 export function proxyService(
   catalog: Catalog,
   engine: LifecycleEngine,
+  fromStore?: (sandboxId: string) => Promise<Sandbox | undefined>,
 ): ServiceImpl<typeof ProxyService> {
   return {
     async *watchCatalog(_req, ctx) {
@@ -51,7 +59,12 @@ export function proxyService(
       }
     },
     async getRoute(req) {
-      const route = catalog.get(req.sandboxId)
+      let route = catalog.get(req.sandboxId)
+      if (!route && fromStore) {
+        const row = await fromStore(req.sandboxId)
+        if (row) catalog.update(row)
+        route = catalog.get(req.sandboxId)
+      }
       return route ? { route } : {}
     },
     async resumeSandbox(req) {

@@ -117,12 +117,12 @@ async function stopComponent(c: Component): Promise<void> {
   clearTimeout(timer)
 }
 
-/** Kills every sandbox the first key's team has, through the first replica that answers. */
-async function killAllSandboxes(apiUrls: string[], key: string | undefined): Promise<void> {
-  if (!key) return
+/** Kills the sandboxes the first key's team has; how many it found, or undefined if no replica answered. */
+async function killListed(apiUrls: string[], key: string): Promise<number | undefined> {
   const headers = { 'X-API-Key': key }
   for (const api of apiUrls) {
     try {
+      let found = 0
       for (let next: string | null = ''; next !== null; ) {
         const page = next ? `&nextToken=${encodeURIComponent(next)}` : ''
         const res = await fetch(`${api}/v2/sandboxes?state=running,paused&limit=1000${page}`, {
@@ -130,15 +130,30 @@ async function killAllSandboxes(apiUrls: string[], key: string | undefined): Pro
         })
         if (!res.ok) throw new Error(`list: ${res.status}`)
         const list = (await res.json()) as Array<{ sandboxID: string }>
+        found += list.length
         await Promise.all(
           list.map((s) => fetch(`${api}/sandboxes/${s.sandboxID}`, { method: 'DELETE', headers })),
         )
         next = res.headers.get('x-next-token')
       }
-      return
+      return found
     } catch {
       // This replica is gone or failing: the next one answers.
     }
+  }
+  return undefined
+}
+
+/**
+ * Kills every sandbox, in passes until one finds none: a create still in
+ * flight at the first pass is listed (running) by a later one. Bounded.
+ */
+async function killAllSandboxes(apiUrls: string[], key: string | undefined): Promise<void> {
+  if (!key) return
+  for (let pass = 0; pass < 30; pass++) {
+    const found = await killListed(apiUrls, key)
+    if (found === 0 || found === undefined) return
+    await new Promise((r) => setTimeout(r, 1000))
   }
 }
 
