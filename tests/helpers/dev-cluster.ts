@@ -5,7 +5,7 @@
 // proves nothing of it is left on the host.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { postgresBinaries } from '../../packages/cli/src/lib/private-postgres.js'
 import { CLI } from './cli.js'
@@ -23,6 +23,8 @@ export interface RunningDevCluster {
   nodes: number
   /** E2B_* variables (and NODE_EXTRA_CA_CERTS) from its banner. */
   env: Record<string, string>
+  /** Its PostgreSQL, with the password (the banner masks it). */
+  databaseUrl: string
   sdk: { apiUrl: string; sandboxUrl: string; apiKey: string }
   processes: DevClusterProcess[]
   child: ChildProcess
@@ -42,7 +44,9 @@ function alive(pid: number): boolean {
   }
 }
 
-export async function startDevCluster(opts: { apis?: number; nodes?: number } = {}) {
+export async function startDevCluster(
+  opts: { apis?: number; nodes?: number; env?: Record<string, string> } = {},
+) {
   const nodes = opts.nodes ?? 2
   const dir = mkdtempSync('/tmp/warren-devc-')
   const alnum = 'abcdefghijklmnopqrstuvwxyz0123456789'
@@ -63,7 +67,7 @@ export async function startDevCluster(opts: { apis?: number; nodes?: number } = 
       '--nodes',
       String(nodes),
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } },
   )
   let out = ''
   child.stdout?.on('data', (b: Buffer) => (out += b.toString()))
@@ -125,6 +129,9 @@ export async function startDevCluster(opts: { apis?: number; nodes?: number } = 
   const processes = [...out.matchAll(/^\s+(node-\d+|api-\d+|proxy)\s+pid (\d+)\s+(\S+)/gm)].map(
     (m) => ({ name: m[1] as string, pid: Number(m[2]), url: m[3] as string }),
   )
+  const masked = /^\s+postgres postgres:\/\/warren:…@(\S+)$/m.exec(out)?.[1]
+  const password = readFileSync(join(dir, 'postgres', 'password'), 'utf8').trim()
+  const databaseUrl = `postgres://warren:${encodeURIComponent(password)}@${masked}`
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT')
     return { code: await exited, output: out }
@@ -134,6 +141,7 @@ export async function startDevCluster(opts: { apis?: number; nodes?: number } = 
     prefix,
     nodes,
     env,
+    databaseUrl,
     sdk: {
       apiUrl: env.E2B_API_URL as string,
       sandboxUrl: env.E2B_SANDBOX_URL as string,
