@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http'
+import type { Server } from 'node:http'
 import { join } from 'node:path'
 import { createRouterTransport, type Transport } from '@connectrpc/connect'
 import { connectNodeAdapter } from '@connectrpc/connect-node'
@@ -6,22 +6,31 @@ import { createAdaptorServer } from '@hono/node-server'
 import {
   type ApiConfig,
   CleanupStack,
+  clusterTransport,
+  createInternalServer,
   errorInterceptor,
   keepConnectionsLong,
   type Listening,
   type Logger,
   listen,
   listenOn,
-  WarrenError,
+  readClusterCa,
+  readInternalTls,
+  requireClusterSecret,
+  resolveClusterSecret,
+  schemeOf,
 } from '@warren/shared'
+import { NodeService } from '@warren/shared/gen/warren/api/v1/nodes_pb'
 import { ProxyService } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { Catalog } from './catalog/catalog.js'
 import { createApiApp } from './http/app.js'
+import { nodeService } from './internal/node-service.js'
 import { proxyService } from './internal/proxy-service.js'
 import { type Clock, systemClock } from './lifecycle/clock.js'
 import { LifecycleEngine } from './lifecycle/engine.js'
 import { startNodeSync } from './lifecycle/node-sync.js'
-import { networkTransport, Placement, parseNodeList } from './placement/nodes.js'
+import { startNodeHealth } from './placement/health.js'
+import { Placement, parseNodeList } from './placement/nodes.js'
 import { type Db, openDatabase } from './store/db.js'
 import { purgeTombstones } from './store/sandboxes.js'
 import { createApiKey, ensureDefaultTeam, listApiKeys, type Team } from './store/teams.js'
@@ -64,26 +73,33 @@ export async function createApiService(
   cfg: ApiConfig,
   log: Logger,
   nodes: Array<Transport | LocalNode> = [],
-  opts: { clock?: Clock } = {},
+  opts: { clock?: Clock; clusterSecret?: string } = {},
 ): Promise<ApiService> {
   const clock = opts.clock ?? systemClock
+  // Every internal port and every call between components carries it.
+  const secret = opts.clusterSecret ?? resolveClusterSecret(cfg)
+  const cluster = { secret, ca: readClusterCa(cfg.clusterCa) }
+  const dial = (url: string) => clusterTransport(url, cluster)
   const db = await openDatabase(databaseUrl(cfg))
   const team = await ensureDefaultTeam(db, cfg)
   const createdKey = (await listApiKeys(db, team.id)).length
     ? undefined
     : (await createApiKey(db, team.id, 'first key')).key
 
-  const placement = new Placement(log)
+  const placement = new Placement(log, dial)
   for (const n of nodes) {
     if ('transport' in n) await placement.register(n.transport, undefined, n.url)
     else await placement.register(n)
   }
   // Configured nodes are known by id: one that is down now is registered
-  // unhealthy, and node sync brings it in when it answers.
+  // unhealthy, and the health loop brings it in when it answers. Others
+  // register themselves with their heartbeats.
   for (const n of parseNodeList(cfg.nodes ?? ''))
-    await placement.register(networkTransport(n.url), n.nodeId, n.url)
+    await placement.register(dial(n.url), n.nodeId, n.url)
   if (!placement.list().length)
-    throw new WarrenError('unavailable', 'no orchestrator node configured')
+    log.warn(
+      'no orchestrator node yet: creates fail until a node registers (WARREN_API_INTERNAL_URL on the nodes)',
+    )
 
   const catalog = new Catalog(
     (nodeId) => placement.list().find((n) => n.nodeId === nodeId)?.proxyUrl,
@@ -99,6 +115,24 @@ export async function createApiService(
     clock,
   })
   await engine.start()
+  // What a node reports exited is killed (reason `exited`).
+  placement.onExit((e) => {
+    void engine
+      .killExited(e.nodeId, e.sandboxId, e.detail)
+      .catch((err: unknown) =>
+        log.warn({ err, sandboxId: e.sandboxId }, 'killing an exited sandbox failed'),
+      )
+  })
+  const health = startNodeHealth({
+    placement,
+    unhealthyAfterMs: cfg.nodeUnhealthyAfterS * 1000,
+    lostAfterMs: cfg.nodeLostAfterS * 1000,
+    intervalMs: cfg.nodePollIntervalMs,
+    onLost: async (node) => {
+      await engine.reportNodeLost(node.nodeId)
+    },
+    log,
+  })
   const sync = startNodeSync({
     db,
     placement,
@@ -136,7 +170,7 @@ export async function createApiService(
     clock,
     log,
     defaultSizeMb: cfg.volumeSizeMb,
-    content: new VolumeContentProxy(db, placement),
+    content: new VolumeContentProxy(db, placement, cluster),
   }
   await recoverVolumes(volumes)
 
@@ -156,6 +190,7 @@ export async function createApiService(
   )
   const onInternal = (err: unknown) => log.error({ err }, 'internal rpc failed')
   const proxyImpl = proxyService(catalog, engine)
+  const nodeImpl = nodeService(placement, engine, { cluster: cfg.clusterName })
   const proxyTransport = createRouterTransport((r) => r.service(ProxyService, proxyImpl), {
     router: { interceptors: [errorInterceptor(onInternal)] },
   })
@@ -206,6 +241,7 @@ export async function createApiService(
     },
     async stop() {
       clearInterval(purge)
+      health.stop()
       sync.stop()
       await Promise.all(stops.map((stop) => stop()))
       // Running builds end as errors (their node stops them when the stream closes).
@@ -228,26 +264,40 @@ export async function createApiService(
   }
 
   async function listenInternal(): Promise<{ server: Server; url: string }> {
-    const internal = createServer(
-      connectNodeAdapter({
-        routes: (r) => r.service(ProxyService, proxyImpl),
-        interceptors: [errorInterceptor(onInternal)],
-        // Prometheus text next to the internal RPC: operators' network only.
-        fallback: (req, res) => {
-          if (req.url === '/metrics') {
-            void engine.metrics.registry.metrics().then((text) => {
-              res.writeHead(200, { 'content-type': engine.metrics.registry.contentType })
-              res.end(text)
-            })
-            return
-          }
-          res.writeHead(404, { 'content-type': 'application/json' })
-          res.end(JSON.stringify({ code: 404, message: 'not found' }))
-        },
+    const tls = readInternalTls(cfg)
+    const handler = connectNodeAdapter({
+      routes: (r) => {
+        r.service(ProxyService, proxyImpl)
+        r.service(NodeService, nodeImpl)
+      },
+      interceptors: [errorInterceptor(onInternal)],
+      // Prometheus text next to the internal RPC, behind the same secret
+      // (or WARREN_METRICS_TOKEN, for a scraper that holds no more).
+      fallback: (req, res) => {
+        if (req.url === '/metrics') {
+          void engine.metrics.registry.metrics().then((text) => {
+            res.writeHead(200, { 'content-type': engine.metrics.registry.contentType })
+            res.end(text)
+          })
+          return
+        }
+        res.writeHead(404, { 'content-type': 'application/json' })
+        res.end(JSON.stringify({ code: 404, message: 'not found' }))
+      },
+    })
+    // Nothing on this port answers anyone without the cluster secret: the
+    // catalog holds traffic tokens, and ResumeSandbox and KeepAliveSandbox
+    // change sandboxes.
+    const internal = createInternalServer(
+      requireClusterSecret(handler, {
+        secret,
+        what: "the API's internal RPC",
+        ...(cfg.metricsToken ? { extra: { '/metrics': [cfg.metricsToken] } } : {}),
       }),
+      tls,
     )
-    keepConnectionsLong(internal)
-    return { server: internal, url: await listen(internal, internalHost, cfg.internalPort) }
+    const url = await listen(internal, internalHost, cfg.internalPort)
+    return { server: internal, url: url.replace(/^http:/, `${schemeOf(tls)}:`) }
   }
 }
 

@@ -16,11 +16,13 @@ import type { NodeHost, ResumeInput } from './host/node-host.js'
 import { type CreateInput, createSpec } from './lifecycle/create.js'
 import {
   type Entry,
+  type Exit,
   holdsMemory,
   type NodeState,
   policyOf,
   type Settled,
 } from './lifecycle/entries.js'
+import { ExitWatcher } from './lifecycle/exit-watch.js'
 import { FrozenBudget } from './lifecycle/frozen-budget.js'
 import { updateNetwork } from './lifecycle/network-update.js'
 import { pauseSandbox } from './lifecycle/pause.js'
@@ -63,6 +65,8 @@ export class SandboxNode {
   private readonly kills = new SingleFlight<void>()
   private readonly state: NodeState
   private readonly budget: FrozenBudget
+  private readonly exitWatch: ExitWatcher
+  private readonly exitListeners = new Set<(sandboxId: string) => void>()
   /** The node's volumes and which sandboxes mount them. */
   readonly volumes: VolumeRegistry
 
@@ -96,6 +100,55 @@ export class SandboxNode {
         ),
       locked: (id, fn) => this.locked(id, fn),
     })
+    this.exitWatch = new ExitWatcher(
+      {
+        running: () =>
+          this.settledEntries()
+            .filter((e) => e.state === 'running' && !e.exited)
+            .map((e) => ({ sandboxId: e.record.sandboxId, boot: e.record.slotIndex })),
+        watchInit: (id) => this.host.watchInit(id),
+        confirmExit: (id, boot, watch) =>
+          this.locked(id, async () => {
+            const e = this.entries.get(id)
+            if (e?.state !== 'running' || e.exited || e.record.slotIndex !== boot) return
+            if (watch.alive()) return
+            this.markExited(e, watch.detail())
+          }),
+      },
+      cfg.exitWatchIntervalMs,
+      log,
+    )
+  }
+
+  /** Marks a running sandbox whose container died; its owner hears of it (heartbeats). */
+  private markExited(entry: Settled, detail: string): void {
+    const sandboxId = entry.record.sandboxId
+    entry.exited = { at: new Date().toISOString(), detail }
+    this.log.warn({ sandboxId, detail }, 'sandbox container exited')
+    for (const fn of this.exitListeners) fn(sandboxId)
+  }
+
+  /** Called whenever a sandbox's container is found dead (the heartbeat goes out at once). */
+  onExit(fn: (sandboxId: string) => void): void {
+    this.exitListeners.add(fn)
+  }
+
+  /** Sandboxes whose container exited, until they are killed. */
+  exits(): Array<{ sandboxId: string } & Exit> {
+    return this.settledEntries().flatMap((e) =>
+      e.exited ? [{ sandboxId: e.record.sandboxId, ...e.exited }] : [],
+    )
+  }
+
+  /** Why a sandbox's container is gone, if it exited. */
+  exitOf(sandboxId: string): Exit | undefined {
+    const e = this.entries.get(sandboxId)
+    return e && e.state !== 'creating' ? e.exited : undefined
+  }
+
+  /** Looks at every running sandbox's first process now (tests; the watcher does it every interval). */
+  checkExits(): void {
+    this.exitWatch.tick()
   }
 
   /** Prepares the host, then adopts surviving sandboxes and removes debris. */
@@ -105,7 +158,7 @@ export class SandboxNode {
       volumes,
       adopted.map((a) => a.record),
     )
-    for (const { record, slot } of adopted) {
+    for (const { record, slot, exited } of adopted) {
       const frozenBytes =
         record.pausedKind === 'memory' ? this.host.memoryInUse(record.sandboxId) : undefined
       const policy = policyOf(record)
@@ -118,14 +171,17 @@ export class SandboxNode {
         record,
         slot,
         ...(frozenBytes ? { frozenBytes } : {}),
+        ...(exited ? { exited: { at: new Date().toISOString(), detail: exited } } : {}),
       })
       if (holdsMemory(record)) this.memoryAllocated += record.memoryMb
     }
+    this.exitWatch.start()
     return { adopted: adopted.length, removed: removed.length }
   }
 
   /** Stops background work. Sandboxes keep running and are adopted by the next start. */
   async stop(): Promise<void> {
+    this.exitWatch.stop()
     await this.budget.settled()
     await this.host.stop({ idle: this.entries.size === 0 })
   }
@@ -186,7 +242,7 @@ export class SandboxNode {
    */
   async pause(sandboxId: string, opts: { memory: boolean }): Promise<SandboxRecord> {
     const record = await this.locked(sandboxId, () =>
-      pauseSandbox(this.state, this.settled(sandboxId), opts.memory),
+      pauseSandbox(this.state, this.alive(sandboxId), opts.memory),
     )
     if (record.pausedKind === 'memory') this.budget.enforce()
     return record
@@ -213,7 +269,7 @@ export class SandboxNode {
   ): Promise<SandboxRecord> {
     const policy = parseNetworkConfig(network, allowInternetAccess)
     return this.locked(sandboxId, () =>
-      updateNetwork(this.state, this.settled(sandboxId), { network, allowInternetAccess, policy }),
+      updateNetwork(this.state, this.alive(sandboxId), { network, allowInternetAccess, policy }),
     )
   }
 
@@ -231,6 +287,17 @@ export class SandboxNode {
     const entry = this.entries.get(sandboxId)
     if (!entry || entry.state === 'creating')
       throw new WarrenError('not_found', `sandbox ${sandboxId} not found`)
+    return entry
+  }
+
+  /** A settled sandbox whose container has not exited: what pause and updates work on. */
+  private alive(sandboxId: string): Settled {
+    const entry = this.settled(sandboxId)
+    if (entry.exited)
+      throw new WarrenError(
+        'conflict',
+        `sandbox ${sandboxId} has exited (${entry.exited.detail}); it can only be killed`,
+      )
     return entry
   }
 
@@ -264,7 +331,7 @@ export class SandboxNode {
   }
 
   sampleMetrics(sandboxId: string): MetricsSample {
-    const r = this.get(sandboxId)
+    const r = this.alive(sandboxId).record
     if (r.state !== 'running')
       throw new WarrenError('conflict', `sandbox ${sandboxId} is ${r.state}`)
     return this.host.sampleMetrics(r)
@@ -348,9 +415,14 @@ export class SandboxNode {
   }
 
   info() {
+    // CPUs are promised like memory: to running and frozen sandboxes.
+    const cpuAllocated = this.settledEntries()
+      .filter((e) => holdsMemory(e.record))
+      .reduce((n, e) => n + e.record.cpuCount, 0)
     return {
       nodeId: this.cfg.nodeId,
       cpuCount: this.host.cpuCount,
+      cpuAllocated,
       memoryMbTotal: this.cfg.memoryCapacityMb,
       memoryMbAllocated: this.memoryAllocated,
       sandboxes: this.entries.size,

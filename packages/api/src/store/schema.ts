@@ -141,9 +141,12 @@ export type SandboxState =
 /**
  * Why a sandbox was killed, kept on its tombstone: `request` (a kill through
  * the API), `timeout` (its endAt passed, lifecycle onTimeout kill), `orphaned`
- * (its node no longer has it, or the API restarted in the middle of a create).
+ * (its node no longer has it, or the API restarted in the middle of a create),
+ * `node_lost` (its node was silent past the grace period), `exited` (its
+ * container died on its own: first process exited, or OOM-killed),
+ * `drained` (its node was drained by an operator).
  */
-export type KillReason = 'request' | 'timeout' | 'orphaned'
+export type KillReason = 'request' | 'timeout' | 'orphaned' | 'node_lost' | 'exited' | 'drained'
 
 export interface SandboxesTable {
   id: string
