@@ -50,7 +50,8 @@ const CREATE: Array<[string, ApiRequest, number, RegExp]> = [
   ['an unknown field', { json: { templateID: 'base', gpu: true } }, 400, /'gpu'/],
   ['an unknown nested field', { json: { templateID: 'base', lifecycle: { onIdle: 'kill' } } }, 400, /'lifecycle\.onIdle'/],
   ['network.allowOut not a list', { json: { templateID: 'base', network: { allowOut: '1.1.1.1' } } }, 400, /network\.allowOut/],
-  ["an E2B field Warren lacks", { json: { templateID: 'base', volumeMounts: [{ name: 'v', path: '/d' }] } }, 400, /'volumeMounts'/],
+  ["an E2B field Warren lacks", { json: { templateID: 'base', mcp: { github: {} } } }, 400, /unsupported field 'mcp'/],
+  ['a volume that does not exist', { json: { templateID: 'base', volumeMounts: [{ name: 'v', path: '/d' }] } }, 400, /volume 'v' not found/],
   ["envd's port as an HTTPS port", { json: { templateID: 'base', network: { httpsPorts: [49983] } } }, 400, /httpsPorts/],
   ['an unknown template', { json: { templateID: 'no-such-template' } }, 404, /no-such-template/],
 ]

@@ -4,7 +4,16 @@
 // remains on the host. Privileged: needs root, runc, ip and nft.
 import { execFileSync } from 'node:child_process'
 import { randomBytes, randomInt } from 'node:crypto'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { type CreateInput, createNode, type NodeHost, type SandboxNode } from '@warren/orchestrator'
@@ -63,12 +72,46 @@ export function uniquePool(bits = 16): string {
       ),
     ].map((m) => Number(m[1])),
   )
-  for (;;) {
+  for (let tries = 0; ; tries++) {
+    if (tries > 500) throw new Error('no free test address pool in 10.200-250.0.0/16')
     const second = randomInt(200, 251)
-    if (!usedPools.has(second) && !onHost.has(second)) {
+    if (!usedPools.has(second) && !onHost.has(second) && claim('pools', second)) {
       usedPools.add(second)
       return `10.${second}.0.0/${bits}`
     }
+  }
+}
+
+/**
+ * Claims a resource (an address pool, a port) for this test process against
+ * test processes of other suites or worktrees running at the same time: a
+ * file named after it holds the claimer's pid; a claim whose process is gone
+ * is taken over. Claims last as long as the process.
+ */
+function claim(kind: string, value: number): boolean {
+  const dir = join('/tmp/warren-test-claims', kind)
+  mkdirSync(dir, { recursive: true })
+  const path = join(dir, String(value))
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: 'wx' })
+      return true
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      const owner = Number(readFileSync(path, 'utf8'))
+      if (owner === process.pid || (owner && isAlive(owner))) return false
+      rmSync(path, { force: true })
+    }
+  }
+  return false
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
   }
 }
 
@@ -373,15 +416,23 @@ export function mountsUnder(dir: string): string[] {
 }
 
 /** A port nobody listens on right now (loopback). */
+/**
+ * A port nothing listens on now, claimed for this process: another test
+ * process picking the same port between our close and the listener's bind
+ * would otherwise take it (EADDRINUSE).
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number }
-      srv.close(() => resolve(port))
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = createServer()
+      srv.once('error', reject)
+      srv.listen(0, '127.0.0.1', () => {
+        const { port } = srv.address() as { port: number }
+        srv.close(() => resolve(port))
+      })
     })
-  })
+    if (claim('ports', port)) return port
+  }
 }
 
 /**

@@ -111,6 +111,38 @@ describe('warren sandbox pause|resume', () => {
     expect(missing.code).toBe(1)
     expect(missing.stderr).toMatch(/not found/i)
   })
+
+  it('snapshots a sandbox and forks it: files kept, fresh processes', async () => {
+    const w = warren()
+    const { sandboxId: id } = (await runCliJson(w, sbxCmd('create', '--timeout', '120'))) as {
+      sandboxId: string
+    }
+    sandboxes.add(id)
+    await runCliJson(w, sbxCmd('exec', id, 'echo kept > /home/user/kept.txt'))
+    const snap = (await runCliJson(
+      w,
+      sbxCmd('snapshot', id, '--name', `cli-${id.slice(0, 6)}`),
+    )) as {
+      snapshotId: string
+      names: string[]
+    }
+    expect(snap).toEqual({ snapshotId: expect.any(String), names: [`cli-${id.slice(0, 6)}`] })
+    const forks = (await runCliJson(w, sbxCmd('fork', id, '--count', '2'))) as Array<{
+      sandboxId: string
+      error: string
+    }>
+    expect(forks).toHaveLength(2)
+    for (const f of forks) {
+      expect(f.error).toBe('')
+      sandboxes.add(f.sandboxId)
+      expect(
+        await runCliJson(w, sbxCmd('exec', f.sandboxId, 'cat /home/user/kept.txt')),
+      ).toMatchObject({
+        stdout: 'kept\n',
+      })
+    }
+    await Sandbox.deleteSnapshot(snap.snapshotId, w.sdk)
+  })
 })
 
 describe('warren sandbox shell', () => {

@@ -176,7 +176,6 @@ describe('network.httpsPorts', () => {
 describe('create fields the SDK sends that Warren does not implement', () => {
   // A unique label per case: no sandbox may exist with it afterwards.
   const cases: Array<[string, SandboxOpts, RegExp]> = [
-    ['volumeMounts', { volumeMounts: { '/data': 'vol' } }, /'volumeMounts'/],
     ['mcp', { mcp: { github: {} } as never }, /'mcp'/],
     ['iam', { iam: { tokens: { t: { audience: 'a', tokenType: 'jwt' } } } as never }, /'iam'/],
     [

@@ -13,17 +13,19 @@ import {
 import pLimit from 'p-limit'
 import { createMachineHost } from './host/machine.js'
 import type { NodeHost, ResumeInput } from './host/node-host.js'
+import { adoptSandboxes } from './lifecycle/adopt.js'
+import { buildTemplate } from './lifecycle/build.js'
 import { type CreateInput, createSpec } from './lifecycle/create.js'
 import {
   type Entry,
   type Exit,
   holdsMemory,
   type NodeState,
-  policyOf,
   type Settled,
 } from './lifecycle/entries.js'
 import { ExitWatcher } from './lifecycle/exit-watch.js'
 import { FrozenBudget } from './lifecycle/frozen-budget.js'
+import { destroySandbox } from './lifecycle/kill.js'
 import { updateNetwork } from './lifecycle/network-update.js'
 import { pauseSandbox } from './lifecycle/pause.js'
 import { resumeSandbox } from './lifecycle/resume.js'
@@ -87,6 +89,7 @@ export class SandboxNode {
         return e?.state === 'creating' ? undefined : e
       },
       set: (id, entry) => this.entries.set(id, entry),
+      forget: (id) => this.entries.delete(id),
       reserveMemory: (mb) => this.reserveMemory(mb),
       releaseMemory: (mb) => {
         this.memoryAllocated -= mb
@@ -158,23 +161,9 @@ export class SandboxNode {
       volumes,
       adopted.map((a) => a.record),
     )
-    for (const { record, slot, exited } of adopted) {
-      const frozenBytes =
-        record.pausedKind === 'memory' ? this.host.memoryInUse(record.sandboxId) : undefined
-      const policy = policyOf(record)
-      // A crash in the middle of an update may have left the kernel with other
-      // rules than the record: the record's are loaded again.
-      if (slot) await this.host.applyEgress(slot, policy.egress)
-      this.host.policies.set(record.sandboxId, record.sandboxIp ?? undefined, policy)
-      this.entries.set(record.sandboxId, {
-        state: record.state,
-        record,
-        slot,
-        ...(frozenBytes ? { frozenBytes } : {}),
-        ...(exited ? { exited: { at: new Date().toISOString(), detail: exited } } : {}),
-      })
-      if (holdsMemory(record)) this.memoryAllocated += record.memoryMb
-    }
+    await adoptSandboxes(this.state, adopted, (mb) => {
+      this.memoryAllocated += mb
+    })
     this.exitWatch.start()
     return { adopted: adopted.length, removed: removed.length }
   }
@@ -220,18 +209,9 @@ export class SandboxNode {
       )
     }
     return this.kills.run(sandboxId, () =>
-      this.locked(sandboxId, async () => {
-        const entry = this.settled(sandboxId)
-        const errors = await this.host.destroy(sandboxId, entry.slot)
-        this.entries.delete(sandboxId)
-        // A container that may not be gone may still hold its volumes.
-        if (!errors.length) this.volumes.release(sandboxId, entry.record.volumeMounts)
-        if (holdsMemory(entry.record)) this.memoryAllocated -= entry.record.memoryMb
-        if (errors.length) {
-          for (const err of errors) this.log.error({ err, sandboxId }, 'kill step failed')
-          throw new WarrenError('internal', `sandbox ${sandboxId} was not removed cleanly`)
-        }
-      }),
+      this.locked(sandboxId, () =>
+        destroySandbox(this.state, this.settled(sandboxId), this.volumes),
+      ),
     )
   }
 
@@ -350,36 +330,14 @@ export class SandboxNode {
     return this.host.templates()
   }
 
-  /**
-   * Builds a template once one of the node's build slots is free
-   * (`maxConcurrentBuilds`); `started` says when. The build's memory is
-   * held for as long as it runs, like a sandbox's.
-   */
+  /** Builds a template in one of the node's build slots (see lifecycle/build). */
   buildTemplate(
     spec: TemplateBuildSpec,
     started: () => void,
     log: BuildLog,
     signal: AbortSignal,
   ): Promise<{ metadata: TemplateMetadata; cached: number; built: number }> {
-    parseTemplateId(spec.templateId)
-    if (spec.cpuCount > this.host.cpuCount || spec.cpuCount < 1) {
-      throw new WarrenError(
-        'invalid_argument',
-        `cpuCount must be 1 to this node's ${this.host.cpuCount} CPUs`,
-      )
-    }
-    if (spec.memoryMb < 128)
-      throw new WarrenError('invalid_argument', 'memoryMB must be at least 128')
-    return this.buildLimit(async () => {
-      signal.throwIfAborted()
-      this.reserveMemory(spec.memoryMb)
-      try {
-        started()
-        return await this.host.buildTemplate(spec, log, signal)
-      } finally {
-        this.memoryAllocated -= spec.memoryMb
-      }
-    })
+    return buildTemplate(this.state, this.buildLimit, spec, { started, log, signal })
   }
 
   /**
@@ -397,16 +355,6 @@ export class SandboxNode {
   deleteTemplate(templateId: string): number {
     const inUse = new Set(this.list().map((r) => `${r.templateId}/${r.buildId}`))
     return this.host.deleteTemplate(parseTemplateId(templateId), inUse)
-  }
-
-  /** Makes a volume on this node (see VolumeRegistry). */
-  createVolume(input: { volumeId: string; sizeMb: number; tokenSha256: string }) {
-    return this.volumes.create(input)
-  }
-
-  /** Removes a volume; refused while a sandbox of this node mounts it. */
-  deleteVolume(volumeId: string): Promise<void> {
-    return this.volumes.delete(volumeId)
   }
 
   /** The envd version new sandboxes get (undefined with a custom first process). */

@@ -9,6 +9,7 @@ import {
 import { print, printOne } from '../lib/output.js'
 import { registerPauseResume } from './sandbox-pause.js'
 import { registerShell } from './sandbox-shell.js'
+import { registerSnapshotFork } from './sandbox-snapshot.js'
 
 type Flags = ConnectionFlags & { json?: boolean }
 
@@ -125,4 +126,5 @@ export function registerSandbox(program: Command): void {
 
   registerShell(sandbox)
   registerPauseResume(sandbox)
+  registerSnapshotFork(sandbox)
 }

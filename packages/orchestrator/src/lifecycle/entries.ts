@@ -43,6 +43,8 @@ export interface NodeState {
   /** The entry of a settled sandbox, if the node has it. */
   find(sandboxId: string): Settled | undefined
   set(sandboxId: string, entry: Settled): void
+  /** The sandbox is gone from the node. */
+  forget(sandboxId: string): void
   /** Takes memory from the node's capacity; capacity_exhausted when it does not fit. */
   reserveMemory(memoryMb: number): void
   releaseMemory(memoryMb: number): void

@@ -114,7 +114,7 @@ export function orchestratorService(
       return { layersRemoved: node.deleteTemplate(req.templateId) }
     },
     async createVolume(req) {
-      await node.createVolume({
+      await node.volumes.create({
         volumeId: req.volumeId,
         sizeMb: req.sizeMb,
         tokenSha256: req.tokenSha256,
@@ -122,7 +122,7 @@ export function orchestratorService(
       return {}
     },
     async deleteVolume(req) {
-      await node.deleteVolume(req.volumeId)
+      await node.volumes.delete(req.volumeId)
       return {}
     },
     async listTemplates() {

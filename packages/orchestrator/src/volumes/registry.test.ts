@@ -42,45 +42,45 @@ describe('volume create and delete', () => {
   it('checks its input, refuses a second create of an id, and deletes once', async () => {
     const { host, node } = await setup()
     const id = vid()
-    expect(await code(node.createVolume({ volumeId: 'BAD', sizeMb: 64, tokenSha256: HASH }))).toBe(
+    expect(
+      await code(node.volumes.create({ volumeId: 'BAD', sizeMb: 64, tokenSha256: HASH })),
+    ).toBe('invalid_argument')
+    expect(await code(node.volumes.create({ volumeId: id, sizeMb: 1, tokenSha256: HASH }))).toBe(
       'invalid_argument',
     )
-    expect(await code(node.createVolume({ volumeId: id, sizeMb: 1, tokenSha256: HASH }))).toBe(
+    expect(await code(node.volumes.create({ volumeId: id, sizeMb: 64, tokenSha256: 'x' }))).toBe(
       'invalid_argument',
     )
-    expect(await code(node.createVolume({ volumeId: id, sizeMb: 64, tokenSha256: 'x' }))).toBe(
-      'invalid_argument',
-    )
-    await node.createVolume({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
+    await node.volumes.create({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
     expect(host.volumes.get(id)).toMatchObject({ sizeMb: 64, tokenSha256: HASH })
     expect(node.volumes.ready(id)?.volumeId).toBe(id)
-    expect(await code(node.createVolume({ volumeId: id, sizeMb: 64, tokenSha256: HASH }))).toBe(
+    expect(await code(node.volumes.create({ volumeId: id, sizeMb: 64, tokenSha256: HASH }))).toBe(
       'already_exists',
     )
-    await node.deleteVolume(id)
+    await node.volumes.delete(id)
     expect(host.volumes.has(id)).toBe(false)
-    expect(await code(node.deleteVolume(id))).toBe('not_found')
+    expect(await code(node.volumes.delete(id))).toBe('not_found')
   })
 
   it('forgets a volume whose disk could not be made', async () => {
     const { host, node } = await setup()
     const id = vid()
     host.failNext('createVolume')
-    expect(await code(node.createVolume({ volumeId: id, sizeMb: 64, tokenSha256: HASH }))).toBe(
+    expect(await code(node.volumes.create({ volumeId: id, sizeMb: 64, tokenSha256: HASH }))).toBe(
       'raw: createVolume failed',
     )
     expect(node.volumes.ready(id)).toBeUndefined()
-    await node.createVolume({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
+    await node.volumes.create({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
   })
 
   it('keeps a volume whose delete failed', async () => {
     const { host, node } = await setup()
     const id = vid()
-    await node.createVolume({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
+    await node.volumes.create({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
     host.failNext('deleteVolume')
-    expect(await code(node.deleteVolume(id))).toBe('raw: deleteVolume failed')
+    expect(await code(node.volumes.delete(id))).toBe('raw: deleteVolume failed')
     expect(node.volumes.ready(id)?.volumeId).toBe(id)
-    await node.deleteVolume(id)
+    await node.volumes.delete(id)
   })
 })
 
@@ -88,23 +88,23 @@ describe('claims', () => {
   it('a running or paused sandbox holds its volume; a kill lets it go', async () => {
     const { host, node } = await setup()
     const id = vid()
-    await node.createVolume({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
+    await node.volumes.create({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
     const r = await mounting(node, id)
     expect(host.records.get(r.sandboxId)?.volumeMounts).toEqual([
       { volumeId: id, name: 'data', path: '/data' },
     ])
-    expect(await code(node.deleteVolume(id))).toBe('conflict')
+    expect(await code(node.volumes.delete(id))).toBe('conflict')
     await node.pause(r.sandboxId, { memory: false })
-    expect(await code(node.deleteVolume(id))).toBe('conflict')
+    expect(await code(node.volumes.delete(id))).toBe('conflict')
     await node.kill(r.sandboxId)
-    await node.deleteVolume(id)
+    await node.volumes.delete(id)
   })
 
   it('a create of a volume not on the node, or mounted twice, is refused before anything', async () => {
     const { host, node } = await setup()
     expect(await code(mounting(node, vid()))).toBe('not_found')
     const id = vid()
-    await node.createVolume({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
+    await node.volumes.create({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
     const twice = node.create({
       sandboxId: newSandboxId(),
       templateId: 'base',
@@ -120,11 +120,11 @@ describe('claims', () => {
   it('a create under way holds the volume against a delete', async () => {
     const { host, node } = await setup()
     const id = vid()
-    await node.createVolume({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
+    await node.volumes.create({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
     const b = barrier()
     host.on('create', () => b.wait)
     const creating = mounting(node, id)
-    expect(await code(node.deleteVolume(id))).toBe('conflict')
+    expect(await code(node.volumes.delete(id))).toBe('conflict')
     b.open()
     expect((await creating).state).toBe('running')
   })
@@ -132,19 +132,19 @@ describe('claims', () => {
   it('a failed create gives its claim back', async () => {
     const { host, node } = await setup()
     const id = vid()
-    await node.createVolume({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
+    await node.volumes.create({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
     host.failNext('create')
     expect(await code(mounting(node, id))).toBe('raw: create failed')
-    await node.deleteVolume(id)
+    await node.volumes.delete(id)
   })
 
   it('a delete under way makes a create that mounts the volume fail', async () => {
     const { host, node } = await setup()
     const id = vid()
-    await node.createVolume({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
+    await node.volumes.create({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
     const b = barrier()
     host.on('deleteVolume', () => b.wait)
-    const deleting = node.deleteVolume(id)
+    const deleting = node.volumes.delete(id)
     expect(await code(mounting(node, id))).toBe('conflict')
     b.open()
     await deleting
@@ -155,7 +155,7 @@ describe('claims', () => {
   it('claims of adopted sandboxes are restored at start', async () => {
     const first = await setup()
     const id = vid()
-    await first.node.createVolume({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
+    await first.node.volumes.create({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
     const r = await mounting(first.node, id)
     // A restart: a new node on a host that kept the volume and the sandbox.
     const host = first.host
@@ -163,6 +163,6 @@ describe('claims', () => {
     const cfg = loadOrchestratorConfig({ nodeId: 'unit', memoryCapacityMb: 4096 }, {})
     const again = createNode(cfg, { host, log: createLogger('volume-test', 'silent') })
     await again.start()
-    expect(await code(again.deleteVolume(id))).toBe('conflict')
+    expect(await code(again.volumes.delete(id))).toBe('conflict')
   })
 })

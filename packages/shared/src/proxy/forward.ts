@@ -126,6 +126,11 @@ export function createForwarder(
         const counter = new PassThrough()
         counter.on('data', (b: Buffer) => count(b.length, b, false))
         counter.pipe(res)
+        // A client gone mid-answer unpipes the counter but does not end it:
+        // undici would keep the upstream stream open, paused, forever.
+        res.on('close', () => {
+          if (!res.writableFinished) counter.destroy()
+        })
         return counter
       },
       (err) => {
