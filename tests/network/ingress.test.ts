@@ -155,6 +155,7 @@ beforeAll(async () => {
       WARREN_LISTEN_HOST: '127.0.0.1',
       WARREN_API_INTERNAL_URL: `http://127.0.0.1:${warren().ports.internal}`,
       WARREN_TRUSTED_HOPS: '1',
+      WARREN_CLUSTER_SECRET_FILE: `${warren().dataDir}/cluster/secret`,
     },
     stdio: 'ignore',
   })

@@ -118,7 +118,7 @@ export async function createApiService(
   // What a node reports exited is killed (reason `exited`).
   placement.onExit((e) => {
     void engine
-      .killExited(e.nodeId, e.sandboxId, e.detail)
+      .killExited(e.nodeId, e.sandboxId, e.detail, e.oom)
       .catch((err: unknown) =>
         log.warn({ err, sandboxId: e.sandboxId }, 'killing an exited sandbox failed'),
       )

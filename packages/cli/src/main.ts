@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { WarrenError } from '@warren/shared'
 import { Command } from 'commander'
+import { registerCluster } from './commands/cluster.js'
 import { registerKeys } from './commands/keys.js'
+import { registerNode } from './commands/node.js'
 import { registerOrchestrator } from './commands/orchestrator.js'
 import { registerPortForward } from './commands/port-forward.js'
 import { registerSandbox } from './commands/sandbox.js'
@@ -16,6 +18,8 @@ registerPortForward(program)
 registerKeys(program)
 registerTemplate(program)
 registerOrchestrator(program)
+registerNode(program)
+registerCluster(program)
 registerServices(program)
 
 program.parseAsync(process.argv).catch((err: unknown) => {

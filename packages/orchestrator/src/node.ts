@@ -115,7 +115,7 @@ export class SandboxNode {
             const e = this.entries.get(id)
             if (e?.state !== 'running' || e.exited || e.record.slotIndex !== boot) return
             if (watch.alive()) return
-            this.markExited(e, watch.detail())
+            this.markExited(e, watch.exit())
           }),
       },
       cfg.exitWatchIntervalMs,
@@ -124,10 +124,10 @@ export class SandboxNode {
   }
 
   /** Marks a running sandbox whose container died; its owner hears of it (heartbeats). */
-  private markExited(entry: Settled, detail: string): void {
+  private markExited(entry: Settled, exit: { detail: string; oom: boolean }): void {
     const sandboxId = entry.record.sandboxId
-    entry.exited = { at: new Date().toISOString(), detail }
-    this.log.warn({ sandboxId, detail }, 'sandbox container exited')
+    entry.exited = { at: new Date().toISOString(), ...exit }
+    this.log.warn({ sandboxId, ...exit }, 'sandbox container exited')
     for (const fn of this.exitListeners) fn(sandboxId)
   }
 

@@ -49,7 +49,9 @@ export async function createSandbox(
   team: Team,
   req: CreateSandboxRequest,
 ): Promise<Sandbox> {
-  const candidates = core.placement.candidates(0, req.nodeId)
+  const candidates = core.placement.candidates(req.resources?.memoryMb ?? 0, req.nodeId, {
+    templateId: req.templateId,
+  })
   if (!candidates.length)
     throw req.nodeId
       ? new WarrenError(
@@ -124,13 +126,18 @@ async function createOn(
     ...(req.buildId ? { buildId: req.buildId } : {}),
     envVars: s.envVars,
     ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
+    // The node proxy asks direct callers for it (edges check it themselves).
+    ...(s.trafficAccessToken ? { trafficAccessToken: s.trafficAccessToken } : {}),
     network: networkConfigToMessage(s.network),
     ...req.resources,
     ...(s.allowInternetAccess !== null ? { allowInternetAccess: s.allowInternetAccess } : {}),
     volumeMounts: s.volumeMounts,
   })
-  void placement.refresh(node)
   const info = res.sandbox!
+  // Counted at once, so the next placement sees it; the node's own figures follow.
+  node.memoryMbFree -= info.memoryMb
+  node.cpuAllocated += info.cpuCount
+  void placement.refresh(node)
   const startedAt = core.clock.now()
   const running = await transition(
     db,

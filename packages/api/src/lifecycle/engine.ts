@@ -311,8 +311,8 @@ export class LifecycleEngine {
   }
 
   /** The node found the sandbox's container dead. */
-  killExited(nodeId: string, sandboxId: string, detail: string): Promise<void> {
-    return killExited(this.core, nodeId, sandboxId, detail)
+  killExited(nodeId: string, sandboxId: string, detail: string, oom: boolean): Promise<void> {
+    return killExited(this.core, nodeId, sandboxId, detail, oom)
   }
 
   /** Kills everything on a (cordoned) node. */

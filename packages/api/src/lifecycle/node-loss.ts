@@ -33,25 +33,28 @@ export async function reportNodeLost(core: LifecycleCore, nodeId: string): Promi
 /**
  * A node found a sandbox's container dead (its first process exited, or
  * it was OOM-killed): if the store still has it running on that node it is
- * killed there (reason `exited`), which also clears the node's report.
+ * killed there (reason `exited`, or `oom_killed`), which also clears the
+ * node's report.
  */
 export async function killExited(
   core: LifecycleCore,
   nodeId: string,
   sandboxId: string,
   detail: string,
+  oom: boolean,
 ): Promise<void> {
+  const reason = oom ? 'oom_killed' : 'exited'
   const s = await getSandbox(core.db, sandboxId)
   if (s?.state !== 'running' || s.nodeId !== nodeId) return
   const killing = await transition(
     core.db,
     sandboxId,
     { from: ['running'], version: s.version },
-    { state: 'killing', killReason: 'exited' },
+    { state: 'killing', killReason: reason },
   )
   if (!killing) return
   core.log.warn({ sandboxId, nodeId, detail }, 'sandbox exited on its own; killing it')
-  await finishKill(core, killing, 'exited', 'running')
+  await finishKill(core, killing, reason, 'running')
 }
 
 /**

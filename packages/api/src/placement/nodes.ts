@@ -66,6 +66,7 @@ export interface ExitReport {
   nodeId: string
   sandboxId: string
   detail: string
+  oom: boolean
 }
 
 /**
@@ -178,7 +179,7 @@ export class Placement {
     if (moved) for (const fn of this.listeners) fn(node)
     for (const e of s.exited)
       for (const fn of this.exitListeners)
-        fn({ nodeId: node.nodeId, sandboxId: e.sandboxId, detail: e.detail })
+        fn({ nodeId: node.nodeId, sandboxId: e.sandboxId, detail: e.detail, oom: e.oom })
   }
 
   /** Called when a node's proxy URL becomes known or changes. */
@@ -216,21 +217,17 @@ export class Placement {
   }
 
   /**
-   * Nodes a new sandbox may go to: healthy, active, with room for `memoryMb`
-   * and `cpuCount` (0: not asked), holding the template when some node does
-   * (else every fitting node, whose answer says the template is missing);
-   * the emptiest first (by free memory, then free CPUs). Only `nodeId` when
-   * given (a sandbox mounting volumes goes where they are).
+   * Nodes a new sandbox may go to: healthy, active, with room for `memoryMb`,
+   * holding the template when some node does (else every fitting node, whose
+   * answer says the template is missing); the emptiest first, by free memory,
+   * then by free CPUs (CPUs are shares, promised beyond the count: they
+   * order nodes and refuse none). Only `nodeId` when given (a sandbox
+   * mounting volumes goes where they are).
    */
-  candidates(
-    memoryMb: number,
-    nodeId?: string,
-    want: { cpuCount?: number; templateId?: string } = {},
-  ): NodeState[] {
+  candidates(memoryMb: number, nodeId?: string, want: { templateId?: string } = {}): NodeState[] {
     const fitting = this.list()
       .filter((n) => n.healthy && !n.lost && n.schedulable === 'active')
       .filter((n) => n.memoryMbFree >= memoryMb)
-      .filter((n) => !want.cpuCount || n.cpuCount - n.cpuAllocated >= want.cpuCount)
       .filter((n) => nodeId === undefined || n.nodeId === nodeId)
     const tpl = want.templateId
     const holding = tpl ? fitting.filter((n) => n.templates?.has(tpl)) : fitting

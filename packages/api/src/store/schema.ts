@@ -143,10 +143,18 @@ export type SandboxState =
  * the API), `timeout` (its endAt passed, lifecycle onTimeout kill), `orphaned`
  * (its node no longer has it, or the API restarted in the middle of a create),
  * `node_lost` (its node was silent past the grace period), `exited` (its
- * container died on its own: first process exited, or OOM-killed),
+ * container's first process exited), `oom_killed` (the kernel killed the
+ * sandbox for its memory),
  * `drained` (its node was drained by an operator).
  */
-export type KillReason = 'request' | 'timeout' | 'orphaned' | 'node_lost' | 'exited' | 'drained'
+export type KillReason =
+  | 'request'
+  | 'timeout'
+  | 'orphaned'
+  | 'node_lost'
+  | 'exited'
+  | 'oom_killed'
+  | 'drained'
 
 export interface SandboxesTable {
   id: string

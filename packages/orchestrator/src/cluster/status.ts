@@ -40,6 +40,7 @@ export function nodeStatusSource(node: SandboxNode, urls: NodeAddresses): () => 
         sandboxId: e.sandboxId,
         exitedAt: timestampFromMs(Date.parse(e.at)),
         detail: e.detail,
+        oom: e.oom ?? false,
       })),
     }
   }

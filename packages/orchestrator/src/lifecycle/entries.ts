@@ -26,6 +26,8 @@ export type Entry =
 export interface Exit {
   at: string
   detail: string
+  /** The kernel killed it for its memory. */
+  oom?: boolean
 }
 
 export type Settled = Extract<Entry, { record: SandboxRecord }>

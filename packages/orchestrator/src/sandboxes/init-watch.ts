@@ -9,7 +9,7 @@ export interface InitWatch {
   /** Cheap (one small procfs read): whether the first process still runs. */
   alive(): boolean
   /** Once it is gone: what the node saw, for the tombstone's story. */
-  detail(): string
+  exit(): { detail: string; oom: boolean }
 }
 
 /** OOM kills counted in the sandbox's memory cgroup (v2 memory.events, v1 memory.oom_control). */
@@ -41,9 +41,9 @@ export async function watchInit(ctx: NodeContext, sandboxId: string): Promise<In
     alive: () => !!id && processAlive(id),
     // The cgroup stays until the container is deleted: its OOM count says
     // whether the kernel took the sandbox down for its memory.
-    detail: () =>
+    exit: () =>
       oomKills(cgroup) > 0
-        ? 'the sandbox ran out of memory (OOM-killed)'
-        : "the sandbox's first process exited",
+        ? { detail: 'the sandbox ran out of memory (OOM-killed)', oom: true }
+        : { detail: "the sandbox's first process exited", oom: false },
   }
 }

@@ -211,7 +211,7 @@ export class MemoryHost implements NodeHost {
   async watchInit(sandboxId: string) {
     return {
       alive: () => this.containers.get(sandboxId) === 'running',
-      detail: () => "the sandbox's first process exited",
+      exit: () => ({ detail: "the sandbox's first process exited", oom: false }),
     }
   }
   diskUsed = () => 4096
