@@ -256,11 +256,6 @@ export const apiConfigSchema = z.object({
   ...internalTls,
   /** Prometheus may scrape /metrics with this token instead of the cluster secret. */
   metricsToken: z.string().min(16).optional(),
-  /**
-   * The operators' token for the admin routes (`/admin/…`, `warren node`);
-   * default: made once and kept in <dataDir>/admin-token.
-   */
-  adminToken: z.string().min(16).optional(),
   /** A node whose last heartbeat is older than this gets no placements. */
   nodeUnhealthyAfterS: z.coerce.number().min(0.5).max(3600).default(10),
   /**
@@ -270,8 +265,6 @@ export const apiConfigSchema = z.object({
   nodeLostAfterS: z.coerce.number().min(1).max(86_400).default(60),
   /** How often the API asks the nodes it polls (WARREN_NODES, the all-in-one's) for their status. */
   nodePollIntervalMs: z.coerce.number().int().min(100).max(60_000).default(2000),
-  /** spread: the emptiest node first (default); pack: the fullest that fits. */
-  placement: z.enum(['spread', 'pack']).default('spread'),
 })
 
 export type ApiConfig = z.infer<typeof apiConfigSchema>
@@ -291,11 +284,9 @@ const apiEnv: Record<string, keyof ApiConfig> = {
   WARREN_NODE_SYNC_INTERVAL: 'nodeSyncIntervalS',
   WARREN_VOLUME_SIZE_MB: 'volumeSizeMb',
   WARREN_METRICS_TOKEN: 'metricsToken',
-  WARREN_ADMIN_TOKEN: 'adminToken',
   WARREN_NODE_UNHEALTHY_AFTER: 'nodeUnhealthyAfterS',
   WARREN_NODE_LOST_AFTER: 'nodeLostAfterS',
   WARREN_NODE_POLL_INTERVAL_MS: 'nodePollIntervalMs',
-  WARREN_PLACEMENT: 'placement',
   ...clusterEnv,
   ...internalTlsEnv,
 }

@@ -11,7 +11,7 @@ import {
 import type { SandboxNode } from '../node.js'
 import { listenNodeProxy } from '../nodeproxy/server.js'
 import { serveOrchestratorRpc } from '../rpc/server.js'
-import { advertisedUrl } from './addresses.js'
+import { advertisedUrl, checkAdvertisable } from './addresses.js'
 import { type Heartbeats, startHeartbeats } from './heartbeat.js'
 import { type NodeStatusInit, nodeStatusSource } from './status.js'
 
@@ -44,6 +44,8 @@ export async function serveNode(
   const cfg = node.cfg
   const secret = opts.secret ?? resolveClusterSecret(cfg)
   const tls = opts.tls ?? readInternalTls(cfg)
+  const registering = !!cfg.apiInternalUrl && opts.register !== false
+  if (registering) checkAdvertisable(cfg.listenHost, cfg.advertiseHost)
   const cleanup = new CleanupStack()
   try {
     const nodeProxy = await listenNodeProxy(node, {
@@ -68,7 +70,7 @@ export async function serveNode(
     cleanup.push('rpc', () => close(rpc.server))
     urls.rpcUrl = advertisedUrl(rpc.url, cfg.listenHost, cfg.advertiseHost)
     let heartbeats: Heartbeats | undefined
-    if (cfg.apiInternalUrl && opts.register !== false) {
+    if (cfg.apiInternalUrl && registering) {
       const ca = readClusterCa(cfg.clusterCa)
       heartbeats = startHeartbeats({
         transports: cfg.apiInternalUrl
