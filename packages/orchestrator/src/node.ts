@@ -23,7 +23,7 @@ import {
   type NodeState,
   type Settled,
 } from './lifecycle/entries.js'
-import { ExitWatcher } from './lifecycle/exit-watch.js'
+import { NodeExits } from './lifecycle/exits.js'
 import { FrozenBudget } from './lifecycle/frozen-budget.js'
 import { destroySandbox } from './lifecycle/kill.js'
 import { updateNetwork } from './lifecycle/network-update.js'
@@ -67,8 +67,7 @@ export class SandboxNode {
   private readonly kills = new SingleFlight<void>()
   private readonly state: NodeState
   private readonly budget: FrozenBudget
-  private readonly exitWatch: ExitWatcher
-  private readonly exitListeners = new Set<(sandboxId: string) => void>()
+  private readonly exitTracker: NodeExits
   /** The node's volumes and which sandboxes mount them. */
   readonly volumes: VolumeRegistry
 
@@ -103,55 +102,36 @@ export class SandboxNode {
         ),
       locked: (id, fn) => this.locked(id, fn),
     })
-    this.exitWatch = new ExitWatcher(
+    this.exitTracker = new NodeExits(
       {
-        running: () =>
-          this.settledEntries()
-            .filter((e) => e.state === 'running' && !e.exited)
-            .map((e) => ({ sandboxId: e.record.sandboxId, boot: e.record.slotIndex })),
-        watchInit: (id) => this.host.watchInit(id),
-        confirmExit: (id, boot, watch) =>
-          this.locked(id, async () => {
-            const e = this.entries.get(id)
-            if (e?.state !== 'running' || e.exited || e.record.slotIndex !== boot) return
-            if (watch.alive()) return
-            this.markExited(e, watch.exit())
-          }),
+        host,
+        log,
+        settled: () => this.settledEntries(),
+        find: (id) => this.state.find(id),
+        locked: (id, fn) => this.locked(id, fn),
       },
       cfg.exitWatchIntervalMs,
-      log,
     )
-  }
-
-  /** Marks a running sandbox whose container died; its owner hears of it (heartbeats). */
-  private markExited(entry: Settled, exit: { detail: string; oom: boolean }): void {
-    const sandboxId = entry.record.sandboxId
-    entry.exited = { at: new Date().toISOString(), ...exit }
-    this.log.warn({ sandboxId, ...exit }, 'sandbox container exited')
-    for (const fn of this.exitListeners) fn(sandboxId)
   }
 
   /** Called whenever a sandbox's container is found dead (the heartbeat goes out at once). */
   onExit(fn: (sandboxId: string) => void): void {
-    this.exitListeners.add(fn)
+    this.exitTracker.onExit(fn)
   }
 
   /** Sandboxes whose container exited, until they are killed. */
   exits(): Array<{ sandboxId: string } & Exit> {
-    return this.settledEntries().flatMap((e) =>
-      e.exited ? [{ sandboxId: e.record.sandboxId, ...e.exited }] : [],
-    )
+    return this.exitTracker.list()
   }
 
   /** Why a sandbox's container is gone, if it exited. */
   exitOf(sandboxId: string): Exit | undefined {
-    const e = this.entries.get(sandboxId)
-    return e && e.state !== 'creating' ? e.exited : undefined
+    return this.exitTracker.of(sandboxId)
   }
 
   /** Looks at every running sandbox's first process now (tests; the watcher does it every interval). */
   checkExits(): void {
-    this.exitWatch.tick()
+    this.exitTracker.tick()
   }
 
   /** Prepares the host, then adopts surviving sandboxes and removes debris. */
@@ -164,13 +144,13 @@ export class SandboxNode {
     await adoptSandboxes(this.state, adopted, (mb) => {
       this.memoryAllocated += mb
     })
-    this.exitWatch.start()
+    this.exitTracker.start()
     return { adopted: adopted.length, removed: removed.length }
   }
 
   /** Stops background work. Sandboxes keep running and are adopted by the next start. */
   async stop(): Promise<void> {
-    this.exitWatch.stop()
+    this.exitTracker.stop()
     await this.budget.settled()
     await this.host.stop({ idle: this.entries.size === 0 })
   }
