@@ -2,13 +2,16 @@
 // ports and data directories) behind one API process and one edge proxy,
 // all over TLS with the cluster secret: registration, placement, cordon and
 // drain, sandboxes that die on their own, and a node that dies.
+import { spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Sandbox } from 'e2b'
 import { describe, expect, it } from 'vitest'
 import { api, eventually } from '../helpers/api-client.js'
+import { CLI } from '../helpers/cli.js'
 import { useCluster } from '../helpers/cluster-fixture.js'
 import { sandboxCgroup } from '../helpers/node-fixture.js'
+import { teardownWarrenHost, warrenSetup } from '../helpers/warren-fixture.js'
 
 const cluster = useCluster({ nodes: 2 })
 
@@ -173,6 +176,35 @@ describe('a sandbox that dies on its own', () => {
       .run('head -c 400000000 /dev/zero | tail > /dev/null', { timeoutMs: 30_000 })
       .catch(() => {})
     await waitForKillReason(id, 'oom_killed')
+  })
+})
+
+describe('nodes on one machine', () => {
+  it("a node whose pool overlaps a running node's, or whose prefix one uses, is refused at start", async () => {
+    const [a] = cluster().nodes
+    const setup = await warrenSetup('cluster-refused')
+    try {
+      const start = (over: Record<string, string>) =>
+        spawnSync(process.execPath, [CLI, 'orchestrator'], {
+          env: { ...process.env, ...setup.env, WARREN_CLUSTER_SECRET: cluster().secret, ...over },
+          encoding: 'utf8',
+          timeout: 60_000,
+        })
+      // Node a has no sandbox now: nothing on the host shows its pool, its claim does.
+      expect((await a!.rpc.list({})).sandboxes).toEqual([])
+      const overlapping = start({ WARREN_ADDRESS_POOL: a!.setup.pool })
+      expect(overlapping.status).not.toBe(0)
+      expect(overlapping.stderr).toMatch(/address pool .* overlaps .* of node/)
+      const samePrefix = start({ WARREN_NODE_PREFIX: a!.setup.prefix })
+      expect(samePrefix.status).not.toBe(0)
+      expect(samePrefix.stderr).toMatch(/node prefix .* is in use by another node/)
+      // Node a runs on, untouched.
+      const id = await create()
+      expect(await cluster().nodeOf(id)).toBeDefined()
+      await killAll([id])
+    } finally {
+      await teardownWarrenHost(setup)
+    }
   })
 })
 

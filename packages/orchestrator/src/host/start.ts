@@ -7,6 +7,7 @@ import { acquireDirLock } from '../host-lock.js'
 import { hostIpv4Addresses } from '../network/netns.js'
 import { applyOnHost, renderHostTable } from '../network/nftables.js'
 import { checkPoolIsFree } from '../network/pool-check.js'
+import { claimPool } from '../network/pool-claim.js'
 import type { NodeNetwork } from '../network/services.js'
 import { ensureLxcfs } from '../runtime/lxcfs.js'
 import { reconcile } from '../sandboxes/reconcile.js'
@@ -49,6 +50,9 @@ export async function startHost(
     taken.push('data directory lock', unlock)
     // Another node's sandboxes (or a host network) in this pool would get
     // the same addresses and routes as ours.
+    // …and no other running node of this machine has the prefix or a pool
+    // overlapping it, sandboxes or not.
+    taken.push('address pool claim', await claimPool(cfg.prefix, cfg.addressPool))
     await checkPoolIsFree(cfg.addressPool, cfg.prefix)
     if (!cfg.sandboxCommand) await mountEnvdStore(cfg)
     ctx.envd = cfg.sandboxCommand ? undefined : installEnvd(cfg)

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from '@warren/shared'
 import { run } from '../exec.js'
-import { acquireDirLock } from '../host-lock.js'
+import { machineLock } from '../host-lock.js'
 
 /** Where Debian's lxcfs service mounts it; nodes share one daemon per machine. */
 export const LXCFS_ROOT = '/var/lib/lxcfs'
@@ -78,18 +78,4 @@ async function startLxcfs(log: Logger): Promise<string | undefined> {
   }
   log.warn('lxcfs did not start: sandboxes see the host memory, CPUs and uptime')
   return undefined
-}
-
-/** A lock of the whole machine (every node on it), waited for up to `waitMs`. */
-async function machineLock(name: string, waitMs: number): Promise<() => Promise<void>> {
-  const dir = '/run/warren'
-  mkdirSync(dir, { recursive: true, mode: 0o700 })
-  const deadline = Date.now() + waitMs
-  for (;;) {
-    try {
-      return await acquireDirLock(dir, `${name}.lock`, 'lock')
-    } catch (err) {
-      if (Date.now() > deadline) throw err
-    }
-  }
 }
