@@ -32,7 +32,7 @@ import { startNodeSync } from './lifecycle/node-sync.js'
 import { startNodeHealth } from './placement/health.js'
 import { Placement, parseNodeList } from './placement/nodes.js'
 import { type Db, openDatabase } from './store/db.js'
-import { purgeTombstones } from './store/sandboxes.js'
+import { purgeTombstones, sandboxesInStates } from './store/sandboxes.js'
 import { createApiKey, ensureDefaultTeam, listApiKeys, type Team } from './store/teams.js'
 import { failInterruptedBuilds } from './store/template-builds.js'
 import { runBuild } from './templates/build-runner.js'
@@ -96,6 +96,10 @@ export async function createApiService(
   // register themselves with their heartbeats.
   for (const n of parseNodeList(cfg.nodes ?? ''))
     await placement.register(dial(n.url), n.nodeId, n.url)
+  // Nodes that hold sandboxes but are not known yet (they register with
+  // their heartbeats) get their grace period from now.
+  for (const s of await sandboxesInStates(db, ['running', 'paused']))
+    if (!placement.find(s.nodeId)) placement.awaitRegistration(s.nodeId)
   if (!placement.list().length)
     log.warn(
       'no orchestrator node yet: creates fail until a node registers (WARREN_API_INTERNAL_URL on the nodes)',

@@ -112,6 +112,37 @@ describe('node health', () => {
     expect(p.node('r')).toMatchObject({ healthy: true, lost: false })
   })
 
+  it('gives a node the store knows but that has not registered its grace period, then takes its heartbeat', async () => {
+    const now = { ms: 0 }
+    const p = new Placement(
+      log,
+      () => api.node.transport,
+      () => now.ms,
+    )
+    const lost: string[] = []
+    const health = startNodeHealth({
+      placement: p,
+      unhealthyAfterMs: 2000,
+      lostAfterMs: 6000,
+      intervalMs: 60_000,
+      now: () => now.ms,
+      log,
+      onLost: async (n) => {
+        lost.push(n.nodeId)
+      },
+    })
+    health.stop()
+    const waiting = p.awaitRegistration('later')
+    expect(waiting.healthy).toBe(false)
+    await expect(waiting.client.list({})).rejects.toMatchObject({ code: 'unavailable' })
+    now.ms = 5000
+    await health.runOnce()
+    expect(lost).toEqual([])
+    p.heartbeat(status('later'))
+    expect(p.candidates(0).map((n) => n.nodeId)).toEqual(['later'])
+    expect((await p.node('later').client.list({})).sandboxes).toEqual([])
+  })
+
   it("reports a lost node's running and paused sandboxes killed (node_lost), once each", async () => {
     const running = await api.create({ templateID: 'base', timeout: 300 })
     const paused = await api.create({ templateID: 'base', timeout: 300 })

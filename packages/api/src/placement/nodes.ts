@@ -1,4 +1,10 @@
-import type { Client, Transport } from '@connectrpc/connect'
+import {
+  type Client,
+  Code,
+  ConnectError,
+  createRouterTransport,
+  type Transport,
+} from '@connectrpc/connect'
 import { createWarrenClient, type Logger, WarrenError } from '@warren/shared'
 import {
   type NodeStatus,
@@ -140,7 +146,7 @@ export class Placement {
         `node ${status.nodeId} is polled here (WARREN_NODES or in-process); it cannot also register`,
       )
     if (!this.dial) throw new WarrenError('unavailable', 'this API takes no node registrations')
-    if (!node || node.url !== status.rpcUrl) {
+    if (!node || node.url !== status.rpcUrl || !node.url) {
       const client = createWarrenClient(OrchestratorService, this.dial(status.rpcUrl))
       if (node) node.client = client
       else node = blankNode(status.nodeId, 'registered', client)
@@ -152,6 +158,30 @@ export class Placement {
       )
     }
     this.apply(node, status)
+    return node
+  }
+
+  /**
+   * A node the store has sandboxes on but that has not registered since this
+   * API started: known by id, unhealthy, its grace period running from now
+   * (a node that died while the API was down is lost like any other). Every
+   * call to it is `unavailable` until its first heartbeat.
+   */
+  awaitRegistration(nodeId: string): NodeState {
+    const known = this.nodes.get(nodeId)
+    if (known) return known
+    const silent = createRouterTransport(() => {}, {
+      transport: {
+        interceptors: [
+          () => () => {
+            throw new ConnectError(`node ${nodeId} has not registered yet`, Code.Unavailable)
+          },
+        ],
+      },
+    })
+    const node = blankNode(nodeId, 'registered', createWarrenClient(OrchestratorService, silent))
+    node.lastSeenMs = this.now()
+    this.nodes.set(nodeId, node)
     return node
   }
 
