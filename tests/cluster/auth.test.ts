@@ -16,7 +16,10 @@ const ECHO = `import json, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class H(BaseHTTPRequestHandler):
     def do_GET(self):
-        body = json.dumps({'xff': self.headers.get('x-forwarded-for')}).encode()
+        body = json.dumps({
+            'xff': self.headers.get('x-forwarded-for'),
+            'internal': sorted(k.lower() for k in self.headers.keys() if k.lower().startswith('x-warren')),
+        }).encode()
         self.send_response(200)
         self.send_header('content-length', str(len(body)))
         self.end_headers()
@@ -188,8 +191,11 @@ describe('the node proxy', () => {
       'x-forwarded-for': '10.99.0.1',
     })
     expect(JSON.parse(echoed.body).xff).toBe('127.0.0.1')
-    // An authenticated edge's client address is believed.
-    expect((await asEdge(8000, '10.99.0.1')).status).toBe(200)
+    // An authenticated edge's client address is believed; neither the secret
+    // nor any other internal header reaches the sandbox.
+    const fromEdge = await asEdge(8000, '10.99.0.1')
+    expect(fromEdge.status).toBe(200)
+    expect(JSON.parse(fromEdge.body).internal).toEqual([])
     expect((await asEdge(8000, '10.99.0.2')).status).toBe(403)
   })
 })
