@@ -1,3 +1,5 @@
+export { type ServedNode, serveNode } from './cluster/serve.js'
+export { nodeStatusSource } from './cluster/status.js'
 export { templatesDirOf } from './context.js'
 export { envdSourceDir, envdVersionAt } from './envd-bundle.js'
 export { createMachineHost, type MachineHost } from './host/machine.js'

@@ -16,7 +16,14 @@ import type { NodeHost, ResumeInput } from './host/node-host.js'
 import { adoptSandboxes } from './lifecycle/adopt.js'
 import { buildTemplate } from './lifecycle/build.js'
 import { type CreateInput, createSpec } from './lifecycle/create.js'
-import type { Entry, NodeState, Settled } from './lifecycle/entries.js'
+import {
+  type Entry,
+  type Exit,
+  holdsMemory,
+  type NodeState,
+  type Settled,
+} from './lifecycle/entries.js'
+import { NodeExits } from './lifecycle/exits.js'
 import { FrozenBudget } from './lifecycle/frozen-budget.js'
 import { destroySandbox } from './lifecycle/kill.js'
 import { updateNetwork } from './lifecycle/network-update.js'
@@ -60,6 +67,7 @@ export class SandboxNode {
   private readonly kills = new SingleFlight<void>()
   private readonly state: NodeState
   private readonly budget: FrozenBudget
+  private readonly exitTracker: NodeExits
   /** The node's volumes and which sandboxes mount them. */
   readonly volumes: VolumeRegistry
 
@@ -94,6 +102,36 @@ export class SandboxNode {
         ),
       locked: (id, fn) => this.locked(id, fn),
     })
+    this.exitTracker = new NodeExits(
+      {
+        host,
+        log,
+        settled: () => this.settledEntries(),
+        find: (id) => this.state.find(id),
+        locked: (id, fn) => this.locked(id, fn),
+      },
+      cfg.exitWatchIntervalMs,
+    )
+  }
+
+  /** Called whenever a sandbox's container is found dead (the heartbeat goes out at once). */
+  onExit(fn: (sandboxId: string) => void): void {
+    this.exitTracker.onExit(fn)
+  }
+
+  /** Sandboxes whose container exited, until they are killed. */
+  exits(): Array<{ sandboxId: string } & Exit> {
+    return this.exitTracker.list()
+  }
+
+  /** Why a sandbox's container is gone, if it exited. */
+  exitOf(sandboxId: string): Exit | undefined {
+    return this.exitTracker.of(sandboxId)
+  }
+
+  /** Looks at every running sandbox's first process now (tests; the watcher does it every interval). */
+  checkExits(): void {
+    this.exitTracker.tick()
   }
 
   /** Prepares the host, then adopts surviving sandboxes and removes debris. */
@@ -106,11 +144,13 @@ export class SandboxNode {
     await adoptSandboxes(this.state, adopted, (mb) => {
       this.memoryAllocated += mb
     })
+    this.exitTracker.start()
     return { adopted: adopted.length, removed: removed.length }
   }
 
   /** Stops background work. Sandboxes keep running and are adopted by the next start. */
   async stop(): Promise<void> {
+    this.exitTracker.stop()
     await this.budget.settled()
     await this.host.stop({ idle: this.entries.size === 0 })
     this.log.info({ sandboxes: this.entries.size }, 'node stopped')
@@ -163,7 +203,7 @@ export class SandboxNode {
    */
   async pause(sandboxId: string, opts: { memory: boolean }): Promise<SandboxRecord> {
     const record = await this.locked(sandboxId, () =>
-      pauseSandbox(this.state, this.settled(sandboxId), opts.memory),
+      pauseSandbox(this.state, this.alive(sandboxId), opts.memory),
     )
     if (record.pausedKind === 'memory') this.budget.enforce()
     return record
@@ -190,7 +230,7 @@ export class SandboxNode {
   ): Promise<SandboxRecord> {
     const policy = parseNetworkConfig(network, allowInternetAccess)
     return this.locked(sandboxId, () =>
-      updateNetwork(this.state, this.settled(sandboxId), { network, allowInternetAccess, policy }),
+      updateNetwork(this.state, this.alive(sandboxId), { network, allowInternetAccess, policy }),
     )
   }
 
@@ -208,6 +248,17 @@ export class SandboxNode {
     const entry = this.entries.get(sandboxId)
     if (!entry || entry.state === 'creating')
       throw new WarrenError('not_found', `sandbox ${sandboxId} not found`)
+    return entry
+  }
+
+  /** A settled sandbox whose container has not exited: what pause and updates work on. */
+  private alive(sandboxId: string): Settled {
+    const entry = this.settled(sandboxId)
+    if (entry.exited)
+      throw new WarrenError(
+        'conflict',
+        `sandbox ${sandboxId} has exited (${entry.exited.detail}); it can only be killed`,
+      )
     return entry
   }
 
@@ -241,7 +292,7 @@ export class SandboxNode {
   }
 
   sampleMetrics(sandboxId: string): MetricsSample {
-    const r = this.get(sandboxId)
+    const r = this.alive(sandboxId).record
     if (r.state !== 'running')
       throw new WarrenError('conflict', `sandbox ${sandboxId} is ${r.state}`)
     return this.host.sampleMetrics(r)
@@ -293,9 +344,14 @@ export class SandboxNode {
   }
 
   info() {
+    // CPUs are promised like memory: to running and frozen sandboxes.
+    const cpuAllocated = this.settledEntries()
+      .filter((e) => holdsMemory(e.record))
+      .reduce((n, e) => n + e.record.cpuCount, 0)
     return {
       nodeId: this.cfg.nodeId,
       cpuCount: this.host.cpuCount,
+      cpuAllocated,
       memoryMbTotal: this.cfg.memoryCapacityMb,
       memoryMbAllocated: this.memoryAllocated,
       sandboxes: this.entries.size,

@@ -49,7 +49,9 @@ export async function createSandbox(
   team: Team,
   req: CreateSandboxRequest,
 ): Promise<Sandbox> {
-  const candidates = core.placement.candidates(0, req.nodeId)
+  const candidates = core.placement.candidates(req.resources?.memoryMb ?? 0, req.nodeId, {
+    templateId: req.templateId,
+  })
   if (!candidates.length)
     throw req.nodeId
       ? new WarrenError(
@@ -111,6 +113,9 @@ export async function createSandbox(
   throw lastError
 }
 
+/** What a create is reckoned to take on its node while under way, when it names no memory. */
+const PLACEMENT_ESTIMATE_MB = 512
+
 async function createOn(
   core: LifecycleCore,
   node: NodeState,
@@ -122,19 +127,31 @@ async function createOn(
   const owner = core.replica.id
   if (node.nodeId !== s.nodeId)
     await transition(db, s.sandboxId, { from: ['creating'], owner }, { nodeId: node.nodeId })
-  const res = await node.client.create({
-    sandboxId: s.sandboxId,
-    templateId: s.templateId,
-    ...(req.buildId ? { buildId: req.buildId } : {}),
-    envVars: s.envVars,
-    ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
-    network: networkConfigToMessage(s.network),
-    ...req.resources,
-    ...(s.allowInternetAccess !== null ? { allowInternetAccess: s.allowInternetAccess } : {}),
-    volumeMounts: s.volumeMounts,
-  })
-  void placement.refresh(node)
+  // Reserved until the node's answer counts it (a template's own size is the node's to say).
+  const reserveMb = req.resources?.memoryMb || PLACEMENT_ESTIMATE_MB
+  node.creatingMb += reserveMb
+  const res = await node.client
+    .create({
+      sandboxId: s.sandboxId,
+      templateId: s.templateId,
+      ...(req.buildId ? { buildId: req.buildId } : {}),
+      envVars: s.envVars,
+      ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
+      // The node proxy asks direct callers for it (edges check it themselves).
+      ...(s.trafficAccessToken ? { trafficAccessToken: s.trafficAccessToken } : {}),
+      network: networkConfigToMessage(s.network),
+      ...req.resources,
+      ...(s.allowInternetAccess !== null ? { allowInternetAccess: s.allowInternetAccess } : {}),
+      volumeMounts: s.volumeMounts,
+    })
+    .finally(() => {
+      node.creatingMb -= reserveMb
+    })
   const info = res.sandbox!
+  // Counted at once, so the next placement sees it; the node's own figures follow.
+  node.memoryMbFree -= info.memoryMb
+  node.cpuAllocated += info.cpuCount
+  void placement.refresh(node)
   const startedAt = core.clock.now()
   const running = await transition(
     db,

@@ -28,6 +28,7 @@ import { finishKill } from './kill.js'
 import { endAfter, extendedEnd } from './lease.js'
 import { LifecycleMetrics } from './metrics.js'
 import { NetworkUpdates } from './network-updates.js'
+import { drainNode, killExited, reportNodeLost } from './node-loss.js'
 import { finishPause } from './pause.js'
 import { killOrphan, markLost, recoverInterrupted } from './recovery.js'
 import { Replication, type ReplicationOptions } from './replication.js'
@@ -314,6 +315,21 @@ export class LifecycleEngine {
 
   killOrphan(nodeId: string, sandboxId: string): Promise<void> {
     return killOrphan(this.core, nodeId, sandboxId)
+  }
+
+  /** The node was silent past its grace period (see node-loss.ts). */
+  reportNodeLost(nodeId: string): Promise<number> {
+    return reportNodeLost(this.core, nodeId)
+  }
+
+  /** The node found the sandbox's container dead. */
+  killExited(nodeId: string, sandboxId: string, detail: string, oom: boolean): Promise<void> {
+    return killExited(this.core, nodeId, sandboxId, detail, oom)
+  }
+
+  /** Kills everything on a (cordoned) node. */
+  drainNode(nodeId: string): Promise<number> {
+    return drainNode(this.core, nodeId)
   }
 
   private async running(team: Team, sandboxId: string): Promise<Sandbox> {

@@ -161,9 +161,20 @@ export type SandboxState =
 /**
  * Why a sandbox was killed, kept on its tombstone: `request` (a kill through
  * the API), `timeout` (its endAt passed, lifecycle onTimeout kill), `orphaned`
- * (its node no longer has it, or the API restarted in the middle of a create).
+ * (its node no longer has it, or the API restarted in the middle of a create),
+ * `node_lost` (its node was silent past the grace period), `exited` (its
+ * container's first process exited), `oom_killed` (the kernel killed the
+ * sandbox for its memory),
+ * `drained` (its node was drained by an operator).
  */
-export type KillReason = 'request' | 'timeout' | 'orphaned'
+export type KillReason =
+  | 'request'
+  | 'timeout'
+  | 'orphaned'
+  | 'node_lost'
+  | 'exited'
+  | 'oom_killed'
+  | 'drained'
 
 export interface SandboxesTable {
   id: string

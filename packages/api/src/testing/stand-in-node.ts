@@ -233,14 +233,17 @@ export class StandInNode {
       nodeInfo: async () => {
         await this.enter('nodeInfo')
         return {
-          nodeId: this.nodeId,
-          cpuCount: 4,
-          memoryMbTotal: BigInt(this.memoryMbTotal),
-          memoryMbAllocated: BigInt(512 * this.sandboxes.size),
-          sandboxes: this.sandboxes.size,
-          addressesFree: 100,
-          // Never dialled: the API only passes it on to proxies.
-          proxyUrl: `http://${this.nodeId}.invalid:5007`,
+          status: {
+            nodeId: this.nodeId,
+            cpuCount: 4,
+            memoryMbTotal: BigInt(this.memoryMbTotal),
+            memoryMbAllocated: BigInt(512 * this.sandboxes.size),
+            sandboxes: this.sandboxes.size,
+            addressesFree: 100,
+            // Never dialled: the API only passes it on to proxies.
+            proxyUrl: `http://${this.nodeId}.invalid:5007`,
+            templates: ['base'],
+          },
         }
       },
       // Builds need real sandboxes: the end-to-end suites (tests/templates) cover them.

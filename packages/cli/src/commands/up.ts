@@ -1,15 +1,12 @@
+import { join } from 'node:path'
 import { createApiService } from '@warren/api'
-import {
-  createNode,
-  createNodeResolver,
-  inProcessTransport,
-  listenNodeProxy,
-  serveOrchestratorRpc,
-} from '@warren/orchestrator'
+import { createNode, createNodeResolver, inProcessTransport, serveNode } from '@warren/orchestrator'
 import { createEdgeProxy } from '@warren/proxy'
 import {
+  clusterDir,
   createLogger,
   loadApiConfig,
+  loadOrCreateClusterSecret,
   loadOrchestratorConfig,
   loadProxyConfig,
   WarrenError,
@@ -51,19 +48,31 @@ export async function startAllInOne(
   const pcfg = loadProxyConfig(overrides)
   const acfg = loadApiConfig({ ...overrides, domain: pcfg.domain })
 
+  // The all-in-one is its own cluster: its secret is made once (0600) and
+  // kept with its data, unless one is configured.
+  const secret =
+    acfg.clusterSecret ??
+    loadOrCreateClusterSecret(acfg.clusterSecretFile ?? join(clusterDir(acfg.dataDir), 'secret'))
+
   const node = createNode(ocfg, { log: log.child({ component: 'orchestrator' }) })
   await node.start()
-  const nodeProxy = await listenNodeProxy(node, ocfg.listenHost, ocfg.nodeProxyPort)
-  const rpc = await serveOrchestratorRpc(node, {
-    host: ocfg.listenHost,
-    port: ocfg.rpcPort,
-    proxyUrl: nodeProxy.url,
+  const served = await serveNode(node, log.child({ component: 'orchestrator' }), {
+    secret,
+    register: false,
+  }).catch(async (err: unknown) => {
+    await node.stop()
+    throw err
   })
+  const nodeProxy = { url: served.proxyUrl }
+  const rpc = { url: served.rpcUrl }
 
   // In process for the RPC; the volume content API streams over the node's own port.
-  const api = await createApiService(acfg, log.child({ component: 'api' }), [
-    { transport: inProcessTransport(node, nodeProxy.url), url: rpc.url },
-  ])
+  const api = await createApiService(
+    acfg,
+    log.child({ component: 'api' }),
+    [{ transport: inProcessTransport(node, served.status), url: rpc.url }],
+    { clusterSecret: secret },
+  )
   const { url: apiUrl } = await api.listen()
   if (api.createdKey) saveFirstKey(acfg.dataDir, api.createdKey)
   const key = api.createdKey ?? readFirstKey(acfg.dataDir)
@@ -74,6 +83,7 @@ export async function startAllInOne(
     pcfg,
     api.proxyTransport,
     log.child({ component: 'proxy' }),
+    { secret },
     new Map([[nodeProxy.url, localNode]]),
   )
   const proxyUrl = await proxy.listen()
@@ -102,8 +112,7 @@ export async function startAllInOne(
       for (const step of [
         () => proxy.close(),
         () => api.stop(),
-        () => new Promise<void>((r) => rpc.server.close(() => r())),
-        () => new Promise<void>((r) => nodeProxy.server.close(() => r())),
+        () => served.stop(),
         // Sandboxes keep running; the next start adopts them.
         () => node.stop(),
       ]) {

@@ -3,6 +3,7 @@ import { chmodSync, createWriteStream, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CleanupStack, freePort, type Logger, WarrenError } from '@warren/shared'
+import { initCluster } from './cluster-files.js'
 import { readFirstKey } from './first-key.js'
 import { splitPool } from './pool-split.js'
 import { type PrivatePostgres, startPrivatePostgres } from './private-postgres.js'
@@ -57,7 +58,6 @@ async function startComponent(
   dir: string,
   name: string,
   kind: Component['kind'],
-  url: string,
   env: Record<string, string>,
 ): Promise<Component> {
   const logPath = join(dir, 'logs', `${name}.log`)
@@ -105,7 +105,7 @@ async function startComponent(
     child.stderr?.on('data', onData)
     child.once('exit', onExit)
   })
-  return { name, kind, pid: child.pid ?? -1, url, child, ready }
+  return { name, kind, pid: child.pid ?? -1, url: String(ready.url), child, ready }
 }
 
 async function stopComponent(c: Component): Promise<void> {
@@ -179,6 +179,11 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
     cleanup.push('postgres', () => pg.stop())
     o.log.info({ url: pg.url.replace(/:[^:@]*@/, ':…@') }, 'postgres started')
 
+    // One secret, CA and internal certificate for every process: every
+    // internal port authenticates its callers and speaks TLS.
+    const clusterEnv = await initCluster(join(o.dir, 'cluster'), ['localhost', '127.0.0.1'], {
+      reuse: true,
+    })
     const proxyPort = await freePort()
     const domain = `localhost:${proxyPort}`
     const pools = splitPool(o.addressPool, o.nodes)
@@ -188,8 +193,8 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
         Array.from({ length: 5 }, () => freePort()),
       )
       const id = `node-${n}`
-      const url = `http://127.0.0.1:${rpc}`
-      const c = await startComponent(o.dir, id, 'orchestrator', url, {
+      const c = await startComponent(o.dir, id, 'orchestrator', {
+        ...clusterEnv,
         WARREN_NODE_ID: id,
         WARREN_NODE_PREFIX: `${o.prefix}${n}`,
         WARREN_DATA_DIR: join(o.dir, id),
@@ -204,7 +209,7 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
       })
       components.push(c)
       cleanup.push(c.name, () => stopComponent(c))
-      nodes.push({ id, rpcUrl: url })
+      nodes.push({ id, rpcUrl: c.url })
     }
 
     const apiUrls: string[] = []
@@ -213,9 +218,9 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
     for (let n = 1; n <= o.apis; n++) {
       const [port, internal] = [await freePort(), await freePort()]
       const dataDir = join(o.dir, `api-${n}`)
-      const url = `http://127.0.0.1:${port}`
       // The first replica makes the default team and its first key (kept in its data dir).
-      const c = await startComponent(o.dir, `api-${n}`, 'api', url, {
+      const c = await startComponent(o.dir, `api-${n}`, 'api', {
+        ...clusterEnv,
         WARREN_DATA_DIR: dataDir,
         WARREN_DATABASE_URL: pg.url,
         WARREN_LISTEN_HOST: '127.0.0.1',
@@ -226,14 +231,14 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
       })
       components.push(c)
       cleanup.push(c.name, () => stopComponent(c))
-      apiUrls.push(url)
-      internalUrls.push(`http://127.0.0.1:${internal}`)
+      apiUrls.push(c.url)
+      internalUrls.push(c.ready.internalUrl as string)
       key ??= readFirstKey(dataDir)
     }
 
     const proxyDir = join(o.dir, 'proxy')
-    const proxyUrl = `http://localhost:${proxyPort}`
-    const proxy = await startComponent(o.dir, 'proxy', 'proxy', proxyUrl, {
+    const proxy = await startComponent(o.dir, 'proxy', 'proxy', {
+      ...clusterEnv,
       WARREN_DATA_DIR: proxyDir,
       WARREN_PROXY_PORT: String(proxyPort),
       WARREN_DOMAIN: domain,
@@ -244,7 +249,7 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
 
     return {
       apiUrls,
-      proxyUrl,
+      proxyUrl: proxy.url,
       databaseUrl: pg.url,
       key,
       caCertPath: proxy.ready.caCertPath as string | undefined,

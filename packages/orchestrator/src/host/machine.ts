@@ -14,6 +14,7 @@ import { Runc } from '../runtime/runc.js'
 import { applyEgressRules } from '../sandboxes/boot.js'
 import { createSandbox } from '../sandboxes/create.js'
 import { destroySandbox } from '../sandboxes/destroy.js'
+import { watchInit } from '../sandboxes/init-watch.js'
 import { readLogLines } from '../sandboxes/logs.js'
 import { MetricsSampler, readCgroup } from '../sandboxes/metrics.js'
 import { dropToFiles, freeze } from '../sandboxes/pause.js'
@@ -137,6 +138,7 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
       return mountsUnder(disk).includes(disk) ? diskUsage(disk).usedBytes : undefined
     },
     memoryInUse: (sandboxId) => readCgroup(cgroupsPath(cfg, sandboxId)).memUsed,
+    watchInit: (sandboxId) => watchInit(ctx, sandboxId),
     sampleMetrics: (r) =>
       metrics.sample(
         r.sandboxId,

@@ -59,6 +59,7 @@ function setup(r: Route) {
     resumer: new Resumer(client, catalog as unknown as RouteCatalog),
     keepalive: new KeepaliveReporter(client, 1000, createLogger('test', 'silent')),
     signatures: new SignatureRoutes(catalog as unknown as RouteCatalog),
+    clusterSecret: 'resolve-test-cluster-secret',
   })
   return { resolver, calls }
 }
