@@ -15,10 +15,10 @@ const MAX_BACKLOG = 10_000
 
 /**
  * The API's internal RPC for proxies. `fromStore` (several replicas): a
- * route this replica's catalog lacks is read from the store, since a change
- * committed on another replica reaches this catalog only when its
- * notification does — a proxy asking right after a create through another
- * replica would otherwise be told the sandbox does not exist.
+ * route asked for is read from the store, since a change committed on
+ * another replica reaches this catalog only when its notification does — a
+ * proxy asking right after a create or resume through another replica would
+ * otherwise be told the sandbox does not exist, or is paused.
  */
 export function proxyService(
   catalog: Catalog,
@@ -59,12 +59,13 @@ export function proxyService(
       }
     },
     async getRoute(req) {
-      let route = catalog.get(req.sandboxId)
-      if (!route && fromStore) {
+      // Asked on a miss or to confirm a refusal: with several replicas the
+      // store, not this replica's catalog, has the last word.
+      if (fromStore) {
         const row = await fromStore(req.sandboxId)
         if (row) catalog.update(row)
-        route = catalog.get(req.sandboxId)
       }
+      const route = catalog.get(req.sandboxId)
       return route ? { route } : {}
     },
     async resumeSandbox(req) {

@@ -130,6 +130,12 @@ export function createEdgeResolver(opts: {
         return { error: resumeFailed(sandboxId, port, err) }
       }
     }
+    // A refusal is confirmed with the API first: this copy may lag a change
+    // made through another API replica (see RouteCatalog.confirm).
+    if (refusal(route, port)) {
+      const current = await opts.catalog.confirm(sandboxId)
+      if (current) route = current
+    }
     const refused = refusal(route, port)
     if (refused) return { error: refused }
     const r = route
