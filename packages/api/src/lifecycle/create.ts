@@ -38,6 +38,9 @@ export interface CreateSandboxRequest {
   nodeId?: string | undefined
 }
 
+/** What a create is reckoned to take on its node while under way, when it names no memory. */
+const PLACEMENT_ESTIMATE_MB = 512
+
 /**
  * A create: a `creating` row counted against the team's limit in the same
  * transaction that inserts it, then the first node with room creates the
@@ -59,6 +62,25 @@ export async function createSandbox(
           `node ${req.nodeId}, which holds the volumes, is unavailable`,
         )
       : new WarrenError('capacity_exhausted', 'no orchestrator node is available')
+  // The chosen node is reckoned fuller from now until the create ends (its
+  // answer counts the sandbox then): creates choosing meanwhile see it and
+  // spread, instead of all taking the node that looked emptiest.
+  const first = candidates[0]!
+  const reserveMb = req.resources?.memoryMb || PLACEMENT_ESTIMATE_MB
+  first.creatingMb += reserveMb
+  try {
+    return await createOnCandidates(core, team, req, candidates)
+  } finally {
+    first.creatingMb -= reserveMb
+  }
+}
+
+async function createOnCandidates(
+  core: LifecycleCore,
+  team: Team,
+  req: CreateSandboxRequest,
+  candidates: NodeState[],
+): Promise<Sandbox> {
   const now = core.clock.now()
   const sandbox: Sandbox = {
     sandboxId: newSandboxId(),
@@ -113,9 +135,6 @@ export async function createSandbox(
   throw lastError
 }
 
-/** What a create is reckoned to take on its node while under way, when it names no memory. */
-const PLACEMENT_ESTIMATE_MB = 512
-
 async function createOn(
   core: LifecycleCore,
   node: NodeState,
@@ -127,26 +146,19 @@ async function createOn(
   const owner = core.replica.id
   if (node.nodeId !== s.nodeId)
     await transition(db, s.sandboxId, { from: ['creating'], owner }, { nodeId: node.nodeId })
-  // Reserved until the node's answer counts it (a template's own size is the node's to say).
-  const reserveMb = req.resources?.memoryMb || PLACEMENT_ESTIMATE_MB
-  node.creatingMb += reserveMb
-  const res = await node.client
-    .create({
-      sandboxId: s.sandboxId,
-      templateId: s.templateId,
-      ...(req.buildId ? { buildId: req.buildId } : {}),
-      envVars: s.envVars,
-      ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
-      // The node proxy asks direct callers for it (edges check it themselves).
-      ...(s.trafficAccessToken ? { trafficAccessToken: s.trafficAccessToken } : {}),
-      network: networkConfigToMessage(s.network),
-      ...req.resources,
-      ...(s.allowInternetAccess !== null ? { allowInternetAccess: s.allowInternetAccess } : {}),
-      volumeMounts: s.volumeMounts,
-    })
-    .finally(() => {
-      node.creatingMb -= reserveMb
-    })
+  const res = await node.client.create({
+    sandboxId: s.sandboxId,
+    templateId: s.templateId,
+    ...(req.buildId ? { buildId: req.buildId } : {}),
+    envVars: s.envVars,
+    ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
+    // The node proxy asks direct callers for it (edges check it themselves).
+    ...(s.trafficAccessToken ? { trafficAccessToken: s.trafficAccessToken } : {}),
+    network: networkConfigToMessage(s.network),
+    ...req.resources,
+    ...(s.allowInternetAccess !== null ? { allowInternetAccess: s.allowInternetAccess } : {}),
+    volumeMounts: s.volumeMounts,
+  })
   const info = res.sandbox!
   // Counted at once, so the next placement sees it; the node's own figures follow.
   node.memoryMbFree -= info.memoryMb

@@ -165,6 +165,8 @@ export class RouteCatalog {
           } else if (e.case === 'upsert') {
             this.set(e.value)
             this.misses.delete(e.value.sandboxId)
+            // The stream has caught up with (or passed) what was confirmed.
+            this.confirmed.delete(e.value.sandboxId)
           } else if (e.case === 'remove') {
             this.routes.delete(e.value)
           }
