@@ -89,12 +89,6 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Private
   let started = false
   let watchdog: number | undefined
   const stopNow = () => {
-    if (watchdog !== undefined) {
-      try {
-        process.kill(watchdog, 'SIGKILL')
-      } catch {}
-      watchdog = undefined
-    }
     if (started)
       spawnSync(
         'runuser',
@@ -105,6 +99,13 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Private
       )
     started = false
     rmSync(dir, { recursive: true, force: true })
+    // Last: a process killed while stopping leaves the rest to the watchdog.
+    if (watchdog !== undefined) {
+      try {
+        process.kill(watchdog, 'SIGKILL')
+      } catch {}
+      watchdog = undefined
+    }
   }
   const onExit = () => stopNow()
   process.once('exit', onExit)
