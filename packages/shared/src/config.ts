@@ -271,3 +271,15 @@ export function loadProxyConfig(
   }
   return { ...cfg, domain: cfg.domain ?? `localhost:${cfg.port}` }
 }
+
+/**
+ * Every WARREN_* variable each command reads (WARREN_LOG_LEVEL: log.ts; the
+ * Debian mirror: `warren template build`). The README's table and the
+ * deployment files under deploy/ are checked against it.
+ */
+export const configVariables = {
+  api: [...Object.keys(apiEnv), 'WARREN_LOG_LEVEL'],
+  orchestrator: [...Object.keys(orchestratorEnv), 'WARREN_LOG_LEVEL'],
+  proxy: [...Object.keys(proxyEnv), 'WARREN_LOG_LEVEL'],
+  cli: ['WARREN_DEBIAN_MIRROR'],
+} as const satisfies Record<string, readonly string[]>
