@@ -29,7 +29,7 @@ const values = benchArgs({
   sandboxes: { type: 'string', default: '10000' },
   /** Seconds over which the deadlines are spread. */
   window: { type: 'string', default: '30' },
-  /** Expiries whose node call runs at once (WARREN_MAX_CONCURRENT_EXPIRIES; its default is 8). */
+  /** Expiries whose node call runs at once (the API's maxConcurrentExpiries, 8). */
   'expiry-concurrency': { type: 'string', default: '8' },
 })
 const N = Number(values.sandboxes)
