@@ -1,9 +1,10 @@
 // A private PostgreSQL for one test file (or one fixture): Debian's server
 // binaries, a cluster initialised in a temp dir, listening on a free
 // loopback port and on a socket inside that dir, with a password of its own.
-// Never the system-wide service. It is stopped and removed by stop(), and by
-// an exit hook if the test process dies first.
-import { execFileSync, spawnSync } from 'node:child_process'
+// Never the system-wide service. It is stopped and removed by stop(), by an
+// exit hook, and — when the test process ends without running its exit
+// hooks (a vitest worker torn down, a SIGKILL) — by a watchdog of its own.
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -57,6 +58,24 @@ function uid(name: string): number {
   return Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim())
 }
 
+/**
+ * A detached shell that waits for this process to be gone, then stops the
+ * server and removes its directory: exit hooks do not run when a process is
+ * killed by a signal (the in-process suites' servers outlived vitest's
+ * workers so), and the server would outlive it. Returns the shell's pid
+ * (stop() kills it first).
+ */
+function startWatchdog(dir: string, data: string): number | undefined {
+  const script = [
+    `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done`,
+    `runuser -u ${OS_USER} -- ${join(BIN, 'pg_ctl')} -D '${data}' -m immediate stop`,
+    `rm -rf '${dir}'`,
+  ].join('; ')
+  const child = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' })
+  child.unref()
+  return child.pid
+}
+
 export async function startPostgres(opts: PostgresOptions = {}): Promise<PrivatePostgres> {
   const dir = mkdtempSync('/tmp/warren-pg-')
   const data = join(dir, 'data')
@@ -68,6 +87,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Private
   chownSync(join(dir, 'pwfile'), owner, owner)
   const port = await freePort()
   let started = false
+  let watchdog: number | undefined
   const stopNow = () => {
     if (started)
       spawnSync(
@@ -79,6 +99,13 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Private
       )
     started = false
     rmSync(dir, { recursive: true, force: true })
+    // Last: a process killed while stopping leaves the rest to the watchdog.
+    if (watchdog !== undefined) {
+      try {
+        process.kill(watchdog, 'SIGKILL')
+      } catch {}
+      watchdog = undefined
+    }
   }
   const onExit = () => stopNow()
   process.once('exit', onExit)
@@ -105,6 +132,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Private
     writeFileSync(join(data, 'postgresql.auto.conf'), `${settings.join('\n')}\n`)
     asPostgres('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start'])
     started = true
+    watchdog = startWatchdog(dir, data)
     const url = `postgres://warren:${password}@127.0.0.1:${port}`
     const admin = async <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
       const c = new pg.Client({ connectionString: `${url}/postgres` })
