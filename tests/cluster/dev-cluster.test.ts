@@ -6,14 +6,21 @@ import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { Sandbox } from 'e2b'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { eventually } from '../helpers/api-client.js'
 import { type RunningDevCluster, startDevCluster } from '../helpers/dev-cluster.js'
 import { hostLeftovers } from '../helpers/node-fixture.js'
 
 let cluster: RunningDevCluster
 
 beforeAll(async () => {
-  cluster = await startDevCluster({ apis: 2, nodes: 2 })
+  // Nodes are judged quickly here: unhealthy after 2 s of silence, lost after 6.
+  cluster = await startDevCluster({
+    apis: 2,
+    nodes: 2,
+    env: { WARREN_NODE_UNHEALTHY_AFTER: '2', WARREN_NODE_LOST_AFTER: '6' },
+  })
 })
 
 afterAll(async () => {
@@ -25,6 +32,16 @@ const opts = () => ({
   sandboxUrl: cluster.sdk.sandboxUrl,
   apiKey: cluster.sdk.apiKey,
 })
+
+async function query<T>(sql: string): Promise<T[]> {
+  const c = new pg.Client({ connectionString: cluster.databaseUrl })
+  await c.connect()
+  try {
+    return (await c.query(sql)).rows as T[]
+  } finally {
+    await c.end()
+  }
+}
 
 async function nodeOf(apiUrl: string, id: string): Promise<string> {
   const res = await fetch(`${apiUrl}/sandboxes/${id}`, {
@@ -92,6 +109,46 @@ describe('warren dev-cluster', () => {
         headers: { 'X-API-Key': cluster.sdk.apiKey },
       })
       expect([404, 410]).toContain(res.status)
+    }
+  })
+
+  it('a node SIGKILLed: its sandboxes are reported lost (node_lost), once each, and creates go to the other', async () => {
+    const [api1, api2] = cluster.processes
+      .filter((p) => p.name.startsWith('api-'))
+      .map((p) => p.url)
+    const sandboxes = await Promise.all(
+      Array.from({ length: 4 }, () => Sandbox.create({ ...opts(), timeoutMs: 120_000 })),
+    )
+    const onNode = await Promise.all(sandboxes.map((s) => nodeOf(api1 as string, s.sandboxId)))
+    const lost = sandboxes.filter((_, i) => onNode[i] === 'node-2').map((s) => s.sandboxId)
+    const kept = sandboxes.filter((_, i) => onNode[i] === 'node-1')
+    expect(lost.length).toBeGreaterThan(0)
+    const node2 = cluster.processes.find((p) => p.name === 'node-2') as { pid: number }
+    process.kill(node2.pid, 'SIGKILL')
+    try {
+      const reasons = async () =>
+        query<{ id: string; state: string; kill_reason: string | null }>(
+          `SELECT id, state, kill_reason FROM sandboxes WHERE id IN (${lost.map((id) => `'${id}'`).join(',')})`,
+        )
+      await eventually(
+        "node-2's sandboxes reported lost",
+        async () => (await reasons()).every((r) => r.state === 'killed'),
+        30_000,
+        200,
+      )
+      expect((await reasons()).map((r) => r.kill_reason)).toEqual(lost.map(() => 'node_lost'))
+      // Through either replica, new sandboxes land on the node that is left, and work.
+      for (const apiUrl of [api1, api2] as string[]) {
+        const sbx = await Sandbox.create({ ...opts(), apiUrl, timeoutMs: 60_000 })
+        expect(await nodeOf(apiUrl, sbx.sandboxId)).toBe('node-1')
+        expect((await sbx.commands.run('echo ok')).stdout).toBe('ok\n')
+        await sbx.kill()
+      }
+      for (const s of kept) expect((await s.commands.run('echo still')).stdout).toBe('still\n')
+    } finally {
+      for (const s of kept) await s.kill().catch(() => {})
+      // What the dead node left on the host, removed as its next start would.
+      await cluster.reapNode(2)
     }
   })
 

@@ -7,9 +7,12 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { createNode } from '@warren/orchestrator'
+import { createLogger, loadOrchestratorConfig } from '@warren/shared'
+import { splitPool } from '../../packages/cli/src/lib/pool-split.js'
 import { postgresBinaries } from '../../packages/cli/src/lib/private-postgres.js'
 import { CLI } from './cli.js'
-import { cleanupHost, mountsUnder, uniquePool } from './node-fixture.js'
+import { cleanupHost, freePort, mountsUnder, TEMPLATES_DIR, uniquePool } from './node-fixture.js'
 
 export interface DevClusterProcess {
   name: string
@@ -29,6 +32,12 @@ export interface RunningDevCluster {
   processes: DevClusterProcess[]
   child: ChildProcess
   output(): string
+  /**
+   * What a node SIGKILLed by a test left on the host, removed as its next
+   * start would: a node on its data dir adopts its sandboxes, kills them and
+   * stops.
+   */
+  reapNode(n: number): Promise<void>
   /** Ctrl-C; resolves with its exit code and everything it printed. */
   stop(): Promise<{ code: number | null; output: string }>
   /** Stops it if still running (SIGKILL of what is left), then checks and tidies the host. */
@@ -51,6 +60,7 @@ export async function startDevCluster(
   const dir = mkdtempSync('/tmp/warren-devc-')
   const alnum = 'abcdefghijklmnopqrstuvwxyz0123456789'
   const prefix = `c${[...randomBytes(2)].map((b) => alnum[b % alnum.length]).join('')}`
+  const pool = uniquePool()
   const child = spawn(
     process.execPath,
     [
@@ -61,7 +71,7 @@ export async function startDevCluster(
       '--prefix',
       prefix,
       '--address-pool',
-      uniquePool(),
+      pool,
       '--apis',
       String(opts.apis ?? 2),
       '--nodes',
@@ -150,6 +160,26 @@ export async function startDevCluster(
     processes,
     child,
     output: () => out,
+    async reapNode(n: number) {
+      const ports = await Promise.all(Array.from({ length: 5 }, () => freePort()))
+      const node = createNode(
+        loadOrchestratorConfig({
+          dataDir: join(dir, `node-${n}`),
+          prefix: `${prefix}${n}`,
+          addressPool: splitPool(pool, nodes)[n - 1] as string,
+          templatesDir: TEMPLATES_DIR,
+          rpcPort: ports[0] as number,
+          nodeProxyPort: ports[1] as number,
+          dnsPort: ports[2] as number,
+          egressHttpPort: ports[3] as number,
+          egressTlsPort: ports[4] as number,
+        }),
+        { log: createLogger('reap', 'warn') },
+      )
+      await node.start()
+      for (const s of await node.list()) await node.kill(s.sandboxId)
+      await node.stop()
+    },
     stop,
     async teardown() {
       await stop()
