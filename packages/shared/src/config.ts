@@ -242,6 +242,7 @@ const apiEnv: Record<string, keyof ApiConfig> = {
   WARREN_DEFAULT_TIMEOUT: 'defaultTimeoutS',
   WARREN_MAX_LIFETIME: 'maxLifetimeS',
   WARREN_MAX_CONCURRENT_SANDBOXES: 'maxConcurrentSandboxes',
+  WARREN_MAX_CONCURRENT_EXPIRIES: 'maxConcurrentExpiries',
   WARREN_TOMBSTONE_TTL: 'tombstoneTtlS',
   WARREN_NODE_SYNC_INTERVAL: 'nodeSyncIntervalS',
   WARREN_VOLUME_SIZE_MB: 'volumeSizeMb',
