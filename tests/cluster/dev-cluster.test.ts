@@ -3,12 +3,13 @@
 // sandboxes through it across both nodes and both replicas; Ctrl-C kills its
 // sandboxes and leaves nothing running or on the host.
 import { execFileSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Sandbox } from 'e2b'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { eventually } from '../helpers/api-client.js'
+import { internalRequest } from '../helpers/cluster-fixture.js'
 import { type RunningDevCluster, startDevCluster } from '../helpers/dev-cluster.js'
 import { hostLeftovers } from '../helpers/node-fixture.js'
 
@@ -69,6 +70,37 @@ describe('warren dev-cluster', () => {
       'proxy',
     ])
     for (const p of cluster.processes) expect(() => process.kill(p.pid, 0), p.name).not.toThrow()
+  })
+
+  it('every internal port refuses a caller without the cluster secret', async () => {
+    const ca = readFileSync(join(cluster.dir, 'cluster', 'ca', 'cert.pem'), 'utf8')
+    type Init = Parameters<typeof internalRequest>[2]
+    const post: Init = {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    }
+    const targets: Array<[string, Init]> = cluster.processes.flatMap(
+      (p): Array<[string, Init]> =>
+        p.name.startsWith('api-')
+          ? [
+              [`${p.internalUrl}/warren.api.v1.ProxyService/GetRoute`, post],
+              [`${p.internalUrl}/metrics`, {}],
+            ]
+          : p.name.startsWith('node-')
+            ? [
+                [`${p.url}/warren.orchestrator.v1.OrchestratorService/List`, post],
+                // What only an edge may say, said by a stranger.
+                [`${p.internalUrl}/`, { headers: { 'x-warren-client-ip': '10.99.0.1' } }],
+              ]
+            : [],
+    )
+    expect(targets).toHaveLength(8)
+    for (const [url, init] of targets) {
+      const res = await internalRequest(url, ca, init)
+      expect(res.status, `${url}: ${res.body}`).toBe(401)
+      expect(JSON.parse(res.body), url).toMatchObject({ code: 401 })
+    }
   })
 
   it('runs the SDK across both nodes and both replicas: create, commands, pause, resume, kill', async () => {

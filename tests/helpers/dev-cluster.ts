@@ -18,6 +18,8 @@ export interface DevClusterProcess {
   name: string
   pid: number
   url: string
+  /** An API's internal RPC, a node's node proxy. */
+  internalUrl?: string
 }
 
 export interface RunningDevCluster {
@@ -136,9 +138,16 @@ export async function startDevCluster(
   const env = Object.fromEntries(
     [...out.matchAll(/^\s+export (\w+)=(\S+)/gm)].map((m) => [m[1] as string, m[2] as string]),
   )
-  const processes = [...out.matchAll(/^\s+(node-\d+|api-\d+|proxy)\s+pid (\d+)\s+(\S+)/gm)].map(
-    (m) => ({ name: m[1] as string, pid: Number(m[2]), url: m[3] as string }),
-  )
+  const processes = [
+    ...out.matchAll(
+      /^\s+(node-\d+|api-\d+|proxy)\s+pid (\d+)\s+(\S+)(?:\s+\((?:internal|node proxy) (\S+)\))?/gm,
+    ),
+  ].map((m) => ({
+    name: m[1] as string,
+    pid: Number(m[2]),
+    url: m[3] as string,
+    ...(m[4] ? { internalUrl: m[4] } : {}),
+  }))
   const masked = /^\s+postgres postgres:\/\/warren:…@(\S+)$/m.exec(out)?.[1]
   const password = readFileSync(join(dir, 'postgres', 'password'), 'utf8').trim()
   const databaseUrl = `postgres://warren:${encodeURIComponent(password)}@${masked}`

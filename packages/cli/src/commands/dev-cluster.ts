@@ -2,9 +2,16 @@ import { join } from 'node:path'
 import { templatesDirOf } from '@warren/orchestrator'
 import { createLogger, loadOrchestratorConfig, WarrenError } from '@warren/shared'
 import type { Command } from 'commander'
-import { startDevCluster } from '../lib/dev-cluster.js'
+import { type Component, startDevCluster } from '../lib/dev-cluster.js'
 import { sdkVariables } from '../lib/sdk-banner.js'
 import { ensureTemplate } from './template.js'
+
+/** A component's internal listener, printed beside its URL. */
+function internalOf(c: Component): string {
+  if (c.kind === 'api') return `   (internal ${String(c.ready.internalUrl)})`
+  if (c.kind === 'orchestrator') return `   (node proxy ${String(c.ready.nodeProxy)})`
+  return ''
+}
 
 const count = (name: string, max: number) => (v: string) => {
   const n = Number(v)
@@ -59,7 +66,7 @@ export function registerDevCluster(program: Command): void {
           '',
           'Warren dev cluster is up.',
           ...cluster.components.map(
-            (c) => `  ${c.name.padEnd(8)} pid ${String(c.pid).padEnd(8)} ${c.url}`,
+            (c) => `  ${c.name.padEnd(8)} pid ${String(c.pid).padEnd(8)} ${c.url}${internalOf(c)}`,
           ),
           `  postgres ${cluster.databaseUrl.replace(/:[^:@/]*@/, ':…@')}`,
           '',
