@@ -25,6 +25,7 @@ import { freePort } from '../helpers/node-fixture.js'
 import { type PrivatePostgres, startPostgres } from '../helpers/postgres.js'
 
 const SANDBOXES = 200
+const CLUSTER_SECRET = 'replicas-test-cluster-secret-0123'
 
 interface Replica {
   name: string
@@ -106,7 +107,11 @@ async function query<T>(sql: string): Promise<T[]> {
 
 /** A counter of a replica's Prometheus text, summed over its labels matching `labels`. */
 async function metric(r: Replica, name: string, labels = ''): Promise<number> {
-  const text = await (await fetch(`${r.internalUrl}/metrics`)).text()
+  const res = await fetch(`${r.internalUrl}/metrics`, {
+    headers: { authorization: `Bearer ${CLUSTER_SECRET}` },
+  })
+  if (!res.ok) throw new Error(`/metrics: ${res.status} ${await res.text()}`)
+  const text = await res.text()
   return text
     .split('\n')
     .filter((l) => l.startsWith(name) && l.includes(labels))
@@ -134,6 +139,8 @@ beforeAll(async () => {
     WARREN_MAX_CONCURRENT_SANDBOXES: '1000',
     WARREN_NODE_SYNC_INTERVAL: '2',
     WARREN_LOG_LEVEL: 'info',
+    // Every internal port wants it (the stand-in node takes any caller).
+    WARREN_CLUSTER_SECRET: CLUSTER_SECRET,
   }
 }, 60_000)
 
