@@ -1,5 +1,4 @@
 import {
-  createLogger,
   KeyedLock,
   type Logger,
   type NetworkConfig,
@@ -11,7 +10,6 @@ import {
   WarrenError,
 } from '@warren/shared'
 import pLimit from 'p-limit'
-import { createMachineHost } from './host/machine.js'
 import type { NodeHost, ResumeInput } from './host/node-host.js'
 import { adoptSandboxes } from './lifecycle/adopt.js'
 import { buildTemplate } from './lifecycle/build.js'
@@ -38,18 +36,6 @@ import { VolumeRegistry } from './volumes/registry.js'
 
 export type { CreateInput, ResumeInput }
 
-export interface NodeDeps {
-  log?: Logger
-  /** The machine the node drives; an in-memory stand-in in unit tests. */
-  host?: NodeHost
-}
-
-/** A node on this machine's real host (or on the given one). */
-export function createNode(cfg: OrchestratorConfig, deps: NodeDeps = {}): SandboxNode {
-  const log = deps.log ?? createLogger('orchestrator')
-  return new SandboxNode(cfg, log, deps.host ?? createMachineHost(cfg, log))
-}
-
 /**
  * The sandboxes of one node: the state machine over the host's steps.
  * Creates reserve their id synchronously, so two creates of one id have one
@@ -67,7 +53,8 @@ export class SandboxNode {
   private readonly kills = new SingleFlight<void>()
   private readonly state: NodeState
   private readonly budget: FrozenBudget
-  private readonly exitTracker: NodeExits
+  /** Sandboxes whose container died on their own, until they are killed (and who hears of it). */
+  readonly exits: NodeExits
   /** The node's volumes and which sandboxes mount them. */
   readonly volumes: VolumeRegistry
 
@@ -87,6 +74,8 @@ export class SandboxNode {
         const e = this.entries.get(id)
         return e?.state === 'creating' ? undefined : e
       },
+      all: () => this.settledEntries(),
+      locked: (id, fn) => this.locks.run(id, fn),
       set: (id, entry) => this.entries.set(id, entry),
       forget: (id) => this.entries.delete(id),
       reserveMemory: (mb) => this.reserveMemory(mb),
@@ -94,44 +83,9 @@ export class SandboxNode {
         this.memoryAllocated -= mb
       },
     }
-    this.budget = new FrozenBudget(this.state, {
-      budgetBytes: (cfg.maxFrozenMemoryMb ?? Math.floor(cfg.memoryCapacityMb / 4)) * 2 ** 20,
-      frozen: () =>
-        this.settledEntries().filter(
-          (e) => e.state === 'paused' && e.record.pausedKind === 'memory',
-        ),
-      locked: (id, fn) => this.locked(id, fn),
-    })
-    this.exitTracker = new NodeExits(
-      {
-        host,
-        log,
-        settled: () => this.settledEntries(),
-        find: (id) => this.state.find(id),
-        locked: (id, fn) => this.locked(id, fn),
-      },
-      cfg.exitWatchIntervalMs,
-    )
-  }
-
-  /** Called whenever a sandbox's container is found dead (the heartbeat goes out at once). */
-  onExit(fn: (sandboxId: string) => void): void {
-    this.exitTracker.onExit(fn)
-  }
-
-  /** Sandboxes whose container exited, until they are killed. */
-  exits(): Array<{ sandboxId: string } & Exit> {
-    return this.exitTracker.list()
-  }
-
-  /** Why a sandbox's container is gone, if it exited. */
-  exitOf(sandboxId: string): Exit | undefined {
-    return this.exitTracker.of(sandboxId)
-  }
-
-  /** Looks at every running sandbox's first process now (tests; the watcher does it every interval). */
-  checkExits(): void {
-    this.exitTracker.tick()
+    const frozenMb = cfg.maxFrozenMemoryMb ?? Math.floor(cfg.memoryCapacityMb / 4)
+    this.budget = new FrozenBudget(this.state, frozenMb * 2 ** 20)
+    this.exits = new NodeExits(this.state, cfg.exitWatchIntervalMs)
   }
 
   /** Prepares the host, then adopts surviving sandboxes and removes debris. */
@@ -144,13 +98,13 @@ export class SandboxNode {
     await adoptSandboxes(this.state, adopted, (mb) => {
       this.memoryAllocated += mb
     })
-    this.exitTracker.start()
+    this.exits.start()
     return { adopted: adopted.length, removed: removed.length }
   }
 
   /** Stops background work. Sandboxes keep running and are adopted by the next start. */
   async stop(): Promise<void> {
-    this.exitTracker.stop()
+    this.exits.stop()
     await this.budget.settled()
     await this.host.stop({ idle: this.entries.size === 0 })
     this.log.info({ sandboxes: this.entries.size }, 'node stopped')
@@ -190,7 +144,7 @@ export class SandboxNode {
       )
     }
     return this.kills.run(sandboxId, () =>
-      this.locked(sandboxId, () =>
+      this.state.locked(sandboxId, () =>
         destroySandbox(this.state, this.settled(sandboxId), this.volumes),
       ),
     )
@@ -202,7 +156,7 @@ export class SandboxNode {
    * only the files are kept; the memory and network go back to the node.
    */
   async pause(sandboxId: string, opts: { memory: boolean }): Promise<SandboxRecord> {
-    const record = await this.locked(sandboxId, () =>
+    const record = await this.state.locked(sandboxId, () =>
       pauseSandbox(this.state, this.alive(sandboxId), opts.memory),
     )
     if (record.pausedKind === 'memory') this.budget.enforce()
@@ -214,7 +168,7 @@ export class SandboxNode {
     sandboxId: string,
     input: ResumeInput,
   ): Promise<{ record: SandboxRecord; kind: 'memory' | 'files' }> {
-    return this.locked(sandboxId, async () => {
+    return this.state.locked(sandboxId, async () => {
       const entry = this.settled(sandboxId)
       if (entry.state !== 'paused')
         throw new WarrenError('conflict', `sandbox ${sandboxId} is ${entry.state}`)
@@ -229,7 +183,7 @@ export class SandboxNode {
     allowInternetAccess: boolean | null,
   ): Promise<SandboxRecord> {
     const policy = parseNetworkConfig(network, allowInternetAccess)
-    return this.locked(sandboxId, () =>
+    return this.state.locked(sandboxId, () =>
       updateNetwork(this.state, this.alive(sandboxId), { network, allowInternetAccess, policy }),
     )
   }
@@ -237,11 +191,6 @@ export class SandboxNode {
   /** Resolves once the frozen-memory passes started so far are done. */
   frozenBudgetSettled(): Promise<void> {
     return this.budget.settled()
-  }
-
-  /** Runs `fn` after every earlier operation on this sandbox has finished. */
-  private locked<T>(sandboxId: string, fn: () => Promise<T>): Promise<T> {
-    return this.locks.run(sandboxId, fn)
   }
 
   private settled(sandboxId: string): Settled {
@@ -327,7 +276,7 @@ export class SandboxNode {
    */
   snapshot(sandboxId: string, templateId: string): Promise<TemplateMetadata> {
     parseTemplateId(templateId)
-    return this.locked(sandboxId, () =>
+    return this.state.locked(sandboxId, () =>
       this.host.snapshot(this.settled(sandboxId).record, templateId),
     )
   }

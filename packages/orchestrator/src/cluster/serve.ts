@@ -83,7 +83,7 @@ export async function serveNode(
         log,
       })
       const hb = heartbeats
-      node.onExit(() => hb.kick())
+      node.exits.onExit(() => hb.kick())
     }
     cleanup.release()
     return {

@@ -36,7 +36,7 @@ export function nodeStatusSource(node: SandboxNode, urls: NodeAddresses): () => 
       sandboxes: info.sandboxes,
       addressesFree: info.addressesFree,
       templates: [...new Set(node.templates().map((t) => t.templateId))],
-      exited: node.exits().map((e) => ({
+      exited: node.exits.list().map((e) => ({
         sandboxId: e.sandboxId,
         exitedAt: timestampFromMs(Date.parse(e.at)),
         detail: e.detail,

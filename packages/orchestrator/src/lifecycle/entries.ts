@@ -44,6 +44,10 @@ export interface NodeState {
   settled(sandboxId: string): Settled
   /** The entry of a settled sandbox, if the node has it. */
   find(sandboxId: string): Settled | undefined
+  /** Every settled sandbox of the node. */
+  all(): Settled[]
+  /** Runs `fn` after every earlier operation on this sandbox has finished. */
+  locked<T>(sandboxId: string, fn: () => Promise<T>): Promise<T>
   set(sandboxId: string, entry: Settled): void
   /** The sandbox is gone from the node. */
   forget(sandboxId: string): void

@@ -1,18 +1,7 @@
 import type { Logger } from '@warren/shared'
 import type { NodeHost } from '../host/node-host.js'
-import type { Exit, Settled } from './entries.js'
+import type { Exit, NodeState, Settled } from './entries.js'
 import { ExitWatcher } from './exit-watch.js'
-
-/** What the node's exit tracking needs of the node. */
-export interface ExitsDeps {
-  host: NodeHost
-  log: Logger
-  /** Every settled sandbox of the node. */
-  settled(): Settled[]
-  /** The sandbox's entry now (creating: undefined). */
-  find(sandboxId: string): Settled | undefined
-  locked<T>(sandboxId: string, fn: () => Promise<T>): Promise<T>
-}
 
 /**
  * The node's sandboxes whose container died on their own: found by the exit
@@ -25,14 +14,14 @@ export class NodeExits {
   private readonly listeners = new Set<(sandboxId: string) => void>()
 
   constructor(
-    private readonly deps: ExitsDeps,
+    private readonly deps: NodeState,
     intervalMs: number,
   ) {
     this.watcher = new ExitWatcher(
       {
         running: () =>
           deps
-            .settled()
+            .all()
             .filter((e) => e.state === 'running' && !e.exited)
             .map((e) => ({ sandboxId: e.record.sandboxId, boot: e.record.slotIndex })),
         watchInit: (id) => deps.host.watchInit(id),
@@ -69,7 +58,7 @@ export class NodeExits {
   /** Sandboxes whose container exited, until they are killed. */
   list(): Array<{ sandboxId: string } & Exit> {
     return this.deps
-      .settled()
+      .all()
       .flatMap((e) => (e.exited ? [{ sandboxId: e.record.sandboxId, ...e.exited }] : []))
   }
 

@@ -56,7 +56,7 @@ export function createNodeResolver(
     if (record.state !== 'running' || !record.sandboxIp) {
       return { error: { status: 502, sandboxId, message: `The sandbox is ${record.state}` } }
     }
-    const exit = node.exitOf(sandboxId)
+    const exit = node.exits.of(sandboxId)
     if (exit) {
       const message = `The sandbox has exited: ${exit.detail}`
       return {
