@@ -10,8 +10,8 @@ import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import pg from 'pg'
+import { postgresBinaries } from '../../packages/cli/src/lib/private-postgres.js'
 
-const BIN = '/usr/lib/postgresql/15/bin'
 /** PostgreSQL refuses to run as root: its files and processes belong to this user. */
 const OS_USER = 'postgres'
 
@@ -36,7 +36,7 @@ export interface PostgresOptions {
 }
 
 function asPostgres(cmd: string, args: string[]): string {
-  return execFileSync('runuser', ['-u', OS_USER, '--', join(BIN, cmd), ...args], {
+  return execFileSync('runuser', ['-u', OS_USER, '--', join(postgresBinaries(), cmd), ...args], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -68,7 +68,7 @@ function uid(name: string): number {
 function startWatchdog(dir: string, data: string): number | undefined {
   const script = [
     `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done`,
-    `runuser -u ${OS_USER} -- ${join(BIN, 'pg_ctl')} -D '${data}' -m immediate stop`,
+    `runuser -u ${OS_USER} -- ${join(postgresBinaries(), 'pg_ctl')} -D '${data}' -m immediate stop`,
     `rm -rf '${dir}'`,
   ].join('; ')
   const child = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' })
@@ -92,7 +92,17 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Private
     if (started)
       spawnSync(
         'runuser',
-        ['-u', OS_USER, '--', join(BIN, 'pg_ctl'), '-D', data, '-m', 'immediate', 'stop'],
+        [
+          '-u',
+          OS_USER,
+          '--',
+          join(postgresBinaries(), 'pg_ctl'),
+          '-D',
+          data,
+          '-m',
+          'immediate',
+          'stop',
+        ],
         {
           stdio: 'ignore',
         },

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { chmodSync, createWriteStream, mkdirSync, readFileSync } from 'node:fs'
+import { chmodSync, createWriteStream, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CleanupStack, freePort, type Logger, WarrenError } from '@warren/shared'
@@ -264,9 +264,4 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
     await cleanup.run().catch(() => {})
     throw err
   }
-}
-
-/** The log of one component (for a failing test's report). */
-export function componentLog(dir: string, name: string): string {
-  return readFileSync(join(dir, 'logs', `${name}.log`), 'utf8')
 }
