@@ -96,7 +96,8 @@ describe('node health', () => {
   })
   afterEach(() => api.close())
 
-  it('unhealthy after the first limit, lost after the grace period: sandboxes become node_lost', async () => {
+  /** Placement and its health loop on the test's clock; passes run only when the test asks. */
+  function manualHealth() {
     const now = { ms: 0 }
     const p = new Placement(
       log,
@@ -116,6 +117,11 @@ describe('node health', () => {
       },
     })
     health.stop()
+    return { now, p, lost, health }
+  }
+
+  it('unhealthy after the first limit, lost after the grace period: sandboxes become node_lost', async () => {
+    const { now, p, lost, health } = manualHealth()
     p.heartbeat(status('r'))
     now.ms = 1500
     await health.runOnce()
@@ -135,25 +141,7 @@ describe('node health', () => {
   })
 
   it('gives a node the store knows but that has not registered its grace period, then takes its heartbeat', async () => {
-    const now = { ms: 0 }
-    const p = new Placement(
-      log,
-      () => api.node.transport,
-      () => now.ms,
-    )
-    const lost: string[] = []
-    const health = startNodeHealth({
-      placement: p,
-      unhealthyAfterMs: 2000,
-      lostAfterMs: 6000,
-      intervalMs: 60_000,
-      now: () => now.ms,
-      log,
-      onLost: async (n) => {
-        lost.push(n.nodeId)
-      },
-    })
-    health.stop()
+    const { now, p, lost, health } = manualHealth()
     const waiting = p.awaitRegistration('later')
     expect(waiting.healthy).toBe(false)
     await expect(waiting.client.list({})).rejects.toMatchObject({ code: 'unavailable' })
