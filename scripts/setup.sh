@@ -21,9 +21,11 @@ fi
 # local OCI registry and zstd layers of the image tests (their services are kept
 # from starting); openssl: the tests' self-signed certificates (a sandbox's own
 # HTTPS server); libnss-myhostname: resolves the `{port}-{id}.localhost`
-# sandbox hosts for the host's programs (below); runsc: gVisor, the `gvisor`
-# isolation (a node without it offers runc only).
-packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates e2fsprogs lxcfs attr nginx-light docker-registry zstd openssl libnss-myhostname runsc"
+# sandbox hosts for the host's programs (below); postgresql: the store of
+# several API replicas, which tests and benchmarks start privately (initdb in
+# a temp dir; the system-wide service is kept from starting and never used);
+# runsc: gVisor, the `gvisor` isolation (a node without it offers runc only).
+packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates e2fsprogs lxcfs attr nginx-light docker-registry zstd openssl libnss-myhostname postgresql runsc"
 missing=""
 for p in $packages; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -34,8 +36,8 @@ if [ -n "$missing" ]; then
   say "installing Debian packages:$missing"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  # nginx and docker-registry are only used by benchmarks and tests: keep
-  # their services from starting.
+  # nginx, docker-registry and postgresql are only used by benchmarks and
+  # tests: keep their services from starting.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
   rm -f /usr/sbin/policy-rc.d

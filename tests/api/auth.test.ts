@@ -1,6 +1,5 @@
 // API keys: missing, malformed, unknown and revoked keys are 401 on every
 // route; another team's sandbox is a plain 404 and stays untouched.
-import { join } from 'node:path'
 import { createApiKey, ensureTeam, openDatabase } from '@warren/api'
 import { AuthenticationError, Sandbox, SandboxNotFoundError } from 'e2b'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -111,7 +110,7 @@ describe("another team's sandbox", () => {
   let otherKey: string
 
   beforeAll(async () => {
-    const db = await openDatabase(`sqlite:${join(warren().dataDir, 'warren.db')}`)
+    const db = await openDatabase(warren().databaseUrl)
     try {
       const team = await ensureTeam(db, 'other-team', { maxConcurrent: 5, maxLifetimeS: 3600 })
       otherKey = (await createApiKey(db, team.id, 'other')).key

@@ -15,7 +15,11 @@ it('keeps the database, its journals and the first key from other users', async 
     const dir = warren().dataDir
     // Traversable (sandbox roots reach their rootfs through it), never listable or readable.
     expect(statSync(dir).mode & 0o007).toBe(0o001)
-    for (const name of ['warren.db', 'warren.db-wal', 'warren.db-shm', 'first-api-key']) {
+    // On PostgreSQL (WARREN_TEST_DATABASE=postgres) the store is not in the data dir.
+    const store = warren().databaseUrl.startsWith('sqlite:')
+      ? ['warren.db', 'warren.db-wal', 'warren.db-shm']
+      : []
+    for (const name of [...store, 'first-api-key']) {
       const mode = statSync(join(dir, name)).mode & 0o777
       expect(mode & 0o077, `${name} is ${mode.toString(8)}`).toBe(0)
     }

@@ -8,6 +8,7 @@ import { Sandbox } from 'e2b'
 import { expect } from 'vitest'
 import { type ApiTarget, api, eventually, type SandboxDetail } from './api-client.js'
 import { mountsUnder, sandboxCgroup } from './node-fixture.js'
+import { fixtureSecret } from './orchestrator-client.js'
 import type { WarrenFixture } from './warren-fixture.js'
 
 export interface CreatedSandbox {
@@ -103,7 +104,9 @@ export async function connect(
 
 /** The API's Prometheus counters: `name{labels}` → value. */
 export async function metrics(w: WarrenFixture): Promise<Map<string, number>> {
-  const res = await fetch(`http://127.0.0.1:${w.ports.internal}/metrics`)
+  const res = await fetch(`http://127.0.0.1:${w.ports.internal}/metrics`, {
+    headers: { 'x-warren-cluster-secret': fixtureSecret(w) },
+  })
   expect(res.status).toBe(200)
   const out = new Map<string, number>()
   for (const line of (await res.text()).split('\n')) {

@@ -15,6 +15,7 @@ import {
   uniquePool,
   uniquePrefix,
 } from './node-fixture.js'
+import { type PrivatePostgres, startPostgres } from './postgres.js'
 
 export interface WarrenFixture {
   apiUrl: string
@@ -24,6 +25,8 @@ export interface WarrenFixture {
   sdk: { apiUrl: string; sandboxUrl: string; apiKey: string }
   prefix: string
   dataDir: string
+  /** The API's store: SQLite in the data dir, or a private PostgreSQL (WARREN_TEST_DATABASE=postgres). */
+  databaseUrl: string
   env: Record<string, string>
   ports: { api: number; internal: number; proxy: number; rpc: number; nodeProxy: number }
   logPath: string
@@ -115,9 +118,29 @@ export async function teardownWarrenHost(setup: WarrenSetup): Promise<void> {
   await destroyNode(node, prefix, dataDir)
 }
 
+/**
+ * With WARREN_TEST_DATABASE=postgres each fixture runs Warren on a private
+ * PostgreSQL of its own (tests/helpers/postgres.ts), stopped at teardown.
+ */
+async function fixtureDatabase(): Promise<PrivatePostgres | undefined> {
+  return process.env.WARREN_TEST_DATABASE === 'postgres' ? startPostgres() : undefined
+}
+
 export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixture> {
-  const setup = await warrenSetup('up', { WARREN_WARM_NETWORK_SLOTS: '2', ...opts.env })
+  const postgres = await fixtureDatabase()
+  let setup: WarrenSetup
+  try {
+    setup = await warrenSetup('up', {
+      WARREN_WARM_NETWORK_SLOTS: '2',
+      ...(postgres ? { WARREN_DATABASE_URL: postgres.url } : {}),
+      ...opts.env,
+    })
+  } catch (err) {
+    await postgres?.stop()
+    throw err
+  }
   const { prefix, dataDir, ports, env } = setup
+  const databaseUrl = postgres?.url ?? `sqlite:${dataDir}/warren.db`
   // Outside the data directory, which teardown removes: kept when a test failed.
   const logPath = `/tmp/warren-up-${prefix}.log`
   let child: ChildProcess | undefined
@@ -170,6 +193,7 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
       await teardownWarrenHost(setup)
     } finally {
       await unprepare()
+      await postgres?.stop()
     }
   }
 
@@ -194,6 +218,7 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
     },
     prefix,
     dataDir,
+    databaseUrl,
     env,
     ports,
     logPath,

@@ -8,7 +8,7 @@
 // The all-in-one edge (`warren up`, listening on :: so that ::1 can connect)
 // hands requests to its node in-process; a separate `warren proxy` with one
 // trusted hop reaches the same node through the node proxy's internal headers.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { request } from 'node:http'
 import type { Sandbox } from 'e2b'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -16,6 +16,7 @@ import { api, eventually } from '../helpers/api-client.js'
 import { CLI } from '../helpers/cli.js'
 import { createRaw, handle } from '../helpers/lifecycle.js'
 import { freePort } from '../helpers/node-fixture.js'
+import { fixtureSecret } from '../helpers/orchestrator-client.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
 const warren = useWarren({ env: { WARREN_LISTEN_HOST: '::' } })
@@ -155,6 +156,7 @@ beforeAll(async () => {
       WARREN_LISTEN_HOST: '127.0.0.1',
       WARREN_API_INTERNAL_URL: `http://127.0.0.1:${warren().ports.internal}`,
       WARREN_TRUSTED_HOPS: '1',
+      WARREN_CLUSTER_SECRET_FILE: `${warren().dataDir}/cluster/secret`,
     },
     stdio: 'ignore',
   })
@@ -272,7 +274,7 @@ describe('client addresses cannot be spoofed', () => {
 
 describe('the node proxy', () => {
   /** A request straight to the node proxy, claiming to be an edge that vouches for 127.0.0.2. */
-  function direct(from: string, port: number): Promise<number> {
+  function direct(from: string, port: number, secret?: string): Promise<number> {
     return new Promise((resolve, reject) => {
       const req = request(
         {
@@ -285,6 +287,7 @@ describe('the node proxy', () => {
             'x-warren-sandbox-id': sbx.sandboxId,
             'x-warren-sandbox-port': String(port),
             'x-warren-client-ip': '127.0.0.2',
+            ...(secret ? { 'x-warren-cluster-secret': secret } : {}),
           },
           agent: false,
         },
@@ -298,19 +301,11 @@ describe('the node proxy', () => {
     })
   }
 
-  it("believes an edge's internal headers only from this host (no secret configured)", async () => {
-    // From loopback (where the all-in-one's edges are), the vouched-for client counts.
-    expect(await direct('127.0.0.1', 8000)).toBe(200)
-    // From another address of the machine it is a direct caller: its own address counts.
-    const own = (
-      JSON.parse(execFileSync('ip', ['-j', '-4', 'addr'], { encoding: 'utf8' })) as Array<{
-        addr_info: Array<{ local: string }>
-      }>
-    )
-      .flatMap((i) => i.addr_info.map((a) => a.local))
-      .find((a) => !a.startsWith('127.') && !a.startsWith('10.'))
-    if (!own) return
-    expect(await direct(own, 8000)).toBe(403)
+  it("believes an edge's internal headers only with the cluster secret, even from loopback", async () => {
+    expect(await direct('127.0.0.1', 8000)).toBe(401)
+    expect(await direct('127.0.0.1', 8000, 'not-the-cluster-secret')).toBe(403)
+    // With it, the vouched-for client (127.0.0.2, allowed on 8000) counts.
+    expect(await direct('127.0.0.1', 8000, fixtureSecret(warren()))).toBe(200)
   })
 })
 

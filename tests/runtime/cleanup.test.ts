@@ -3,9 +3,14 @@
 // their Warren codes in process and across the RPC network transport.
 import type { Server } from 'node:http'
 import { Code, ConnectError, createClient } from '@connectrpc/connect'
-import { createConnectTransport } from '@connectrpc/connect-node'
-import { serveOrchestratorRpc } from '@warren/orchestrator'
-import { newSandboxId, newToken, toWarrenError, WarrenError } from '@warren/shared'
+import { nodeStatusSource, serveOrchestratorRpc } from '@warren/orchestrator'
+import {
+  clusterTransport,
+  newSandboxId,
+  newToken,
+  toWarrenError,
+  WarrenError,
+} from '@warren/shared'
 import { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
@@ -144,18 +149,18 @@ describe('failed creates', () => {
   })
 })
 
+const RPC_SECRET = newToken()
+
 describe('over the RPC network transport', () => {
   async function rpcClient(f: NodeFixture) {
     const { server, url } = await serveOrchestratorRpc(f.node, {
       host: '127.0.0.1',
       port: 0,
-      proxyUrl: 'http://127.0.0.1:5007',
+      status: nodeStatusSource(f.node, { rpcUrl: '', proxyUrl: 'http://127.0.0.1:5007' }),
+      secret: RPC_SECRET,
     })
     servers.push(server)
-    return createClient(
-      OrchestratorService,
-      createConnectTransport({ baseUrl: url, httpVersion: '1.1' }),
-    )
+    return createClient(OrchestratorService, clusterTransport(url, { secret: RPC_SECRET }))
   }
 
   it('carries not_found, already_exists and capacity_exhausted as Connect codes and WarrenErrors', async () => {
@@ -218,7 +223,7 @@ describe('over the RPC network transport', () => {
     f.created.push(sandboxId)
     const err = await rpc.create({ sandboxId, templateId: 'base' }).catch((e: unknown) => e)
     expect(toWarrenError(err).code).toBe('internal')
-    expect((await rpc.nodeInfo({})).sandboxes).toBe(0)
+    expect((await rpc.nodeInfo({})).status?.sandboxes).toBe(0)
     await assertNoLeftovers(f.prefix, f.dataDir)
   })
 })

@@ -6,8 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
 import { createClient } from '@connectrpc/connect'
-import { createConnectTransport } from '@connectrpc/connect-node'
-import { newSandboxId, newToken, toWarrenError } from '@warren/shared'
+import { clusterTransport, newSandboxId, newToken, toWarrenError } from '@warren/shared'
 import {
   OrchestratorService,
   type Sandbox as SandboxMessage,
@@ -38,6 +37,8 @@ let proc: { child: ChildProcess; output: () => string } | undefined
 let rpcPort = 0
 let services: Awaited<ReturnType<typeof servicePorts>> | undefined
 
+const CLUSTER_SECRET = newToken()
+
 function startOrchestrator(warmNetworkSlots: number) {
   const child = spawn(process.execPath, [CLI, 'orchestrator'], {
     cwd: ROOT,
@@ -49,6 +50,7 @@ function startOrchestrator(warmNetworkSlots: number) {
       WARREN_NODE_ID: `test-${prefix}`,
       WARREN_ADDRESS_POOL: addressPool,
       WARREN_LISTEN_HOST: '127.0.0.1',
+      WARREN_CLUSTER_SECRET: CLUSTER_SECRET,
       WARREN_ORCHESTRATOR_PORT: String(rpcPort),
       WARREN_NODE_PROXY_PORT: String(rpcPort + 1),
       WARREN_WARM_NETWORK_SLOTS: String(warmNetworkSlots),
@@ -75,7 +77,7 @@ const exited = (child: ChildProcess) =>
 const client = () =>
   createClient(
     OrchestratorService,
-    createConnectTransport({ baseUrl: `http://127.0.0.1:${rpcPort}`, httpVersion: '1.1' }),
+    clusterTransport(`http://127.0.0.1:${rpcPort}`, { secret: CLUSTER_SECRET }),
   )
 
 async function waitReady(p: NonNullable<typeof proc>) {
@@ -170,7 +172,7 @@ async function expectAdoptedAndClean(healthy: SandboxMessage[], halfId: string) 
     expect(await sbx.files.read('/home/user/before.txt')).toBe(`written in ${s.sandboxId}\n`)
     expect(await sh(sbx, 'pgrep -x sleep -a')).toContain('sleep 1234')
   }
-  const info = await client().nodeInfo({})
+  const info = (await client().nodeInfo({})).status!
   expect(info.sandboxes).toBe(2)
   expect(Number(info.memoryMbAllocated)).toBe(listed.reduce((n, s) => n + s.memoryMb, 0))
 

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
+import { newToken } from '@warren/shared'
 import { Sandbox } from 'e2b'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { eventually } from '../helpers/api-client.js'
@@ -90,6 +91,8 @@ beforeAll(async () => {
     WARREN_API_INTERNAL_URL: `http://127.0.0.1:${ports.internal}`,
     WARREN_DOMAIN: `localhost:${ports.proxy}`,
     WARREN_NODE_SYNC_INTERVAL: '1',
+    // One secret for the three processes.
+    WARREN_CLUSTER_SECRET: newToken(),
   }
   await startOrchestrator()
   await startApi()

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { CommandExitError, type Sandbox } from 'e2b'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { api, eventually } from '../helpers/api-client.js'
+import { fixtureSecret } from '../helpers/orchestrator-client.js'
 import { proxyRequest, sandboxHost } from '../helpers/proxy-client.js'
 import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren } from '../helpers/warren-fixture.js'
@@ -151,7 +152,11 @@ describe('the proxy error contract', () => {
         [
           'node',
           warren().ports.nodeProxy,
-          { 'x-warren-sandbox-id': id, 'x-warren-sandbox-port': String(ENVD) },
+          {
+            'x-warren-sandbox-id': id,
+            'x-warren-sandbox-port': String(ENVD),
+            'x-warren-cluster-secret': fixtureSecret(warren()),
+          },
         ],
       ] as const) {
         for (const [path, status] of attempts) {

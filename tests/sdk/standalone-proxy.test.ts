@@ -33,6 +33,8 @@ async function startProxy(apiInternalUrl: string): Promise<string> {
       ...process.env,
       WARREN_PROXY_PORT: String(port),
       WARREN_API_INTERNAL_URL: apiInternalUrl,
+      // The cluster secret `warren up` made for itself.
+      WARREN_CLUSTER_SECRET_FILE: `${warren().dataDir}/cluster/secret`,
     },
   })
   children.push(child)

@@ -5,6 +5,7 @@
 import { Sandbox, Volume, VolumeError, VolumeNotFoundError, VolumePathNotFoundError } from 'e2b'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { api, expectApiError } from '../helpers/api-client.js'
+import { fixtureSecret } from '../helpers/orchestrator-client.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
 const warren = useWarren({ env: { WARREN_VOLUME_SIZE_MB: '64' } })
@@ -153,12 +154,18 @@ describe('volumes through the SDK', () => {
     expect((await get(a.volumeId, { 'x-api-key': warren().apiKey })).status).toBe(401)
     expect((await get('a'.repeat(20), { authorization: `Bearer ${a.token}` })).status).toBe(404)
     expect((await get(a.volumeId, { authorization: `Bearer ${a.token}` })).status).toBe(200)
-    // The node's port asks for the token too.
+    // The node's port wants the cluster secret first (a bearer token is taken
+    // for it: 403), then the volume's token.
     const node = `http://127.0.0.1:${warren().ports.rpc}/volumecontent/${a.volumeId}/dir?path=/`
     expect((await fetch(node)).status).toBe(401)
     expect((await fetch(node, { headers: { authorization: `Bearer ${b.token}` } })).status).toBe(
-      401,
+      403,
     )
+    const secret = { 'x-warren-cluster-secret': fixtureSecret(warren()) }
+    const withToken = (token: string) =>
+      fetch(node, { headers: { ...secret, authorization: `Bearer ${token}` } })
+    expect((await withToken(b.token)).status).toBe(401)
+    expect((await withToken(a.token)).status).toBe(200)
   })
 
   it('serves the volume file calls, with owners as sandboxes see them', async () => {

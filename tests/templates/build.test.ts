@@ -158,7 +158,7 @@ describe('Template.build against warren up', () => {
   })
 
   it("keeps a team's templates from other teams", async () => {
-    const db = await openDatabase(`sqlite:${warren().dataDir}/warren.db`)
+    const db = await openDatabase(warren().databaseUrl)
     const other = await ensureTeam(db, `other-${run}`, { maxConcurrent: 5, maxLifetimeS: 3600 })
     const { key } = await createApiKey(db, other.id, 'other team')
     await db.destroy()

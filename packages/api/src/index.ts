@@ -1,4 +1,3 @@
-export { networkTransport } from './placement/nodes.js'
 export { type ApiService, createApiService, databaseUrl, type LocalNode } from './service.js'
 export { openDatabase } from './store/db.js'
 export {

@@ -34,10 +34,23 @@ async function freePort(): Promise<number> {
   return port
 }
 
+const SECRET = 'service-test-cluster-secret'
+const SCRAPE_TOKEN = 'service-test-scrape-token'
+
 async function service(port: number, internalPort: number) {
   const dataDir = mkdtempSync(join(tmpdir(), 'warren-api-listen-'))
   undo.push(() => rmSync(dataDir, { recursive: true, force: true }))
-  const cfg = loadApiConfig({ dataDir, listenHost: HOST, port, internalPort }, {})
+  const cfg = loadApiConfig(
+    {
+      dataDir,
+      listenHost: HOST,
+      port,
+      internalPort,
+      clusterSecret: SECRET,
+      metricsToken: SCRAPE_TOKEN,
+    },
+    {},
+  )
   const api = await createApiService(cfg, pino({ level: 'silent' }), [new StandInNode().transport])
   undo.push(() => api.stop())
   return api
@@ -64,6 +77,28 @@ describe('listen()', () => {
     const api = await service(await freePort(), await freePort())
     const { url, internalUrl } = await api.listen()
     expect((await fetch(`${url}/health`)).status).toBe(200)
-    expect((await fetch(`${internalUrl}/metrics`)).status).toBe(200)
+    const metrics = (headers: Record<string, string>) =>
+      fetch(`${internalUrl}/metrics`, { headers }).then((r) => r.status)
+    expect(await metrics({ 'x-warren-cluster-secret': SECRET })).toBe(200)
+    expect(await metrics({ authorization: `Bearer ${SCRAPE_TOKEN}` })).toBe(200)
+  })
+
+  it('refuses the internal port to callers without the cluster secret', async () => {
+    const api = await service(await freePort(), await freePort())
+    const { internalUrl } = await api.listen()
+    const none = await fetch(`${internalUrl}/metrics`)
+    expect(none.status).toBe(401)
+    expect(await none.json()).toMatchObject({ code: 401, message: expect.any(String) })
+    const wrong = await fetch(`${internalUrl}/metrics`, {
+      headers: { 'x-warren-cluster-secret': 'not-the-cluster-secret' },
+    })
+    expect(wrong.status).toBe(403)
+    // The scrape token opens /metrics only, not the RPC.
+    const rpc = await fetch(`${internalUrl}/warren.api.v1.ProxyService/GetRoute`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${SCRAPE_TOKEN}`, 'content-type': 'application/json' },
+      body: '{}',
+    })
+    expect(rpc.status).toBe(403)
   })
 })

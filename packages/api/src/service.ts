@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http'
+import type { Server } from 'node:http'
 import { join } from 'node:path'
 import { createRouterTransport, type Transport } from '@connectrpc/connect'
 import { connectNodeAdapter } from '@connectrpc/connect-node'
@@ -6,25 +6,36 @@ import { createAdaptorServer } from '@hono/node-server'
 import {
   type ApiConfig,
   CleanupStack,
+  clusterTransport,
+  createInternalServer,
   errorInterceptor,
   keepConnectionsLong,
   type Listening,
   type Logger,
   listen,
   listenOn,
-  WarrenError,
+  readClusterCa,
+  readInternalTls,
+  requireClusterSecret,
+  resolveClusterSecret,
+  schemeOf,
 } from '@warren/shared'
+import { NodeService } from '@warren/shared/gen/warren/api/v1/nodes_pb'
 import { ProxyService } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { Catalog } from './catalog/catalog.js'
 import { createApiApp } from './http/app.js'
+import { nodeService } from './internal/node-service.js'
 import { proxyService } from './internal/proxy-service.js'
-import { type Clock, systemClock } from './lifecycle/clock.js'
-import { LifecycleEngine } from './lifecycle/engine.js'
+import type { Clock } from './lifecycle/clock.js'
+import { type LifecycleDeps, LifecycleEngine } from './lifecycle/engine.js'
 import { startNodeSync } from './lifecycle/node-sync.js'
-import { networkTransport, Placement, parseNodeList } from './placement/nodes.js'
-import { type Db, openDatabase } from './store/db.js'
+import { startNodeHealth } from './placement/health.js'
+import { Placement, parseNodeList } from './placement/nodes.js'
+import { type Db, isPostgres, openDatabase } from './store/db.js'
+import { takeLease } from './store/replicas.js'
+import { sandboxesByIds, sandboxesInStates } from './store/sandbox-reads.js'
 import { purgeTombstones } from './store/sandboxes.js'
-import { createApiKey, ensureDefaultTeam, listApiKeys, type Team } from './store/teams.js'
+import { createFirstApiKey, ensureDefaultTeam, type Team } from './store/teams.js'
 import { failInterruptedBuilds } from './store/template-builds.js'
 import { runBuild } from './templates/build-runner.js'
 import { TemplateFiles } from './templates/files.js'
@@ -56,6 +67,25 @@ export interface LocalNode {
 }
 
 /**
+ * Periodic work that one replica at a time does: `fn` runs only while this
+ * replica holds the named lease in the store (taken for twice the period, so
+ * a dead holder's lease runs out and another replica goes on). With SQLite
+ * there is one process and no lease to take.
+ */
+function leased(
+  db: Db,
+  engine: LifecycleEngine,
+  name: string,
+  periodMs: number,
+  fn: () => Promise<void>,
+): () => Promise<void> {
+  if (!isPostgres(db)) return fn
+  return async () => {
+    if (await takeLease(db, name, engine.replicaId, engine.clock.now(), periodMs * 2)) await fn()
+  }
+}
+
+/**
  * Builds the control plane: store (migrated), default team and first key,
  * placement over the given nodes, the catalog and the lifecycle engine.
  * Nothing listens until `listen()`.
@@ -64,26 +94,39 @@ export async function createApiService(
   cfg: ApiConfig,
   log: Logger,
   nodes: Array<Transport | LocalNode> = [],
-  opts: { clock?: Clock } = {},
+  opts: {
+    clock?: Clock
+    replication?: LifecycleDeps['replication']
+    clusterSecret?: string
+  } = {},
 ): Promise<ApiService> {
-  const clock = opts.clock ?? systemClock
+  // Every internal port and every call between components carries it.
+  const secret = opts.clusterSecret ?? resolveClusterSecret(cfg)
+  const cluster = { secret, ca: readClusterCa(cfg.clusterCa) }
+  const dial = (url: string) => clusterTransport(url, cluster)
   const db = await openDatabase(databaseUrl(cfg))
   const team = await ensureDefaultTeam(db, cfg)
-  const createdKey = (await listApiKeys(db, team.id)).length
-    ? undefined
-    : (await createApiKey(db, team.id, 'first key')).key
+  // Made once, also when replicas start together.
+  const createdKey = await createFirstApiKey(db, team.id)
 
-  const placement = new Placement(log)
+  const placement = new Placement(log, dial)
   for (const n of nodes) {
     if ('transport' in n) await placement.register(n.transport, undefined, n.url)
     else await placement.register(n)
   }
   // Configured nodes are known by id: one that is down now is registered
-  // unhealthy, and node sync brings it in when it answers.
+  // unhealthy, and the health loop brings it in when it answers. Others
+  // register themselves with their heartbeats.
   for (const n of parseNodeList(cfg.nodes ?? ''))
-    await placement.register(networkTransport(n.url), n.nodeId, n.url)
+    await placement.register(dial(n.url), n.nodeId, n.url)
+  // Nodes that hold sandboxes but are not known yet (they register with
+  // their heartbeats) get their grace period from now.
+  for (const s of await sandboxesInStates(db, ['running', 'paused']))
+    if (!placement.find(s.nodeId)) placement.awaitRegistration(s.nodeId)
   if (!placement.list().length)
-    throw new WarrenError('unavailable', 'no orchestrator node configured')
+    log.warn(
+      'no orchestrator node yet: creates fail until a node registers (WARREN_API_INTERNAL_URL on the nodes)',
+    )
 
   const catalog = new Catalog(
     (nodeId) => placement.list().find((n) => n.nodeId === nodeId)?.proxyUrl,
@@ -96,14 +139,36 @@ export async function createApiService(
     catalog,
     log,
     maxConcurrentExpiries: cfg.maxConcurrentExpiries,
-    clock,
+    ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.replication ? { replication: opts.replication } : {}),
   })
+  // The system clock, or the store's time with several replicas.
+  const clock = engine.clock
   await engine.start()
+  // What a node reports exited is killed (reason `exited`).
+  placement.onExit((e) => {
+    void engine
+      .killExited(e.nodeId, e.sandboxId, e.detail, e.oom)
+      .catch((err: unknown) =>
+        log.warn({ err, sandboxId: e.sandboxId }, 'killing an exited sandbox failed'),
+      )
+  })
+  const health = startNodeHealth({
+    placement,
+    unhealthyAfterMs: cfg.nodeUnhealthyAfterS * 1000,
+    lostAfterMs: cfg.nodeLostAfterS * 1000,
+    intervalMs: cfg.nodePollIntervalMs,
+    onLost: async (node) => {
+      await engine.reportNodeLost(node.nodeId)
+    },
+    log,
+  })
   const sync = startNodeSync({
     db,
     placement,
     intervalMs: cfg.nodeSyncIntervalS * 1000,
     log,
+    lease: (pass) => leased(db, engine, 'node-sync', cfg.nodeSyncIntervalS * 1000, pass),
     actions: {
       lost: (id, version) => engine.markLost(id, version),
       orphan: (nodeId, id) => engine.killOrphan(nodeId, id),
@@ -112,9 +177,12 @@ export async function createApiService(
   })
   await sync.runOnce()
 
-  // Builds whose stream an earlier API process held are over.
-  const interrupted = await failInterruptedBuilds(db, clock.now())
-  if (interrupted) log.warn({ builds: interrupted }, 'template builds interrupted by a restart')
+  // Builds whose stream an earlier API process held are over (with several
+  // replicas, only those of dead replicas: lifecycle/takeover.ts).
+  if (!engine.replication) {
+    const interrupted = await failInterruptedBuilds(db, clock.now())
+    if (interrupted) log.warn({ builds: interrupted }, 'template builds interrupted by a restart')
+  }
   const builds = new Set<Promise<void>>()
   const stopping = new AbortController()
   const templates = {
@@ -136,9 +204,12 @@ export async function createApiService(
     clock,
     log,
     defaultSizeMb: cfg.volumeSizeMb,
-    content: new VolumeContentProxy(db, placement),
+    content: new VolumeContentProxy(db, placement, cluster),
   }
-  await recoverVolumes(volumes)
+  // An unfinished volume create or delete is an earlier process's only with
+  // one process (SQLite); with several replicas it may be a live replica's,
+  // and volumes have no owner to take over yet (docs/architecture.md, known gaps).
+  if (!isPostgres(db)) await recoverVolumes(volumes)
 
   const domain = cfg.domain ?? 'localhost:3002'
   const app = createApiApp(
@@ -155,7 +226,12 @@ export async function createApiService(
     log,
   )
   const onInternal = (err: unknown) => log.error({ err }, 'internal rpc failed')
-  const proxyImpl = proxyService(catalog, engine)
+  const proxyImpl = proxyService(
+    catalog,
+    engine,
+    isPostgres(db) ? async (id) => (await sandboxesByIds(db, [id]))[0] : undefined,
+  )
+  const nodeImpl = nodeService(placement, engine, { cluster: cfg.clusterName })
   const proxyTransport = createRouterTransport((r) => r.service(ProxyService, proxyImpl), {
     router: { interceptors: [errorInterceptor(onInternal)] },
   })
@@ -164,19 +240,18 @@ export async function createApiService(
   // The internal RPC serves proxies (WARREN_API_INTERNAL_URL): one address.
   const internalHost = cfg.listenHost ?? '127.0.0.1'
   // Tombstones are forgotten in bounded batches, by the store and by the
-  // catalog (and so by every proxy following it), at most half a TTL (and
-  // at most a minute) after they expire.
-  const purge = setInterval(
-    () => {
-      void purgeTombstones(db, clock.now() - cfg.tombstoneTtlS * 1000)
-        .then((ids) => {
-          for (const id of ids) catalog.remove(id)
-          if (ids.length) log.debug({ n: ids.length }, 'tombstones purged')
-        })
-        .catch((err) => log.warn({ err }, 'tombstone purge failed'))
-    },
-    Math.min(60_000, Math.max(1000, cfg.tombstoneTtlS * 500)),
-  )
+  // catalog (and so by every proxy following it; other replicas' catalogs
+  // hear of the deletes from the store), at most half a TTL (and at most a
+  // minute) after they expire; by one replica at a time.
+  const purgeMs = Math.min(60_000, Math.max(1000, cfg.tombstoneTtlS * 500))
+  const purgeOnce = leased(db, engine, 'tombstone-purge', purgeMs, async () => {
+    const ids = await purgeTombstones(db, clock.now() - cfg.tombstoneTtlS * 1000)
+    for (const id of ids) catalog.remove(id)
+    if (ids.length) log.debug({ n: ids.length }, 'tombstones purged')
+  })
+  const purge = setInterval(() => {
+    void purgeOnce().catch((err) => log.warn({ err }, 'tombstone purge failed'))
+  }, purgeMs)
   purge.unref()
 
   return {
@@ -206,6 +281,7 @@ export async function createApiService(
     },
     async stop() {
       clearInterval(purge)
+      health.stop()
       sync.stop()
       await Promise.all(stops.map((stop) => stop()))
       // Running builds end as errors (their node stops them when the stream closes).
@@ -228,26 +304,40 @@ export async function createApiService(
   }
 
   async function listenInternal(): Promise<{ server: Server; url: string }> {
-    const internal = createServer(
-      connectNodeAdapter({
-        routes: (r) => r.service(ProxyService, proxyImpl),
-        interceptors: [errorInterceptor(onInternal)],
-        // Prometheus text next to the internal RPC: operators' network only.
-        fallback: (req, res) => {
-          if (req.url === '/metrics') {
-            void engine.metrics.registry.metrics().then((text) => {
-              res.writeHead(200, { 'content-type': engine.metrics.registry.contentType })
-              res.end(text)
-            })
-            return
-          }
-          res.writeHead(404, { 'content-type': 'application/json' })
-          res.end(JSON.stringify({ code: 404, message: 'not found' }))
-        },
+    const tls = readInternalTls(cfg)
+    const handler = connectNodeAdapter({
+      routes: (r) => {
+        r.service(ProxyService, proxyImpl)
+        r.service(NodeService, nodeImpl)
+      },
+      interceptors: [errorInterceptor(onInternal)],
+      // Prometheus text next to the internal RPC, behind the same secret
+      // (or WARREN_METRICS_TOKEN, for a scraper that holds no more).
+      fallback: (req, res) => {
+        if (req.url === '/metrics') {
+          void engine.metrics.registry.metrics().then((text) => {
+            res.writeHead(200, { 'content-type': engine.metrics.registry.contentType })
+            res.end(text)
+          })
+          return
+        }
+        res.writeHead(404, { 'content-type': 'application/json' })
+        res.end(JSON.stringify({ code: 404, message: 'not found' }))
+      },
+    })
+    // Nothing on this port answers anyone without the cluster secret: the
+    // catalog holds traffic tokens, and ResumeSandbox and KeepAliveSandbox
+    // change sandboxes.
+    const internal = createInternalServer(
+      requireClusterSecret(handler, {
+        secret,
+        what: "the API's internal RPC",
+        ...(cfg.metricsToken ? { extra: { '/metrics': [cfg.metricsToken] } } : {}),
       }),
+      tls,
     )
-    keepConnectionsLong(internal)
-    return { server: internal, url: await listen(internal, internalHost, cfg.internalPort) }
+    const url = await listen(internal, internalHost, cfg.internalPort)
+    return { server: internal, url: url.replace(/^http:/, `${schemeOf(tls)}:`) }
   }
 }
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 import { WarrenError } from '@warren/shared'
 import { Command } from 'commander'
+import { registerCluster } from './commands/cluster.js'
+import { registerDevCluster } from './commands/dev-cluster.js'
 import { registerKeys } from './commands/keys.js'
+import { registerNode } from './commands/node.js'
 import { registerOrchestrator } from './commands/orchestrator.js'
 import { registerPortForward } from './commands/port-forward.js'
 import { registerSandbox } from './commands/sandbox.js'
@@ -16,7 +19,10 @@ registerPortForward(program)
 registerKeys(program)
 registerTemplate(program)
 registerOrchestrator(program)
+registerNode(program)
+registerCluster(program)
 registerServices(program)
+registerDevCluster(program)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const message =

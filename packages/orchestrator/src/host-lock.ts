@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -62,5 +62,21 @@ function readOwner(path: string): number | undefined {
     return Number(readFileSync(path, 'utf8')) || undefined
   } catch {
     return undefined
+  }
+}
+
+/** Where locks and claims of the whole machine (every node on it) live. */
+export const MACHINE_DIR = '/run/warren'
+
+/** A lock of the whole machine (every node on it), waited for up to `waitMs`. */
+export async function machineLock(name: string, waitMs: number): Promise<() => Promise<void>> {
+  mkdirSync(MACHINE_DIR, { recursive: true, mode: 0o700 })
+  const deadline = Date.now() + waitMs
+  for (;;) {
+    try {
+      return await acquireDirLock(MACHINE_DIR, `${name}.lock`, 'lock')
+    } catch (err) {
+      if (Date.now() > deadline) throw err
+    }
   }
 }

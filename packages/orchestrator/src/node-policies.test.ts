@@ -1,6 +1,6 @@
 import { loadOrchestratorConfig, newSandboxId } from '@warren/shared'
 import { describe, expect, it } from 'vitest'
-import { createNode } from './node.js'
+import { createNode } from './create-node.js'
 import { barrier, MemoryHost } from './testing/memory-host.js'
 import { code, created, quiet, setup } from './testing/node-setup.js'
 

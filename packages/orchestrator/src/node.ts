@@ -1,5 +1,4 @@
 import {
-  createLogger,
   KeyedLock,
   type Logger,
   type NetworkConfig,
@@ -11,12 +10,18 @@ import {
   WarrenError,
 } from '@warren/shared'
 import pLimit from 'p-limit'
-import { createMachineHost } from './host/machine.js'
 import type { NodeHost, ResumeInput } from './host/node-host.js'
 import { adoptSandboxes } from './lifecycle/adopt.js'
 import { buildTemplate } from './lifecycle/build.js'
 import { type CreateInput, createSpec } from './lifecycle/create.js'
-import type { Entry, NodeState, Settled } from './lifecycle/entries.js'
+import {
+  type Entry,
+  type Exit,
+  holdsMemory,
+  type NodeState,
+  type Settled,
+} from './lifecycle/entries.js'
+import { NodeExits } from './lifecycle/exits.js'
 import { FrozenBudget } from './lifecycle/frozen-budget.js'
 import { destroySandbox } from './lifecycle/kill.js'
 import { updateNetwork } from './lifecycle/network-update.js'
@@ -30,18 +35,6 @@ import type { BuildLog, TemplateBuildSpec } from './templates/run-build.js'
 import { VolumeRegistry } from './volumes/registry.js'
 
 export type { CreateInput, ResumeInput }
-
-export interface NodeDeps {
-  log?: Logger
-  /** The machine the node drives; an in-memory stand-in in unit tests. */
-  host?: NodeHost
-}
-
-/** A node on this machine's real host (or on the given one). */
-export function createNode(cfg: OrchestratorConfig, deps: NodeDeps = {}): SandboxNode {
-  const log = deps.log ?? createLogger('orchestrator')
-  return new SandboxNode(cfg, log, deps.host ?? createMachineHost(cfg, log))
-}
 
 /**
  * The sandboxes of one node: the state machine over the host's steps.
@@ -60,6 +53,8 @@ export class SandboxNode {
   private readonly kills = new SingleFlight<void>()
   private readonly state: NodeState
   private readonly budget: FrozenBudget
+  /** Sandboxes whose container died on their own, until they are killed (and who hears of it). */
+  readonly exits: NodeExits
   /** The node's volumes and which sandboxes mount them. */
   readonly volumes: VolumeRegistry
 
@@ -79,6 +74,8 @@ export class SandboxNode {
         const e = this.entries.get(id)
         return e?.state === 'creating' ? undefined : e
       },
+      all: () => this.settledEntries(),
+      locked: (id, fn) => this.locks.run(id, fn),
       set: (id, entry) => this.entries.set(id, entry),
       forget: (id) => this.entries.delete(id),
       reserveMemory: (mb) => this.reserveMemory(mb),
@@ -86,14 +83,9 @@ export class SandboxNode {
         this.memoryAllocated -= mb
       },
     }
-    this.budget = new FrozenBudget(this.state, {
-      budgetBytes: (cfg.maxFrozenMemoryMb ?? Math.floor(cfg.memoryCapacityMb / 4)) * 2 ** 20,
-      frozen: () =>
-        this.settledEntries().filter(
-          (e) => e.state === 'paused' && e.record.pausedKind === 'memory',
-        ),
-      locked: (id, fn) => this.locked(id, fn),
-    })
+    const frozenMb = cfg.maxFrozenMemoryMb ?? Math.floor(cfg.memoryCapacityMb / 4)
+    this.budget = new FrozenBudget(this.state, frozenMb * 2 ** 20)
+    this.exits = new NodeExits(this.state, cfg.exitWatchIntervalMs)
   }
 
   /** Prepares the host, then adopts surviving sandboxes and removes debris. */
@@ -106,13 +98,16 @@ export class SandboxNode {
     await adoptSandboxes(this.state, adopted, (mb) => {
       this.memoryAllocated += mb
     })
+    this.exits.start()
     return { adopted: adopted.length, removed: removed.length }
   }
 
   /** Stops background work. Sandboxes keep running and are adopted by the next start. */
   async stop(): Promise<void> {
+    this.exits.stop()
     await this.budget.settled()
     await this.host.stop({ idle: this.entries.size === 0 })
+    this.log.info({ sandboxes: this.entries.size }, 'node stopped')
   }
 
   async create(input: CreateInput): Promise<SandboxRecord> {
@@ -149,7 +144,7 @@ export class SandboxNode {
       )
     }
     return this.kills.run(sandboxId, () =>
-      this.locked(sandboxId, () =>
+      this.state.locked(sandboxId, () =>
         destroySandbox(this.state, this.settled(sandboxId), this.volumes),
       ),
     )
@@ -161,8 +156,8 @@ export class SandboxNode {
    * only the files are kept; the memory and network go back to the node.
    */
   async pause(sandboxId: string, opts: { memory: boolean }): Promise<SandboxRecord> {
-    const record = await this.locked(sandboxId, () =>
-      pauseSandbox(this.state, this.settled(sandboxId), opts.memory),
+    const record = await this.state.locked(sandboxId, () =>
+      pauseSandbox(this.state, this.alive(sandboxId), opts.memory),
     )
     if (record.pausedKind === 'memory') this.budget.enforce()
     return record
@@ -173,7 +168,7 @@ export class SandboxNode {
     sandboxId: string,
     input: ResumeInput,
   ): Promise<{ record: SandboxRecord; kind: 'memory' | 'files' }> {
-    return this.locked(sandboxId, async () => {
+    return this.state.locked(sandboxId, async () => {
       const entry = this.settled(sandboxId)
       if (entry.state !== 'paused')
         throw new WarrenError('conflict', `sandbox ${sandboxId} is ${entry.state}`)
@@ -188,8 +183,8 @@ export class SandboxNode {
     allowInternetAccess: boolean | null,
   ): Promise<SandboxRecord> {
     const policy = parseNetworkConfig(network, allowInternetAccess)
-    return this.locked(sandboxId, () =>
-      updateNetwork(this.state, this.settled(sandboxId), { network, allowInternetAccess, policy }),
+    return this.state.locked(sandboxId, () =>
+      updateNetwork(this.state, this.alive(sandboxId), { network, allowInternetAccess, policy }),
     )
   }
 
@@ -198,15 +193,21 @@ export class SandboxNode {
     return this.budget.settled()
   }
 
-  /** Runs `fn` after every earlier operation on this sandbox has finished. */
-  private locked<T>(sandboxId: string, fn: () => Promise<T>): Promise<T> {
-    return this.locks.run(sandboxId, fn)
-  }
-
   private settled(sandboxId: string): Settled {
     const entry = this.entries.get(sandboxId)
     if (!entry || entry.state === 'creating')
       throw new WarrenError('not_found', `sandbox ${sandboxId} not found`)
+    return entry
+  }
+
+  /** A settled sandbox whose container has not exited: what pause and updates work on. */
+  private alive(sandboxId: string): Settled {
+    const entry = this.settled(sandboxId)
+    if (entry.exited)
+      throw new WarrenError(
+        'conflict',
+        `sandbox ${sandboxId} has exited (${entry.exited.detail}); it can only be killed`,
+      )
     return entry
   }
 
@@ -240,7 +241,7 @@ export class SandboxNode {
   }
 
   sampleMetrics(sandboxId: string): MetricsSample {
-    const r = this.get(sandboxId)
+    const r = this.alive(sandboxId).record
     if (r.state !== 'running')
       throw new WarrenError('conflict', `sandbox ${sandboxId} is ${r.state}`)
     return this.host.sampleMetrics(r)
@@ -275,7 +276,7 @@ export class SandboxNode {
    */
   snapshot(sandboxId: string, templateId: string): Promise<TemplateMetadata> {
     parseTemplateId(templateId)
-    return this.locked(sandboxId, () =>
+    return this.state.locked(sandboxId, () =>
       this.host.snapshot(this.settled(sandboxId).record, templateId),
     )
   }
@@ -292,9 +293,14 @@ export class SandboxNode {
   }
 
   info() {
+    // CPUs are promised like memory: to running and frozen sandboxes.
+    const cpuAllocated = this.settledEntries()
+      .filter((e) => holdsMemory(e.record))
+      .reduce((n, e) => n + e.record.cpuCount, 0)
     return {
       nodeId: this.cfg.nodeId,
       cpuCount: this.host.cpuCount,
+      cpuAllocated,
       memoryMbTotal: this.cfg.memoryCapacityMb,
       memoryMbAllocated: this.memoryAllocated,
       sandboxes: this.entries.size,

@@ -41,6 +41,7 @@ export function createEdgeProxy(
   cfg: ProxyConfig & { domain: string },
   transport: Transport,
   log: Logger,
+  cluster: { secret: string; ca?: string | undefined },
   localNodes?: Map<string, NodeResolver>,
 ): EdgeProxy {
   const catalog = new RouteCatalog(transport, log)
@@ -53,7 +54,8 @@ export function createEdgeProxy(
     keepalive,
     signatures: new SignatureRoutes(catalog),
     localNodes,
-    nodeProxySecret: cfg.nodeProxySecret,
+    clusterSecret: cluster.secret,
+    clusterCa: cluster.ca,
   })
   const forwarder = createForwarder(resolver.resolve)
   const server = createServer((req, res) => void forwarder.onRequest(req, res))

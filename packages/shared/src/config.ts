@@ -1,5 +1,6 @@
 import { hostname, totalmem } from 'node:os'
 import { z } from 'zod'
+import { checkTlsPair, cluster, clusterEnv, internalTls, internalTlsEnv } from './cluster/config.js'
 import { WarrenError } from './errors.js'
 
 /**
@@ -83,12 +84,23 @@ export const orchestratorConfigSchema = z.object({
    * default: the host's /etc/resolv.conf.
    */
   dnsUpstreams: z.string().optional(),
+  ...cluster,
+  ...internalTls,
   /**
-   * Shared with the edge proxies: the node proxy believes the sandbox, port
-   * and client address an edge names only with it (without it, only from
-   * loopback, i.e. an edge on the same host).
+   * The API's internal RPC the node registers and heartbeats with
+   * (`url[,url…]`, tried in turn); unset, the node only answers (a control
+   * plane that lists it in WARREN_NODES polls it).
    */
-  nodeProxySecret: z.string().min(16).optional(),
+  apiInternalUrl: z.string().min(1).optional(),
+  /**
+   * The host the control plane and edge proxies reach this node at, in the
+   * URLs it registers; default the listen host (required when that is a
+   * wildcard such as 0.0.0.0).
+   */
+  advertiseHost: z.string().min(1).optional(),
+  heartbeatIntervalMs: z.coerce.number().int().min(100).max(60_000).default(2000),
+  /** How often the node looks whether each running sandbox's first process is still alive. */
+  exitWatchIntervalMs: z.coerce.number().int().min(50).max(60_000).default(1000),
   /**
    * gVisor's platform for `gvisor` sandboxes: `auto` (KVM when a trial
    * sandbox starts on it, else ptrace), `kvm`, `ptrace`, or `off` (the node
@@ -122,15 +134,22 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_EGRESS_HTTP_PORT: 'egressHttpPort',
   WARREN_EGRESS_TLS_PORT: 'egressTlsPort',
   WARREN_DNS_UPSTREAMS: 'dnsUpstreams',
-  WARREN_NODE_PROXY_SECRET: 'nodeProxySecret',
+  WARREN_API_INTERNAL_URL: 'apiInternalUrl',
+  WARREN_ADVERTISE_HOST: 'advertiseHost',
+  WARREN_HEARTBEAT_INTERVAL_MS: 'heartbeatIntervalMs',
+  WARREN_EXIT_WATCH_INTERVAL_MS: 'exitWatchIntervalMs',
   WARREN_GVISOR_PLATFORM: 'gvisorPlatform',
+  ...clusterEnv,
+  ...internalTlsEnv,
 }
 
 export function loadOrchestratorConfig(
   overrides: Partial<OrchestratorConfig> = {},
   env: NodeJS.ProcessEnv = process.env,
 ): OrchestratorConfig {
-  return parseConfig(orchestratorConfigSchema, orchestratorEnv, overrides, env)
+  const cfg = parseConfig(orchestratorConfigSchema, orchestratorEnv, overrides, env)
+  checkTlsPair(cfg)
+  return cfg
 }
 
 export function parseConfig<S extends z.ZodObject>(
@@ -170,7 +189,10 @@ export const apiConfigSchema = z.object({
   /** Internal RPC for proxies (resume, keepalive, catalog). */
   internalPort: port.default(5009),
   dataDir: z.string().min(1).default('/var/lib/warren'),
-  /** `sqlite:<path>`; defaults to <dataDir>/warren.db. */
+  /**
+   * The store: `sqlite:<path>` (default <dataDir>/warren.db, one API process)
+   * or `postgres://…` (any number of API replicas).
+   */
   database: z.string().optional(),
   /** Domain of sandbox hosts `{port}-{id}.{domain}` reported to clients. */
   domain: z.string().optional(),
@@ -197,6 +219,19 @@ export const apiConfigSchema = z.object({
     .min(16)
     .max(1024 * 1024)
     .default(1024),
+  ...cluster,
+  ...internalTls,
+  /** Prometheus may scrape /metrics with this token instead of the cluster secret. */
+  metricsToken: z.string().min(16).optional(),
+  /** A node whose last heartbeat is older than this gets no placements. */
+  nodeUnhealthyAfterS: z.coerce.number().min(0.5).max(3600).default(10),
+  /**
+   * The grace period: a node silent this long is declared lost and its
+   * sandboxes are reported lost (`node_lost`).
+   */
+  nodeLostAfterS: z.coerce.number().min(1).max(86_400).default(60),
+  /** How often the API asks the nodes it polls (WARREN_NODES, the all-in-one's) for their status. */
+  nodePollIntervalMs: z.coerce.number().int().min(100).max(60_000).default(2000),
 })
 
 export type ApiConfig = z.infer<typeof apiConfigSchema>
@@ -206,19 +241,36 @@ const apiEnv: Record<string, keyof ApiConfig> = {
   WARREN_API_PORT: 'port',
   WARREN_API_INTERNAL_PORT: 'internalPort',
   WARREN_DATA_DIR: 'dataDir',
+  // The older name first: WARREN_DATABASE_URL wins when both are set.
   WARREN_DATABASE: 'database',
+  WARREN_DATABASE_URL: 'database',
   WARREN_DOMAIN: 'domain',
   WARREN_NODES: 'nodes',
   WARREN_DEFAULT_TIMEOUT: 'defaultTimeoutS',
   WARREN_MAX_LIFETIME: 'maxLifetimeS',
   WARREN_MAX_CONCURRENT_SANDBOXES: 'maxConcurrentSandboxes',
+  WARREN_MAX_CONCURRENT_EXPIRIES: 'maxConcurrentExpiries',
   WARREN_TOMBSTONE_TTL: 'tombstoneTtlS',
   WARREN_NODE_SYNC_INTERVAL: 'nodeSyncIntervalS',
   WARREN_VOLUME_SIZE_MB: 'volumeSizeMb',
+  WARREN_METRICS_TOKEN: 'metricsToken',
+  WARREN_NODE_UNHEALTHY_AFTER: 'nodeUnhealthyAfterS',
+  WARREN_NODE_LOST_AFTER: 'nodeLostAfterS',
+  WARREN_NODE_POLL_INTERVAL_MS: 'nodePollIntervalMs',
+  ...clusterEnv,
+  ...internalTlsEnv,
 }
 
 export function loadApiConfig(overrides: Partial<ApiConfig> = {}, env = process.env): ApiConfig {
-  return parseConfig(apiConfigSchema, apiEnv, overrides, env)
+  const cfg = parseConfig(apiConfigSchema, apiEnv, overrides, env)
+  checkTlsPair(cfg)
+  if (cfg.nodeLostAfterS <= cfg.nodeUnhealthyAfterS) {
+    throw new WarrenError(
+      'invalid_argument',
+      'invalid configuration: WARREN_NODE_LOST_AFTER must be longer than WARREN_NODE_UNHEALTHY_AFTER',
+    )
+  }
+  return cfg
 }
 
 export const proxyConfigSchema = z.object({
@@ -241,8 +293,7 @@ export const proxyConfigSchema = z.object({
   trustedHops: z.coerce.number().int().min(0).max(10).default(0),
   /** At most one keepalive report per sandbox per this interval. */
   keepaliveIntervalMs: z.coerce.number().int().min(100).max(60_000).default(1000),
-  /** Sent to node proxies on other hosts (their WARREN_NODE_PROXY_SECRET). */
-  nodeProxySecret: z.string().min(16).optional(),
+  ...cluster,
 })
 
 export type ProxyConfig = z.infer<typeof proxyConfigSchema>
@@ -253,11 +304,11 @@ const proxyEnv: Record<string, keyof ProxyConfig> = {
   WARREN_API_INTERNAL_URL: 'apiInternalUrl',
   WARREN_TRUSTED_HOPS: 'trustedHops',
   WARREN_KEEPALIVE_INTERVAL_MS: 'keepaliveIntervalMs',
-  WARREN_NODE_PROXY_SECRET: 'nodeProxySecret',
   WARREN_DATA_DIR: 'dataDir',
   WARREN_DOMAIN: 'domain',
   WARREN_TLS_CERT: 'tlsCert',
   WARREN_TLS_KEY: 'tlsKey',
+  ...clusterEnv,
 }
 
 export function loadProxyConfig(

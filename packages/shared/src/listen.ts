@@ -81,3 +81,15 @@ export async function listenOn(
   }
   return { port: actual, url: httpUrl(hosts[0]!, actual), hosts: listened, close: closeExtra }
 }
+
+/**
+ * A loopback port nobody listens on at this moment (for a child process to
+ * take; another process may take it first, which that child then reports).
+ */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const server = createServer()
+  await listen(server, host, 0)
+  const { port } = server.address() as AddressInfo
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}

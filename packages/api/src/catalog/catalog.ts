@@ -23,18 +23,33 @@ const ROUTE_STATE: Record<Sandbox['state'], RouteState | undefined> = {
  * (including tombstones of killed ones, so proxies can answer precisely).
  * Changes are published synchronously, before the API answers the request
  * that caused them, so an in-process proxy never routes to a killed sandbox.
+ * With several replicas, changes made elsewhere arrive through the store's
+ * notifications (feed.ts), possibly late or twice: each sandbox's route only
+ * moves forward in its row version, so a stale one is dropped.
  */
 export class Catalog {
   private readonly routes = new Map<string, Route>()
   private readonly nodeOf = new Map<string, string>()
+  private readonly versionOf = new Map<string, number>()
   private readonly subscribers = new Set<(ev: CatalogEvent) => void>()
 
   constructor(private readonly proxyUrlOf: (nodeId: string) => string | undefined) {}
 
-  /** Publishes the sandbox's current state (or nothing while it is being created). */
+  /** The row version the sandbox's route was last published at. */
+  version(sandboxId: string): number | undefined {
+    return this.versionOf.get(sandboxId)
+  }
+
+  /**
+   * Publishes the sandbox's state (or nothing while it is being created),
+   * unless the catalog already holds this version of it or a later one.
+   */
   update(s: Sandbox): void {
     const state = ROUTE_STATE[s.state]
     if (state === undefined) return
+    const known = this.versionOf.get(s.sandboxId)
+    if (known !== undefined && s.version <= known) return
+    this.versionOf.set(s.sandboxId, s.version)
     const route = create(RouteSchema, {
       sandboxId: s.sandboxId,
       state,
@@ -60,7 +75,22 @@ export class Catalog {
     }
   }
 
+  /**
+   * Takes the store's full list of routable sandboxes as the truth (after
+   * the change feed was cut off and notifications may have been lost):
+   * newer rows are published, routes of rows that are gone are removed.
+   */
+  reload(rows: Sandbox[]): void {
+    const present = new Set<string>()
+    for (const s of rows) {
+      present.add(s.sandboxId)
+      this.update(s)
+    }
+    for (const id of [...this.routes.keys()]) if (!present.has(id)) this.remove(id)
+  }
+
   remove(sandboxId: string): void {
+    this.versionOf.delete(sandboxId)
     this.nodeOf.delete(sandboxId)
     if (!this.routes.delete(sandboxId)) return
     this.publish(create(CatalogEventSchema, { event: { case: 'remove', value: sandboxId } }))

@@ -8,14 +8,22 @@ import {
 } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import type { Catalog } from '../catalog/catalog.js'
 import type { LifecycleEngine } from '../lifecycle/engine.js'
+import type { Sandbox } from '../store/sandboxes.js'
 
 /** Events a slow watcher may lag behind before it is cut off (it reconnects and gets a snapshot). */
 const MAX_BACKLOG = 10_000
 
-/** The API's internal RPC for proxies. */
+/**
+ * The API's internal RPC for proxies. `fromStore` (several replicas): a
+ * route asked for is read from the store, since a change committed on
+ * another replica reaches this catalog only when its notification does — a
+ * proxy asking right after a create or resume through another replica would
+ * otherwise be told the sandbox does not exist, or is paused.
+ */
 export function proxyService(
   catalog: Catalog,
   engine: LifecycleEngine,
+  fromStore?: (sandboxId: string) => Promise<Sandbox | undefined>,
 ): ServiceImpl<typeof ProxyService> {
   return {
     async *watchCatalog(_req, ctx) {
@@ -51,6 +59,12 @@ export function proxyService(
       }
     },
     async getRoute(req) {
+      // Asked on a miss or to confirm a refusal: with several replicas the
+      // store, not this replica's catalog, has the last word.
+      if (fromStore) {
+        const row = await fromStore(req.sandboxId)
+        if (row) catalog.update(row)
+      }
       const route = catalog.get(req.sandboxId)
       return route ? { route } : {}
     },

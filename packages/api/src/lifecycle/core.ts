@@ -8,7 +8,32 @@ import { getTeam, type Team } from '../store/teams.js'
 import type { Clock } from './clock.js'
 import type { LeaseLimits } from './lease.js'
 import type { LifecycleMetrics } from './metrics.js'
-import type { ExpiryScheduler } from './scheduler.js'
+
+/**
+ * When sandboxes expire. With SQLite (one process) a deadline heap fed by
+ * every change (scheduler.ts); with PostgreSQL each replica polls the store
+ * for due rows and claims them (expiry-poller.ts), so `schedule` and
+ * `cancel` have nothing to do there.
+ */
+export interface Expiries {
+  /** The sandbox's lease now ends at `at`. */
+  schedule(id: string, at: number): void
+  cancel(id: string): void
+  /** An expiry failed (node unreachable): it is tried again no sooner than `at`. */
+  retry(s: Sandbox, at: number): Promise<void>
+  /** Resolves once the expiries under way have finished. */
+  idle(): Promise<void>
+  stop(): Promise<void>
+}
+
+/**
+ * This process's identity among API replicas: transitional rows it moves
+ * carry it as their owner. It changes if the replica is taken for dead
+ * (its registration removed) and registers again.
+ */
+export interface ReplicaIdentity {
+  readonly id: string
+}
 
 /** What every part of the lifecycle engine shares. */
 export interface LifecycleCore {
@@ -17,8 +42,9 @@ export interface LifecycleCore {
   catalog: Catalog
   log: Logger
   clock: Clock
-  scheduler: ExpiryScheduler
+  scheduler: Expiries
   metrics: LifecycleMetrics
+  replica: ReplicaIdentity
   team(teamId: string): Promise<Team>
 }
 
@@ -52,16 +78,14 @@ export async function lostRace(db: Db, sandboxId: string): Promise<WarrenError> 
   )
 }
 
-/** Teams by id, read once (their limits are fixed when they are created). */
-export function teamCache(db: Db): (teamId: string) => Promise<Team> {
-  const teams = new Map<string, Team>()
+/**
+ * A team by id, read from the store each time: with several replicas a
+ * per-process copy of anything that can change (limits) would disagree.
+ */
+export function teamReader(db: Db): (teamId: string) => Promise<Team> {
   return async (teamId) => {
-    let team = teams.get(teamId)
-    if (!team) {
-      team = await getTeam(db, teamId)
-      if (!team) throw new WarrenError('internal', `team ${teamId} is missing`)
-      teams.set(teamId, team)
-    }
+    const team = await getTeam(db, teamId)
+    if (!team) throw new WarrenError('internal', `team ${teamId} is missing`)
     return team
   }
 }

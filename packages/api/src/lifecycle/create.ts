@@ -41,6 +41,9 @@ export interface CreateSandboxRequest {
   isolation?: Isolation
 }
 
+/** What a create is reckoned to take on its node while under way, when it names no memory. */
+const PLACEMENT_ESTIMATE_MB = 512
+
 /**
  * A create: a `creating` row counted against the team's limit in the same
  * transaction that inserts it, then the first node with room creates the
@@ -53,8 +56,15 @@ export async function createSandbox(
   req: CreateSandboxRequest,
 ): Promise<Sandbox> {
   const isolation = req.isolation ?? 'runc'
-  const candidates = core.placement.candidates(0, req.nodeId, isolation)
-  if (!candidates.length && isolation !== 'runc' && core.placement.candidates(0, req.nodeId).length)
+  const candidates = core.placement.candidates(req.resources?.memoryMb ?? 0, req.nodeId, {
+    templateId: req.templateId,
+    isolation,
+  })
+  if (
+    !candidates.length &&
+    isolation !== 'runc' &&
+    core.placement.candidates(req.resources?.memoryMb ?? 0, req.nodeId).length
+  )
     throw isolationUnavailable(core.placement.list(), isolation)
   if (!candidates.length)
     throw req.nodeId
@@ -63,6 +73,25 @@ export async function createSandbox(
           `node ${req.nodeId}, which holds the volumes, is unavailable`,
         )
       : new WarrenError('capacity_exhausted', 'no orchestrator node is available')
+  // The chosen node is reckoned fuller from now until the create ends (its
+  // answer counts the sandbox then): creates choosing meanwhile see it and
+  // spread, instead of all taking the node that looked emptiest.
+  const first = candidates[0]!
+  const reserveMb = req.resources?.memoryMb || PLACEMENT_ESTIMATE_MB
+  first.creatingMb += reserveMb
+  try {
+    return await createOnCandidates(core, team, req, candidates)
+  } finally {
+    first.creatingMb -= reserveMb
+  }
+}
+
+async function createOnCandidates(
+  core: LifecycleCore,
+  team: Team,
+  req: CreateSandboxRequest,
+  candidates: NodeState[],
+): Promise<Sandbox> {
   const now = core.clock.now()
   const sandbox: Sandbox = {
     sandboxId: newSandboxId(),
@@ -94,6 +123,9 @@ export async function createSandbox(
     filesOnly: false,
     resumedFrom: null,
     volumeMounts: req.volumeMounts,
+    // This replica finishes the create; if it dies first, another one kills
+    // what it may have left on the node (takeover.ts).
+    owner: core.replica.id,
   }
   await insertCreating(core.db, sandbox, team.maxConcurrent)
   let lastError: unknown
@@ -110,7 +142,7 @@ export async function createSandbox(
       if (!(err instanceof WarrenError && err.code === 'capacity_exhausted')) break
     }
   }
-  await deleteSandbox(core.db, sandbox.sandboxId)
+  await deleteSandbox(core.db, sandbox.sandboxId, core.replica.id)
   throw lastError
 }
 
@@ -122,29 +154,36 @@ async function createOn(
   req: CreateSandboxRequest,
 ): Promise<Sandbox> {
   const { db, placement } = core
+  const owner = core.replica.id
   if (node.nodeId !== s.nodeId)
-    await transition(db, s.sandboxId, { from: ['creating'] }, { nodeId: node.nodeId })
+    await transition(db, s.sandboxId, { from: ['creating'], owner }, { nodeId: node.nodeId })
   const res = await node.client.create({
     sandboxId: s.sandboxId,
     templateId: s.templateId,
     ...(req.buildId ? { buildId: req.buildId } : {}),
     envVars: s.envVars,
     ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
+    // The node proxy asks direct callers for it (edges check it themselves).
+    ...(s.trafficAccessToken ? { trafficAccessToken: s.trafficAccessToken } : {}),
     network: networkConfigToMessage(s.network),
     ...req.resources,
     ...(s.allowInternetAccess !== null ? { allowInternetAccess: s.allowInternetAccess } : {}),
     volumeMounts: s.volumeMounts,
     ...(req.isolation && req.isolation !== 'runc' ? { isolation: req.isolation } : {}),
   })
-  void placement.refresh(node)
   const info = res.sandbox!
+  // Counted at once, so the next placement sees it; the node's own figures follow.
+  node.memoryMbFree -= info.memoryMb
+  node.cpuAllocated += info.cpuCount
+  void placement.refresh(node)
   const startedAt = core.clock.now()
   const running = await transition(
     db,
     s.sandboxId,
-    { from: ['creating'] },
+    { from: ['creating'], owner },
     {
       state: 'running',
+      owner: null,
       nodeId: node.nodeId,
       startedAt,
       endAt: endAfter(startedAt, s.timeoutS, { startedAt, maxLifetimeS: team.maxLifetimeS }),

@@ -12,18 +12,29 @@ import {
   transition,
 } from '../store/sandboxes.js'
 import type { Team } from '../store/teams.js'
-import { type Clock, systemClock } from './clock.js'
-import { isLive, KIND, type LifecycleCore, limits, lostRace, teamCache } from './core.js'
+import type { Clock } from './clock.js'
+import {
+  type Expiries,
+  isLive,
+  KIND,
+  type LifecycleCore,
+  limits,
+  lostRace,
+  teamReader,
+} from './core.js'
 import { type CreateSandboxRequest, createSandbox } from './create.js'
+import { expireAtDeadline, finishExpiry } from './expiry.js'
 import { finishKill } from './kill.js'
 import { endAfter, extendedEnd } from './lease.js'
 import { LifecycleMetrics } from './metrics.js'
 import { NetworkUpdates } from './network-updates.js'
+import { drainNode, killExited, reportNodeLost } from './node-loss.js'
 import { finishPause } from './pause.js'
 import { killOrphan, markLost, recoverInterrupted } from './recovery.js'
+import { Replication, type ReplicationOptions } from './replication.js'
 import { type ResumeOptions, Resumes } from './resume.js'
-import { ExpiryScheduler } from './scheduler.js'
 import { type ForkResult, forkSandbox, type SnapshotResult, snapshotSandbox } from './snapshot.js'
+import { wireExpiry } from './wiring.js'
 
 export type { CreateSandboxRequest, ResumeOptions }
 
@@ -33,8 +44,13 @@ export interface LifecycleDeps {
   catalog: Catalog
   log: Logger
   maxConcurrentExpiries: number
-  /** The system clock unless a test moves time itself. */
+  /**
+   * The system clock (SQLite) or the store's time (PostgreSQL), unless a
+   * test moves time itself.
+   */
   clock?: Clock
+  /** Tuning of the replica set on PostgreSQL. */
+  replication?: Partial<ReplicationOptions>
 }
 
 /**
@@ -46,19 +62,24 @@ export interface LifecycleDeps {
  * where it started.
  */
 export class LifecycleEngine {
-  readonly scheduler: ExpiryScheduler
+  readonly scheduler: Expiries
   readonly metrics = new LifecycleMetrics()
+  readonly clock: Clock
+  /** The replica set's background work (PostgreSQL); undefined on SQLite. */
+  readonly replication: Replication | undefined
   private readonly core: LifecycleCore
   private readonly resumes: Resumes
   private readonly networkUpdates: NetworkUpdates
 
   constructor(deps: LifecycleDeps) {
-    const clock = deps.clock ?? systemClock
-    this.scheduler = new ExpiryScheduler((id) => this.expire(id), {
-      concurrency: deps.maxConcurrentExpiries,
-      log: deps.log,
-      clock,
+    const parts = wireExpiry(deps, {
+      atDeadline: (id) => expireAtDeadline(this.core, id),
+      claimed: (s) => finishExpiry(this.core, s),
+      lateness: (ms) => this.metrics.expiryLateness.observe(ms / 1000),
     })
+    const { clock, replica, poller } = parts
+    this.clock = clock
+    this.scheduler = parts.scheduler
     this.core = {
       db: deps.db,
       placement: deps.placement,
@@ -67,14 +88,26 @@ export class LifecycleEngine {
       clock,
       scheduler: this.scheduler,
       metrics: this.metrics,
-      team: teamCache(deps.db),
+      replica: parts.identity,
+      team: teamReader(deps.db),
     }
+    this.replication =
+      replica && poller ? new Replication(this.core, replica, poller, parts.options) : undefined
     this.resumes = new Resumes(this.core)
     this.networkUpdates = new NetworkUpdates(this.core)
   }
 
-  /** Loads the catalog and the deadlines, and settles what a crash left halfway. */
+  /** This process's id among replicas (owner of the rows it moves). */
+  get replicaId(): string {
+    return this.core.replica.id
+  }
+
+  /**
+   * Loads the catalog and the deadlines, and settles what a crash left
+   * halfway; with PostgreSQL, joins the replica set (replication.ts).
+   */
   async start(): Promise<void> {
+    if (this.replication) return this.replication.start()
     const { db, catalog } = this.core
     for (const s of await sandboxesInStates(db, ['running', 'paused', 'killed'])) catalog.update(s)
     await recoverInterrupted(this.core)
@@ -83,6 +116,7 @@ export class LifecycleEngine {
 
   async stop(): Promise<void> {
     await this.scheduler.stop()
+    await this.replication?.stop()
   }
 
   create(team: Team, req: CreateSandboxRequest): Promise<Sandbox> {
@@ -145,7 +179,12 @@ export class LifecycleEngine {
       this.core.db,
       sandboxId,
       { from: [s.state], version: s.version },
-      { state: 'killing', killReason: 'request' },
+      {
+        state: 'killing',
+        killReason: 'request',
+        killedAt: this.core.clock.now(),
+        owner: this.core.replica.id,
+      },
     )
     if (!killing) throw await lostRace(this.core.db, sandboxId)
     await finishKill(this.core, killing, 'request', s.state)
@@ -221,7 +260,8 @@ export class LifecycleEngine {
       this.core.db,
       sandboxId,
       { from: ['running'], version: s.version },
-      { state: 'pausing' },
+      // filesOnly says already how the pause goes, so a takeover can finish it.
+      { state: 'pausing', owner: this.core.replica.id, filesOnly: !memory },
     )
     if (!pausing) throw await lostRace(this.core.db, sandboxId)
     return finishPause(this.core, pausing, memory, true)
@@ -263,33 +303,6 @@ export class LifecycleEngine {
     )
   }
 
-  /**
-   * Called by the scheduler at a deadline. The expiry only applies if the
-   * lease has really run out in the store: an extension that committed first
-   * wins, and the sandbox is rescheduled at its new deadline. The sandbox is
-   * then killed, or paused if its lifecycle says so.
-   */
-  async expire(sandboxId: string): Promise<void> {
-    const { db, clock } = this.core
-    const now = clock.now()
-    const s = await getSandbox(db, sandboxId)
-    if (s?.state !== 'running') return
-    const pause = s.lifecycle.onTimeout === 'pause'
-    const next = await transition(
-      db,
-      sandboxId,
-      { from: ['running'], version: s.version, endAtAtMost: now },
-      pause ? { state: 'pausing' } : { state: 'killing', killReason: 'timeout' },
-    )
-    if (!next) {
-      const current = await getSandbox(db, sandboxId)
-      if (current?.state === 'running') this.scheduler.schedule(sandboxId, current.endAt)
-      return
-    }
-    if (pause) await finishPause(this.core, next, s.lifecycle.autoPauseMemory, false)
-    else await finishKill(this.core, next, 'timeout', 'running')
-  }
-
   /** The node enforces another network config than the store's: push the store's again. */
   repairNetwork(sandboxId: string): Promise<void> {
     return this.networkUpdates.resync(sandboxId, async () => {
@@ -306,6 +319,21 @@ export class LifecycleEngine {
 
   killOrphan(nodeId: string, sandboxId: string): Promise<void> {
     return killOrphan(this.core, nodeId, sandboxId)
+  }
+
+  /** The node was silent past its grace period (see node-loss.ts). */
+  reportNodeLost(nodeId: string): Promise<number> {
+    return reportNodeLost(this.core, nodeId)
+  }
+
+  /** The node found the sandbox's container dead. */
+  killExited(nodeId: string, sandboxId: string, detail: string, oom: boolean): Promise<void> {
+    return killExited(this.core, nodeId, sandboxId, detail, oom)
+  }
+
+  /** Kills everything on a (cordoned) node. */
+  drainNode(nodeId: string): Promise<number> {
+    return drainNode(this.core, nodeId)
   }
 
   private async running(team: Team, sandboxId: string): Promise<Sandbox> {

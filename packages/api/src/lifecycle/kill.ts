@@ -8,6 +8,8 @@ import { type LifecycleCore, RETRY_MS } from './core.js'
  * snapshot), then the record becomes a tombstone. If the node cannot be
  * reached the sandbox is still there: the record goes back to `previous`
  * (when known) and the caller gets 503; an expiry is retried a little later.
+ * Both writes require this replica to still own the row: if it was taken
+ * for dead meanwhile, the replica that took the row over finishes it.
  */
 export async function finishKill(
   core: LifecycleCore,
@@ -16,6 +18,7 @@ export async function finishKill(
   previous?: 'running' | 'paused',
 ): Promise<void> {
   const { db, catalog, scheduler, placement, log, clock } = core
+  const owner = core.replica.id
   scheduler.cancel(s.sandboxId)
   catalog.update(s)
   try {
@@ -26,13 +29,13 @@ export async function finishKill(
       const back = await transition(
         db,
         s.sandboxId,
-        { from: ['killing'] },
-        { state: previous, killReason: null },
+        { from: ['killing'], owner },
+        { state: previous, killReason: null, killedAt: null, owner: null },
       )
       if (back) {
         catalog.update(back)
         if (back.state === 'running')
-          scheduler.schedule(back.sandboxId, Math.max(back.endAt, clock.now() + RETRY_MS))
+          await scheduler.retry(back, Math.max(back.endAt, clock.now() + RETRY_MS))
       }
       throw new WarrenError(
         'unavailable',
@@ -44,11 +47,12 @@ export async function finishKill(
     if (code !== 'not_found')
       log.error({ err, sandboxId: s.sandboxId }, 'node kill failed; marking the sandbox killed')
   }
+  // killedAt is when the kill was decided (the expiry, the request), if known.
   const killed = await transition(
     db,
     s.sandboxId,
-    { from: ['killing'] },
-    { state: 'killed', killReason: reason, killedAt: clock.now() },
+    { from: ['killing'], owner },
+    { state: 'killed', killReason: reason, killedAt: s.killedAt ?? clock.now(), owner: null },
   )
   if (killed) {
     catalog.update(killed)

@@ -1,4 +1,4 @@
-import { Counter, Registry } from 'prom-client'
+import { Counter, Histogram, Registry } from 'prom-client'
 
 /** The control plane's counters, served in Prometheus text on the internal port. */
 export class LifecycleMetrics {
@@ -24,6 +24,12 @@ export class LifecycleMetrics {
     name: 'warren_sandboxes_resumed_total',
     help: 'Resumes, by what they resumed from (memory: hot, files: cold) and trigger',
     labelNames: ['from', 'trigger'],
+    registers: [this.registry],
+  })
+  readonly expiryLateness = new Histogram({
+    name: 'warren_expiry_lateness_seconds',
+    help: 'How long after its endAt each expiry fired on this replica',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
     registers: [this.registry],
   })
   readonly keepaliveCalls = new Counter({

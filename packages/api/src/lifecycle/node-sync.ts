@@ -37,6 +37,12 @@ export function startNodeSync(opts: {
   actions: NodeSyncActions
   intervalMs: number
   log: Logger
+  /**
+   * Wraps each periodic pass: with several replicas only the holder of the
+   * store's `node-sync` lease runs it (the others' passes would only repeat
+   * its work); the pass at start runs on every replica.
+   */
+  lease?: (pass: () => Promise<void>) => () => Promise<void>
 }): { stop(): void; runOnce(): Promise<void> } {
   let running: Promise<void> | undefined
   const runOnce = async () => {
@@ -79,11 +85,14 @@ export function startNodeSync(opts: {
       }
     }
   }
+  const periodic = opts.lease ? opts.lease(runOnce) : runOnce
   const timer = setInterval(() => {
     if (running) return
-    running = runOnce().finally(() => {
-      running = undefined
-    })
+    running = periodic()
+      .catch((err) => opts.log.warn({ err }, 'node sync pass failed'))
+      .finally(() => {
+        running = undefined
+      })
   }, opts.intervalMs)
   timer.unref()
   return { stop: () => clearInterval(timer), runOnce }

@@ -14,6 +14,8 @@ export async function finishPause(
   requested: boolean,
 ): Promise<Sandbox> {
   const { db, catalog, scheduler, clock } = core
+  // Writes require this replica to still own the row (takeover.ts).
+  const owner = core.replica.id
   scheduler.cancel(s.sandboxId)
   catalog.update(s)
   let kind: 'memory' | 'files'
@@ -21,21 +23,31 @@ export async function finishPause(
     const res = await core.placement.node(s.nodeId).client.pause({ sandboxId: s.sandboxId, memory })
     kind = KIND[res.sandbox?.pausedKind ?? PausedKind.UNSPECIFIED] ?? (memory ? 'memory' : 'files')
   } catch (err) {
-    const back = await transition(db, s.sandboxId, { from: ['pausing'] }, { state: 'running' })
+    const back = await transition(
+      db,
+      s.sandboxId,
+      { from: ['pausing'], owner },
+      { state: 'running', owner: null },
+    )
     if (back) {
       catalog.update(back)
-      scheduler.schedule(
-        back.sandboxId,
-        requested ? back.endAt : Math.max(back.endAt, clock.now() + RETRY_MS),
-      )
+      if (requested) scheduler.schedule(back.sandboxId, back.endAt)
+      else await scheduler.retry(back, Math.max(back.endAt, clock.now() + RETRY_MS))
     }
     throw err
   }
   const paused = await transition(
     db,
     s.sandboxId,
-    { from: ['pausing'] },
-    { state: 'paused', pausedKind: kind, pausedAt: clock.now(), filesOnly: !memory, address: null },
+    { from: ['pausing'], owner },
+    {
+      state: 'paused',
+      pausedKind: kind,
+      pausedAt: clock.now(),
+      filesOnly: !memory,
+      address: null,
+      owner: null,
+    },
   )
   if (!paused) throw await lostRace(db, s.sandboxId)
   catalog.update(paused)

@@ -7,6 +7,7 @@ import { expectApiError } from '../testing/assertions.js'
 import { type InProcessApi, settle, startInProcessApi } from '../testing/in-process.js'
 
 let api: InProcessApi
+const onPostgres = process.env.WARREN_TEST_DATABASE === 'postgres'
 beforeEach(async () => {
   api = await startInProcessApi()
 })
@@ -30,48 +31,60 @@ async function paused(): Promise<string> {
 }
 
 describe('set-timeout against set-timeout', () => {
-  it('of two concurrent calls one wins by version; the other gets 409', async () => {
-    const id = await api.create({ templateID: 'base', timeout: 300 })
-    const before = await api.row(id)
-    const [a, b] = await Promise.all([setTimeoutS(id, 60), setTimeoutS(id, 120)])
-    expect([a.status, b.status].sort()).toEqual([204, 409])
-    expectApiError(a.status === 409 ? a : b, 409, /changed by a concurrent request/)
-    const won = a.status === 204 ? 60 : 120
-    const after = await api.row(id)
-    expect(after).toMatchObject({ state: 'running', version: before.version + 1 })
-    expect(after.endAt).toBe(api.clock.now() + won * 1000)
-    // The winner's deadline is the one the scheduler keeps.
-    await api.tick(won * 1000 - 1)
-    expect((await api.row(id)).state).toBe('running')
-    await api.tick(1)
-    expect(await api.row(id)).toMatchObject({ state: 'killed', killReason: 'timeout' })
-  })
+  // Both calls read before either writes only when the store answers within
+  // the same event-loop turns (SQLite in process); over PostgreSQL's socket
+  // the first may commit before the second reads, and both then win in turn.
+  it.skipIf(onPostgres)(
+    'of two concurrent calls one wins by version; the other gets 409',
+    async () => {
+      const id = await api.create({ templateID: 'base', timeout: 300 })
+      const before = await api.row(id)
+      const [a, b] = await Promise.all([setTimeoutS(id, 60), setTimeoutS(id, 120)])
+      expect([a.status, b.status].sort()).toEqual([204, 409])
+      expectApiError(a.status === 409 ? a : b, 409, /changed by a concurrent request/)
+      const won = a.status === 204 ? 60 : 120
+      const after = await api.row(id)
+      expect(after).toMatchObject({ state: 'running', version: before.version + 1 })
+      expect(after.endAt).toBe(api.clock.now() + won * 1000)
+      // The winner's deadline is the one the scheduler keeps.
+      await api.tick(won * 1000 - 1)
+      expect((await api.row(id)).state).toBe('running')
+      await api.tick(1)
+      expect(await api.row(id)).toMatchObject({ state: 'killed', killReason: 'timeout' })
+    },
+  )
 })
 
 describe('extensions against the expiry', () => {
-  it('an extension that committed first wins: the due expiry loses and is rescheduled', async () => {
-    // One expiry at a time, and the first is held at the node: the second is
-    // due but waits while its sandbox's lease is extended.
-    await api.close()
-    api = await startInProcessApi({ maxConcurrentExpiries: 1 })
-    const first = await api.create({ templateID: 'base', timeout: 10 })
-    const second = await api.create({ templateID: 'base', timeout: 10 })
-    const deadline = (await api.row(second)).endAt
-    const gate = api.node.hold('kill')
-    api.clock.advance(10_000)
-    await gate.entered
-    expect((await api.row(first)).state).toBe('killing')
+  // The in-memory scheduler's queue (SQLite): with PostgreSQL an expiry is
+  // claimed together with every other due row, before any extension can
+  // land (expiry-poller.ts; covered in replicas.test.ts).
+  it.skipIf(onPostgres)(
+    'an extension that committed first wins: the due expiry loses and is rescheduled',
+    async () => {
+      // One expiry at a time, and the first is held at the node: the second is
+      // due but waits while its sandbox's lease is extended.
+      await api.close()
+      api = await startInProcessApi({ maxConcurrentExpiries: 1 })
+      const first = await api.create({ templateID: 'base', timeout: 10 })
+      const second = await api.create({ templateID: 'base', timeout: 10 })
+      const deadline = (await api.row(second)).endAt
+      const gate = api.node.hold('kill')
+      api.clock.advance(10_000)
+      await gate.entered
+      expect((await api.row(first)).state).toBe('killing')
 
-    expect((await refresh(second, 15)).status).toBe(204)
-    gate.release()
-    await api.engine.scheduler.idle()
+      expect((await refresh(second, 15)).status).toBe(204)
+      gate.release()
+      await api.engine.scheduler.idle()
 
-    expect(await api.row(first)).toMatchObject({ state: 'killed', killReason: 'timeout' })
-    expect(await api.row(second)).toMatchObject({ state: 'running', endAt: deadline + 15_000 })
-    expect(api.node.callsOf('kill').map((c) => c.sandboxId)).toEqual([first])
-    await api.tick(15_000)
-    expect(await api.row(second)).toMatchObject({ state: 'killed', killReason: 'timeout' })
-  })
+      expect(await api.row(first)).toMatchObject({ state: 'killed', killReason: 'timeout' })
+      expect(await api.row(second)).toMatchObject({ state: 'running', endAt: deadline + 15_000 })
+      expect(api.node.callsOf('kill').map((c) => c.sandboxId)).toEqual([first])
+      await api.tick(15_000)
+      expect(await api.row(second)).toMatchObject({ state: 'killed', killReason: 'timeout' })
+    },
+  )
 
   it('an extension before the deadline moves the expiry with it', async () => {
     const id = await api.create({ templateID: 'base', timeout: 10 })

@@ -1,53 +1,106 @@
 import { WarrenError } from '@warren/shared'
 import { PausedKind } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
-import { getSandbox, type Sandbox, sandboxesInStates, transition } from '../store/sandboxes.js'
+import {
+  adoptTransitional,
+  getSandbox,
+  type Sandbox,
+  sandboxesInStates,
+  transition,
+} from '../store/sandboxes.js'
 import { KIND, type LifecycleCore } from './core.js'
 import { finishKill } from './kill.js'
 
 /**
- * Settles what an API crash left halfway: a create nobody got an answer for
- * is orphaned and killed, a kill is completed, a pause or resume takes the
- * state the node reports.
+ * Settles what an API crash left halfway (one process, SQLite: at start,
+ * every transitional row was the dead process's): see `settleOrphan`.
  */
 export async function recoverInterrupted(core: LifecycleCore): Promise<void> {
   const { db } = core
-  for (const s of await sandboxesInStates(db, ['creating'])) {
-    const killing = await transition(
-      db,
-      s.sandboxId,
-      { from: ['creating'] },
-      { state: 'killing', killReason: 'orphaned' },
-    )
-    if (killing) void finishKill(core, killing, 'orphaned').catch(() => {})
-  }
-  for (const s of await sandboxesInStates(db, ['killing'])) {
-    void finishKill(core, s, s.killReason ?? 'request').catch(() => {})
-  }
-  for (const s of await sandboxesInStates(db, ['pausing', 'resuming']))
-    await settleInterrupted(core, s)
+  await adoptTransitional(db, core.replica.id)
+  for (const s of await sandboxesInStates(db, ['creating', 'killing']))
+    void settleOrphan(core, s).catch(() => {})
+  for (const s of await sandboxesInStates(db, ['pausing', 'resuming'])) await settleOrphan(core, s)
 }
 
+/**
+ * Settles a transitional row whose owner died (this process's previous
+ * life, or another replica; takeover.ts): a create nobody got an answer for
+ * is orphaned and killed, a kill is completed, a pause or resume takes the
+ * state the node reports. Each step is a compare-and-set on the version the
+ * row had when it was claimed, so a late write of the dead owner loses.
+ */
+export async function settleOrphan(core: LifecycleCore, s: Sandbox): Promise<void> {
+  if (s.state === 'creating') {
+    const killing = await transition(
+      core.db,
+      s.sandboxId,
+      { from: ['creating'], version: s.version },
+      {
+        state: 'killing',
+        killReason: 'orphaned',
+        killedAt: core.clock.now(),
+        owner: core.replica.id,
+      },
+    )
+    if (killing) await finishKill(core, killing, 'orphaned')
+  } else if (s.state === 'killing') {
+    await finishKill(core, s, s.killReason ?? 'request')
+  } else if (s.state === 'pausing' || s.state === 'resuming') {
+    await settleInterrupted(core, s)
+  }
+}
+
+/**
+ * A pause or resume whose owner died: it is driven again on the node, which
+ * runs one operation of a sandbox at a time — so if the dead owner's call is
+ * still under way there, this one waits for it and then finds the work done
+ * (a conflict) — and the row takes the state the node then reports. A
+ * resumed sandbox gets a fresh lease; one the node no longer has is killed.
+ */
 async function settleInterrupted(core: LifecycleCore, s: Sandbox): Promise<void> {
-  const { db, catalog } = core
+  const { db, catalog, clock } = core
+  const client = core.placement.node(s.nodeId).client
+  const sandboxId = s.sandboxId
   try {
-    const { sandbox } = await core.placement.node(s.nodeId).client.get({ sandboxId: s.sandboxId })
+    await (s.state === 'pausing'
+      ? client.pause({ sandboxId, memory: !s.filesOnly })
+      : client.resume({
+          sandboxId,
+          envVars: s.envVars,
+          ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
+        })
+    ).catch((err: unknown) => {
+      if (!(err instanceof WarrenError && err.code === 'conflict')) throw err
+    })
+    const { sandbox } = await client.get({ sandboxId })
     const paused = sandbox?.pausedKind !== PausedKind.UNSPECIFIED
+    const now = clock.now()
     const settled = await transition(
       db,
-      s.sandboxId,
+      sandboxId,
       { from: [s.state], version: s.version },
       paused
-        ? { state: 'paused', pausedKind: KIND[sandbox!.pausedKind], pausedAt: core.clock.now() }
-        : { state: 'running', address: sandbox?.address ?? null },
+        ? { state: 'paused', pausedKind: KIND[sandbox!.pausedKind], pausedAt: now, owner: null }
+        : {
+            state: 'running',
+            address: sandbox?.address ?? null,
+            ...(s.state === 'resuming'
+              ? { startedAt: now, endAt: now + s.timeoutS * 1000, pausedKind: null, pausedAt: null }
+              : {}),
+            owner: null,
+          },
     )
-    if (settled) catalog.update(settled)
+    if (settled) {
+      catalog.update(settled)
+      if (settled.state === 'running') core.scheduler.schedule(settled.sandboxId, settled.endAt)
+    }
   } catch (err) {
     if (!(err instanceof WarrenError && err.code === 'not_found')) throw err
     const killing = await transition(
       db,
-      s.sandboxId,
-      { from: [s.state] },
-      { state: 'killing', killReason: 'orphaned' },
+      sandboxId,
+      { from: [s.state], version: s.version },
+      { state: 'killing', killReason: 'orphaned', killedAt: clock.now(), owner: core.replica.id },
     )
     if (killing) await finishKill(core, killing, 'orphaned')
   }

@@ -70,14 +70,20 @@ export class Resumes {
         version: s.version,
         activeBelow: { teamId: s.teamId, max: team.maxConcurrent },
       },
-      { state: 'resuming' },
+      { state: 'resuming', owner: this.core.replica.id },
     )
     if (!resuming) {
       const now = await getSandbox(db, sandboxId)
       if (now?.state === 'paused' && now.version === s.version)
         throw teamLimitReached(team.maxConcurrent)
+      // Another replica's resume won: its outcome is this caller's too.
+      if (now?.state === 'resuming') {
+        const after = await this.settled(sandboxId)
+        if (after.state === 'running') return after
+      }
       throw await lostRace(db, sandboxId)
     }
+    const owner = this.core.replica.id
     catalog.update(resuming)
     let from: 'memory' | 'files'
     let address: string
@@ -91,7 +97,12 @@ export class Resumes {
       from = KIND[res.resumedFrom] ?? 'memory'
       address = res.sandbox?.address ?? ''
     } catch (err) {
-      const back = await transition(db, sandboxId, { from: ['resuming'] }, { state: 'paused' })
+      const back = await transition(
+        db,
+        sandboxId,
+        { from: ['resuming'], owner },
+        { state: 'paused', owner: null },
+      )
       if (back) catalog.update(back)
       throw err
     }
@@ -99,9 +110,10 @@ export class Resumes {
     const running = await transition(
       db,
       sandboxId,
-      { from: ['resuming'] },
+      { from: ['resuming'], owner },
       {
         state: 'running',
+        owner: null,
         startedAt,
         endAt: endAfter(startedAt, opts.timeoutS, { startedAt, maxLifetimeS: team.maxLifetimeS }),
         address,

@@ -1,6 +1,8 @@
 import type { Logger } from '@warren/shared'
 import pLimit from 'p-limit'
+import type { Sandbox } from '../store/sandboxes.js'
 import type { Clock } from './clock.js'
+import type { Expiries } from './core.js'
 import { DeadlineQueue } from './deadline-queue.js'
 
 /** Node's timers hold at most ~24.8 days. */
@@ -10,9 +12,11 @@ const MAX_TIMER_MS = 2 ** 31 - 1
  * Wakes at the next sandbox deadline — one timer for all of them, re-armed
  * when an earlier deadline arrives — and hands due sandboxes to `onDue` with
  * bounded concurrency. No periodic scans: deadlines come from the lifecycle's
- * own changes (and one query at start).
+ * own changes (and one query at start). For one process (SQLite): with
+ * several replicas each would hold only its own changes, so PostgreSQL uses
+ * expiry-poller.ts instead.
  */
-export class ExpiryScheduler {
+export class ExpiryScheduler implements Expiries {
   private readonly queue = new DeadlineQueue()
   private cancelTimer: (() => void) | undefined
   private timerAt = Number.POSITIVE_INFINITY
@@ -38,6 +42,10 @@ export class ExpiryScheduler {
 
   cancel(id: string): void {
     this.queue.delete(id)
+  }
+
+  async retry(s: Sandbox, at: number): Promise<void> {
+    this.schedule(s.sandboxId, at)
   }
 
   async stop(): Promise<void> {

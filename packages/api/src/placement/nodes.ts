@@ -1,20 +1,57 @@
-import type { Client, Transport } from '@connectrpc/connect'
-import { createConnectTransport } from '@connectrpc/connect-node'
+import {
+  type Client,
+  Code,
+  ConnectError,
+  createRouterTransport,
+  type Transport,
+} from '@connectrpc/connect'
 import { createWarrenClient, type Isolation, type Logger, WarrenError } from '@warren/shared'
-import { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
+import {
+  type NodeStatus,
+  OrchestratorService,
+} from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 
 export type OrchestratorClient = Client<typeof OrchestratorService>
 
+/** Whether a node takes new sandboxes: operators cordon and drain nodes (`warren node`). */
+export type Schedulable = 'active' | 'cordoned' | 'draining'
+
+/**
+ * How the API knows a node: in its own process (the all-in-one), listed in
+ * WARREN_NODES (both polled with NodeInfo), or registered by its heartbeats.
+ */
+export type NodeSource = 'local' | 'static' | 'registered'
+
 export interface NodeState {
   nodeId: string
+  source: NodeSource
   client: OrchestratorClient
   proxyUrl: string
-  memoryMbFree: number
-  healthy: boolean
   /** Base URL of the node's RPC port, which also serves its volumes' files; unset if not known. */
   url: string | undefined
   /** The isolations it runs new sandboxes with, as it last said; undefined until it has answered. */
   isolations: readonly string[] | undefined
+  memoryMbFree: number
+  memoryMbTotal: number
+  cpuCount: number
+  cpuAllocated: number
+  /**
+   * Memory (MB) of this replica's creates under way there: placed but not
+   * yet counted in the node's figures. Concurrent creates see each other
+   * through it, so a burst spreads instead of all taking the emptiest node.
+   */
+  creatingMb: number
+  /** Template ids the node can boot; undefined until it said. */
+  templates: Set<string> | undefined
+  version: string
+  instanceId: string
+  /** When the node last answered or heartbeated (ms since the epoch); 0: never. */
+  lastSeenMs: number
+  /** Answering recently enough to get placements. */
+  healthy: boolean
+  /** Silent past the grace period: its sandboxes were reported lost. */
+  lost: boolean
+  schedulable: Schedulable
 }
 
 /** Parses `id=url,id=url` (WARREN_NODES). */
@@ -35,60 +72,163 @@ export function parseNodeList(value: string): Array<{ nodeId: string; url: strin
     })
 }
 
-export function networkTransport(url: string): Transport {
-  return createConnectTransport({ baseUrl: url, httpVersion: '1.1' })
+/** Reaches a node's RPC at `url` (with the cluster secret). */
+export type NodeDialer = (url: string) => Transport
+
+/** A sandbox the node found dead (its container's first process exited, or OOM). */
+export interface ExitReport {
+  nodeId: string
+  sandboxId: string
+  detail: string
+  oom: boolean
 }
 
 /**
- * The orchestrator nodes sandboxes are placed on. Each node's capacity is
- * read at registration, after every placement and on every `refresh`; a node
- * that fails to answer is skipped until it answers again. A configured node
- * that is down when the API starts is registered unhealthy, not fatal.
+ * The orchestrator nodes sandboxes are placed on. A node is known from its
+ * status (NodeInfo for polled nodes, heartbeats for registered ones); each
+ * status refreshes its capacity and templates and marks it seen. The health
+ * loop (health.ts) ages nodes: unhealthy ones get no placements, lost ones
+ * have their sandboxes reported lost. The registry is this API process's:
+ * nodes heartbeat to one API at a time, and cordons are kept in memory.
  */
 export class Placement {
   private readonly nodes = new Map<string, NodeState>()
   private readonly listeners = new Set<(node: NodeState) => void>()
+  private readonly exitListeners = new Set<(report: ExitReport) => void>()
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly dial?: NodeDialer,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /**
-   * Registers a node; `nodeId` (configured) lets an unreachable node be
-   * registered too; `url` is where its RPC port answers over HTTP.
+   * Registers a polled node; `nodeId` (configured) lets an unreachable node
+   * be registered too; `url` is where its RPC port answers over HTTP.
    */
-  async register(transport: Transport, nodeId?: string, url?: string): Promise<NodeState> {
-    const client = createWarrenClient(OrchestratorService, transport)
-    const node: NodeState = {
-      nodeId: nodeId ?? '',
-      client,
-      proxyUrl: '',
-      memoryMbFree: 0,
-      healthy: false,
-      url,
-      isolations: undefined,
-    }
+  async register(
+    transport: Transport,
+    nodeId?: string,
+    url?: string,
+    source: NodeSource = nodeId ? 'static' : 'local',
+  ): Promise<NodeState> {
+    const node = blankNode(nodeId ?? '', source, createWarrenClient(OrchestratorService, transport))
+    node.url = url
     try {
-      const info = await client.nodeInfo({})
-      if (nodeId && info.nodeId !== nodeId) {
-        throw new WarrenError('invalid_argument', `node at ${nodeId} says it is '${info.nodeId}'`)
+      const status = (await node.client.nodeInfo({})).status
+      if (!status) throw new WarrenError('internal', 'the node sent no status')
+      if (nodeId && status.nodeId !== nodeId) {
+        throw new WarrenError('invalid_argument', `node at ${nodeId} says it is '${status.nodeId}'`)
       }
-      Object.assign(node, {
-        nodeId: info.nodeId,
-        proxyUrl: info.proxyUrl,
-        memoryMbFree: Number(info.memoryMbTotal - info.memoryMbAllocated),
-        healthy: true,
-        isolations: offered(info.isolations),
-      })
+      node.nodeId = status.nodeId
+      this.apply(node, status)
     } catch (err) {
       if (!nodeId || (err instanceof WarrenError && err.code === 'invalid_argument')) throw err
+      // Its grace period runs from now.
+      node.lastSeenMs = this.now()
       this.log.warn({ err, nodeId }, 'node did not answer; registered as unhealthy')
     }
     this.nodes.set(node.nodeId, node)
     return node
   }
 
+  /**
+   * A registered node's heartbeat: the node is added (or its RPC client
+   * replaced when it moved) and marked seen. A polled node of the same id
+   * is refused: one node, one way of knowing it.
+   */
+  heartbeat(status: NodeStatus): NodeState {
+    if (
+      !status.nodeId ||
+      !/^https?:\/\//.test(status.rpcUrl) ||
+      !/^https?:\/\//.test(status.proxyUrl)
+    )
+      throw new WarrenError(
+        'invalid_argument',
+        'a heartbeat needs a node id, an rpc url and a proxy url',
+      )
+    let node = this.nodes.get(status.nodeId)
+    if (node && node.source !== 'registered')
+      throw new WarrenError(
+        'conflict',
+        `node ${status.nodeId} is polled here (WARREN_NODES or in-process); it cannot also register`,
+      )
+    if (!this.dial) throw new WarrenError('unavailable', 'this API takes no node registrations')
+    if (!node || node.url !== status.rpcUrl || !node.url) {
+      const client = createWarrenClient(OrchestratorService, this.dial(status.rpcUrl))
+      if (node) node.client = client
+      else node = blankNode(status.nodeId, 'registered', client)
+      node.url = status.rpcUrl
+      this.nodes.set(node.nodeId, node)
+      this.log.info(
+        { nodeId: node.nodeId, rpc: status.rpcUrl, version: status.version },
+        'node registered',
+      )
+    }
+    this.apply(node, status)
+    return node
+  }
+
+  /**
+   * A node the store has sandboxes on but that has not registered since this
+   * API started: known by id, unhealthy, its grace period running from now
+   * (a node that died while the API was down is lost like any other). Every
+   * call to it is `unavailable` until its first heartbeat.
+   */
+  awaitRegistration(nodeId: string): NodeState {
+    const known = this.nodes.get(nodeId)
+    if (known) return known
+    const silent = createRouterTransport(() => {}, {
+      transport: {
+        interceptors: [
+          () => () => {
+            throw new ConnectError(`node ${nodeId} has not registered yet`, Code.Unavailable)
+          },
+        ],
+      },
+    })
+    const node = blankNode(nodeId, 'registered', createWarrenClient(OrchestratorService, silent))
+    node.lastSeenMs = this.now()
+    this.nodes.set(nodeId, node)
+    return node
+  }
+
+  /** Takes a node's status: capacity, templates, addresses, exits; the node is seen. */
+  private apply(node: NodeState, s: NodeStatus): void {
+    if (node.lost || !node.healthy)
+      this.log.info({ nodeId: node.nodeId }, node.lost ? 'lost node is back' : 'node is healthy')
+    if (s.instanceId !== node.instanceId && node.instanceId)
+      this.log.info({ nodeId: node.nodeId, version: s.version }, 'node restarted')
+    const moved = node.proxyUrl !== s.proxyUrl
+    Object.assign(node, {
+      proxyUrl: s.proxyUrl,
+      memoryMbTotal: Number(s.memoryMbTotal),
+      memoryMbFree: Number(s.memoryMbTotal - s.memoryMbAllocated),
+      cpuCount: s.cpuCount,
+      cpuAllocated: s.cpuAllocated,
+      templates: new Set(s.templates),
+      isolations: offered(s.isolations),
+      version: s.version,
+      instanceId: s.instanceId,
+      lastSeenMs: this.now(),
+      healthy: true,
+      lost: false,
+    })
+    if (s.rpcUrl && node.source !== 'registered') node.url ??= s.rpcUrl
+    if (moved) for (const fn of this.listeners) fn(node)
+    for (const e of s.exited)
+      for (const fn of this.exitListeners)
+        fn({ nodeId: node.nodeId, sandboxId: e.sandboxId, detail: e.detail, oom: e.oom })
+  }
+
   /** Called when a node's proxy URL becomes known or changes. */
   onNodeChange(fn: (node: NodeState) => void): void {
     this.listeners.add(fn)
+  }
+
+  /** Called for every sandbox a node reports exited (at every status until it is killed). */
+  onExit(fn: (report: ExitReport) => void): void {
+    this.exitListeners.add(fn)
   }
 
   node(nodeId: string): NodeState {
@@ -97,34 +237,64 @@ export class Placement {
     return node
   }
 
+  find(nodeId: string): NodeState | undefined {
+    return this.nodes.get(nodeId)
+  }
+
   list(): NodeState[] {
     return [...this.nodes.values()]
   }
 
-  /**
-   * Healthy nodes with room for `memoryMb`, most free memory first; only
-   * `nodeId` when given (a sandbox mounting volumes goes where they are).
-   */
-  candidates(memoryMb: number, nodeId?: string, isolation: Isolation = 'runc'): NodeState[] {
-    return this.list()
-      .filter((n) => n.healthy && n.memoryMbFree >= memoryMb)
-      .filter((n) => nodeId === undefined || n.nodeId === nodeId)
-      .filter((n) => n.isolations?.includes(isolation))
-      .sort((a, b) => b.memoryMbFree - a.memoryMbFree)
+  /** Sets whether a node takes new sandboxes; the previous setting is returned. */
+  setSchedulable(nodeId: string, to: Schedulable): Schedulable {
+    const node = this.nodes.get(nodeId)
+    if (!node) throw new WarrenError('not_found', `node ${nodeId} not found`)
+    const was = node.schedulable
+    node.schedulable = to
+    if (was !== to) this.log.info({ nodeId, from: was, to }, 'node schedulability changed')
+    return was
   }
 
+  /**
+   * Nodes a new sandbox may go to: healthy, active, with room for `memoryMb`,
+   * holding the template when some node does (else every fitting node, whose
+   * answer says the template is missing); the emptiest first, by free memory,
+   * then by free CPUs (CPUs are shares, promised beyond the count: they
+   * order nodes and refuse none). Only `nodeId` when given (a sandbox
+   * mounting volumes goes where they are). Only nodes offering the
+   * isolation asked (default runc).
+   */
+  candidates(
+    memoryMb: number,
+    nodeId?: string,
+    want: { templateId?: string; isolation?: Isolation } = {},
+  ): NodeState[] {
+    const isolation = want.isolation ?? 'runc'
+    const fitting = this.list()
+      .filter((n) => n.healthy && !n.lost && n.schedulable === 'active')
+      .filter((n) => n.memoryMbFree >= memoryMb)
+      .filter((n) => nodeId === undefined || n.nodeId === nodeId)
+      .filter((n) => n.isolations?.includes(isolation))
+    const tpl = want.templateId
+    const holding = tpl ? fitting.filter((n) => n.templates?.has(tpl)) : fitting
+    return (holding.length ? holding : fitting).sort(
+      (a, b) =>
+        b.memoryMbFree - b.creatingMb - (a.memoryMbFree - a.creatingMb) ||
+        b.cpuCount - b.cpuAllocated - (a.cpuCount - a.cpuAllocated),
+    )
+  }
+
+  /** Asks a node for its status now (after a placement; polled nodes every interval). */
   async refresh(node: NodeState): Promise<void> {
     try {
-      const info = await node.client.nodeInfo({})
-      node.memoryMbFree = Number(info.memoryMbTotal - info.memoryMbAllocated)
-      const moved = node.proxyUrl !== info.proxyUrl
-      node.proxyUrl = info.proxyUrl
-      node.isolations = offered(info.isolations)
-      node.healthy = true
-      if (moved) for (const fn of this.listeners) fn(node)
+      const status = (await node.client.nodeInfo({})).status
+      if (!status) throw new WarrenError('internal', 'the node sent no status')
+      this.apply(node, status)
     } catch (err) {
+      // A registered node's health is its heartbeats'; a polled one is down now.
+      if (node.source === 'registered') return
+      if (node.healthy) this.log.warn({ err, nodeId: node.nodeId }, 'node did not answer')
       node.healthy = false
-      this.log.warn({ err, nodeId: node.nodeId }, 'node did not answer')
     }
   }
 }
@@ -152,4 +322,27 @@ export function isolationUnavailable(nodes: NodeState[], isolation: Isolation): 
     'unavailable',
     `no node offering ${isolation} isolation is available now; retry later`,
   )
+}
+
+function blankNode(nodeId: string, source: NodeSource, client: OrchestratorClient): NodeState {
+  return {
+    nodeId,
+    source,
+    client,
+    proxyUrl: '',
+    url: undefined,
+    memoryMbFree: 0,
+    memoryMbTotal: 0,
+    cpuCount: 0,
+    cpuAllocated: 0,
+    creatingMb: 0,
+    templates: undefined,
+    isolations: undefined,
+    version: '',
+    instanceId: '',
+    lastSeenMs: 0,
+    healthy: false,
+    lost: false,
+    schedulable: 'active',
+  }
 }

@@ -1,9 +1,13 @@
 import type { Kysely, Migration, MigrationProvider } from 'kysely'
+import { replicasMigration } from './migrations-replicas.js'
 
 /**
  * Versioned migrations, in code so they ship with the build. Each is applied
  * once, in name order, and recorded by Kysely's migrator. Only portable SQL
- * (SQLite and PostgreSQL).
+ * (SQLite and PostgreSQL): text, integer, bigint (epoch milliseconds; the
+ * PostgreSQL pool reads int8 as numbers), booleans as 0/1 integers, no
+ * dialect-specific defaults. What only PostgreSQL has (change notification)
+ * is added by a migration that asks which store it runs on.
  */
 const migrations: Record<string, Migration> = {
   '0001_initial': {
@@ -207,6 +211,8 @@ migrations['0005_volumes'] = {
       .execute()
   },
 }
+
+migrations['0006_replicas'] = replicasMigration
 
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {

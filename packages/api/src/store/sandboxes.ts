@@ -1,143 +1,24 @@
-import { type NetworkConfig, networkConfigSchema, WarrenError } from '@warren/shared'
-import { type Expression, type SqlBool, sql } from 'kysely'
+import { WarrenError } from '@warren/shared'
+import { sql } from 'kysely'
 import type { Db } from './db.js'
-import type { KillReason, PausedKind, SandboxesTable, SandboxState } from './schema.js'
-import { claimVolumes, type VolumeMountRef } from './volumes.js'
+import { lockTeam } from './locks.js'
+import {
+  ACTIVE_STATES,
+  type Row,
+  type Sandbox,
+  type SandboxPatch,
+  toColumns,
+  toSandbox,
+} from './sandbox-row.js'
+import type { SandboxState } from './schema.js'
+import { claimVolumes } from './volumes.js'
 
-export interface Lifecycle {
-  onTimeout: 'kill' | 'pause'
-  autoResume: boolean
-  /** A timeout pause keeps the processes (true) or only the files. */
-  autoPauseMemory: boolean
-  keepaliveTraffic: boolean
-}
-
-/** A sandbox as the control plane knows it. */
-export interface Sandbox {
-  sandboxId: string
-  teamId: string
-  templateId: string
-  nodeId: string
-  state: SandboxState
-  version: number
-  createdAt: number
-  startedAt: number
-  endAt: number
-  timeoutS: number
-  metadata: Record<string, string>
-  envVars: Record<string, string>
-  envdVersion: string
-  envdAccessToken: string | null
-  trafficAccessToken: string | null
-  cpuCount: number
-  memoryMb: number
-  diskSizeMb: number
-  lifecycle: Lifecycle
-  network: NetworkConfig
-  allowInternetAccess: boolean | null
-  address: string | null
-  killReason: KillReason | null
-  killedAt: number | null
-  pausedKind: PausedKind | null
-  pausedAt: number | null
-  /** Paused with memory: false on request: only an explicit resume may wake it. */
-  filesOnly: boolean
-  /** How the last resume went: frozen processes continued, or a boot on the files. */
-  resumedFrom: PausedKind | null
-  /** Volumes mounted into the sandbox (they are on its node). */
-  volumeMounts: VolumeMountRef[]
-}
-
-/** States that hold a node's resources and count against the team's limit. */
-export const ACTIVE_STATES: SandboxState[] = ['creating', 'running', 'pausing', 'resuming']
-
-type Row = Omit<SandboxesTable, 'version'> & { version: number }
-
-function toSandbox(r: Row): Sandbox {
-  return {
-    sandboxId: r.id,
-    teamId: r.team_id,
-    templateId: r.template_id,
-    nodeId: r.node_id,
-    state: r.state,
-    version: Number(r.version),
-    createdAt: Number(r.created_at),
-    startedAt: Number(r.started_at),
-    endAt: Number(r.end_at),
-    timeoutS: r.timeout_s,
-    metadata: JSON.parse(r.metadata),
-    envVars: JSON.parse(r.env_vars),
-    envdVersion: r.envd_version,
-    envdAccessToken: r.envd_access_token,
-    trafficAccessToken: r.traffic_access_token,
-    cpuCount: r.cpu_count,
-    memoryMb: r.memory_mb,
-    diskSizeMb: r.disk_size_mb,
-    lifecycle: JSON.parse(r.lifecycle),
-    network: networkConfigSchema.parse(JSON.parse(r.network)),
-    allowInternetAccess: r.allow_internet_access === null ? null : !!r.allow_internet_access,
-    address: r.address,
-    killReason: r.kill_reason,
-    killedAt: r.killed_at === null ? null : Number(r.killed_at),
-    pausedKind: r.paused_kind,
-    pausedAt: r.paused_at === null ? null : Number(r.paused_at),
-    filesOnly: !!r.files_only,
-    resumedFrom: r.resumed_from,
-    volumeMounts: JSON.parse(r.volume_mounts),
-  }
-}
-
-/** The columns a transition may set, in the model's terms. */
-export type SandboxPatch = Partial<
-  Pick<
-    Sandbox,
-    | 'state'
-    | 'nodeId'
-    | 'startedAt'
-    | 'endAt'
-    | 'timeoutS'
-    | 'envdVersion'
-    | 'cpuCount'
-    | 'memoryMb'
-    | 'diskSizeMb'
-    | 'address'
-    | 'killReason'
-    | 'killedAt'
-    | 'network'
-    | 'lifecycle'
-    | 'pausedKind'
-    | 'pausedAt'
-    | 'filesOnly'
-    | 'resumedFrom'
-    | 'allowInternetAccess'
-  >
->
-
-function toColumns(p: SandboxPatch): Partial<SandboxesTable> {
-  const c: Partial<SandboxesTable> = {}
-  if (p.state !== undefined) c.state = p.state
-  if (p.nodeId !== undefined) c.node_id = p.nodeId
-  if (p.startedAt !== undefined) c.started_at = p.startedAt
-  if (p.endAt !== undefined) c.end_at = p.endAt
-  if (p.timeoutS !== undefined) c.timeout_s = p.timeoutS
-  if (p.envdVersion !== undefined) c.envd_version = p.envdVersion
-  if (p.cpuCount !== undefined) c.cpu_count = p.cpuCount
-  if (p.memoryMb !== undefined) c.memory_mb = p.memoryMb
-  if (p.diskSizeMb !== undefined) c.disk_size_mb = p.diskSizeMb
-  if (p.address !== undefined) c.address = p.address
-  if (p.killReason !== undefined) c.kill_reason = p.killReason
-  if (p.killedAt !== undefined) c.killed_at = p.killedAt
-  if (p.network !== undefined) c.network = JSON.stringify(p.network)
-  if (p.lifecycle !== undefined) c.lifecycle = JSON.stringify(p.lifecycle)
-  if (p.pausedKind !== undefined) c.paused_kind = p.pausedKind
-  if (p.pausedAt !== undefined) c.paused_at = p.pausedAt
-  if (p.filesOnly !== undefined) c.files_only = Number(p.filesOnly)
-  if (p.resumedFrom !== undefined) c.resumed_from = p.resumedFrom
-  if (p.allowInternetAccess !== undefined) {
-    c.allow_internet_access = p.allowInternetAccess === null ? null : Number(p.allowInternetAccess)
-  }
-  return c
-}
+// Writes of sandbox records, each one atomic compare-and-set (or one
+// transaction): the create under the team's limit, transitions, lease
+// extensions and the tombstone purge. The record's model and the reads
+// live beside this module and are re-exported here.
+export * from './sandbox-reads.js'
+export * from './sandbox-row.js'
 
 export function teamLimitReached(maxConcurrent: number): WarrenError {
   return new WarrenError(
@@ -147,14 +28,16 @@ export function teamLimitReached(maxConcurrent: number): WarrenError {
 }
 
 /**
- * Inserts a sandbox in state `creating` if the team is under its limit of
- * active sandboxes. The count and the insert run in one transaction (SQLite
- * serializes writers), so concurrent creates cannot both take the last place.
- * The volumes it mounts are claimed in the same transaction (see
- * `claimVolumes`): none of them can be deleted from under it.
+ * Inserts a sandbox in state `creating` (owned by the creating replica) if
+ * the team is under its limit of active sandboxes. The count and the insert
+ * run in one transaction that holds the team's row (PostgreSQL; SQLite
+ * serializes writers), so concurrent creates on any replicas cannot both
+ * take the last place. The volumes it mounts are claimed in the same
+ * transaction (see `claimVolumes`): none of them can be deleted from under it.
  */
 export async function insertCreating(db: Db, s: Sandbox, maxConcurrent: number): Promise<void> {
   await db.transaction().execute(async (tx) => {
+    await lockTeam(tx, s.teamId)
     const { n } = await tx
       .selectFrom('sandboxes')
       .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -193,16 +76,12 @@ export async function insertCreating(db: Db, s: Sandbox, maxConcurrent: number):
         paused_at: null,
         files_only: 0,
         resumed_from: null,
+        owner: s.owner,
         volume_mounts: JSON.stringify(s.volumeMounts),
       })
       .execute()
     await claimVolumes(tx, s.teamId, s.sandboxId, s.volumeMounts)
   })
-}
-
-export async function getSandbox(db: Db, id: string): Promise<Sandbox | undefined> {
-  const row = await db.selectFrom('sandboxes').selectAll().where('id', '=', id).executeTakeFirst()
-  return row ? toSandbox(row as Row) : undefined
 }
 
 export interface TransitionGuard {
@@ -213,6 +92,8 @@ export interface TransitionGuard {
   endAtAtMost?: number
   /** Only if the team's other active sandboxes are fewer than `max` (a resume takes a place). */
   activeBelow?: { teamId: string; max: number }
+  /** Only if this replica still owns the transitional state (none took it over). */
+  owner?: string
 }
 
 /**
@@ -226,6 +107,21 @@ export async function transition(
   guard: TransitionGuard,
   patch: SandboxPatch,
 ): Promise<Sandbox | undefined> {
+  const limit = guard.activeBelow
+  if (!limit) return compareAndSet(db, id, guard, patch)
+  // The team's row is held while the place is counted and taken, as in a create.
+  return db.transaction().execute(async (tx) => {
+    await lockTeam(tx, limit.teamId)
+    return compareAndSet(tx, id, guard, patch)
+  })
+}
+
+async function compareAndSet(
+  db: Db,
+  id: string,
+  guard: TransitionGuard,
+  patch: SandboxPatch,
+): Promise<Sandbox | undefined> {
   let q = db
     .updateTable('sandboxes')
     .set({ ...toColumns(patch), version: sql<number>`version + 1` })
@@ -233,10 +129,12 @@ export async function transition(
     .where('state', 'in', guard.from)
   if (guard.version !== undefined) q = q.where('version', '=', guard.version)
   if (guard.endAtAtMost !== undefined) q = q.where('end_at', '<=', guard.endAtAtMost)
+  if (guard.owner !== undefined) q = q.where('owner', '=', guard.owner)
   const limit = guard.activeBelow
   if (limit) {
-    // Counted in the same statement as the update, so two racing resumes (or
-    // a resume and a create) cannot both take the last place.
+    // Counted in the same statement as the update, under the team's lock, so
+    // two racing resumes (or a resume and a create) cannot both take the
+    // last place.
     q = q.where(
       (eb) =>
         eb
@@ -268,88 +166,26 @@ export async function extendLease(db: Db, id: string, endAt: number): Promise<Sa
   return row ? toSandbox(row as Row) : undefined
 }
 
-export async function deleteSandbox(db: Db, id: string): Promise<void> {
-  await db.deleteFrom('sandboxes').where('id', '=', id).execute()
-}
-
-export interface ListQuery {
-  teamId: string
-  states: SandboxState[]
-  metadata?: Record<string, string>
-  templateId?: string
-  /** Started at or after this instant (E2B: "started at or after this timestamp"). */
-  startedAfter?: number
-  order: 'asc' | 'desc'
-  limit: number
-  cursor?: { startedAt: number; id: string }
-}
-
-/** A page of sandboxes ordered by start time (then id), and whether more follow. */
-export async function listSandboxes(
-  db: Db,
-  q: ListQuery,
-): Promise<{ items: Sandbox[]; more: boolean }> {
-  let query = db
-    .selectFrom('sandboxes')
-    .selectAll()
-    .where('team_id', '=', q.teamId)
-    .where('state', 'in', q.states)
-  if (q.templateId) query = query.where('template_id', '=', q.templateId)
-  if (q.startedAfter !== undefined) query = query.where('started_at', '>=', q.startedAfter)
-  const cursor = q.cursor
-  if (cursor) {
-    const cmp = q.order === 'desc' ? '<' : '>'
-    query = query.where(
-      (eb) =>
-        eb.or([
-          eb('started_at', cmp, cursor.startedAt),
-          eb.and([eb('started_at', '=', cursor.startedAt), eb('id', cmp, cursor.id)]),
-        ]) as Expression<SqlBool>,
-    )
-  }
-  // Metadata is a small JSON object: filtered here rather than in SQL, so the
-  // same query works on SQLite and PostgreSQL. Pages are filled by reading on.
-  const want = Object.entries(q.metadata ?? {})
-  const items: Sandbox[] = []
-  let offset = 0
-  const batch = Math.max(q.limit + 1, 100)
-  for (;;) {
-    const rows = await query
-      .orderBy('started_at', q.order)
-      .orderBy('id', q.order)
-      .limit(batch)
-      .offset(offset)
-      .execute()
-    for (const row of rows) {
-      const s = toSandbox(row as Row)
-      if (want.every(([k, v]) => s.metadata[k] === v)) items.push(s)
-      if (items.length > q.limit) return { items: items.slice(0, q.limit), more: true }
-    }
-    if (rows.length < batch) return { items, more: false }
-    offset += batch
-  }
-}
-
-/** Deadlines of running sandboxes, for the expiry scheduler's start. */
-export async function runningDeadlines(db: Db): Promise<Array<{ id: string; endAt: number }>> {
-  const rows = await db
-    .selectFrom('sandboxes')
-    .select(['id', 'end_at'])
-    .where('state', '=', 'running')
+/** Removes a failed create's row, unless another replica took it over meanwhile. */
+export async function deleteSandbox(db: Db, id: string, owner: string): Promise<void> {
+  await db
+    .deleteFrom('sandboxes')
+    .where('id', '=', id)
+    .where('state', '=', 'creating')
+    .where('owner', '=', owner)
     .execute()
-  return rows.map((r) => ({ id: r.id, endAt: Number(r.end_at) }))
 }
 
-/** Sandboxes in these states, on one node when `nodeId` is given. */
-export async function sandboxesInStates(
-  db: Db,
-  states: SandboxState[],
-  nodeId?: string,
-): Promise<Sandbox[]> {
-  let q = db.selectFrom('sandboxes').selectAll().where('state', 'in', states)
-  if (nodeId !== undefined) q = q.where('node_id', '=', nodeId)
-  const rows = await q.execute()
-  return rows.map((r) => toSandbox(r as Row))
+/**
+ * Makes every transitional row `owner`'s (one process, SQLite, at start: they
+ * were all the previous process's), so that recovery can finish them.
+ */
+export async function adoptTransitional(db: Db, owner: string): Promise<void> {
+  await db
+    .updateTable('sandboxes')
+    .set({ owner, version: sql<number>`version + 1` })
+    .where('state', 'in', ['creating', 'pausing', 'resuming', 'killing'])
+    .execute()
 }
 
 /**
@@ -366,9 +202,17 @@ export async function purgeTombstones(db: Db, before: number, limit = 1000): Pro
     .orderBy('killed_at')
     .limit(limit)
     .execute()
-  const ids = rows.map((r) => r.id)
-  if (ids.length) {
-    await db.deleteFrom('sandboxes').where('id', 'in', ids).where('state', '=', 'killed').execute()
-  }
-  return ids
+  if (!rows.length) return []
+  // Only what this delete removed is reported (another replica may purge too).
+  const gone = await db
+    .deleteFrom('sandboxes')
+    .where(
+      'id',
+      'in',
+      rows.map((r) => r.id),
+    )
+    .where('state', '=', 'killed')
+    .returning('id')
+    .execute()
+  return gone.map((r) => r.id)
 }

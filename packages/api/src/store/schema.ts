@@ -11,8 +11,26 @@ export interface Database {
   template_builds: TemplateBuildsTable
   template_build_logs: TemplateBuildLogsTable
   template_files: TemplateFilesTable
+  replicas: ReplicasTable
+  leases: LeasesTable
   volumes: VolumesTable
   sandbox_volume_mounts: SandboxVolumeMountsTable
+}
+
+/** A running API process; its heartbeat (store time) says it is alive. */
+export interface ReplicasTable {
+  id: string
+  host: string
+  pid: number
+  started_at: number
+  heartbeat_at: number
+}
+
+/** Periodic work one replica at a time does (node sync, tombstone purge). */
+export interface LeasesTable {
+  name: string
+  holder: string
+  expires_at: number
 }
 
 /** creating: its node is making it; deleting: its node is removing it. */
@@ -88,6 +106,8 @@ export interface TemplateBuildsTable {
   envd_version: string | null
   reason_message: string | null
   reason_step: string | null
+  /** The replica streaming the build from its node (waiting, building). */
+  owner: string | null
 }
 
 export interface TemplateBuildLogsTable {
@@ -141,9 +161,20 @@ export type SandboxState =
 /**
  * Why a sandbox was killed, kept on its tombstone: `request` (a kill through
  * the API), `timeout` (its endAt passed, lifecycle onTimeout kill), `orphaned`
- * (its node no longer has it, or the API restarted in the middle of a create).
+ * (its node no longer has it, or the API restarted in the middle of a create),
+ * `node_lost` (its node was silent past the grace period), `exited` (its
+ * container's first process exited), `oom_killed` (the kernel killed the
+ * sandbox for its memory),
+ * `drained` (its node was drained by an operator).
  */
-export type KillReason = 'request' | 'timeout' | 'orphaned'
+export type KillReason =
+  | 'request'
+  | 'timeout'
+  | 'orphaned'
+  | 'node_lost'
+  | 'exited'
+  | 'oom_killed'
+  | 'drained'
 
 export interface SandboxesTable {
   id: string
@@ -177,6 +208,8 @@ export interface SandboxesTable {
   paused_at: number | null
   files_only: number | null
   resumed_from: PausedKind | null
+  /** The replica finishing a transitional state (creating, pausing, resuming, killing). */
+  owner: string | null
   /** JSON: [{volumeId, name, path}]. */
   volume_mounts: string
 }

@@ -1,5 +1,6 @@
 import { WarrenError } from '@warren/shared'
 import type { Db } from './db.js'
+import { isUniqueViolation } from './locks.js'
 import type { TemplateKind } from './schema.js'
 
 export interface SnapshotRow {
@@ -26,15 +27,18 @@ export async function insertSnapshot(
     now: number
   },
 ): Promise<void> {
+  const taken = () => new WarrenError('conflict', `the name '${s.name}' is taken`)
+  // The check reads; a concurrent insert of the same name (another replica)
+  // is refused by the key instead: the same 409.
   await db.transaction().execute(async (tx) => {
     if (s.name) {
-      const taken = await tx
+      const found = await tx
         .selectFrom('template_aliases')
         .select('template_id')
         .where('team_id', '=', s.teamId)
         .where('alias', '=', s.name)
         .executeTakeFirst()
-      if (taken) throw new WarrenError('conflict', `the name '${s.name}' is taken`)
+      if (found) throw taken()
     }
     await tx
       .insertInto('templates')
@@ -53,6 +57,9 @@ export async function insertSnapshot(
         .insertInto('template_aliases')
         .values({ team_id: s.teamId, alias: s.name, template_id: s.id })
         .execute()
+        .catch((err: unknown) => {
+          throw isUniqueViolation(err) ? taken() : err
+        })
   })
 }
 

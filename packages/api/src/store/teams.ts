@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
 import { WarrenError } from '@warren/shared'
 import type { Db } from './db.js'
+import { lockTeam } from './locks.js'
 
 export interface Team {
   id: string
@@ -36,28 +37,32 @@ export function ensureDefaultTeam(
   })
 }
 
+/**
+ * The team of that name, made if missing. Names are unique: of replicas
+ * starting at once, one inserts and the others find its row.
+ */
 export async function ensureTeam(
   db: Db,
   name: string,
   limits: { maxConcurrent: number; maxLifetimeS: number },
 ): Promise<Team> {
-  const existing = await db
+  await db
+    .insertInto('teams')
+    .values({
+      id: randomUUID(),
+      name,
+      max_concurrent: limits.maxConcurrent,
+      max_lifetime_s: limits.maxLifetimeS,
+      created_at: Date.now(),
+    })
+    .onConflict((oc) => oc.column('name').doNothing())
+    .execute()
+  const row = await db
     .selectFrom('teams')
     .selectAll()
     .where('name', '=', name)
-    .executeTakeFirst()
-  if (existing) return toTeam(existing)
-  const team = {
-    id: randomUUID(),
-    name,
-    max_concurrent: limits.maxConcurrent,
-    max_lifetime_s: limits.maxLifetimeS,
-  }
-  await db
-    .insertInto('teams')
-    .values({ ...team, created_at: Date.now() })
-    .execute()
-  return toTeam(team)
+    .executeTakeFirstOrThrow()
+  return toTeam(row)
 }
 
 export async function getTeam(db: Db, id: string): Promise<Team | undefined> {
@@ -109,6 +114,24 @@ export async function createApiKey(
     })
     .execute()
   return { key, info }
+}
+
+/**
+ * The team's first key, made only if the team has none — counted and made
+ * under the team's lock, so replicas starting together make one. Undefined
+ * when the team already had a key.
+ */
+export async function createFirstApiKey(db: Db, teamId: string): Promise<string | undefined> {
+  return db.transaction().execute(async (tx) => {
+    await lockTeam(tx, teamId)
+    const any = await tx
+      .selectFrom('api_keys')
+      .select('id')
+      .where('team_id', '=', teamId)
+      .executeTakeFirst()
+    if (any) return undefined
+    return (await createApiKey(tx, teamId, 'first key')).key
+  })
 }
 
 export async function listApiKeys(db: Db, teamId?: string): Promise<ApiKeyInfo[]> {

@@ -1,5 +1,7 @@
 import { WarrenError } from '@warren/shared'
+import { sql } from 'kysely'
 import type { Db } from './db.js'
+import { storeNow } from './replicas.js'
 import type { BuildStatus, TemplateBuildsTable } from './schema.js'
 
 export interface BuildRow {
@@ -81,6 +83,8 @@ export async function transitionBuild(
     envdVersion: string
     reason: { message: string; step: string | null }
     finishedAt: number
+    /** The replica that streams the build from its node. */
+    owner: string
   }>,
   now: number,
 ): Promise<BuildRow | undefined> {
@@ -93,6 +97,7 @@ export async function transitionBuild(
       ...(to.envdVersion ? { envd_version: to.envdVersion } : {}),
       ...(to.reason ? { reason_message: to.reason.message, reason_step: to.reason.step } : {}),
       ...(to.finishedAt ? { finished_at: to.finishedAt } : {}),
+      ...(to.owner ? { owner: to.owner } : {}),
     })
     .where('id', '=', buildId)
     .where('status', 'in', from)
@@ -130,17 +135,45 @@ export async function completeBuild(db: Db, build: BuildRow, envdVersion: string
   })
 }
 
-/** Builds an API restart interrupted: their stream to the node is gone. */
+const interrupted = (now: number) =>
+  ({
+    status: 'error',
+    updated_at: now,
+    finished_at: now,
+    reason_message: 'the build was interrupted by a restart of the API',
+  }) as const
+
+/** Builds an API restart interrupted (one process, SQLite): their stream to the node is gone. */
 export async function failInterruptedBuilds(db: Db, now: number): Promise<number> {
   const res = await db
     .updateTable('template_builds')
-    .set({
-      status: 'error',
-      updated_at: now,
-      finished_at: now,
-      reason_message: 'the build was interrupted by a restart of the API',
-    })
+    .set(interrupted(now))
     .where('status', 'in', ['waiting', 'building'])
+    .executeTakeFirst()
+  return Number(res.numUpdatedRows)
+}
+
+/**
+ * Builds whose replica died (no heartbeat within `staleMs`, store time;
+ * PostgreSQL): their stream to the node is gone with it. Builds of live
+ * replicas run on.
+ */
+export async function failOrphanedBuilds(db: Db, staleMs: number, now: number): Promise<number> {
+  const res = await db
+    .updateTable('template_builds')
+    .set(interrupted(now))
+    .where('status', 'in', ['waiting', 'building'])
+    .where((eb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom('replicas')
+            .select('replicas.id')
+            .whereRef('replicas.id', '=', 'template_builds.owner')
+            .where('replicas.heartbeat_at', '>=', sql<number>`${storeNow} - ${staleMs}`),
+        ),
+      ),
+    )
     .executeTakeFirst()
   return Number(res.numUpdatedRows)
 }

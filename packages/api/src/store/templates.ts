@@ -1,5 +1,6 @@
 import { newSandboxId, WarrenError } from '@warren/shared'
-import type { Db } from './db.js'
+import { type Db, isPostgres } from './db.js'
+import { retryOnUniqueViolation } from './locks.js'
 import type { BuildStatus } from './schema.js'
 
 export interface TemplateRow {
@@ -31,6 +32,16 @@ export async function requestBuild(
     buildId: string
     now: number
   },
+): Promise<{ templateId: string; buildId: string }> {
+  // Two requests for one new name: the second's insert of the name fails,
+  // and its retry finds the first's template.
+  return retryOnUniqueViolation(() => requestBuildOnce(db, teamId, req))
+}
+
+async function requestBuildOnce(
+  db: Db,
+  teamId: string,
+  req: Parameters<typeof requestBuild>[2],
 ): Promise<{ templateId: string; buildId: string }> {
   return db.transaction().execute(async (tx) => {
     const found = await tx
@@ -75,6 +86,7 @@ export async function requestBuild(
         envd_version: null,
         reason_message: null,
         reason_step: null,
+        owner: null,
       })
       .execute()
     return { templateId, buildId: req.buildId }
@@ -180,6 +192,15 @@ export async function deleteTemplateRows(db: Db, teamId: string, id: string): Pr
       .where('team_id', '=', teamId)
       .executeTakeFirst()
     if (!row) throw new WarrenError('not_found', `template '${id}' not found`)
+    // A build starting meanwhile (pending → waiting) is waited for and then
+    // seen (PostgreSQL; SQLite serializes writers).
+    if (isPostgres(tx))
+      await tx
+        .selectFrom('template_builds')
+        .select('id')
+        .where('template_id', '=', id)
+        .forUpdate()
+        .execute()
     const active: BuildStatus[] = ['waiting', 'building']
     const busy = await tx
       .selectFrom('template_builds')

@@ -3,9 +3,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CleanupStack } from '@warren/shared'
 import { pino } from 'pino'
+import { type PrivatePostgres, startPostgres } from '../../../../tests/helpers/postgres.js'
 import { Catalog } from '../catalog/catalog.js'
 import { createApiApp } from '../http/app.js'
 import { LifecycleEngine } from '../lifecycle/engine.js'
+import { ExpiryPoller } from '../lifecycle/expiry-poller.js'
+import type { ReplicationOptions } from '../lifecycle/replication.js'
 import { Placement } from '../placement/nodes.js'
 import { type Db, openDatabase } from '../store/db.js'
 import { getSandbox, type Sandbox, sandboxesInStates } from '../store/sandboxes.js'
@@ -42,6 +45,28 @@ export interface InProcessOptions {
   maxConcurrentExpiries?: number
   /** The nodes sandboxes are placed on; one stand-in by default. */
   nodes?: StandInNode[]
+  /**
+   * The store: a SQLite file in a temp dir by default; a `postgres://` URL
+   * makes this API one replica of that store (give every replica the same
+   * URL, nodes and clock). The harness never drops a PostgreSQL database.
+   */
+  databaseUrl?: string
+  /** Shared by replicas of one store; a new one by default. */
+  clock?: ManualClock
+  /** Replica-set tuning (PostgreSQL); short by default (see REPLICATION). */
+  replication?: Partial<ReplicationOptions>
+}
+
+/**
+ * Replicas in tests: heartbeats and staleness in real (store) time, short;
+ * the expiry poll follows the manual clock; takeover passes only when a test
+ * asks (`engine.replication.takeOver()`).
+ */
+export const REPLICATION: ReplicationOptions = {
+  heartbeatMs: 50,
+  staleMs: 400,
+  takeoverIntervalMs: 3_600_000,
+  pollMs: 100,
 }
 
 export interface InProcessApi {
@@ -87,7 +112,12 @@ export async function startInProcessApi(opts: InProcessOptions = {}): Promise<In
   try {
     const dir = mkdtempSync(join(tmpdir(), 'warren-api-test-'))
     cleanup.push('temp dir', () => rmSync(dir, { recursive: true, force: true }))
-    const db = await openDatabase(`sqlite:${join(dir, 'warren.db')}`)
+    const url =
+      opts.databaseUrl ??
+      (process.env.WARREN_TEST_DATABASE === 'postgres'
+        ? await freshPostgresDatabase()
+        : `sqlite:${join(dir, 'warren.db')}`)
+    const db = await openDatabase(url, { poolSize: 4 })
     cleanup.push('store', () => db.destroy())
     const team = await ensureDefaultTeam(db, {
       maxConcurrentSandboxes: opts.maxConcurrent ?? 100,
@@ -102,7 +132,8 @@ export async function startInProcessApi(opts: InProcessOptions = {}): Promise<In
     const catalog = new Catalog(
       (nodeId) => placement.list().find((n) => n.nodeId === nodeId)?.proxyUrl,
     )
-    const clock = new ManualClock()
+    const clock = opts.clock ?? new ManualClock()
+    const replication = { ...REPLICATION, ...opts.replication }
     const engine = new LifecycleEngine({
       db,
       placement,
@@ -110,6 +141,7 @@ export async function startInProcessApi(opts: InProcessOptions = {}): Promise<In
       log,
       maxConcurrentExpiries: opts.maxConcurrentExpiries ?? 8,
       clock,
+      replication,
     })
     await engine.start()
     cleanup.push('engine', () => engine.stop())
@@ -180,6 +212,18 @@ export async function startInProcessApi(opts: InProcessOptions = {}): Promise<In
         return all.sort((a, b) => a.sandboxId.localeCompare(b.sandboxId))
       },
       async tick(ms) {
+        const poller = engine.scheduler
+        if (poller instanceof ExpiryPoller) {
+          // The poller claims at each of its ticks: time moves in its steps
+          // (and tick(0) is one poll now).
+          if (ms === 0) await poller.pollNow()
+          for (let left = ms; left > 0; left -= replication.pollMs) {
+            clock.advance(Math.min(left, replication.pollMs))
+            await poller.idle()
+          }
+          await poller.idle()
+          return
+        }
         clock.advance(ms)
         await engine.scheduler.idle()
         // An expiry may reschedule for "now" (a retry): those fire too.
@@ -200,6 +244,20 @@ export async function startInProcessApi(opts: InProcessOptions = {}): Promise<In
   }
 }
 
+let shared: Promise<PrivatePostgres> | undefined
+let databases = 0
+
+/**
+ * With WARREN_TEST_DATABASE=postgres every harness without a database URL
+ * gets a new database on one private PostgreSQL per test process (stopped
+ * when the process exits), so the in-process suites run on both stores.
+ */
+async function freshPostgresDatabase(): Promise<string> {
+  shared ??= startPostgres()
+  const server = await shared
+  return server.createDatabase(`t${process.pid}_${++databases}`)
+}
+
 /**
  * Lets requests in flight run until they wait on something the test holds
  * (a gate on the node): the store and the router transport answer within a
@@ -207,6 +265,9 @@ export async function startInProcessApi(opts: InProcessOptions = {}): Promise<In
  */
 export async function settle(turns = 20): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setImmediate(resolve))
+  // PostgreSQL answers over a socket, in milliseconds rather than turns.
+  if (process.env.WARREN_TEST_DATABASE === 'postgres')
+    await new Promise<void>((resolve) => setTimeout(resolve, 100))
 }
 
 function parseJson(text: string): unknown {

@@ -2,6 +2,7 @@ import type { MessageInitShape } from '@bufbuild/protobuf'
 import {
   Code,
   ConnectError,
+  type ConnectRouter,
   createRouterTransport,
   type ServiceImpl,
   type Transport,
@@ -65,17 +66,26 @@ export class StandInNode {
   readonly calls: Array<{ method: NodeMethod; sandboxId: string }> = []
   /** What it says it offers (NodeInfo); a create of another isolation is refused. */
   isolations: string[] = ['runc']
+  /** Sandboxes a kill removed, in order, each when it was removed (ms since the epoch). */
+  readonly removed: Array<{ sandboxId: string; at: number }> = []
   readonly transport: Transport
   private readonly steps = new Map<NodeMethod, Step[]>()
   private addresses = 0
+  /** The node's memory: 512 MiB per sandbox is allocated from it (16 fit by default). */
+  memoryMbTotal = 8192
 
   constructor(
     readonly nodeId = 'node-1',
     readonly templates: string[] = ['base'],
   ) {
-    this.transport = createRouterTransport((r) => r.service(OrchestratorService, this.impl()), {
+    this.transport = createRouterTransport((r) => this.routes(r), {
       router: { interceptors: [errorInterceptor(() => {})] },
     })
+  }
+
+  /** Adds the node's service to a Connect router (to serve it over HTTP as well). */
+  routes(router: ConnectRouter): ConnectRouter {
+    return router.service(OrchestratorService, this.impl())
   }
 
   /** The next call of `method` waits at the returned gate. */
@@ -192,6 +202,7 @@ export class StandInNode {
         await this.enter('kill', req.sandboxId)
         this.find(req.sandboxId)
         this.sandboxes.delete(req.sandboxId)
+        this.removed.push({ sandboxId: req.sandboxId, at: Date.now() })
         return {}
       },
       get: async (req) => {
@@ -230,15 +241,18 @@ export class StandInNode {
       nodeInfo: async () => {
         await this.enter('nodeInfo')
         return {
-          nodeId: this.nodeId,
-          cpuCount: 4,
-          memoryMbTotal: 8192n,
-          memoryMbAllocated: BigInt(512 * this.sandboxes.size),
-          sandboxes: this.sandboxes.size,
-          addressesFree: 100,
-          // Never dialled: the API only passes it on to proxies.
-          proxyUrl: `http://${this.nodeId}.invalid:5007`,
-          isolations: this.isolations,
+          status: {
+            nodeId: this.nodeId,
+            cpuCount: 4,
+            memoryMbTotal: BigInt(this.memoryMbTotal),
+            memoryMbAllocated: BigInt(512 * this.sandboxes.size),
+            sandboxes: this.sandboxes.size,
+            addressesFree: 100,
+            // Never dialled: the API only passes it on to proxies.
+            proxyUrl: `http://${this.nodeId}.invalid:5007`,
+            templates: ['base'],
+            isolations: this.isolations,
+          },
         }
       },
       // Builds need real sandboxes: the end-to-end suites (tests/templates) cover them.

@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import {
+  CLUSTER_SECRET_HEADER,
   createForwarder,
   describeContentIssue,
   type ForwardTarget,
@@ -40,6 +41,8 @@ export class VolumeContentProxy {
   constructor(
     private readonly db: Db,
     private readonly placement: Placement,
+    /** The node's port wants the cluster secret, and over https its certificate is the cluster CA's. */
+    private readonly cluster: { secret: string; ca?: string | undefined } = { secret: '' },
   ) {}
 
   /** Checks a request; returns where it goes. Throws the error to answer. */
@@ -63,10 +66,16 @@ export class VolumeContentProxy {
     if (!node.url)
       throw new WarrenError('unavailable', `node ${volume.nodeId} serves no volume content`)
     const url = new URL(node.url)
+    const host = url.hostname.replace(/^\[|\]$/g, '')
+    const https = url.protocol === 'https:'
     return {
-      host: url.hostname.replace(/^\[|\]$/g, ''),
-      port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
-      removeHeaders: ['x-api-key', 'cookie'],
+      host,
+      port: Number(url.port || (https ? 443 : 80)),
+      removeHeaders: ['x-api-key', 'cookie', CLUSTER_SECRET_HEADER],
+      ...(this.cluster.secret
+        ? { setHeaders: { [CLUSTER_SECRET_HEADER]: this.cluster.secret } }
+        : {}),
+      ...(https ? { tls: { ca: this.cluster.ca, servername: host } } : {}),
       unreachable: () => ({ status: 503, message: `node ${volume.nodeId} is unreachable` }),
     }
   }

@@ -1,4 +1,4 @@
-import { createNode, listenNodeProxy, serveOrchestratorRpc } from '@warren/orchestrator'
+import { createNode, serveNode } from '@warren/orchestrator'
 import { createLogger, loadOrchestratorConfig } from '@warren/shared'
 import type { Command } from 'commander'
 
@@ -16,18 +16,28 @@ export function registerOrchestrator(program: Command): void {
       })
       const node = createNode(cfg, { log })
       await node.start()
-      const nodeProxy = await listenNodeProxy(node, cfg.listenHost, cfg.nodeProxyPort)
-      const { server, url } = await serveOrchestratorRpc(node, {
-        host: cfg.listenHost,
-        port: cfg.rpcPort,
-        proxyUrl: nodeProxy.url,
-      })
-      log.info({ url, nodeProxy: nodeProxy.url, node: cfg.nodeId }, 'orchestrator listening')
-      const shutdown = async () => {
-        server.close()
-        nodeProxy.server.close()
+      const served = await serveNode(node, log).catch(async (err: unknown) => {
         await node.stop()
-        process.exit(0)
+        throw err
+      })
+      log.info(
+        {
+          url: served.rpcUrl,
+          nodeProxy: served.proxyUrl,
+          node: cfg.nodeId,
+          api: cfg.apiInternalUrl ?? '(not registering: polled)',
+        },
+        'orchestrator listening',
+      )
+      const shutdown = async () => {
+        await served.stop()
+        try {
+          await node.stop()
+          process.exit(0)
+        } catch (err) {
+          log.error({ err }, 'stop failed')
+          process.exit(1)
+        }
       }
       process.once('SIGTERM', shutdown)
       process.once('SIGINT', shutdown)

@@ -1,6 +1,13 @@
-import { createApiService, networkTransport } from '@warren/api'
+import { createApiService } from '@warren/api'
 import { createEdgeProxy } from '@warren/proxy'
-import { createLogger, loadApiConfig, loadProxyConfig } from '@warren/shared'
+import {
+  clusterTransport,
+  createLogger,
+  loadApiConfig,
+  loadProxyConfig,
+  readClusterCa,
+  resolveClusterSecret,
+} from '@warren/shared'
 import type { Command } from 'commander'
 import { readFirstKey, saveFirstKey } from '../lib/first-key.js'
 
@@ -8,7 +15,9 @@ import { readFirstKey, saveFirstKey } from '../lib/first-key.js'
 export function registerServices(program: Command): void {
   program
     .command('api')
-    .description('run the API alone; nodes come from WARREN_NODES (id=http://host:5008,...)')
+    .description(
+      'run the API alone; nodes register themselves (or come from WARREN_NODES, id=http://host:5008,...)',
+    )
     .action(async () => {
       const log = createLogger('api')
       const cfg = loadApiConfig()
@@ -31,7 +40,13 @@ export function registerServices(program: Command): void {
     .action(async () => {
       const log = createLogger('proxy')
       const cfg = loadProxyConfig()
-      const proxy = createEdgeProxy(cfg, networkTransport(cfg.apiInternalUrl), log)
+      const cluster = { secret: resolveClusterSecret(cfg), ca: readClusterCa(cfg.clusterCa) }
+      const proxy = createEdgeProxy(
+        cfg,
+        clusterTransport(cfg.apiInternalUrl, cluster),
+        log,
+        cluster,
+      )
       const url = await proxy.listen()
       log.info({ url, api: cfg.apiInternalUrl, ...proxy.tls }, 'proxy listening')
       if (proxy.tls.caCertPath)

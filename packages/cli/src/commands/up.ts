@@ -1,21 +1,19 @@
+import { join } from 'node:path'
 import { createApiService } from '@warren/api'
-import {
-  createNode,
-  createNodeResolver,
-  inProcessTransport,
-  listenNodeProxy,
-  serveOrchestratorRpc,
-} from '@warren/orchestrator'
+import { createNode, createNodeResolver, inProcessTransport, serveNode } from '@warren/orchestrator'
 import { createEdgeProxy } from '@warren/proxy'
 import {
+  clusterDir,
   createLogger,
   loadApiConfig,
+  loadOrCreateClusterSecret,
   loadOrchestratorConfig,
   loadProxyConfig,
   WarrenError,
 } from '@warren/shared'
 import type { Command } from 'commander'
 import { readFirstKey, saveFirstKey } from '../lib/first-key.js'
+import { sdkVariables } from '../lib/sdk-banner.js'
 import { ensureTemplate } from './template.js'
 
 /**
@@ -50,19 +48,31 @@ export async function startAllInOne(
   const pcfg = loadProxyConfig(overrides)
   const acfg = loadApiConfig({ ...overrides, domain: pcfg.domain })
 
+  // The all-in-one is its own cluster: its secret is made once (0600) and
+  // kept with its data, unless one is configured.
+  const secret =
+    acfg.clusterSecret ??
+    loadOrCreateClusterSecret(acfg.clusterSecretFile ?? join(clusterDir(acfg.dataDir), 'secret'))
+
   const node = createNode(ocfg, { log: log.child({ component: 'orchestrator' }) })
   await node.start()
-  const nodeProxy = await listenNodeProxy(node, ocfg.listenHost, ocfg.nodeProxyPort)
-  const rpc = await serveOrchestratorRpc(node, {
-    host: ocfg.listenHost,
-    port: ocfg.rpcPort,
-    proxyUrl: nodeProxy.url,
+  const served = await serveNode(node, log.child({ component: 'orchestrator' }), {
+    secret,
+    register: false,
+  }).catch(async (err: unknown) => {
+    await node.stop()
+    throw err
   })
+  const nodeProxy = { url: served.proxyUrl }
+  const rpc = { url: served.rpcUrl }
 
   // In process for the RPC; the volume content API streams over the node's own port.
-  const api = await createApiService(acfg, log.child({ component: 'api' }), [
-    { transport: inProcessTransport(node, nodeProxy.url), url: rpc.url },
-  ])
+  const api = await createApiService(
+    acfg,
+    log.child({ component: 'api' }),
+    [{ transport: inProcessTransport(node, served.status), url: rpc.url }],
+    { clusterSecret: secret },
+  )
   const { url: apiUrl } = await api.listen()
   if (api.createdKey) saveFirstKey(acfg.dataDir, api.createdKey)
   const key = api.createdKey ?? readFirstKey(acfg.dataDir)
@@ -73,6 +83,7 @@ export async function startAllInOne(
     pcfg,
     api.proxyTransport,
     log.child({ component: 'proxy' }),
+    { secret },
     new Map([[nodeProxy.url, localNode]]),
   )
   const proxyUrl = await proxy.listen()
@@ -85,25 +96,7 @@ export async function startAllInOne(
     `  Sandbox proxy  ${proxyUrl}   (and https on the same port: https://{port}-{id}.${pcfg.domain})`,
     `  Orchestrator   ${rpc.url}   (node proxy ${nodeProxy.url})`,
     '',
-    key ? '  For the e2b SDK:' : '  No stored key: create one with `warren keys create`, then:',
-    `    export E2B_API_URL=${apiUrl}`,
-    `    export E2B_SANDBOX_URL=${proxyUrl}`,
-    `    export E2B_API_KEY=${key ?? '<your key>'}`,
-    // The SDK's volume file calls go to https://api.<domain> unless told otherwise.
-    `    export E2B_VOLUME_API_URL=${apiUrl}`,
-    ...(caCertPath
-      ? [
-          "  To trust the proxy's https certificates (sbx.getHost(port) over https):",
-          `    export NODE_EXTRA_CA_CERTS=${caCertPath}`,
-          // The system's roots plus the CA: these replace the default roots.
-          ...(caBundlePath
-            ? [
-                `    export SSL_CERT_FILE=${caBundlePath}    # Python (ssl, urllib, httpx)`,
-                `    export CURL_CA_BUNDLE=${caBundlePath}   # curl, requests`,
-              ]
-            : []),
-        ]
-      : []),
+    ...sdkVariables({ apiUrl, proxyUrl, key, caCertPath, caBundlePath }),
     '',
   ].join('\n')
 
@@ -119,8 +112,7 @@ export async function startAllInOne(
       for (const step of [
         () => proxy.close(),
         () => api.stop(),
-        () => new Promise<void>((r) => rpc.server.close(() => r())),
-        () => new Promise<void>((r) => nodeProxy.server.close(() => r())),
+        () => served.stop(),
         // Sandboxes keep running; the next start adopts them.
         () => node.stop(),
       ]) {

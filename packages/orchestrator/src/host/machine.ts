@@ -6,6 +6,7 @@ import { releaseEnvdStore } from '../envd-bundle.js'
 import { AddressPool } from '../network/address-pool.js'
 import { cutDeniedFlows } from '../network/conntrack.js'
 import { GvisorNetwork } from '../network/gvisor.js'
+import { removeHostTable } from '../network/nftables.js'
 import { NodeNetwork } from '../network/services.js'
 import { NetworkSlots } from '../network/slots.js'
 import { diskUsage } from '../runtime/disk.js'
@@ -15,6 +16,7 @@ import { detectRuntimes, Runtimes } from '../runtime/runtimes.js'
 import { applyEgressRules } from '../sandboxes/boot.js'
 import { createSandbox } from '../sandboxes/create.js'
 import { destroySandbox } from '../sandboxes/destroy.js'
+import { watchInit } from '../sandboxes/init-watch.js'
 import { readLogLines } from '../sandboxes/logs.js'
 import { MetricsSampler, readCgroup } from '../sandboxes/metrics.js'
 import { dropToFiles, freeze } from '../sandboxes/pause.js'
@@ -93,6 +95,8 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
         // Sandboxes hold volumes through their own bind mounts; with none
         // left the host's mounts go too (the next start mounts them again).
         await unmountVolumes(cfg)
+        // Its rules guard sandboxes' veths; with none left they go (start makes them again).
+        await removeHostTable(cfg.prefix)
       }
     },
 
@@ -142,6 +146,7 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
       return mountsUnder(disk).includes(disk) ? diskUsage(disk).usedBytes : undefined
     },
     memoryInUse: (sandboxId) => readCgroup(cgroupsPath(cfg, sandboxId)).memUsed,
+    watchInit: (sandboxId) => watchInit(ctx, sandboxId),
     sampleMetrics: (r) =>
       metrics.sample(
         r.sandboxId,

@@ -1,6 +1,7 @@
 import type { EgressPolicy, Isolation, NetworkConfig, NetworkPolicy } from '@warren/shared'
 import type { PolicyTable } from '../network/policies.js'
 import type { NetworkSlot } from '../network/slots.js'
+import type { InitWatch } from '../sandboxes/init-watch.js'
 import type { LogLine } from '../sandboxes/logs.js'
 import type { MetricsSample } from '../sandboxes/metrics.js'
 import type { SandboxRecord } from '../sandboxes/record.js'
@@ -18,6 +19,7 @@ export interface CreateSpec {
   diskSizeMb: number
   envVars: Record<string, string>
   envdAccessToken: string | undefined
+  trafficAccessToken: string | undefined
   policy: NetworkPolicy
   network: NetworkConfig
   allowInternetAccess: boolean | null
@@ -37,6 +39,8 @@ export interface ResumeInput {
 export interface Placed {
   record: SandboxRecord
   slot: NetworkSlot | undefined
+  /** Adopted running whose container had died meanwhile: what the node saw. */
+  exited?: string
 }
 
 /**
@@ -120,6 +124,8 @@ export interface NodeHost {
   diskUsed(record: SandboxRecord): number | undefined
   /** Memory the sandbox's processes hold now, in bytes. */
   memoryInUse(sandboxId: string): number
+  /** A probe of a running sandbox's first process (see ExitWatcher). */
+  watchInit(sandboxId: string): Promise<InitWatch>
   sampleMetrics(record: SandboxRecord): MetricsSample
   logs(sandboxId: string, startMs: number, limit: number): Promise<LogLine[]>
   /** Makes a volume's disk and mounts it on the host. */

@@ -1,12 +1,15 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { CleanupStack } from '@warren/shared'
+import { CleanupStack, type OrchestratorConfig, WarrenError } from '@warren/shared'
 import type { NodeContext } from '../context.js'
 import { envdDirOf, installEnvd, mountEnvdStore, pruneEnvd } from '../envd-bundle.js'
 import { acquireDirLock } from '../host-lock.js'
 import { hostIpv4Addresses } from '../network/netns.js'
 import { applyOnHost, renderHostTable } from '../network/nftables.js'
+import { checkPoolIsFree } from '../network/pool-check.js'
+import { claimPool } from '../network/pool-claim.js'
 import type { NodeNetwork } from '../network/services.js'
+import { ensureKeyQuota } from '../runtime/key-quota.js'
 import { ensureLxcfs } from '../runtime/lxcfs.js'
 import { reconcile } from '../sandboxes/reconcile.js'
 import { protectTemplates } from '../templates/store.js'
@@ -41,13 +44,23 @@ export async function startHost(
       chmodSync(dir, 0o711)
     }
     protectTemplates(ctx.templatesDir)
-    const unlock = await acquireDirLock(cfg.dataDir, `.node-${cfg.prefix}.lock`, 'data directory')
+    // One node per data directory, whatever its prefix: reconciliation
+    // removes every sandbox directory it cannot adopt, and the runc state,
+    // envd store and volumes below it are one node's.
+    const unlock = await acquireDirLock(cfg.dataDir, '.node.lock', 'data directory')
     taken.push('data directory lock', unlock)
+    // Another node's sandboxes (or a host network) in this pool would get
+    // the same addresses and routes as ours.
+    // …and no other running node of this machine has the prefix or a pool
+    // overlapping it, sandboxes or not.
+    taken.push('address pool claim', await claimPool(cfg.prefix, cfg.addressPool))
+    await checkPoolIsFree(cfg.addressPool, cfg.prefix)
     if (!cfg.sandboxCommand) await mountEnvdStore(cfg)
     ctx.envd = cfg.sandboxCommand ? undefined : installEnvd(cfg)
     ctx.lxcfs = await ensureLxcfs(log)
     // Sandboxes reach the world through this host: it must route.
     writeFileSync('/proc/sys/net/ipv4/ip_forward', '1')
+    ensureKeyQuota(log)
     await applyOnHost(
       renderHostTable({
         prefix: cfg.prefix,
@@ -56,7 +69,9 @@ export async function startHost(
       }),
     )
     taken.push('dns and egress proxy', () => network.stop())
-    await network.start(await hostIpv4Addresses())
+    await network.start(await hostIpv4Addresses()).catch((err: unknown) => {
+      throw servicePortTaken(err, cfg)
+    })
 
     const volumes = await loadVolumes(cfg, log)
     const { adopted, removed } = await reconcile(ctx)
@@ -73,4 +88,17 @@ export async function startHost(
     for (const e of await taken.run()) log.error({ err: e }, 'start rollback step failed')
     throw err
   }
+}
+
+/**
+ * Warren's DNS and egress proxy listen on the host's ports: a second node on
+ * the machine with the same ones fails here, and should say how to fix it.
+ */
+function servicePortTaken(err: unknown, cfg: OrchestratorConfig): unknown {
+  if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') return err
+  return new WarrenError(
+    'conflict',
+    `a port of this node's DNS or egress proxy is in use (WARREN_DNS_PORT ${cfg.dnsPort}, WARREN_EGRESS_HTTP_PORT ${cfg.egressHttpPort}, WARREN_EGRESS_TLS_PORT ${cfg.egressTlsPort}): another node on this machine? Give each node its own ports`,
+    { cause: err },
+  )
 }

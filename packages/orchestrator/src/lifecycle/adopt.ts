@@ -13,7 +13,7 @@ export async function adoptSandboxes(
   holdMemory: (memoryMb: number) => void,
 ): Promise<void> {
   const { host } = node
-  for (const { record, slot } of adopted) {
+  for (const { record, slot, exited } of adopted) {
     const frozenBytes =
       record.pausedKind === 'memory' ? host.memoryInUse(record.sandboxId) : undefined
     const policy = policyOf(record)
@@ -24,6 +24,8 @@ export async function adoptSandboxes(
       record,
       slot,
       ...(frozenBytes ? { frozenBytes } : {}),
+      // Its container died while the node was away: reported like a live exit.
+      ...(exited ? { exited: { at: new Date().toISOString(), detail: exited } } : {}),
     })
     if (holdsMemory(record)) holdMemory(record.memoryMb)
   }

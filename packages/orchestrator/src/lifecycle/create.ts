@@ -23,6 +23,8 @@ export interface CreateInput {
   diskSizeMb?: number
   envVars?: Record<string, string>
   envdAccessToken?: string
+  /** Asked of direct callers of the node proxy when public traffic is off. */
+  trafficAccessToken?: string
   network?: NetworkConfig
   allowInternetAccess?: boolean | null
   volumeMounts?: VolumeMount[]
@@ -76,6 +78,7 @@ export function createSpec(host: NodeHost, input: CreateInput): CreateSpec {
     diskSizeMb: input.diskSizeMb || template.diskSizeMB,
     envVars: input.envVars ?? {},
     envdAccessToken: input.envdAccessToken,
+    trafficAccessToken: input.trafficAccessToken,
     policy,
     network,
     allowInternetAccess,

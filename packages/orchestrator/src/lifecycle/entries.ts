@@ -15,7 +15,20 @@ export type Entry =
       slot: NetworkSlot | undefined
       /** Memory a frozen sandbox holds, measured when it was frozen. */
       frozenBytes?: number
+      /**
+       * Its container died on its own (first process exited, OOM): reported
+       * to the control plane until it has the sandbox killed; refused traffic.
+       */
+      exited?: Exit
     }
+
+/** When and how a sandbox's container died on its own. */
+export interface Exit {
+  at: string
+  detail: string
+  /** The kernel killed it for its memory. */
+  oom?: boolean
+}
 
 export type Settled = Extract<Entry, { record: SandboxRecord }>
 
@@ -31,6 +44,10 @@ export interface NodeState {
   settled(sandboxId: string): Settled
   /** The entry of a settled sandbox, if the node has it. */
   find(sandboxId: string): Settled | undefined
+  /** Every settled sandbox of the node. */
+  all(): Settled[]
+  /** Runs `fn` after every earlier operation on this sandbox has finished. */
+  locked<T>(sandboxId: string, fn: () => Promise<T>): Promise<T>
   set(sandboxId: string, entry: Settled): void
   /** The sandbox is gone from the node. */
   forget(sandboxId: string): void

@@ -1,4 +1,4 @@
-import type { NodeState, Settled } from './entries.js'
+import type { NodeState } from './entries.js'
 import { toFiles } from './entries.js'
 
 /**
@@ -12,11 +12,7 @@ export class FrozenBudget {
 
   constructor(
     private readonly node: NodeState,
-    private readonly opts: {
-      budgetBytes: number
-      frozen: () => Settled[]
-      locked: <T>(sandboxId: string, fn: () => Promise<T>) => Promise<T>
-    },
+    private readonly budgetBytes: number,
   ) {}
 
   enforce(): void {
@@ -29,15 +25,16 @@ export class FrozenBudget {
   }
 
   private async once(): Promise<void> {
-    const { node, opts } = this
-    const frozen = opts
-      .frozen()
+    const { node } = this
+    const frozen = node
+      .all()
+      .filter((e) => e.state === 'paused' && e.record.pausedKind === 'memory')
       .sort((a, b) => (a.record.pausedAt ?? '').localeCompare(b.record.pausedAt ?? ''))
     let total = frozen.reduce((n, e) => n + (e.frozenBytes ?? 0), 0)
     for (const e of frozen) {
-      if (total <= opts.budgetBytes) break
+      if (total <= this.budgetBytes) break
       const id = e.record.sandboxId
-      await opts
+      await node
         .locked(id, async () => {
           const now = node.find(id)
           if (now?.state !== 'paused' || now.record.pausedKind !== 'memory') return

@@ -140,6 +140,12 @@ ${svc ? `    iifname ${veths} meta l4proto { tcp, udp } th dport ${svc} accept\n
 `
 }
 
+/** Removes this node's host-wide table (a node with no sandboxes left, stopping). */
+export async function removeHostTable(prefix: string): Promise<void> {
+  const table = `warren_${prefix}`
+  await applyOnHost(`add table inet ${table}\ndelete table inet ${table}\n`)
+}
+
 export async function applyInNetns(netns: string, ruleset: string): Promise<void> {
   await run('nsenter', [`--net=/run/netns/${netns}`, 'nft', '-f', '-'], { input: ruleset })
 }

@@ -1,33 +1,44 @@
-import { createServer, type Server } from 'node:http'
+import type { Server } from 'node:http'
 import {
   createForwarder,
+  createInternalServer,
   ENVD_PORT,
   firstHeader,
   INTERNAL_HEADER_NAMES,
   INTERNAL_HEADERS,
+  type InternalTls,
   ingressAllows,
   isInitPath,
-  keepConnectionsLong,
+  judgeCredential,
   listen,
   maskedHost,
   type NodeResolver,
   peerAddress,
   sandboxAddressOf,
+  schemeOf,
   tokenMatches,
   WarrenError,
 } from '@warren/shared'
 import type { SandboxNode } from '../node.js'
+
+/** E2B's header for a sandbox's ports when public traffic is off. */
+const TRAFFIC_TOKEN_HEADER = 'e2b-traffic-access-token'
 
 /** A port that refuses is retried for about a second before the client gets 502. */
 const DIAL_RETRY = { retries: 5, initialDelayMs: 30 }
 
 /**
  * The node proxy's resolution of a request for a sandbox on this node: envd's
- * /init is refused before the lookup, the sandbox must be running, ingress
- * rules are checked against the client address (fail-closed), the Host is
- * masked if asked, and X-Forwarded-* are set.
+ * /init is refused before the lookup, the sandbox must be running (and its
+ * container alive), ingress rules are checked against the client address
+ * (fail-closed), the Host is masked if asked, and X-Forwarded-* are set.
+ * `direct`: the caller is not an authenticated edge proxy, so the node asks
+ * for the traffic token itself (an edge has checked it already).
  */
-export function createNodeResolver(node: SandboxNode): NodeResolver {
+export function createNodeResolver(
+  node: SandboxNode,
+  opts: { direct?: boolean } = {},
+): NodeResolver {
   return async (req, h) => {
     const { sandboxId, port } = h
     if (port === ENVD_PORT && isInitPath(req.url)) {
@@ -44,6 +55,37 @@ export function createNodeResolver(node: SandboxNode): NodeResolver {
     }
     if (record.state !== 'running' || !record.sandboxIp) {
       return { error: { status: 502, sandboxId, message: `The sandbox is ${record.state}` } }
+    }
+    const exit = node.exits.of(sandboxId)
+    if (exit) {
+      const message = `The sandbox has exited: ${exit.detail}`
+      return {
+        error:
+          port === ENVD_PORT
+            ? { status: 502, sandboxId, message }
+            : {
+                status: 410,
+                sandboxId,
+                port,
+                message,
+                headers: { 'x-warren-kill-reason': 'exited' },
+              },
+      }
+    }
+    if (
+      opts.direct &&
+      port !== ENVD_PORT &&
+      record.trafficAccessToken &&
+      !tokenMatches(firstHeader(req, TRAFFIC_TOKEN_HEADER), record.trafficAccessToken)
+    ) {
+      return {
+        error: {
+          status: 403,
+          sandboxId,
+          port,
+          message: `missing or invalid ${TRAFFIC_TOKEN_HEADER}: this sandbox does not accept public traffic`,
+        },
+      }
     }
     const policy = node.networkPolicy(sandboxId)
     if (policy && !ingressAllows(policy.ingress, h.clientIp, port)) {
@@ -84,28 +126,47 @@ export function createNodeResolver(node: SandboxNode): NodeResolver {
 }
 
 /**
- * The node proxy as a server: edge proxies in other processes name the
- * sandbox, port and client in internal headers; direct callers (on the
- * node's own network) may use the `{port}-{id}.{domain}` Host.
+ * The node proxy as a server. An edge proxy of the cluster names the
+ * sandbox, port and client in internal headers, with the cluster secret;
+ * without the secret nothing in those headers is believed: a caller that
+ * sends them is refused (401, or 403 for a wrong secret), and anyone else is
+ * a direct caller that names the sandbox by the `{port}-{id}.{domain}` Host,
+ * whose own address is judged by the ingress rules and who must bring the
+ * traffic token when public traffic is off — the checks an edge would make.
  */
-export function createNodeProxy(node: SandboxNode): Server {
-  const resolve = createNodeResolver(node)
-  const secret = node.cfg.nodeProxySecret
+export function createNodeProxy(
+  node: SandboxNode,
+  opts: { secret: string; tls?: InternalTls },
+): Server {
+  const forEdge = createNodeResolver(node)
+  const forDirect = createNodeResolver(node, { direct: true })
   const forwarder = createForwarder(async (req) => {
     const peer = peerAddress(req.socket)
-    // Internal headers are believed from an edge that knows the secret, or —
-    // without a configured secret — from this host only. Anyone else is a
-    // direct caller: its own address counts, and its headers are dropped.
-    const trusted = secret
-      ? tokenMatches(firstHeader(req, INTERNAL_HEADERS.secret), secret)
-      : isLoopback(peer)
-    const fromEdge = trusted && firstHeader(req, INTERNAL_HEADERS.sandboxId) !== undefined
+    const presented = firstHeader(req, INTERNAL_HEADERS.secret)
+    const verdict = presented === undefined ? 'missing' : judgeCredential(presented, [opts.secret])
+    if (verdict === 'wrong')
+      return { error: { status: 403, message: 'the node proxy: wrong cluster secret' } }
+    const fromEdge = verdict === 'ok'
+    const namesInternally = [
+      INTERNAL_HEADERS.sandboxId,
+      INTERNAL_HEADERS.sandboxPort,
+      INTERNAL_HEADERS.clientIp,
+    ].some((h) => req.headers[h] !== undefined)
+    if (!fromEdge && namesInternally) {
+      return {
+        error: {
+          status: 401,
+          message: `the node proxy believes ${INTERNAL_HEADERS.sandboxId} and its like only with the cluster secret`,
+        },
+      }
+    }
     const address = sandboxAddressOf({
       host: req.headers.host,
       sandboxId: fromEdge ? firstHeader(req, INTERNAL_HEADERS.sandboxId) : undefined,
       sandboxPort: fromEdge ? firstHeader(req, INTERNAL_HEADERS.sandboxPort) : undefined,
     })
     if (!address) return { error: { status: 400, message: 'request names no sandbox' } }
+    const resolve = fromEdge ? forEdge : forDirect
     return resolve(req, {
       ...address,
       // From an edge proxy, the client address it derived; a direct caller's own otherwise.
@@ -116,18 +177,20 @@ export function createNodeProxy(node: SandboxNode): Server {
         fromEdge && firstHeader(req, 'x-forwarded-proto') === 'https' ? 'https' : 'http',
     })
   })
-  const server = createServer((req, res) => void forwarder.onRequest(req, res))
-  keepConnectionsLong(server)
+  const server = createInternalServer((req, res) => void forwarder.onRequest(req, res), opts.tls)
   server.on('upgrade', (req, socket, head) => void forwarder.onUpgrade(req, socket, head))
   server.on('close', () => void forwarder.close())
   return server
 }
 
-function isLoopback(ip: string): boolean {
-  return ip === '::1' || ip.startsWith('127.')
-}
-
-export async function listenNodeProxy(node: SandboxNode, host: string, port: number) {
-  const server = createNodeProxy(node)
-  return { server, url: await listen(server, host, port) }
+export async function listenNodeProxy(
+  node: SandboxNode,
+  opts: { host: string; port: number; secret: string; tls?: InternalTls | undefined },
+) {
+  const server = createNodeProxy(node, {
+    secret: opts.secret,
+    ...(opts.tls ? { tls: opts.tls } : {}),
+  })
+  const url = await listen(server, opts.host, opts.port)
+  return { server, url: url.replace(/^http:/, `${schemeOf(opts.tls)}:`) }
 }

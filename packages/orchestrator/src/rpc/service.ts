@@ -2,6 +2,7 @@ import { timestampFromMs } from '@bufbuild/protobuf/wkt'
 import type { ServiceImpl } from '@connectrpc/connect'
 import { networkConfigFromMessage } from '@warren/shared'
 import type { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
+import type { NodeStatusInit } from '../cluster/status.js'
 import type { SandboxNode } from '../node.js'
 import { buildTemplateEvents } from './build-template.js'
 import { pausedKindOf, toSandboxMessage, toTemplateMessage } from './convert.js'
@@ -9,7 +10,7 @@ import { pausedKindOf, toSandboxMessage, toTemplateMessage } from './convert.js'
 /** The orchestrator RPC API over one node. Validation happens in SandboxNode. */
 export function orchestratorService(
   node: SandboxNode,
-  proxyUrl: string,
+  status: () => NodeStatusInit,
 ): ServiceImpl<typeof OrchestratorService> {
   const nodeId = node.cfg.nodeId
   return {
@@ -23,6 +24,9 @@ export function orchestratorService(
         diskSizeMb: req.diskSizeMb,
         envVars: req.envVars,
         ...(req.envdAccessToken !== undefined ? { envdAccessToken: req.envdAccessToken } : {}),
+        ...(req.trafficAccessToken !== undefined
+          ? { trafficAccessToken: req.trafficAccessToken }
+          : {}),
         network: networkConfigFromMessage(req.network),
         allowInternetAccess: req.allowInternetAccess ?? null,
         volumeMounts: req.volumeMounts.map((m) => ({
@@ -69,17 +73,7 @@ export function orchestratorService(
       return { sandboxes: node.list().map((r) => toSandboxMessage(r, nodeId)) }
     },
     async nodeInfo() {
-      const info = node.info()
-      return {
-        nodeId: info.nodeId,
-        cpuCount: info.cpuCount,
-        memoryMbTotal: BigInt(info.memoryMbTotal),
-        memoryMbAllocated: BigInt(info.memoryMbAllocated),
-        sandboxes: info.sandboxes,
-        addressesFree: info.addressesFree,
-        proxyUrl,
-        isolations: [...info.isolations],
-      }
+      return { status: status() }
     },
     async getMetrics(req) {
       const m = node.sampleMetrics(req.sandboxId)

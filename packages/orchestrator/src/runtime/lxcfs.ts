@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from '@warren/shared'
 import { run } from '../exec.js'
+import { machineLock } from '../host-lock.js'
 
 /** Where Debian's lxcfs service mounts it; nodes share one daemon per machine. */
 export const LXCFS_ROOT = '/var/lib/lxcfs'
@@ -47,6 +48,18 @@ function answers(): boolean {
  * not installed or will not start: sandboxes then see the host's figures.
  */
 export async function ensureLxcfs(log: Logger): Promise<string | undefined> {
+  if (mounted() && answers()) return LXCFS_ROOT
+  // Nodes starting together on one machine would each start a daemon on
+  // the same mount point: one at a time looks and starts.
+  const unlock = await machineLock('lxcfs', 15_000)
+  try {
+    return await startLxcfs(log)
+  } finally {
+    await unlock()
+  }
+}
+
+async function startLxcfs(log: Logger): Promise<string | undefined> {
   if (mounted() && answers()) return LXCFS_ROOT
   if (!existsSync('/usr/bin/lxcfs')) {
     log.warn('lxcfs is not installed: sandboxes see the host memory, CPUs and uptime')

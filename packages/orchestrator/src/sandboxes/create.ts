@@ -61,6 +61,7 @@ export async function createSandbox(
       state: 'running',
       network: { ...spec.network },
       allowInternetAccess: spec.allowInternetAccess,
+      ...(spec.trafficAccessToken ? { trafficAccessToken: spec.trafficAccessToken } : {}),
       volumeMounts: spec.volumeMounts,
       isolation: spec.isolation,
     }

@@ -14,13 +14,17 @@ export interface Adopted {
   record: SandboxRecord
   /** Undefined for a sandbox paused to files only. */
   slot: NetworkSlot | undefined
+  /** Its container had stopped: what the node saw. */
+  exited?: string
 }
 
 /**
  * Compares what the node remembers with what the host has, after a crash or a
  * restart. A sandbox whose container is in its recorded state (running, or
  * frozen when paused with memory), whose namespace exists and whose root is
- * mounted is adopted as it is. A paused sandbox whose processes are gone keeps
+ * mounted is adopted as it is; one whose container stopped meanwhile is
+ * adopted as exited (the control plane then kills it, reason `exited`). A
+ * paused sandbox whose processes are gone keeps
  * its files and becomes a files-only snapshot. Everything else with this
  * node's prefix is debris and is removed: containers, mounts, sandbox
  * directories, namespaces, veths, cgroups.
@@ -67,6 +71,17 @@ export async function reconcile(
         const slot = ctx.slots.adopt(record.slotIndex)
         if (record.isolation === 'gvisor') ctx.gvisorNetwork.adopt(slot)
         adopted.push({ record, slot })
+        continue
+      }
+      if (wanted === 'running' && status === 'stopped') {
+        // Its container died while the node was away: adopted as exited, so
+        // the control plane hears why, rather than finding it simply gone.
+        keepSlots.add(record.slotIndex)
+        adopted.push({
+          record,
+          slot: ctx.slots.adopt(record.slotIndex),
+          exited: "the sandbox's first process exited while its node was down",
+        })
         continue
       }
     }

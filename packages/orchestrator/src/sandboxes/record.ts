@@ -25,6 +25,11 @@ export const sandboxRecordSchema = z.object({
   /** The network config as accepted; its rules are parsed again on adoption. */
   network: networkConfigSchema.default({}),
   allowInternetAccess: z.boolean().nullable().default(null),
+  /**
+   * Without public traffic: the token the node proxy asks of direct callers
+   * (edge proxies check it themselves). The record is root's alone (0600).
+   */
+  trafficAccessToken: z.string().optional(),
   /** Volumes bind-mounted into the sandbox, again on every cold boot. */
   volumeMounts: z
     .array(z.object({ volumeId: z.string(), name: z.string(), path: z.string() }))

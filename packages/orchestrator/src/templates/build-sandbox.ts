@@ -45,6 +45,7 @@ export class BuildSandbox {
       diskSizeMb: spec.diskSizeMb,
       envVars: {},
       envdAccessToken: accessToken,
+      trafficAccessToken: undefined,
       policy,
       network: {},
       allowInternetAccess: null,

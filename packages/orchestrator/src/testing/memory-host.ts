@@ -210,6 +210,14 @@ export class MemoryHost implements NodeHost {
   }
 
   memoryInUse = () => 100 * 2 ** 20
+
+  /** The container's processes run until a test marks it 'gone'. */
+  async watchInit(sandboxId: string) {
+    return {
+      alive: () => this.containers.get(sandboxId) === 'running',
+      exit: () => ({ detail: "the sandbox's first process exited", oom: false }),
+    }
+  }
   diskUsed = () => 4096
 
   sampleMetrics(r: SandboxRecord) {

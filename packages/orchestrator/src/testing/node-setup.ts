@@ -1,5 +1,6 @@
 import { createLogger, loadOrchestratorConfig, newSandboxId, WarrenError } from '@warren/shared'
-import { createNode, type SandboxNode } from '../node.js'
+import { createNode } from '../create-node.js'
+import type { SandboxNode } from '../node.js'
 import { MemoryHost } from './memory-host.js'
 
 /** Helpers of the node's unit tests: a node over an in-memory host. */

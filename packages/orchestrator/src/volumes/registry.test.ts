@@ -1,6 +1,7 @@
 import { createLogger, loadOrchestratorConfig, newSandboxId, WarrenError } from '@warren/shared'
 import { describe, expect, it } from 'vitest'
-import { createNode, type SandboxNode } from '../node.js'
+import { createNode } from '../create-node.js'
+import type { SandboxNode } from '../node.js'
 import { barrier, MemoryHost } from '../testing/memory-host.js'
 
 // The node's volumes over an in-memory host: a volume is claimed by the

@@ -1,12 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Client, Transport } from '@connectrpc/connect'
-import { createWarrenClient, type Logger } from '@warren/shared'
+import { createWarrenClient, type Logger, SingleFlight } from '@warren/shared'
 import { ProxyService, type Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
+import { LRUCache } from 'lru-cache'
 
 export type ProxyClient = Client<typeof ProxyService>
 
 const MISS_TTL_MS = 1000
 const MAX_MISSES = 10_000
+/** How long a confirmed route answers for its sandbox (bounds the API reads a flood makes). */
+const CONFIRM_TTL_MS = 500
+const MAX_CONFIRMED = 10_000
 /** Reconnect backoff stays short: the API restarting is the usual cause. */
 const MAX_BACKOFF_MS = 1000
 
@@ -19,6 +23,11 @@ export class RouteCatalog {
   readonly client: ProxyClient
   private routes = new Map<string, Route>()
   private readonly misses = new Map<string, number>()
+  private readonly confirmed = new LRUCache<string, { route: Route | null }>({
+    max: MAX_CONFIRMED,
+    ttl: CONFIRM_TTL_MS,
+  })
+  private readonly confirming = new SingleFlight<Route | undefined>()
   /** The stream is open and past its snapshot: the copy is current. */
   private following = false
   private readySignal: Promise<void>
@@ -88,6 +97,30 @@ export class RouteCatalog {
     return undefined
   }
 
+  /**
+   * The API's current route, for a request the local copy would refuse
+   * (paused, killed, pausing): with several API replicas a change made on
+   * another one reaches this copy only after the store's notification does
+   * (a resume through replica B, then traffic at once through an edge
+   * following replica A). Not written into the copy — the stream orders
+   * changes, and may already carry a newer one. Shared by concurrent callers
+   * and remembered briefly, so refused traffic cannot flood the API.
+   */
+  async confirm(sandboxId: string): Promise<Route | undefined> {
+    const known = this.confirmed.get(sandboxId)
+    if (known) return known.route ?? undefined
+    return this.confirming.run(sandboxId, async () => {
+      try {
+        const { route } = await this.client.getRoute({ sandboxId })
+        this.confirmed.set(sandboxId, { route: route ?? null })
+        return route
+      } catch (err) {
+        this.log.warn({ err, sandboxId }, 'route confirmation failed')
+        return undefined
+      }
+    })
+  }
+
   /** Applies a route learned from a direct call (e.g. a resume) ahead of the stream. */
   put(route: Route): void {
     this.set(route)
@@ -132,6 +165,8 @@ export class RouteCatalog {
           } else if (e.case === 'upsert') {
             this.set(e.value)
             this.misses.delete(e.value.sandboxId)
+            // The stream has caught up with (or passed) what was confirmed.
+            this.confirmed.delete(e.value.sandboxId)
           } else if (e.case === 'remove') {
             this.routes.delete(e.value)
           }

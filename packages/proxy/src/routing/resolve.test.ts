@@ -31,11 +31,13 @@ function route(state: RouteState, extra: RouteExtra = {}): Route {
 }
 
 /** The resolver over a one-route catalog, counting the resumes and keepalives it asks for. */
-function setup(r: Route) {
+function setup(r: Route, current: Route = r) {
   const routes = new Map([[r.sandboxId, r]])
   const catalog = {
     readyWithin: async () => true,
     lookup: async (id: string) => routes.get(id),
+    // What the API says now (its store), which the local copy may lag.
+    confirm: async (id: string) => (id === current.sandboxId ? current : undefined),
     put: (x: Route) => routes.set(x.sandboxId, x),
     tokenGeneration: 1,
     *withEnvdTokens() {
@@ -59,6 +61,7 @@ function setup(r: Route) {
     resumer: new Resumer(client, catalog as unknown as RouteCatalog),
     keepalive: new KeepaliveReporter(client, 1000, createLogger('test', 'silent')),
     signatures: new SignatureRoutes(catalog as unknown as RouteCatalog),
+    clusterSecret: 'resolve-test-cluster-secret',
   })
   return { resolver, calls }
 }
@@ -90,8 +93,8 @@ function signed(method: 'GET' | 'POST', opts: { token?: string; expiration?: num
   return req
 }
 
-async function resolve(r: Route, req: IncomingMessage) {
-  const { resolver, calls } = setup(r)
+async function resolve(r: Route, req: IncomingMessage, current: Route = r) {
+  const { resolver, calls } = setup(r, current)
   return { res: (await resolver.resolve(req)) as Resolution, calls }
 }
 
@@ -119,6 +122,19 @@ describe('edge resolver: sandboxes between states', () => {
     expect('error' in res && res.error).toMatchObject({ status, sandboxId: ID })
     if (status === 503) expect('error' in res && res.error.retryAfter).toBe(1)
   })
+
+  it.each([
+    ['paused', RouteState.PAUSED],
+    ['killed', RouteState.KILLED],
+    ['pausing', RouteState.PAUSING],
+  ])(
+    'a local copy that says %s is confirmed with the API first: it may lag another replica',
+    async (_name, state) => {
+      const { res, calls } = await resolve(route(state), request(8000), route(RouteState.RUNNING))
+      expect('target' in res && res.target.port).toBe(9)
+      expect(calls.resume).toBe(0)
+    },
+  )
 })
 
 describe('edge resolver: who may wake a paused sandbox', () => {

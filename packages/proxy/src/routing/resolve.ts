@@ -14,6 +14,7 @@ import {
   type SandboxAddress,
   sandboxAddressOf,
   signedFilesRequest,
+  type TlsVerify,
   toWarrenError,
 } from '@warren/shared'
 import { type Route, RouteState } from '@warren/shared/gen/warren/api/v1/proxy_pb'
@@ -40,16 +41,25 @@ export function createEdgeResolver(opts: {
   signatures: SignatureRoutes
   /** Node proxies in this process, by URL: requests to them take no extra hop. */
   localNodes?: Map<string, NodeResolver> | undefined
-  /** Shared with node proxies on other hosts. */
-  nodeProxySecret?: string | undefined
+  /** The cluster secret: node proxies believe the handoff headers only with it. */
+  clusterSecret: string
+  /** The cluster CA that https node proxies' certificates are checked against. */
+  clusterCa?: string | undefined
 }) {
-  const nodeProxies = new Map<string, { host: string; port: number }>()
+  const nodeProxies = new Map<string, { host: string; port: number; tls?: TlsVerify }>()
   const nodeProxy = (url: string) => {
     let entry = nodeProxies.get(url)
     if (!entry) {
       const u = new URL(url)
       // URL keeps the brackets of an IPv6 host; a socket wants the bare address.
-      entry = { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(u.port || 80) }
+      const host = u.hostname.replace(/^\[(.*)\]$/, '$1')
+      const https = u.protocol === 'https:'
+      entry = {
+        host,
+        port: Number(u.port || (https ? 443 : 80)),
+        // A node proxy over TLS proves itself with a certificate of the cluster CA.
+        ...(https ? { tls: { ca: opts.clusterCa, servername: host } } : {}),
+      }
       nodeProxies.set(url, entry)
     }
     return entry
@@ -120,6 +130,12 @@ export function createEdgeResolver(opts: {
         return { error: resumeFailed(sandboxId, port, err) }
       }
     }
+    // A refusal is confirmed with the API first: this copy may lag a change
+    // made through another API replica (see RouteCatalog.confirm).
+    if (refusal(route, port)) {
+      const current = await opts.catalog.confirm(sandboxId)
+      if (current) route = current
+    }
     const refused = refusal(route, port)
     if (refused) return { error: refused }
     const r = route
@@ -147,7 +163,8 @@ export function createEdgeResolver(opts: {
         host: node.host,
         port: node.port,
         removeHeaders: INTERNAL_HEADER_NAMES,
-        setHeaders: handoffHeaders(handoff, opts.nodeProxySecret),
+        setHeaders: handoffHeaders(handoff, opts.clusterSecret),
+        ...(node.tls ? { tls: node.tls } : {}),
         unreachable: () => ({
           status: 502,
           sandboxId,

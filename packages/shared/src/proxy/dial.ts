@@ -38,14 +38,41 @@ export function dialOnce(host: string, port: number, timeoutMs = 10_000): Promis
 }
 
 /**
- * TLS over a connected socket, certificate unchecked: the peer is a server in
- * a sandbox (reached by address, with whatever certificate it made itself),
- * and the hop is inside the node; what TLS adds is speaking the server's
- * protocol, as E2B's proxy does for `httpsPorts`.
+ * How a hop checks its server's certificate: another Warren component's,
+ * against the cluster CA (or the system's roots without one) and for the
+ * name the hop was addressed by.
  */
-export function startTls(socket: Socket, timeoutMs = 10_000): Promise<TLSSocket> {
+export interface TlsVerify {
+  ca?: string | undefined
+  servername: string
+}
+
+/** Node's TLS options for `verify`; for `undefined`, no check (see `startTls`). */
+export function tlsOptionsFor(verify: TlsVerify | undefined) {
+  if (!verify) return { rejectUnauthorized: false }
+  // An address is checked against the certificate's IP entries; SNI carries names only.
+  const ip = /^[\d.]+$|:/.test(verify.servername)
+  return {
+    rejectUnauthorized: true,
+    ...(verify.ca ? { ca: verify.ca } : {}),
+    ...(ip ? { host: verify.servername } : { servername: verify.servername }),
+  }
+}
+
+/**
+ * TLS over a connected socket. Unverified (no `verify`): the peer is a
+ * server in a sandbox (reached by address, with whatever certificate it made
+ * itself), and the hop is inside the node; what TLS adds is speaking the
+ * server's protocol, as E2B's proxy does for `httpsPorts`. Verified: a hop
+ * between Warren's components (an edge to a node proxy).
+ */
+export function startTls(
+  socket: Socket,
+  timeoutMs = 10_000,
+  verify?: TlsVerify,
+): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const tls = tlsConnect({ socket, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
+    const tls = tlsConnect({ socket, ...tlsOptionsFor(verify), ALPNProtocols: ['http/1.1'] })
     const onError = (err: Error) => {
       tls.destroy()
       reject(err)

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { type Duplex, PassThrough, Transform } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { type DialRetry, dialOnce, dialWithRetry, startTls } from './dial.js'
+import { type DialRetry, dialOnce, dialWithRetry, startTls, type TlsVerify } from './dial.js'
 import { type ProxyError, sendProxyError, sendProxyErrorOnSocket } from './errors.js'
 import { UpstreamPools } from './pools.js'
 
@@ -16,10 +16,11 @@ export interface ForwardTarget {
   /** Retry a refused connect briefly (a server in a sandbox may be starting). */
   dialRetry?: DialRetry
   /**
-   * Speak TLS to the target without verifying its certificate: a sandbox's
-   * own HTTPS server (E2B's `httpsPorts`), usually self-signed.
+   * Speak TLS to the target: `true` without verifying its certificate (a
+   * sandbox's own HTTPS server, E2B's `httpsPorts`, usually self-signed); a
+   * `TlsVerify` checking it (another Warren component's, e.g. a node proxy).
    */
-  tls?: boolean
+  tls?: boolean | TlsVerify
   /**
    * Called for every chunk moved, with whether it came from the client. On an
    * upgraded connection the chunks are raw bytes (WebSocket frames included).
@@ -166,7 +167,7 @@ export function createForwarder(
       const tcp = t.dialRetry
         ? await dialWithRetry(t.host, t.port, t.dialRetry)
         : await dialOnce(t.host, t.port)
-      upstream = t.tls ? await startTls(tcp) : tcp
+      upstream = t.tls ? await startTls(tcp, undefined, t.tls === true ? undefined : t.tls) : tcp
     } catch (err) {
       sendProxyErrorOnSocket(socket, t.unreachable(err as Error))
       return

@@ -1,6 +1,6 @@
 import { buildConnector, Pool } from 'undici'
 import { httpUrl } from '../listen.js'
-import { type DialRetry, retriesDial } from './dial.js'
+import { type DialRetry, retriesDial, type TlsVerify, tlsOptionsFor } from './dial.js'
 
 const IDLE_MS = 60_000
 const MAX_POOLS = 4096
@@ -14,15 +14,19 @@ export class UpstreamPools {
   private readonly pools = new Map<string, { pool: Pool; used: number }>()
   private sweeper: NodeJS.Timeout | undefined
 
-  /** `tls`: HTTPS to the upstream, its certificate unchecked (see `startTls`). */
-  get(host: string, port: number, retry?: DialRetry, tls = false): Pool {
-    const key = `${tls ? 'https' : 'http'}:${host}:${port}:${retry ? `${retry.retries}/${retry.initialDelayMs}` : '-'}`
+  /**
+   * `tls`: HTTPS to the upstream, its certificate unchecked (`true`, see
+   * `startTls`) or checked as `TlsVerify` says.
+   */
+  get(host: string, port: number, retry?: DialRetry, tls: boolean | TlsVerify = false): Pool {
+    const scheme = tls === false ? 'http' : tls === true ? 'https' : `https+${tls.servername}`
+    const key = `${scheme}:${host}:${port}:${retry ? `${retry.retries}/${retry.initialDelayMs}` : '-'}`
     let entry = this.pools.get(key)
     if (!entry) {
       if (this.pools.size >= MAX_POOLS) this.evictOldest()
       const plain = httpUrl(host, port)
       const origin = tls ? plain.replace(/^http:/, 'https:') : plain
-      const tlsOptions = tls ? { rejectUnauthorized: false } : {}
+      const tlsOptions = tls === false ? {} : tlsOptionsFor(tls === true ? undefined : tls)
       entry = {
         pool: new Pool(origin, {
           connections: 256,

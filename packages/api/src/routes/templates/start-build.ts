@@ -102,7 +102,14 @@ export function registerStartBuild(app: App, deps: RouteDeps): void {
       [...hashes].map((h) => [h, deps.templates.files.link(self ?? '', 'get', team.id, h, now)]),
     )
     const base = fromTemplate ? await baseTemplate(deps.db, team.id, fromTemplate) : undefined
-    const waiting = await transitionBuild(deps.db, buildID, ['pending'], { status: 'waiting' }, now)
+    // This replica streams the build: if it dies, another one fails the build.
+    const waiting = await transitionBuild(
+      deps.db,
+      buildID,
+      ['pending'],
+      { status: 'waiting', owner: deps.engine.replicaId },
+      now,
+    )
     if (!waiting) throw new WarrenError('conflict', `build '${buildID}' was already started`)
     deps.templates.run(waiting, {
       templateId: templateID,

@@ -1,0 +1,60 @@
+import { existsSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { newClusterSecret, WarrenError } from '@warren/shared'
+import { ensurePrivateDir, loadOrCreateCa, writePrivateDir } from '@warren/shared/pki'
+
+/** What every component of a cluster is given: WARREN_* variable → file. */
+export type ClusterEnv = Record<
+  | 'WARREN_CLUSTER_SECRET_FILE'
+  | 'WARREN_CLUSTER_CA'
+  | 'WARREN_INTERNAL_TLS_CERT'
+  | 'WARREN_INTERNAL_TLS_KEY',
+  string
+>
+
+function paths(dir: string): ClusterEnv {
+  return {
+    WARREN_CLUSTER_SECRET_FILE: join(dir, 'secret'),
+    WARREN_CLUSTER_CA: join(dir, 'ca', 'cert.pem'),
+    WARREN_INTERNAL_TLS_CERT: join(dir, 'internal', 'cert.pem'),
+    WARREN_INTERNAL_TLS_KEY: join(dir, 'internal', 'key.pem'),
+  }
+}
+
+/**
+ * Makes a cluster's shared files in `dir`: the secret every internal call
+ * carries, a cluster CA, and a certificate (with its key) for the internal
+ * ports signed by it for `names`. Files are 0600 in 0700 directories; an
+ * existing cluster is never overwritten (`reuse` returns its files instead).
+ */
+export async function initCluster(
+  dir: string,
+  names: string[],
+  opts: { reuse?: boolean } = {},
+): Promise<ClusterEnv> {
+  const files = paths(dir)
+  if (existsSync(files.WARREN_CLUSTER_SECRET_FILE)) {
+    if (opts.reuse) return files
+    throw new WarrenError(
+      'already_exists',
+      `${files.WARREN_CLUSTER_SECRET_FILE} exists: this cluster is set up`,
+    )
+  }
+  ensurePrivateDir(dir)
+  const { ca } = await loadOrCreateCa(join(dir, 'ca'), { commonName: 'Warren cluster CA' })
+  const ips = names.filter((n) => /^[\d.]+$|:/.test(n))
+  const leaf = await ca.issue({
+    commonName: names[0] ?? 'warren',
+    dnsNames: names.filter((n) => !ips.includes(n)),
+    ipAddresses: ips,
+    usages: ['server', 'client'],
+    validityDays: 825,
+  })
+  writePrivateDir(join(dir, 'internal'), { 'cert.pem': leaf.certPem, 'key.pem': leaf.keyPem })
+  // Written last: its presence means the cluster is complete.
+  writeFileSync(files.WARREN_CLUSTER_SECRET_FILE, `${newClusterSecret()}\n`, {
+    mode: 0o600,
+    flag: 'wx',
+  })
+  return files
+}

@@ -1,0 +1,4 @@
+export * from './authenticate.js'
+export * from './secret.js'
+export * from './server.js'
+export * from './transport.js'
