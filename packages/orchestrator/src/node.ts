@@ -274,10 +274,14 @@ export class SandboxNode {
    * A template of a sandbox's files as they are now (running sandboxes run
    * on; a running or paused one is held still while its layer is copied).
    */
-  snapshot(sandboxId: string, templateId: string): Promise<TemplateMetadata> {
+  snapshot(
+    sandboxId: string,
+    templateId: string,
+    envdAccessToken?: string,
+  ): Promise<TemplateMetadata> {
     parseTemplateId(templateId)
     return this.state.locked(sandboxId, () =>
-      this.host.snapshot(this.settled(sandboxId).record, templateId),
+      this.host.snapshot(this.settled(sandboxId).record, templateId, envdAccessToken),
     )
   }
 

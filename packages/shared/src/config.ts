@@ -107,6 +107,12 @@ export const orchestratorConfigSchema = z.object({
    * offers runc only). Without runsc installed the node offers runc only.
    */
   gvisorPlatform: z.enum(['auto', 'kvm', 'ptrace', 'off']).default('auto'),
+  /**
+   * `on`: a snapshot or fork of a running gVisor sandbox checkpoints its
+   * memory (experimental: with Debian's runsc the checkpoint is still refused
+   * on envd's connections, and a refused checkpoint ends the source).
+   */
+  gvisorMemorySnapshots: z.enum(['on', 'off']).default('off'),
 })
 
 export type OrchestratorConfig = z.infer<typeof orchestratorConfigSchema>
@@ -139,6 +145,7 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_HEARTBEAT_INTERVAL_MS: 'heartbeatIntervalMs',
   WARREN_EXIT_WATCH_INTERVAL_MS: 'exitWatchIntervalMs',
   WARREN_GVISOR_PLATFORM: 'gvisorPlatform',
+  WARREN_GVISOR_MEMORY_SNAPSHOTS: 'gvisorMemorySnapshots',
   ...clusterEnv,
   ...internalTlsEnv,
 }

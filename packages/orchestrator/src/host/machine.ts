@@ -139,7 +139,8 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
         network.policies.get(sandboxId)?.egress,
       )
     },
-    snapshot: (record, templateId) => snapshotSandbox(ctx, record, templateId),
+    snapshot: (record, templateId, envdAccessToken) =>
+      snapshotSandbox(ctx, record, templateId, envdAccessToken),
     saveRecord: (record) => writeRecord(cfg.dataDir, record),
     diskUsed(r) {
       const disk = sandboxPaths(cfg.dataDir, r.sandboxId).disk

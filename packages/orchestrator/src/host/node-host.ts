@@ -118,7 +118,11 @@ export interface NodeHost {
    * A template made of the sandbox's writable layer over its template's
    * layers; a running sandbox is frozen only while its layer is copied.
    */
-  snapshot(record: SandboxRecord, templateId: string): Promise<TemplateMetadata>
+  snapshot(
+    record: SandboxRecord,
+    templateId: string,
+    envdAccessToken?: string,
+  ): Promise<TemplateMetadata>
   saveRecord(record: SandboxRecord): void
   /** What the sandbox's disk holds now, in bytes; undefined while it is unmounted. */
   diskUsed(record: SandboxRecord): number | undefined

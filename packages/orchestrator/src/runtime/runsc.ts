@@ -1,8 +1,22 @@
 import { spawn } from 'node:child_process'
-import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync } from 'node:fs'
 import { CommandError, run } from '../exec.js'
 import type { ContainerState, OciRuntime } from './oci-runtime.js'
-import { runcErrors } from './runc.js'
+
+/**
+ * What runsc said went wrong: its refusal (a save rejected names the TCP
+ * connection it could not save) without the dump of Go state around it.
+ */
+function runscErrors(logPath: string, from: number): string {
+  const tail = readFileSync(logPath).subarray(from).toString('utf8')
+  const rejected = /save rejected due to [^\n]*/.exec(tail)
+  if (rejected) return rejected[0].slice(0, 500)
+  // A refused save names the object it could not encode, then why, at the end of a long line.
+  const failedLine = tail.split('\n').find((l) => /^\w+ failed: /.test(l))
+  if (failedLine) return `${failedLine.slice(0, 200)} … ${failedLine.slice(-400)}`
+  const failed = tail.split('\n').filter((l) => /failed|error/i.test(l) && l.length < 2000)
+  return failed.length ? failed.slice(-3).join('\n') : tail.split('\n').slice(0, 5).join('\n')
+}
 
 export type GvisorPlatform = 'kvm' | 'ptrace'
 
@@ -28,18 +42,50 @@ export class Runsc implements OciRuntime {
     return ['--root', this.root, ...rest]
   }
 
-  /**
-   * Starts a container detached. Debian's runsc (2022) decides that it was
-   * given the host's network namespace when /proc/sys/net/core/rmem_default
-   * exists there, which kernels since 6.x show in every namespace; it then
-   * refuses to start. So runsc runs in a mount namespace of its own where
-   * /proc/sys/net is an empty tmpfs (its network setup reads nothing there),
-   * plus a second, uncovered procfs mount, without which the kernel would
-   * refuse the procfs mounts runsc's gofer and sandbox make in their user
-   * namespace (a procfs with covered parts is not "fully visible"). Both
-   * mounts exist only in that namespace and go with it.
-   */
+  /** Starts a container detached (see inOwnProc for how). */
   async runDetached(id: string, bundle: string, logPath: string): Promise<void> {
+    await this.inOwnProc('run', ['run', '--detach', '--bundle', bundle, id], logPath)
+  }
+
+  /**
+   * Saves the whole sandbox (its kernel, processes and memory) into
+   * `imageDir/checkpoint.img` and ends it: Debian's runsc has no checkpoint
+   * that leaves it running (its `--leave-running` restores in the foreground
+   * and never returns), so a caller that wants it back restores it. gVisor
+   * refuses (and the sandbox ends all the same) while its network stack holds
+   * a TCP connection on eth0 that is open or in TIME_WAIT.
+   */
+  async checkpoint(id: string, imageDir: string, logPath: string): Promise<void> {
+    await this.inOwnProc('checkpoint', ['checkpoint', '--image-path', imageDir, id], logPath)
+  }
+
+  /**
+   * Starts a container from a checkpoint: the saved processes continue in
+   * this bundle's root, cgroup and network namespace. gVisor does not save
+   * its network stack: the restored one takes eth0's addresses as a start
+   * does, so a restore into another slot gets that slot's address.
+   */
+  async restore(id: string, bundle: string, imageDir: string, logPath: string): Promise<void> {
+    await this.inOwnProc(
+      'restore',
+      ['restore', '--detach', '--image-path', imageDir, '--bundle', bundle, id],
+      logPath,
+    )
+  }
+
+  /**
+   * Runs a runsc command that starts a sandbox (run, restore, checkpoint).
+   * Debian's runsc (2022) decides that it was given the host's network
+   * namespace when /proc/sys/net/core/rmem_default exists there, which
+   * kernels since 6.x show in every namespace; it then refuses to start. So
+   * runsc runs in a mount namespace of its own where /proc/sys/net is an
+   * empty tmpfs (its network setup reads nothing there), plus a second,
+   * uncovered procfs mount, without which the kernel would refuse the procfs
+   * mounts runsc's gofer and sandbox make in their user namespace (a procfs
+   * with covered parts is not "fully visible"). Both mounts exist only in
+   * that namespace and go with it.
+   */
+  private async inOwnProc(label: string, command: string[], logPath: string): Promise<void> {
     mkdirSync(this.procDir, { recursive: true, mode: 0o700 })
     const script =
       'mount -t proc proc "$0" && mount -t tmpfs -o size=4k,mode=555 none /proc/sys/net && exec "$@"'
@@ -57,25 +103,22 @@ export class Runsc implements OciRuntime {
         `--platform=${this.platform}`,
         // The sandbox's CPU count follows its quota, not the host's CPUs.
         '--cpu-num-from-quota',
-        'run',
-        '--detach',
-        '--bundle',
-        bundle,
-        id,
+        ...command,
       ),
     ]
     const log = openSync(logPath, 'a', 0o600)
+    const from = fstatSync(log).size
     try {
       const code = await new Promise<number | null>((resolve, reject) => {
         const child = spawn('unshare', argv, { stdio: ['ignore', log, log] })
         const timer = setTimeout(() => child.kill('SIGKILL'), START_TIMEOUT_MS)
-        child.on('error', (e) => reject(new CommandError('runsc run', null, e.message)))
+        child.on('error', (e) => reject(new CommandError(`runsc ${label}`, null, e.message)))
         child.on('exit', (c) => {
           clearTimeout(timer)
           resolve(c)
         })
       })
-      if (code !== 0) throw new CommandError('runsc run', code, runcErrors(logPath))
+      if (code !== 0) throw new CommandError(`runsc ${label}`, code, runscErrors(logPath, from))
     } finally {
       closeSync(log)
     }
@@ -111,6 +154,11 @@ export class Runsc implements OciRuntime {
       if (err instanceof CommandError && /does not exist/.test(err.stderr)) return
       throw err
     }
+  }
+
+  /** Sends a signal to the container's first process (tini, which passes it on). */
+  async signal(id: string, signal: string): Promise<void> {
+    await run('runsc', this.args('kill', id, signal))
   }
 
   /** gVisor stops its own tasks: no cgroup freezer, nothing in the host kernel to wait for. */

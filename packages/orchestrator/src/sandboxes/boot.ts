@@ -18,6 +18,7 @@ import type { TemplateMetadata } from '../templates/metadata.js'
 import { layerDirs } from '../templates/store.js'
 import { volumeBinds } from '../volumes/binds.js'
 import type { VolumeMount } from '../volumes/registry.js'
+import { readdress, readEnvdToken, runscOf } from './checkpoint.js'
 import { linkLowers, lowerEtc } from './lowers.js'
 import { initEnvd, waitForPort } from './readiness.js'
 import { sandboxPaths } from './record.js'
@@ -32,6 +33,8 @@ export interface BootSpec {
   policy: NetworkPolicy
   volumeMounts: VolumeMount[]
   isolation: Isolation
+  /** A gVisor snapshot's memory image to restore instead of a fresh first process. */
+  memoryImage?: string
 }
 
 const READY_TIMEOUT_MS = 30_000
@@ -41,14 +44,17 @@ const READY_TIMEOUT_MS = 30_000
  * snapshot being resumed cold): names it in the layer, mounts the overlay,
  * runs runc, waits for the first process and hands envd its settings. Each
  * step registers its undo on `cleanup`; the writable layer itself is the
- * caller's.
+ * caller's. With a memory image (gVisor), the snapshot's processes are
+ * restored instead; a restore that fails (or an envd that refuses the new
+ * settings: a secure source's envd wants its own token) falls back to a
+ * fresh boot on the same files. Says which happened.
  */
 export async function bootSandbox(
   ctx: NodeContext,
   spec: BootSpec,
   slot: NetworkSlot,
   cleanup: CleanupStack,
-): Promise<void> {
+): Promise<'memory' | 'boot'> {
   const { cfg } = ctx
   const paths = sandboxPaths(cfg.dataDir, spec.sandboxId)
   const id = containerId(cfg, spec.sandboxId)
@@ -92,25 +98,45 @@ export async function bootSandbox(
   )
   // Registered first: a start that fails halfway may leave the container behind.
   cleanup.push('container', () => runtime.destroy(id))
-  await runtime.runDetached(id, paths.bundle, paths.log)
-
-  await waitForPort(slot.sandboxIp, cfg.readyPort, {
-    timeoutMs: READY_TIMEOUT_MS,
-    alive: async () => (await runtime.state(id))?.status === 'running',
-  })
-  if (ctx.envd) {
-    await initEnvd(slot.sandboxIp, cfg.readyPort, {
-      ...(spec.envdAccessToken ? { accessToken: spec.envdAccessToken } : {}),
-      envVars: {
-        ...spec.template.envVars,
-        ...spec.envVars,
-        E2B_SANDBOX: 'true',
-        E2B_SANDBOX_ID: spec.sandboxId,
-      },
-      defaultUser: spec.template.defaultUser,
-      defaultWorkdir: spec.template.defaultWorkdir,
+  const ready = async (currentToken?: string) => {
+    await waitForPort(slot.sandboxIp, cfg.readyPort, {
+      timeoutMs: READY_TIMEOUT_MS,
+      alive: async () => (await runtime.state(id))?.status === 'running',
     })
+    if (ctx.envd) {
+      await initEnvd(
+        slot.sandboxIp,
+        cfg.readyPort,
+        {
+          ...(spec.envdAccessToken ? { accessToken: spec.envdAccessToken } : {}),
+          envVars: {
+            ...spec.template.envVars,
+            ...spec.envVars,
+            E2B_SANDBOX: 'true',
+            E2B_SANDBOX_ID: spec.sandboxId,
+          },
+          defaultUser: spec.template.defaultUser,
+          defaultWorkdir: spec.template.defaultWorkdir,
+        },
+        currentToken,
+      )
+    }
   }
+  if (spec.memoryImage && spec.isolation === 'gvisor') {
+    try {
+      await runscOf(ctx).restore(id, paths.bundle, spec.memoryImage, paths.log)
+      await ready(readEnvdToken(spec.memoryImage))
+      return 'memory'
+    } catch (err) {
+      ctx.log.warn({ err, sandboxId: spec.sandboxId }, 'memory restore failed; booting on files')
+      await runtime.destroy(id)
+      // The restored stack took eth0's address; the fresh boot reads it there again.
+      await readdress(slot)
+    }
+  }
+  await runtime.runDetached(id, paths.bundle, paths.log)
+  await ready()
+  return 'boot'
 }
 
 /** Loads a sandbox namespace's ruleset with these egress rules (one nft transaction). */

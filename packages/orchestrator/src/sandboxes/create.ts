@@ -1,10 +1,12 @@
 import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { CleanupStack, WarrenError } from '@warren/shared'
 import { containerId, type NodeContext } from '../context.js'
 import type { CreateSpec } from '../host/node-host.js'
 import type { NetworkSlot } from '../network/slots.js'
 import { createDiskImage, freeMb, mountDisk } from '../runtime/disk.js'
 import { unmount } from '../runtime/overlay.js'
+import { buildDir } from '../templates/store.js'
 import { bootSandbox, createUpper } from './boot.js'
 import { removeSandboxDir } from './destroy.js'
 import { type SandboxRecord, sandboxPaths, writeRecord } from './record.js'
@@ -43,7 +45,23 @@ export async function createSandbox(
     await mountDisk(paths.image, paths.disk)
     cleanup.push('disk', () => unmount(paths.disk))
     createUpper(paths.upper, spec.template.uidBase)
-    await bootSandbox(ctx, spec, slot, cleanup)
+    const { memoryImage } = spec.template
+    const started = await bootSandbox(
+      ctx,
+      {
+        ...spec,
+        ...(memoryImage
+          ? {
+              memoryImage: join(
+                buildDir(ctx.templatesDir, spec.template.templateId, spec.template.buildId),
+                memoryImage,
+              ),
+            }
+          : {}),
+      },
+      slot,
+      cleanup,
+    )
 
     const record: SandboxRecord = {
       sandboxId: spec.sandboxId,
@@ -64,6 +82,7 @@ export async function createSandbox(
       ...(spec.trafficAccessToken ? { trafficAccessToken: spec.trafficAccessToken } : {}),
       volumeMounts: spec.volumeMounts,
       isolation: spec.isolation,
+      ...(started === 'memory' ? { restoredFrom: 'memory' as const } : {}),
     }
     writeRecord(cfg.dataDir, record)
     cleanup.release()

@@ -38,10 +38,19 @@ export interface EnvdInit {
 }
 
 /** Hands envd its per-sandbox settings through its orchestrator-only route. */
-export async function initEnvd(host: string, port: number, init: EnvdInit): Promise<void> {
+export async function initEnvd(
+  host: string,
+  port: number,
+  init: EnvdInit,
+  /** The token envd holds already (a restored envd's, its source's). */
+  currentToken?: string,
+): Promise<void> {
   const res = await fetch(`http://${host}:${port}/init`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: {
+      'content-type': 'application/json',
+      ...(currentToken ? { 'x-access-token': currentToken } : {}),
+    },
     body: JSON.stringify({ ...init, timestamp: new Date().toISOString() }),
     signal: AbortSignal.timeout(10_000),
   })

@@ -36,6 +36,8 @@ export const sandboxRecordSchema = z.object({
     .default([]),
   /** The runtime that runs it (runc or runsc), for every later step and adoption. */
   isolation: isolationSchema.default('runc'),
+  /** Started from a gVisor snapshot's memory image: the snapshot's processes continued. */
+  restoredFrom: z.literal('memory').optional(),
 })
 
 export type SandboxRecord = z.infer<typeof sandboxRecordSchema>

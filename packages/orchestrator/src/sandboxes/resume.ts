@@ -57,7 +57,7 @@ export async function bootFromFiles(
       slot,
       cleanup,
     )
-    const { pausedKind: _k, pausedAt: _a, ...rest } = paused
+    const { pausedKind: _k, pausedAt: _a, restoredFrom: _r, ...rest } = paused
     const record: SandboxRecord = {
       ...rest,
       state: 'running',
