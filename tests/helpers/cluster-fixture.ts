@@ -53,7 +53,7 @@ export interface ClusterOptions {
   apiEnv?: Record<string, string>
 }
 
-const exited = (p: ChildProcess) =>
+export const exited = (p: ChildProcess) =>
   p.exitCode !== null || p.signalCode !== null
     ? Promise.resolve()
     : new Promise<void>((r) => p.once('exit', () => r()))
@@ -197,7 +197,7 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterFixture
   }
 }
 
-function waitForOutput(p: ChildProcess, pattern: RegExp, what: string): Promise<void> {
+export function waitForOutput(p: ChildProcess, pattern: RegExp, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
     let out = ''
     const timer = setTimeout(() => reject(new Error(`${what} did not start: ${out}`)), 60_000)

@@ -84,6 +84,7 @@ export async function forkSandbox(
         // The source's volumes too: they are on its node, where the snapshot is.
         volumeMounts: s.volumeMounts,
         nodeId: s.volumeMounts.length ? s.nodeId : undefined,
+        cluster: s.cluster,
       }).then(
         (sandbox): ForkResult => ({ sandbox }),
         (err: unknown): ForkResult => ({

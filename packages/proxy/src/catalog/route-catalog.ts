@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Client, Transport } from '@connectrpc/connect'
 import { createWarrenClient, type Logger, SingleFlight } from '@warren/shared'
-import { ProxyService, type Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
+import { ProxyService, type Route, RouteState } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { LRUCache } from 'lru-cache'
 
 export type ProxyClient = Client<typeof ProxyService>
@@ -11,6 +11,8 @@ const MAX_MISSES = 10_000
 /** How long a confirmed route answers for its sandbox (bounds the API reads a flood makes). */
 const CONFIRM_TTL_MS = 500
 const MAX_CONFIRMED = 10_000
+/** A route asked of the control plane: past this the request is answered without it. */
+const ASK_TIMEOUT_MS = 5000
 /** Reconnect backoff stays short: the API restarting is the usual cause. */
 const MAX_BACKOFF_MS = 1000
 
@@ -77,12 +79,16 @@ export class RouteCatalog {
    */
   async lookup(sandboxId: string): Promise<Route | undefined> {
     const known = this.routes.get(sandboxId)
-    // While the stream is down the copy may be stale: ask, and fall back to it.
-    if (known && this.following) return known
+    // While the stream is down the copy may be stale: ask, and fall back to
+    // it. A running sandbox is served from the copy without asking (its node
+    // proxy has the last word): a control plane that is away — restarting,
+    // or unreachable from a remote data plane — does not stop its traffic,
+    // nor delay each request by a call that fails.
+    if (known && (this.following || known.state === RouteState.RUNNING)) return known
     const missUntil = this.misses.get(sandboxId)
     if (missUntil && missUntil > Date.now()) return undefined
     try {
-      const { route } = await this.client.getRoute({ sandboxId })
+      const { route } = await this.client.getRoute({ sandboxId }, { timeoutMs: ASK_TIMEOUT_MS })
       if (route) {
         // A stream event may have arrived meanwhile; it is at least as new.
         if (!this.following || !this.routes.has(sandboxId)) this.set(route)
@@ -111,7 +117,7 @@ export class RouteCatalog {
     if (known) return known.route ?? undefined
     return this.confirming.run(sandboxId, async () => {
       try {
-        const { route } = await this.client.getRoute({ sandboxId })
+        const { route } = await this.client.getRoute({ sandboxId }, { timeoutMs: ASK_TIMEOUT_MS })
         this.confirmed.set(sandboxId, { route: route ?? null })
         return route
       } catch (err) {

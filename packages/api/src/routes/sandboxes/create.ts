@@ -1,12 +1,14 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import {
   checkVolumeMounts,
+  clusterNameSchema,
   networkConfigSchema,
   parseNetworkConfig,
   volumeMountSchema,
   WarrenError,
 } from '@warren/shared'
 import type { CreateSandboxRequest } from '../../lifecycle/engine.js'
+import { clusterExists } from '../../store/clusters.js'
 import { resolveTemplateRef } from '../../templates/resolve.js'
 import { resolveVolumeMounts } from '../../volumes/manage.js'
 import type { App, RouteDeps } from '../deps.js'
@@ -52,6 +54,8 @@ const newSandbox = z
     memoryMB: z.number().int().min(64).max(1_048_576).optional(),
     diskSizeMB: z.number().int().min(64).max(1_048_576).optional(),
     volumeMounts: z.array(volumeMountSchema).max(16).optional(),
+    // Warren extension: the cluster whose nodes run it (default: the API's own).
+    cluster: clusterNameSchema.optional(),
   })
   .openapi('NewSandbox')
 
@@ -127,6 +131,17 @@ export function resolveLifecycle(body: NewSandbox): CreateSandboxRequest['lifecy
   }
 }
 
+/**
+ * The cluster a create names, as the store records it: null for the API's
+ * own (by default, or by its name), else a remote cluster that exists.
+ */
+async function resolveCluster(deps: RouteDeps, name: string | undefined): Promise<string | null> {
+  if (name === undefined || name === deps.ownCluster) return null
+  if (!(await clusterExists(deps.db, name)))
+    throw new WarrenError('invalid_argument', `unknown cluster '${name}'`)
+  return name
+}
+
 export function registerCreate(app: App, deps: RouteDeps): void {
   for (const [path, v2] of [
     ['/sandboxes', false],
@@ -163,6 +178,7 @@ export function registerCreate(app: App, deps: RouteDeps): void {
         },
         volumeMounts: volumes.mounts,
         nodeId: volumes.nodeId,
+        cluster: await resolveCluster(deps, body.cluster),
       })
       return c.json(sandboxView(sandbox, deps.view), 201)
     })
