@@ -121,6 +121,10 @@ export function createClusterGate(opts: {
         )
       }
     },
+    /** The caller of a request the gate let in. */
+    caller(req: object): ClusterCaller | undefined {
+      return callers.get(req)
+    },
     /** The Connect adapter's context for a request the gate let in. */
     contextValues(req: object): ContextValues {
       const values = createContextValues()
