@@ -48,6 +48,8 @@ function setup(r: Route, current: Route = r, answer?: ResumeAnswer) {
   const catalog = {
     readyWithin: async () => true,
     lookup: async (id: string) => routes.get(id),
+    recentMiss: () => false,
+    noteMiss: () => {},
     // What the API says now (its store), which the local copy may lag.
     confirm: async (id: string) => (id === current.sandboxId ? current : undefined),
     put: (x: Route) => routes.set(x.sandboxId, x),
@@ -282,5 +284,58 @@ describe('edge resolver: the control plane behind a resume', () => {
     const { res, calls } = await resolve(r, request(8000))
     expect('error' in res && res.error).toMatchObject({ status: 503, retryAfter: 1 })
     expect(calls.resume).toBe(0)
+  })
+})
+
+describe('edge resolver: a catalog miss', () => {
+  const other = 'zyxwvutsrqponmlkjih0'
+  const missing = (headers: Record<string, string> = {}) => {
+    const req = request(8000, headers)
+    req.headers.host = `8000-${other}.example.test`
+    return req
+  }
+
+  it("asks the control plane's ResumeSandbox with the request's credentials, and follows the route it gets", async () => {
+    const token = { 'e2b-traffic-access-token': TRAFFIC_TOKEN }
+    const { res, calls } = await resolve(
+      route(RouteState.RUNNING),
+      missing(token),
+      undefined,
+      async () => ({
+        route: create(RouteSchema, {
+          sandboxId: other,
+          state: RouteState.RUNNING,
+          nodeProxyUrl: 'http://127.0.0.1:10',
+          trafficAccessToken: TRAFFIC_TOKEN,
+        }),
+      }),
+    )
+    expect(calls.resumeRequests).toEqual([
+      expect.objectContaining({ sandboxId: other, port: 8000, trafficAccessToken: TRAFFIC_TOKEN }),
+    ])
+    expect('target' in res && res.target.port).toBe(10)
+  })
+
+  it('still applies the traffic token to the route it gets', async () => {
+    const { res } = await resolve(route(RouteState.RUNNING), missing(), undefined, async () => ({
+      route: create(RouteSchema, {
+        sandboxId: other,
+        state: RouteState.RUNNING,
+        nodeProxyUrl: 'http://127.0.0.1:10',
+        trafficAccessToken: TRAFFIC_TOKEN,
+      }),
+    }))
+    expect('error' in res && res.error).toMatchObject({ status: 403, sandboxId: other })
+  })
+
+  it.each([
+    ['knows no such sandbox: 502', Code.NotFound, 502, undefined],
+    ['is unreachable: 503 with Retry-After', Code.Unavailable, 503, 1],
+  ])('when the control plane %s', async (_name, code, status, retryAfter) => {
+    const { res } = await resolve(route(RouteState.RUNNING), missing(), undefined, async () => {
+      throw new ConnectError('no', code)
+    })
+    expect('error' in res && res.error).toMatchObject({ status, sandboxId: other })
+    expect('error' in res && res.error.retryAfter).toBe(retryAfter)
   })
 })

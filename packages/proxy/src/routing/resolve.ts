@@ -135,13 +135,25 @@ export function createEdgeResolver(opts: {
       return { error: { ...noCatalog(), sandboxId, port } }
     }
     let route = await opts.catalog.lookup(sandboxId)
-    if (!route) return { error: notFound(sandboxId) }
+    let resumed = false
+    if (!route) {
+      // A miss (a sandbox of this cluster the stream has not brought yet, a
+      // stream being re-established): the control plane routes it, and wakes
+      // it first if it sleeps and this request may wake it.
+      if (opts.catalog.recentMiss(sandboxId)) return { error: notFound(sandboxId) }
+      try {
+        route = await opts.resumer.resume(sandboxId, wakeCredentials(req, port))
+        resumed = true
+      } catch (err) {
+        if (toWarrenError(err).code === 'not_found') opts.catalog.noteMiss(sandboxId)
+        return { error: resumeFailed(sandboxId, port, err) }
+      }
+    }
     const denied = refuseTraffic(req, route, port)
     if (denied) return { error: denied }
     // Pausing too: traffic at the moment of an auto-pause waits for the pause
     // to finish and then wakes the sandbox (the API waits it out), as it would
     // a moment later — not an error for the client to retry.
-    let resumed = false
     if (
       route.autoResume &&
       (route.state === RouteState.PAUSED ||
