@@ -70,7 +70,8 @@ export function createClusterGate(opts: {
   /** Paths served only to the API's own cluster, with further tokens they accept. */
   own?: Record<string, readonly string[]>
 }) {
-  const known = new LRUCache<string, { cluster: string | null }>({
+  /** Remote secrets looked up: their cluster, or undefined for a secret of none. */
+  const known = new LRUCache<string, { cluster: string | undefined }>({
     max: 10_000,
     ttl: KNOWN_TTL_MS,
   })
@@ -88,11 +89,10 @@ export function createClusterGate(opts: {
     const p = presented as string
     let hit = known.get(p)
     if (!hit) {
-      const cluster = await clusterOfSecret(opts.db, p)
-      hit = { cluster: cluster ?? null }
-      known.set(p, hit, cluster ? {} : { ttl: UNKNOWN_TTL_MS })
+      hit = { cluster: await clusterOfSecret(opts.db, p) }
+      known.set(p, hit, hit.cluster ? {} : { ttl: UNKNOWN_TTL_MS })
     }
-    return hit.cluster === null ? 'wrong' : { cluster: hit.cluster, secret: p }
+    return hit.cluster === undefined ? 'wrong' : { cluster: hit.cluster, secret: p }
   }
 
   return {
