@@ -5,8 +5,8 @@
 // plane's CA) one `warren orchestrator` node and one `warren proxy` edge
 // that know only that cluster's secret. The API can be stopped and started
 // again (the control plane going away under running data planes).
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { type ChildProcess, execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Client } from '@connectrpc/connect'
 import { clusterTransport, createWarrenClient } from '@warren/shared'
@@ -14,10 +14,10 @@ import { NodeService } from '@warren/shared/gen/warren/api/v1/nodes_pb'
 import { ProxyService } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { eventually } from './api-client.js'
 import { CLI } from './cli.js'
-import { exited, waitForOutput } from './cluster-fixture.js'
+import { exited, processGroup, waitForOutput } from './cluster-fixture.js'
 import { freePort } from './node-fixture.js'
 import { type PrivatePostgres, startPostgres } from './postgres.js'
-import { teardownWarrenHost, type WarrenSetup, warrenSetup } from './warren-fixture.js'
+import { type WarrenSetup, warrenSetup } from './warren-fixture.js'
 
 export interface RemoteCluster {
   name: string
@@ -56,31 +56,13 @@ export interface ControlPlane {
 export async function startControlPlane(names: string[]): Promise<ControlPlane> {
   const dir = mkdtempSync('/tmp/warren-remote-')
   const logDir = mkdtempSync('/tmp/warren-remote-logs-')
-  const procs: ChildProcess[] = []
-  const setups: WarrenSetup[] = []
+  const group = processGroup(dir, logDir)
+  const { procs, setups } = group
+  const spawnLogged = group.spawn
   let postgres: PrivatePostgres | undefined
   let api: ChildProcess | undefined
-  const spawnLogged = (name: string, args: string[], env: Record<string, string>) => {
-    const log = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' })
-    const p = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, WARREN_LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    p.stdout?.pipe(log)
-    p.stderr?.pipe(log)
-    procs.push(p)
-    return p
-  }
-  const stopAll = async () => {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM')
-    await Promise.all(procs.map(exited))
-  }
-  const teardownHosts = async () => {
-    const errors: unknown[] = []
-    for (const s of setups) await teardownWarrenHost(s).catch((e: unknown) => errors.push(e))
-    await postgres?.stop().catch((e: unknown) => errors.push(e))
-    rmSync(dir, { recursive: true, force: true })
-    if (errors.length) throw errors[0]
+  const stopDatabase = async () => {
+    await postgres?.stop()
   }
   try {
     postgres = await startPostgres()
@@ -188,15 +170,11 @@ export async function startControlPlane(names: string[]): Promise<ControlPlane> 
         await exited(api)
       },
       startApi,
-      async teardown(keepLogs) {
-        await stopAll()
-        await teardownHosts()
-        if (!keepLogs) rmSync(logDir, { recursive: true, force: true })
-      },
+      teardown: (keepLogs) => group.teardown(keepLogs, [stopDatabase]),
     }
   } catch (err) {
-    await stopAll()
-    await teardownHosts().catch(() => {})
+    await group.stopAll()
+    await group.teardownHosts([stopDatabase]).catch(() => {})
     console.error(`control plane did not start; logs in ${logDir}`)
     throw err
   }
