@@ -89,6 +89,7 @@ async function run(label: string, rig: Rig, serverCpu: () => number): Promise<St
   const ids: string[] = []
   const base: Omit<CreateSandboxRequest, 'timeoutS'> = {
     templateId: 'base',
+    cluster: null,
     metadata: {},
     envVars: {},
     secure: true,

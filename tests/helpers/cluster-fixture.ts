@@ -53,37 +53,63 @@ export interface ClusterOptions {
   apiEnv?: Record<string, string>
 }
 
-const exited = (p: ChildProcess) =>
+export const exited = (p: ChildProcess) =>
   p.exitCode !== null || p.signalCode !== null
     ? Promise.resolve()
     : new Promise<void>((r) => p.once('exit', () => r()))
 
-export async function startCluster(opts: ClusterOptions): Promise<ClusterFixture> {
-  const dir = mkdtempSync('/tmp/warren-cluster-')
-  const logDir = mkdtempSync('/tmp/warren-cluster-logs-')
+/**
+ * Warren processes of one fixture (`warren <args>`, each logging to
+ * `<logDir>/<name>.log`, appended when a name starts again) and the hosts
+ * of its nodes: stopped together, then the hosts made clean and `dir`
+ * removed.
+ */
+export function processGroup(dir: string, logDir: string) {
   const procs: ChildProcess[] = []
   const setups: WarrenSetup[] = []
   const stopAll = async () => {
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM')
     await Promise.all(procs.map(exited))
   }
-  const teardownHosts = async () => {
+  const teardownHosts = async (more: Array<() => Promise<void>> = []) => {
     const errors: unknown[] = []
     for (const s of setups) await teardownWarrenHost(s).catch((e: unknown) => errors.push(e))
+    for (const step of more) await step().catch((e: unknown) => errors.push(e))
     rmSync(dir, { recursive: true, force: true })
     if (errors.length) throw errors[0]
   }
-  const spawnLogged = (name: string, args: string[], env: Record<string, string>) => {
-    const log = createWriteStream(join(logDir, `${name}.log`))
-    const p = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, WARREN_LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    p.stdout?.pipe(log)
-    p.stderr?.pipe(log)
-    procs.push(p)
-    return p
+  return {
+    procs,
+    /** Node hosts to make clean at teardown. */
+    setups,
+    spawn(name: string, args: string[], env: Record<string, string>): ChildProcess {
+      const log = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' })
+      const p = spawn(process.execPath, [CLI, ...args], {
+        env: { ...process.env, WARREN_LOG_LEVEL: 'info', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      p.stdout?.pipe(log)
+      p.stderr?.pipe(log)
+      procs.push(p)
+      return p
+    },
+    stopAll,
+    teardownHosts,
+    /** Stops everything, makes the hosts clean; the logs stay when asked to. */
+    async teardown(keepLogs: boolean, more: Array<() => Promise<void>> = []) {
+      await stopAll()
+      await teardownHosts(more)
+      if (!keepLogs) rmSync(logDir, { recursive: true, force: true })
+    },
   }
+}
+
+export async function startCluster(opts: ClusterOptions): Promise<ClusterFixture> {
+  const dir = mkdtempSync('/tmp/warren-cluster-')
+  const logDir = mkdtempSync('/tmp/warren-cluster-logs-')
+  const group = processGroup(dir, logDir)
+  const { procs, setups, stopAll, teardownHosts } = group
+  const spawnLogged = group.spawn
   try {
     const clusterDir = join(dir, 'cluster')
     execFileSync(process.execPath, [CLI, 'cluster', 'init', '--dir', clusterDir], {
@@ -183,11 +209,7 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterFixture
         }
         return undefined
       },
-      async teardown(keepLogs) {
-        await stopAll()
-        await teardownHosts()
-        if (!keepLogs) rmSync(logDir, { recursive: true, force: true })
-      },
+      teardown: (keepLogs) => group.teardown(keepLogs),
     }
   } catch (err) {
     await stopAll()
@@ -197,7 +219,7 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterFixture
   }
 }
 
-function waitForOutput(p: ChildProcess, pattern: RegExp, what: string): Promise<void> {
+export function waitForOutput(p: ChildProcess, pattern: RegExp, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
     let out = ''
     const timer = setTimeout(() => reject(new Error(`${what} did not start: ${out}`)), 60_000)

@@ -30,7 +30,7 @@ export async function createRaw(
 }
 
 /** The SDK's handle on a sandbox created with `createRaw`, without touching its lease. */
-export function handle(w: WarrenFixture, created: CreatedSandbox): Sandbox {
+export function handle(w: Pick<WarrenFixture, 'sdk'>, created: CreatedSandbox): Sandbox {
   // The constructor talks to nothing: unlike Sandbox.connect it does not extend the lease.
   return new Sandbox({
     ...w.sdk,
@@ -84,7 +84,7 @@ export async function waitForGone(w: WarrenFixture, id: string, ms = 10_000): Pr
 }
 
 /** POST /sandboxes/{id}/pause; returns the status. */
-export async function pause(w: WarrenFixture, id: string, memory?: boolean): Promise<number> {
+export async function pause(w: ApiTarget, id: string, memory?: boolean): Promise<number> {
   const res = await api(w, 'POST', `/sandboxes/${id}/pause`, {
     json: memory === undefined ? {} : { memory },
   })

@@ -16,7 +16,6 @@ import {
   listenOn,
   readClusterCa,
   readInternalTls,
-  requireClusterSecret,
   resolveClusterSecret,
   schemeOf,
 } from '@warren/shared'
@@ -24,6 +23,7 @@ import { NodeService } from '@warren/shared/gen/warren/api/v1/nodes_pb'
 import { ProxyService } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { Catalog } from './catalog/catalog.js'
 import { createApiApp } from './http/app.js'
+import { createClusterGate, ownCaller } from './internal/callers.js'
 import { nodeService } from './internal/node-service.js'
 import { proxyService } from './internal/proxy-service.js'
 import type { Clock } from './lifecycle/clock.js'
@@ -103,7 +103,9 @@ export async function createApiService(
   // Every internal port and every call between components carries it.
   const secret = opts.clusterSecret ?? resolveClusterSecret(cfg)
   const cluster = { secret, ca: readClusterCa(cfg.clusterCa) }
-  const dial = (url: string) => clusterTransport(url, cluster)
+  // Nodes of a remote cluster are called with its secret (the one they heartbeat with).
+  const dial = (url: string, nodeSecret = secret) =>
+    clusterTransport(url, { ...cluster, secret: nodeSecret })
   const db = await openDatabase(databaseUrl(cfg))
   const team = await ensureDefaultTeam(db, cfg)
   // Made once, also when replicas start together.
@@ -122,7 +124,7 @@ export async function createApiService(
   // Nodes that hold sandboxes but are not known yet (they register with
   // their heartbeats) get their grace period from now.
   for (const s of await sandboxesInStates(db, ['running', 'paused']))
-    if (!placement.find(s.nodeId)) placement.awaitRegistration(s.nodeId)
+    if (!placement.find(s.nodeId)) placement.awaitRegistration(s.nodeId, s.cluster)
   if (!placement.list().length)
     log.warn(
       'no orchestrator node yet: creates fail until a node registers (WARREN_API_INTERNAL_URL on the nodes)',
@@ -222,18 +224,19 @@ export async function createApiService(
       clock,
       templates,
       volumes,
+      ownCluster: cfg.clusterName,
     },
     log,
   )
   const onInternal = (err: unknown) => log.error({ err }, 'internal rpc failed')
-  const proxyImpl = proxyService(
-    catalog,
-    engine,
-    isPostgres(db) ? async (id) => (await sandboxesByIds(db, [id]))[0] : undefined,
-  )
-  const nodeImpl = nodeService(placement, engine, { cluster: cfg.clusterName })
+  const proxyImpl = proxyService(catalog, engine, {
+    read: async (id) => (await sandboxesByIds(db, [id]))[0],
+    routesFromStore: isPostgres(db),
+  })
+  const nodeImpl = nodeService(placement, engine, { ownName: cfg.clusterName })
+  // The all-in-one's edge, in process, is the API's own cluster's.
   const proxyTransport = createRouterTransport((r) => r.service(ProxyService, proxyImpl), {
-    router: { interceptors: [errorInterceptor(onInternal)] },
+    router: { interceptors: [errorInterceptor(onInternal), ownCaller(secret)] },
   })
 
   let stops: Array<() => Promise<void>> = []
@@ -305,12 +308,25 @@ export async function createApiService(
 
   async function listenInternal(): Promise<{ server: Server; url: string }> {
     const tls = readInternalTls(cfg)
+    // Nothing on this port answers anyone without a cluster secret: the
+    // catalog holds traffic tokens, and ResumeSandbox and KeepAliveSandbox
+    // change sandboxes. /metrics counts every cluster: the API's own secret
+    // (or the scrape token) only.
+    const gate = createClusterGate({
+      db,
+      secret,
+      what: "the API's internal RPC",
+      log,
+      own: { '/metrics': cfg.metricsToken ? [cfg.metricsToken] : [] },
+    })
     const handler = connectNodeAdapter({
       routes: (r) => {
         r.service(ProxyService, proxyImpl)
         r.service(NodeService, nodeImpl)
       },
       interceptors: [errorInterceptor(onInternal)],
+      // The cluster the gate found the caller to be, for the handlers.
+      contextValues: gate.contextValues,
       // Prometheus text next to the internal RPC, behind the same secret
       // (or WARREN_METRICS_TOKEN, for a scraper that holds no more).
       fallback: (req, res) => {
@@ -325,17 +341,7 @@ export async function createApiService(
         res.end(JSON.stringify({ code: 404, message: 'not found' }))
       },
     })
-    // Nothing on this port answers anyone without the cluster secret: the
-    // catalog holds traffic tokens, and ResumeSandbox and KeepAliveSandbox
-    // change sandboxes.
-    const internal = createInternalServer(
-      requireClusterSecret(handler, {
-        secret,
-        what: "the API's internal RPC",
-        ...(cfg.metricsToken ? { extra: { '/metrics': [cfg.metricsToken] } } : {}),
-      }),
-      tls,
-    )
+    const internal = createInternalServer(gate.guard(handler), tls)
     const url = await listen(internal, internalHost, cfg.internalPort)
     return { server: internal, url: url.replace(/^http:/, `${schemeOf(tls)}:`) }
   }

@@ -39,6 +39,8 @@ export interface CreateSandboxRequest {
   nodeId?: string | undefined
   /** Default runc; only nodes offering it are candidates, never a silent other. */
   isolation?: Isolation
+  /** The cluster whose nodes may take it: a remote cluster's name, or null for the API's own. */
+  cluster: string | null
 }
 
 /** What a create is reckoned to take on its node while under way, when it names no memory. */
@@ -59,20 +61,27 @@ export async function createSandbox(
   const candidates = core.placement.candidates(req.resources?.memoryMb ?? 0, req.nodeId, {
     templateId: req.templateId,
     isolation,
+    cluster: req.cluster,
   })
   if (
     !candidates.length &&
     isolation !== 'runc' &&
-    core.placement.candidates(req.resources?.memoryMb ?? 0, req.nodeId).length
+    core.placement.candidates(req.resources?.memoryMb ?? 0, req.nodeId, { cluster: req.cluster })
+      .length
   )
     throw isolationUnavailable(core.placement.list(), isolation)
   if (!candidates.length)
     throw req.nodeId
       ? new WarrenError(
           'unavailable',
-          `node ${req.nodeId}, which holds the volumes, is unavailable`,
+          `node ${req.nodeId}, which holds the volumes, is unavailable${req.cluster ? ` in cluster '${req.cluster}'` : ''}`,
         )
-      : new WarrenError('capacity_exhausted', 'no orchestrator node is available')
+      : new WarrenError(
+          'capacity_exhausted',
+          req.cluster
+            ? `no orchestrator node of cluster '${req.cluster}' is available`
+            : 'no orchestrator node is available',
+        )
   // The chosen node is reckoned fuller from now until the create ends (its
   // answer counts the sandbox then): creates choosing meanwhile see it and
   // spread, instead of all taking the node that looked emptiest.
@@ -123,6 +132,7 @@ async function createOnCandidates(
     filesOnly: false,
     resumedFrom: null,
     volumeMounts: req.volumeMounts,
+    cluster: req.cluster,
     // This replica finishes the create; if it dies first, another one kills
     // what it may have left on the node (takeover.ts).
     owner: core.replica.id,

@@ -223,11 +223,15 @@ export class LifecycleEngine {
     return { sandbox: await this.resume(s, { timeoutS, memory, trigger: 'api' }), resumed: true }
   }
 
-  /** Traffic for a sandbox with keepalive: the lease becomes at least now + its timeout. */
-  async keepAlive(sandboxId: string): Promise<void> {
+  /**
+   * Traffic for a sandbox with keepalive, seen by an edge of `cluster`: the
+   * lease becomes at least now + its timeout. Another cluster's sandbox is
+   * left alone.
+   */
+  async keepAlive(sandboxId: string, cluster: string | null): Promise<void> {
     this.metrics.keepaliveCalls.inc()
     const s = await getSandbox(this.core.db, sandboxId)
-    if (s?.state !== 'running' || !s.lifecycle.keepaliveTraffic) return
+    if (s?.state !== 'running' || !s.lifecycle.keepaliveTraffic || s.cluster !== cluster) return
     const team = await this.core.team(s.teamId)
     const target = extendedEnd(s.endAt, this.core.clock.now(), s.timeoutS, limits(s, team))
     if (target <= s.endAt) return

@@ -91,6 +91,7 @@ export async function forkSandbox(
         volumeMounts: s.volumeMounts,
         nodeId: s.volumeMounts.length ? s.nodeId : undefined,
         isolation,
+        cluster: s.cluster,
       }).then(
         (sandbox): ForkResult => ({ sandbox }),
         (err: unknown): ForkResult => ({

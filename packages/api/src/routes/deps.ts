@@ -21,6 +21,8 @@ export interface RouteDeps {
   clock: Clock
   templates: TemplateDeps
   volumes: VolumeRouteDeps
+  /** The API's own cluster's name (WARREN_CLUSTER_NAME): a create naming it stays there. */
+  ownCluster: string
 }
 
 /** What the volume routes need besides the store. */

@@ -214,6 +214,20 @@ migrations['0005_volumes'] = {
 
 migrations['0006_replicas'] = replicasMigration
 
+// Remote clusters (nodes and edge proxies with a secret of their own), and
+// the cluster each sandbox belongs to (null: the API's own).
+migrations['0007_clusters'] = {
+  async up(db) {
+    await db.schema
+      .createTable('clusters')
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      .addColumn('secret_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .execute()
+    await db.schema.alterTable('sandboxes').addColumn('cluster', 'text').execute()
+  },
+}
+
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations

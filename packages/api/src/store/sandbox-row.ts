@@ -49,6 +49,11 @@ export interface Sandbox {
   owner: string | null
   /** Volumes mounted into the sandbox (they are on its node). */
   volumeMounts: VolumeMountRef[]
+  /**
+   * The cluster of its node, fixed at create: a remote cluster's name, or
+   * null for the API's own. Only that cluster's edges and nodes see it.
+   */
+  cluster: string | null
 }
 
 /** States that hold a node's resources and count against the team's limit. */
@@ -88,6 +93,7 @@ export function toSandbox(r: Row): Sandbox {
     resumedFrom: r.resumed_from,
     owner: r.owner,
     volumeMounts: JSON.parse(r.volume_mounts),
+    cluster: r.cluster,
   }
 }
 

@@ -78,6 +78,7 @@ export async function insertCreating(db: Db, s: Sandbox, maxConcurrent: number):
         resumed_from: null,
         owner: s.owner,
         volume_mounts: JSON.stringify(s.volumeMounts),
+        cluster: s.cluster,
       })
       .execute()
     await claimVolumes(tx, s.teamId, s.sandboxId, s.volumeMounts)

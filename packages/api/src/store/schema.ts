@@ -15,6 +15,18 @@ export interface Database {
   leases: LeasesTable
   volumes: VolumesTable
   sandbox_volume_mounts: SandboxVolumeMountsTable
+  clusters: ClustersTable
+}
+
+/**
+ * A remote cluster (`warren cluster add`): its own nodes and edge proxies,
+ * which present its secret. Only the secret's sha256 is kept. The API's own
+ * cluster (WARREN_CLUSTER_NAME, its configured secret) has no row.
+ */
+export interface ClustersTable {
+  name: string
+  secret_hash: string
+  created_at: number
 }
 
 /** A running API process; its heartbeat (store time) says it is alive. */
@@ -212,6 +224,8 @@ export interface SandboxesTable {
   owner: string | null
   /** JSON: [{volumeId, name, path}]. */
   volume_mounts: string
+  /** The remote cluster whose nodes the sandbox lives on; null: the API's own cluster. */
+  cluster: string | null
 }
 
 export type PausedKind = 'memory' | 'files'

@@ -168,6 +168,7 @@ export async function startInProcessApi(opts: InProcessOptions = {}): Promise<In
           run: () => {},
         },
         volumes: volumeDeps,
+        ownCluster: 'default',
       },
       log,
     )

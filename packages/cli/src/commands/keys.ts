@@ -1,27 +1,7 @@
-import {
-  createApiKey,
-  databaseUrl,
-  ensureDefaultTeam,
-  listApiKeys,
-  openDatabase,
-  revokeApiKey,
-} from '@warren/api'
-import { type ApiConfig, loadApiConfig } from '@warren/shared'
+import { createApiKey, ensureDefaultTeam, listApiKeys, revokeApiKey } from '@warren/api'
 import type { Command } from 'commander'
 import { print, printOne } from '../lib/output.js'
-
-/** Keys are managed in the store directly: no browser, no running API needed. */
-async function withDb<T>(
-  fn: (db: Awaited<ReturnType<typeof openDatabase>>, cfg: ApiConfig) => Promise<T>,
-): Promise<T> {
-  const cfg = loadApiConfig()
-  const db = await openDatabase(databaseUrl(cfg))
-  try {
-    return await fn(db, cfg)
-  } finally {
-    await db.destroy()
-  }
-}
+import { withDb } from '../lib/store.js'
 
 export function registerKeys(program: Command): void {
   const keys = program.command('keys').description('manage API keys (in the local store)')

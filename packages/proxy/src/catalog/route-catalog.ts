@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Client, Transport } from '@connectrpc/connect'
 import { createWarrenClient, type Logger, SingleFlight } from '@warren/shared'
-import { ProxyService, type Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
+import { ProxyService, type Route, RouteState } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { LRUCache } from 'lru-cache'
 
 export type ProxyClient = Client<typeof ProxyService>
@@ -11,6 +11,8 @@ const MAX_MISSES = 10_000
 /** How long a confirmed route answers for its sandbox (bounds the API reads a flood makes). */
 const CONFIRM_TTL_MS = 500
 const MAX_CONFIRMED = 10_000
+/** A route asked of the control plane: past this the request is answered without it. */
+const ASK_TIMEOUT_MS = 5000
 /** Reconnect backoff stays short: the API restarting is the usual cause. */
 const MAX_BACKOFF_MS = 1000
 
@@ -71,30 +73,42 @@ export class RouteCatalog {
   }
 
   /**
-   * The route, asking the API when the local copy does not have it: the
-   * stream may lag a create that just returned, or be reconnecting. Misses are
-   * remembered for a second (bounded), so unknown ids cannot flood the API.
+   * The route the local copy has, undefined on a miss (the caller asks the
+   * control plane: ResumeSandbox routes it, and wakes it if the request may).
+   * While the stream is down the copy may be stale: a route that says
+   * anything but running is asked for again (falling back to the copy); a
+   * running one is served from the copy without asking (its node proxy has
+   * the last word), so a control plane that is away — restarting, or
+   * unreachable from a remote data plane — neither stops its traffic nor
+   * delays each request by a call that fails.
    */
   async lookup(sandboxId: string): Promise<Route | undefined> {
     const known = this.routes.get(sandboxId)
-    // While the stream is down the copy may be stale: ask, and fall back to it.
-    if (known && this.following) return known
-    const missUntil = this.misses.get(sandboxId)
-    if (missUntil && missUntil > Date.now()) return undefined
+    if (!known) return undefined
+    if (this.following || known.state === RouteState.RUNNING) return known
     try {
-      const { route } = await this.client.getRoute({ sandboxId })
-      if (route) {
-        // A stream event may have arrived meanwhile; it is at least as new.
-        if (!this.following || !this.routes.has(sandboxId)) this.set(route)
-        return this.routes.get(sandboxId)
-      }
+      const { route } = await this.client.getRoute({ sandboxId }, { timeoutMs: ASK_TIMEOUT_MS })
+      if (route && !this.following) this.set(route)
+      return this.routes.get(sandboxId) ?? route
     } catch (err) {
-      if (known) return known
       this.log.warn({ err, sandboxId }, 'route lookup failed')
+      return known
     }
+  }
+
+  /** Whether the control plane said of this id, less than a second ago, that it knows no such sandbox. */
+  recentMiss(sandboxId: string): boolean {
+    const until = this.misses.get(sandboxId)
+    return !!until && until > Date.now()
+  }
+
+  /**
+   * The control plane knows no such sandbox: not asked again for a second
+   * (bounded), so that unknown ids cannot flood it.
+   */
+  noteMiss(sandboxId: string): void {
     if (this.misses.size >= MAX_MISSES) this.misses.clear()
     this.misses.set(sandboxId, Date.now() + MISS_TTL_MS)
-    return undefined
   }
 
   /**
@@ -111,7 +125,7 @@ export class RouteCatalog {
     if (known) return known.route ?? undefined
     return this.confirming.run(sandboxId, async () => {
       try {
-        const { route } = await this.client.getRoute({ sandboxId })
+        const { route } = await this.client.getRoute({ sandboxId }, { timeoutMs: ASK_TIMEOUT_MS })
         this.confirmed.set(sandboxId, { route: route ?? null })
         return route
       } catch (err) {
