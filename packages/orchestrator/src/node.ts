@@ -14,13 +14,7 @@ import type { NodeHost, ResumeInput } from './host/node-host.js'
 import { adoptSandboxes } from './lifecycle/adopt.js'
 import { buildTemplate } from './lifecycle/build.js'
 import { type CreateInput, createSpec } from './lifecycle/create.js'
-import {
-  type Entry,
-  type Exit,
-  holdsMemory,
-  type NodeState,
-  type Settled,
-} from './lifecycle/entries.js'
+import { type Entry, holdsMemory, type NodeState, type Settled } from './lifecycle/entries.js'
 import { NodeExits } from './lifecycle/exits.js'
 import { FrozenBudget } from './lifecycle/frozen-budget.js'
 import { destroySandbox } from './lifecycle/kill.js'
