@@ -64,8 +64,8 @@ export function nodeService(
           `schedulable must be one of ${SCHEDULABLE.join(', ')}, not '${req.schedulable}'`,
         )
       placement.setSchedulable(req.nodeId, to)
-      const killed = to === 'draining' ? await engine.drainNode(req.nodeId) : 0
-      return { node: nodeSummary(placement.node(req.nodeId)), killed }
+      const paused = to === 'draining' ? await engine.drainNode(req.nodeId) : 0
+      return { node: nodeSummary(placement.node(req.nodeId)), paused }
     },
   }
 }

@@ -5,7 +5,7 @@ import {
   newToken,
   WarrenError,
 } from '@warren/shared'
-import type { NodeState } from '../placement/nodes.js'
+import type { NodeState, Placement } from '../placement/nodes.js'
 import {
   deleteSandbox,
   insertCreating,
@@ -17,6 +17,7 @@ import type { Team } from '../store/teams.js'
 import type { VolumeMountRef } from '../store/volumes.js'
 import type { LifecycleCore } from './core.js'
 import { endAfter } from './lease.js'
+import { templateSource } from './move.js'
 
 export interface CreateSandboxRequest {
   templateId: string
@@ -150,6 +151,8 @@ async function createOn(
     sandboxId: s.sandboxId,
     templateId: s.templateId,
     ...(req.buildId ? { buildId: req.buildId } : {}),
+    // A node that lacks the template fetches it from one that has it.
+    ...withTemplateSource(placement, s.templateId, node),
     envVars: s.envVars,
     ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
     // The node proxy asks direct callers for it (edges check it themselves).
@@ -187,4 +190,9 @@ async function createOn(
     throw new WarrenError('internal', `sandbox ${s.sandboxId} vanished while it was created`)
   }
   return running
+}
+
+function withTemplateSource(placement: Placement, templateId: string, node: NodeState) {
+  const url = templateSource(placement, templateId, node)
+  return url ? { templateSourceUrl: url } : {}
 }

@@ -125,14 +125,20 @@ export async function markLost(
   core.log.warn({ sandboxId, nodeId: killed.nodeId }, 'sandbox lost by its node')
 }
 
-/** A node runs a sandbox the store does not know as live: it goes (node sync). */
+/**
+ * A node runs a sandbox the store does not know as live, or knows as live
+ * on another node (a copy left behind by a move): it goes (node sync).
+ */
 export async function killOrphan(
   core: LifecycleCore,
   nodeId: string,
   sandboxId: string,
 ): Promise<void> {
   const s = await getSandbox(core.db, sandboxId)
-  if (s && s.state !== 'killed') return
+  // Live elsewhere (it moved, and this node kept a copy): the copy goes; a
+  // move under way (resuming) is left alone, it may be fetching from here.
+  const copy = s && (s.state === 'running' || s.state === 'paused') && s.nodeId !== nodeId
+  if (s && s.state !== 'killed' && !copy) return
   core.log.warn({ sandboxId, nodeId }, 'killing a sandbox its node had but the store did not')
   await core.placement
     .node(nodeId)
