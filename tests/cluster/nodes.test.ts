@@ -190,8 +190,12 @@ describe('nodes on one machine', () => {
           encoding: 'utf8',
           timeout: 60_000,
         })
-      // Node a has no sandbox now: nothing on the host shows its pool, its claim does.
-      expect((await a!.rpc.list({})).sandboxes).toEqual([])
+      // Node a has no sandbox now (the earlier tests' last kills are done):
+      // nothing on the host shows its pool, its claim does.
+      await eventually(
+        'node a has no sandbox',
+        async () => (await a!.rpc.list({})).sandboxes.length === 0,
+      )
       const overlapping = start({ WARREN_ADDRESS_POOL: a!.setup.pool })
       expect(overlapping.status).not.toBe(0)
       expect(overlapping.stderr).toMatch(/address pool .* overlaps .* of node/)

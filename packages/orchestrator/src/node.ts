@@ -200,13 +200,6 @@ export class SandboxNode {
     return result
   }
 
-  /** A template build (current unless named) packed for a peer, with the layers it `need`s. */
-  exportTemplate(templateId: string, buildId: string | undefined, need: string[]) {
-    // Layers are immutable: no lock; a concurrent delete fails the asker's unpack or hash check.
-    const meta = this.host.template(parseTemplateId(templateId), buildId)
-    return this.snapshots.exportTemplate(meta, need)
-  }
-
   /** A paused sandbox's snapshot packed for a peer that resumes it (see transfer/http). */
   exportSnapshot(sandboxId: string) {
     return this.state.locked(sandboxId, async () => {

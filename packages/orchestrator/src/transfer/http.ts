@@ -31,7 +31,7 @@ export function bundleHandler(node: SandboxNode, log: Logger) {
       const template = /^\/bundles\/template\/([^/]+)(?:\/([^/]+))?$/.exec(path)
       if (template?.[1] && bundleIdSchema.safeParse(template[1]).success) {
         const need = new URL(req.url ?? '/', 'http://node').searchParams.get('need')
-        const manifest = await node.exportTemplate(
+        const manifest = await node.snapshots.exportTemplate(
           template[1],
           template[2],
           need ? need.split(',') : [],

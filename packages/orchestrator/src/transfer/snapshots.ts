@@ -1,8 +1,7 @@
 import { join } from 'node:path'
-import { type BundleManifest, type Logger, WarrenError } from '@warren/shared'
+import { type BundleManifest, type Logger, parseTemplateId, WarrenError } from '@warren/shared'
 import type { NodeHost } from '../host/node-host.js'
 import type { SandboxRecord } from '../sandboxes/record.js'
-import type { TemplateMetadata } from '../templates/metadata.js'
 import { BundleStore } from './bundle-store.js'
 import {
   type BundleSource,
@@ -95,11 +94,17 @@ export class NodeSnapshots {
   }
 
   /**
-   * A template build packed for a peer with the layers it `need`s. Kept
+   * A template build (current unless named) packed for a peer with the layers it `need`s. Kept
    * (a manifest in the local store) for peers still downloading; what was
    * packed more than ten minutes ago goes first.
    */
-  async exportTemplate(meta: TemplateMetadata, need: string[]): Promise<BundleManifest> {
+  async exportTemplate(
+    templateId: string,
+    buildId: string | undefined,
+    need: string[],
+  ): Promise<BundleManifest> {
+    // Layers are immutable: no lock; a concurrent delete fails the asker's unpack or hash check.
+    const meta = this.host.template(parseTemplateId(templateId), buildId)
     this.local.expire('template', 10 * 60_000)
     const manifest = await this.host.packTemplate(meta, new Set(need), this.local)
     await this.local.writeManifest(manifest)
