@@ -17,6 +17,7 @@ import { afterAll, afterEach, beforeAll } from 'vitest'
 import { eventually } from './api-client.js'
 import { CLI } from './cli.js'
 import { freePort } from './node-fixture.js'
+import { type PrivatePostgres, startPostgres } from './postgres.js'
 import { teardownWarrenHost, type WarrenSetup, warrenSetup } from './warren-fixture.js'
 
 export interface ClusterNode {
@@ -51,6 +52,10 @@ export interface ClusterOptions {
   nodes: number
   /** Extra WARREN_* for the API. */
   apiEnv?: Record<string, string>
+  /** Extra WARREN_* for node `i`. */
+  nodeEnv?: (i: number) => Record<string, string>
+  /** The API's store is a private PostgreSQL (else SQLite in its data directory). */
+  postgres?: boolean
 }
 
 export const exited = (p: ChildProcess) =>
@@ -67,9 +72,16 @@ export const exited = (p: ChildProcess) =>
 export function processGroup(dir: string, logDir: string) {
   const procs: ChildProcess[] = []
   const setups: WarrenSetup[] = []
+  let postgres: PrivatePostgres | undefined
   const stopAll = async () => {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM')
+    for (const p of procs) {
+      if (p.exitCode !== null || p.signalCode !== null) continue
+      p.kill('SIGCONT') // a test may have stopped it
+      p.kill('SIGTERM')
+    }
     await Promise.all(procs.map(exited))
+    await postgres?.stop()
+    postgres = undefined
   }
   const teardownHosts = async (more: Array<() => Promise<void>> = []) => {
     const errors: unknown[] = []
@@ -82,6 +94,11 @@ export function processGroup(dir: string, logDir: string) {
     procs,
     /** Node hosts to make clean at teardown. */
     setups,
+    /** A private PostgreSQL, stopped with the processes. */
+    async postgres(): Promise<PrivatePostgres> {
+      postgres ??= await startPostgres()
+      return postgres
+    },
     spawn(name: string, args: string[], env: Record<string, string>): ChildProcess {
       const log = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' })
       const p = spawn(process.execPath, [CLI, ...args], {
@@ -126,7 +143,9 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterFixture
     const ports = { api: await freePort(), internal: await freePort(), proxy: await freePort() }
     const internalUrl = `https://127.0.0.1:${ports.internal}`
     const apiDir = join(dir, 'api')
+    const postgres = opts.postgres ? await group.postgres() : undefined
     const api = spawnLogged('api', ['api'], {
+      ...(postgres ? { WARREN_DATABASE_URL: postgres.url } : {}),
       ...cluster,
       WARREN_DATA_DIR: apiDir,
       WARREN_LISTEN_HOST: '127.0.0.1',
@@ -157,6 +176,7 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterFixture
         WARREN_HEARTBEAT_INTERVAL_MS: '500',
         WARREN_EXIT_WATCH_INTERVAL_MS: '500',
         WARREN_WARM_NETWORK_SLOTS: '0',
+        ...opts.nodeEnv?.(i),
       })
       setups.push(setup)
       const proc = spawnLogged(`node${i}`, ['orchestrator'], setup.env)
@@ -167,7 +187,7 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterFixture
         rpcUrl,
         proxyUrl: `https://127.0.0.1:${setup.ports.nodeProxy}`,
         rpc: createWarrenClient(OrchestratorService, transport(rpcUrl)),
-        pid: () => proc.pid,
+        pid: () => (proc.exitCode === null && proc.signalCode === null ? proc.pid : undefined),
         async kill() {
           proc.kill('SIGKILL')
           await exited(proc)

@@ -18,6 +18,7 @@ import { type Entry, holdsMemory, type NodeState, type Settled } from './lifecyc
 import { NodeExits } from './lifecycle/exits.js'
 import { FrozenBudget } from './lifecycle/frozen-budget.js'
 import { destroySandbox } from './lifecycle/kill.js'
+import { moveIn } from './lifecycle/move-in.js'
 import { updateNetwork } from './lifecycle/network-update.js'
 import { pauseSandbox } from './lifecycle/pause.js'
 import { resumeSandbox } from './lifecycle/resume.js'
@@ -26,6 +27,7 @@ import type { MetricsSample } from './sandboxes/metrics.js'
 import type { SandboxRecord } from './sandboxes/record.js'
 import type { TemplateMetadata } from './templates/metadata.js'
 import type { BuildLog, TemplateBuildSpec } from './templates/run-build.js'
+import { NodeSnapshots } from './transfer/snapshots.js'
 import { VolumeRegistry } from './volumes/registry.js'
 
 export type { CreateInput, ResumeInput }
@@ -51,6 +53,8 @@ export class SandboxNode {
   readonly exits: NodeExits
   /** The node's volumes and which sandboxes mount them. */
   readonly volumes: VolumeRegistry
+  /** Snapshots packed for peers, fetched from them, published to the shared store. */
+  readonly snapshots: NodeSnapshots
 
   constructor(
     readonly cfg: OrchestratorConfig,
@@ -60,6 +64,7 @@ export class SandboxNode {
     this.createLimit = pLimit(cfg.maxConcurrentCreates)
     this.buildLimit = pLimit(cfg.maxConcurrentBuilds)
     this.volumes = new VolumeRegistry(host)
+    this.snapshots = new NodeSnapshots(host, log, cfg)
     this.state = {
       host,
       log,
@@ -138,9 +143,10 @@ export class SandboxNode {
       )
     }
     return this.kills.run(sandboxId, () =>
-      this.state.locked(sandboxId, () =>
-        destroySandbox(this.state, this.settled(sandboxId), this.volumes),
-      ),
+      this.state.locked(sandboxId, async () => {
+        await destroySandbox(this.state, this.settled(sandboxId), this.volumes)
+        this.snapshots.killed(sandboxId)
+      }),
     )
   }
 
@@ -150,23 +156,51 @@ export class SandboxNode {
    * only the files are kept; the memory and network go back to the node.
    */
   async pause(sandboxId: string, opts: { memory: boolean }): Promise<SandboxRecord> {
-    const record = await this.state.locked(sandboxId, () =>
-      pauseSandbox(this.state, this.alive(sandboxId), opts.memory),
-    )
+    const record = await this.state.locked(sandboxId, async () => {
+      const paused = await pauseSandbox(this.state, this.alive(sandboxId), opts.memory)
+      await this.snapshots.publish(paused)
+      return paused
+    })
     if (record.pausedKind === 'memory') this.budget.enforce()
     return record
   }
 
-  /** Thaws a paused sandbox's processes, or boots it from its files; says which happened. */
-  resume(
+  /**
+   * Thaws a paused sandbox's processes, or boots it from its files; says
+   * which happened. With `moveFrom`, a sandbox this node lacks is fetched
+   * (see lifecycle/move-in) and booted from its files.
+   */
+  async resume(
     sandboxId: string,
     input: ResumeInput,
+    moveFrom?: { rpcUrl: string | undefined; templateSourceUrl?: string | undefined },
   ): Promise<{ record: SandboxRecord; kind: 'memory' | 'files' }> {
-    return this.state.locked(sandboxId, async () => {
+    const result = await this.state.locked(sandboxId, async () => {
+      if (moveFrom && !this.entries.has(sandboxId)) {
+        // The id is reserved while its snapshot arrives: a create of it is refused.
+        this.entries.set(sandboxId, { state: 'creating' })
+        try {
+          return await moveIn(this.state, this.snapshots, sandboxId, moveFrom, input)
+        } finally {
+          if (this.entries.get(sandboxId)?.state === 'creating') this.entries.delete(sandboxId)
+        }
+      }
       const entry = this.settled(sandboxId)
       if (entry.state !== 'paused')
         throw new WarrenError('conflict', `sandbox ${sandboxId} is ${entry.state}`)
       return resumeSandbox(this.state, entry, input)
+    })
+    this.snapshots.resumed(sandboxId)
+    return result
+  }
+
+  /** A paused sandbox's snapshot packed for a peer that resumes it (see transfer/http). */
+  exportSnapshot(sandboxId: string) {
+    return this.state.locked(sandboxId, async () => {
+      const entry = this.settled(sandboxId)
+      if (entry.state !== 'paused')
+        throw new WarrenError('conflict', `sandbox ${sandboxId} is ${entry.state}, not paused`)
+      return this.snapshots.export(entry.record)
     })
   }
 

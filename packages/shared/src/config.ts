@@ -99,6 +99,12 @@ export const orchestratorConfigSchema = z.object({
    */
   advertiseHost: z.string().min(1).optional(),
   heartbeatIntervalMs: z.coerce.number().int().min(100).max(60_000).default(2000),
+  /**
+   * The shared snapshot store: a directory every node mounts (NFS or the
+   * like). Each pause publishes the sandbox's snapshot there, so it can
+   * resume on another node even when its own is gone.
+   */
+  snapshotStore: z.string().min(1).optional(),
   /** How often the node looks whether each running sandbox's first process is still alive. */
   exitWatchIntervalMs: z.coerce.number().int().min(50).max(60_000).default(1000),
   /**
@@ -139,6 +145,7 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_HEARTBEAT_INTERVAL_MS: 'heartbeatIntervalMs',
   WARREN_EXIT_WATCH_INTERVAL_MS: 'exitWatchIntervalMs',
   WARREN_GVISOR_PLATFORM: 'gvisorPlatform',
+  WARREN_SNAPSHOT_STORE: 'snapshotStore',
   ...clusterEnv,
   ...internalTlsEnv,
 }

@@ -28,6 +28,8 @@ export const errorCodes = {
   bad_gateway: { http: 502, connect: Code.Unavailable },
   /** A volume (or disk) is full. */
   no_space: { http: 507, connect: Code.ResourceExhausted },
+  /** Data that arrived is not what its content hash says (a corrupted transfer): refused. */
+  data_loss: { http: 502, connect: Code.DataLoss },
   internal: { http: 500, connect: Code.Internal },
 } as const satisfies Record<string, { http: number; connect: Code }>
 

@@ -1,3 +1,4 @@
+export * from './bundle.js'
 export * from './cidr.js'
 export * from './cleanup.js'
 export * from './cluster/index.js'

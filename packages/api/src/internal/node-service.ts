@@ -78,8 +78,8 @@ export function nodeService(
         )
       nodeOf(req.nodeId, callerOf(ctx).cluster)
       placement.setSchedulable(req.nodeId, to)
-      const killed = to === 'draining' ? await engine.drainNode(req.nodeId) : 0
-      return { node: nodeSummary(placement.node(req.nodeId)), killed }
+      const paused = to === 'draining' ? await engine.drainNode(req.nodeId) : 0
+      return { node: nodeSummary(placement.node(req.nodeId)), paused }
     },
   }
 }

@@ -6,7 +6,7 @@ import {
   newToken,
   WarrenError,
 } from '@warren/shared'
-import { isolationUnavailable, type NodeState } from '../placement/nodes.js'
+import { isolationUnavailable, type NodeState, type Placement } from '../placement/nodes.js'
 import {
   deleteSandbox,
   insertCreating,
@@ -18,6 +18,7 @@ import type { Team } from '../store/teams.js'
 import type { VolumeMountRef } from '../store/volumes.js'
 import type { LifecycleCore } from './core.js'
 import { endAfter } from './lease.js'
+import { templateSource } from './move.js'
 
 export interface CreateSandboxRequest {
   templateId: string
@@ -171,6 +172,8 @@ async function createOn(
     sandboxId: s.sandboxId,
     templateId: s.templateId,
     ...(req.buildId ? { buildId: req.buildId } : {}),
+    // A node that lacks the template fetches it from one that has it.
+    ...withTemplateSource(placement, s.templateId, node),
     envVars: s.envVars,
     ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
     // The node proxy asks direct callers for it (edges check it themselves).
@@ -209,4 +212,9 @@ async function createOn(
     throw new WarrenError('internal', `sandbox ${s.sandboxId} vanished while it was created`)
   }
   return running
+}
+
+function withTemplateSource(placement: Placement, templateId: string, node: NodeState) {
+  const url = templateSource(placement, templateId, node)
+  return url ? { templateSourceUrl: url } : {}
 }

@@ -335,7 +335,7 @@ export class LifecycleEngine {
     return killExited(this.core, nodeId, sandboxId, detail, oom)
   }
 
-  /** Kills everything on a (cordoned) node. */
+  /** Pauses what runs on a (cordoned) node, to resume elsewhere. */
   drainNode(nodeId: string): Promise<number> {
     return drainNode(this.core, nodeId)
   }

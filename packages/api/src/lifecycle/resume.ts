@@ -3,6 +3,7 @@ import { SingleFlight, WarrenError } from '@warren/shared'
 import { getSandbox, type Sandbox, teamLimitReached, transition } from '../store/sandboxes.js'
 import { isLive, KIND, type LifecycleCore, lostRace } from './core.js'
 import { endAfter } from './lease.js'
+import { resumeSomewhere } from './move.js'
 
 export interface ResumeOptions {
   /** Lease after the resume, in seconds. */
@@ -87,8 +88,10 @@ export class Resumes {
     catalog.update(resuming)
     let from: 'memory' | 'files'
     let address: string
+    let nodeId: string
     try {
-      const res = await this.core.placement.node(s.nodeId).client.resume({
+      // Its own node, or another one when that is down, draining or full (move.ts).
+      const { res, nodeId: on } = await resumeSomewhere(this.core, s, {
         sandboxId,
         envVars: s.envVars,
         ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
@@ -96,6 +99,7 @@ export class Resumes {
       })
       from = KIND[res.resumedFrom] ?? 'memory'
       address = res.sandbox?.address ?? ''
+      nodeId = on
     } catch (err) {
       const back = await transition(
         db,
@@ -114,6 +118,7 @@ export class Resumes {
       {
         state: 'running',
         owner: null,
+        nodeId,
         startedAt,
         endAt: endAfter(startedAt, opts.timeoutS, { startedAt, maxLifetimeS: team.maxLifetimeS }),
         address,

@@ -59,6 +59,11 @@ export interface NodeState {
   /** Silent past the grace period: its sandboxes were reported lost. */
   lost: boolean
   schedulable: Schedulable
+  /**
+   * It publishes its paused sandboxes' snapshots to a shared snapshot store:
+   * they outlive the node (and resume elsewhere) when it is lost.
+   */
+  snapshotStore: boolean
 }
 
 /** Parses `id=url,id=url` (WARREN_NODES). */
@@ -250,6 +255,7 @@ export class Placement {
       lastSeenMs: this.now(),
       healthy: true,
       lost: false,
+      snapshotStore: s.snapshotStore,
     })
     if (s.rpcUrl && node.source !== 'registered') node.url ??= s.rpcUrl
     if (moved) for (const fn of this.listeners) fn(node)
@@ -395,5 +401,6 @@ function blankNode(
     healthy: false,
     lost: false,
     schedulable: 'active',
+    snapshotStore: false,
   }
 }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import type { Logger, OrchestratorConfig } from '@warren/shared'
@@ -27,6 +28,8 @@ import { deleteTemplate } from '../templates/gc.js'
 import { TemplateRegistry } from '../templates/registry.js'
 import { runBuild } from '../templates/run-build.js'
 import { withTemplateCommands } from '../templates/sandbox-start.js'
+import { installSandbox, packSandbox } from '../transfer/sandbox-bundle.js'
+import { installTemplate, packTemplate } from '../transfer/template-bundle.js'
 import { createVolumeDisk, deleteVolumeDisk, unmountVolumes } from '../volumes/storage.js'
 import type { NodeHost } from './node-host.js'
 import { startHost } from './start.js'
@@ -141,6 +144,11 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
     },
     snapshot: (record, templateId) => snapshotSandbox(ctx, record, templateId),
     saveRecord: (record) => writeRecord(cfg.dataDir, record),
+    packSnapshot: (record, store) => packSandbox(ctx, record, store),
+    installSnapshot: (manifest, store) => installSandbox(ctx, manifest, store),
+    packTemplate: (meta, need, store) => packTemplate(templatesDir, meta, need, store),
+    installTemplate: (manifest, store) => installTemplate(templatesDir, manifest, store),
+    layersHeld: (paths) => paths.filter((p) => existsSync(join(templatesDir, p))),
     diskUsed(r) {
       const disk = sandboxPaths(cfg.dataDir, r.sandboxId).disk
       return mountsUnder(disk).includes(disk) ? diskUsage(disk).usedBytes : undefined

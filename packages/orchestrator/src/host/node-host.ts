@@ -1,4 +1,10 @@
-import type { EgressPolicy, Isolation, NetworkConfig, NetworkPolicy } from '@warren/shared'
+import type {
+  BundleManifest,
+  EgressPolicy,
+  Isolation,
+  NetworkConfig,
+  NetworkPolicy,
+} from '@warren/shared'
 import type { PolicyTable } from '../network/policies.js'
 import type { NetworkSlot } from '../network/slots.js'
 import type { InitWatch } from '../sandboxes/init-watch.js'
@@ -7,6 +13,7 @@ import type { MetricsSample } from '../sandboxes/metrics.js'
 import type { SandboxRecord } from '../sandboxes/record.js'
 import type { TemplateMetadata } from '../templates/metadata.js'
 import type { BuildLog, TemplateBuildSpec } from '../templates/run-build.js'
+import type { BundleStore } from '../transfer/bundle-store.js'
 import type { VolumeRecord } from '../volumes/record.js'
 import type { VolumeMount } from '../volumes/registry.js'
 
@@ -120,6 +127,23 @@ export interface NodeHost {
    */
   snapshot(record: SandboxRecord, templateId: string): Promise<TemplateMetadata>
   saveRecord(record: SandboxRecord): void
+  /** A paused sandbox's snapshot as a bundle in `store`: its layer's files and its record. */
+  packSnapshot(record: SandboxRecord, store: BundleStore): Promise<BundleManifest>
+  /**
+   * A files-only sandbox of this node made from a snapshot bundle whose
+   * files are in `store`; on failure nothing of it is left.
+   */
+  installSnapshot(manifest: BundleManifest, store: BundleStore): Promise<SandboxRecord>
+  /** A template build as a bundle in `store`, with the layers the asker lacks (`need`). */
+  packTemplate(
+    meta: TemplateMetadata,
+    need: Set<string>,
+    store: BundleStore,
+  ): Promise<BundleManifest>
+  /** A template build from a bundle whose files are in `store`; the layers it has are kept. */
+  installTemplate(manifest: BundleManifest, store: BundleStore): Promise<TemplateMetadata>
+  /** The template layers this node holds, as template.json names them. */
+  layersHeld(paths: string[]): string[]
   /** What the sandbox's disk holds now, in bytes; undefined while it is unmounted. */
   diskUsed(record: SandboxRecord): number | undefined
   /** Memory the sandbox's processes hold now, in bytes. */

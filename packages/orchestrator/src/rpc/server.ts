@@ -12,6 +12,7 @@ import {
 import { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 import type { NodeStatusInit } from '../cluster/status.js'
 import type { SandboxNode } from '../node.js'
+import { bundleHandler } from '../transfer/http.js'
 import { volumeContentHandler } from '../volumes/content/handler.js'
 import { orchestratorService } from './service.js'
 
@@ -29,7 +30,7 @@ export interface RpcOptions {
 /**
  * Serves the orchestrator RPC (Connect, gRPC and gRPC-Web) on host:port,
  * and beside it the node's volume content API (`/volumecontent/…`), which
- * the API streams requests to. Every request must carry the cluster secret:
+ * the API streams requests to, and its bundles for peers (`/bundles/…`). Every request must carry the cluster secret:
  * whoever can create and kill sandboxes here owns the node.
  */
 export async function serveOrchestratorRpc(
@@ -43,11 +44,15 @@ export async function serveOrchestratorRpc(
     uidBase: node.cfg.uidBase,
     log,
   })
+  const bundles = bundleHandler(node, log)
   const handler = connectNodeAdapter({
     routes: (router) => router.service(OrchestratorService, orchestratorService(node, opts.status)),
     interceptors: [errorInterceptor((err) => log.error({ err }, 'orchestrator rpc failed'))],
     // Only HTTP/1.1 is served here.
-    fallback: (req, res) => content(req as IncomingMessage, res as ServerResponse),
+    fallback: (req, res) =>
+      (req.url ?? '').startsWith('/bundles/')
+        ? bundles(req as IncomingMessage, res as ServerResponse)
+        : content(req as IncomingMessage, res as ServerResponse),
   })
   const server = createInternalServer(
     requireClusterSecret(handler, { secret: opts.secret, what: 'the orchestrator RPC' }),

@@ -1,11 +1,14 @@
-import { type Isolation, WarrenError } from '@warren/shared'
+import { Readable } from 'node:stream'
+import { type BundleManifest, type Isolation, WarrenError } from '@warren/shared'
 import type { CreateSpec, NodeHost, Placed } from '../host/node-host.js'
 import { AddressPool } from '../network/address-pool.js'
 import { netnsNames } from '../network/netns.js'
 import { PolicyTable } from '../network/policies.js'
 import type { NetworkSlot } from '../network/slots.js'
 import type { SandboxRecord } from '../sandboxes/record.js'
+import { sandboxRecordSchema } from '../sandboxes/record.js'
 import type { TemplateMetadata } from '../templates/metadata.js'
+import type { BundleStore } from '../transfer/bundle-store.js'
 import type { VolumeRecord } from '../volumes/record.js'
 
 /** The steps of a host that a test can delay or make fail. */
@@ -204,6 +207,54 @@ export class MemoryHost implements NodeHost {
     this.calls.push(`snapshot ${record.sandboxId}`)
     return { ...BASE_TEMPLATE, templateId, layers: [`layers/${record.sandboxId}`] }
   }
+
+  /** The record stands in for the layer: one blob of its JSON. */
+  async packSnapshot(record: SandboxRecord, store: BundleStore): Promise<BundleManifest> {
+    this.calls.push(`pack ${record.sandboxId}`)
+    const file = await store.put(Readable.from([Buffer.from(JSON.stringify(record))]), 'upper.tar')
+    const manifest: BundleManifest = {
+      version: 1,
+      kind: 'sandbox',
+      id: record.sandboxId,
+      createdAt: new Date().toISOString(),
+      metadata: record,
+      files: [file],
+    }
+    await store.writeManifest(manifest)
+    return manifest
+  }
+
+  async installSnapshot(manifest: BundleManifest, _store: BundleStore): Promise<SandboxRecord> {
+    this.calls.push(`install ${manifest.id}`)
+    const record: SandboxRecord = {
+      ...sandboxRecordSchema.parse(manifest.metadata),
+      state: 'paused',
+      pausedKind: 'files',
+      slotIndex: null,
+      sandboxIp: null,
+      hostIp: null,
+    }
+    this.records.set(record.sandboxId, record)
+    return record
+  }
+
+  async packTemplate(meta: TemplateMetadata): Promise<BundleManifest> {
+    return {
+      version: 1,
+      kind: 'template',
+      id: `${meta.templateId}/${meta.buildId}`,
+      createdAt: new Date().toISOString(),
+      metadata: { template: meta, layers: [] },
+      files: [],
+    }
+  }
+
+  async installTemplate(manifest: BundleManifest): Promise<TemplateMetadata> {
+    this.calls.push(`installTemplate ${manifest.id}`)
+    return (manifest.metadata as { template: TemplateMetadata }).template
+  }
+
+  layersHeld = (paths: string[]) => paths
 
   saveRecord(record: SandboxRecord): void {
     this.records.set(record.sandboxId, record)
