@@ -222,6 +222,7 @@ export async function createApiService(
       clock,
       templates,
       volumes,
+      teamDefaults: { maxConcurrent: cfg.maxConcurrentSandboxes, maxLifetimeS: cfg.maxLifetimeS },
     },
     log,
   )

@@ -5,6 +5,7 @@ import type { Clock } from '../lifecycle/clock.js'
 import type { LifecycleEngine } from '../lifecycle/engine.js'
 import type { Placement } from '../placement/nodes.js'
 import type { Db } from '../store/db.js'
+import type { TeamLimits } from '../store/teams.js'
 import type { BuildRow } from '../store/template-builds.js'
 import type { BuildRequest } from '../templates/build-runner.js'
 import type { TemplateFiles } from '../templates/files.js'
@@ -21,6 +22,8 @@ export interface RouteDeps {
   clock: Clock
   templates: TemplateDeps
   volumes: VolumeRouteDeps
+  /** The limits a team made through the admin API gets unless told otherwise. */
+  teamDefaults: TeamLimits
 }
 
 /** What the volume routes need besides the store. */

@@ -1,4 +1,4 @@
-import type { Kysely, Migration, MigrationProvider } from 'kysely'
+import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely'
 import { replicasMigration } from './migrations-replicas.js'
 
 /**
@@ -213,6 +213,20 @@ migrations['0005_volumes'] = {
 }
 
 migrations['0006_replicas'] = replicasMigration
+
+// Operators' keys: an admin key may manage teams, their limits and keys, and
+// see the nodes (/admin/*). The first key a store made (`warren up`'s,
+// 'first key' of the default team) was the operator's all along.
+migrations['0007_admin_keys'] = {
+  async up(db) {
+    await db.schema
+      .alterTable('api_keys')
+      .addColumn('admin', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute()
+    await sql`update api_keys set admin = 1 where name = 'first key'
+      and team_id in (select id from teams where name = 'default')`.execute(db)
+  },
+}
 
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {

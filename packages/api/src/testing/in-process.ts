@@ -168,6 +168,7 @@ export async function startInProcessApi(opts: InProcessOptions = {}): Promise<In
           run: () => {},
         },
         volumes: volumeDeps,
+        teamDefaults: { maxConcurrent: 10, maxLifetimeS: 3600 },
       },
       log,
     )
