@@ -86,8 +86,12 @@ function Row(props: {
       <td>{s.templateID}</td>
       <td class="mono">{s.clientID}</td>
       <td>{time(s.startedAt)}</td>
-      <td class={left < 60_000 ? 'countdown soon' : 'countdown'} data-testid="countdown">
-        {countdown(left)}
+      {/* A paused sandbox's lease is not running down. */}
+      <td
+        class={s.state === 'running' && left < 60_000 ? 'countdown soon' : 'countdown'}
+        data-testid="countdown"
+      >
+        {s.state === 'paused' ? '–' : countdown(left)}
       </td>
       <td class="meta">
         {Object.entries(s.metadata).map(([k, v]) => (
