@@ -127,12 +127,68 @@ describe('dashboard', () => {
     expect(await page.evaluate('window.warrenNoReload')).toBe(true)
   })
 
+  it('pauses, resumes and sets the timeout of a sandbox from the page', async () => {
+    const page = await open()
+    await signIn(page, warren().apiKey)
+    const sbx = await Sandbox.create({ ...warren().sdk, timeoutMs: 300_000 })
+    made.push(sbx.sandboxId)
+    const row = page.locator(`tr[data-sandbox-id="${sbx.sandboxId}"]`)
+    await row.waitFor({ timeout: 15_000 })
+
+    await row.getByRole('button', { name: 'Timeout' }).click()
+    await row.getByLabel('timeout in seconds').fill('40')
+    await row.getByRole('button', { name: 'Set' }).click()
+    await expect
+      .poll(async () => seconds((await row.getByTestId('countdown').textContent()) ?? ''))
+      .toBeLessThanOrEqual(40)
+    const info = await Sandbox.getInfo(sbx.sandboxId, warren().sdk)
+    expect(info.endAt.getTime() - Date.now()).toBeLessThanOrEqual(40_000)
+
+    await row.getByRole('button', { name: 'Pause' }).click()
+    await expect.poll(() => row.locator('.state').textContent(), { timeout: 30_000 }).toBe('paused')
+    expect((await Sandbox.getInfo(sbx.sandboxId, warren().sdk)).state).toBe('paused')
+    await row.getByRole('button', { name: 'Resume' }).click()
+    await expect
+      .poll(() => row.locator('.state').textContent(), { timeout: 30_000 })
+      .toBe('running')
+    expect((await Sandbox.getInfo(sbx.sandboxId, warren().sdk)).state).toBe('running')
+  })
+
+  it("creates a key on the team's keys pane, shows it once, and revokes it", async () => {
+    const page = await open()
+    await signIn(page, warren().apiKey)
+    await page.getByRole('button', { name: 'API keys' }).click()
+    await page.getByPlaceholder('name of the new key').fill('from-the-page')
+    await page.getByRole('button', { name: 'Create key' }).click()
+    const shown = (await page.getByTestId('new-key').locator('code').textContent()) ?? ''
+    expect(shown).toMatch(/^e2b_[0-9a-f]{40}$/)
+    expect((await api(warren(), 'GET', '/me', { key: shown })).status).toBe(200)
+
+    const row = page.locator('tr[data-key-id]', { hasText: 'from-the-page' })
+    await row.waitFor()
+    expect(await row.textContent()).not.toContain(shown)
+    await row.getByRole('button', { name: 'Revoke' }).click()
+    await row.getByRole('button', { name: 'Revoke?' }).click()
+    await expect.poll(() => row.textContent()).toContain('revoked')
+    expect((await api(warren(), 'GET', '/me', { key: shown })).status).toBe(401)
+
+    // Templates: the built-in one at least, with its status.
+    await page.getByRole('button', { name: 'Templates' }).click()
+    await expect
+      .poll(() => page.locator('tr[data-template-id="base"]').textContent())
+      .toContain('ready')
+  })
+
   it('shows nodes to an admin key only; the server refuses a team key regardless', async () => {
     const admin = await open()
     await signIn(admin, warren().apiKey)
     await admin.getByRole('button', { name: 'Nodes' }).click()
     await admin.locator('tr[data-node-id]').first().waitFor()
     expect(await admin.locator('tr[data-node-id]').first().textContent()).toContain('healthy')
+    await admin.getByRole('button', { name: 'Teams' }).click()
+    await expect
+      .poll(() => admin.locator('tr[data-team="default"]').textContent())
+      .toContain('/ 100')
 
     const made = await api(warren(), 'POST', '/api-keys', { json: { name: 'browser-test' } })
     expect(made.status).toBe(201)
