@@ -268,10 +268,13 @@ export async function cleanupHost(prefix: string, dataDir: string, errors: unkno
   }
   // Only tidy when nothing is mounted below: never recurse into a live overlay.
   if (mountsUnder(dataDir).length === 0) rmSync(dataDir, { recursive: true, force: true })
-  try {
-    execFileSync('nft', ['delete', 'table', 'inet', `warren_${prefix}`], { stdio: 'ignore' })
-  } catch {
-    // already gone
+  // The node's table, and any gVisor sandbox's a failed test left.
+  for (const table of [`warren_${prefix}`, ...gvisorTables(prefix)]) {
+    try {
+      execFileSync('nft', ['delete', 'table', 'inet', table], { stdio: 'ignore' })
+    } catch {
+      // already gone
+    }
   }
   for (const dir of cgroupDirs(prefix)) {
     try {
@@ -304,14 +307,18 @@ export function hostLeftovers(
     ifname: string
   }[]
   left.push(...links.filter((l) => slot.test(l.ifname)).map((l) => `link ${l.ifname}`))
-  const runcRoot = join(dataDir, 'runc')
-  if (existsSync(runcRoot)) {
-    const out = execFileSync('runc', ['--root', runcRoot, 'list', '--format', 'json'], {
+  for (const runtime of ['runc', 'runsc']) {
+    const root = join(dataDir, runtime)
+    if (!existsSync(root)) continue
+    const out = execFileSync(runtime, ['--root', root, 'list', '--format', 'json'], {
       encoding: 'utf8',
     }).trim()
     const containers = (JSON.parse(out || 'null') as { id: string; status: string }[] | null) ?? []
-    left.push(...containers.map((c) => `container ${c.id} (${c.status})`))
+    const kind = runtime === 'runc' ? 'container' : 'gvisor container'
+    left.push(...containers.map((c) => `${kind} ${c.id} (${c.status})`))
   }
+  // gVisor sandboxes' rules, on the host side of their veths.
+  left.push(...gvisorTables(prefix).map((n) => `nft table ${n}`))
   // The data directory itself may be a filesystem a test gave it.
   const nodeMounts = opts.nodeGone ? [dataDir] : [dataDir, join(dataDir, 'envd')]
   left.push(
@@ -329,6 +336,14 @@ export function hostLeftovers(
   const sandboxes = join(dataDir, 'sandboxes')
   if (existsSync(sandboxes)) left.push(...readdirSync(sandboxes).map((d) => `sandbox dir ${d}`))
   return left
+}
+
+/** The host-side tables of a node's gVisor sandboxes (`warren_<prefix>_g<slot>`). */
+function gvisorTables(prefix: string): string[] {
+  const out = execFileSync('nft', ['-j', 'list', 'tables'], { encoding: 'utf8' })
+  const tables = (JSON.parse(out) as { nftables: Array<{ table?: { name: string } }> }).nftables
+  const name = new RegExp(`^warren_${prefix}_g\\d+$`)
+  return tables.flatMap((t) => (t.table && name.test(t.table.name) ? [t.table.name] : []))
 }
 
 /** Loop devices whose backing file is under `dir` (sandbox disk images). */

@@ -1,9 +1,11 @@
 import { join } from 'node:path'
 import type { EgressPolicy, Logger, OrchestratorConfig } from '@warren/shared'
 import type { AddressPool, AddressSlot } from './network/address-pool.js'
+import type { GvisorNetwork } from './network/gvisor.js'
 import type { PolicyTable } from './network/policies.js'
 import type { NetworkSlots } from './network/slots.js'
 import type { Runc } from './runtime/runc.js'
+import type { Runtimes } from './runtime/runtimes.js'
 import type { TemplateRegistry } from './templates/registry.js'
 
 /** What the machine host's operations share; built once by createMachineHost. */
@@ -11,7 +13,10 @@ export interface NodeContext {
   cfg: OrchestratorConfig
   templatesDir: string
   log: Logger
+  /** runc, also for template builds (which always run under runc). */
   runc: Runc
+  /** Every runtime of the node; a sandbox's own is named in its record. */
+  runtimes: Runtimes
   templates: TemplateRegistry
   pool: AddressPool
   slots: NetworkSlots
@@ -22,6 +27,8 @@ export interface NodeContext {
   /** The nftables ruleset of a sandbox's namespace, with its egress rules if any. */
   tableFor: (slot: AddressSlot, egress?: EgressPolicy) => string
   policies: PolicyTable
+  /** The rules of gVisor sandboxes, on the host side of their veths. */
+  gvisorNetwork: GvisorNetwork
 }
 
 /** The templates directory: configured, or under the data directory. */

@@ -305,6 +305,7 @@ export class SandboxNode {
       memoryMbAllocated: this.memoryAllocated,
       sandboxes: this.entries.size,
       addressesFree: this.host.addressesFree(),
+      isolations: this.host.isolations(),
     }
   }
 }

@@ -101,6 +101,12 @@ export const orchestratorConfigSchema = z.object({
   heartbeatIntervalMs: z.coerce.number().int().min(100).max(60_000).default(2000),
   /** How often the node looks whether each running sandbox's first process is still alive. */
   exitWatchIntervalMs: z.coerce.number().int().min(50).max(60_000).default(1000),
+  /**
+   * gVisor's platform for `gvisor` sandboxes: `auto` (KVM when a trial
+   * sandbox starts on it, else ptrace), `kvm`, `ptrace`, or `off` (the node
+   * offers runc only). Without runsc installed the node offers runc only.
+   */
+  gvisorPlatform: z.enum(['auto', 'kvm', 'ptrace', 'off']).default('auto'),
 })
 
 export type OrchestratorConfig = z.infer<typeof orchestratorConfigSchema>
@@ -132,6 +138,7 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_ADVERTISE_HOST: 'advertiseHost',
   WARREN_HEARTBEAT_INTERVAL_MS: 'heartbeatIntervalMs',
   WARREN_EXIT_WATCH_INTERVAL_MS: 'exitWatchIntervalMs',
+  WARREN_GVISOR_PLATFORM: 'gvisorPlatform',
   ...clusterEnv,
   ...internalTlsEnv,
 }

@@ -58,6 +58,10 @@ const CREATE: Array<[RequestOptions, number, RegExp, NodeMethod[]?]> = [
   // What the pinned SDK can send and Warren does not implement: named, never dropped.
   [base({ volumeMounts: [{ name: 'v', path: '/data' }] }), 400, /volume 'v' not found/],
   [base({ mcp: { github: {} } }), 400, /unsupported field 'mcp'/],
+  [base({ isolation: 'kata' }), 400, /isolation/],
+  [base({ isolation: 1 }), 400, /isolation/],
+  // The stand-in node offers runc only: never a silent runc sandbox instead.
+  [base({ isolation: 'gvisor' }), 400, /no node of this deployment offers gvisor isolation/],
   [base({ iam: { tokens: { t: { audience: 'a', tokenType: 'jwt' } } } }), 400, /unsupported field 'iam'/],
   [net({ egressProxy: { address: 'proxy.test:1080' } }), 400, /unsupported field 'network\.egressProxy'/],
   [net({ rules: { 'api.test': [{}] } }), 400, /unsupported field 'network\.rules'/],

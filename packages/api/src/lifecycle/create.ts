@@ -1,11 +1,12 @@
 import {
+  type Isolation,
   type NetworkConfig,
   networkConfigToMessage,
   newSandboxId,
   newToken,
   WarrenError,
 } from '@warren/shared'
-import type { NodeState } from '../placement/nodes.js'
+import { isolationUnavailable, type NodeState } from '../placement/nodes.js'
 import {
   deleteSandbox,
   insertCreating,
@@ -36,6 +37,8 @@ export interface CreateSandboxRequest {
   volumeMounts: VolumeMountRef[]
   /** The node the sandbox must go to (its volumes'), if any. */
   nodeId?: string | undefined
+  /** Default runc; only nodes offering it are candidates, never a silent other. */
+  isolation?: Isolation
 }
 
 /** What a create is reckoned to take on its node while under way, when it names no memory. */
@@ -52,9 +55,17 @@ export async function createSandbox(
   team: Team,
   req: CreateSandboxRequest,
 ): Promise<Sandbox> {
+  const isolation = req.isolation ?? 'runc'
   const candidates = core.placement.candidates(req.resources?.memoryMb ?? 0, req.nodeId, {
     templateId: req.templateId,
+    isolation,
   })
+  if (
+    !candidates.length &&
+    isolation !== 'runc' &&
+    core.placement.candidates(req.resources?.memoryMb ?? 0, req.nodeId).length
+  )
+    throw isolationUnavailable(core.placement.list(), isolation)
   if (!candidates.length)
     throw req.nodeId
       ? new WarrenError(
@@ -158,6 +169,7 @@ async function createOn(
     ...req.resources,
     ...(s.allowInternetAccess !== null ? { allowInternetAccess: s.allowInternetAccess } : {}),
     volumeMounts: s.volumeMounts,
+    ...(req.isolation && req.isolation !== 'runc' ? { isolation: req.isolation } : {}),
   })
   const info = res.sandbox!
   // Counted at once, so the next placement sees it; the node's own figures follow.

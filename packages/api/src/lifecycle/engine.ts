@@ -141,13 +141,17 @@ export class LifecycleEngine {
   async describe(
     team: Team,
     sandboxId: string,
-  ): Promise<{ sandbox: Sandbox; diskUsedBytes?: number }> {
+  ): Promise<{ sandbox: Sandbox; diskUsedBytes?: number; isolation?: string }> {
     const s = await this.get(team, sandboxId)
     if (s.state !== 'running' && s.state !== 'paused') return { sandbox: s }
     try {
       const { sandbox } = await this.core.placement.node(s.nodeId).client.get({ sandboxId })
       const used = sandbox?.diskUsedBytes
-      const usage = used === undefined ? {} : { diskUsedBytes: Number(used) }
+      const usage = {
+        ...(used === undefined ? {} : { diskUsedBytes: Number(used) }),
+        // The node's record is where the isolation is kept (a node that predates it runs runc).
+        isolation: sandbox?.isolation || 'runc',
+      }
       const dropped =
         s.pausedKind === 'memory' && KIND[sandbox?.pausedKind ?? PausedKind.UNSPECIFIED] === 'files'
       if (!dropped) return { sandbox: s, ...usage }

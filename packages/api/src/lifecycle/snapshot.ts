@@ -1,4 +1,4 @@
-import { WarrenError } from '@warren/shared'
+import { type Isolation, isIsolation, WarrenError } from '@warren/shared'
 import type { Sandbox } from '../store/sandboxes.js'
 import { insertSnapshot } from '../store/snapshots.js'
 import type { Team } from '../store/teams.js'
@@ -58,7 +58,7 @@ export async function snapshotSandbox(
 /**
  * Forks a sandbox: a snapshot of its files, then `count` new sandboxes from
  * it, each with the source's settings (env vars, metadata, lifecycle,
- * network, token kind) and its own lease. Processes are not copied — there
+ * network, token kind, isolation) and its own lease. Processes are not copied — there
  * is no checkpointing under runc — so each fork boots a fresh process tree
  * on the files. Each create succeeds or fails on its own (a team limit may
  * stop some).
@@ -69,6 +69,12 @@ export async function forkSandbox(
   s: Sandbox,
   opts: { timeoutS: number | undefined; count: number },
 ): Promise<ForkResult[]> {
+  // The source's isolation is kept in its node's record: the forks get it too.
+  const { sandbox: source } = await core.placement.node(s.nodeId).client.get({
+    sandboxId: s.sandboxId,
+  })
+  const named = source?.isolation ?? ''
+  const isolation: Isolation = isIsolation(named) ? named : 'runc'
   const { snapshotId } = await snapshotSandbox(core, s, { kind: 'fork' })
   return Promise.all(
     Array.from({ length: opts.count }, () =>
@@ -84,6 +90,7 @@ export async function forkSandbox(
         // The source's volumes too: they are on its node, where the snapshot is.
         volumeMounts: s.volumeMounts,
         nodeId: s.volumeMounts.length ? s.nodeId : undefined,
+        isolation,
       }).then(
         (sandbox): ForkResult => ({ sandbox }),
         (err: unknown): ForkResult => ({

@@ -5,7 +5,7 @@ import {
   createRouterTransport,
   type Transport,
 } from '@connectrpc/connect'
-import { createWarrenClient, type Logger, WarrenError } from '@warren/shared'
+import { createWarrenClient, type Isolation, type Logger, WarrenError } from '@warren/shared'
 import {
   type NodeStatus,
   OrchestratorService,
@@ -29,6 +29,8 @@ export interface NodeState {
   proxyUrl: string
   /** Base URL of the node's RPC port, which also serves its volumes' files; unset if not known. */
   url: string | undefined
+  /** The isolations it runs new sandboxes with, as it last said; undefined until it has answered. */
+  isolations: readonly string[] | undefined
   memoryMbFree: number
   memoryMbTotal: number
   cpuCount: number
@@ -205,6 +207,7 @@ export class Placement {
       cpuCount: s.cpuCount,
       cpuAllocated: s.cpuAllocated,
       templates: new Set(s.templates),
+      isolations: offered(s.isolations),
       version: s.version,
       instanceId: s.instanceId,
       lastSeenMs: this.now(),
@@ -258,13 +261,20 @@ export class Placement {
    * answer says the template is missing); the emptiest first, by free memory,
    * then by free CPUs (CPUs are shares, promised beyond the count: they
    * order nodes and refuse none). Only `nodeId` when given (a sandbox
-   * mounting volumes goes where they are).
+   * mounting volumes goes where they are). Only nodes offering the
+   * isolation asked (default runc).
    */
-  candidates(memoryMb: number, nodeId?: string, want: { templateId?: string } = {}): NodeState[] {
+  candidates(
+    memoryMb: number,
+    nodeId?: string,
+    want: { templateId?: string; isolation?: Isolation } = {},
+  ): NodeState[] {
+    const isolation = want.isolation ?? 'runc'
     const fitting = this.list()
       .filter((n) => n.healthy && !n.lost && n.schedulable === 'active')
       .filter((n) => n.memoryMbFree >= memoryMb)
       .filter((n) => nodeId === undefined || n.nodeId === nodeId)
+      .filter((n) => n.isolations?.includes(isolation))
     const tpl = want.templateId
     const holding = tpl ? fitting.filter((n) => n.templates?.has(tpl)) : fitting
     return (holding.length ? holding : fitting).sort(
@@ -289,6 +299,31 @@ export class Placement {
   }
 }
 
+/** A node that names no isolation predates them: it runs runc. */
+function offered(isolations: string[]): string[] {
+  return isolations.length ? isolations : ['runc']
+}
+
+/**
+ * Why no node can take a sandbox of this isolation now: 400 when every
+ * registered node has said what it offers and none offers it (asking again
+ * will not help until the operator installs runsc), 503 when one that
+ * offers it is down or full, or a node has not answered yet.
+ */
+export function isolationUnavailable(nodes: NodeState[], isolation: Isolation): WarrenError {
+  const anyOffers = nodes.some((n) => n.isolations?.includes(isolation))
+  const unknown = nodes.some((n) => n.isolations === undefined)
+  if (!anyOffers && !unknown)
+    return new WarrenError(
+      'invalid_argument',
+      `no node of this deployment offers ${isolation} isolation${isolation === 'gvisor' ? ' (runsc is not installed or does not work there)' : ''}`,
+    )
+  return new WarrenError(
+    'unavailable',
+    `no node offering ${isolation} isolation is available now; retry later`,
+  )
+}
+
 function blankNode(nodeId: string, source: NodeSource, client: OrchestratorClient): NodeState {
   return {
     nodeId,
@@ -302,6 +337,7 @@ function blankNode(nodeId: string, source: NodeSource, client: OrchestratorClien
     cpuAllocated: 0,
     creatingMb: 0,
     templates: undefined,
+    isolations: undefined,
     version: '',
     instanceId: '',
     lastSeenMs: 0,

@@ -32,6 +32,7 @@ export interface HeldSandbox {
   network: NetworkConfig
   /** Ids of the volumes it mounts. */
   volumes: string[]
+  isolation?: string
 }
 
 /** A call held at a gate: the API is mid-operation until the test lets it go on. */
@@ -63,6 +64,8 @@ export class StandInNode {
   /** Volumes on this node: their size, by id. */
   readonly volumes = new Map<string, number>()
   readonly calls: Array<{ method: NodeMethod; sandboxId: string }> = []
+  /** What it says it offers (NodeInfo); a create of another isolation is refused. */
+  isolations: string[] = ['runc']
   /** Sandboxes a kill removed, in order, each when it was removed (ms since the epoch). */
   readonly removed: Array<{ sandboxId: string; at: number }> = []
   readonly transport: Transport
@@ -168,6 +171,7 @@ export class StandInNode {
       envdVersion: '0.2.0',
       nodeId: this.nodeId,
       pausedKind: s.pausedKind,
+      isolation: s.isolation ?? 'runc',
     }
   }
 
@@ -179,6 +183,9 @@ export class StandInNode {
           throw new WarrenError('not_found', `template '${req.templateId}' not found`)
         if (this.sandboxes.has(req.sandboxId))
           throw new WarrenError('already_exists', `sandbox ${req.sandboxId} exists`)
+        const isolation = req.isolation ?? 'runc'
+        if (!this.isolations.includes(isolation))
+          throw new WarrenError('unavailable', `this node does not offer ${isolation} isolation`)
         const volumes = req.volumeMounts.map((m) => m.volumeId)
         for (const v of volumes)
           if (!this.volumes.has(v)) throw new WarrenError('not_found', `volume ${v} not found`)
@@ -187,6 +194,7 @@ export class StandInNode {
           templateId: req.templateId,
           network: networkConfigFromMessage(req.network),
           volumes,
+          isolation,
         })
         return { sandbox: this.view(this.find(req.sandboxId)) }
       },
@@ -243,6 +251,7 @@ export class StandInNode {
             // Never dialled: the API only passes it on to proxies.
             proxyUrl: `http://${this.nodeId}.invalid:5007`,
             templates: ['base'],
+            isolations: this.isolations,
           },
         }
       },

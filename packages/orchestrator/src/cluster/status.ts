@@ -16,7 +16,7 @@ export interface NodeAddresses {
 /**
  * The node's account of itself, for heartbeats and NodeInfo: identity
  * (a fresh instance id per process), where it is reached, capacity, the
- * templates it can boot and the sandboxes whose container exited.
+ * isolations and templates it can boot and the sandboxes whose container exited.
  */
 export function nodeStatusSource(node: SandboxNode, urls: NodeAddresses): () => NodeStatusInit {
   const instanceId = randomUUID()
@@ -36,6 +36,7 @@ export function nodeStatusSource(node: SandboxNode, urls: NodeAddresses): () => 
       sandboxes: info.sandboxes,
       addressesFree: info.addressesFree,
       templates: [...new Set(node.templates().map((t) => t.templateId))],
+      isolations: [...info.isolations],
       exited: node.exits.list().map((e) => ({
         sandboxId: e.sandboxId,
         exitedAt: timestampFromMs(Date.parse(e.at)),

@@ -5,12 +5,14 @@ import { cgroupsPath, type NodeContext, templatesDirOf } from '../context.js'
 import { releaseEnvdStore } from '../envd-bundle.js'
 import { AddressPool } from '../network/address-pool.js'
 import { cutDeniedFlows } from '../network/conntrack.js'
+import { GvisorNetwork } from '../network/gvisor.js'
 import { removeHostTable } from '../network/nftables.js'
 import { NodeNetwork } from '../network/services.js'
 import { NetworkSlots } from '../network/slots.js'
 import { diskUsage } from '../runtime/disk.js'
 import { mountsUnder } from '../runtime/overlay.js'
 import { Runc } from '../runtime/runc.js'
+import { detectRuntimes, Runtimes } from '../runtime/runtimes.js'
 import { applyEgressRules } from '../sandboxes/boot.js'
 import { createSandbox } from '../sandboxes/create.js'
 import { destroySandbox } from '../sandboxes/destroy.js'
@@ -48,11 +50,15 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
     log,
     baseTable: (slot) => network.tableFor(slot),
   })
+  const runc = new Runc(join(cfg.dataDir, 'runc'))
   const ctx: NodeContext = {
     cfg,
     templatesDir,
     log,
-    runc: new Runc(join(cfg.dataDir, 'runc')),
+    runc,
+    // runsc is looked for at start (it takes a trial sandbox).
+    runtimes: new Runtimes(runc, undefined, ['runc']),
+    gvisorNetwork: new GvisorNetwork(cfg.prefix, network.tableSpec),
     templates: new TemplateRegistry(templatesDir),
     pool,
     slots,
@@ -71,8 +77,10 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
     runc: ctx.runc,
     envdVersion: () => ctx.envd?.version,
     addressesFree: () => pool.free,
+    isolations: () => ctx.runtimes.offered,
 
     async start() {
+      ctx.runtimes = await detectRuntimes(cfg, runc, log)
       const started = await startHost(ctx, network)
       release = started.release
       slots.fill()
@@ -125,7 +133,7 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
       network.enforce(sandboxId)
       if (!slot) return
       await cutDeniedFlows(
-        slot.netns,
+        ctx.gvisorNetwork.has(slot) ? undefined : slot.netns,
         slot.sandboxIp,
         slot.hostIp,
         network.policies.get(sandboxId)?.egress,

@@ -1,4 +1,4 @@
-import type { EgressPolicy, NetworkConfig, NetworkPolicy } from '@warren/shared'
+import type { EgressPolicy, Isolation, NetworkConfig, NetworkPolicy } from '@warren/shared'
 import type { PolicyTable } from '../network/policies.js'
 import type { NetworkSlot } from '../network/slots.js'
 import type { InitWatch } from '../sandboxes/init-watch.js'
@@ -25,6 +25,7 @@ export interface CreateSpec {
   allowInternetAccess: boolean | null
   /** Volumes of this node bind-mounted into the sandbox (claimed by the node). */
   volumeMounts: VolumeMount[]
+  isolation: Isolation
 }
 
 export interface ResumeInput {
@@ -59,6 +60,8 @@ export interface NodeHost {
   /** The envd version new sandboxes get (undefined with a custom first process). */
   envdVersion(): string | undefined
   addressesFree(): number
+  /** The isolations new sandboxes may have here (runc always; gvisor when runsc works). */
+  isolations(): readonly Isolation[]
 
   /**
    * Prepares the host, mounts the node's volumes and adopts the sandboxes

@@ -1,5 +1,7 @@
 import {
   checkVolumeMounts,
+  DEFAULT_ISOLATION,
+  isIsolation,
   isVolumeId,
   type NetworkConfig,
   parseBuildId,
@@ -26,6 +28,8 @@ export interface CreateInput {
   network?: NetworkConfig
   allowInternetAccess?: boolean | null
   volumeMounts?: VolumeMount[]
+  /** 'runc' (default) or 'gvisor'. */
+  isolation?: string
 }
 
 const MIN_MEMORY_MB = 64
@@ -40,6 +44,11 @@ export function createSpec(host: NodeHost, input: CreateInput): CreateSpec {
     parseTemplateId(input.templateId),
     input.buildId === undefined ? undefined : parseBuildId(input.buildId),
   )
+  const isolation = input.isolation || DEFAULT_ISOLATION
+  if (!isIsolation(isolation))
+    throw new WarrenError('invalid_argument', `unknown isolation '${isolation.slice(0, 32)}'`)
+  if (!host.isolations().includes(isolation))
+    throw new WarrenError('unavailable', `this node does not offer ${isolation} isolation`)
   const network = input.network ?? {}
   const allowInternetAccess = input.allowInternetAccess ?? null
   const policy = parseNetworkConfig(network, allowInternetAccess)
@@ -74,5 +83,6 @@ export function createSpec(host: NodeHost, input: CreateInput): CreateSpec {
     network,
     allowInternetAccess,
     volumeMounts,
+    isolation,
   }
 }

@@ -73,20 +73,20 @@ export function deniedDestinations(
  * update take seconds. Returns the number of destinations cut.
  */
 export async function cutDeniedFlows(
-  netns: string,
+  netns: string | undefined,
   sandboxIp: string,
   gateway: string,
   policy: EgressPolicy | undefined,
 ): Promise<number> {
-  const ns = `--net=/run/netns/${netns}`
-  const listing = await run('nsenter', [ns, 'conntrack', '-L'], { okCodes: [1] })
+  // undefined: the host's own table (a gVisor sandbox's flows are tracked there).
+  const conntrack = (args: string[]) =>
+    netns
+      ? run('nsenter', [`--net=/run/netns/${netns}`, 'conntrack', ...args], { okCodes: [1] })
+      : run('conntrack', args, { okCodes: [1] })
+  const listing = await conntrack(['-L', ...(netns ? [] : ['-s', sandboxIp])])
   const denied = deniedDestinations(parseFlows(listing), sandboxIp, gateway, policy)
   for (const { proto, dst } of denied) {
-    await run(
-      'nsenter',
-      [ns, 'conntrack', '-D', '-p', proto, '-s', sandboxIp, '-d', dst, '-r', dst],
-      { okCodes: [1] },
-    )
+    await conntrack(['-D', '-p', proto, '-s', sandboxIp, '-d', dst, '-r', dst])
   }
   return denied.length
 }

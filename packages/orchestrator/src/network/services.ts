@@ -11,7 +11,7 @@ import type { AddressSlot } from './address-pool.js'
 import { DnsServer } from './dns/server.js'
 import { parseUpstreams, Upstream } from './dns/upstream.js'
 import { EgressProxy } from './egress/proxy.js'
-import { renderSandboxTable } from './nftables.js'
+import { renderSandboxTable, type SandboxTableSpec } from './nftables.js'
 import { PolicyTable } from './policies.js'
 
 /**
@@ -38,18 +38,21 @@ export class NodeNetwork {
   }
 
   tableFor = (slot: AddressSlot, egress?: EgressPolicy): string =>
-    renderSandboxTable({
-      hostIp: slot.hostIp,
-      sandboxIp: slot.sandboxIp,
-      hostAddresses: this.hostAddresses,
-      pool: this.cfg.addressPool,
-      services: {
-        dnsPort: this.cfg.dnsPort,
-        egressHttpPort: this.cfg.egressHttpPort,
-        egressTlsPort: this.cfg.egressTlsPort,
-      },
-      egress,
-    })
+    renderSandboxTable(this.tableSpec(slot, egress))
+
+  /** What a sandbox's rules are made of: its addresses, the host's, the pool, Warren's ports. */
+  tableSpec = (slot: AddressSlot, egress?: EgressPolicy): SandboxTableSpec => ({
+    hostIp: slot.hostIp,
+    sandboxIp: slot.sandboxIp,
+    hostAddresses: this.hostAddresses,
+    pool: this.cfg.addressPool,
+    services: {
+      dnsPort: this.cfg.dnsPort,
+      egressHttpPort: this.cfg.egressHttpPort,
+      egressTlsPort: this.cfg.egressTlsPort,
+    },
+    egress,
+  })
 
   /** Learns the host's addresses and starts listening (DNS, egress proxy). */
   async start(hostAddresses: string[]): Promise<void> {

@@ -25,6 +25,7 @@ export function toSandboxMessage(r: SandboxRecord, nodeId: string): Sandbox {
     envdVersion: r.envdVersion,
     nodeId,
     pausedKind: pausedKindOf(r.pausedKind),
+    isolation: r.isolation,
     network: networkConfigToMessage(r.network),
     ...(r.allowInternetAccess !== null ? { allowInternetAccess: r.allowInternetAccess } : {}),
     ...(r.pausedAt ? { pausedAt: timestampFromDate(new Date(r.pausedAt)) } : {}),

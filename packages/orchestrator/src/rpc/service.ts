@@ -34,6 +34,7 @@ export function orchestratorService(
           name: m.name,
           path: m.path,
         })),
+        ...(req.isolation !== undefined ? { isolation: req.isolation } : {}),
       })
       return { sandbox: toSandboxMessage(record, nodeId) }
     },

@@ -3,21 +3,17 @@ import { closeSync, openSync, readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WarrenError } from '@warren/shared'
 import { CommandError, run } from '../exec.js'
+import type { ContainerState, OciRuntime } from './oci-runtime.js'
 
-export type ContainerStatus = 'creating' | 'created' | 'running' | 'paused' | 'stopped'
-
-export interface ContainerState {
-  id: string
-  pid: number
-  status: ContainerStatus
-  bundle: string
-}
+export type { ContainerState, ContainerStatus } from './oci-runtime.js'
 
 /** Waits between freeze attempts (ms). */
 const FREEZE_RETRIES = [50, 200, 800]
 
 /** runc with this node's own state directory, so nodes never see each other's containers. */
-export class Runc {
+export class Runc implements OciRuntime {
+  readonly isolation = 'runc' as const
+
   constructor(private readonly root: string) {}
 
   private args(...rest: string[]): string[] {
@@ -102,7 +98,7 @@ export class Runc {
 }
 
 /** runc's own error lines from the end of a log it shares with the container. */
-function runcErrors(logPath: string): string {
+export function runcErrors(logPath: string): string {
   const tail = readFileSync(logPath, 'utf8').slice(-8192)
   const errors = tail.split('\n').filter((l) => l.includes('level=error'))
   return (errors.length ? errors : tail.split('\n').slice(-5)).join('\n')

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs'
+import type { Isolation } from '@warren/shared'
+import { GVISOR_PIDS_OVERHEAD, gvisorViewMounts } from './gvisor-spec.js'
 import { LXCFS_FILES } from './lxcfs.js'
 import { seccompProfile } from './seccomp.js'
 
@@ -46,10 +48,13 @@ export interface SandboxSpecInput {
   volumeMounts: Array<{ source: string; destination: string }>
   /** LXCFS's mount root: its files replace the host's figures in /proc and /sys. */
   lxcfs: string | undefined
+  /** runc unless said otherwise; gVisor gets its own /sys and no seccomp profile (see below). */
+  isolation?: Isolation
 }
 
 /** The OCI runtime spec (config.json) of one sandbox. */
 export function sandboxSpec(input: SandboxSpecInput): object {
+  const gvisor = input.isolation === 'gvisor'
   const idMap = [{ containerID: 0, hostID: input.uidBase, size: UID_RANGE }]
   return {
     ociVersion: '1.0.2',
@@ -97,43 +102,7 @@ export function sandboxSpec(input: SandboxSpecInput): object {
         source: 'mqueue',
         options: ['nosuid', 'noexec', 'nodev'],
       },
-      // sysfs cannot be mounted fresh (the network namespace belongs to the
-      // host's user namespace), and a bind of the host's would show its
-      // block devices, PCI list and memory. An empty /sys (read-only once the
-      // mounts are in) gets the cgroup tree, the CPU view and THP settings.
-      {
-        destination: '/sys',
-        type: 'tmpfs',
-        source: 'tmpfs',
-        options: ['nosuid', 'noexec', 'nodev', 'mode=755', 'size=64k'],
-      },
-      {
-        destination: '/sys/fs/cgroup',
-        type: 'cgroup',
-        source: 'cgroup',
-        options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'],
-      },
-      ...HOST_SYS.map((path) => ({
-        destination: path,
-        type: 'bind',
-        source: path,
-        options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
-      })),
-      ...(input.lxcfs
-        ? LXCFS_FILES.filter((f) => !HOST_SYS.includes(f)).map((f) => ({
-            destination: f,
-            type: 'bind',
-            source: `${input.lxcfs}${f}`,
-            options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
-          }))
-        : [
-            {
-              destination: '/sys/devices/system/cpu',
-              type: 'bind',
-              source: '/sys/devices/system/cpu',
-              options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
-            },
-          ]),
+      ...(gvisor ? gvisorViewMounts(input.rootfs) : hostViewMounts(input)),
       ...input.readonlyMounts.map((m) => ({
         destination: m.destination,
         type: 'bind',
@@ -163,9 +132,13 @@ export function sandboxSpec(input: SandboxSpecInput): object {
         devices: [{ allow: false, access: 'rwm' }],
         memory: { limit: input.memoryMb * 2 ** 20, swap: input.memoryMb * 2 ** 20 },
         cpu: { quota: input.cpuCount * 100000, period: 100000 },
-        pids: { limit: input.pidsLimit },
+        // Under gVisor the host's pids count covers its own threads too.
+        pids: { limit: input.pidsLimit + (gvisor ? GVISOR_PIDS_OVERHEAD : 0) },
       },
-      seccomp: seccompProfile(),
+      // gVisor's kernel answers the sandbox's syscalls and its own filter
+      // guards the host's; runsc ignores an OCI profile (unless told to apply
+      // it inside, where it would guard nothing of the host's).
+      ...(gvisor ? {} : { seccomp: seccompProfile() }),
       maskedPaths: [
         '/proc/acpi',
         '/proc/asound',
@@ -187,6 +160,51 @@ export function sandboxSpec(input: SandboxSpecInput): object {
       ],
     },
   }
+}
+
+/**
+ * runc's view of the system. sysfs cannot be mounted fresh (the network
+ * namespace belongs to the host's user namespace), and a bind of the host's
+ * would show its block devices, PCI list and memory. An empty /sys
+ * (read-only once the mounts are in) gets the cgroup tree, the CPU view and
+ * THP settings; LXCFS's files replace the host's figures.
+ */
+function hostViewMounts(input: SandboxSpecInput): object[] {
+  return [
+    {
+      destination: '/sys',
+      type: 'tmpfs',
+      source: 'tmpfs',
+      options: ['nosuid', 'noexec', 'nodev', 'mode=755', 'size=64k'],
+    },
+    {
+      destination: '/sys/fs/cgroup',
+      type: 'cgroup',
+      source: 'cgroup',
+      options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'],
+    },
+    ...HOST_SYS.map((path) => ({
+      destination: path,
+      type: 'bind',
+      source: path,
+      options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
+    })),
+    ...(input.lxcfs
+      ? LXCFS_FILES.filter((f) => !HOST_SYS.includes(f)).map((f) => ({
+          destination: f,
+          type: 'bind',
+          source: `${input.lxcfs}${f}`,
+          options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
+        }))
+      : [
+          {
+            destination: '/sys/devices/system/cpu',
+            type: 'bind',
+            source: '/sys/devices/system/cpu',
+            options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
+          },
+        ]),
+  ]
 }
 
 let maxOpenFiles: number | undefined

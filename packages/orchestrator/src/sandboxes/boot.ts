@@ -4,12 +4,14 @@ import {
   type CleanupStack,
   type EgressPolicy,
   hasEgressRules,
+  type Isolation,
   type NetworkPolicy,
 } from '@warren/shared'
 import { cgroupsPath, containerId, type NodeContext } from '../context.js'
 import { applyInNetns } from '../network/nftables.js'
 import type { NetworkSlot } from '../network/slots.js'
 import { mountDisk } from '../runtime/disk.js'
+import { prepareGvisorRoot } from '../runtime/gvisor-spec.js'
 import { mountOverlay, mountsUnder, unmount } from '../runtime/overlay.js'
 import { hostMaxOpenFiles, sandboxSpec } from '../runtime/spec.js'
 import type { TemplateMetadata } from '../templates/metadata.js'
@@ -29,6 +31,7 @@ export interface BootSpec {
   envdAccessToken: string | undefined
   policy: NetworkPolicy
   volumeMounts: VolumeMount[]
+  isolation: Isolation
 }
 
 const READY_TIMEOUT_MS = 30_000
@@ -50,8 +53,10 @@ export async function bootSandbox(
   const paths = sandboxPaths(cfg.dataDir, spec.sandboxId)
   const id = containerId(cfg, spec.sandboxId)
   const layers = layerDirs(spec.template)
+  const runtime = ctx.runtimes.forNew(spec.isolation)
   // The sandbox's own rules are in force before its first process runs.
-  if (hasEgressRules(spec.policy.egress)) await applyEgressRules(ctx, slot, spec.policy.egress)
+  if (spec.isolation === 'gvisor') await ctx.gvisorNetwork.attach(slot, spec.policy.egress, cleanup)
+  else if (hasEgressRules(spec.policy.egress)) await applyEgressRules(ctx, slot, spec.policy.egress)
   // A files-only snapshot keeps its disk unmounted until it boots again.
   if (!mountsUnder(paths.disk).includes(paths.disk)) {
     await mountDisk(paths.image, paths.disk)
@@ -77,6 +82,7 @@ export async function bootSandbox(
     target: paths.rootfs,
   })
   cleanup.push('root filesystem', () => unmount(paths.rootfs))
+  if (spec.isolation === 'gvisor') prepareGvisorRoot(paths.rootfs, spec.template.uidBase)
   const volumes = volumeBinds(cfg.dataDir, paths.rootfs, spec.volumeMounts)
 
   writeFileSync(
@@ -84,12 +90,13 @@ export async function bootSandbox(
     JSON.stringify(bundleSpec(ctx, spec, paths.rootfs, slot, volumes)),
     { mode: 0o600 },
   )
-  await ctx.runc.runDetached(id, paths.bundle, paths.log)
-  cleanup.push('container', () => ctx.runc.destroy(id))
+  // Registered first: a start that fails halfway may leave the container behind.
+  cleanup.push('container', () => runtime.destroy(id))
+  await runtime.runDetached(id, paths.bundle, paths.log)
 
   await waitForPort(slot.sandboxIp, cfg.readyPort, {
     timeoutMs: READY_TIMEOUT_MS,
-    alive: async () => (await ctx.runc.state(id))?.status === 'running',
+    alive: async () => (await runtime.state(id))?.status === 'running',
   })
   if (ctx.envd) {
     await initEnvd(slot.sandboxIp, cfg.readyPort, {
@@ -112,7 +119,8 @@ export async function applyEgressRules(
   slot: NetworkSlot,
   egress: EgressPolicy,
 ): Promise<void> {
-  await applyInNetns(slot.netns, ctx.tableFor(slot, egress))
+  if (ctx.gvisorNetwork.has(slot)) await ctx.gvisorNetwork.apply(slot, egress)
+  else await applyInNetns(slot.netns, ctx.tableFor(slot, egress))
 }
 
 /** A fresh writable layer, owned by the sandbox's root. */
@@ -187,5 +195,6 @@ function bundleSpec(
     readonlyMounts: mounts,
     volumeMounts: volumes,
     lxcfs: ctx.lxcfs,
+    isolation: spec.isolation,
   })
 }

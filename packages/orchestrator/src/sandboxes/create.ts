@@ -63,6 +63,7 @@ export async function createSandbox(
       allowInternetAccess: spec.allowInternetAccess,
       ...(spec.trafficAccessToken ? { trafficAccessToken: spec.trafficAccessToken } : {}),
       volumeMounts: spec.volumeMounts,
+      isolation: spec.isolation,
     }
     writeRecord(cfg.dataDir, record)
     cleanup.release()

@@ -31,9 +31,16 @@ export async function destroySandbox(
       errors.push(new Error(`${name}: ${(err as Error).message}`, { cause: err }))
     }
   }
-  await step('container', () => ctx.runc.destroy(containerId(ctx.cfg, sandboxId)))
+  // Every runtime of the node: its record (which names the runtime) may be gone.
+  for (const runtime of ctx.runtimes.all())
+    await step(`container (${runtime.isolation})`, () =>
+      runtime.destroy(containerId(ctx.cfg, sandboxId)),
+    )
   await step('mounts', () => unmountAll(paths.dir))
   await step('files', () => removeSandboxDir(paths.dir))
-  if (slot) await step('network', () => ctx.slots.release(slot))
+  if (slot) {
+    await step('gVisor network rules', () => ctx.gvisorNetwork.detach(slot))
+    await step('network', () => ctx.slots.release(slot))
+  }
   return errors
 }

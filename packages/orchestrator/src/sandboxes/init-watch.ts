@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { cgroupsPath, containerId, type NodeContext } from '../context.js'
 import { CGROUP_V2 } from './metrics.js'
 import { processAlive, processIdentity } from './process-probe.js'
+import { recordedIsolation } from './record.js'
 
 /** A running sandbox's first process, as the node watches it. */
 export interface InitWatch {
@@ -28,12 +29,13 @@ function oomKills(cgroup: string): number {
 }
 
 /**
- * Finds a running sandbox's first process (one `runc state`, when the
- * sandbox starts being watched) and returns a probe for it. A container that
- * is already stopped is reported dead at once.
+ * Finds a running sandbox's first process (one `state` of its own runtime,
+ * runc or runsc, when the sandbox starts being watched) and returns a probe
+ * for it. A container that is already stopped is reported dead at once.
  */
 export async function watchInit(ctx: NodeContext, sandboxId: string): Promise<InitWatch> {
-  const state = await ctx.runc.state(containerId(ctx.cfg, sandboxId))
+  const runtime = ctx.runtimes.get(recordedIsolation(ctx.cfg.dataDir, sandboxId))
+  const state = await runtime.state(containerId(ctx.cfg, sandboxId))
   const id =
     state && state.status !== 'stopped' && state.pid ? processIdentity(state.pid) : undefined
   const cgroup = cgroupsPath(ctx.cfg, sandboxId)

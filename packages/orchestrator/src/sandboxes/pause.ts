@@ -2,7 +2,7 @@ import { containerId, type NodeContext } from '../context.js'
 import { run } from '../exec.js'
 import type { NetworkSlot } from '../network/slots.js'
 import { unmountAll } from '../runtime/overlay.js'
-import { sandboxPaths } from './record.js'
+import { recordedIsolation, sandboxPaths } from './record.js'
 
 /**
  * Freezes every process of the sandbox (cgroup freezer) and flushes its
@@ -10,11 +10,12 @@ import { sandboxPaths } from './record.js'
  * frozen processes are later lost.
  */
 export async function freeze(ctx: NodeContext, sandboxId: string): Promise<void> {
-  await ctx.runc.pause(containerId(ctx.cfg, sandboxId))
+  const runtime = ctx.runtimes.get(recordedIsolation(ctx.cfg.dataDir, sandboxId))
+  await runtime.pause(containerId(ctx.cfg, sandboxId))
   try {
     await syncLayer(ctx, sandboxId)
   } catch (err) {
-    await ctx.runc.resume(containerId(ctx.cfg, sandboxId)).catch(() => {})
+    await runtime.resume(containerId(ctx.cfg, sandboxId)).catch(() => {})
     throw err
   }
 }
@@ -36,14 +37,16 @@ export async function dropToFiles(
   slot: NetworkSlot | undefined,
 ): Promise<void> {
   const paths = sandboxPaths(ctx.cfg.dataDir, sandboxId)
-  await ctx.runc.destroy(containerId(ctx.cfg, sandboxId))
+  const runtime = ctx.runtimes.get(recordedIsolation(ctx.cfg.dataDir, sandboxId))
+  await runtime.destroy(containerId(ctx.cfg, sandboxId))
   try {
     await unmountAll(paths.dir)
   } catch (err) {
     ctx.log.warn({ err, sandboxId }, 'could not unmount a dropped sandbox; retried later')
   }
   if (slot)
-    await ctx.slots
-      .release(slot)
+    await ctx.gvisorNetwork
+      .detach(slot)
+      .then(() => ctx.slots.release(slot))
       .catch((err) => ctx.log.warn({ err, sandboxId }, 'could not remove a dropped network'))
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import type { NodeContext } from '../context.js'
 import { destroyNetns, listHostObjects, netnsNames, parseSlotIndex } from '../network/netns.js'
 import type { NetworkSlot } from '../network/slots.js'
+import type { ContainerState, OciRuntime } from '../runtime/oci-runtime.js'
 import { mountsUnder } from '../runtime/overlay.js'
 import { destroySandbox } from './destroy.js'
 import { CGROUP_V2 } from './metrics.js'
@@ -33,7 +34,9 @@ export async function reconcile(
 ): Promise<{ adopted: Adopted[]; removed: string[] }> {
   const { cfg, log } = ctx
   const sandboxesDir = join(cfg.dataDir, 'sandboxes')
-  const containers = new Map((await ctx.runc.list()).map((c) => [c.id, c]))
+  const containers = new Map<string, ContainerState & { runtime: OciRuntime }>()
+  for (const runtime of ctx.runtimes.all())
+    for (const c of await runtime.list()) containers.set(c.id, { ...c, runtime })
   const host = await listHostObjects(cfg.prefix)
   const adopted: Adopted[] = []
   const removed: string[] = []
@@ -57,14 +60,17 @@ export async function reconcile(
       // A crash between the freezer and the record leaves them disagreeing:
       // the record wins (thaw or freeze again).
       const id = record.containerId
-      let status = state?.status
-      if (status !== wanted && (status === 'paused' || status === 'running')) {
-        await (wanted === 'running' ? ctx.runc.resume(id) : ctx.runc.pause(id)).catch(() => {})
-        status = (await ctx.runc.state(id))?.status
+      let status = state?.runtime.isolation === record.isolation ? state.status : undefined
+      const runtime = ctx.runtimes.all().find((r) => r.isolation === record.isolation)
+      if (runtime && status !== wanted && (status === 'paused' || status === 'running')) {
+        await (wanted === 'running' ? runtime.resume(id) : runtime.pause(id)).catch(() => {})
+        status = (await runtime.state(id))?.status
       }
       if (status === wanted) {
         keepSlots.add(record.slotIndex)
-        adopted.push({ record, slot: ctx.slots.adopt(record.slotIndex) })
+        const slot = ctx.slots.adopt(record.slotIndex)
+        if (record.isolation === 'gvisor') ctx.gvisorNetwork.adopt(slot)
+        adopted.push({ record, slot })
         continue
       }
       if (wanted === 'running' && status === 'stopped') {
@@ -111,7 +117,7 @@ export async function reconcile(
   for (const c of containers.values()) {
     if (!c.id.startsWith(`${cfg.prefix}-`)) continue
     log.warn({ container: c.id }, 'removing orphan container')
-    await ctx.runc
+    await c.runtime
       .destroy(c.id)
       .catch((err) => log.error({ err }, 'orphan container removal failed'))
     removed.push(c.id)
@@ -129,6 +135,9 @@ export async function reconcile(
     )
   }
 
+  await ctx.gvisorNetwork
+    .removeStale(keepSlots)
+    .catch((err) => log.error({ err }, 'gVisor rule removal failed'))
   removeStaleCgroups(cfg.prefix, new Set(adopted.map((a) => a.record.sandboxId)))
   return { adopted, removed }
 }

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { networkConfigSchema } from '@warren/shared'
+import { type Isolation, isolationSchema, networkConfigSchema } from '@warren/shared'
 import { z } from 'zod'
 
 /** What the node remembers of a sandbox across its own restarts. */
@@ -34,6 +34,8 @@ export const sandboxRecordSchema = z.object({
   volumeMounts: z
     .array(z.object({ volumeId: z.string(), name: z.string(), path: z.string() }))
     .default([]),
+  /** The runtime that runs it (runc or runsc), for every later step and adoption. */
+  isolation: isolationSchema.default('runc'),
 })
 
 export type SandboxRecord = z.infer<typeof sandboxRecordSchema>
@@ -73,4 +75,9 @@ export function readRecord(dataDir: string, sandboxId: string): SandboxRecord | 
   if (!existsSync(path)) return undefined
   const parsed = sandboxRecordSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')))
   return parsed.success ? parsed.data : undefined
+}
+
+/** The isolation a sandbox was made with; runc when its record is gone (debris). */
+export function recordedIsolation(dataDir: string, sandboxId: string): Isolation {
+  return readRecord(dataDir, sandboxId)?.isolation ?? 'runc'
 }

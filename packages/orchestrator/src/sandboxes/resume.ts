@@ -13,10 +13,10 @@ import { type SandboxRecord, sandboxPaths, writeRecord } from './record.js'
  */
 export async function thaw(ctx: NodeContext, record: SandboxRecord): Promise<boolean> {
   try {
-    await ctx.runc.resume(record.containerId)
+    await ctx.runtimes.get(record.isolation).resume(record.containerId)
     return true
   } catch (err) {
-    const status = (await ctx.runc.state(record.containerId))?.status
+    const status = (await ctx.runtimes.get(record.isolation).state(record.containerId))?.status
     if (status === 'paused') throw err
     // Thawed by someone else: the processes are there all the same.
     return status === 'running'
@@ -52,6 +52,7 @@ export async function bootFromFiles(
         envdAccessToken: input.envdAccessToken,
         policy,
         volumeMounts: paused.volumeMounts,
+        isolation: paused.isolation,
       },
       slot,
       cleanup,

@@ -43,12 +43,13 @@ async function copyLayer(ctx: NodeContext, record: SandboxRecord): Promise<strin
   const paths = sandboxPaths(ctx.cfg.dataDir, record.sandboxId)
   if (record.state === 'running') {
     const id = record.containerId
-    await ctx.runc.pause(id)
+    const runtime = ctx.runtimes.get(record.isolation)
+    await runtime.pause(id)
     try {
       await syncLayer(ctx, record.sandboxId)
       return await stageLayer(ctx.templatesDir, paths.upper)
     } finally {
-      await ctx.runc.resume(id)
+      await runtime.resume(id)
     }
   }
   if (mountsUnder(paths.disk).includes(paths.disk)) {

@@ -50,6 +50,8 @@ export class BuildSandbox {
       network: {},
       allowInternetAccess: null,
       volumeMounts: [],
+      // Builds run under runc: their layers are the same whatever runs them later.
+      isolation: 'runc',
     })
     // Warren's DNS and egress proxy answer only sandboxes they know by address.
     ctx.policies.set(sandboxId, slot.sandboxIp, policy)

@@ -1,4 +1,4 @@
-import { WarrenError } from '@warren/shared'
+import { type Isolation, WarrenError } from '@warren/shared'
 import type { CreateSpec, NodeHost, Placed } from '../host/node-host.js'
 import { AddressPool } from '../network/address-pool.js'
 import { netnsNames } from '../network/netns.js'
@@ -78,6 +78,9 @@ export class MemoryHost implements NodeHost {
 
   envdVersion = () => '0.6.4'
   addressesFree = () => this.pool.free
+  /** What this stand-in offers; a test may take gvisor away. */
+  offered: Isolation[] = ['runc', 'gvisor']
+  isolations = () => this.offered
 
   async start() {
     return {
@@ -137,6 +140,7 @@ export class MemoryHost implements NodeHost {
       network: { ...spec.network },
       allowInternetAccess: spec.allowInternetAccess,
       volumeMounts: spec.volumeMounts,
+      isolation: spec.isolation,
     }
     this.containers.set(spec.sandboxId, 'running')
     this.records.set(spec.sandboxId, record)

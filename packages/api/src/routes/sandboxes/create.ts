@@ -1,6 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import {
   checkVolumeMounts,
+  DEFAULT_ISOLATION,
+  isolationSchema,
   networkConfigSchema,
   parseNetworkConfig,
   volumeMountSchema,
@@ -52,6 +54,8 @@ const newSandbox = z
     memoryMB: z.number().int().min(64).max(1_048_576).optional(),
     diskSizeMB: z.number().int().min(64).max(1_048_576).optional(),
     volumeMounts: z.array(volumeMountSchema).max(16).optional(),
+    // Warren extension: 'runc' (default) or 'gvisor' (a user-space kernel between the sandbox and the host's).
+    isolation: isolationSchema.optional(),
   })
   .openapi('NewSandbox')
 
@@ -163,6 +167,7 @@ export function registerCreate(app: App, deps: RouteDeps): void {
         },
         volumeMounts: volumes.mounts,
         nodeId: volumes.nodeId,
+        isolation: body.isolation ?? DEFAULT_ISOLATION,
       })
       return c.json(sandboxView(sandbox, deps.view), 201)
     })

@@ -20,7 +20,7 @@ const route = createRoute({
 
 export function registerGet(app: App, deps: RouteDeps): void {
   app.openapi(route, async (c) => {
-    const { sandbox, diskUsedBytes } = await deps.engine.describe(
+    const { sandbox, diskUsedBytes, isolation } = await deps.engine.describe(
       c.get('team'),
       c.req.valid('param').sandboxID,
     )
@@ -29,6 +29,8 @@ export function registerGet(app: App, deps: RouteDeps): void {
         ...detailView(sandbox, deps.view),
         // Warren extension: what the sandbox's disk (diskSizeMB) holds now.
         ...(diskUsedBytes !== undefined ? { diskUsedMB: Math.ceil(diskUsedBytes / 2 ** 20) } : {}),
+        // Warren extension: 'runc' or 'gvisor' (asked of its node; absent when the node is unreachable).
+        ...(isolation !== undefined ? { isolation } : {}),
       },
       200,
     )

@@ -1,0 +1,124 @@
+import { spawn } from 'node:child_process'
+import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { CommandError, run } from '../exec.js'
+import type { ContainerState, OciRuntime } from './oci-runtime.js'
+import { runcErrors } from './runc.js'
+
+export type GvisorPlatform = 'kvm' | 'ptrace'
+
+/** A start that takes longer is a platform that hangs (KVM in some nested VMs). */
+const START_TIMEOUT_MS = 60_000
+
+/**
+ * gVisor's runsc with this node's own state directory. Same CLI shape as
+ * runc; the differences are in how a container starts (see runDetached) and
+ * in the bundle (runtime/gvisor-spec.ts).
+ */
+export class Runsc implements OciRuntime {
+  readonly isolation = 'gvisor' as const
+
+  constructor(
+    private readonly root: string,
+    readonly platform: GvisorPlatform,
+    /** An empty directory where each start mounts a fresh procfs (see runDetached). */
+    private readonly procDir: string,
+  ) {}
+
+  private args(...rest: string[]): string[] {
+    return ['--root', this.root, ...rest]
+  }
+
+  /**
+   * Starts a container detached. Debian's runsc (2022) decides that it was
+   * given the host's network namespace when /proc/sys/net/core/rmem_default
+   * exists there, which kernels since 6.x show in every namespace; it then
+   * refuses to start. So runsc runs in a mount namespace of its own where
+   * /proc/sys/net is an empty tmpfs (its network setup reads nothing there),
+   * plus a second, uncovered procfs mount, without which the kernel would
+   * refuse the procfs mounts runsc's gofer and sandbox make in their user
+   * namespace (a procfs with covered parts is not "fully visible"). Both
+   * mounts exist only in that namespace and go with it.
+   */
+  async runDetached(id: string, bundle: string, logPath: string): Promise<void> {
+    mkdirSync(this.procDir, { recursive: true, mode: 0o700 })
+    const script =
+      'mount -t proc proc "$0" && mount -t tmpfs -o size=4k,mode=555 none /proc/sys/net && exec "$@"'
+    const argv = [
+      '--mount',
+      '--propagation',
+      'private',
+      '--',
+      '/bin/sh',
+      '-c',
+      script,
+      this.procDir,
+      'runsc',
+      ...this.args(
+        `--platform=${this.platform}`,
+        // The sandbox's CPU count follows its quota, not the host's CPUs.
+        '--cpu-num-from-quota',
+        'run',
+        '--detach',
+        '--bundle',
+        bundle,
+        id,
+      ),
+    ]
+    const log = openSync(logPath, 'a', 0o600)
+    try {
+      const code = await new Promise<number | null>((resolve, reject) => {
+        const child = spawn('unshare', argv, { stdio: ['ignore', log, log] })
+        const timer = setTimeout(() => child.kill('SIGKILL'), START_TIMEOUT_MS)
+        child.on('error', (e) => reject(new CommandError('runsc run', null, e.message)))
+        child.on('exit', (c) => {
+          clearTimeout(timer)
+          resolve(c)
+        })
+      })
+      if (code !== 0) throw new CommandError('runsc run', code, runcErrors(logPath))
+    } finally {
+      closeSync(log)
+    }
+  }
+
+  async state(id: string): Promise<ContainerState | undefined> {
+    try {
+      return JSON.parse(await run('runsc', this.args('state', id))) as ContainerState
+    } catch (err) {
+      if (err instanceof CommandError && /does not exist/.test(err.stderr)) return undefined
+      throw err
+    }
+  }
+
+  async list(): Promise<ContainerState[]> {
+    mkdirSync(this.root, { recursive: true, mode: 0o700 })
+    const out = await run('runsc', this.args('list', '--format', 'json'))
+    return (JSON.parse(out.trim() || 'null') as ContainerState[] | null) ?? []
+  }
+
+  /**
+   * Kills the sandbox kernel with everything in it and removes the container
+   * (idempotent). runsc (2022) panics deleting a paused container, so a
+   * paused one is resumed first: its processes run for the moment until the
+   * kill, which a files-only pause tolerates (its disk is unmounted after,
+   * which writes out whatever they did).
+   */
+  async destroy(id: string): Promise<void> {
+    if ((await this.state(id))?.status === 'paused') await this.resume(id).catch(() => {})
+    try {
+      await run('runsc', this.args('delete', '--force', id))
+    } catch (err) {
+      if (err instanceof CommandError && /does not exist/.test(err.stderr)) return
+      throw err
+    }
+  }
+
+  /** gVisor stops its own tasks: no cgroup freezer, nothing in the host kernel to wait for. */
+  async pause(id: string): Promise<void> {
+    await run('runsc', this.args('pause', id))
+  }
+
+  async resume(id: string): Promise<void> {
+    await run('runsc', this.args('resume', id))
+  }
+}
