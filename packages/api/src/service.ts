@@ -225,6 +225,7 @@ export async function createApiService(
       templates,
       volumes,
       ownCluster: cfg.clusterName,
+      teamDefaults: { maxConcurrent: cfg.maxConcurrentSandboxes, maxLifetimeS: cfg.maxLifetimeS },
     },
     log,
   )

@@ -1,7 +1,10 @@
 import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Logger } from '@warren/shared'
 import { bodyLimit } from 'hono/body-limit'
+import { registerAdmin } from '../admin/register.js'
+import { registerDashboard } from '../dashboard/serve.js'
 import type { RouteDeps } from '../routes/deps.js'
+import { registerKeys } from '../routes/keys.js'
 import { registerConnect } from '../routes/sandboxes/connect.js'
 import { registerCreate } from '../routes/sandboxes/create.js'
 import { registerFork } from '../routes/sandboxes/fork.js'
@@ -72,7 +75,16 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
   // '/x/*' matches '/x' itself too: one pass per request.
   const auth = requireApiKey(deps.db)
   // (/volumecontent/* takes the volume's own token instead.)
-  for (const path of ['/sandboxes/*', '/v2/*', '/v3/*', '/templates/*', '/snapshots', '/volumes/*'])
+  for (const path of [
+    '/sandboxes/*',
+    '/v2/*',
+    '/v3/*',
+    '/templates/*',
+    '/snapshots',
+    '/volumes/*',
+    '/me',
+    '/api-keys/*',
+  ])
     app.use(path, auth)
 
   registerCreate(app, deps)
@@ -103,5 +115,8 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
   registerGetVolume(app, deps)
   registerDeleteVolume(app, deps)
   registerVolumeContent(app, deps)
+  registerKeys(app, deps)
+  registerAdmin(app, deps)
+  registerDashboard(app)
   return app
 }

@@ -5,6 +5,7 @@ import type { Clock } from '../lifecycle/clock.js'
 import type { LifecycleEngine } from '../lifecycle/engine.js'
 import type { Placement } from '../placement/nodes.js'
 import type { Db } from '../store/db.js'
+import type { TeamLimits } from '../store/teams.js'
 import type { BuildRow } from '../store/template-builds.js'
 import type { BuildRequest } from '../templates/build-runner.js'
 import type { TemplateFiles } from '../templates/files.js'
@@ -23,6 +24,8 @@ export interface RouteDeps {
   volumes: VolumeRouteDeps
   /** The API's own cluster's name (WARREN_CLUSTER_NAME): a create naming it stays there. */
   ownCluster: string
+  /** The limits a team made through the admin API gets unless told otherwise. */
+  teamDefaults: TeamLimits
 }
 
 /** What the volume routes need besides the store. */

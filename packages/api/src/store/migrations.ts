@@ -1,4 +1,4 @@
-import type { Kysely, Migration, MigrationProvider } from 'kysely'
+import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely'
 import { replicasMigration } from './migrations-replicas.js'
 
 /**
@@ -225,6 +225,20 @@ migrations['0007_clusters'] = {
       .addColumn('created_at', 'bigint', (c) => c.notNull())
       .execute()
     await db.schema.alterTable('sandboxes').addColumn('cluster', 'text').execute()
+  },
+}
+
+// Operators' keys: an admin key may manage teams, their limits and keys, and
+// see the nodes (/admin/*). The first key a store made (`warren up`'s,
+// 'first key' of the default team) was the operator's all along.
+migrations['0008_admin_keys'] = {
+  async up(db) {
+    await db.schema
+      .alterTable('api_keys')
+      .addColumn('admin', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute()
+    await sql`update api_keys set admin = 1 where name = 'first key'
+      and team_id in (select id from teams where name = 'default')`.execute(db)
   },
 }
 

@@ -159,6 +159,8 @@ export interface ApiKeysTable {
   created_at: number
   last_used_at: number | null
   revoked_at: number | null
+  /** 1: may use the admin API (teams, their keys and limits, nodes). */
+  admin: Generated<number>
 }
 
 export type SandboxState =

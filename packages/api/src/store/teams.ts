@@ -10,6 +10,16 @@ export interface Team {
   maxLifetimeS: number
 }
 
+/** A team's limits, as operators set them (enforced by the create and resume paths). */
+export type TeamLimits = Pick<Team, 'maxConcurrent' | 'maxLifetimeS'>
+
+/** Who presented a key: its team, and whether the key may use the admin API. */
+export interface Caller {
+  team: Team
+  keyId: string
+  admin: boolean
+}
+
 export interface ApiKeyInfo {
   id: string
   teamId: string
@@ -18,6 +28,7 @@ export interface ApiKeyInfo {
   createdAt: number
   lastUsedAt: number | null
   revokedAt: number | null
+  admin: boolean
 }
 
 const KEY_FORMAT = /^e2b_[0-9a-f]{40}$/
@@ -89,6 +100,7 @@ export async function createApiKey(
   db: Db,
   teamId: string,
   name: string,
+  opts: { admin?: boolean } = {},
 ): Promise<{ key: string; info: ApiKeyInfo }> {
   const key = `e2b_${randomBytes(20).toString('hex')}`
   const info: ApiKeyInfo = {
@@ -99,6 +111,7 @@ export async function createApiKey(
     createdAt: Date.now(),
     lastUsedAt: null,
     revokedAt: null,
+    admin: opts.admin ?? false,
   }
   await db
     .insertInto('api_keys')
@@ -111,13 +124,14 @@ export async function createApiKey(
       created_at: info.createdAt,
       last_used_at: null,
       revoked_at: null,
+      admin: Number(info.admin),
     })
     .execute()
   return { key, info }
 }
 
 /**
- * The team's first key, made only if the team has none — counted and made
+ * The team's first key — the operator's, so an admin key — made only if the team has none — counted and made
  * under the team's lock, so replicas starting together make one. Undefined
  * when the team already had a key.
  */
@@ -130,7 +144,7 @@ export async function createFirstApiKey(db: Db, teamId: string): Promise<string 
       .where('team_id', '=', teamId)
       .executeTakeFirst()
     if (any) return undefined
-    return (await createApiKey(tx, teamId, 'first key')).key
+    return (await createApiKey(tx, teamId, 'first key', { admin: true })).key
   })
 }
 
@@ -145,16 +159,22 @@ export async function listApiKeys(db: Db, teamId?: string): Promise<ApiKeyInfo[]
     createdAt: Number(r.created_at),
     lastUsedAt: r.last_used_at === null ? null : Number(r.last_used_at),
     revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
+    admin: r.admin === 1,
   }))
 }
 
-export async function revokeApiKey(db: Db, id: string): Promise<void> {
-  const res = await db
+/**
+ * Revokes a key; with `teamId`, only one of that team's (a team's own keys
+ * route): another team's key is as unknown as a missing one.
+ */
+export async function revokeApiKey(db: Db, id: string, teamId?: string): Promise<void> {
+  let q = db
     .updateTable('api_keys')
     .set({ revoked_at: Date.now() })
     .where('id', '=', id)
     .where('revoked_at', 'is', null)
-    .executeTakeFirst()
+  if (teamId) q = q.where('team_id', '=', teamId)
+  const res = await q.executeTakeFirst()
   if (!res.numUpdatedRows) throw new WarrenError('not_found', `no active API key with id ${id}`)
 }
 
@@ -164,6 +184,11 @@ export async function revokeApiKey(db: Db, id: string): Promise<void> {
  * nor the comparison reveals how much of a guess was right.
  */
 export async function authenticateKey(db: Db, presented: string | undefined): Promise<Team> {
+  return (await authenticateCaller(db, presented)).team
+}
+
+/** The team of a presented key and the key's rights, or unauthenticated (see authenticateKey). */
+export async function authenticateCaller(db: Db, presented: string | undefined): Promise<Caller> {
   if (!presented || !KEY_FORMAT.test(presented)) {
     throw new WarrenError('unauthenticated', 'missing or malformed API key (X-API-Key: e2b_…)')
   }
@@ -174,6 +199,8 @@ export async function authenticateKey(db: Db, presented: string | undefined): Pr
     .select([
       'api_keys.key_hash',
       'api_keys.revoked_at',
+      'api_keys.id as key_id',
+      'api_keys.admin',
       'teams.id',
       'teams.name',
       'teams.max_concurrent',
@@ -188,5 +215,5 @@ export async function authenticateKey(db: Db, presented: string | undefined): Pr
   ) {
     throw new WarrenError('unauthenticated', 'invalid API key')
   }
-  return toTeam(row)
+  return { team: toTeam(row), keyId: row.key_id, admin: row.admin === 1 }
 }

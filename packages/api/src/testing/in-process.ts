@@ -169,6 +169,7 @@ export async function startInProcessApi(opts: InProcessOptions = {}): Promise<In
         },
         volumes: volumeDeps,
         ownCluster: 'default',
+        teamDefaults: { maxConcurrent: 10, maxLifetimeS: 3600 },
       },
       log,
     )

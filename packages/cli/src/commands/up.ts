@@ -95,6 +95,7 @@ export async function startAllInOne(
     `  API            ${apiUrl}   (OpenAPI: ${apiUrl}/openapi.json)`,
     `  Sandbox proxy  ${proxyUrl}   (and https on the same port: https://{port}-{id}.${pcfg.domain})`,
     `  Orchestrator   ${rpc.url}   (node proxy ${nodeProxy.url})`,
+    `  Dashboard      ${apiUrl}/dashboard   (sign in with an API key; the first key below is an admin key)`,
     '',
     ...sdkVariables({ apiUrl, proxyUrl, key, caCertPath, caBundlePath }),
     '',

@@ -1,0 +1,114 @@
+import { useState } from 'preact/hooks'
+import type { Api, TeamSummary } from '../data/api.js'
+import { duration } from '../data/format.js'
+import { type Live, useLive } from '../data/live.js'
+import { ErrorLine } from './common.js'
+
+export function TeamsPane(props: { api: Api; live: Live }) {
+  const { api, live } = props
+  const { data, error } = useLive(live, 'teams', api.teams)
+  const [name, setName] = useState('')
+  const [actionError, setActionError] = useState<string | undefined>()
+  return (
+    <section>
+      <h2>Teams</h2>
+      <ErrorLine error={error ?? actionError} />
+      <form
+        class="inline"
+        onSubmit={async (e) => {
+          e.preventDefault()
+          try {
+            await api.createTeam(name.trim())
+            setName('')
+            setActionError(undefined)
+            live.invalidate('teams')
+          } catch (err) {
+            setActionError(err instanceof Error ? err.message : String(err))
+          }
+        }}
+      >
+        <input
+          placeholder="new team name"
+          value={name}
+          onInput={(e) => setName(e.currentTarget.value)}
+        />
+        <button type="submit" disabled={!name.trim()}>
+          Create team
+        </button>
+      </form>
+      <table>
+        <thead>
+          <tr>
+            <th>Team</th>
+            <th>Sandboxes (now / limit)</th>
+            <th>Memory in use</th>
+            <th>Max lifetime</th>
+            <th>Keys</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {(data ?? []).map((t) => (
+            <TeamRow key={t.id} t={t} api={api} live={live} onError={setActionError} />
+          ))}
+        </tbody>
+      </table>
+    </section>
+  )
+}
+
+function TeamRow(props: { t: TeamSummary; api: Api; live: Live; onError: (e: string) => void }) {
+  const { t } = props
+  const [editing, setEditing] = useState(false)
+  const [max, setMax] = useState(String(t.maxConcurrent))
+  const [life, setLife] = useState(String(t.maxLifetimeS))
+  return (
+    <tr data-team={t.name}>
+      <td>{t.name}</td>
+      <td>
+        {t.activeSandboxes} / {t.maxConcurrent}
+      </td>
+      <td>{t.activeMemoryMb} MB</td>
+      <td>{duration(t.maxLifetimeS)}</td>
+      <td>{t.activeKeys}</td>
+      <td class="actions">
+        {editing ? (
+          <form
+            class="inline"
+            onSubmit={async (e) => {
+              e.preventDefault()
+              try {
+                await props.api.setLimits(t.id, {
+                  maxConcurrent: Number(max),
+                  maxLifetimeS: Number(life),
+                })
+                setEditing(false)
+                props.live.invalidate('teams')
+              } catch (err) {
+                props.onError(err instanceof Error ? err.message : String(err))
+              }
+            }}
+          >
+            <input
+              type="number"
+              aria-label="max concurrent sandboxes"
+              value={max}
+              onInput={(e) => setMax(e.currentTarget.value)}
+            />
+            <input
+              type="number"
+              aria-label="max lifetime in seconds"
+              value={life}
+              onInput={(e) => setLife(e.currentTarget.value)}
+            />
+            <button type="submit">Save</button>
+          </form>
+        ) : (
+          <button type="button" onClick={() => setEditing(true)}>
+            Set limits
+          </button>
+        )}
+      </td>
+    </tr>
+  )
+}
