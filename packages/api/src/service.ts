@@ -23,6 +23,8 @@ import {
 import { NodeService } from '@warren/shared/gen/warren/api/v1/nodes_pb'
 import { ProxyService } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { Catalog } from './catalog/catalog.js'
+import { EventStreams } from './events/streams.js'
+import { EventTail } from './events/tail.js'
 import { createApiApp } from './http/app.js'
 import { nodeService } from './internal/node-service.js'
 import { proxyService } from './internal/proxy-service.js'
@@ -32,15 +34,21 @@ import { startNodeSync } from './lifecycle/node-sync.js'
 import { startNodeHealth } from './placement/health.js'
 import { Placement, parseNodeList } from './placement/nodes.js'
 import { type Db, isPostgres, openDatabase } from './store/db.js'
+import { onEventsAnnounced, purgeEvents } from './store/events.js'
 import { takeLease } from './store/replicas.js'
 import { sandboxesByIds, sandboxesInStates } from './store/sandbox-reads.js'
 import { purgeTombstones } from './store/sandboxes.js'
 import { createFirstApiKey, ensureDefaultTeam, type Team } from './store/teams.js'
 import { failInterruptedBuilds } from './store/template-builds.js'
+import { purgeDeliveries } from './store/webhooks.js'
 import { runBuild } from './templates/build-runner.js'
 import { TemplateFiles } from './templates/files.js'
 import { VolumeContentProxy } from './volumes/content-proxy.js'
 import { recoverVolumes } from './volumes/manage.js'
+import { WebhookDeliverer } from './webhooks/deliverer.js'
+
+/** How often each replica looks for events written through other replicas. */
+const EVENT_POLL_MS = 250
 
 export interface ApiService {
   db: Db
@@ -211,6 +219,25 @@ export async function createApiService(
   // and volumes have no owner to take over yet (docs/architecture.md, known gaps).
   if (!isPostgres(db)) await recoverVolumes(volumes)
 
+  // Lifecycle events: every replica follows the log (its streams read it)
+  // and delivers webhooks (each delivery claimed by one replica).
+  const tail = new EventTail(db, EVENT_POLL_MS, log)
+  await tail.start()
+  const events = new EventStreams(db, tail)
+  const deliverer = new WebhookDeliverer(
+    db,
+    {
+      concurrency: cfg.webhookConcurrency,
+      maxAttempts: cfg.webhookMaxAttempts,
+      retryBaseMs: cfg.webhookRetryBaseMs,
+      allowPrivate: cfg.webhookAllowPrivate,
+    },
+    () => engine.replicaId,
+    log,
+  )
+  deliverer.start()
+  const stopPoking = onEventsAnnounced(db, () => deliverer.poke())
+
   const domain = cfg.domain ?? 'localhost:3002'
   const app = createApiApp(
     {
@@ -222,6 +249,8 @@ export async function createApiService(
       clock,
       templates,
       volumes,
+      events,
+      webhooks: { allowPrivate: cfg.webhookAllowPrivate },
     },
     log,
   )
@@ -248,6 +277,10 @@ export async function createApiService(
     const ids = await purgeTombstones(db, clock.now() - cfg.tombstoneTtlS * 1000)
     for (const id of ids) catalog.remove(id)
     if (ids.length) log.debug({ n: ids.length }, 'tombstones purged')
+    // Events and finished deliveries by the host's clock, which wrote them.
+    const keptFrom = Date.now() - cfg.eventsRetentionS * 1000
+    const n = (await purgeEvents(db, keptFrom)) + (await purgeDeliveries(db, keptFrom))
+    if (n) log.debug({ n }, 'events and webhook deliveries purged')
   })
   const purge = setInterval(() => {
     void purgeOnce().catch((err) => log.warn({ err }, 'tombstone purge failed'))
@@ -283,7 +316,12 @@ export async function createApiService(
       clearInterval(purge)
       health.stop()
       sync.stop()
+      // Streams end first, or the server's close would wait for them.
+      events.closeAll()
       await Promise.all(stops.map((stop) => stop()))
+      stopPoking()
+      await deliverer.stop()
+      await tail.stop()
       // Running builds end as errors (their node stops them when the stream closes).
       stopping.abort()
       await Promise.allSettled([...builds])

@@ -12,6 +12,12 @@ import { WarrenError } from './errors.js'
 
 const port = z.coerce.number().int().min(1).max(65535)
 
+/** `true`/`false` (or 1/0) from the environment; z.coerce.boolean would read "false" as true. */
+const flag = z.union([
+  z.boolean(),
+  z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1'),
+])
+
 export const orchestratorConfigSchema = z.object({
   nodeId: z.string().min(1).default(hostname()),
   /** Everything the node writes: sandboxes, snapshots, runc state. */
@@ -225,6 +231,21 @@ export const apiConfigSchema = z.object({
   nodeLostAfterS: z.coerce.number().min(1).max(86_400).default(60),
   /** How often the API asks the nodes it polls (WARREN_NODES, the all-in-one's) for their status. */
   nodePollIntervalMs: z.coerce.number().int().min(100).max(60_000).default(2000),
+  /** How long lifecycle events (and finished webhook deliveries) are kept, in seconds. */
+  eventsRetentionS: z.coerce.number().int().min(60).default(86_400),
+  /**
+   * Webhook deliveries may go to loopback and private addresses (an
+   * operator's internal receiver). Off by default: a team's webhook URL must
+   * not make the API reach into its own network. Link-local (cloud
+   * metadata), multicast and unspecified addresses are refused always.
+   */
+  webhookAllowPrivate: flag.default(false),
+  /** Webhook deliveries one API replica makes at once. */
+  webhookConcurrency: z.coerce.number().int().min(1).max(256).default(8),
+  /** Attempts of a delivery before it is given up (the next one of its sandbox goes on). */
+  webhookMaxAttempts: z.coerce.number().int().min(1).max(100).default(10),
+  /** The first retry's delay; each next one doubles, up to 10 minutes. */
+  webhookRetryBaseMs: z.coerce.number().int().min(10).max(600_000).default(1000),
 })
 
 export type ApiConfig = z.infer<typeof apiConfigSchema>
@@ -250,6 +271,11 @@ const apiEnv: Record<string, keyof ApiConfig> = {
   WARREN_NODE_UNHEALTHY_AFTER: 'nodeUnhealthyAfterS',
   WARREN_NODE_LOST_AFTER: 'nodeLostAfterS',
   WARREN_NODE_POLL_INTERVAL_MS: 'nodePollIntervalMs',
+  WARREN_EVENTS_RETENTION: 'eventsRetentionS',
+  WARREN_WEBHOOK_ALLOW_PRIVATE: 'webhookAllowPrivate',
+  WARREN_WEBHOOK_CONCURRENCY: 'webhookConcurrency',
+  WARREN_WEBHOOK_MAX_ATTEMPTS: 'webhookMaxAttempts',
+  WARREN_WEBHOOK_RETRY_BASE_MS: 'webhookRetryBaseMs',
   ...clusterEnv,
   ...internalTlsEnv,
 }

@@ -2,6 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Logger } from '@warren/shared'
 import { bodyLimit } from 'hono/body-limit'
 import type { RouteDeps } from '../routes/deps.js'
+import { registerEventStream } from '../routes/events/stream.js'
 import { registerConnect } from '../routes/sandboxes/connect.js'
 import { registerCreate } from '../routes/sandboxes/create.js'
 import { registerFork } from '../routes/sandboxes/fork.js'
@@ -29,6 +30,9 @@ import { registerCreateVolume } from '../routes/volumes/create.js'
 import { registerDeleteVolume } from '../routes/volumes/delete.js'
 import { registerGetVolume } from '../routes/volumes/get.js'
 import { registerListVolumes } from '../routes/volumes/list.js'
+import { registerCreateWebhook } from '../routes/webhooks/create.js'
+import { registerDeleteWebhook } from '../routes/webhooks/delete.js'
+import { registerReadWebhooks } from '../routes/webhooks/read.js'
 import { type ApiEnv, requireApiKey } from './auth.js'
 import { notFound, renderError, validationHook } from './errors.js'
 
@@ -60,7 +64,7 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
       title: 'Warren API',
       version: '1',
       description:
-        'E2B-compatible sandbox API. Warren extensions: lifecycle.keepalive, network.allowIn/denyIn, volume sizeMB. Authenticate with X-API-Key.',
+        'E2B-compatible sandbox API. Warren extensions: lifecycle.keepalive, network.allowIn/denyIn, volume sizeMB, lifecycle events (GET /events) and webhooks. Authenticate with X-API-Key.',
     },
   })
   app.openAPIRegistry.registerComponent('securitySchemes', 'ApiKeyAuth', {
@@ -72,7 +76,16 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
   // '/x/*' matches '/x' itself too: one pass per request.
   const auth = requireApiKey(deps.db)
   // (/volumecontent/* takes the volume's own token instead.)
-  for (const path of ['/sandboxes/*', '/v2/*', '/v3/*', '/templates/*', '/snapshots', '/volumes/*'])
+  for (const path of [
+    '/sandboxes/*',
+    '/v2/*',
+    '/v3/*',
+    '/templates/*',
+    '/snapshots',
+    '/volumes/*',
+    '/events',
+    '/webhooks/*',
+  ])
     app.use(path, auth)
 
   registerCreate(app, deps)
@@ -103,5 +116,9 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
   registerGetVolume(app, deps)
   registerDeleteVolume(app, deps)
   registerVolumeContent(app, deps)
+  registerEventStream(app, deps)
+  registerCreateWebhook(app, deps)
+  registerReadWebhooks(app, deps)
+  registerDeleteWebhook(app, deps)
   return app
 }

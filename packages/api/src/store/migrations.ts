@@ -1,4 +1,5 @@
 import type { Kysely, Migration, MigrationProvider } from 'kysely'
+import { eventsMigration } from './migrations-events.js'
 import { replicasMigration } from './migrations-replicas.js'
 
 /**
@@ -213,6 +214,7 @@ migrations['0005_volumes'] = {
 }
 
 migrations['0006_replicas'] = replicasMigration
+migrations['0007_events'] = eventsMigration
 
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
