@@ -16,8 +16,10 @@ import {
   listenOn,
   readClusterCa,
   readInternalTls,
+  requestIdInterceptor,
   requireClusterSecret,
   resolveClusterSecret,
+  rpcLogInterceptor,
   schemeOf,
 } from '@warren/shared'
 import { NodeService } from '@warren/shared/gen/warren/api/v1/nodes_pb'
@@ -46,6 +48,15 @@ import { TemplateFiles } from './templates/files.js'
 import { VolumeContentProxy } from './volumes/content-proxy.js'
 import { recoverVolumes } from './volumes/manage.js'
 import { WebhookDeliverer } from './webhooks/deliverer.js'
+
+/** Internal calls made continually (catalog, keepalive, heartbeats): not logged one by one. */
+const QUIET_INTERNAL_RPCS = new Set([
+  'watchCatalog',
+  'getRoute',
+  'keepAliveSandbox',
+  'heartbeat',
+  'listNodes',
+])
 
 /** How often each replica looks for events written through other replicas. */
 const EVENT_POLL_MS = 250
@@ -255,6 +266,13 @@ export async function createApiService(
     log,
   )
   const onInternal = (err: unknown) => log.error({ err }, 'internal rpc failed')
+  // Outermost first: the caller's request id, a line per call (not the
+  // polls and streams every proxy and node keeps up), the error contract.
+  const internalInterceptors = [
+    requestIdInterceptor(),
+    rpcLogInterceptor(log, QUIET_INTERNAL_RPCS),
+    errorInterceptor(onInternal),
+  ]
   const proxyImpl = proxyService(
     catalog,
     engine,
@@ -262,7 +280,7 @@ export async function createApiService(
   )
   const nodeImpl = nodeService(placement, engine, { cluster: cfg.clusterName })
   const proxyTransport = createRouterTransport((r) => r.service(ProxyService, proxyImpl), {
-    router: { interceptors: [errorInterceptor(onInternal)] },
+    router: { interceptors: internalInterceptors },
   })
 
   let stops: Array<() => Promise<void>> = []
@@ -348,7 +366,7 @@ export async function createApiService(
         r.service(ProxyService, proxyImpl)
         r.service(NodeService, nodeImpl)
       },
-      interceptors: [errorInterceptor(onInternal)],
+      interceptors: internalInterceptors,
       // Prometheus text next to the internal RPC, behind the same secret
       // (or WARREN_METRICS_TOKEN, for a scraper that holds no more).
       fallback: (req, res) => {

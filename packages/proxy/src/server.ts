@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http'
 import type { Transport } from '@connectrpc/connect'
 import {
   createForwarder,
+  handleWithRequestId,
   keepConnectionsLong,
   type Listening,
   type Logger,
@@ -58,8 +59,19 @@ export function createEdgeProxy(
     clusterCa: cluster.ca,
   })
   const forwarder = createForwarder(resolver.resolve)
-  const server = createServer((req, res) => void forwarder.onRequest(req, res))
-  server.on('upgrade', (req, socket, head) => void forwarder.onUpgrade(req, socket, head))
+  // Each request gets its id here (the client's if valid): the node proxy,
+  // the sandbox and the API's ResumeSandbox see the same one.
+  const server = createServer((req, res) =>
+    handleWithRequestId(req, res, log, () => void forwarder.onRequest(req, res)),
+  )
+  server.on('upgrade', (req, socket, head) =>
+    handleWithRequestId(
+      req,
+      undefined,
+      undefined,
+      () => void forwarder.onUpgrade(req, socket, head),
+    ),
+  )
   keepConnectionsLong(server)
   let secure: SamePortTls | undefined
   let listening: Listening | undefined

@@ -1,5 +1,5 @@
 import { OpenAPIHono } from '@hono/zod-openapi'
-import type { Logger } from '@warren/shared'
+import { type Logger, REQUEST_ID_HEADER, requestIdFrom, withRequestId } from '@warren/shared'
 import { bodyLimit } from 'hono/body-limit'
 import type { RouteDeps } from '../routes/deps.js'
 import { registerEventStream } from '../routes/events/stream.js'
@@ -43,6 +43,26 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
   const app = new OpenAPIHono<ApiEnv>({ defaultHook: validationHook })
   app.onError(renderError(log))
   app.notFound(notFound)
+  // One request id per request (the caller's, if valid): answered in the
+  // same header, passed to every node call, printed in every log line.
+  app.use('*', async (c, next) => {
+    const requestId = requestIdFrom(c.req.header(REQUEST_ID_HEADER))
+    c.header(REQUEST_ID_HEADER, requestId)
+    const started = Date.now()
+    await withRequestId(requestId, async () => {
+      await next()
+      if (c.req.path !== '/health')
+        log.info(
+          {
+            method: c.req.method,
+            path: c.req.path,
+            status: c.res.status,
+            ms: Date.now() - started,
+          },
+          'request',
+        )
+    })
+  })
   // Every request body of this API is small JSON, but for template files
   // archives, whose upload route sets its own limit, and volume files,
   // which are streamed to their node.

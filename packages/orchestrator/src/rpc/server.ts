@@ -6,7 +6,9 @@ import {
   errorInterceptor,
   type InternalTls,
   listen,
+  requestIdInterceptor,
   requireClusterSecret,
+  rpcLogInterceptor,
   schemeOf,
 } from '@warren/shared'
 import { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
@@ -14,6 +16,18 @@ import type { NodeStatusInit } from '../cluster/status.js'
 import type { SandboxNode } from '../node.js'
 import { volumeContentHandler } from '../volumes/content/handler.js'
 import { orchestratorService } from './service.js'
+
+/** Calls made every few seconds per node or sandbox: not logged one by one. */
+const QUIET_RPCS = new Set(['nodeInfo', 'list', 'get', 'getMetrics', 'getLogs'])
+
+/** Outermost first: the caller's request id, then a log line per call, then the error contract. */
+function interceptors(log: SandboxNode['log']) {
+  return [
+    requestIdInterceptor(),
+    rpcLogInterceptor(log, QUIET_RPCS),
+    errorInterceptor((err) => log.error({ err }, 'orchestrator rpc failed')),
+  ]
+}
 
 export interface RpcOptions {
   host: string
@@ -45,7 +59,7 @@ export async function serveOrchestratorRpc(
   })
   const handler = connectNodeAdapter({
     routes: (router) => router.service(OrchestratorService, orchestratorService(node, opts.status)),
-    interceptors: [errorInterceptor((err) => log.error({ err }, 'orchestrator rpc failed'))],
+    interceptors: interceptors(log),
     // Only HTTP/1.1 is served here.
     fallback: (req, res) => content(req as IncomingMessage, res as ServerResponse),
   })
@@ -63,9 +77,7 @@ export function inProcessTransport(node: SandboxNode, status: () => NodeStatusIn
   return createRouterTransport(
     (router) => router.service(OrchestratorService, orchestratorService(node, status)),
     {
-      router: {
-        interceptors: [errorInterceptor((err) => log.error({ err }, 'orchestrator rpc failed'))],
-      },
+      router: { interceptors: interceptors(log) },
     },
   )
 }
