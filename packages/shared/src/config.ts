@@ -107,6 +107,8 @@ export const orchestratorConfigSchema = z.object({
   heartbeatIntervalMs: z.coerce.number().int().min(100).max(60_000).default(2000),
   /** How often the node looks whether each running sandbox's first process is still alive. */
   exitWatchIntervalMs: z.coerce.number().int().min(50).max(60_000).default(1000),
+  /** Prometheus may scrape the node's /metrics with this token instead of the cluster secret. */
+  metricsToken: z.string().min(16).optional(),
 })
 
 export type OrchestratorConfig = z.infer<typeof orchestratorConfigSchema>
@@ -138,6 +140,7 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_ADVERTISE_HOST: 'advertiseHost',
   WARREN_HEARTBEAT_INTERVAL_MS: 'heartbeatIntervalMs',
   WARREN_EXIT_WATCH_INTERVAL_MS: 'exitWatchIntervalMs',
+  WARREN_METRICS_TOKEN: 'metricsToken',
   ...clusterEnv,
   ...internalTlsEnv,
 }

@@ -13,6 +13,7 @@ import {
 } from '@warren/shared'
 import { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 import type { NodeStatusInit } from '../cluster/status.js'
+import { nodeMetrics } from '../metrics/registry.js'
 import type { SandboxNode } from '../node.js'
 import { volumeContentHandler } from '../volumes/content/handler.js'
 import { orchestratorService } from './service.js'
@@ -38,6 +39,8 @@ export interface RpcOptions {
   secret: string
   /** The port's certificate: set, it serves HTTPS. */
   tls?: InternalTls | undefined
+  /** Opens /metrics (and nothing else) to a scraper without the cluster secret. */
+  metricsToken?: string | undefined
 }
 
 /**
@@ -60,11 +63,33 @@ export async function serveOrchestratorRpc(
   const handler = connectNodeAdapter({
     routes: (router) => router.service(OrchestratorService, orchestratorService(node, opts.status)),
     interceptors: interceptors(log),
-    // Only HTTP/1.1 is served here.
-    fallback: (req, res) => content(req as IncomingMessage, res as ServerResponse),
+    // Only HTTP/1.1 is served here. Prometheus text of the node and its
+    // sandboxes at /metrics, behind the same secret (or WARREN_METRICS_TOKEN).
+    fallback: (req, res) => {
+      if (req.url === '/metrics' && req.method === 'GET') {
+        registry.metrics().then(
+          (text) => {
+            res.writeHead(200, { 'content-type': registry.contentType })
+            res.end(text)
+          },
+          (err: unknown) => {
+            log.error({ err }, 'metrics failed')
+            res.writeHead(500, { 'content-type': 'application/json' })
+            res.end(JSON.stringify({ code: 500, message: 'internal error' }))
+          },
+        )
+        return
+      }
+      content(req as IncomingMessage, res as ServerResponse)
+    },
   })
+  const registry = nodeMetrics(node)
   const server = createInternalServer(
-    requireClusterSecret(handler, { secret: opts.secret, what: 'the orchestrator RPC' }),
+    requireClusterSecret(handler, {
+      secret: opts.secret,
+      what: 'the orchestrator RPC',
+      ...(opts.metricsToken ? { extra: { '/metrics': [opts.metricsToken] } } : {}),
+    }),
     opts.tls,
   )
   const url = await listen(server, opts.host, opts.port)
