@@ -4,8 +4,10 @@
 // sends it out through the proxy shows each figure grow; its series go when
 // it goes. The API's lifecycle durations count the operations.
 import { describe, expect, it } from 'vitest'
-import { metrics as apiMetrics } from '../helpers/lifecycle.js'
+import { sleep } from '../helpers/api-client.js'
+import { metrics as apiMetrics, createRaw } from '../helpers/lifecycle.js'
 import { fixtureSecret } from '../helpers/orchestrator-client.js'
+import { proxyRequest, sandboxHost } from '../helpers/proxy-client.js'
 import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
@@ -13,9 +15,9 @@ const warren = useWarren()
 const sandboxes = useSandboxes(warren)
 const MB = 2 ** 20
 
-/** The node's /metrics: `name{labels}` → value. */
-async function scrape(headers: Record<string, string> = {}) {
-  const res = await fetch(`http://127.0.0.1:${warren().ports.rpc}/metrics`, {
+/** The node's (or the edge's) /metrics: `name{labels}` → value. */
+async function scrape(headers: Record<string, string> = {}, port = warren().ports.rpc) {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`, {
     headers: { 'x-warren-cluster-secret': fixtureSecret(warren()), ...headers },
   })
   expect(res.status).toBe(200)
@@ -105,5 +107,49 @@ describe('per-sandbox metrics on the node', () => {
     const res = await fetch(`http://127.0.0.1:${warren().ports.rpc}/metrics`)
     expect(res.status).toBe(401)
     expect(await res.json()).toMatchObject({ code: 401 })
+  })
+
+  it('at the edge: requests by status, and keepalive reports per sandbox that go with it', async () => {
+    const edge = () => scrape({}, warren().ports.proxy)
+    const made = await createRaw(warren(), {
+      timeout: 120,
+      lifecycle: { keepalive: { traffic: { enabled: true } } },
+      metadata: { suite: 'sandbox-metrics' },
+    })
+    const id = sandboxes.add(made.sandboxID)
+    const before = await edge()
+    const ok = await proxyRequest(warren(), {
+      host: sandboxHost(warren(), id, 49983),
+      path: '/health',
+      headers: { 'x-access-token': made.envdAccessToken ?? '' },
+    })
+    const unknown = await proxyRequest(warren(), {
+      host: sandboxHost(warren(), 'zzzzzzzzzzzzzzzzzzz0', 49983),
+      path: '/health',
+    })
+    expect(unknown.status).toBe(502)
+    const after = await edge()
+    const grew = (k: string) => (after.get(k) ?? 0) - (before.get(k) ?? 0)
+    expect(grew(`warren_proxy_requests_total{status="${ok.status}"}`)).toBeGreaterThanOrEqual(1)
+    expect(grew('warren_proxy_requests_total{status="502"}')).toBeGreaterThanOrEqual(1)
+    expect(
+      grew('warren_proxy_request_duration_seconds_count{status="502"}'),
+    ).toBeGreaterThanOrEqual(1)
+    expect(
+      after.get(`warren_proxy_keepalive_reports_total{sandbox_id="${id}"}`),
+    ).toBeGreaterThanOrEqual(1)
+
+    expect((await fetch(`http://127.0.0.1:${warren().ports.proxy}/metrics`)).status).toBe(401)
+
+    await fetch(`${warren().apiUrl}/sandboxes/${id}`, {
+      method: 'DELETE',
+      headers: { 'x-api-key': warren().apiKey },
+    })
+    let series: number | undefined = 1
+    for (let i = 0; i < 50 && series !== undefined; i++) {
+      await sleep(100)
+      series = (await edge()).get(`warren_proxy_keepalive_reports_total{sandbox_id="${id}"}`)
+    }
+    expect(series).toBeUndefined()
   })
 })

@@ -315,6 +315,8 @@ export const proxyConfigSchema = z.object({
   trustedHops: z.coerce.number().int().min(0).max(10).default(0),
   /** At most one keepalive report per sandbox per this interval. */
   keepaliveIntervalMs: z.coerce.number().int().min(100).max(60_000).default(1000),
+  /** Prometheus may scrape the edge's /metrics with this token instead of the cluster secret. */
+  metricsToken: z.string().min(16).optional(),
   ...cluster,
 })
 
@@ -330,6 +332,7 @@ const proxyEnv: Record<string, keyof ProxyConfig> = {
   WARREN_DOMAIN: 'domain',
   WARREN_TLS_CERT: 'tlsCert',
   WARREN_TLS_KEY: 'tlsKey',
+  WARREN_METRICS_TOKEN: 'metricsToken',
   ...clusterEnv,
 }
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Client, Transport } from '@connectrpc/connect'
 import { createWarrenClient, type Logger, SingleFlight } from '@warren/shared'
-import { ProxyService, type Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
+import { ProxyService, type Route, RouteState } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { LRUCache } from 'lru-cache'
 
 export type ProxyClient = Client<typeof ProxyService>
@@ -124,6 +124,12 @@ export class RouteCatalog {
   /** Applies a route learned from a direct call (e.g. a resume) ahead of the stream. */
   put(route: Route): void {
     this.set(route)
+  }
+
+  /** Whether the sandbox is known here and not killed (its per-sandbox series may stay). */
+  isLive(sandboxId: string): boolean {
+    const r = this.routes.get(sandboxId)
+    return !!r && r.state !== RouteState.KILLED
   }
 
   /** Every known route of a secure sandbox (those that have an envd token). */
