@@ -16,12 +16,17 @@ import {
   listenOn,
   readClusterCa,
   readInternalTls,
+  requestIdInterceptor,
+  requireClusterSecret,
   resolveClusterSecret,
+  rpcLogInterceptor,
   schemeOf,
 } from '@warren/shared'
 import { NodeService } from '@warren/shared/gen/warren/api/v1/nodes_pb'
 import { ProxyService } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { Catalog } from './catalog/catalog.js'
+import { EventStreams } from './events/streams.js'
+import { EventTail } from './events/tail.js'
 import { createApiApp } from './http/app.js'
 import { createClusterGate, ownCaller } from './internal/callers.js'
 import { nodeService } from './internal/node-service.js'
@@ -32,15 +37,30 @@ import { startNodeSync } from './lifecycle/node-sync.js'
 import { startNodeHealth } from './placement/health.js'
 import { Placement, parseNodeList } from './placement/nodes.js'
 import { type Db, isPostgres, openDatabase } from './store/db.js'
+import { onEventsAnnounced, purgeEvents } from './store/events.js'
 import { takeLease } from './store/replicas.js'
 import { sandboxesByIds, sandboxesInStates } from './store/sandbox-reads.js'
 import { purgeTombstones } from './store/sandboxes.js'
 import { createFirstApiKey, ensureDefaultTeam, type Team } from './store/teams.js'
 import { failInterruptedBuilds } from './store/template-builds.js'
+import { purgeDeliveries } from './store/webhooks.js'
 import { runBuild } from './templates/build-runner.js'
 import { TemplateFiles } from './templates/files.js'
 import { VolumeContentProxy } from './volumes/content-proxy.js'
 import { recoverVolumes } from './volumes/manage.js'
+import { WebhookDeliverer } from './webhooks/deliverer.js'
+
+/** Internal calls made continually (catalog, keepalive, heartbeats): not logged one by one. */
+const QUIET_INTERNAL_RPCS = new Set([
+  'watchCatalog',
+  'getRoute',
+  'keepAliveSandbox',
+  'heartbeat',
+  'listNodes',
+])
+
+/** How often each replica looks for events written through other replicas. */
+const EVENT_POLL_MS = 250
 
 export interface ApiService {
   db: Db
@@ -213,6 +233,25 @@ export async function createApiService(
   // and volumes have no owner to take over yet (docs/architecture.md, known gaps).
   if (!isPostgres(db)) await recoverVolumes(volumes)
 
+  // Lifecycle events: every replica follows the log (its streams read it)
+  // and delivers webhooks (each delivery claimed by one replica).
+  const tail = new EventTail(db, EVENT_POLL_MS, log)
+  await tail.start()
+  const events = new EventStreams(db, tail)
+  const deliverer = new WebhookDeliverer(
+    db,
+    {
+      concurrency: cfg.webhookConcurrency,
+      maxAttempts: cfg.webhookMaxAttempts,
+      retryBaseMs: cfg.webhookRetryBaseMs,
+      allowPrivate: cfg.webhookAllowPrivate,
+    },
+    () => engine.replicaId,
+    log,
+  )
+  deliverer.start()
+  const stopPoking = onEventsAnnounced(db, () => deliverer.poke())
+
   const domain = cfg.domain ?? 'localhost:3002'
   const app = createApiApp(
     {
@@ -226,10 +265,19 @@ export async function createApiService(
       volumes,
       ownCluster: cfg.clusterName,
       teamDefaults: { maxConcurrent: cfg.maxConcurrentSandboxes, maxLifetimeS: cfg.maxLifetimeS },
+      events,
+      webhooks: { allowPrivate: cfg.webhookAllowPrivate },
     },
     log,
   )
   const onInternal = (err: unknown) => log.error({ err }, 'internal rpc failed')
+  // Outermost first: the caller's request id, a line per call (not the
+  // polls and streams every proxy and node keeps up), the error contract.
+  const internalInterceptors = [
+    requestIdInterceptor(),
+    rpcLogInterceptor(log, QUIET_INTERNAL_RPCS),
+    errorInterceptor(onInternal),
+  ]
   const proxyImpl = proxyService(catalog, engine, {
     read: async (id) => (await sandboxesByIds(db, [id]))[0],
     routesFromStore: isPostgres(db),
@@ -237,7 +285,7 @@ export async function createApiService(
   const nodeImpl = nodeService(placement, engine, { ownName: cfg.clusterName })
   // The all-in-one's edge, in process, is the API's own cluster's.
   const proxyTransport = createRouterTransport((r) => r.service(ProxyService, proxyImpl), {
-    router: { interceptors: [errorInterceptor(onInternal), ownCaller(secret)] },
+    router: { interceptors: [...internalInterceptors, ownCaller(secret)] },
   })
 
   let stops: Array<() => Promise<void>> = []
@@ -252,6 +300,10 @@ export async function createApiService(
     const ids = await purgeTombstones(db, clock.now() - cfg.tombstoneTtlS * 1000)
     for (const id of ids) catalog.remove(id)
     if (ids.length) log.debug({ n: ids.length }, 'tombstones purged')
+    // Events and finished deliveries by the host's clock, which wrote them.
+    const keptFrom = Date.now() - cfg.eventsRetentionS * 1000
+    const n = (await purgeEvents(db, keptFrom)) + (await purgeDeliveries(db, keptFrom))
+    if (n) log.debug({ n }, 'events and webhook deliveries purged')
   })
   const purge = setInterval(() => {
     void purgeOnce().catch((err) => log.warn({ err }, 'tombstone purge failed'))
@@ -287,7 +339,12 @@ export async function createApiService(
       clearInterval(purge)
       health.stop()
       sync.stop()
+      // Streams end first, or the server's close would wait for them.
+      events.closeAll()
       await Promise.all(stops.map((stop) => stop()))
+      stopPoking()
+      await deliverer.stop()
+      await tail.stop()
       // Running builds end as errors (their node stops them when the stream closes).
       stopping.abort()
       await Promise.allSettled([...builds])
@@ -325,7 +382,7 @@ export async function createApiService(
         r.service(ProxyService, proxyImpl)
         r.service(NodeService, nodeImpl)
       },
-      interceptors: [errorInterceptor(onInternal)],
+      interceptors: internalInterceptors,
       // The cluster the gate found the caller to be, for the handlers.
       contextValues: gate.contextValues,
       // Prometheus text next to the internal RPC, behind the same secret

@@ -23,7 +23,7 @@ import { updateNetwork } from './lifecycle/network-update.js'
 import { pauseSandbox } from './lifecycle/pause.js'
 import { resumeSandbox } from './lifecycle/resume.js'
 import type { LogLine } from './sandboxes/logs.js'
-import type { MetricsSample } from './sandboxes/metrics.js'
+import type { MetricsSample, SandboxFigures } from './sandboxes/metrics.js'
 import type { SandboxRecord } from './sandboxes/record.js'
 import type { TemplateMetadata } from './templates/metadata.js'
 import type { BuildLog, TemplateBuildSpec } from './templates/run-build.js'
@@ -273,6 +273,29 @@ export class SandboxNode {
     if (r.state !== 'running')
       throw new WarrenError('conflict', `sandbox ${sandboxId} is ${r.state}`)
     return this.host.sampleMetrics(r)
+  }
+
+  /**
+   * Figures of every sandbox whose processes hold resources now (running,
+   * or paused with memory), for Prometheus; one that goes meanwhile is
+   * left out.
+   */
+  figures(): Array<{ record: SandboxRecord; figures: SandboxFigures }> {
+    const out: Array<{ record: SandboxRecord; figures: SandboxFigures }> = []
+    for (const record of this.list()) {
+      if (!holdsMemory(record)) continue
+      try {
+        out.push({ record, figures: this.host.figures(record) })
+      } catch {
+        // Removed between the list and the read.
+      }
+    }
+    return out
+  }
+
+  /** Network slots ready for creates. */
+  readySlots(): number {
+    return this.host.readySlots()
   }
 
   async logs(sandboxId: string, startMs: number, limit: number): Promise<LogLine[]> {

@@ -12,6 +12,12 @@ import { WarrenError } from './errors.js'
 
 const port = z.coerce.number().int().min(1).max(65535)
 
+/** `true`/`false` (or 1/0) from the environment; z.coerce.boolean would read "false" as true. */
+const flag = z.union([
+  z.boolean(),
+  z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1'),
+])
+
 export const orchestratorConfigSchema = z.object({
   nodeId: z.string().min(1).default(hostname()),
   /** Everything the node writes: sandboxes, snapshots, runc state. */
@@ -113,6 +119,8 @@ export const orchestratorConfigSchema = z.object({
    * offers runc only). Without runsc installed the node offers runc only.
    */
   gvisorPlatform: z.enum(['auto', 'kvm', 'ptrace', 'off']).default('auto'),
+  /** Prometheus may scrape the node's /metrics with this token instead of the cluster secret. */
+  metricsToken: z.string().min(16).optional(),
 })
 
 export type OrchestratorConfig = z.infer<typeof orchestratorConfigSchema>
@@ -146,6 +154,7 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_EXIT_WATCH_INTERVAL_MS: 'exitWatchIntervalMs',
   WARREN_GVISOR_PLATFORM: 'gvisorPlatform',
   WARREN_SNAPSHOT_STORE: 'snapshotStore',
+  WARREN_METRICS_TOKEN: 'metricsToken',
   ...clusterEnv,
   ...internalTlsEnv,
 }
@@ -239,6 +248,21 @@ export const apiConfigSchema = z.object({
   nodeLostAfterS: z.coerce.number().min(1).max(86_400).default(60),
   /** How often the API asks the nodes it polls (WARREN_NODES, the all-in-one's) for their status. */
   nodePollIntervalMs: z.coerce.number().int().min(100).max(60_000).default(2000),
+  /** How long lifecycle events (and finished webhook deliveries) are kept, in seconds. */
+  eventsRetentionS: z.coerce.number().int().min(60).default(86_400),
+  /**
+   * Webhook deliveries may go to loopback and private addresses (an
+   * operator's internal receiver). Off by default: a team's webhook URL must
+   * not make the API reach into its own network. Link-local (cloud
+   * metadata), multicast and unspecified addresses are refused always.
+   */
+  webhookAllowPrivate: flag.default(false),
+  /** Webhook deliveries one API replica makes at once. */
+  webhookConcurrency: z.coerce.number().int().min(1).max(256).default(8),
+  /** Attempts of a delivery before it is given up (the next one of its sandbox goes on). */
+  webhookMaxAttempts: z.coerce.number().int().min(1).max(100).default(10),
+  /** The first retry's delay; each next one doubles, up to 10 minutes. */
+  webhookRetryBaseMs: z.coerce.number().int().min(10).max(600_000).default(1000),
 })
 
 export type ApiConfig = z.infer<typeof apiConfigSchema>
@@ -264,6 +288,11 @@ const apiEnv: Record<string, keyof ApiConfig> = {
   WARREN_NODE_UNHEALTHY_AFTER: 'nodeUnhealthyAfterS',
   WARREN_NODE_LOST_AFTER: 'nodeLostAfterS',
   WARREN_NODE_POLL_INTERVAL_MS: 'nodePollIntervalMs',
+  WARREN_EVENTS_RETENTION: 'eventsRetentionS',
+  WARREN_WEBHOOK_ALLOW_PRIVATE: 'webhookAllowPrivate',
+  WARREN_WEBHOOK_CONCURRENCY: 'webhookConcurrency',
+  WARREN_WEBHOOK_MAX_ATTEMPTS: 'webhookMaxAttempts',
+  WARREN_WEBHOOK_RETRY_BASE_MS: 'webhookRetryBaseMs',
   ...clusterEnv,
   ...internalTlsEnv,
 }
@@ -300,6 +329,8 @@ export const proxyConfigSchema = z.object({
   trustedHops: z.coerce.number().int().min(0).max(10).default(0),
   /** At most one keepalive report per sandbox per this interval. */
   keepaliveIntervalMs: z.coerce.number().int().min(100).max(60_000).default(1000),
+  /** Prometheus may scrape the edge's /metrics with this token instead of the cluster secret. */
+  metricsToken: z.string().min(16).optional(),
   ...cluster,
 })
 
@@ -315,6 +346,7 @@ const proxyEnv: Record<string, keyof ProxyConfig> = {
   WARREN_DOMAIN: 'domain',
   WARREN_TLS_CERT: 'tlsCert',
   WARREN_TLS_KEY: 'tlsKey',
+  WARREN_METRICS_TOKEN: 'metricsToken',
   ...clusterEnv,
 }
 

@@ -90,7 +90,7 @@ export async function createSandbox(
   const reserveMb = req.resources?.memoryMb || PLACEMENT_ESTIMATE_MB
   first.creatingMb += reserveMb
   try {
-    return await createOnCandidates(core, team, req, candidates)
+    return await core.metrics.timed('create', () => createOnCandidates(core, team, req, candidates))
   } finally {
     first.creatingMb -= reserveMb
   }

@@ -244,7 +244,8 @@ export class LifecycleEngine {
 
   private async extend(s: Sandbox, team: Team, durationS: number): Promise<Sandbox> {
     const target = extendedEnd(s.endAt, this.core.clock.now(), durationS, limits(s, team))
-    const updated = await extendLease(this.core.db, s.sandboxId, target)
+    // A lease an API call moves is an event (timeout_changed); keepalive's are not.
+    const updated = await extendLease(this.core.db, s.sandboxId, target, { at: Date.now() })
     if (!updated) throw await lostRace(this.core.db, s.sandboxId)
     this.scheduler.schedule(s.sandboxId, updated.endAt)
     return updated

@@ -29,7 +29,9 @@ export class Resumes {
   constructor(private readonly core: LifecycleCore) {}
 
   resume(s: Sandbox, opts: ResumeOptions): Promise<Sandbox> {
-    return this.inflight.run(s.sandboxId, () => this.once(s.sandboxId, opts))
+    return this.inflight.run(s.sandboxId, () =>
+      this.core.metrics.timed('resume', () => this.once(s.sandboxId, opts)),
+    )
   }
 
   /**

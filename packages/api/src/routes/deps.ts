@@ -1,5 +1,6 @@
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { Logger } from '@warren/shared'
+import type { EventStreams } from '../events/streams.js'
 import type { ApiEnv } from '../http/auth.js'
 import type { Clock } from '../lifecycle/clock.js'
 import type { LifecycleEngine } from '../lifecycle/engine.js'
@@ -26,6 +27,9 @@ export interface RouteDeps {
   ownCluster: string
   /** The limits a team made through the admin API gets unless told otherwise. */
   teamDefaults: TeamLimits
+  /** The event stream's store reader and this replica's tail. */
+  events: EventStreams
+  webhooks: { allowPrivate: boolean }
 }
 
 /** What the volume routes need besides the store. */

@@ -1,4 +1,5 @@
 import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely'
+import { eventsMigration } from './migrations-events.js'
 import { replicasMigration } from './migrations-replicas.js'
 
 /**
@@ -241,6 +242,8 @@ migrations['0008_admin_keys'] = {
       and team_id in (select id from teams where name = 'default')`.execute(db)
   },
 }
+
+migrations['0009_events'] = eventsMigration
 
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {

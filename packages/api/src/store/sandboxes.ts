@@ -1,6 +1,8 @@
 import { WarrenError } from '@warren/shared'
 import { sql } from 'kysely'
+import { eventKindOf } from '../events/kinds.js'
 import type { Db } from './db.js'
+import { announceEvents, recordEvent } from './events.js'
 import { lockTeam } from './locks.js'
 import {
   ACTIVE_STATES,
@@ -100,21 +102,29 @@ export interface TransitionGuard {
 /**
  * One atomic compare-and-set: the update applies only if the sandbox is in
  * one of `from` (and matches the optional guards); returns the new state, or
- * undefined when the guard did not hold — the caller lost the race.
+ * undefined when the guard did not hold — the caller lost the race. A
+ * settled change (see `eventKindOf`) records its lifecycle event in the same
+ * transaction, at `at` (the lifecycle clock's now).
  */
 export async function transition(
   db: Db,
   id: string,
   guard: TransitionGuard,
   patch: SandboxPatch,
+  at: number = Date.now(),
 ): Promise<Sandbox | undefined> {
   const limit = guard.activeBelow
-  if (!limit) return compareAndSet(db, id, guard, patch)
+  const kind = eventKindOf(guard.from, patch)
+  if (!limit && !kind) return compareAndSet(db, id, guard, patch)
   // The team's row is held while the place is counted and taken, as in a create.
-  return db.transaction().execute(async (tx) => {
-    await lockTeam(tx, limit.teamId)
-    return compareAndSet(tx, id, guard, patch)
+  const s = await db.transaction().execute(async (tx) => {
+    if (limit) await lockTeam(tx, limit.teamId)
+    const changed = await compareAndSet(tx, id, guard, patch)
+    if (changed && kind) await recordEvent(tx, changed, kind, at)
+    return changed
   })
+  if (s && kind) announceEvents(db)
+  return s
 }
 
 async function compareAndSet(
@@ -152,19 +162,55 @@ async function compareAndSet(
   return row ? toSandbox(row as Row) : undefined
 }
 
-/** Extends the lease without ever shortening it, in one statement. */
-export async function extendLease(db: Db, id: string, endAt: number): Promise<Sandbox | undefined> {
-  const row = await db
-    .updateTable('sandboxes')
-    .set({
-      end_at: sql<number>`case when end_at > ${endAt} then end_at else ${endAt} end`,
-      version: sql<number>`version + 1`,
-    })
-    .where('id', '=', id)
-    .where('state', '=', 'running')
-    .returningAll()
-    .executeTakeFirst()
-  return row ? toSandbox(row as Row) : undefined
+/**
+ * Extends the lease without ever shortening it, in one statement. With
+ * `event`, a lease it really moves records `timeout_changed` in the same
+ * transaction (traffic keepalive does not: its extensions are many).
+ */
+export async function extendLease(
+  db: Db,
+  id: string,
+  endAt: number,
+  event?: { at: number },
+): Promise<Sandbox | undefined> {
+  if (!event) {
+    const row = await db
+      .updateTable('sandboxes')
+      .set({
+        end_at: sql<number>`case when end_at > ${endAt} then end_at else ${endAt} end`,
+        version: sql<number>`version + 1`,
+      })
+      .where('id', '=', id)
+      .where('state', '=', 'running')
+      .returningAll()
+      .executeTakeFirst()
+    return row ? toSandbox(row as Row) : undefined
+  }
+  const { moved, s } = await db.transaction().execute(async (tx) => {
+    const row = await tx
+      .updateTable('sandboxes')
+      .set({ end_at: endAt, version: sql<number>`version + 1` })
+      .where('id', '=', id)
+      .where('state', '=', 'running')
+      .where('end_at', '<', endAt)
+      .returningAll()
+      .executeTakeFirst()
+    if (row) {
+      const extended = toSandbox(row as Row)
+      await recordEvent(tx, extended, 'timeout_changed', event.at)
+      return { moved: true, s: extended }
+    }
+    // Already as long: unchanged, if still running.
+    const same = await tx
+      .selectFrom('sandboxes')
+      .selectAll()
+      .where('id', '=', id)
+      .where('state', '=', 'running')
+      .executeTakeFirst()
+    return { moved: false, s: same ? toSandbox(same as Row) : undefined }
+  })
+  if (moved) announceEvents(db)
+  return s
 }
 
 /** Removes a failed create's row, unless another replica took it over meanwhile. */

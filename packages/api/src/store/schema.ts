@@ -16,6 +16,9 @@ export interface Database {
   volumes: VolumesTable
   sandbox_volume_mounts: SandboxVolumeMountsTable
   clusters: ClustersTable
+  events: EventsTable
+  webhooks: WebhooksTable
+  webhook_deliveries: WebhookDeliveriesTable
 }
 
 /**
@@ -27,6 +30,54 @@ export interface ClustersTable {
   name: string
   secret_hash: string
   created_at: number
+}
+
+/** One settled change of a sandbox (migrations-events.ts: its position is `(tx, id)`). */
+export interface EventsTable {
+  id: Generated<number>
+  /** The writing transaction (PostgreSQL); 0 on SQLite. */
+  tx: Generated<number>
+  team_id: string
+  sandbox_id: string
+  kind: string
+  at: number
+  /** JSON: the event as readers receive it, without its id. */
+  data: string
+}
+
+/** A team's webhook: deliveries of the kinds it names go to its URL, signed with its secret. */
+export interface WebhooksTable {
+  id: string
+  team_id: string
+  url: string
+  /** The HMAC key of the signatures; needed in the clear to sign (the store is root's only). */
+  secret: string
+  /** JSON: the event kinds delivered. */
+  kinds: string
+  created_at: number
+}
+
+/** pending: not yet delivered (maybe retrying, maybe claimed); then delivered or failed (gave up). */
+export type DeliveryState = 'pending' | 'delivered' | 'failed'
+
+export interface WebhookDeliveriesTable {
+  id: Generated<number>
+  webhook_id: string
+  event_id: string
+  sandbox_id: string
+  /** The exact body sent (and signed). */
+  payload: string
+  state: DeliveryState
+  attempts: Generated<number>
+  /** Not tried before this time (the backoff). */
+  next_at: number
+  /** The replica delivering it now, until `claimed_until`. */
+  claimed_by: string | null
+  claimed_until: number | null
+  last_status: number | null
+  last_error: string | null
+  created_at: number
+  finished_at: number | null
 }
 
 /** A running API process; its heartbeat (store time) says it is alive. */

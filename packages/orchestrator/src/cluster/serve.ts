@@ -68,6 +68,7 @@ export async function serveNode(
       status,
       secret,
       tls,
+      metricsToken: cfg.metricsToken,
     })
     cleanup.push('rpc', () => close(rpc.server))
     urls.rpcUrl = advertisedUrl(rpc.url, cfg.listenHost, cfg.advertiseHost)

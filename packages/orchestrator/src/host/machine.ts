@@ -7,6 +7,7 @@ import { releaseEnvdStore } from '../envd-bundle.js'
 import { AddressPool } from '../network/address-pool.js'
 import { cutDeniedFlows } from '../network/conntrack.js'
 import { GvisorNetwork } from '../network/gvisor.js'
+import { netnsNames } from '../network/netns.js'
 import { removeHostTable } from '../network/nftables.js'
 import { NodeNetwork } from '../network/services.js'
 import { NetworkSlots } from '../network/slots.js'
@@ -19,7 +20,7 @@ import { createSandbox } from '../sandboxes/create.js'
 import { destroySandbox } from '../sandboxes/destroy.js'
 import { watchInit } from '../sandboxes/init-watch.js'
 import { readLogLines } from '../sandboxes/logs.js'
-import { MetricsSampler, readCgroup } from '../sandboxes/metrics.js'
+import { MetricsSampler, readCgroup, readSandboxFigures } from '../sandboxes/metrics.js'
 import { dropToFiles, freeze } from '../sandboxes/pause.js'
 import { sandboxPaths, writeRecord } from '../sandboxes/record.js'
 import { bootFromFiles, thaw } from '../sandboxes/resume.js'
@@ -162,6 +163,14 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
         diskUsage(sandboxPaths(cfg.dataDir, r.sandboxId).disk),
         { cpuCount: r.cpuCount, memoryMb: r.memoryMb, startedAt: Date.parse(r.startedAt) },
       ),
+    figures: (r) =>
+      readSandboxFigures(
+        cgroupsPath(cfg, r.sandboxId),
+        diskUsage(sandboxPaths(cfg.dataDir, r.sandboxId).disk),
+        r.slotIndex === null ? undefined : netnsNames(cfg.prefix, r.slotIndex).hostIf,
+        r.memoryMb,
+      ),
+    readySlots: () => slots.ready,
     logs: (sandboxId, startMs, limit) =>
       readLogLines(sandboxPaths(cfg.dataDir, sandboxId).log, startMs, limit),
     createVolume: (record) => createVolumeDisk(cfg, record, log),

@@ -9,7 +9,7 @@ import type { PolicyTable } from '../network/policies.js'
 import type { NetworkSlot } from '../network/slots.js'
 import type { InitWatch } from '../sandboxes/init-watch.js'
 import type { LogLine } from '../sandboxes/logs.js'
-import type { MetricsSample } from '../sandboxes/metrics.js'
+import type { MetricsSample, SandboxFigures } from '../sandboxes/metrics.js'
 import type { SandboxRecord } from '../sandboxes/record.js'
 import type { TemplateMetadata } from '../templates/metadata.js'
 import type { BuildLog, TemplateBuildSpec } from '../templates/run-build.js'
@@ -151,6 +151,10 @@ export interface NodeHost {
   /** A probe of a running sandbox's first process (see ExitWatcher). */
   watchInit(sandboxId: string): Promise<InitWatch>
   sampleMetrics(record: SandboxRecord): MetricsSample
+  /** The sandbox's totals and levels for Prometheus (a running or frozen sandbox). */
+  figures(record: SandboxRecord): SandboxFigures
+  /** Network slots built ahead of time and ready for creates. */
+  readySlots(): number
   logs(sandboxId: string, startMs: number, limit: number): Promise<LogLine[]>
   /** Makes a volume's disk and mounts it on the host. */
   createVolume(record: VolumeRecord): Promise<void>

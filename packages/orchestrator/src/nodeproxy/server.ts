@@ -4,6 +4,7 @@ import {
   createInternalServer,
   ENVD_PORT,
   firstHeader,
+  handleWithRequestId,
   INTERNAL_HEADER_NAMES,
   INTERNAL_HEADERS,
   type InternalTls,
@@ -177,8 +178,19 @@ export function createNodeProxy(
         fromEdge && firstHeader(req, 'x-forwarded-proto') === 'https' ? 'https' : 'http',
     })
   })
-  const server = createInternalServer((req, res) => void forwarder.onRequest(req, res), opts.tls)
-  server.on('upgrade', (req, socket, head) => void forwarder.onUpgrade(req, socket, head))
+  // The edge's request id (or a direct caller's, or a new one) goes on to the sandbox.
+  const server = createInternalServer(
+    (req, res) => handleWithRequestId(req, res, node.log, () => void forwarder.onRequest(req, res)),
+    opts.tls,
+  )
+  server.on('upgrade', (req, socket, head) =>
+    handleWithRequestId(
+      req,
+      undefined,
+      undefined,
+      () => void forwarder.onUpgrade(req, socket, head),
+    ),
+  )
   server.on('close', () => void forwarder.close())
   return server
 }

@@ -5,6 +5,7 @@ import { AddressPool } from '../network/address-pool.js'
 import { netnsNames } from '../network/netns.js'
 import { PolicyTable } from '../network/policies.js'
 import type { NetworkSlot } from '../network/slots.js'
+import type { SandboxFigures } from '../sandboxes/metrics.js'
 import type { SandboxRecord } from '../sandboxes/record.js'
 import { sandboxRecordSchema } from '../sandboxes/record.js'
 import type { TemplateMetadata } from '../templates/metadata.js'
@@ -283,6 +284,22 @@ export class MemoryHost implements NodeHost {
       diskTotal: r.diskSizeMb * 2 ** 20,
     }
   }
+
+  /** Figures a test sets per sandbox; zeros otherwise. */
+  readonly figuresOf = new Map<string, Partial<SandboxFigures>>()
+  figures(r: SandboxRecord): SandboxFigures {
+    return {
+      cpuSeconds: 0,
+      memoryBytes: 0,
+      memoryLimitBytes: r.memoryMb * 2 ** 20,
+      diskUsedBytes: 0,
+      diskTotalBytes: r.diskSizeMb * 2 ** 20,
+      networkReceiveBytes: 0,
+      networkTransmitBytes: 0,
+      ...this.figuresOf.get(r.sandboxId),
+    }
+  }
+  readySlots = () => 0
 
   async logs() {
     return []

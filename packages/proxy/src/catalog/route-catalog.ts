@@ -140,6 +140,12 @@ export class RouteCatalog {
     this.set(route)
   }
 
+  /** Whether the sandbox is known here and not killed (its per-sandbox series may stay). */
+  isLive(sandboxId: string): boolean {
+    const r = this.routes.get(sandboxId)
+    return !!r && r.state !== RouteState.KILLED
+  }
+
   /** Every known route of a secure sandbox (those that have an envd token). */
   *withEnvdTokens(): Generator<Route & { envdAccessToken: string }> {
     for (const r of this.routes.values())
