@@ -17,7 +17,6 @@ import {
   readClusterCa,
   readInternalTls,
   requestIdInterceptor,
-  requireClusterSecret,
   resolveClusterSecret,
   rpcLogInterceptor,
   schemeOf,
