@@ -104,6 +104,65 @@ describe('admin routes', () => {
     expectApiError(await api.request('GET', '/admin/teams', { key: acmeKey }), 403)
   })
 
+  it('holds a team to its memory and template limits, and none means none', async () => {
+    const made = await api.request('POST', '/admin/teams', {
+      key: admin,
+      json: { name: 'lean', maxMemoryMb: 1024, maxTemplates: 1 },
+    })
+    expect(made.status).toBe(201)
+    expect(made.body).toMatchObject({ maxMemoryMb: 1024, maxTemplates: 1 })
+    expectApiError(
+      await api.request('PATCH', '/admin/teams/lean', { key: admin, json: { maxMemoryMb: 10 } }),
+      400,
+    )
+    const key = (
+      (await api.request('POST', '/admin/teams/lean/keys', { key: admin, json: { name: 'k' } }))
+        .body as { key: string }
+    ).key
+    const create = () => api.request('POST', '/v2/sandboxes', { key, json: { templateID: 'base' } })
+
+    // 512 MB each (the stand-in node's): two fit in 1024, a third does not.
+    const a = await create()
+    const b = await create()
+    expect([a.status, b.status]).toEqual([201, 201])
+    const third = await create()
+    expectApiError(third, 429)
+    expect((third.body as { message: string }).message).toMatch(/1024 MB/)
+    const ids = [a, b].map((r) => (r.body as { sandboxID: string }).sandboxID)
+
+    // A paused sandbox holds no place; taking its memory back is refused while the others hold it.
+    const pause = await api.request('POST', `/sandboxes/${ids[0]}/pause`, { key })
+    expect(pause.status).toBe(204)
+    expect((await create()).status).toBe(201)
+    const resume = await api.request('POST', `/sandboxes/${ids[0]}/connect`, {
+      key,
+      json: { timeout: 60 },
+    })
+    expectApiError(resume, 429)
+    expect((resume.body as { message: string }).message).toMatch(/memory/)
+    expect(
+      (await api.request('GET', `/sandboxes/${ids[0]}`, { key })).body as { state: string },
+    ).toMatchObject({ state: 'paused' })
+
+    // One template: a second name is refused, a new build of the first is not.
+    const build = (name: string) =>
+      api.request('POST', '/v3/templates', { key, json: { name, cpuCount: 1, memoryMB: 512 } })
+    expect((await build('one')).status).toBe(202)
+    const two = await build('two')
+    expectApiError(two, 429)
+    expect((two.body as { message: string }).message).toMatch(/1 templates/)
+    expect((await build('one')).status).toBe(202)
+
+    // null lifts both.
+    const lifted = await api.request('PATCH', '/admin/teams/lean', {
+      key: admin,
+      json: { maxMemoryMb: null, maxTemplates: null },
+    })
+    expect(lifted.body).toMatchObject({ maxMemoryMb: null, maxTemplates: null })
+    expect((await create()).status).toBe(201)
+    expect((await build('two')).status).toBe(202)
+  })
+
   it('lists the nodes with their capacity', async () => {
     const res = await api.request('GET', '/admin/nodes', { key: admin })
     expect(res.status).toBe(200)

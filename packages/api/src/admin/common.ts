@@ -3,7 +3,7 @@ import type { Placement } from '../placement/nodes.js'
 import type { App } from '../routes/deps.js'
 import { errorResponses, errorSchema } from '../routes/params.js'
 import type { Db } from '../store/db.js'
-import type { TeamLimits } from '../store/teams.js'
+import type { NewTeamLimits } from '../store/teams.js'
 
 export type AdminApp = App
 
@@ -11,7 +11,7 @@ export type AdminApp = App
 export interface AdminDeps {
   db: Db
   placement: Placement
-  teamDefaults: TeamLimits
+  teamDefaults: NewTeamLimits
 }
 
 /** A team by its id or its name. */

@@ -11,6 +11,15 @@ const limits = {
     .int()
     .min(60)
     .max(365 * MAX_TIMEOUT_S),
+  /** Memory its active sandboxes may hold together (MB); null: no limit. */
+  maxMemoryMb: z
+    .number()
+    .int()
+    .min(64)
+    .max(1 << 30)
+    .nullable(),
+  /** Templates it may have (snapshots not counted); null: no limit. */
+  maxTemplates: z.number().int().min(0).max(100_000).nullable(),
 }
 
 const teamSummary = z
@@ -19,6 +28,8 @@ const teamSummary = z
     name: z.string(),
     maxConcurrent: z.number().int(),
     maxLifetimeS: z.number().int(),
+    maxMemoryMb: z.number().int().nullable(),
+    maxTemplates: z.number().int().nullable(),
     createdAt: z.string(),
     activeSandboxes: z.number().int(),
     activeMemoryMb: z.number().int(),
@@ -56,6 +67,8 @@ const create = createRoute({
               .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, . _ - (1-63)'),
             maxConcurrent: limits.maxConcurrent.optional(),
             maxLifetimeS: limits.maxLifetimeS.optional(),
+            maxMemoryMb: limits.maxMemoryMb.optional(),
+            maxTemplates: limits.maxTemplates.optional(),
           }),
         },
       },
@@ -84,6 +97,8 @@ const setLimits = createRoute({
             .strictObject({
               maxConcurrent: limits.maxConcurrent.optional(),
               maxLifetimeS: limits.maxLifetimeS.optional(),
+              maxMemoryMb: limits.maxMemoryMb.optional(),
+              maxTemplates: limits.maxTemplates.optional(),
             })
             .refine((b) => Object.keys(b).length > 0, 'name at least one limit'),
         },
@@ -114,6 +129,8 @@ export function registerAdminTeams(app: AdminApp, deps: AdminDeps): void {
     const team = await createTeam(deps.db, b.name, {
       maxConcurrent: b.maxConcurrent ?? deps.teamDefaults.maxConcurrent,
       maxLifetimeS: b.maxLifetimeS ?? deps.teamDefaults.maxLifetimeS,
+      maxMemoryMb: b.maxMemoryMb ?? deps.teamDefaults.maxMemoryMb ?? null,
+      maxTemplates: b.maxTemplates ?? deps.teamDefaults.maxTemplates ?? null,
     })
     return c.json(team, 201)
   })

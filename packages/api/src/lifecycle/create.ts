@@ -120,7 +120,9 @@ async function createOnCandidates(
     envdAccessToken: req.secure ? newToken() : null,
     trafficAccessToken: req.network.allowPublicTraffic === false ? newToken() : null,
     cpuCount: 0,
-    memoryMb: 0,
+    // Until the node says: what the create is reckoned to take, which a team
+    // memory limit counts (concurrent creates count each other).
+    memoryMb: team.maxMemoryMb === null ? 0 : await reckonedMemoryMb(core, req),
     diskSizeMb: 0,
     lifecycle: req.lifecycle,
     network: req.network,
@@ -138,7 +140,7 @@ async function createOnCandidates(
     // what it may have left on the node (takeover.ts).
     owner: core.replica.id,
   }
-  await insertCreating(core.db, sandbox, team.maxConcurrent)
+  await insertCreating(core.db, sandbox, team)
   let lastError: unknown
   for (const node of candidates) {
     try {
@@ -155,6 +157,22 @@ async function createOnCandidates(
   }
   await deleteSandbox(core.db, sandbox.sandboxId, core.replica.id)
   throw lastError
+}
+
+/** The memory a create asks for: its own, else its template build's, else the usual estimate. */
+async function reckonedMemoryMb(core: LifecycleCore, req: CreateSandboxRequest): Promise<number> {
+  if (req.resources?.memoryMb) return req.resources.memoryMb
+  const build = await core.db
+    .selectFrom('template_builds')
+    .select('memory_mb')
+    .where(
+      'id',
+      '=',
+      req.buildId ??
+        core.db.selectFrom('templates').select('build_id').where('id', '=', req.templateId),
+    )
+    .executeTakeFirst()
+  return build?.memory_mb || PLACEMENT_ESTIMATE_MB
 }
 
 async function createOn(

@@ -1,6 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { SingleFlight, WarrenError } from '@warren/shared'
-import { getSandbox, type Sandbox, teamLimitReached, transition } from '../store/sandboxes.js'
+import {
+  countActive,
+  getSandbox,
+  type Sandbox,
+  teamLimitReached,
+  teamMemoryReached,
+  transition,
+} from '../store/sandboxes.js'
 import { isLive, KIND, type LifecycleCore, lostRace } from './core.js'
 import { endAfter } from './lease.js'
 import { resumeSomewhere } from './move.js'
@@ -71,14 +78,21 @@ export class Resumes {
       {
         from: ['paused'],
         version: s.version,
-        activeBelow: { teamId: s.teamId, max: team.maxConcurrent },
+        activeBelow: {
+          teamId: s.teamId,
+          max: team.maxConcurrent,
+          maxMemoryMb: team.maxMemoryMb,
+          memoryMb: s.memoryMb,
+        },
       },
       { state: 'resuming', owner: this.core.replica.id },
     )
     if (!resuming) {
       const now = await getSandbox(db, sandboxId)
       if (now?.state === 'paused' && now.version === s.version)
-        throw teamLimitReached(team.maxConcurrent)
+        throw team.maxMemoryMb !== null && (await countActive(db, s.teamId)) < team.maxConcurrent
+          ? teamMemoryReached(team.maxMemoryMb, s.memoryMb)
+          : teamLimitReached(team.maxConcurrent)
       // Another replica's resume won: its outcome is this caller's too.
       if (now?.state === 'resuming') {
         const after = await this.settled(sandboxId)

@@ -6,7 +6,7 @@ import type { Clock } from '../lifecycle/clock.js'
 import type { LifecycleEngine } from '../lifecycle/engine.js'
 import type { Placement } from '../placement/nodes.js'
 import type { Db } from '../store/db.js'
-import type { TeamLimits } from '../store/teams.js'
+import type { NewTeamLimits } from '../store/teams.js'
 import type { BuildRow } from '../store/template-builds.js'
 import type { BuildRequest } from '../templates/build-runner.js'
 import type { TemplateFiles } from '../templates/files.js'
@@ -26,7 +26,7 @@ export interface RouteDeps {
   /** The API's own cluster's name (WARREN_CLUSTER_NAME): a create naming it stays there. */
   ownCluster: string
   /** The limits a team made through the admin API gets unless told otherwise. */
-  teamDefaults: TeamLimits
+  teamDefaults: NewTeamLimits
   /** The event stream's store reader and this replica's tail. */
   events: EventStreams
   webhooks: { allowPrivate: boolean }

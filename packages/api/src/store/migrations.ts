@@ -245,6 +245,14 @@ migrations['0008_admin_keys'] = {
 
 migrations['0009_events'] = eventsMigration
 
+// Two more team limits, both off (null) until an operator sets them.
+migrations['0010_team_limits'] = {
+  async up(db) {
+    await db.schema.alterTable('teams').addColumn('max_memory_mb', 'integer').execute()
+    await db.schema.alterTable('teams').addColumn('max_templates', 'integer').execute()
+  },
+}
+
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations

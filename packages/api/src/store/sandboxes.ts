@@ -29,6 +29,35 @@ export function teamLimitReached(maxConcurrent: number): WarrenError {
   )
 }
 
+export function teamMemoryReached(maxMemoryMb: number, needsMb: number): WarrenError {
+  return new WarrenError(
+    'limit_exceeded',
+    `team limit of ${maxMemoryMb} MB of sandbox memory reached (this sandbox needs ${needsMb} MB); kill or pause one first`,
+  )
+}
+
+/** How many of a team's sandboxes hold a place in its limit. */
+export async function countActive(db: Db, teamId: string): Promise<number> {
+  const { n } = await db
+    .selectFrom('sandboxes')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('team_id', '=', teamId)
+    .where('state', 'in', ACTIVE_STATES)
+    .executeTakeFirstOrThrow()
+  return Number(n)
+}
+
+/** The memory (MB) a team's active sandboxes hold. */
+async function activeMemoryMb(db: Db, teamId: string): Promise<number> {
+  const { mb } = await db
+    .selectFrom('sandboxes')
+    .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('memory_mb'), eb.lit(0)).as('mb'))
+    .where('team_id', '=', teamId)
+    .where('state', 'in', ACTIVE_STATES)
+    .executeTakeFirstOrThrow()
+  return Number(mb)
+}
+
 /**
  * Inserts a sandbox in state `creating` (owned by the creating replica) if
  * the team is under its limit of active sandboxes. The count and the insert
@@ -37,16 +66,19 @@ export function teamLimitReached(maxConcurrent: number): WarrenError {
  * take the last place. The volumes it mounts are claimed in the same
  * transaction (see `claimVolumes`): none of them can be deleted from under it.
  */
-export async function insertCreating(db: Db, s: Sandbox, maxConcurrent: number): Promise<void> {
+export async function insertCreating(
+  db: Db,
+  s: Sandbox,
+  limits: { maxConcurrent: number; maxMemoryMb: number | null },
+): Promise<void> {
+  const { maxConcurrent, maxMemoryMb } = limits
   await db.transaction().execute(async (tx) => {
     await lockTeam(tx, s.teamId)
-    const { n } = await tx
-      .selectFrom('sandboxes')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('team_id', '=', s.teamId)
-      .where('state', 'in', ACTIVE_STATES)
-      .executeTakeFirstOrThrow()
-    if (Number(n) >= maxConcurrent) throw teamLimitReached(maxConcurrent)
+    if ((await countActive(tx, s.teamId)) >= maxConcurrent) throw teamLimitReached(maxConcurrent)
+    // Its memory is what the create reckons (the row holds it until the node
+    // says), so concurrent creates count each other.
+    if (maxMemoryMb !== null && (await activeMemoryMb(tx, s.teamId)) + s.memoryMb > maxMemoryMb)
+      throw teamMemoryReached(maxMemoryMb, s.memoryMb)
     await tx
       .insertInto('sandboxes')
       .values({
@@ -93,8 +125,12 @@ export interface TransitionGuard {
   version?: number
   /** Only if the lease has run out by then (expiry must lose to an extension). */
   endAtAtMost?: number
-  /** Only if the team's other active sandboxes are fewer than `max` (a resume takes a place). */
-  activeBelow?: { teamId: string; max: number }
+  /**
+   * Only if the team's other active sandboxes are fewer than `max` and, when
+   * `maxMemoryMb` is set, hold at most `maxMemoryMb - memoryMb` (a resume
+   * takes a place and its memory).
+   */
+  activeBelow?: { teamId: string; max: number; maxMemoryMb?: number | null; memoryMb?: number }
   /** Only if this replica still owns the transitional state (none took it over). */
   owner?: string
 }
@@ -157,6 +193,19 @@ async function compareAndSet(
       '<',
       limit.max,
     )
+    const maxMb = limit.maxMemoryMb
+    if (maxMb !== null && maxMb !== undefined)
+      q = q.where(
+        (eb) =>
+          eb
+            .selectFrom('sandboxes as other')
+            .select((o) => o.fn.coalesce(o.fn.sum<number>('other.memory_mb'), o.lit(0)).as('mb'))
+            .where('other.team_id', '=', limit.teamId)
+            .where('other.state', 'in', ACTIVE_STATES)
+            .where('other.id', '!=', id),
+        '<=',
+        maxMb - (limit.memoryMb ?? 0),
+      )
   }
   const row = await q.returningAll().executeTakeFirst()
   return row ? toSandbox(row as Row) : undefined

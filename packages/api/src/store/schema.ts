@@ -196,6 +196,10 @@ export interface TeamsTable {
   name: string
   max_concurrent: number
   max_lifetime_s: number
+  /** Memory (MB) its active sandboxes may hold together; null: no limit. */
+  max_memory_mb: number | null
+  /** Templates it may have (snapshots not counted); null: no limit. */
+  max_templates: number | null
   created_at: number
 }
 

@@ -3,7 +3,7 @@ import { WarrenError } from '@warren/shared'
 import type { Db } from './db.js'
 import { isUniqueViolation } from './locks.js'
 import { ACTIVE_STATES } from './sandbox-row.js'
-import { getTeam, type Team, type TeamLimits } from './teams.js'
+import { getTeam, type NewTeamLimits, type Team, type TeamLimits } from './teams.js'
 
 // What operators do with teams (the admin API and `warren teams`): list them
 // with what they use, make one, change its limits. The limits themselves
@@ -45,6 +45,8 @@ export async function listTeams(db: Db): Promise<TeamSummary[]> {
     name: t.name,
     maxConcurrent: t.max_concurrent,
     maxLifetimeS: t.max_lifetime_s,
+    maxMemoryMb: t.max_memory_mb,
+    maxTemplates: t.max_templates,
     createdAt: Number(t.created_at),
     activeSandboxes: Number(use.get(t.id)?.n ?? 0),
     activeMemoryMb: Number(use.get(t.id)?.mb ?? 0),
@@ -53,8 +55,8 @@ export async function listTeams(db: Db): Promise<TeamSummary[]> {
 }
 
 /** A new team; its name must be free (already_exists otherwise, and nothing changes). */
-export async function createTeam(db: Db, name: string, limits: TeamLimits): Promise<Team> {
-  const team: Team = { id: randomUUID(), name, ...limits }
+export async function createTeam(db: Db, name: string, limits: NewTeamLimits): Promise<Team> {
+  const team: Team = { id: randomUUID(), name, maxMemoryMb: null, maxTemplates: null, ...limits }
   try {
     await db
       .insertInto('teams')
@@ -63,6 +65,8 @@ export async function createTeam(db: Db, name: string, limits: TeamLimits): Prom
         name,
         max_concurrent: limits.maxConcurrent,
         max_lifetime_s: limits.maxLifetimeS,
+        max_memory_mb: team.maxMemoryMb,
+        max_templates: team.maxTemplates,
         created_at: Date.now(),
       })
       .execute()
@@ -100,6 +104,8 @@ export async function setTeamLimits(
   const set = {
     ...(patch.maxConcurrent !== undefined ? { max_concurrent: patch.maxConcurrent } : {}),
     ...(patch.maxLifetimeS !== undefined ? { max_lifetime_s: patch.maxLifetimeS } : {}),
+    ...(patch.maxMemoryMb !== undefined ? { max_memory_mb: patch.maxMemoryMb } : {}),
+    ...(patch.maxTemplates !== undefined ? { max_templates: patch.maxTemplates } : {}),
   }
   if (Object.keys(set).length) {
     const res = await db.updateTable('teams').set(set).where('id', '=', teamId).executeTakeFirst()

@@ -8,10 +8,23 @@ export interface Team {
   name: string
   maxConcurrent: number
   maxLifetimeS: number
+  /** Memory (MB) its active sandboxes may hold together; null: no limit. */
+  maxMemoryMb: number | null
+  /** Templates it may have (snapshots not counted); null: no limit. */
+  maxTemplates: number | null
 }
 
-/** A team's limits, as operators set them (enforced by the create and resume paths). */
-export type TeamLimits = Pick<Team, 'maxConcurrent' | 'maxLifetimeS'>
+/**
+ * A team's limits, as operators set them (enforced by the create and resume
+ * paths, and template builds).
+ */
+export type TeamLimits = Pick<
+  Team,
+  'maxConcurrent' | 'maxLifetimeS' | 'maxMemoryMb' | 'maxTemplates'
+>
+
+/** The limits a new team is given: the memory and template limits default to none. */
+export type NewTeamLimits = Pick<TeamLimits, 'maxConcurrent' | 'maxLifetimeS'> & Partial<TeamLimits>
 
 /** Who presented a key: its team, and whether the key may use the admin API. */
 export interface Caller {
@@ -52,11 +65,7 @@ export function ensureDefaultTeam(
  * The team of that name, made if missing. Names are unique: of replicas
  * starting at once, one inserts and the others find its row.
  */
-export async function ensureTeam(
-  db: Db,
-  name: string,
-  limits: { maxConcurrent: number; maxLifetimeS: number },
-): Promise<Team> {
+export async function ensureTeam(db: Db, name: string, limits: NewTeamLimits): Promise<Team> {
   await db
     .insertInto('teams')
     .values({
@@ -64,6 +73,8 @@ export async function ensureTeam(
       name,
       max_concurrent: limits.maxConcurrent,
       max_lifetime_s: limits.maxLifetimeS,
+      max_memory_mb: limits.maxMemoryMb ?? null,
+      max_templates: limits.maxTemplates ?? null,
       created_at: Date.now(),
     })
     .onConflict((oc) => oc.column('name').doNothing())
@@ -86,12 +97,16 @@ function toTeam(row: {
   name: string
   max_concurrent: number
   max_lifetime_s: number
+  max_memory_mb: number | null
+  max_templates: number | null
 }): Team {
   return {
     id: row.id,
     name: row.name,
     maxConcurrent: row.max_concurrent,
     maxLifetimeS: row.max_lifetime_s,
+    maxMemoryMb: row.max_memory_mb,
+    maxTemplates: row.max_templates,
   }
 }
 
@@ -205,6 +220,8 @@ export async function authenticateCaller(db: Db, presented: string | undefined):
       'teams.name',
       'teams.max_concurrent',
       'teams.max_lifetime_s',
+      'teams.max_memory_mb',
+      'teams.max_templates',
     ])
     .where('api_keys.key_hash', '=', hash)
     .executeTakeFirst()

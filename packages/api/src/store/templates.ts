@@ -1,6 +1,6 @@
 import { newSandboxId, WarrenError } from '@warren/shared'
 import { type Db, isPostgres } from './db.js'
-import { retryOnUniqueViolation } from './locks.js'
+import { lockTeam, retryOnUniqueViolation } from './locks.js'
 import type { BuildStatus } from './schema.js'
 
 export interface TemplateRow {
@@ -24,6 +24,8 @@ export async function requestBuild(
   db: Db,
   teamId: string,
   req: {
+    /** The team's template limit (null: none), checked when the name is new. */
+    maxTemplates: number | null
     alias: string
     tags: string[]
     cpuCount: number
@@ -52,6 +54,21 @@ async function requestBuildOnce(
       .executeTakeFirst()
     let templateId = found?.template_id
     if (!templateId) {
+      if (req.maxTemplates !== null) {
+        // Counted under the team's lock: two new names at once cannot both take the last place.
+        await lockTeam(tx, teamId)
+        const { n } = await tx
+          .selectFrom('templates')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('team_id', '=', teamId)
+          .where('kind', '=', 'build')
+          .executeTakeFirstOrThrow()
+        if (Number(n) >= req.maxTemplates)
+          throw new WarrenError(
+            'limit_exceeded',
+            `team limit of ${req.maxTemplates} templates reached; delete one first`,
+          )
+      }
       templateId = newTemplateId()
       await tx
         .insertInto('templates')

@@ -8,6 +8,8 @@ interface TeamSummary {
   name: string
   maxConcurrent: number
   maxLifetimeS: number
+  maxMemoryMb: number | null
+  maxTemplates: number | null
   activeSandboxes: number
   activeMemoryMb: number
   activeKeys: number
@@ -19,6 +21,26 @@ const int = (v: string) => {
   const n = Number(v)
   if (!Number.isInteger(n)) throw new Error(`not an integer: ${v}`)
   return n
+}
+
+/** An integer, or `none` for no limit. */
+const limit = (v: string) => (v === 'none' ? null : int(v))
+
+type LimitFlags = Flags & {
+  maxConcurrent?: number
+  maxLifetime?: number
+  maxMemory?: number | null
+  maxTemplates?: number | null
+}
+
+/** The limits named on the command line, as the admin API takes them. */
+function limitsBody(opts: LimitFlags): Record<string, number | null> {
+  return {
+    ...(opts.maxConcurrent !== undefined ? { maxConcurrent: opts.maxConcurrent } : {}),
+    ...(opts.maxLifetime !== undefined ? { maxLifetimeS: opts.maxLifetime } : {}),
+    ...(opts.maxMemory !== undefined ? { maxMemoryMb: opts.maxMemory } : {}),
+    ...(opts.maxTemplates !== undefined ? { maxTemplates: opts.maxTemplates } : {}),
+  }
 }
 
 /** Teams and their limits, over the admin API of a running Warren (an admin key). */
@@ -36,7 +58,8 @@ export function registerTeams(program: Command): void {
           name: t.name,
           id: t.id,
           sandboxes: `${t.activeSandboxes}/${t.maxConcurrent}`,
-          memoryMb: t.activeMemoryMb,
+          memoryMb: `${t.activeMemoryMb}/${t.maxMemoryMb ?? '-'}`,
+          maxTemplates: t.maxTemplates ?? '-',
           maxLifetimeS: t.maxLifetimeS,
           keys: t.activeKeys,
         })),
@@ -55,34 +78,34 @@ export function registerTeams(program: Command): void {
       'longest life of a sandbox (default WARREN_MAX_LIFETIME)',
       int,
     )
-    .description('create a team; make its keys with `warren keys create --team <name>`')
-    .action(
-      async (name: string, opts: Flags & { maxConcurrent?: number; maxLifetime?: number }) => {
-        const team = await adminCall<Record<string, unknown>>(opts, 'POST', '/admin/teams', {
-          name,
-          ...(opts.maxConcurrent !== undefined ? { maxConcurrent: opts.maxConcurrent } : {}),
-          ...(opts.maxLifetime !== undefined ? { maxLifetimeS: opts.maxLifetime } : {}),
-        })
-        printOne(team, opts.json)
-      },
+    .option(
+      '--max-memory <mb>',
+      'memory its active sandboxes may hold together (default none)',
+      limit,
     )
+    .option('--max-templates <n>', 'templates it may have (default none)', limit)
+    .description('create a team; make its keys with `warren keys create --team <name>`')
+    .action(async (name: string, opts: LimitFlags) => {
+      const team = await adminCall<Record<string, unknown>>(opts, 'POST', '/admin/teams', {
+        name,
+        ...limitsBody(opts),
+      })
+      printOne(team, opts.json)
+    })
 
   withConnectionFlags(teams.command('set-limits').argument('<team>', 'team name or id'))
     .option('--max-concurrent <n>', 'concurrent sandboxes', int)
     .option('--max-lifetime <seconds>', 'longest life of a sandbox', int)
+    .option('--max-memory <mb>', 'memory its active sandboxes may hold together, or none', limit)
+    .option('--max-templates <n>', 'templates it may have, or none', limit)
     .description('change a team’s limits; they apply from its next create or resume')
-    .action(
-      async (team: string, opts: Flags & { maxConcurrent?: number; maxLifetime?: number }) => {
-        const updated = await adminCall<Record<string, unknown>>(
-          opts,
-          'PATCH',
-          `/admin/teams/${encodeURIComponent(team)}`,
-          {
-            ...(opts.maxConcurrent !== undefined ? { maxConcurrent: opts.maxConcurrent } : {}),
-            ...(opts.maxLifetime !== undefined ? { maxLifetimeS: opts.maxLifetime } : {}),
-          },
-        )
-        printOne(updated, opts.json)
-      },
-    )
+    .action(async (team: string, opts: LimitFlags) => {
+      const updated = await adminCall<Record<string, unknown>>(
+        opts,
+        'PATCH',
+        `/admin/teams/${encodeURIComponent(team)}`,
+        limitsBody(opts),
+      )
+      printOne(updated, opts.json)
+    })
 }

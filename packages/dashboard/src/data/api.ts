@@ -73,6 +73,8 @@ export interface TeamSummary {
   name: string
   maxConcurrent: number
   maxLifetimeS: number
+  maxMemoryMb: number | null
+  maxTemplates: number | null
   activeSandboxes: number
   activeMemoryMb: number
   activeKeys: number
@@ -139,8 +141,15 @@ export function createApi(key: string, base = '') {
     revokeKey: (k: string) => call<void>('DELETE', `/api-keys/${id(k)}`),
     teams: () => call<TeamSummary[]>('GET', '/admin/teams'),
     createTeam: (name: string) => call<TeamSummary>('POST', '/admin/teams', { name }),
-    setLimits: (t: string, limits: { maxConcurrent?: number; maxLifetimeS?: number }) =>
-      call<TeamSummary>('PATCH', `/admin/teams/${id(t)}`, limits),
+    setLimits: (
+      t: string,
+      limits: {
+        maxConcurrent?: number
+        maxLifetimeS?: number
+        maxMemoryMb?: number | null
+        maxTemplates?: number | null
+      },
+    ) => call<TeamSummary>('PATCH', `/admin/teams/${id(t)}`, limits),
     nodes: () => call<NodeSummary[]>('GET', '/admin/nodes'),
   }
 }

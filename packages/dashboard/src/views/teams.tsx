@@ -41,8 +41,9 @@ export function TeamsPane(props: { api: Api; live: Live }) {
           <tr>
             <th>Team</th>
             <th>Sandboxes (now / limit)</th>
-            <th>Memory in use</th>
+            <th>Memory (now / limit)</th>
             <th>Max lifetime</th>
+            <th>Max templates</th>
             <th>Keys</th>
             <th />
           </tr>
@@ -62,14 +63,19 @@ function TeamRow(props: { t: TeamSummary; api: Api; live: Live; onError: (e: str
   const [editing, setEditing] = useState(false)
   const [max, setMax] = useState(String(t.maxConcurrent))
   const [life, setLife] = useState(String(t.maxLifetimeS))
+  const [memory, setMemory] = useState(t.maxMemoryMb === null ? '' : String(t.maxMemoryMb))
+  const [templates, setTemplates] = useState(t.maxTemplates === null ? '' : String(t.maxTemplates))
   return (
     <tr data-team={t.name}>
       <td>{t.name}</td>
       <td>
         {t.activeSandboxes} / {t.maxConcurrent}
       </td>
-      <td>{t.activeMemoryMb} MB</td>
+      <td>
+        {t.activeMemoryMb} / {t.maxMemoryMb === null ? '–' : `${t.maxMemoryMb} MB`}
+      </td>
       <td>{duration(t.maxLifetimeS)}</td>
+      <td>{t.maxTemplates ?? '–'}</td>
       <td>{t.activeKeys}</td>
       <td class="actions">
         {editing ? (
@@ -81,6 +87,9 @@ function TeamRow(props: { t: TeamSummary; api: Api; live: Live; onError: (e: str
                 await props.api.setLimits(t.id, {
                   maxConcurrent: Number(max),
                   maxLifetimeS: Number(life),
+                  // Empty: no limit.
+                  maxMemoryMb: memory.trim() ? Number(memory) : null,
+                  maxTemplates: templates.trim() ? Number(templates) : null,
                 })
                 setEditing(false)
                 props.live.invalidate('teams')
@@ -100,6 +109,18 @@ function TeamRow(props: { t: TeamSummary; api: Api; live: Live; onError: (e: str
               aria-label="max lifetime in seconds"
               value={life}
               onInput={(e) => setLife(e.currentTarget.value)}
+            />
+            <input
+              type="number"
+              aria-label="max memory in MB (empty: none)"
+              value={memory}
+              onInput={(e) => setMemory(e.currentTarget.value)}
+            />
+            <input
+              type="number"
+              aria-label="max templates (empty: none)"
+              value={templates}
+              onInput={(e) => setTemplates(e.currentTarget.value)}
             />
             <button type="submit">Save</button>
           </form>

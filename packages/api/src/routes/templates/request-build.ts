@@ -60,6 +60,7 @@ export function registerRequestBuild(app: App, deps: RouteDeps): void {
     const tags = [...new Set([...(tag ? [tag] : []), ...(b.tags ?? [])])]
     if (!tags.length) tags.push('default')
     const { templateId, buildId } = await requestBuild(deps.db, c.get('team').id, {
+      maxTemplates: c.get('team').maxTemplates,
       alias: name,
       tags,
       cpuCount: b.cpuCount ?? DEFAULTS.cpuCount,
