@@ -13,6 +13,12 @@ const CONFIRM_TTL_MS = 500
 const MAX_CONFIRMED = 10_000
 /** A route asked of the control plane: past this the request is answered without it. */
 const ASK_TIMEOUT_MS = 5000
+/**
+ * After a failed ask, running sandboxes are served from the copy without
+ * asking for this long: a control plane that is away costs one failed call
+ * per period, not one per request.
+ */
+const AWAY_MS = 5000
 /** Reconnect backoff stays short: the API restarting is the usual cause. */
 const MAX_BACKOFF_MS = 1000
 
@@ -32,6 +38,8 @@ export class RouteCatalog {
   private readonly confirming = new SingleFlight<Route | undefined>()
   /** The stream is open and past its snapshot: the copy is current. */
   private following = false
+  /** Until then the control plane is taken for away (see lookup). */
+  private awayUntil = 0
   private readySignal: Promise<void>
   private markReady!: () => void
   private isReady = false
@@ -75,22 +83,25 @@ export class RouteCatalog {
   /**
    * The route the local copy has, undefined on a miss (the caller asks the
    * control plane: ResumeSandbox routes it, and wakes it if the request may).
-   * While the stream is down the copy may be stale: a route that says
-   * anything but running is asked for again (falling back to the copy); a
-   * running one is served from the copy without asking (its node proxy has
-   * the last word), so a control plane that is away — restarting, or
-   * unreachable from a remote data plane — neither stops its traffic nor
-   * delays each request by a call that fails.
+   * While the stream is down the copy may be stale (an API that restarted
+   * paused the sandbox before this edge reconnected): the route is asked
+   * for again, falling back to the copy. Once an ask failed, a running
+   * sandbox is served from the copy without asking for AWAY_MS, so a
+   * control plane that is away — stopped, or unreachable from a remote data
+   * plane — neither stops its traffic nor delays each request by a call
+   * that fails.
    */
   async lookup(sandboxId: string): Promise<Route | undefined> {
     const known = this.routes.get(sandboxId)
     if (!known) return undefined
-    if (this.following || known.state === RouteState.RUNNING) return known
+    if (this.following) return known
+    if (known.state === RouteState.RUNNING && Date.now() < this.awayUntil) return known
     try {
       const { route } = await this.client.getRoute({ sandboxId }, { timeoutMs: ASK_TIMEOUT_MS })
       if (route && !this.following) this.set(route)
       return this.routes.get(sandboxId) ?? route
     } catch (err) {
+      this.awayUntil = Date.now() + AWAY_MS
       this.log.warn({ err, sandboxId }, 'route lookup failed')
       return known
     }
