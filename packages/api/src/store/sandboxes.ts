@@ -60,7 +60,8 @@ async function activeMemoryMb(db: Db, teamId: string): Promise<number> {
 
 /**
  * Inserts a sandbox in state `creating` (owned by the creating replica) if
- * the team is under its limit of active sandboxes. The count and the insert
+ * the team is under its limit of active sandboxes (and of their memory, when
+ * it has one). The count and the insert
  * run in one transaction that holds the team's row (PostgreSQL; SQLite
  * serializes writers), so concurrent creates on any replicas cannot both
  * take the last place. The volumes it mounts are claimed in the same
