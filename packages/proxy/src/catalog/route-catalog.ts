@@ -14,11 +14,17 @@ const MAX_CONFIRMED = 10_000
 /** A route asked of the control plane: past this the request is answered without it. */
 const ASK_TIMEOUT_MS = 5000
 /**
- * After a failed ask, running sandboxes are served from the copy without
- * asking for this long: a control plane that is away costs one failed call
- * per period, not one per request.
+ * After an ask that failed slowly, running sandboxes are served from the copy
+ * without asking for this long: a control plane that does not answer costs
+ * one slow call per period, not one per request.
  */
 const AWAY_MS = 5000
+/**
+ * An ask that fails faster than this (connection refused: an API restarting)
+ * cost nothing worth saving, so asking goes on — and sees the API the moment
+ * it is back, before the stream is (a pause made then must not be missed).
+ */
+const SLOW_FAIL_MS = 250
 /** Reconnect backoff stays short: the API restarting is the usual cause. */
 const MAX_BACKOFF_MS = 1000
 
@@ -40,6 +46,8 @@ export class RouteCatalog {
   private following = false
   /** Until then the control plane is taken for away (see lookup). */
   private awayUntil = 0
+  /** The last ask failed: the next failures are not logged again until one succeeds. */
+  private askFailing = false
   private readySignal: Promise<void>
   private markReady!: () => void
   private isReady = false
@@ -85,24 +93,28 @@ export class RouteCatalog {
    * control plane: ResumeSandbox routes it, and wakes it if the request may).
    * While the stream is down the copy may be stale (an API that restarted
    * paused the sandbox before this edge reconnected): the route is asked
-   * for again, falling back to the copy. Once an ask failed, a running
-   * sandbox is served from the copy without asking for AWAY_MS, so a
-   * control plane that is away — stopped, or unreachable from a remote data
-   * plane — neither stops its traffic nor delays each request by a call
-   * that fails.
+   * for again, falling back to the copy: a control plane that is away —
+   * stopped, or unreachable from a remote data plane — does not stop traffic
+   * to running sandboxes. Once an ask failed slowly, a running sandbox is
+   * served from the copy without asking for AWAY_MS, so an unanswering
+   * control plane does not delay each request by a call that times out.
    */
   async lookup(sandboxId: string): Promise<Route | undefined> {
     const known = this.routes.get(sandboxId)
     if (!known) return undefined
     if (this.following) return known
     if (known.state === RouteState.RUNNING && Date.now() < this.awayUntil) return known
+    const asked = Date.now()
     try {
       const { route } = await this.client.getRoute({ sandboxId }, { timeoutMs: ASK_TIMEOUT_MS })
+      this.askFailing = false
       if (route && !this.following) this.set(route)
       return this.routes.get(sandboxId) ?? route
     } catch (err) {
-      this.awayUntil = Date.now() + AWAY_MS
-      this.log.warn({ err, sandboxId }, 'route lookup failed')
+      if (Date.now() - asked >= SLOW_FAIL_MS) this.awayUntil = Date.now() + AWAY_MS
+      if (!this.askFailing)
+        this.log.warn({ err, sandboxId }, 'route lookup failed; serving the copy')
+      this.askFailing = true
       return known
     }
   }
