@@ -121,8 +121,11 @@ async function walkOnce(opts: Opts): Promise<{ files: number; walkMs: number; ch
 function holderScript(mb: number): string {
   return [
     'import os, time',
-    // Random bytes: a checkpoint image compresses what it can.
-    `b = bytearray(os.urandom(${mb} * 1024 * 1024))`,
+    // Random bytes, since a checkpoint image compresses what it can: one
+    // random MB repeated is as incompressible to a 32 KB-window deflate.
+    'c = os.urandom(1 << 20)',
+    `b = bytearray(${mb} << 20)`,
+    `for i in range(${mb}): b[i << 20 : (i + 1) << 20] = c`,
     'n = 0',
     'while True:',
     '    n += 1',
@@ -216,7 +219,7 @@ function prepareCheckpoints(): CheckpointRig {
       const counter = () => (existsSync(count) ? Number(readFileSync(count, 'utf8')) : 0)
       runsc('run', '--detach', '--bundle', bundle, id)
       for (let i = 0; counter() < 3; i++) {
-        if (i > 1200) throw new Error(`the ${mb} MB holder did not start`)
+        if (i > 1200 + mb * 4) throw new Error(`the ${mb} MB holder did not start`)
         await sleep(50)
       }
       const image = join(dir, `img${k}`)
