@@ -32,6 +32,8 @@ export interface BootSpec {
   policy: NetworkPolicy
   volumeMounts: VolumeMount[]
   isolation: Isolation
+  /** A warm sandbox: envd is left uninitialised until a create claims it (see warm.ts). */
+  warm?: boolean
 }
 
 const READY_TIMEOUT_MS = 30_000
@@ -98,19 +100,27 @@ export async function bootSandbox(
     timeoutMs: READY_TIMEOUT_MS,
     alive: async () => (await runtime.state(id))?.status === 'running',
   })
-  if (ctx.envd) {
-    await initEnvd(slot.sandboxIp, cfg.readyPort, {
-      ...(spec.envdAccessToken ? { accessToken: spec.envdAccessToken } : {}),
-      envVars: {
-        ...spec.template.envVars,
-        ...spec.envVars,
-        E2B_SANDBOX: 'true',
-        E2B_SANDBOX_ID: spec.sandboxId,
-      },
-      defaultUser: spec.template.defaultUser,
-      defaultWorkdir: spec.template.defaultWorkdir,
-    })
-  }
+  if (!spec.warm) await initSandboxEnvd(ctx, spec, slot)
+}
+
+/** Hands envd the sandbox's settings: its token, its environment, its defaults. */
+export async function initSandboxEnvd(
+  ctx: NodeContext,
+  spec: Pick<BootSpec, 'sandboxId' | 'template' | 'envVars' | 'envdAccessToken'>,
+  slot: NetworkSlot,
+): Promise<void> {
+  if (!ctx.envd) return
+  await initEnvd(slot.sandboxIp, ctx.cfg.readyPort, {
+    ...(spec.envdAccessToken ? { accessToken: spec.envdAccessToken } : {}),
+    envVars: {
+      ...spec.template.envVars,
+      ...spec.envVars,
+      E2B_SANDBOX: 'true',
+      E2B_SANDBOX_ID: spec.sandboxId,
+    },
+    defaultUser: spec.template.defaultUser,
+    defaultWorkdir: spec.template.defaultWorkdir,
+  })
 }
 
 /** Loads a sandbox namespace's ruleset with these egress rules (one nft transaction). */
@@ -148,15 +158,19 @@ function writeIdentity(
     mkdirSync(etc, { mode: st.mode & 0o7777 })
     chownSync(etc, st.uid, st.gid)
   }
-  const files: Record<string, string> = {
-    hostname: `${sandboxId}\n`,
-    hosts: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${slot.sandboxIp}\t${sandboxId}\n`,
-    'resolv.conf': `nameserver ${slot.hostIp}\noptions edns0\n`,
-  }
-  for (const [name, content] of Object.entries(files)) {
+  for (const [name, content] of Object.entries(identityFiles(sandboxId, slot))) {
     const path = join(etc, name)
     writeFileSync(path, content, { mode: 0o644 })
     chownSync(path, uidBase, uidBase)
+  }
+}
+
+/** /etc/hostname, /etc/hosts and /etc/resolv.conf of a sandbox at this address. */
+export function identityFiles(sandboxId: string, slot: NetworkSlot): Record<string, string> {
+  return {
+    hostname: `${sandboxId}\n`,
+    hosts: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${slot.sandboxIp}\t${sandboxId}\n`,
+    'resolv.conf': `nameserver ${slot.hostIp}\noptions edns0\n`,
   }
 }
 
