@@ -93,12 +93,16 @@ export async function claimWarm(
     // Its first process, still the same one (start time): a reused pid is never entered.
     if (!warm.init || !processAlive(warm.init))
       throw new WarrenError('internal', `warm sandbox ${warm.name} has no first process`)
-    await run('nsenter', [`--target=${warm.init.pid}`, '--uts', 'hostname', spec.sandboxId], {
-      timeoutMs: 5000,
-    })
-    if (hasEgressRules(spec.policy.egress))
-      await applyEgressRules(ctx, warm.slot, spec.policy.egress)
-    await initSandboxEnvd(ctx, spec, warm.slot)
+    // Independent steps, all done before the create answers (no code of the user's runs before).
+    await Promise.all([
+      run('nsenter', [`--target=${warm.init.pid}`, '--uts', 'hostname', spec.sandboxId], {
+        timeoutMs: 5000,
+      }),
+      hasEgressRules(spec.policy.egress)
+        ? applyEgressRules(ctx, warm.slot, spec.policy.egress)
+        : undefined,
+      initSandboxEnvd(ctx, spec, warm.slot),
+    ])
     const record = newRecord(ctx, spec, warm.slot, warm.name)
     writeRecord(cfg.dataDir, record)
     return { record, slot: warm.slot }
