@@ -8,6 +8,12 @@ const MAX_STARTING = 2
 const RETRY_AFTER_MS = 5000
 /** How often sizes are checked against demand and refills retried. */
 const TICK_MS = 1000
+/**
+ * A take's refill waits this long: the sandbox just handed out is about to
+ * run its first command, which should not share the node's CPUs with the
+ * boot of its replacement.
+ */
+const REFILL_DELAY_MS = 200
 
 export interface WarmPoolOptions {
   host: NodeHost
@@ -45,6 +51,7 @@ export class WarmPool {
   private readonly pending = new Set<Promise<unknown>>()
   private readonly now: () => number
   private timer: NodeJS.Timeout | undefined
+  private refill: NodeJS.Timeout | undefined
   private running = false
 
   constructor(private readonly opts: WarmPoolOptions) {
@@ -66,7 +73,9 @@ export class WarmPool {
   async stop(): Promise<void> {
     this.running = false
     if (this.timer) clearInterval(this.timer)
+    if (this.refill) clearTimeout(this.refill)
     this.timer = undefined
+    this.refill = undefined
     while (this.pending.size) await Promise.allSettled([...this.pending])
     for (const list of this.ready.values()) for (const w of list.splice(0)) this.remove(w)
     while (this.pending.size) await Promise.allSettled([...this.pending])
@@ -93,7 +102,11 @@ export class WarmPool {
       )
       if (i >= 0) warm = list.splice(i, 1)[0]
     }
-    this.fill()
+    this.refill ??= setTimeout(() => {
+      this.refill = undefined
+      this.fill()
+    }, REFILL_DELAY_MS)
+    this.refill.unref()
     return warm
   }
 
