@@ -7,7 +7,14 @@ import { MemoryHost } from './memory-host.js'
 
 export const quiet = () => createLogger('node-test', 'silent')
 
-export function setup(over: { memoryCapacityMb?: number; maxFrozenMemoryMb?: number } = {}) {
+export function setup(
+  over: {
+    memoryCapacityMb?: number
+    maxFrozenMemoryMb?: number
+    warmPool?: Record<string, number>
+    warmPoolIdleMs?: number
+  } = {},
+) {
   const host = new MemoryHost()
   const cfg = loadOrchestratorConfig(
     { nodeId: 'unit', memoryCapacityMb: 4096, maxConcurrentCreates: 4, ...over },
