@@ -70,7 +70,14 @@ describe('teams through the CLI', () => {
     expect(bad.code).not.toBe(0)
     expect(bad.stderr).toContain('400')
     const any = await cli(['teams', 'set-limits', 'acme', '--require-isolation', 'none', '--json'])
+    expect(any.code, any.stderr).toBe(0)
     expect(JSON.parse(any.stdout)).toMatchObject({ requiredIsolation: null })
+    // `none` lifts a limit too.
+    const set = await cli(['teams', 'set-limits', 'acme', '--max-memory', '2048', '--json'])
+    expect(JSON.parse(set.stdout)).toMatchObject({ maxMemoryMb: 2048 })
+    const lifted = await cli(['teams', 'set-limits', 'acme', '--max-memory', 'none', '--json'])
+    expect(lifted.code, lifted.stderr).toBe(0)
+    expect(JSON.parse(lifted.stdout)).toMatchObject({ maxMemoryMb: null })
   })
 
   it('refuses a team key the admin API, and the CLI says so', async () => {

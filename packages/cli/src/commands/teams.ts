@@ -24,18 +24,21 @@ const int = (v: string) => {
   return n
 }
 
-/** An integer, or `none` for no limit. */
-const limit = (v: string) => (v === 'none' ? null : int(v))
+// `none` stays a word until the body is made: commander stores a parser's
+// null as an empty string.
+type None = 'none'
 
-/** An isolation the team's new sandboxes must have, or `none` for any (the API checks the name). */
-const isolation = (v: string) => (v === 'none' ? null : v)
+/** An integer, or `none` for no limit. */
+const limit = (v: string): number | None => (v === 'none' ? v : int(v))
+
+const orNull = <T>(v: T | None): T | null => (v === 'none' ? null : v)
 
 type LimitFlags = Flags & {
   maxConcurrent?: number
   maxLifetime?: number
-  maxMemory?: number | null
-  maxTemplates?: number | null
-  requireIsolation?: string | null
+  maxMemory?: number | None
+  maxTemplates?: number | None
+  requireIsolation?: string
 }
 
 /** The limits named on the command line, as the admin API takes them. */
@@ -43,9 +46,11 @@ function limitsBody(opts: LimitFlags): Record<string, number | string | null> {
   return {
     ...(opts.maxConcurrent !== undefined ? { maxConcurrent: opts.maxConcurrent } : {}),
     ...(opts.maxLifetime !== undefined ? { maxLifetimeS: opts.maxLifetime } : {}),
-    ...(opts.maxMemory !== undefined ? { maxMemoryMb: opts.maxMemory } : {}),
-    ...(opts.maxTemplates !== undefined ? { maxTemplates: opts.maxTemplates } : {}),
-    ...(opts.requireIsolation !== undefined ? { requiredIsolation: opts.requireIsolation } : {}),
+    ...(opts.maxMemory !== undefined ? { maxMemoryMb: orNull(opts.maxMemory) } : {}),
+    ...(opts.maxTemplates !== undefined ? { maxTemplates: orNull(opts.maxTemplates) } : {}),
+    ...(opts.requireIsolation !== undefined
+      ? { requiredIsolation: orNull(opts.requireIsolation) }
+      : {}),
   }
 }
 
@@ -94,7 +99,6 @@ export function registerTeams(program: Command): void {
     .option(
       '--require-isolation <runc|gvisor>',
       'the isolation its new sandboxes must have (default none: any)',
-      isolation,
     )
     .description('create a team; make its keys with `warren keys create --team <name>`')
     .action(async (name: string, opts: LimitFlags) => {
@@ -112,8 +116,7 @@ export function registerTeams(program: Command): void {
     .option('--max-templates <n>', 'templates it may have, or none', limit)
     .option(
       '--require-isolation <runc|gvisor>',
-      'the isolation its new sandboxes must have, or none',
-      isolation,
+      'the isolation its new sandboxes must have, or none (the API checks the name)',
     )
     .description('change a team’s limits; they apply from its next create or resume')
     .action(async (team: string, opts: LimitFlags) => {
