@@ -1,4 +1,5 @@
 import {
+  ConnectWindows,
   KeyedLock,
   type Logger,
   type NetworkConfig,
@@ -55,6 +56,11 @@ export class SandboxNode {
   readonly volumes: VolumeRegistry
   /** Snapshots packed for peers, fetched from them, published to the shared store. */
   readonly snapshots: NodeSnapshots
+  /**
+   * How many new connections the node proxy sends to each sandbox port at
+   * once (see ConnectWindow); a sandbox's are dropped when it pauses or dies.
+   */
+  readonly connectWindows = new ConnectWindows()
 
   constructor(
     readonly cfg: OrchestratorConfig,
@@ -104,6 +110,7 @@ export class SandboxNode {
   /** Stops background work. Sandboxes keep running and are adopted by the next start. */
   async stop(): Promise<void> {
     this.exits.stop()
+    this.connectWindows.close()
     await this.budget.settled()
     await this.host.stop({ idle: this.entries.size === 0 })
     this.log.info({ sandboxes: this.entries.size }, 'node stopped')
@@ -145,6 +152,7 @@ export class SandboxNode {
     return this.kills.run(sandboxId, () =>
       this.state.locked(sandboxId, async () => {
         await destroySandbox(this.state, this.settled(sandboxId), this.volumes)
+        this.connectWindows.forget(sandboxId)
         this.snapshots.killed(sandboxId)
       }),
     )
@@ -158,6 +166,7 @@ export class SandboxNode {
   async pause(sandboxId: string, opts: { memory: boolean }): Promise<SandboxRecord> {
     const record = await this.state.locked(sandboxId, async () => {
       const paused = await pauseSandbox(this.state, this.alive(sandboxId), opts.memory)
+      this.connectWindows.forget(sandboxId)
       await this.snapshots.publish(paused)
       return paused
     })
