@@ -25,6 +25,7 @@ async function startPythonServer(sbx: Sandbox): Promise<void> {
   await sbx.files.write('/tmp/www/index.html', '<p>burst</p>\n')
   await sbx.commands.run(`python3 -m http.server ${PY_PORT} --bind 0.0.0.0`, {
     background: true,
+    timeoutMs: 0,
     cwd: '/tmp/www',
   })
   await sbx.commands.run(
@@ -89,7 +90,7 @@ srv.on('upgrade', (req, sock) => {
 srv.listen(${NODE_PORT}, '0.0.0.0', 1024)
 `
     await sbx.files.write('/tmp/hang.js', js)
-    await sbx.commands.run('/opt/warren/bin/node /tmp/hang.js', { background: true })
+    await sbx.commands.run('/opt/warren/bin/node /tmp/hang.js', { background: true, timeoutMs: 0 })
     await sbx.commands.run(
       `for i in $(seq 100); do python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:${NODE_PORT}/')" 2>/dev/null && exit 0; sleep 0.1; done; exit 1`,
     )

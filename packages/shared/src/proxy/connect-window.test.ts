@@ -15,6 +15,7 @@ const OPTS: ConnectWindowOptions = {
   queueLimit: 3,
   queueTimeoutMs: 1000,
   holdMs: 50,
+  ceilingMs: 30_000,
 }
 
 /** Starts `n` acquires; says which have been granted so far. */
@@ -92,6 +93,46 @@ describe('ConnectWindow', () => {
     const least = await w.acquire()
     least.dropped()
     expect(w.size).toBe(1)
+  })
+
+  it('stays below the connections that overflowed the server until the cap expires', async () => {
+    vi.useFakeTimers()
+    const w = new ConnectWindow({
+      ...OPTS,
+      initial: 4,
+      max: 64,
+      queueLimit: 1000,
+      ceilingMs: 30_000,
+    })
+    /** `n` connections in a burst (more than the window: some wait), each answered. */
+    const burst = async (n: number) => {
+      const { granted } = acquireMany(w, n)
+      for (let done = 0; done < n; ) {
+        await vi.advanceTimersByTimeAsync(0)
+        const now = granted.length
+        for (const s of granted.slice(done, now)) s.answered()
+        done = now
+      }
+    }
+    await burst(5)
+    const before = w.size
+    expect(before).toBeGreaterThan(4)
+    const { granted } = acquireMany(w, before + 2)
+    await vi.advanceTimersByTimeAsync(0)
+    expect(granted).toHaveLength(before)
+    // The last connection in flight is dropped: the queue held the others.
+    granted[before - 1]!.dropped()
+    expect(w.size).toBe(Math.floor(before / 2))
+    for (const s of granted.slice(0, before - 1)) s.free()
+    await vi.advanceTimersByTimeAsync(0)
+    for (const s of granted.slice(before)) s.free()
+    // Answers widen it again, but not past those others while the cap holds…
+    await burst(200)
+    expect(w.size).toBe(before - 1)
+    // …and past them once it has expired.
+    await vi.advanceTimersByTimeAsync(30_000)
+    await burst(200)
+    expect(w.size).toBeGreaterThan(before)
   })
 
   it('refuses at once beyond its queue limit, and a waiter gives up after the queue timeout', async () => {
@@ -196,9 +237,22 @@ describe('holdUntilAnswered', () => {
     return socket
   }
 
+  it('freed when the socket closes unanswered', async () => {
+    const socket = await connected(undefined)
+    const ends: string[] = []
+    holdUntilAnswered(
+      { answered: () => ends.push('answered'), dropped: () => {}, free: () => ends.push('free') },
+      socket,
+      10_000,
+    )
+    socket.destroy()
+    await new Promise((r) => setTimeout(r, 50))
+    expect(ends).toEqual(['free'])
+  })
+
   it.each([
     ['answered when the server answers first', 0, 'answered'],
-    ['freed when the hold time passes first', undefined, 'free'],
+    ['answered when the hold time passes first (accepted: long-lived)', undefined, 'answered'],
   ])('%s', async (_, answerMs, expected) => {
     const socket = await connected(answerMs)
     const ends: string[] = []
@@ -211,6 +265,6 @@ describe('holdUntilAnswered', () => {
     await new Promise((r) => setTimeout(r, 400))
     expect(ends).toEqual([expected])
     // The data is still there for the socket's reader.
-    if (expected === 'answered') expect(String(socket.read())).toMatch(/^HTTP\/1.0 200/)
+    if (answerMs !== undefined) expect(String(socket.read())).toMatch(/^HTTP\/1.0 200/)
   })
 })

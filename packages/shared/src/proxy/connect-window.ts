@@ -14,8 +14,12 @@ import type { Socket } from 'node:net'
  * the window was full (slow start: it doubles per round trip), so a server
  * that accepts quickly is soon given as many connections as are asked for. A
  * connect that goes unanswered (its SYN dropped: the accept queue is full)
- * halves it, once per round. Requests beyond the window wait in a bounded
- * queue, each for a bounded time.
+ * halves it, once per round, and caps it below the number of connections
+ * that were on their way in when the SYN was dropped — a server's accept
+ * queue does not change size, so the window does not go on finding it by
+ * overflowing it; the cap is lifted after `ceilingMs` without a drop.
+ * Requests beyond the window wait in a bounded queue, each for a bounded
+ * time.
  */
 export interface ConnectWindowOptions {
   /** The window of a port never seen before. */
@@ -28,10 +32,13 @@ export interface ConnectWindowOptions {
   queueTimeoutMs: number
   /**
    * The longest a connected, unanswered connection holds its place: one that
-   * takes longer (a long poll, a slow computation) has been accepted, and a
-   * long-lived connection must not keep the port's window shut.
+   * takes longer (a long poll, a slow computation) has been accepted — a
+   * server takes its accept queue in far quicker — so it counts as answered,
+   * and a long-lived connection does not keep the port's window shut.
    */
   holdMs: number
+  /** How long a cap learned from a dropped SYN holds without another drop. */
+  ceilingMs: number
 }
 
 export const CONNECT_WINDOW_DEFAULTS: ConnectWindowOptions = {
@@ -39,7 +46,8 @@ export const CONNECT_WINDOW_DEFAULTS: ConnectWindowOptions = {
   max: 256,
   queueLimit: 1024,
   queueTimeoutMs: 30_000,
-  holdMs: 250,
+  holdMs: 100,
+  ceilingMs: 30_000,
 }
 
 /** Why a connection got no place in the window: `full` queue or `timeout` waiting. */
@@ -55,11 +63,11 @@ export class ConnectWindowError extends Error {
 
 /** One connection's place in the window; exactly one of its ends counts. */
 export interface ConnectSlot {
-  /** The server answered: the window may grow. */
+  /** The server answered (or held it past `holdMs`): the window may grow. */
   answered(): void
   /** The connect went unanswered (SYN dropped): the window shrinks. */
   dropped(): void
-  /** Neither: refused, failed, closed, or held past `holdMs`. */
+  /** Neither: refused, failed, or closed unanswered. */
   free(): void
 }
 
@@ -79,6 +87,9 @@ export class ConnectWindow {
   private inFlight = 0
   /** Bumped by each decrease: drops of slots granted before it are the same loss. */
   private round = 0
+  /** The most the window may grow to until `ceilingUntil` (after a drop). */
+  private ceiling: number
+  private ceilingUntil = 0
   private readonly waiting: Waiter[] = []
   private closed = false
   /** Last use (grant or end), for the registry's idle sweep. */
@@ -90,6 +101,7 @@ export class ConnectWindow {
   ) {
     this.cwnd = opts.initial
     this.ssthresh = opts.max
+    this.ceiling = opts.max
   }
 
   /** The current window (whole connections). */
@@ -146,6 +158,7 @@ export class ConnectWindow {
   private slot(): ConnectSlot {
     this.inFlight++
     const round = this.round
+    const position = this.inFlight
     // Growth only while the window is what limits: a trickle of requests
     // never using it must not widen it for the next burst.
     let full = this.inFlight >= this.size
@@ -156,7 +169,7 @@ export class ConnectWindow {
       this.inFlight--
       this.used = Date.now()
       if (how === 'answered' && (full || this.waiting.length > 0)) this.grow()
-      if (how === 'dropped' && round === this.round) this.shrink()
+      if (how === 'dropped') this.dropped(round, position)
       this.admit()
     }
     return {
@@ -170,14 +183,27 @@ export class ConnectWindow {
   }
 
   private grow(): void {
-    this.cwnd += this.cwnd < this.ssthresh ? 1 : 1 / this.cwnd
-    if (this.cwnd > this.opts.max) this.cwnd = this.opts.max
+    const cap = Date.now() < this.ceilingUntil ? this.ceiling : this.opts.max
+    const next = this.cwnd + (this.cwnd < this.ssthresh ? 1 : 1 / this.cwnd)
+    this.cwnd = Math.max(this.cwnd, Math.min(next, cap))
   }
 
-  private shrink(): void {
+  /**
+   * A SYN dropped while `position` connections (this one included) were on
+   * their way in: the accept queue held fewer — or others too (connections
+   * past their hold, another client's), so a drop lowers the cap by at
+   * most half. Once per round: the drops of connections made before the
+   * last decrease are the same overflow.
+   */
+  private dropped(round: number, position: number): void {
+    if (round !== this.round) return
     this.round++
+    const capped = Date.now() < this.ceilingUntil ? this.ceiling : this.opts.max
+    const estimate = Math.max(position - 1, Math.floor(this.size / 2))
+    this.ceiling = Math.max(1, Math.min(capped, estimate))
+    this.ceilingUntil = Date.now() + this.opts.ceilingMs
     this.ssthresh = Math.max(1, Math.floor(this.cwnd / 2))
-    this.cwnd = this.ssthresh
+    this.cwnd = Math.min(this.ssthresh, this.ceiling)
   }
 
   private admit(): void {
@@ -191,8 +217,8 @@ export class ConnectWindow {
 
 /**
  * Ends `slot` when the server first answers on `socket` (readable data: the
- * response begins), when the socket closes, or after `holdMs`, whichever
- * comes first. A 'readable' listener does not consume data, and the HTTP
+ * response begins) or `holdMs` passes (answered), or when the socket closes
+ * (freed), whichever comes first. A 'readable' listener does not consume data, and the HTTP
  * client (undici) reads this socket through 'readable' itself.
  */
 export function holdUntilAnswered(slot: ConnectSlot, socket: Socket, holdMs: number): void {
@@ -205,7 +231,7 @@ export function holdUntilAnswered(slot: ConnectSlot, socket: Socket, holdMs: num
   }
   const onReadable = () => done(true)
   const onClose = () => done(false)
-  const timer = setTimeout(() => done(false), holdMs)
+  const timer = setTimeout(() => done(true), holdMs)
   timer.unref()
   socket.once('readable', onReadable)
   socket.once('close', onClose)

@@ -211,7 +211,7 @@ export function createForwarder(
   return { onRequest, onUpgrade, close }
 }
 
-/** `t.onTraffic`, ending `slot` on the first bytes from upstream (or on close or hold). */
+/** `t.onTraffic`, ending `slot` on the first bytes from upstream or after the hold (answered), or on close. */
 function releasingOnAnswer(slot: ConnectSlot, t: ForwardTarget, upstream: Duplex) {
   let held = true
   const end = (answered: boolean) => {
@@ -221,7 +221,7 @@ function releasingOnAnswer(slot: ConnectSlot, t: ForwardTarget, upstream: Duplex
     if (answered) slot.answered()
     else slot.free()
   }
-  const timer = setTimeout(() => end(false), t.connectWindow?.opts.holdMs ?? 0)
+  const timer = setTimeout(() => end(true), t.connectWindow?.opts.holdMs ?? 0)
   timer.unref()
   upstream.once('close', () => end(false))
   return (bytes: number, chunk: Buffer, fromClient: boolean) => {

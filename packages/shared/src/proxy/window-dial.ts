@@ -1,16 +1,17 @@
-import type { Socket } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ConnectSlot, ConnectWindow } from './connect-window.js'
-import { type DialRetry, dialOnce, retriesDial } from './dial.js'
+import { type DialRetry, retriesDial } from './dial.js'
 
 /**
  * A connect attempt is given up after this long, and made again: across a
  * veth a SYN is answered in well under a millisecond unless the server's
  * accept queue was full and it was dropped — and the kernel would send it
- * again only after a second. Doubles per attempt, so a slow host still
- * connects.
+ * again only after a second. Doubles per attempt after the first
+ * `FIXED_PROBES`, so a slow host still connects.
  */
 const SYN_PROBE_MS = 100
+const FIXED_PROBES = 4
 /** All attempts of one connection together, as a plain connect's timeout. */
 const CONNECT_BUDGET_MS = 10_000
 
@@ -30,6 +31,7 @@ export async function dialThroughWindow(
   retry: DialRetry | undefined,
 ): Promise<{ socket: Socket; slot: ConnectSlot }> {
   let probe = SYN_PROBE_MS
+  let drops = 0
   let delay = retry?.initialDelayMs ?? 0
   let refusals = 0
   let deadline: number | undefined
@@ -38,14 +40,14 @@ export async function dialThroughWindow(
     deadline ??= Date.now() + CONNECT_BUDGET_MS
     const left = deadline - Date.now()
     try {
-      const socket = await dialOnce(host, port, Math.max(1, Math.min(probe, left)))
+      const socket = await connectWithin(host, port, Math.max(1, Math.min(probe, left)))
       return { socket, slot }
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
       if (code === 'ETIMEDOUT') {
         slot.dropped()
         if (Date.now() >= deadline) throw err
-        probe *= 2
+        if (++drops >= FIXED_PROBES) probe *= 2
         continue
       }
       slot.free()
@@ -54,4 +56,39 @@ export async function dialThroughWindow(
       delay *= 2
     }
   }
+}
+
+/**
+ * One TCP connect, given up (ETIMEDOUT) after `ms`. The verdict waits for
+ * the event loop's next poll: after a stall (a long GC pause) the timer runs
+ * before the poll that would deliver a connect made meanwhile, and a slow
+ * loop is not a dropped SYN.
+ */
+function connectWithin(host: string, port: number, ms: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port })
+    let done = false
+    const fail = (err: Error) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      socket.destroy()
+      reject(err)
+    }
+    const timer = setTimeout(
+      () =>
+        setImmediate(() =>
+          fail(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
+        ),
+      ms,
+    )
+    socket.once('error', fail)
+    socket.once('connect', () => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      socket.off('error', fail)
+      resolve(socket)
+    })
+  })
 }
