@@ -159,6 +159,25 @@ describe('ConnectWindow', () => {
     expect(w.pending).toEqual({ inFlight: 0, waiting: 0 })
   })
 
+  it('puts a connection trying again ahead of those that have not tried yet', async () => {
+    const w = new ConnectWindow(OPTS)
+    const [a, b] = [await w.acquire(), await w.acquire()]
+    const order: string[] = []
+    void w.acquire().then((s) => {
+      order.push('new')
+      s.free()
+    })
+    void w.acquire(true).then((s) => {
+      order.push('retry')
+      s.free()
+    })
+    a.free()
+    await tick()
+    b.free()
+    await tick()
+    expect(order).toEqual(['retry', 'new'])
+  })
+
   it('ends a place once, whichever end comes first', async () => {
     const w = new ConnectWindow(OPTS)
     const s = await w.acquire()

@@ -113,12 +113,16 @@ export class ConnectWindow {
     return { inFlight: this.inFlight, waiting: this.waiting.length }
   }
 
-  /** Waits for a place in the window. */
-  acquire(): Promise<ConnectSlot> {
+  /**
+   * Waits for a place in the window. `retry`: a connection trying again
+   * (its SYN dropped) goes ahead of those that have not tried yet.
+   */
+  acquire(retry = false): Promise<ConnectSlot> {
     if (this.closed)
       return Promise.reject(new ConnectWindowError('closed', `${this.describe} is gone`))
     this.used = Date.now()
-    if (this.inFlight < this.size && this.waiting.length === 0) return Promise.resolve(this.slot())
+    if (this.inFlight < this.size && (retry || this.waiting.length === 0))
+      return Promise.resolve(this.slot())
     if (this.waiting.length >= this.opts.queueLimit) {
       return Promise.reject(
         new ConnectWindowError(
@@ -142,7 +146,8 @@ export class ConnectWindow {
           )
         }, this.opts.queueTimeoutMs),
       }
-      this.waiting.push(waiter)
+      if (retry) this.waiting.unshift(waiter)
+      else this.waiting.push(waiter)
     })
   }
 

@@ -35,8 +35,8 @@ export async function dialThroughWindow(
   let delay = retry?.initialDelayMs ?? 0
   let refusals = 0
   let deadline: number | undefined
-  for (;;) {
-    const slot = await window.acquire()
+  for (let attempt = 0; ; attempt++) {
+    const slot = await window.acquire(attempt > 0)
     deadline ??= Date.now() + CONNECT_BUDGET_MS
     const left = deadline - Date.now()
     try {
