@@ -1,4 +1,5 @@
 import {
+  ConnectWindows,
   KeyedLock,
   type Logger,
   type NetworkConfig,
@@ -58,6 +59,11 @@ export class SandboxNode {
   readonly snapshots: NodeSnapshots
   /** Sandboxes started ahead of creates (WARREN_WARM_POOL); not in `entries`, never listed. */
   readonly warm: WarmPool
+  /**
+   * How many new connections the node proxy sends to each sandbox port at
+   * once (see ConnectWindow); a sandbox's are dropped when it pauses or dies.
+   */
+  readonly connectWindows = new ConnectWindows()
 
   constructor(
     readonly cfg: OrchestratorConfig,
@@ -126,6 +132,7 @@ export class SandboxNode {
   async stop(): Promise<void> {
     this.exits.stop()
     await this.warm.stop()
+    this.connectWindows.close()
     await this.budget.settled()
     await this.host.stop({ idle: this.entries.size === 0 })
     this.log.info({ sandboxes: this.entries.size }, 'node stopped')
@@ -187,6 +194,7 @@ export class SandboxNode {
     return this.kills.run(sandboxId, () =>
       this.state.locked(sandboxId, async () => {
         await destroySandbox(this.state, this.settled(sandboxId), this.volumes)
+        this.connectWindows.forget(sandboxId)
         this.snapshots.killed(sandboxId)
       }),
     )
@@ -200,6 +208,7 @@ export class SandboxNode {
   async pause(sandboxId: string, opts: { memory: boolean }): Promise<SandboxRecord> {
     const record = await this.state.locked(sandboxId, async () => {
       const paused = await pauseSandbox(this.state, this.alive(sandboxId), opts.memory)
+      this.connectWindows.forget(sandboxId)
       await this.snapshots.publish(paused)
       return paused
     })
