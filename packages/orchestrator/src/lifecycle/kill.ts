@@ -1,6 +1,40 @@
 import { WarrenError } from '@warren/shared'
 import type { VolumeRegistry } from '../volumes/registry.js'
 import { holdsMemory, type NodeState, type Settled } from './entries.js'
+import type { Teardowns } from './teardowns.js'
+
+/**
+ * Kills a sandbox in any state (under its lock). Once the host has cut it
+ * off — marked as tearing down, every process dead, no longer served — the
+ * node forgets it and takes its memory back, and the rest of the teardown
+ * (container, mounts, network, files) runs in the background: the caller's
+ * answer does not wait for it. When the host cannot cut it off (gVisor), the
+ * whole teardown runs before the answer, as `destroySandbox`.
+ */
+export async function killSandbox(
+  node: NodeState,
+  entry: Settled,
+  volumes: VolumeRegistry,
+  teardowns: Teardowns,
+): Promise<void> {
+  const { record, slot } = entry
+  const sandboxId = record.sandboxId
+  let cut = false
+  try {
+    cut = await node.host.cutOff(record)
+  } catch (err) {
+    node.log.warn({ err, sandboxId }, 'fast kill failed; tearing down while the caller waits')
+  }
+  if (!cut) return destroySandbox(node, entry, volumes)
+  node.forget(sandboxId)
+  if (holdsMemory(record)) node.releaseMemory(record.memoryMb)
+  teardowns.add(record, async () => {
+    const errors = await node.host.destroy(sandboxId, slot)
+    for (const err of errors) node.log.error({ err, sandboxId }, 'teardown step failed')
+    // A container that may not be gone may still hold its volumes.
+    if (!errors.length) volumes.release(sandboxId, record.volumeMounts)
+  })
+}
 
 /**
  * Removes a sandbox in any state (under its lock): the host's every step
