@@ -53,7 +53,24 @@ describe('teams through the CLI', () => {
     const acme = (JSON.parse(list.stdout) as Array<Record<string, unknown>>).find(
       (t) => t.name === 'acme',
     )
-    expect(acme).toMatchObject({ sandboxes: '1/1', keys: 1 })
+    expect(acme).toMatchObject({ sandboxes: '1/1', keys: 1, isolation: '-' })
+
+    // A policy: the CLI sets and lifts it; a name the API does not know is refused.
+    const strict = await cli([
+      'teams',
+      'set-limits',
+      'acme',
+      '--require-isolation',
+      'gvisor',
+      '--json',
+    ])
+    expect(strict.code, strict.stderr).toBe(0)
+    expect(JSON.parse(strict.stdout)).toMatchObject({ requiredIsolation: 'gvisor' })
+    const bad = await cli(['teams', 'set-limits', 'acme', '--require-isolation', 'kvm'])
+    expect(bad.code).not.toBe(0)
+    expect(bad.stderr).toContain('400')
+    const any = await cli(['teams', 'set-limits', 'acme', '--require-isolation', 'none', '--json'])
+    expect(JSON.parse(any.stdout)).toMatchObject({ requiredIsolation: null })
   })
 
   it('refuses a team key the admin API, and the CLI says so', async () => {

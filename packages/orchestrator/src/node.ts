@@ -10,7 +10,7 @@ import {
   WarrenError,
 } from '@warren/shared'
 import pLimit from 'p-limit'
-import type { NodeHost, ResumeInput } from './host/node-host.js'
+import type { CreateSpec, NodeHost, ResumeInput, WarmSandbox } from './host/node-host.js'
 import { adoptSandboxes } from './lifecycle/adopt.js'
 import { buildTemplate } from './lifecycle/build.js'
 import { type CreateInput, createSpec } from './lifecycle/create.js'
@@ -23,6 +23,7 @@ import { updateNetwork } from './lifecycle/network-update.js'
 import { pauseSandbox } from './lifecycle/pause.js'
 import { resumeSandbox } from './lifecycle/resume.js'
 import { Teardowns } from './lifecycle/teardowns.js'
+import { WarmPool } from './lifecycle/warm-pool.js'
 import type { LogLine } from './sandboxes/logs.js'
 import type { MetricsSample, SandboxFigures } from './sandboxes/metrics.js'
 import type { SandboxRecord } from './sandboxes/record.js'
@@ -58,6 +59,8 @@ export class SandboxNode {
   readonly volumes: VolumeRegistry
   /** Snapshots packed for peers, fetched from them, published to the shared store. */
   readonly snapshots: NodeSnapshots
+  /** Sandboxes started ahead of creates (WARREN_WARM_POOL); not in `entries`, never listed. */
+  readonly warm: WarmPool
 
   constructor(
     readonly cfg: OrchestratorConfig,
@@ -89,6 +92,20 @@ export class SandboxNode {
     const frozenMb = cfg.maxFrozenMemoryMb ?? Math.floor(cfg.memoryCapacityMb / 4)
     this.budget = new FrozenBudget(this.state, frozenMb * 2 ** 20)
     this.exits = new NodeExits(this.state, cfg.exitWatchIntervalMs)
+    this.warm = new WarmPool({
+      host,
+      log,
+      sizes: cfg.warmPool,
+      idleMs: cfg.warmPoolIdleMs,
+      tryReserve: (mb) => {
+        if (mb > this.cfg.memoryCapacityMb - this.memoryAllocated) return false
+        this.memoryAllocated += mb
+        return true
+      },
+      releaseMemory: (mb) => {
+        this.memoryAllocated -= mb
+      },
+    })
   }
 
   /** Prepares the host, then adopts surviving sandboxes and removes debris. */
@@ -102,16 +119,19 @@ export class SandboxNode {
       this.memoryAllocated += mb
     })
     this.exits.start()
+    this.warm.start()
     return { adopted: adopted.length, removed: removed.length }
   }
 
   /**
    * Stops background work. Sandboxes keep running and are adopted by the
-   * next start; the teardowns of killed ones are finished first (a node
-   * killed before that leaves them to its next start).
+   * next start; warm sandboxes are removed (a start would remove them anyway),
+   * and the teardowns of killed ones are finished first (a node killed
+   * before that leaves them to its next start).
    */
   async stop(): Promise<void> {
     this.exits.stop()
+    await this.warm.stop()
     await this.budget.settled()
     await this.teardowns.settled()
     await this.host.stop({ idle: this.entries.size === 0 })
@@ -124,16 +144,20 @@ export class SandboxNode {
     if (this.entries.has(spec.sandboxId) || this.teardowns.has(spec.sandboxId)) {
       throw new WarrenError('already_exists', `sandbox ${spec.sandboxId} already exists`)
     }
-    this.reserveMemory(spec.memoryMb)
+    // A warm sandbox leaves the pool in this same turn, its memory already reserved.
+    const warm = this.warm.take(spec)
+    if (!warm) this.reserveMemory(spec.memoryMb)
     try {
       // Its volumes are claimed with the id, in the same turn: a volume
       // delete from here on sees the sandbox (see VolumeRegistry).
       this.volumes.claim(spec.sandboxId, spec.volumeMounts)
       this.entries.set(spec.sandboxId, { state: 'creating' })
-      const { record, slot } = await this.createLimit(async () => {
-        await this.addressFreed()
-        return this.host.create(spec)
-      })
+      const { record, slot } = warm
+        ? await this.claimOrCreate(warm, spec)
+        : await this.createLimit(async () => {
+            await this.addressFreed()
+            return this.host.create(spec)
+          })
       this.host.policies.set(spec.sandboxId, record.sandboxIp ?? undefined, spec.policy)
       this.entries.set(spec.sandboxId, { state: 'running', record, slot })
       return record
@@ -142,6 +166,25 @@ export class SandboxNode {
       this.memoryAllocated -= spec.memoryMb
       this.volumes.release(spec.sandboxId, spec.volumeMounts)
       throw err
+    }
+  }
+
+  /**
+   * Claims a warm sandbox; if that fails (the host has then destroyed it, so
+   * it is never handed out again) the create boots one as without a pool.
+   */
+  private async claimOrCreate(warm: WarmSandbox, spec: CreateSpec) {
+    try {
+      return await this.host.claimWarm(warm, spec)
+    } catch (err) {
+      this.log.warn(
+        { err, sandboxId: spec.sandboxId },
+        'warm claim failed; starting the sandbox cold',
+      )
+      return this.createLimit(async () => {
+        await this.addressFreed()
+        return this.host.create(spec)
+      })
     }
   }
 
@@ -279,7 +322,11 @@ export class SandboxNode {
     return [...this.entries.values()].filter((e): e is Settled => e.state !== 'creating')
   }
 
+  /** Takes memory for a sandbox, evicting warm sandboxes when that makes the room. */
   private reserveMemory(memoryMb: number): void {
+    const short = memoryMb - (this.cfg.memoryCapacityMb - this.memoryAllocated)
+    // Only when that makes the room: a create refused anyway keeps the pool.
+    if (short > 0 && short <= this.warm.memoryMb()) this.warm.evict(short)
     const free = this.cfg.memoryCapacityMb - this.memoryAllocated
     if (memoryMb > free) {
       throw new WarrenError(
@@ -371,8 +418,10 @@ export class SandboxNode {
   /** Removes a template; the builds this node's sandboxes stand on stay until unused. */
   deleteTemplate(templateId: string): number {
     // A sandbox being torn down still has its overlay on its build's layers.
-    const records = [...this.list(), ...this.teardowns.records()]
-    const inUse = new Set(records.map((r) => `${r.templateId}/${r.buildId}`))
+    const inUse = new Set([
+      ...[...this.list(), ...this.teardowns.records()].map((r) => `${r.templateId}/${r.buildId}`),
+      ...this.warm.buildsInUse(),
+    ])
     return this.host.deleteTemplate(parseTemplateId(templateId), inUse)
   }
 
@@ -393,6 +442,8 @@ export class SandboxNode {
       memoryMbTotal: this.cfg.memoryCapacityMb,
       memoryMbAllocated: this.memoryAllocated,
       sandboxes: this.entries.size,
+      /** Warm sandboxes ready per template; their memory is in memoryMbAllocated. */
+      warm: this.warm.sizes(),
       addressesFree: this.host.addressesFree(),
       isolations: this.host.isolations(),
     }

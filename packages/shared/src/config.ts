@@ -58,6 +58,26 @@ export const orchestratorConfigSchema = z.object({
   readyPort: port.default(49983),
   /** Network namespaces kept ready so that a create does not build one. */
   warmNetworkSlots: z.coerce.number().int().min(0).max(64).default(4),
+  /**
+   * Warm sandboxes kept started per template, `templateId=count,...`
+   * (WARREN_WARM_POOL, e.g. `base=2`): a create of that template with its
+   * defaults claims one instead of booting. Their memory counts against the
+   * node's capacity. Empty (the default): no pool.
+   */
+  warmPool: z
+    .preprocess(
+      (v) => (typeof v === 'string' ? parseWarmPool(v) : v),
+      z.record(
+        z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a template id'),
+        z.number().int().min(0).max(64),
+      ),
+    )
+    .default({}),
+  /**
+   * A template not claimed from for this long keeps one warm sandbox fewer
+   * per such period, down to none; its next create restores the full size.
+   */
+  warmPoolIdleMs: z.coerce.number().int().min(1000).default(600_000),
   /** Upper bound of sandbox creates running at once on this node. */
   maxConcurrentCreates: z.coerce.number().int().min(1).max(256).default(32),
   /** Template builds running at once on this node; more wait (status `waiting`). */
@@ -125,6 +145,21 @@ export const orchestratorConfigSchema = z.object({
 
 export type OrchestratorConfig = z.infer<typeof orchestratorConfigSchema>
 
+/**
+ * `templateId=count,...` as a record; anything malformed is returned as the
+ * string itself, so the schema's error names the variable.
+ */
+function parseWarmPool(value: string): unknown {
+  const out: Record<string, number> = {}
+  for (const part of value.split(',').map((p) => p.trim())) {
+    if (!part) continue
+    const m = /^([^=\s]+)=(\d{1,3})$/.exec(part)
+    if (!m) return value
+    out[m[1]!] = Number(m[2])
+  }
+  return out
+}
+
 const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_NODE_ID: 'nodeId',
   WARREN_DATA_DIR: 'dataDir',
@@ -138,6 +173,8 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_MEMORY_CAPACITY_MB: 'memoryCapacityMb',
   WARREN_ENVD_DIR: 'envdDir',
   WARREN_WARM_NETWORK_SLOTS: 'warmNetworkSlots',
+  WARREN_WARM_POOL: 'warmPool',
+  WARREN_WARM_POOL_IDLE_MS: 'warmPoolIdleMs',
   WARREN_MAX_CONCURRENT_CREATES: 'maxConcurrentCreates',
   WARREN_MAX_CONCURRENT_BUILDS: 'maxConcurrentBuilds',
   WARREN_MAX_FROZEN_MEMORY_MB: 'maxFrozenMemoryMb',

@@ -1,4 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
+import { isolationSchema } from '@warren/shared'
 import { MAX_TIMEOUT_S, noQuery } from '../routes/params.js'
 import { createTeam, findTeam, listTeams, setTeamLimits } from '../store/team-admin.js'
 import { type AdminApp, type AdminDeps, adminErrors, teamIdParams } from './common.js'
@@ -20,6 +21,8 @@ const limits = {
     .nullable(),
   /** Templates it may have (snapshots not counted); null: no limit. */
   maxTemplates: z.number().int().min(0).max(100_000).nullable(),
+  /** The isolation its new sandboxes must have (and get unless they name it); null: any. */
+  requiredIsolation: isolationSchema.nullable(),
 }
 
 const teamSummary = z
@@ -30,6 +33,7 @@ const teamSummary = z
     maxLifetimeS: z.number().int(),
     maxMemoryMb: z.number().int().nullable(),
     maxTemplates: z.number().int().nullable(),
+    requiredIsolation: isolationSchema.nullable(),
     createdAt: z.string(),
     activeSandboxes: z.number().int(),
     activeMemoryMb: z.number().int(),
@@ -69,6 +73,7 @@ const create = createRoute({
             maxLifetimeS: limits.maxLifetimeS.optional(),
             maxMemoryMb: limits.maxMemoryMb.optional(),
             maxTemplates: limits.maxTemplates.optional(),
+            requiredIsolation: limits.requiredIsolation.optional(),
           }),
         },
       },
@@ -99,6 +104,7 @@ const setLimits = createRoute({
               maxLifetimeS: limits.maxLifetimeS.optional(),
               maxMemoryMb: limits.maxMemoryMb.optional(),
               maxTemplates: limits.maxTemplates.optional(),
+              requiredIsolation: limits.requiredIsolation.optional(),
             })
             .refine((b) => Object.keys(b).length > 0, 'name at least one limit'),
         },
@@ -131,6 +137,7 @@ export function registerAdminTeams(app: AdminApp, deps: AdminDeps): void {
       maxLifetimeS: b.maxLifetimeS ?? deps.teamDefaults.maxLifetimeS,
       maxMemoryMb: b.maxMemoryMb ?? deps.teamDefaults.maxMemoryMb ?? null,
       maxTemplates: b.maxTemplates ?? deps.teamDefaults.maxTemplates ?? null,
+      requiredIsolation: b.requiredIsolation ?? null,
     })
     return c.json(team, 201)
   })

@@ -59,6 +59,12 @@ export async function createSandbox(
   req: CreateSandboxRequest,
 ): Promise<Sandbox> {
   const isolation = req.isolation ?? 'runc'
+  // Here, not at the route: a fork's creates obey the policy too.
+  if (team.requiredIsolation && isolation !== team.requiredIsolation)
+    throw new WarrenError(
+      'forbidden',
+      `team '${team.name}' requires ${team.requiredIsolation} isolation for new sandboxes; this one would run under ${isolation}`,
+    )
   const candidates = core.placement.candidates(req.resources?.memoryMb ?? 0, req.nodeId, {
     templateId: req.templateId,
     isolation,
@@ -136,6 +142,7 @@ async function createOnCandidates(
     resumedFrom: null,
     volumeMounts: req.volumeMounts,
     cluster: req.cluster,
+    isolation: req.isolation ?? 'runc',
     // This replica finishes the create; if it dies first, another one kills
     // what it may have left on the node (takeover.ts).
     owner: core.replica.id,

@@ -149,8 +149,8 @@ export class LifecycleEngine {
       const used = sandbox?.diskUsedBytes
       const usage = {
         ...(used === undefined ? {} : { diskUsedBytes: Number(used) }),
-        // The node's record is where the isolation is kept (a node that predates it runs runc).
-        isolation: sandbox?.isolation || 'runc',
+        // What the node runs it under; the record's when the node does not say.
+        isolation: sandbox?.isolation || s.isolation,
       }
       const dropped =
         s.pausedKind === 'memory' && KIND[sandbox?.pausedKind ?? PausedKind.UNSPECIFIED] === 'files'

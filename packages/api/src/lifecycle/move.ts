@@ -94,7 +94,11 @@ function moveTarget(placement: Placement, s: Sandbox, originAnswers: boolean): N
       `sandbox ${s.sandboxId} mounts volumes of node ${s.nodeId}, which cannot resume it now`,
     )
   const target = placement
-    .candidates(s.memoryMb, undefined, { templateId: s.templateId, cluster: s.cluster })
+    .candidates(s.memoryMb, undefined, {
+      templateId: s.templateId,
+      cluster: s.cluster,
+      isolation: s.isolation,
+    })
     .find((n) => n.nodeId !== s.nodeId && (originAnswers || n.snapshotStore))
   if (!target)
     throw new WarrenError(

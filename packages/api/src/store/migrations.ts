@@ -253,6 +253,17 @@ migrations['0010_team_limits'] = {
   },
 }
 
+// Isolation kept by the control plane: each sandbox's (so moves and forks
+// keep it without asking a node), a template's default, a team's policy.
+// Null is runc (rows made before), or no default / no policy.
+migrations['0011_isolation'] = {
+  async up(db) {
+    await db.schema.alterTable('sandboxes').addColumn('isolation', 'text').execute()
+    await db.schema.alterTable('templates').addColumn('isolation', 'text').execute()
+    await db.schema.alterTable('teams').addColumn('required_isolation', 'text').execute()
+  },
+}
+
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations

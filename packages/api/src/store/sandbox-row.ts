@@ -1,4 +1,9 @@
-import { type NetworkConfig, networkConfigSchema } from '@warren/shared'
+import {
+  type Isolation,
+  isIsolation,
+  type NetworkConfig,
+  networkConfigSchema,
+} from '@warren/shared'
 import type { KillReason, PausedKind, SandboxesTable, SandboxState } from './schema.js'
 import type { VolumeMountRef } from './volumes.js'
 
@@ -54,6 +59,8 @@ export interface Sandbox {
    * null for the API's own. Only that cluster's edges and nodes see it.
    */
   cluster: string | null
+  /** Its runtime, fixed at create: a move, fork or snapshot keeps it. */
+  isolation: Isolation
 }
 
 /** States that hold a node's resources and count against the team's limit. */
@@ -94,6 +101,7 @@ export function toSandbox(r: Row): Sandbox {
     owner: r.owner,
     volumeMounts: JSON.parse(r.volume_mounts),
     cluster: r.cluster,
+    isolation: r.isolation && isIsolation(r.isolation) ? r.isolation : 'runc',
   }
 }
 

@@ -114,6 +114,7 @@ export async function insertCreating(
         owner: s.owner,
         volume_mounts: JSON.stringify(s.volumeMounts),
         cluster: s.cluster,
+        isolation: s.isolation,
       })
       .execute()
     await claimVolumes(tx, s.teamId, s.sandboxId, s.volumeMounts)

@@ -131,6 +131,8 @@ export interface TemplatesTable {
   /** build: from /v3/templates; snapshot, fork: a sandbox's files. */
   kind: Generated<TemplateKind>
   source_sandbox_id: string | null
+  /** What its sandboxes run under unless a create names one; null: runc. */
+  isolation: Generated<string | null>
 }
 
 export type TemplateKind = 'build' | 'snapshot' | 'fork'
@@ -200,6 +202,8 @@ export interface TeamsTable {
   max_memory_mb: number | null
   /** Templates it may have (snapshots not counted); null: no limit. */
   max_templates: number | null
+  /** The isolation every new sandbox of the team must have; null: any. */
+  required_isolation: Generated<string | null>
   created_at: number
 }
 
@@ -283,6 +287,8 @@ export interface SandboxesTable {
   volume_mounts: string
   /** The remote cluster whose nodes the sandbox lives on; null: the API's own cluster. */
   cluster: string | null
+  /** runc or gvisor; null: runc (a row made before isolations were recorded). */
+  isolation: string | null
 }
 
 export type PausedKind = 'memory' | 'files'

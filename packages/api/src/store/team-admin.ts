@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { WarrenError } from '@warren/shared'
+import { isIsolation, WarrenError } from '@warren/shared'
 import type { Db } from './db.js'
 import { isUniqueViolation } from './locks.js'
 import { ACTIVE_STATES } from './sandbox-row.js'
@@ -47,6 +47,8 @@ export async function listTeams(db: Db): Promise<TeamSummary[]> {
     maxLifetimeS: t.max_lifetime_s,
     maxMemoryMb: t.max_memory_mb,
     maxTemplates: t.max_templates,
+    requiredIsolation:
+      t.required_isolation && isIsolation(t.required_isolation) ? t.required_isolation : null,
     createdAt: Number(t.created_at),
     activeSandboxes: Number(use.get(t.id)?.n ?? 0),
     activeMemoryMb: Number(use.get(t.id)?.mb ?? 0),
@@ -56,7 +58,14 @@ export async function listTeams(db: Db): Promise<TeamSummary[]> {
 
 /** A new team; its name must be free (already_exists otherwise, and nothing changes). */
 export async function createTeam(db: Db, name: string, limits: NewTeamLimits): Promise<Team> {
-  const team: Team = { id: randomUUID(), name, maxMemoryMb: null, maxTemplates: null, ...limits }
+  const team: Team = {
+    id: randomUUID(),
+    name,
+    maxMemoryMb: null,
+    maxTemplates: null,
+    requiredIsolation: null,
+    ...limits,
+  }
   try {
     await db
       .insertInto('teams')
@@ -67,6 +76,7 @@ export async function createTeam(db: Db, name: string, limits: NewTeamLimits): P
         max_lifetime_s: limits.maxLifetimeS,
         max_memory_mb: team.maxMemoryMb,
         max_templates: team.maxTemplates,
+        required_isolation: team.requiredIsolation,
         created_at: Date.now(),
       })
       .execute()
@@ -106,6 +116,9 @@ export async function setTeamLimits(
     ...(patch.maxLifetimeS !== undefined ? { max_lifetime_s: patch.maxLifetimeS } : {}),
     ...(patch.maxMemoryMb !== undefined ? { max_memory_mb: patch.maxMemoryMb } : {}),
     ...(patch.maxTemplates !== undefined ? { max_templates: patch.maxTemplates } : {}),
+    ...(patch.requiredIsolation !== undefined
+      ? { required_isolation: patch.requiredIsolation }
+      : {}),
   }
   if (Object.keys(set).length) {
     const res = await db.updateTable('teams').set(set).where('id', '=', teamId).executeTakeFirst()

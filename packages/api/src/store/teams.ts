@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
-import { WarrenError } from '@warren/shared'
+import { type Isolation, isIsolation, WarrenError } from '@warren/shared'
 import type { Db } from './db.js'
 import { lockTeam } from './locks.js'
 
@@ -12,6 +12,8 @@ export interface Team {
   maxMemoryMb: number | null
   /** Templates it may have (snapshots not counted); null: no limit. */
   maxTemplates: number | null
+  /** The isolation its new sandboxes must have (and get by default); null: any. */
+  requiredIsolation: Isolation | null
 }
 
 /**
@@ -20,7 +22,7 @@ export interface Team {
  */
 export type TeamLimits = Pick<
   Team,
-  'maxConcurrent' | 'maxLifetimeS' | 'maxMemoryMb' | 'maxTemplates'
+  'maxConcurrent' | 'maxLifetimeS' | 'maxMemoryMb' | 'maxTemplates' | 'requiredIsolation'
 >
 
 /** The limits a new team is given: the memory and template limits default to none. */
@@ -75,6 +77,7 @@ export async function ensureTeam(db: Db, name: string, limits: NewTeamLimits): P
       max_lifetime_s: limits.maxLifetimeS,
       max_memory_mb: limits.maxMemoryMb ?? null,
       max_templates: limits.maxTemplates ?? null,
+      required_isolation: limits.requiredIsolation ?? null,
       created_at: Date.now(),
     })
     .onConflict((oc) => oc.column('name').doNothing())
@@ -99,6 +102,7 @@ function toTeam(row: {
   max_lifetime_s: number
   max_memory_mb: number | null
   max_templates: number | null
+  required_isolation: string | null
 }): Team {
   return {
     id: row.id,
@@ -107,6 +111,8 @@ function toTeam(row: {
     maxLifetimeS: row.max_lifetime_s,
     maxMemoryMb: row.max_memory_mb,
     maxTemplates: row.max_templates,
+    requiredIsolation:
+      row.required_isolation && isIsolation(row.required_isolation) ? row.required_isolation : null,
   }
 }
 
@@ -222,6 +228,7 @@ export async function authenticateCaller(db: Db, presented: string | undefined):
       'teams.max_lifetime_s',
       'teams.max_memory_mb',
       'teams.max_templates',
+      'teams.required_isolation',
     ])
     .where('api_keys.key_hash', '=', hash)
     .executeTakeFirst()

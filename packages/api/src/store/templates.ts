@@ -1,4 +1,4 @@
-import { newSandboxId, WarrenError } from '@warren/shared'
+import { type Isolation, isIsolation, newSandboxId, WarrenError } from '@warren/shared'
 import { type Db, isPostgres } from './db.js'
 import { lockTeam, retryOnUniqueViolation } from './locks.js'
 import type { BuildStatus } from './schema.js'
@@ -10,6 +10,8 @@ export interface TemplateRow {
   updatedAt: number
   buildId: string | null
   aliases: string[]
+  /** What its sandboxes run under unless a create names one; null: the default (runc). */
+  isolation: Isolation | null
 }
 
 /** Template ids look like sandbox ids: 20 lowercase alphanumerics. */
@@ -31,6 +33,8 @@ export async function requestBuild(
     cpuCount: number
     memoryMb: number
     diskSizeMb: number
+    /** Sets the template's isolation (null: back to the default); undefined leaves it. */
+    isolation?: Isolation | null
     buildId: string
     now: number
   },
@@ -78,11 +82,18 @@ async function requestBuildOnce(
           created_at: req.now,
           updated_at: req.now,
           build_id: null,
+          isolation: req.isolation ?? null,
         })
         .execute()
       await tx
         .insertInto('template_aliases')
         .values({ team_id: teamId, alias: req.alias, template_id: templateId })
+        .execute()
+    } else if (req.isolation !== undefined) {
+      await tx
+        .updateTable('templates')
+        .set({ isolation: req.isolation })
+        .where('id', '=', templateId)
         .execute()
     }
     await tx
@@ -148,6 +159,7 @@ function toRow(r: {
   created_at: number
   updated_at: number
   build_id: string | null
+  isolation: string | null
 }): Omit<TemplateRow, 'aliases'> {
   return {
     id: r.id,
@@ -155,6 +167,7 @@ function toRow(r: {
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
     buildId: r.build_id,
+    isolation: r.isolation && isIsolation(r.isolation) ? r.isolation : null,
   }
 }
 

@@ -10,6 +10,7 @@ interface TeamSummary {
   maxLifetimeS: number
   maxMemoryMb: number | null
   maxTemplates: number | null
+  requiredIsolation: string | null
   activeSandboxes: number
   activeMemoryMb: number
   activeKeys: number
@@ -26,20 +27,25 @@ const int = (v: string) => {
 /** An integer, or `none` for no limit. */
 const limit = (v: string) => (v === 'none' ? null : int(v))
 
+/** An isolation the team's new sandboxes must have, or `none` for any (the API checks the name). */
+const isolation = (v: string) => (v === 'none' ? null : v)
+
 type LimitFlags = Flags & {
   maxConcurrent?: number
   maxLifetime?: number
   maxMemory?: number | null
   maxTemplates?: number | null
+  requireIsolation?: string | null
 }
 
 /** The limits named on the command line, as the admin API takes them. */
-function limitsBody(opts: LimitFlags): Record<string, number | null> {
+function limitsBody(opts: LimitFlags): Record<string, number | string | null> {
   return {
     ...(opts.maxConcurrent !== undefined ? { maxConcurrent: opts.maxConcurrent } : {}),
     ...(opts.maxLifetime !== undefined ? { maxLifetimeS: opts.maxLifetime } : {}),
     ...(opts.maxMemory !== undefined ? { maxMemoryMb: opts.maxMemory } : {}),
     ...(opts.maxTemplates !== undefined ? { maxTemplates: opts.maxTemplates } : {}),
+    ...(opts.requireIsolation !== undefined ? { requiredIsolation: opts.requireIsolation } : {}),
   }
 }
 
@@ -60,6 +66,7 @@ export function registerTeams(program: Command): void {
           sandboxes: `${t.activeSandboxes}/${t.maxConcurrent}`,
           memoryMb: `${t.activeMemoryMb}/${t.maxMemoryMb ?? '-'}`,
           maxTemplates: t.maxTemplates ?? '-',
+          isolation: t.requiredIsolation ?? '-',
           maxLifetimeS: t.maxLifetimeS,
           keys: t.activeKeys,
         })),
@@ -84,6 +91,11 @@ export function registerTeams(program: Command): void {
       limit,
     )
     .option('--max-templates <n>', 'templates it may have (default none)', limit)
+    .option(
+      '--require-isolation <runc|gvisor>',
+      'the isolation its new sandboxes must have (default none: any)',
+      isolation,
+    )
     .description('create a team; make its keys with `warren keys create --team <name>`')
     .action(async (name: string, opts: LimitFlags) => {
       const team = await adminCall<Record<string, unknown>>(opts, 'POST', '/admin/teams', {
@@ -98,6 +110,11 @@ export function registerTeams(program: Command): void {
     .option('--max-lifetime <seconds>', 'longest life of a sandbox', int)
     .option('--max-memory <mb>', 'memory its active sandboxes may hold together, or none', limit)
     .option('--max-templates <n>', 'templates it may have, or none', limit)
+    .option(
+      '--require-isolation <runc|gvisor>',
+      'the isolation its new sandboxes must have, or none',
+      isolation,
+    )
     .description('change a team’s limits; they apply from its next create or resume')
     .action(async (team: string, opts: LimitFlags) => {
       const updated = await adminCall<Record<string, unknown>>(

@@ -75,6 +75,8 @@ export interface TeamSummary {
   maxLifetimeS: number
   maxMemoryMb: number | null
   maxTemplates: number | null
+  /** The isolation its new sandboxes must have; null: any. */
+  requiredIsolation: 'runc' | 'gvisor' | null
   activeSandboxes: number
   activeMemoryMb: number
   activeKeys: number
@@ -148,6 +150,7 @@ export function createApi(key: string, base = '') {
         maxLifetimeS?: number
         maxMemoryMb?: number | null
         maxTemplates?: number | null
+        requiredIsolation?: 'runc' | 'gvisor' | null
       },
     ) => call<TeamSummary>('PATCH', `/admin/teams/${id(t)}`, limits),
     nodes: () => call<NodeSummary[]>('GET', '/admin/nodes'),

@@ -44,6 +44,7 @@ export function TeamsPane(props: { api: Api; live: Live }) {
             <th>Memory (now / limit)</th>
             <th>Max lifetime</th>
             <th>Max templates</th>
+            <th>Isolation</th>
             <th>Keys</th>
             <th />
           </tr>
@@ -65,6 +66,7 @@ function TeamRow(props: { t: TeamSummary; api: Api; live: Live; onError: (e: str
   const [life, setLife] = useState(String(t.maxLifetimeS))
   const [memory, setMemory] = useState(t.maxMemoryMb === null ? '' : String(t.maxMemoryMb))
   const [templates, setTemplates] = useState(t.maxTemplates === null ? '' : String(t.maxTemplates))
+  const [isolation, setIsolation] = useState(t.requiredIsolation ?? '')
   return (
     <tr data-team={t.name}>
       <td>{t.name}</td>
@@ -76,6 +78,7 @@ function TeamRow(props: { t: TeamSummary; api: Api; live: Live; onError: (e: str
       </td>
       <td>{duration(t.maxLifetimeS)}</td>
       <td>{t.maxTemplates ?? '–'}</td>
+      <td>{t.requiredIsolation ?? 'any'}</td>
       <td>{t.activeKeys}</td>
       <td class="actions">
         {editing ? (
@@ -90,6 +93,8 @@ function TeamRow(props: { t: TeamSummary; api: Api; live: Live; onError: (e: str
                   // Empty: no limit.
                   maxMemoryMb: memory.trim() ? Number(memory) : null,
                   maxTemplates: templates.trim() ? Number(templates) : null,
+                  requiredIsolation:
+                    isolation === 'runc' || isolation === 'gvisor' ? isolation : null,
                 })
                 setEditing(false)
                 props.live.invalidate('teams')
@@ -122,6 +127,15 @@ function TeamRow(props: { t: TeamSummary; api: Api; live: Live; onError: (e: str
               value={templates}
               onInput={(e) => setTemplates(e.currentTarget.value)}
             />
+            <select
+              aria-label="required isolation"
+              value={isolation}
+              onChange={(e) => setIsolation(e.currentTarget.value)}
+            >
+              <option value="">any isolation</option>
+              <option value="runc">runc required</option>
+              <option value="gvisor">gvisor required</option>
+            </select>
             <button type="submit">Save</button>
           </form>
         ) : (

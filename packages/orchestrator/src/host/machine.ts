@@ -23,9 +23,10 @@ import { watchInit } from '../sandboxes/init-watch.js'
 import { readLogLines } from '../sandboxes/logs.js'
 import { MetricsSampler, readCgroup, readSandboxFigures } from '../sandboxes/metrics.js'
 import { dropToFiles, freeze } from '../sandboxes/pause.js'
-import { sandboxPaths, writeRecord } from '../sandboxes/record.js'
+import { hostNameOf, sandboxPaths, writeRecord } from '../sandboxes/record.js'
 import { bootFromFiles, thaw } from '../sandboxes/resume.js'
 import { snapshotSandbox } from '../sandboxes/snapshot.js'
+import { claimWarm, destroyWarm, startWarm } from '../sandboxes/warm.js'
 import { deleteTemplate } from '../templates/gc.js'
 import { TemplateRegistry } from '../templates/registry.js'
 import { runBuild } from '../templates/run-build.js'
@@ -73,6 +74,7 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
     policies: network.policies,
   }
   const metrics = new MetricsSampler()
+  const cgroupOf = (sandboxId: string) => cgroupsPath(cfg, hostNameOf(cfg.dataDir, sandboxId))
   let release: (() => Promise<void>) | undefined
 
   return {
@@ -122,6 +124,12 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
       network.enforce(record.sandboxId)
       return true
     },
+    startWarm: (template) => startWarm(ctx, template),
+    claimWarm: (warm, spec) =>
+      withTemplateCommands(ctx, spec.template, spec.envdAccessToken, () =>
+        claimWarm(ctx, warm, spec),
+      ),
+    destroyWarm: (warm) => destroyWarm(ctx, warm),
     async destroy(sandboxId, slot) {
       const errors = await destroySandbox(ctx, sandboxId, slot)
       metrics.forget(sandboxId)
@@ -162,18 +170,18 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
       const disk = sandboxPaths(cfg.dataDir, r.sandboxId).disk
       return mountsUnder(disk).includes(disk) ? diskUsage(disk).usedBytes : undefined
     },
-    memoryInUse: (sandboxId) => readCgroup(cgroupsPath(cfg, sandboxId)).memUsed,
+    memoryInUse: (sandboxId) => readCgroup(cgroupOf(sandboxId)).memUsed,
     watchInit: (sandboxId) => watchInit(ctx, sandboxId),
     sampleMetrics: (r) =>
       metrics.sample(
         r.sandboxId,
-        cgroupsPath(cfg, r.sandboxId),
+        cgroupsPath(cfg, r.hostName ?? r.sandboxId),
         diskUsage(sandboxPaths(cfg.dataDir, r.sandboxId).disk),
         { cpuCount: r.cpuCount, memoryMb: r.memoryMb, startedAt: Date.parse(r.startedAt) },
       ),
     figures: (r) =>
       readSandboxFigures(
-        cgroupsPath(cfg, r.sandboxId),
+        cgroupsPath(cfg, r.hostName ?? r.sandboxId),
         diskUsage(sandboxPaths(cfg.dataDir, r.sandboxId).disk),
         r.slotIndex === null ? undefined : netnsNames(cfg.prefix, r.slotIndex).hostIf,
         r.memoryMb,

@@ -10,6 +10,7 @@ import type { NetworkSlot } from '../network/slots.js'
 import type { InitWatch } from '../sandboxes/init-watch.js'
 import type { LogLine } from '../sandboxes/logs.js'
 import type { MetricsSample, SandboxFigures } from '../sandboxes/metrics.js'
+import type { ProcessIdentity } from '../sandboxes/process-probe.js'
 import type { SandboxRecord } from '../sandboxes/record.js'
 import type { TemplateMetadata } from '../templates/metadata.js'
 import type { BuildLog, TemplateBuildSpec } from '../templates/run-build.js'
@@ -33,6 +34,25 @@ export interface CreateSpec {
   /** Volumes of this node bind-mounted into the sandbox (claimed by the node). */
   volumeMounts: VolumeMount[]
   isolation: Isolation
+}
+
+/**
+ * A sandbox started ahead of any create with its template's defaults:
+ * rootfs mounted, network slot ready, envd listening but not initialised,
+ * no id. Its name (`warm-…`, never a sandbox id) names its directory,
+ * container and cgroup; nothing of it is recorded, so a node start removes
+ * it as debris.
+ */
+export interface WarmSandbox {
+  name: string
+  templateId: string
+  buildId: string
+  cpuCount: number
+  memoryMb: number
+  diskSizeMb: number
+  slot: NetworkSlot
+  /** Its first process (pid and start time), whose UTS namespace a claim renames. */
+  init?: ProcessIdentity
 }
 
 export interface ResumeInput {
@@ -108,6 +128,16 @@ export interface NodeHost {
    * (gVisor, processes that would not go): only `destroy` stops it.
    */
   cutOff(record: SandboxRecord): Promise<boolean>
+  /** Boots a warm sandbox of this template build with its defaults (runc). */
+  startWarm(template: TemplateMetadata): Promise<WarmSandbox>
+  /**
+   * Makes a warm sandbox the create's: its id (directory, hostname), its
+   * rules, envd's token and environment, its record. On failure the warm
+   * sandbox is destroyed, never left to be claimed again.
+   */
+  claimWarm(warm: WarmSandbox, spec: CreateSpec): Promise<Placed & { slot: NetworkSlot }>
+  /** Removes a warm sandbox that was never claimed; the failures are returned. */
+  destroyWarm(warm: WarmSandbox): Promise<Error[]>
   /** Removes a sandbox in any state; every step runs, and the failures are returned. */
   destroy(sandboxId: string, slot: NetworkSlot | undefined): Promise<Error[]>
   /** Freezes every process and flushes the writable layer (a durable snapshot). */

@@ -58,6 +58,7 @@ export function nodeMetrics(node: SandboxNode): Registry {
     sandboxes: gauge('warren_node_sandboxes', 'Sandboxes on the node, by state', ['state']),
     slotsReady: gauge('warren_node_network_slots_ready', 'Network namespaces built ahead for creates', []),
     addressesFree: gauge('warren_node_addresses_free', 'Sandbox addresses left in the pool', []),
+    warm: gauge('warren_node_warm_sandboxes', 'Warm sandboxes ready to be claimed, by template', ['template_id']),
   } // biome-ignore format: a table
 
   function refresh(): void {
@@ -69,6 +70,8 @@ export function nodeMetrics(node: SandboxNode): Registry {
     perNode.memoryAllocated.set(info.memoryMbAllocated * 2 ** 20)
     perNode.slotsReady.set(node.readySlots())
     perNode.addressesFree.set(info.addressesFree)
+    for (const [templateId, n] of Object.entries(info.warm))
+      perNode.warm.set({ template_id: templateId }, n)
     const records = node.list()
     for (const state of ['running', 'paused'] as const)
       perNode.sandboxes.set({ state }, records.filter((r) => r.state === state).length)

@@ -24,7 +24,8 @@ export async function cutOff(ctx: NodeContext, record: SandboxRecord): Promise<b
   if (!existsSync(paths.dir)) return false
   writeFileSync(paths.tearingDown, '', { mode: 0o600 })
   if (record.isolation !== 'runc') return false
-  return killCgroup(cgroupsPath(ctx.cfg, record.sandboxId))
+  // A sandbox claimed warm keeps its warm name for its cgroup (see `hostName`).
+  return killCgroup(cgroupsPath(ctx.cfg, record.hostName ?? record.sandboxId))
 }
 
 /** A kill answered before this sandbox's teardown finished: it must not be adopted. */

@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs'
 import { containerId, type NodeContext } from '../context.js'
 import type { NetworkSlot } from '../network/slots.js'
 import { mountsUnder, unmountAll } from '../runtime/overlay.js'
-import { sandboxPaths } from './record.js'
+import { hostNameOf, sandboxPaths } from './record.js'
 
 /** Removes a sandbox's directory, never recursing into a tree that still has something mounted. */
 export function removeSandboxDir(dir: string): void {
@@ -33,6 +33,7 @@ export async function destroySandbox(
   ctx: NodeContext,
   sandboxId: string,
   slot: NetworkSlot | undefined,
+  hostName = hostNameOf(ctx.cfg.dataDir, sandboxId),
 ): Promise<Error[]> {
   const paths = sandboxPaths(ctx.cfg.dataDir, sandboxId)
   const errors: Error[] = []
@@ -46,7 +47,7 @@ export async function destroySandbox(
   // Every runtime of the node: its record (which names the runtime) may be gone.
   for (const runtime of ctx.runtimes.all())
     await step(`container (${runtime.isolation})`, () =>
-      runtime.destroy(containerId(ctx.cfg, sandboxId)),
+      runtime.destroy(containerId(ctx.cfg, hostName)),
     )
   await step('mounts', () => unmountAll(paths.dir))
   await step('files', () => removeSandboxFiles(paths))

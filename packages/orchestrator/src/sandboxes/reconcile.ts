@@ -144,7 +144,10 @@ export async function reconcile(
   await ctx.gvisorNetwork
     .removeStale(keepSlots)
     .catch((err) => log.error({ err }, 'gVisor rule removal failed'))
-  removeStaleCgroups(cfg.prefix, new Set(adopted.map((a) => a.record.sandboxId)))
+  removeStaleCgroups(
+    cfg.prefix,
+    new Set(adopted.map((a) => a.record.hostName ?? a.record.sandboxId)),
+  )
   return { adopted, removed }
 }
 

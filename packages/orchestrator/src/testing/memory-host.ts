@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import { type BundleManifest, type Isolation, WarrenError } from '@warren/shared'
-import type { CreateSpec, NodeHost, Placed } from '../host/node-host.js'
+import type { CreateSpec, NodeHost, Placed, WarmSandbox } from '../host/node-host.js'
 import { AddressPool } from '../network/address-pool.js'
 import { netnsNames } from '../network/netns.js'
 import { PolicyTable } from '../network/policies.js'
@@ -16,6 +16,9 @@ import type { VolumeRecord } from '../volumes/record.js'
 export type Step =
   | 'create'
   | 'cutOff'
+  | 'startWarm'
+  | 'claimWarm'
+  | 'destroyWarm'
   | 'destroy'
   | 'freeze'
   | 'thaw'
@@ -130,9 +133,9 @@ export class MemoryHost implements NodeHost {
     this.pool.release(slot.index)
   }
 
-  async create(spec: CreateSpec) {
-    await this.step('create', spec.sandboxId)
-    const slot = this.newSlot()
+  async create(spec: CreateSpec, claimed?: NetworkSlot) {
+    if (!claimed) await this.step('create', spec.sandboxId)
+    const slot = claimed ?? this.newSlot()
     const record: SandboxRecord = {
       sandboxId: spec.sandboxId,
       templateId: spec.template.templateId,
@@ -168,6 +171,49 @@ export class MemoryHost implements NodeHost {
     this.policies.remove(record.sandboxId)
     this.tearingDown.add(record.sandboxId)
     return true
+  }
+
+  /** Warm sandboxes started and not yet claimed or destroyed, by name. */
+  readonly warm = new Map<string, WarmSandbox>()
+  private warmCount = 0
+
+  async startWarm(template: TemplateMetadata): Promise<WarmSandbox> {
+    const name = `warm-${++this.warmCount}`
+    await this.step('startWarm', name)
+    const warm: WarmSandbox = {
+      name,
+      templateId: template.templateId,
+      buildId: template.buildId,
+      cpuCount: template.cpuCount,
+      memoryMb: template.memoryMB,
+      diskSizeMb: template.diskSizeMB,
+      slot: this.newSlot(),
+    }
+    this.warm.set(name, warm)
+    this.containers.set(name, 'running')
+    return warm
+  }
+
+  async claimWarm(warm: WarmSandbox, spec: CreateSpec) {
+    if (!this.warm.delete(warm.name)) throw new Error(`${warm.name} claimed twice or destroyed`)
+    try {
+      await this.step('claimWarm', `${warm.name} ${spec.sandboxId}`)
+    } catch (err) {
+      this.containers.delete(warm.name)
+      this.releaseSlot(warm.slot)
+      throw err
+    }
+    this.containers.delete(warm.name)
+    const { record } = await this.create(spec, warm.slot)
+    return { record: { ...record, hostName: warm.name }, slot: warm.slot }
+  }
+
+  async destroyWarm(warm: WarmSandbox) {
+    await this.step('destroyWarm', warm.name)
+    this.warm.delete(warm.name)
+    this.containers.delete(warm.name)
+    this.releaseSlot(warm.slot)
+    return []
   }
 
   async destroy(sandboxId: string, slot: NetworkSlot | undefined) {

@@ -8,7 +8,12 @@ import { MemoryHost } from './memory-host.js'
 export const quiet = () => createLogger('node-test', 'silent')
 
 export function setup(
-  over: { memoryCapacityMb?: number; maxFrozenMemoryMb?: number } = {},
+  over: {
+    memoryCapacityMb?: number
+    maxFrozenMemoryMb?: number
+    warmPool?: Record<string, number>
+    warmPoolIdleMs?: number
+  } = {},
   pool?: string,
 ) {
   const host = new MemoryHost(pool)

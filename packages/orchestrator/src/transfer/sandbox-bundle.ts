@@ -98,8 +98,10 @@ export async function installSandbox(
     await unpackInto(store.open(upper), paths.upper)
     // A files-only snapshot keeps its image unmounted (the boot mounts it).
     await unmount(paths.disk)
+    // Its container here goes by its id, whatever it went by where it came from.
+    const { hostName: _h, ...theirs } = parsed.data
     const record: SandboxRecord = {
-      ...parsed.data,
+      ...theirs,
       containerId: containerId(ctx.cfg, sandboxId),
       state: 'paused',
       pausedKind: 'files',

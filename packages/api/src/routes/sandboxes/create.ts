@@ -166,8 +166,14 @@ export function registerCreate(app: App, deps: RouteDeps): void {
         c.get('team').id,
         checkVolumeMounts(body.volumeMounts ?? []),
       )
-      const sandbox = await deps.engine.create(c.get('team'), {
-        ...(await resolveTemplateRef(deps.db, c.get('team').id, body.templateID)),
+      const team = c.get('team')
+      const { isolation: templateIsolation, ...template } = await resolveTemplateRef(
+        deps.db,
+        team.id,
+        body.templateID,
+      )
+      const sandbox = await deps.engine.create(team, {
+        ...template,
         timeoutS: body.timeout ?? deps.defaultTimeoutS,
         metadata: body.metadata ?? {},
         envVars: body.envVars ?? {},
@@ -182,7 +188,9 @@ export function registerCreate(app: App, deps: RouteDeps): void {
         },
         volumeMounts: volumes.mounts,
         nodeId: volumes.nodeId,
-        isolation: body.isolation ?? DEFAULT_ISOLATION,
+        // Named by the create, else required by the team, else the template's.
+        isolation:
+          body.isolation ?? team.requiredIsolation ?? templateIsolation ?? DEFAULT_ISOLATION,
         cluster: await resolveCluster(deps, body.cluster),
       })
       return c.json(sandboxView(sandbox, deps.view), 201)
