@@ -16,6 +16,7 @@ import { describe, expect, it } from 'vitest'
 import { api, detail, eventually } from '../helpers/api-client.js'
 import { DNS_IP, useInternet } from '../helpers/internet.js'
 import { connect, pause } from '../helpers/lifecycle.js'
+import { sandboxCgroup } from '../helpers/node-fixture.js'
 import { fixtureSecret, nodeSandboxIds } from '../helpers/orchestrator-client.js'
 import { proxyRequest } from '../helpers/proxy-client.js'
 import { useSandboxes } from '../helpers/sandboxes.js'
@@ -174,10 +175,15 @@ describe('warm pool', () => {
     expect((await sbx.commands.run('hostname; cat /home/user/note')).stdout).toBe(`${id}\nkept`)
 
     await sbx.kill()
+    // The kill answers before its teardown: the directory goes soon after.
+    await eventually(
+      'the killed sandbox is gone from the host',
+      () => !existsSync(join(warren().dataDir, 'sandboxes', id)),
+      10_000,
+    )
     const left = warmOnHost(warren())
     expect(left.dirs).not.toContain(name)
     expect(left.containers).not.toContain(`${warren().prefix}-${name}`)
-    expect(existsSync(join(warren().dataDir, 'sandboxes', id))).toBe(false)
   })
 
   it('kills a claimed sandbox that ran hot, leaving nothing of it', async () => {
@@ -186,6 +192,9 @@ describe('warm pool', () => {
     const name = warmName(warren(), sbx.sandboxId)!
     expect(name).toMatch(/^warm-/)
     expect((await api(warren(), 'DELETE', `/sandboxes/${sbx.sandboxId}`)).status).toBe(204)
+    // Answered with its processes dead: its cgroup too goes by the warm name.
+    const procs = join(sandboxCgroup(warren().prefix, name, 'pids'), 'cgroup.procs')
+    if (existsSync(procs)) expect(readFileSync(procs, 'utf8').trim()).toBe('')
     // Its container went by the warm name: that is what the kill must remove.
     await eventually(
       'the claimed container is gone',

@@ -56,6 +56,7 @@ describe('kill', () => {
     const r = await f.create()
     await sh(f.sdk(r), 'echo data > ~/file && sleep 300 & true')
     await f.node.kill(r.sandboxId)
+    await f.node.teardownsSettled()
     await assertNoLeftovers(f.prefix, f.dataDir)
     expect(f.node.list()).toEqual([])
     expect(f.node.info()).toMatchObject({ sandboxes: 0, memoryMbAllocated: 0 })
@@ -71,6 +72,7 @@ describe('kill', () => {
       f.node.kill(r.sandboxId),
     ])
     expect(results.map((x) => x.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled'])
+    await f.node.teardownsSettled()
     await assertNoLeftovers(f.prefix, f.dataDir)
   })
 })
@@ -82,6 +84,7 @@ describe('failed creates', () => {
     expect(err).toBeInstanceOf(WarrenError)
     expect((err as WarrenError).code).toBe('internal')
     expect((err as WarrenError).message).toMatch(/exited while starting/)
+    await f.node.teardownsSettled()
     await assertNoLeftovers(f.prefix, f.dataDir)
     expect(f.node.info()).toMatchObject({ sandboxes: 0, memoryMbAllocated: 0 })
     // The node is still usable: the address went back to the pool.
@@ -117,6 +120,7 @@ describe('failed creates', () => {
     expect(await codeOf(f.create({ sandboxId }))).toBe('already_exists')
     expect(f.node.list().map((r) => r.sandboxId)).toEqual([sandboxId])
     await f.node.kill(sandboxId)
+    await f.node.teardownsSettled()
     await assertNoLeftovers(f.prefix, f.dataDir)
   })
 
@@ -131,6 +135,7 @@ describe('failed creates', () => {
     const again = await f.create()
     expect(await sh(f.sdk(again), 'echo ok')).toBe('ok\n')
     for (const r of f.node.list()) await f.node.kill(r.sandboxId)
+    await f.node.teardownsSettled()
     await assertNoLeftovers(f.prefix, f.dataDir)
   })
 
@@ -145,6 +150,7 @@ describe('failed creates', () => {
     expect(f.node.info().memoryMbAllocated).toBe(576)
     for (const r of f.node.list()) await f.node.kill(r.sandboxId)
     expect(f.node.info().memoryMbAllocated).toBe(0)
+    await f.node.teardownsSettled()
     await assertNoLeftovers(f.prefix, f.dataDir)
   })
 })
@@ -213,6 +219,7 @@ describe('over the RPC network transport', () => {
     expect(toWarrenError(await rpc.kill({ sandboxId }).catch((e: unknown) => e)).code).toBe(
       'not_found',
     )
+    await f.node.teardownsSettled()
     await assertNoLeftovers(f.prefix, f.dataDir)
   })
 
@@ -224,6 +231,7 @@ describe('over the RPC network transport', () => {
     const err = await rpc.create({ sandboxId, templateId: 'base' }).catch((e: unknown) => e)
     expect(toWarrenError(err).code).toBe('internal')
     expect((await rpc.nodeInfo({})).status?.sandboxes).toBe(0)
+    await f.node.teardownsSettled()
     await assertNoLeftovers(f.prefix, f.dataDir)
   })
 })

@@ -81,6 +81,7 @@ except OSError as e:
     expect(await hostGet(`http://${r.sandboxIp}:${ENVD_PORT}/health`)).toBe(204)
 
     await f.node.kill(r.sandboxId)
+    await f.node.teardownsSettled()
     await assertNoLeftovers(f.prefix, f.dataDir)
     expect(hostCanSpawn()).toBe(true)
   })

@@ -18,11 +18,12 @@ import { type CreateInput, createSpec } from './lifecycle/create.js'
 import { type Entry, holdsMemory, type NodeState, type Settled } from './lifecycle/entries.js'
 import { NodeExits } from './lifecycle/exits.js'
 import { FrozenBudget } from './lifecycle/frozen-budget.js'
-import { destroySandbox } from './lifecycle/kill.js'
+import { killSandbox } from './lifecycle/kill.js'
 import { moveIn } from './lifecycle/move-in.js'
 import { updateNetwork } from './lifecycle/network-update.js'
 import { pauseSandbox } from './lifecycle/pause.js'
 import { resumeSandbox } from './lifecycle/resume.js'
+import { Teardowns } from './lifecycle/teardowns.js'
 import { WarmPool } from './lifecycle/warm-pool.js'
 import type { LogLine } from './sandboxes/logs.js'
 import type { MetricsSample, SandboxFigures } from './sandboxes/metrics.js'
@@ -51,6 +52,8 @@ export class SandboxNode {
   private readonly kills = new SingleFlight<void>()
   private readonly state: NodeState
   private readonly budget: FrozenBudget
+  /** Killed sandboxes whose teardown runs in the background. */
+  private readonly teardowns: Teardowns
   /** Sandboxes whose container died on their own, until they are killed (and who hears of it). */
   readonly exits: NodeExits
   /** The node's volumes and which sandboxes mount them. */
@@ -74,6 +77,7 @@ export class SandboxNode {
     this.buildLimit = pLimit(cfg.maxConcurrentBuilds)
     this.volumes = new VolumeRegistry(host)
     this.snapshots = new NodeSnapshots(host, log, cfg)
+    this.teardowns = new Teardowns(log)
     this.state = {
       host,
       log,
@@ -127,20 +131,24 @@ export class SandboxNode {
 
   /**
    * Stops background work. Sandboxes keep running and are adopted by the
-   * next start; warm sandboxes are removed (a start would remove them anyway).
+   * next start; warm sandboxes are removed (a start would remove them anyway),
+   * and the teardowns of killed ones are finished first (a node killed
+   * before that leaves them to its next start).
    */
   async stop(): Promise<void> {
     this.exits.stop()
     await this.warm.stop()
     this.connectWindows.close()
     await this.budget.settled()
+    await this.teardowns.settled()
     await this.host.stop({ idle: this.entries.size === 0 })
     this.log.info({ sandboxes: this.entries.size }, 'node stopped')
   }
 
   async create(input: CreateInput): Promise<SandboxRecord> {
     const spec = createSpec(this.host, input)
-    if (this.entries.has(spec.sandboxId)) {
+    // A killed sandbox's id stays taken until its directory is gone.
+    if (this.entries.has(spec.sandboxId) || this.teardowns.has(spec.sandboxId)) {
       throw new WarrenError('already_exists', `sandbox ${spec.sandboxId} already exists`)
     }
     // A warm sandbox leaves the pool in this same turn, its memory already reserved.
@@ -153,7 +161,10 @@ export class SandboxNode {
       this.entries.set(spec.sandboxId, { state: 'creating' })
       const { record, slot } = warm
         ? await this.claimOrCreate(warm, spec)
-        : await this.createLimit(() => this.host.create(spec))
+        : await this.createLimit(async () => {
+            await this.addressFreed()
+            return this.host.create(spec)
+          })
       this.host.policies.set(spec.sandboxId, record.sandboxIp ?? undefined, spec.policy)
       this.entries.set(spec.sandboxId, { state: 'running', record, slot })
       return record
@@ -177,7 +188,10 @@ export class SandboxNode {
         { err, sandboxId: spec.sandboxId },
         'warm claim failed; starting the sandbox cold',
       )
-      return this.createLimit(() => this.host.create(spec))
+      return this.createLimit(async () => {
+        await this.addressFreed()
+        return this.host.create(spec)
+      })
     }
   }
 
@@ -193,7 +207,7 @@ export class SandboxNode {
     }
     return this.kills.run(sandboxId, () =>
       this.state.locked(sandboxId, async () => {
-        await destroySandbox(this.state, this.settled(sandboxId), this.volumes)
+        await killSandbox(this.state, this.settled(sandboxId), this.volumes, this.teardowns)
         this.connectWindows.forget(sandboxId)
         this.snapshots.killed(sandboxId)
       }),
@@ -227,6 +241,8 @@ export class SandboxNode {
     moveFrom?: { rpcUrl: string | undefined; templateSourceUrl?: string | undefined },
   ): Promise<{ record: SandboxRecord; kind: 'memory' | 'files' }> {
     const result = await this.state.locked(sandboxId, async () => {
+      if (this.teardowns.has(sandboxId))
+        throw new WarrenError('not_found', `sandbox ${sandboxId} was killed`)
       if (moveFrom && !this.entries.has(sandboxId)) {
         // The id is reserved while its snapshot arrives: a create of it is refused.
         this.entries.set(sandboxId, { state: 'creating' })
@@ -239,6 +255,7 @@ export class SandboxNode {
       const entry = this.settled(sandboxId)
       if (entry.state !== 'paused')
         throw new WarrenError('conflict', `sandbox ${sandboxId} is ${entry.state}`)
+      if (entry.record.pausedKind === 'files') await this.addressFreed()
       return resumeSandbox(this.state, entry, input)
     })
     this.snapshots.resumed(sandboxId)
@@ -270,6 +287,26 @@ export class SandboxNode {
   /** Resolves once the frozen-memory passes started so far are done. */
   frozenBudgetSettled(): Promise<void> {
     return this.budget.settled()
+  }
+
+  /**
+   * With no address left but some still held by teardowns, waits for them:
+   * a killed sandbox's address goes to another only once its namespace is
+   * gone (its release is the teardown's last step).
+   */
+  private async addressFreed(): Promise<void> {
+    if (this.host.addressesFree() + this.host.readySlots() === 0 && this.teardowns.size)
+      await this.teardowns.settled()
+  }
+
+  /** Sandboxes killed whose teardown has not finished. */
+  pendingTeardowns(): number {
+    return this.teardowns.size
+  }
+
+  /** Resolves once the teardowns started so far have ended. */
+  teardownsSettled(): Promise<void> {
+    return this.teardowns.settled()
   }
 
   private settled(sandboxId: string): Settled {
@@ -389,8 +426,9 @@ export class SandboxNode {
 
   /** Removes a template; the builds this node's sandboxes stand on stay until unused. */
   deleteTemplate(templateId: string): number {
+    // A sandbox being torn down still has its overlay on its build's layers.
     const inUse = new Set([
-      ...this.list().map((r) => `${r.templateId}/${r.buildId}`),
+      ...[...this.list(), ...this.teardowns.records()].map((r) => `${r.templateId}/${r.buildId}`),
       ...this.warm.buildsInUse(),
     ])
     return this.host.deleteTemplate(parseTemplateId(templateId), inUse)

@@ -17,6 +17,7 @@ import { Runc } from '../runtime/runc.js'
 import { detectRuntimes, Runtimes } from '../runtime/runtimes.js'
 import { applyEgressRules } from '../sandboxes/boot.js'
 import { createSandbox } from '../sandboxes/create.js'
+import { cutOff } from '../sandboxes/cut-off.js'
 import { destroySandbox } from '../sandboxes/destroy.js'
 import { watchInit } from '../sandboxes/init-watch.js'
 import { readLogLines } from '../sandboxes/logs.js'
@@ -116,6 +117,13 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
       withTemplateCommands(ctx, spec.template, spec.envdAccessToken, () =>
         createSandbox(ctx, spec),
       ),
+    async cutOff(record) {
+      if (!(await cutOff(ctx, record))) return false
+      metrics.forget(record.sandboxId)
+      network.policies.remove(record.sandboxId)
+      network.enforce(record.sandboxId)
+      return true
+    },
     startWarm: (template) => startWarm(ctx, template),
     claimWarm: (warm, spec) =>
       withTemplateCommands(ctx, spec.template, spec.envdAccessToken, () =>

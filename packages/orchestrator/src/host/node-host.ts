@@ -119,6 +119,15 @@ export interface NodeHost {
   deleteTemplate(templateId: string, buildsInUse: Set<string>): number
 
   create(spec: CreateSpec): Promise<Placed & { slot: NetworkSlot }>
+  /**
+   * The part of a kill its caller waits for: marks the sandbox as tearing
+   * down on disk (the next start removes it rather than adopting it), kills
+   * every process of it and stops serving it (policies, proxied flows), so
+   * it is stopped and unreachable. Its container, mounts, network and files
+   * are left to `destroy`. False when the sandbox could not be stopped so
+   * (gVisor, processes that would not go): only `destroy` stops it.
+   */
+  cutOff(record: SandboxRecord): Promise<boolean>
   /** Boots a warm sandbox of this template build with its defaults (runc). */
   startWarm(template: TemplateMetadata): Promise<WarmSandbox>
   /**

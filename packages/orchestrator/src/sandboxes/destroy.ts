@@ -12,6 +12,18 @@ export function removeSandboxDir(dir: string): void {
 }
 
 /**
+ * A sandbox's files, its record first: a crash halfway through leaves a
+ * directory without one, which the next start removes as debris (never, say,
+ * a paused sandbox's record without its tearing-down mark, kept as a snapshot).
+ */
+function removeSandboxFiles(paths: ReturnType<typeof sandboxPaths>): void {
+  const left = mountsUnder(paths.dir)
+  if (left.length) throw new Error(`still mounted: ${left.join(', ')}`)
+  rmSync(paths.record, { force: true })
+  removeSandboxDir(paths.dir)
+}
+
+/**
  * Removes everything a sandbox had: processes and cgroups (runc), mounts,
  * the sandbox directory with its writable layer, then its network. Every step
  * runs even when an earlier one failed; the failures are returned together.
@@ -38,7 +50,7 @@ export async function destroySandbox(
       runtime.destroy(containerId(ctx.cfg, hostName)),
     )
   await step('mounts', () => unmountAll(paths.dir))
-  await step('files', () => removeSandboxDir(paths.dir))
+  await step('files', () => removeSandboxFiles(paths))
   if (slot) {
     await step('gVisor network rules', () => ctx.gvisorNetwork.detach(slot))
     await step('network', () => ctx.slots.release(slot))

@@ -67,6 +67,8 @@ export function sandboxPaths(dataDir: string, sandboxId: string) {
     work: join(dir, 'disk', 'work'),
     templates: join(dir, 'templates'),
     log: join(dir, 'sandbox.log'),
+    /** Present from a kill's answer until its teardown removed the directory (see cut-off). */
+    tearingDown: join(dir, 'tearing-down'),
   }
 }
 

@@ -15,6 +15,7 @@ import type { VolumeRecord } from '../volumes/record.js'
 /** The steps of a host that a test can delay or make fail. */
 export type Step =
   | 'create'
+  | 'cutOff'
   | 'startWarm'
   | 'claimWarm'
   | 'destroyWarm'
@@ -62,7 +63,12 @@ export class MemoryHost implements NodeHost {
   /** Volumes whose disks exist, by id. */
   readonly volumes = new Map<string, VolumeRecord>()
   adopt: Placed[] = []
-  private readonly pool = new AddressPool('10.99.0.0/24')
+  private readonly pool: AddressPool
+
+  /** `pool`: the addresses it hands out (a small one runs out soon). */
+  constructor(pool = '10.99.0.0/24') {
+    this.pool = new AddressPool(pool)
+  }
   private readonly hooks = new Map<Step, Array<(sandboxId: string) => Promise<void> | void>>()
 
   /** Runs `fn` (once) when the step next starts; it may wait or throw. */
@@ -154,6 +160,19 @@ export class MemoryHost implements NodeHost {
     return { record, slot }
   }
 
+  /** Sandboxes cut off by a kill whose destroy has not run yet. */
+  readonly tearingDown = new Set<string>()
+
+  async cutOff(record: SandboxRecord) {
+    await this.step('cutOff', record.sandboxId)
+    // gVisor sandboxes are stopped by their destroy, as on the machine host.
+    if (record.isolation !== 'runc') return false
+    this.containers.set(record.sandboxId, 'gone')
+    this.policies.remove(record.sandboxId)
+    this.tearingDown.add(record.sandboxId)
+    return true
+  }
+
   /** Warm sandboxes started and not yet claimed or destroyed, by name. */
   readonly warm = new Map<string, WarmSandbox>()
   private warmCount = 0
@@ -201,6 +220,7 @@ export class MemoryHost implements NodeHost {
     await this.step('destroy', sandboxId)
     this.containers.delete(sandboxId)
     this.records.delete(sandboxId)
+    this.tearingDown.delete(sandboxId)
     this.releaseSlot(slot)
     this.policies.remove(sandboxId)
     return []

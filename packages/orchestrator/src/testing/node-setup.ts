@@ -14,8 +14,9 @@ export function setup(
     warmPool?: Record<string, number>
     warmPoolIdleMs?: number
   } = {},
+  pool?: string,
 ) {
-  const host = new MemoryHost()
+  const host = new MemoryHost(pool)
   const cfg = loadOrchestratorConfig(
     { nodeId: 'unit', memoryCapacityMb: 4096, maxConcurrentCreates: 4, ...over },
     {},
