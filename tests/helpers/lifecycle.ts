@@ -9,6 +9,7 @@ import { expect } from 'vitest'
 import { type ApiTarget, api, eventually, type SandboxDetail } from './api-client.js'
 import { mountsUnder, sandboxCgroup } from './node-fixture.js'
 import { fixtureSecret } from './orchestrator-client.js'
+import { underGvisor } from './test-isolation.js'
 import type { WarrenFixture } from './warren-fixture.js'
 
 export interface CreatedSandbox {
@@ -166,9 +167,11 @@ export function containerState(
   id: string,
 ): { status: string; pid: number } | undefined {
   try {
+    // Under WARREN_TEST_ISOLATION=gvisor the sandbox is runsc's, in its own state directory.
+    const runtime = underGvisor ? 'runsc' : 'runc'
     const out = execFileSync(
-      'runc',
-      ['--root', join(w.dataDir, 'runc'), 'state', `${w.prefix}-${id}`],
+      runtime,
+      ['--root', join(w.dataDir, runtime), 'state', `${w.prefix}-${id}`],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
     )
     return JSON.parse(out) as { status: string; pid: number }

@@ -19,6 +19,7 @@ import {
   startNodeFixture,
   uniquePool,
 } from '../helpers/node-fixture.js'
+import { underGvisor } from '../helpers/test-isolation.js'
 import { sh } from './helpers.js'
 
 // Each test starts its own nodes (no warm network slots, so that every
@@ -95,7 +96,9 @@ describe('failed creates', () => {
     const broken = await startNode({ config: { initPath: '/nonexistent/tini-static' } })
     const err = await broken.create().catch((e: unknown) => e)
     expect((err as WarrenError).code).toBe('internal')
-    expect((err as WarrenError).message).toMatch(/runc run failed/)
+    expect((err as WarrenError).message).toMatch(
+      underGvisor ? /runsc run failed/ : /runc run failed/,
+    )
     await assertNoLeftovers(broken.prefix, broken.dataDir)
 
     const missing = await startNode({ config: { sandboxCommand: ['/no/such/program'] } })

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
-import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { CommandError, run } from '../exec.js'
 import type { ContainerState, OciRuntime } from './oci-runtime.js'
 import { runcErrors } from './runc.js'
@@ -75,7 +76,10 @@ export class Runsc implements OciRuntime {
           resolve(c)
         })
       })
-      if (code !== 0) throw new CommandError('runsc run', code, runcErrors(logPath))
+      if (code !== 0) {
+        removeEmptyCgroups(bundle)
+        throw new CommandError('runsc run', code, runcErrors(logPath))
+      }
     } finally {
       closeSync(log)
     }
@@ -120,5 +124,31 @@ export class Runsc implements OciRuntime {
 
   async resume(id: string): Promise<void> {
     await run('runsc', this.args('resume', id))
+  }
+}
+
+/**
+ * runsc (2022) makes the container's cgroups before it starts the sandbox and
+ * leaves them when the start fails, and `delete` of a container that never
+ * existed removes nothing: so a failed start removes them itself. rmdir
+ * refuses a cgroup that still holds a process, so only empty ones go.
+ */
+function removeEmptyCgroups(bundle: string): void {
+  let path: string | undefined
+  try {
+    const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as {
+      linux?: { cgroupsPath?: string }
+    }
+    path = spec.linux?.cgroupsPath
+  } catch {
+    return
+  }
+  if (!path) return
+  for (const controller of readdirSync('/sys/fs/cgroup')) {
+    try {
+      rmdirSync(join('/sys/fs/cgroup', controller, path))
+    } catch {
+      // not made under this controller, or not empty
+    }
   }
 }
