@@ -8,7 +8,6 @@
 // lists and go with the node. Traffic only to loopback, the sandboxes' own
 // namespaces and the fake internet's.
 
-import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Sandbox } from 'e2b'
@@ -19,6 +18,7 @@ import { connect, pause } from '../helpers/lifecycle.js'
 import { sandboxCgroup } from '../helpers/node-fixture.js'
 import { fixtureSecret, nodeSandboxIds } from '../helpers/orchestrator-client.js'
 import { proxyRequest } from '../helpers/proxy-client.js'
+import { runcContainers } from '../helpers/runc-list.js'
 import { useSandboxes } from '../helpers/sandboxes.js'
 import { underGvisor } from '../helpers/test-isolation.js'
 import { useWarren, type WarrenFixture } from '../helpers/warren-fixture.js'
@@ -55,14 +55,7 @@ const full = (w: WarrenFixture) =>
 /** What the host holds of warm sandboxes: directories and runc containers. */
 function warmOnHost(w: WarrenFixture): { dirs: string[]; containers: string[] } {
   const dirs = readdirSync(join(w.dataDir, 'sandboxes')).filter((d) => d.startsWith('warm-'))
-  const out = execFileSync(
-    'runc',
-    ['--root', join(w.dataDir, 'runc'), 'list', '--format', 'json'],
-    {
-      encoding: 'utf8',
-    },
-  )
-  const containers = ((JSON.parse(out) ?? []) as Array<{ id: string }>)
+  const containers = runcContainers(join(w.dataDir, 'runc'))
     .map((c) => c.id)
     .filter((id) => id.startsWith(`${w.prefix}-warm-`))
   return { dirs, containers }
