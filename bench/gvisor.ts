@@ -17,6 +17,7 @@
 import { execFileSync } from 'node:child_process'
 import {
   chmodSync,
+  chownSync,
   closeSync,
   existsSync,
   mkdirSync,
@@ -28,11 +29,10 @@ import {
 } from 'node:fs'
 import { join } from 'node:path'
 import { Sandbox } from 'e2b'
-import { hostMaxOpenFiles, sandboxSpec } from '../packages/orchestrator/dist/runtime/spec.js'
 import { api } from '../tests/helpers/api-client.js'
-import { cleanupHost, TEMPLATES_DIR, uniquePrefix } from '../tests/helpers/node-fixture.js'
+import { cleanupHost, uniquePrefix } from '../tests/helpers/node-fixture.js'
 import { startWarren, type WarrenFixture } from '../tests/helpers/warren-fixture.js'
-import { prepareFloor, run } from './lib/floor.js'
+import { bareSpec, baseTemplate, mountOverlay, prepareFloor, run } from './lib/floor.js'
 import { benchArgs, type Figures, runBenchmark } from './lib/report.js'
 import { median, ms, pct } from './lib/stats.js'
 
@@ -143,13 +143,7 @@ interface CheckpointRig {
 }
 
 function prepareCheckpoints(): CheckpointRig {
-  const template = JSON.parse(readFileSync(join(TEMPLATES_DIR, 'base/template.json'), 'utf8')) as {
-    buildId: string
-    uidBase: number
-    pidsLimit: number
-    noNewPrivileges: boolean
-  }
-  const lower = join(TEMPLATES_DIR, 'base/builds', template.buildId, 'rootfs')
+  const template = baseTemplate()
   const prefix = uniquePrefix()
   const dir = mkdtempSync(`/tmp/warren-${prefix}-`)
   chmodSync(dir, 0o711)
@@ -183,34 +177,17 @@ function prepareCheckpoints(): CheckpointRig {
       const upper = join(bundle, 'upper')
       const work = join(bundle, 'work')
       for (const d of [rootfs, upper, work]) mkdirSync(d, { recursive: true })
-      execFileSync('chown', [`${template.uidBase}:${template.uidBase}`, upper])
-      execFileSync('mount', [
-        '-t',
-        'overlay',
-        'overlay',
-        '-o',
-        `lowerdir=${lower},upperdir=${upper},workdir=${work}`,
-        rootfs,
-      ])
-      const spec = sandboxSpec({
+      chownSync(upper, template.uidBase, template.uidBase)
+      mountOverlay(template, { upper, work, rootfs })
+      const spec = bareSpec(template, {
         hostname: 'holder',
         args: ['/usr/bin/python3', '-c', holderScript(mb)],
-        env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
         rootfs,
-        netnsPath: '',
         cgroupsPath: `/warren/${prefix}/h${k}`,
-        uidBase: template.uidBase,
         memoryMb: mb + 512,
-        cpuCount: 2,
-        pidsLimit: template.pidsLimit,
-        noNewPrivileges: template.noNewPrivileges,
-        maxOpenFiles: hostMaxOpenFiles(),
-        lxcfs: undefined,
-        volumeMounts: [],
         readonlyMounts: [],
         isolation: 'gvisor',
-      }) as { linux: { namespaces: Array<{ type: string }> } }
-      spec.linux.namespaces = spec.linux.namespaces.filter((ns) => ns.type !== 'network')
+      })
       writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec))
       const id = `${prefix}-h${k}`
       const restored = `${id}-r`

@@ -90,6 +90,7 @@ async function run(label: string, rig: Rig, serverCpu: () => number): Promise<St
   const base: Omit<CreateSandboxRequest, 'timeoutS'> = {
     templateId: 'base',
     cluster: null,
+    isolation: 'runc',
     metadata: {},
     envVars: {},
     secure: true,

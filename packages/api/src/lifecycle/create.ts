@@ -38,8 +38,8 @@ export interface CreateSandboxRequest {
   volumeMounts: VolumeMountRef[]
   /** The node the sandbox must go to (its volumes'), if any. */
   nodeId?: string | undefined
-  /** Default runc; only nodes offering it are candidates, never a silent other. */
-  isolation?: Isolation
+  /** Only nodes offering it are candidates, never a silent other. */
+  isolation: Isolation
   /** The cluster whose nodes may take it: a remote cluster's name, or null for the API's own. */
   cluster: string | null
 }
@@ -58,7 +58,7 @@ export async function createSandbox(
   team: Team,
   req: CreateSandboxRequest,
 ): Promise<Sandbox> {
-  const isolation = req.isolation ?? 'runc'
+  const { isolation } = req
   // Here, not at the route: a fork's creates obey the policy too.
   if (team.requiredIsolation && isolation !== team.requiredIsolation)
     throw new WarrenError(
@@ -142,7 +142,7 @@ async function createOnCandidates(
     resumedFrom: null,
     volumeMounts: req.volumeMounts,
     cluster: req.cluster,
-    isolation: req.isolation ?? 'runc',
+    isolation: req.isolation,
     // This replica finishes the create; if it dies first, another one kills
     // what it may have left on the node (takeover.ts).
     owner: core.replica.id,

@@ -1,8 +1,9 @@
 import {
+  DEFAULT_ISOLATION,
   type Isolation,
-  isIsolation,
   type NetworkConfig,
   networkConfigSchema,
+  storedIsolation,
 } from '@warren/shared'
 import type { KillReason, PausedKind, SandboxesTable, SandboxState } from './schema.js'
 import type { VolumeMountRef } from './volumes.js'
@@ -101,7 +102,7 @@ export function toSandbox(r: Row): Sandbox {
     owner: r.owner,
     volumeMounts: JSON.parse(r.volume_mounts),
     cluster: r.cluster,
-    isolation: r.isolation && isIsolation(r.isolation) ? r.isolation : 'runc',
+    isolation: storedIsolation(r.isolation) ?? DEFAULT_ISOLATION,
   }
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { isIsolation, WarrenError } from '@warren/shared'
+import { storedIsolation, WarrenError } from '@warren/shared'
 import type { Db } from './db.js'
 import { isUniqueViolation } from './locks.js'
 import { ACTIVE_STATES } from './sandbox-row.js'
@@ -47,8 +47,7 @@ export async function listTeams(db: Db): Promise<TeamSummary[]> {
     maxLifetimeS: t.max_lifetime_s,
     maxMemoryMb: t.max_memory_mb,
     maxTemplates: t.max_templates,
-    requiredIsolation:
-      t.required_isolation && isIsolation(t.required_isolation) ? t.required_isolation : null,
+    requiredIsolation: storedIsolation(t.required_isolation),
     createdAt: Number(t.created_at),
     activeSandboxes: Number(use.get(t.id)?.n ?? 0),
     activeMemoryMb: Number(use.get(t.id)?.mb ?? 0),

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
-import { type Isolation, isIsolation, WarrenError } from '@warren/shared'
+import { type Isolation, storedIsolation, WarrenError } from '@warren/shared'
 import type { Db } from './db.js'
 import { lockTeam } from './locks.js'
 
@@ -111,8 +111,7 @@ function toTeam(row: {
     maxLifetimeS: row.max_lifetime_s,
     maxMemoryMb: row.max_memory_mb,
     maxTemplates: row.max_templates,
-    requiredIsolation:
-      row.required_isolation && isIsolation(row.required_isolation) ? row.required_isolation : null,
+    requiredIsolation: storedIsolation(row.required_isolation),
   }
 }
 

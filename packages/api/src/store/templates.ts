@@ -1,4 +1,4 @@
-import { type Isolation, isIsolation, newSandboxId, WarrenError } from '@warren/shared'
+import { type Isolation, newSandboxId, storedIsolation, WarrenError } from '@warren/shared'
 import { type Db, isPostgres } from './db.js'
 import { lockTeam, retryOnUniqueViolation } from './locks.js'
 import type { BuildStatus } from './schema.js'
@@ -167,7 +167,7 @@ function toRow(r: {
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
     buildId: r.build_id,
-    isolation: r.isolation && isIsolation(r.isolation) ? r.isolation : null,
+    isolation: storedIsolation(r.isolation),
   }
 }
 
