@@ -89,6 +89,8 @@ async function run(label: string, rig: Rig, serverCpu: () => number): Promise<St
   const ids: string[] = []
   const base: Omit<CreateSandboxRequest, 'timeoutS'> = {
     templateId: 'base',
+    cluster: null,
+    isolation: 'runc',
     metadata: {},
     envVars: {},
     secure: true,

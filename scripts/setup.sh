@@ -24,8 +24,10 @@ fi
 # sandbox hosts for the host's programs (below); postgresql: the store of
 # several API replicas, which tests and benchmarks start privately (initdb in
 # a temp dir; the system-wide service is kept from starting and never used);
-# runsc: gVisor, the `gvisor` isolation (a node without it offers runc only).
-packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates e2fsprogs lxcfs attr nginx-light docker-registry zstd openssl libnss-myhostname postgresql runsc"
+# runsc: gVisor, the `gvisor` isolation (a node without it offers runc only);
+# chromium: the dashboard's browser tests and its README screenshot
+# (headless, driven by playwright-core: no browser is downloaded).
+packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates e2fsprogs lxcfs attr nginx-light docker-registry zstd openssl libnss-myhostname postgresql runsc chromium"
 missing=""
 for p in $packages; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

@@ -30,43 +30,86 @@ export interface Floor {
  * minus the network namespace. runc run in the foreground also deletes the
  * container when /bin/true exits, which the floor therefore includes.
  */
-export function prepareFloor(): Floor {
-  const cfg = loadOrchestratorConfig({ templatesDir: TEMPLATES_DIR }, {})
+/** The base template as its files lie on this host: its metadata and its root filesystem. */
+export function baseTemplate() {
   const template = JSON.parse(readFileSync(join(TEMPLATES_DIR, 'base/template.json'), 'utf8')) as {
     buildId: string
     uidBase: number
     pidsLimit: number
     noNewPrivileges: boolean
   }
-  const lower = join(TEMPLATES_DIR, 'base/builds', template.buildId, 'rootfs')
-  const prefix = uniquePrefix()
-  const dir = mkdtempSync(`/tmp/warren-${prefix}-`)
-  chmodSync(dir, 0o711)
-  const runcRoot = join(dir, 'runc')
-  const rootfs = join(dir, 'rootfs')
-  mkdirSync(rootfs)
+  return { ...template, lower: join(TEMPLATES_DIR, 'base/builds', template.buildId, 'rootfs') }
+}
+
+/**
+ * A sandbox's own OCI spec for a container of the base template without a
+ * network namespace: `args` run on `rootfs` (an overlay of the template, see
+ * mountOverlay) in the cgroup `cgroupsPath`.
+ */
+export function bareSpec(
+  template: ReturnType<typeof baseTemplate>,
+  c: {
+    hostname: string
+    args: string[]
+    rootfs: string
+    cgroupsPath: string
+    memoryMb: number
+    readonlyMounts: Array<{ source: string; destination: string }>
+    isolation?: 'gvisor'
+  },
+): object {
   const spec = sandboxSpec({
-    hostname: 'floor',
-    args: ['/bin/true'],
+    ...c,
     env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
-    rootfs,
     netnsPath: '',
-    cgroupsPath: `/warren/${prefix}/floor`,
     uidBase: template.uidBase,
-    memoryMb: 512,
     cpuCount: 2,
     pidsLimit: template.pidsLimit,
     noNewPrivileges: template.noNewPrivileges,
     maxOpenFiles: hostMaxOpenFiles(),
     lxcfs: undefined,
     volumeMounts: [],
+  }) as { linux: { namespaces: Array<{ type: string }> } }
+  spec.linux.namespaces = spec.linux.namespaces.filter((n) => n.type !== 'network')
+  return spec
+}
+
+/** Mounts the template's files at `rootfs` with `upper` as their writable layer. */
+export function mountOverlay(
+  template: ReturnType<typeof baseTemplate>,
+  dirs: { upper: string; work: string; rootfs: string },
+): void {
+  execFileSync('mount', [
+    '-t',
+    'overlay',
+    'overlay',
+    '-o',
+    `lowerdir=${template.lower},upperdir=${dirs.upper},workdir=${dirs.work}`,
+    dirs.rootfs,
+  ])
+}
+
+export function prepareFloor(): Floor {
+  const cfg = loadOrchestratorConfig({ templatesDir: TEMPLATES_DIR }, {})
+  const template = baseTemplate()
+  const prefix = uniquePrefix()
+  const dir = mkdtempSync(`/tmp/warren-${prefix}-`)
+  chmodSync(dir, 0o711)
+  const runcRoot = join(dir, 'runc')
+  const rootfs = join(dir, 'rootfs')
+  mkdirSync(rootfs)
+  const spec = bareSpec(template, {
+    hostname: 'floor',
+    args: ['/bin/true'],
+    rootfs,
+    cgroupsPath: `/warren/${prefix}/floor`,
+    memoryMb: 512,
     readonlyMounts: [
       { source: cfg.initPath, destination: '/opt/warren/bin/tini' },
       { source: cfg.nodePath, destination: '/opt/warren/bin/node' },
       { source: join(ROOT, 'packages/envd/dist/bundle'), destination: '/opt/warren/envd' },
     ],
-  }) as { linux: { namespaces: Array<{ type: string }> } }
-  spec.linux.namespaces = spec.linux.namespaces.filter((n) => n.type !== 'network')
+  })
   writeFileSync(join(dir, 'config.json'), JSON.stringify(spec))
 
   let n = 0
@@ -78,14 +121,7 @@ export function prepareFloor(): Floor {
       chownSync(upper, template.uidBase, template.uidBase)
       mkdirSync(work)
       const t0 = now()
-      execFileSync('mount', [
-        '-t',
-        'overlay',
-        'overlay',
-        '-o',
-        `lowerdir=${lower},upperdir=${upper},workdir=${work}`,
-        rootfs,
-      ])
+      mountOverlay(template, { upper, work, rootfs })
       const t1 = now()
       const code = await run('runc', [
         '--root',

@@ -17,7 +17,7 @@ import { useWarren } from '../helpers/warren-fixture.js'
 const warren = useWarren()
 const N = 10
 /** What a winning call sets endAt to, from its own "now". */
-const EXTENDS_S = { timeout: 4, refresh: 7 } as const
+const EXTENDS_S = { timeout: 30, refresh: 45 } as const
 type Kind = 'timeout' | 'refresh' | 'kill'
 
 interface Call {

@@ -76,7 +76,7 @@ export interface SandboxDetail {
 }
 
 /** GET /sandboxes/{id}, which must answer 200. */
-export async function detail(w: WarrenFixture, id: string): Promise<SandboxDetail> {
+export async function detail(w: ApiTarget, id: string): Promise<SandboxDetail> {
   const res = await api(w, 'GET', `/sandboxes/${id}`)
   expect(res.status, res.text).toBe(200)
   return res.body as SandboxDetail

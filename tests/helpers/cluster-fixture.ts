@@ -17,6 +17,7 @@ import { afterAll, afterEach, beforeAll } from 'vitest'
 import { eventually } from './api-client.js'
 import { CLI } from './cli.js'
 import { freePort } from './node-fixture.js'
+import { type PrivatePostgres, startPostgres } from './postgres.js'
 import { teardownWarrenHost, type WarrenSetup, warrenSetup } from './warren-fixture.js'
 
 export interface ClusterNode {
@@ -51,39 +52,81 @@ export interface ClusterOptions {
   nodes: number
   /** Extra WARREN_* for the API. */
   apiEnv?: Record<string, string>
+  /** Extra WARREN_* for node `i`. */
+  nodeEnv?: (i: number) => Record<string, string>
+  /** The API's store is a private PostgreSQL (else SQLite in its data directory). */
+  postgres?: boolean
 }
 
-const exited = (p: ChildProcess) =>
+export const exited = (p: ChildProcess) =>
   p.exitCode !== null || p.signalCode !== null
     ? Promise.resolve()
     : new Promise<void>((r) => p.once('exit', () => r()))
 
-export async function startCluster(opts: ClusterOptions): Promise<ClusterFixture> {
-  const dir = mkdtempSync('/tmp/warren-cluster-')
-  const logDir = mkdtempSync('/tmp/warren-cluster-logs-')
+/**
+ * Warren processes of one fixture (`warren <args>`, each logging to
+ * `<logDir>/<name>.log`, appended when a name starts again) and the hosts
+ * of its nodes: stopped together, then the hosts made clean and `dir`
+ * removed.
+ */
+export function processGroup(dir: string, logDir: string) {
   const procs: ChildProcess[] = []
   const setups: WarrenSetup[] = []
+  let postgres: PrivatePostgres | undefined
   const stopAll = async () => {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM')
+    for (const p of procs) {
+      if (p.exitCode !== null || p.signalCode !== null) continue
+      p.kill('SIGCONT') // a test may have stopped it
+      p.kill('SIGTERM')
+    }
     await Promise.all(procs.map(exited))
+    await postgres?.stop()
+    postgres = undefined
   }
-  const teardownHosts = async () => {
+  const teardownHosts = async (more: Array<() => Promise<void>> = []) => {
     const errors: unknown[] = []
     for (const s of setups) await teardownWarrenHost(s).catch((e: unknown) => errors.push(e))
+    for (const step of more) await step().catch((e: unknown) => errors.push(e))
     rmSync(dir, { recursive: true, force: true })
     if (errors.length) throw errors[0]
   }
-  const spawnLogged = (name: string, args: string[], env: Record<string, string>) => {
-    const log = createWriteStream(join(logDir, `${name}.log`))
-    const p = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, WARREN_LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    p.stdout?.pipe(log)
-    p.stderr?.pipe(log)
-    procs.push(p)
-    return p
+  return {
+    procs,
+    /** Node hosts to make clean at teardown. */
+    setups,
+    /** A private PostgreSQL, stopped with the processes. */
+    async postgres(): Promise<PrivatePostgres> {
+      postgres ??= await startPostgres()
+      return postgres
+    },
+    spawn(name: string, args: string[], env: Record<string, string>): ChildProcess {
+      const log = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' })
+      const p = spawn(process.execPath, [CLI, ...args], {
+        env: { ...process.env, WARREN_LOG_LEVEL: 'info', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      p.stdout?.pipe(log)
+      p.stderr?.pipe(log)
+      procs.push(p)
+      return p
+    },
+    stopAll,
+    teardownHosts,
+    /** Stops everything, makes the hosts clean; the logs stay when asked to. */
+    async teardown(keepLogs: boolean, more: Array<() => Promise<void>> = []) {
+      await stopAll()
+      await teardownHosts(more)
+      if (!keepLogs) rmSync(logDir, { recursive: true, force: true })
+    },
   }
+}
+
+export async function startCluster(opts: ClusterOptions): Promise<ClusterFixture> {
+  const dir = mkdtempSync('/tmp/warren-cluster-')
+  const logDir = mkdtempSync('/tmp/warren-cluster-logs-')
+  const group = processGroup(dir, logDir)
+  const { procs, setups, stopAll, teardownHosts } = group
+  const spawnLogged = group.spawn
   try {
     const clusterDir = join(dir, 'cluster')
     execFileSync(process.execPath, [CLI, 'cluster', 'init', '--dir', clusterDir], {
@@ -100,7 +143,9 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterFixture
     const ports = { api: await freePort(), internal: await freePort(), proxy: await freePort() }
     const internalUrl = `https://127.0.0.1:${ports.internal}`
     const apiDir = join(dir, 'api')
+    const postgres = opts.postgres ? await group.postgres() : undefined
     const api = spawnLogged('api', ['api'], {
+      ...(postgres ? { WARREN_DATABASE_URL: postgres.url } : {}),
       ...cluster,
       WARREN_DATA_DIR: apiDir,
       WARREN_LISTEN_HOST: '127.0.0.1',
@@ -131,6 +176,7 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterFixture
         WARREN_HEARTBEAT_INTERVAL_MS: '500',
         WARREN_EXIT_WATCH_INTERVAL_MS: '500',
         WARREN_WARM_NETWORK_SLOTS: '0',
+        ...opts.nodeEnv?.(i),
       })
       setups.push(setup)
       const proc = spawnLogged(`node${i}`, ['orchestrator'], setup.env)
@@ -141,7 +187,7 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterFixture
         rpcUrl,
         proxyUrl: `https://127.0.0.1:${setup.ports.nodeProxy}`,
         rpc: createWarrenClient(OrchestratorService, transport(rpcUrl)),
-        pid: () => proc.pid,
+        pid: () => (proc.exitCode === null && proc.signalCode === null ? proc.pid : undefined),
         async kill() {
           proc.kill('SIGKILL')
           await exited(proc)
@@ -183,11 +229,7 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterFixture
         }
         return undefined
       },
-      async teardown(keepLogs) {
-        await stopAll()
-        await teardownHosts()
-        if (!keepLogs) rmSync(logDir, { recursive: true, force: true })
-      },
+      teardown: (keepLogs) => group.teardown(keepLogs),
     }
   } catch (err) {
     await stopAll()
@@ -197,7 +239,7 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterFixture
   }
 }
 
-function waitForOutput(p: ChildProcess, pattern: RegExp, what: string): Promise<void> {
+export function waitForOutput(p: ChildProcess, pattern: RegExp, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
     let out = ''
     const timer = setTimeout(() => reject(new Error(`${what} did not start: ${out}`)), 60_000)

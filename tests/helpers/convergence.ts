@@ -3,12 +3,13 @@
 // state, namespace, mounts, disk, cgroup), nothing else of the node's
 // prefix is there, and every running sandbox answers. For the fault suites,
 // after a crash and a restart.
-import { execFileSync } from 'node:child_process'
+
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { api, eventually } from './api-client.js'
 import { cgroupDirs, loopDevicesUnder, mountsUnder } from './node-fixture.js'
 import { proxyRequest } from './proxy-client.js'
+import { runcContainers } from './runc-list.js'
 import type { WarrenFixture } from './warren-fixture.js'
 
 export interface Live {
@@ -41,13 +42,7 @@ export function hostInventory(w: WarrenFixture) {
   const sandboxesDir = join(w.dataDir, 'sandboxes')
   const dirs = existsSync(sandboxesDir) ? readdirSync(sandboxesDir).sort() : []
   const runcRoot = join(w.dataDir, 'runc')
-  const containers = existsSync(runcRoot)
-    ? ((JSON.parse(
-        execFileSync('runc', ['--root', runcRoot, 'list', '--format', 'json'], {
-          encoding: 'utf8',
-        }).trim() || 'null',
-      ) ?? []) as Array<{ id: string; status: string }>)
-    : []
+  const containers = runcContainers(runcRoot)
   const netns = existsSync('/run/netns')
     ? readdirSync('/run/netns').filter((n) => new RegExp(`^${w.prefix}-n\\d+$`).test(n))
     : []

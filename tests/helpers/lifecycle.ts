@@ -9,6 +9,7 @@ import { expect } from 'vitest'
 import { type ApiTarget, api, eventually, type SandboxDetail } from './api-client.js'
 import { mountsUnder, sandboxCgroup } from './node-fixture.js'
 import { fixtureSecret } from './orchestrator-client.js'
+import { underGvisor } from './test-isolation.js'
 import type { WarrenFixture } from './warren-fixture.js'
 
 export interface CreatedSandbox {
@@ -30,7 +31,7 @@ export async function createRaw(
 }
 
 /** The SDK's handle on a sandbox created with `createRaw`, without touching its lease. */
-export function handle(w: WarrenFixture, created: CreatedSandbox): Sandbox {
+export function handle(w: Pick<WarrenFixture, 'sdk'>, created: CreatedSandbox): Sandbox {
   // The constructor talks to nothing: unlike Sandbox.connect it does not extend the lease.
   return new Sandbox({
     ...w.sdk,
@@ -84,7 +85,7 @@ export async function waitForGone(w: WarrenFixture, id: string, ms = 10_000): Pr
 }
 
 /** POST /sandboxes/{id}/pause; returns the status. */
-export async function pause(w: WarrenFixture, id: string, memory?: boolean): Promise<number> {
+export async function pause(w: ApiTarget, id: string, memory?: boolean): Promise<number> {
   const res = await api(w, 'POST', `/sandboxes/${id}/pause`, {
     json: memory === undefined ? {} : { memory },
   })
@@ -166,9 +167,11 @@ export function containerState(
   id: string,
 ): { status: string; pid: number } | undefined {
   try {
+    // Under WARREN_TEST_ISOLATION=gvisor the sandbox is runsc's, in its own state directory.
+    const runtime = underGvisor ? 'runsc' : 'runc'
     const out = execFileSync(
-      'runc',
-      ['--root', join(w.dataDir, 'runc'), 'state', `${w.prefix}-${id}`],
+      runtime,
+      ['--root', join(w.dataDir, runtime), 'state', `${w.prefix}-${id}`],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
     )
     return JSON.parse(out) as { status: string; pid: number }

@@ -176,7 +176,13 @@ export async function startNodeFixture(opts: FixtureOptions = {}): Promise<NodeF
       created.push(sandboxId)
       opts.onCreate?.(sandboxId)
       tokens.set(sandboxId, envdAccessToken)
-      const record = await node.create({ templateId: 'base', ...input, sandboxId, envdAccessToken })
+      const record = await node.create({
+        templateId: 'base',
+        ...testIsolation(),
+        ...input,
+        sandboxId,
+        envdAccessToken,
+      })
       if (!record.sandboxIp || !record.hostIp) {
         throw new Error(`sandbox ${sandboxId} was created without an address`)
       }
@@ -462,4 +468,9 @@ export async function servicePorts() {
     egressTlsPort: await freePort(),
     dnsUpstreams: `127.0.0.1:${await freePort()}`,
   }
+}
+
+/** WARREN_TEST_ISOLATION=gvisor: the fixture's creates run under gVisor unless they name one. */
+function testIsolation(): { isolation?: 'gvisor' } {
+  return process.env.WARREN_TEST_ISOLATION === 'gvisor' ? { isolation: 'gvisor' } : {}
 }

@@ -1,7 +1,6 @@
 // Requests to Warren's sandbox proxy with node:http, which (unlike undici's
 // fetch) lets a test set the Host header: `{port}-{id}.{domain}` routing.
 import { request } from 'node:http'
-import type { WarrenFixture } from './warren-fixture.js'
 
 export interface ProxyResponse {
   status: number
@@ -22,7 +21,10 @@ export interface ProxyRequest {
   port?: number
 }
 
-export function proxyRequest(w: WarrenFixture, req: ProxyRequest = {}): Promise<ProxyResponse> {
+export function proxyRequest(
+  w: { ports: { proxy: number } },
+  req: ProxyRequest = {},
+): Promise<ProxyResponse> {
   return new Promise((resolve, reject) => {
     const r = request(
       {
@@ -56,6 +58,10 @@ export function proxyRequest(w: WarrenFixture, req: ProxyRequest = {}): Promise<
 }
 
 /** The Host that routes to `port` of a sandbox through this fixture's proxy. */
-export function sandboxHost(w: WarrenFixture, sandboxId: string, port: number): string {
+export function sandboxHost(
+  w: { ports: { proxy: number } },
+  sandboxId: string,
+  port: number,
+): string {
   return `${port}-${sandboxId}.localhost:${w.ports.proxy}`
 }

@@ -197,15 +197,16 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
     }
   }
 
+  const apiUrl = `http://127.0.0.1:${ports.api}`
   try {
     await start()
+    await requireTestIsolation(apiUrl, key)
   } catch (err) {
     // A failed start leaves nothing behind either.
     await stop(true)
     await teardownNode()
     throw err
   }
-  const apiUrl = `http://127.0.0.1:${ports.api}`
   const proxyUrl = `http://127.0.0.1:${ports.proxy}`
   return {
     apiUrl,
@@ -234,6 +235,23 @@ export async function startWarren(opts: WarrenOptions = {}): Promise<WarrenFixtu
       if (!keepLog) rmSync(logPath, { force: true })
     },
   }
+}
+
+/**
+ * WARREN_TEST_ISOLATION=gvisor runs a suite's sandboxes under gVisor: the
+ * default team (the first key's) is given a policy requiring it, so every
+ * create — the SDK's included, unchanged — gets it.
+ */
+async function requireTestIsolation(apiUrl: string, adminKey: string): Promise<void> {
+  const isolation = process.env.WARREN_TEST_ISOLATION
+  if (!isolation || isolation === 'runc') return
+  const res = await fetch(`${apiUrl}/admin/teams/default`, {
+    method: 'PATCH',
+    headers: { 'x-api-key': adminKey, 'content-type': 'application/json' },
+    body: JSON.stringify({ requiredIsolation: isolation }),
+  })
+  if (res.status !== 200)
+    throw new Error(`WARREN_TEST_ISOLATION=${isolation}: ${res.status} ${await res.text()}`)
 }
 
 function tail(path: string): string {

@@ -90,8 +90,13 @@ describe('pause over HTTP', () => {
       expect(del.status, del.text).toBe(204)
       expectApiError(await api(warren(), 'DELETE', `/sandboxes/${sbx.sandboxId}`), 404)
       expectApiError(await api(warren(), 'GET', `/sandboxes/${sbx.sandboxId}`), 404)
-      expect(existsSync(dir), `${dir} (memory: ${memory})`).toBe(false)
-      expect(containerState(warren(), sbx.sandboxId)).toBeUndefined()
+      // The kill answers once the sandbox is stopped; its teardown follows.
+      await eventually(`${dir} is removed (memory: ${memory})`, () => !existsSync(dir), 15_000)
+      await eventually(
+        'its container is gone',
+        () => containerState(warren(), sbx.sandboxId) === undefined,
+        15_000,
+      )
       expectApiError(await api(warren(), 'POST', `/v2/sandboxes/${sbx.sandboxId}/connect`), 404)
     }
   })
@@ -102,7 +107,7 @@ describe('pause over HTTP', () => {
     const dir = sandboxDir(warren(), sbx.sandboxId)
     expect(existsSync(dir)).toBe(true)
     expect(await Sandbox.kill(sbx.sandboxId, warren().sdk)).toBe(true)
-    expect(existsSync(dir)).toBe(false)
+    await eventually('its snapshot is removed', () => !existsSync(dir), 15_000)
     expect(await Sandbox.kill(sbx.sandboxId, warren().sdk)).toBe(false)
   })
 })

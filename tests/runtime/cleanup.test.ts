@@ -19,6 +19,7 @@ import {
   startNodeFixture,
   uniquePool,
 } from '../helpers/node-fixture.js'
+import { underGvisor } from '../helpers/test-isolation.js'
 import { sh } from './helpers.js'
 
 // Each test starts its own nodes (no warm network slots, so that every
@@ -56,6 +57,7 @@ describe('kill', () => {
     const r = await f.create()
     await sh(f.sdk(r), 'echo data > ~/file && sleep 300 & true')
     await f.node.kill(r.sandboxId)
+    await f.node.teardownsSettled()
     await assertNoLeftovers(f.prefix, f.dataDir)
     expect(f.node.list()).toEqual([])
     expect(f.node.info()).toMatchObject({ sandboxes: 0, memoryMbAllocated: 0 })
@@ -71,6 +73,7 @@ describe('kill', () => {
       f.node.kill(r.sandboxId),
     ])
     expect(results.map((x) => x.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled'])
+    await f.node.teardownsSettled()
     await assertNoLeftovers(f.prefix, f.dataDir)
   })
 })
@@ -82,6 +85,7 @@ describe('failed creates', () => {
     expect(err).toBeInstanceOf(WarrenError)
     expect((err as WarrenError).code).toBe('internal')
     expect((err as WarrenError).message).toMatch(/exited while starting/)
+    await f.node.teardownsSettled()
     await assertNoLeftovers(f.prefix, f.dataDir)
     expect(f.node.info()).toMatchObject({ sandboxes: 0, memoryMbAllocated: 0 })
     // The node is still usable: the address went back to the pool.
@@ -92,7 +96,9 @@ describe('failed creates', () => {
     const broken = await startNode({ config: { initPath: '/nonexistent/tini-static' } })
     const err = await broken.create().catch((e: unknown) => e)
     expect((err as WarrenError).code).toBe('internal')
-    expect((err as WarrenError).message).toMatch(/runc run failed/)
+    expect((err as WarrenError).message).toMatch(
+      underGvisor ? /runsc run failed/ : /runc run failed/,
+    )
     await assertNoLeftovers(broken.prefix, broken.dataDir)
 
     const missing = await startNode({ config: { sandboxCommand: ['/no/such/program'] } })
@@ -117,6 +123,7 @@ describe('failed creates', () => {
     expect(await codeOf(f.create({ sandboxId }))).toBe('already_exists')
     expect(f.node.list().map((r) => r.sandboxId)).toEqual([sandboxId])
     await f.node.kill(sandboxId)
+    await f.node.teardownsSettled()
     await assertNoLeftovers(f.prefix, f.dataDir)
   })
 
@@ -131,6 +138,7 @@ describe('failed creates', () => {
     const again = await f.create()
     expect(await sh(f.sdk(again), 'echo ok')).toBe('ok\n')
     for (const r of f.node.list()) await f.node.kill(r.sandboxId)
+    await f.node.teardownsSettled()
     await assertNoLeftovers(f.prefix, f.dataDir)
   })
 
@@ -145,6 +153,7 @@ describe('failed creates', () => {
     expect(f.node.info().memoryMbAllocated).toBe(576)
     for (const r of f.node.list()) await f.node.kill(r.sandboxId)
     expect(f.node.info().memoryMbAllocated).toBe(0)
+    await f.node.teardownsSettled()
     await assertNoLeftovers(f.prefix, f.dataDir)
   })
 })
@@ -213,6 +222,7 @@ describe('over the RPC network transport', () => {
     expect(toWarrenError(await rpc.kill({ sandboxId }).catch((e: unknown) => e)).code).toBe(
       'not_found',
     )
+    await f.node.teardownsSettled()
     await assertNoLeftovers(f.prefix, f.dataDir)
   })
 
@@ -224,6 +234,7 @@ describe('over the RPC network transport', () => {
     const err = await rpc.create({ sandboxId, templateId: 'base' }).catch((e: unknown) => e)
     expect(toWarrenError(err).code).toBe('internal')
     expect((await rpc.nodeInfo({})).status?.sandboxes).toBe(0)
+    await f.node.teardownsSettled()
     await assertNoLeftovers(f.prefix, f.dataDir)
   })
 })

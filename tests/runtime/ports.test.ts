@@ -2,6 +2,7 @@
 // address, whether they bind every address or only 127.0.0.1 inside.
 import { expect, it } from 'vitest'
 import { type SandboxRecord, useNodeFixture } from '../helpers/node-fixture.js'
+import { underGvisor } from '../helpers/test-isolation.js'
 import { hostGet, sh, waitFor } from './helpers.js'
 
 const fixture = useNodeFixture()
@@ -22,7 +23,9 @@ it('reaches a server on every address of the sandbox from the host', async () =>
   expect(await res.text()).toBe('hello-from-sandbox\n')
 })
 
-it('reaches a server bound to 127.0.0.1 inside on the same port', async () => {
+// Under gVisor the sandbox's loopback is gVisor's own: the namespace's DNAT that
+// reaches a 127.0.0.1 server under runc sees none of its packets (docs/architecture.md, "gVisor").
+it.skipIf(underGvisor)('reaches a server bound to 127.0.0.1 inside on the same port', async () => {
   const r = await fixture().create()
   const url = `http://${r.sandboxIp}:8081/index.html`
   await serve(r, 'python3 -m http.server 8081 --bind 127.0.0.1', url)

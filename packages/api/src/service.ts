@@ -16,14 +16,18 @@ import {
   listenOn,
   readClusterCa,
   readInternalTls,
-  requireClusterSecret,
+  requestIdInterceptor,
   resolveClusterSecret,
+  rpcLogInterceptor,
   schemeOf,
 } from '@warren/shared'
 import { NodeService } from '@warren/shared/gen/warren/api/v1/nodes_pb'
 import { ProxyService } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { Catalog } from './catalog/catalog.js'
+import { EventStreams } from './events/streams.js'
+import { EventTail } from './events/tail.js'
 import { createApiApp } from './http/app.js'
+import { createClusterGate, ownCaller } from './internal/callers.js'
 import { nodeService } from './internal/node-service.js'
 import { proxyService } from './internal/proxy-service.js'
 import type { Clock } from './lifecycle/clock.js'
@@ -32,15 +36,30 @@ import { startNodeSync } from './lifecycle/node-sync.js'
 import { startNodeHealth } from './placement/health.js'
 import { Placement, parseNodeList } from './placement/nodes.js'
 import { type Db, isPostgres, openDatabase } from './store/db.js'
+import { onEventsAnnounced, purgeEvents } from './store/events.js'
 import { takeLease } from './store/replicas.js'
 import { sandboxesByIds, sandboxesInStates } from './store/sandbox-reads.js'
 import { purgeTombstones } from './store/sandboxes.js'
 import { createFirstApiKey, ensureDefaultTeam, type Team } from './store/teams.js'
 import { failInterruptedBuilds } from './store/template-builds.js'
+import { purgeDeliveries } from './store/webhooks.js'
 import { runBuild } from './templates/build-runner.js'
 import { TemplateFiles } from './templates/files.js'
 import { VolumeContentProxy } from './volumes/content-proxy.js'
 import { recoverVolumes } from './volumes/manage.js'
+import { WebhookDeliverer } from './webhooks/deliverer.js'
+
+/** Internal calls made continually (catalog, keepalive, heartbeats): not logged one by one. */
+const QUIET_INTERNAL_RPCS = new Set([
+  'watchCatalog',
+  'getRoute',
+  'keepAliveSandbox',
+  'heartbeat',
+  'listNodes',
+])
+
+/** How often each replica looks for events written through other replicas. */
+const EVENT_POLL_MS = 250
 
 export interface ApiService {
   db: Db
@@ -103,7 +122,9 @@ export async function createApiService(
   // Every internal port and every call between components carries it.
   const secret = opts.clusterSecret ?? resolveClusterSecret(cfg)
   const cluster = { secret, ca: readClusterCa(cfg.clusterCa) }
-  const dial = (url: string) => clusterTransport(url, cluster)
+  // Nodes of a remote cluster are called with its secret (the one they heartbeat with).
+  const dial = (url: string, nodeSecret = secret) =>
+    clusterTransport(url, { ...cluster, secret: nodeSecret })
   const db = await openDatabase(databaseUrl(cfg))
   const team = await ensureDefaultTeam(db, cfg)
   // Made once, also when replicas start together.
@@ -122,7 +143,7 @@ export async function createApiService(
   // Nodes that hold sandboxes but are not known yet (they register with
   // their heartbeats) get their grace period from now.
   for (const s of await sandboxesInStates(db, ['running', 'paused']))
-    if (!placement.find(s.nodeId)) placement.awaitRegistration(s.nodeId)
+    if (!placement.find(s.nodeId)) placement.awaitRegistration(s.nodeId, s.cluster)
   if (!placement.list().length)
     log.warn(
       'no orchestrator node yet: creates fail until a node registers (WARREN_API_INTERNAL_URL on the nodes)',
@@ -211,6 +232,25 @@ export async function createApiService(
   // and volumes have no owner to take over yet (docs/architecture.md, known gaps).
   if (!isPostgres(db)) await recoverVolumes(volumes)
 
+  // Lifecycle events: every replica follows the log (its streams read it)
+  // and delivers webhooks (each delivery claimed by one replica).
+  const tail = new EventTail(db, EVENT_POLL_MS, log)
+  await tail.start()
+  const events = new EventStreams(db, tail)
+  const deliverer = new WebhookDeliverer(
+    db,
+    {
+      concurrency: cfg.webhookConcurrency,
+      maxAttempts: cfg.webhookMaxAttempts,
+      retryBaseMs: cfg.webhookRetryBaseMs,
+      allowPrivate: cfg.webhookAllowPrivate,
+    },
+    () => engine.replicaId,
+    log,
+  )
+  deliverer.start()
+  const stopPoking = onEventsAnnounced(db, () => deliverer.poke())
+
   const domain = cfg.domain ?? 'localhost:3002'
   const app = createApiApp(
     {
@@ -222,18 +262,29 @@ export async function createApiService(
       clock,
       templates,
       volumes,
+      ownCluster: cfg.clusterName,
+      teamDefaults: { maxConcurrent: cfg.maxConcurrentSandboxes, maxLifetimeS: cfg.maxLifetimeS },
+      events,
+      webhooks: { allowPrivate: cfg.webhookAllowPrivate },
     },
     log,
   )
   const onInternal = (err: unknown) => log.error({ err }, 'internal rpc failed')
-  const proxyImpl = proxyService(
-    catalog,
-    engine,
-    isPostgres(db) ? async (id) => (await sandboxesByIds(db, [id]))[0] : undefined,
-  )
-  const nodeImpl = nodeService(placement, engine, { cluster: cfg.clusterName })
+  // Outermost first: the caller's request id, a line per call (not the
+  // polls and streams every proxy and node keeps up), the error contract.
+  const internalInterceptors = [
+    requestIdInterceptor(),
+    rpcLogInterceptor(log, QUIET_INTERNAL_RPCS),
+    errorInterceptor(onInternal),
+  ]
+  const proxyImpl = proxyService(catalog, engine, {
+    read: async (id) => (await sandboxesByIds(db, [id]))[0],
+    routesFromStore: isPostgres(db),
+  })
+  const nodeImpl = nodeService(placement, engine, { ownName: cfg.clusterName })
+  // The all-in-one's edge, in process, is the API's own cluster's.
   const proxyTransport = createRouterTransport((r) => r.service(ProxyService, proxyImpl), {
-    router: { interceptors: [errorInterceptor(onInternal)] },
+    router: { interceptors: [...internalInterceptors, ownCaller(secret)] },
   })
 
   let stops: Array<() => Promise<void>> = []
@@ -248,6 +299,10 @@ export async function createApiService(
     const ids = await purgeTombstones(db, clock.now() - cfg.tombstoneTtlS * 1000)
     for (const id of ids) catalog.remove(id)
     if (ids.length) log.debug({ n: ids.length }, 'tombstones purged')
+    // Events and finished deliveries by the host's clock, which wrote them.
+    const keptFrom = Date.now() - cfg.eventsRetentionS * 1000
+    const n = (await purgeEvents(db, keptFrom)) + (await purgeDeliveries(db, keptFrom))
+    if (n) log.debug({ n }, 'events and webhook deliveries purged')
   })
   const purge = setInterval(() => {
     void purgeOnce().catch((err) => log.warn({ err }, 'tombstone purge failed'))
@@ -283,7 +338,12 @@ export async function createApiService(
       clearInterval(purge)
       health.stop()
       sync.stop()
+      // Streams end first, or the server's close would wait for them.
+      events.closeAll()
       await Promise.all(stops.map((stop) => stop()))
+      stopPoking()
+      await deliverer.stop()
+      await tail.stop()
       // Running builds end as errors (their node stops them when the stream closes).
       stopping.abort()
       await Promise.allSettled([...builds])
@@ -305,12 +365,25 @@ export async function createApiService(
 
   async function listenInternal(): Promise<{ server: Server; url: string }> {
     const tls = readInternalTls(cfg)
+    // Nothing on this port answers anyone without a cluster secret: the
+    // catalog holds traffic tokens, and ResumeSandbox and KeepAliveSandbox
+    // change sandboxes. /metrics counts every cluster: the API's own secret
+    // (or the scrape token) only.
+    const gate = createClusterGate({
+      db,
+      secret,
+      what: "the API's internal RPC",
+      log,
+      own: { '/metrics': cfg.metricsToken ? [cfg.metricsToken] : [] },
+    })
     const handler = connectNodeAdapter({
       routes: (r) => {
         r.service(ProxyService, proxyImpl)
         r.service(NodeService, nodeImpl)
       },
-      interceptors: [errorInterceptor(onInternal)],
+      interceptors: internalInterceptors,
+      // The cluster the gate found the caller to be, for the handlers.
+      contextValues: gate.contextValues,
       // Prometheus text next to the internal RPC, behind the same secret
       // (or WARREN_METRICS_TOKEN, for a scraper that holds no more).
       fallback: (req, res) => {
@@ -325,17 +398,7 @@ export async function createApiService(
         res.end(JSON.stringify({ code: 404, message: 'not found' }))
       },
     })
-    // Nothing on this port answers anyone without the cluster secret: the
-    // catalog holds traffic tokens, and ResumeSandbox and KeepAliveSandbox
-    // change sandboxes.
-    const internal = createInternalServer(
-      requireClusterSecret(handler, {
-        secret,
-        what: "the API's internal RPC",
-        ...(cfg.metricsToken ? { extra: { '/metrics': [cfg.metricsToken] } } : {}),
-      }),
-      tls,
-    )
+    const internal = createInternalServer(gate.guard(handler), tls)
     const url = await listen(internal, internalHost, cfg.internalPort)
     return { server: internal, url: url.replace(/^http:/, `${schemeOf(tls)}:`) }
   }

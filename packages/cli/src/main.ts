@@ -9,6 +9,7 @@ import { registerOrchestrator } from './commands/orchestrator.js'
 import { registerPortForward } from './commands/port-forward.js'
 import { registerSandbox } from './commands/sandbox.js'
 import { registerServices } from './commands/services.js'
+import { registerTeams } from './commands/teams.js'
 import { registerTemplate } from './commands/template.js'
 import { registerUp } from './commands/up.js'
 
@@ -17,6 +18,7 @@ registerUp(program)
 registerSandbox(program)
 registerPortForward(program)
 registerKeys(program)
+registerTeams(program)
 registerTemplate(program)
 registerOrchestrator(program)
 registerNode(program)

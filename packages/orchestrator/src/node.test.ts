@@ -70,6 +70,7 @@ describe('kill', () => {
     await node.kill(r.sandboxId)
     expect(() => node.get(r.sandboxId)).toThrow(/not found/)
     expect(node.info()).toMatchObject({ memoryMbAllocated: 0, sandboxes: 0 })
+    await node.teardownsSettled()
     expect(host.slotsInUse.size).toBe(0)
     expect(node.networkPolicy(r.sandboxId)).toBeUndefined()
     expect(await code(node.kill(r.sandboxId))).toBe('not_found')
@@ -80,6 +81,8 @@ describe('kill', () => {
     const r = await created(node)
     const results = await Promise.all([node.kill(r.sandboxId), node.kill(r.sandboxId)])
     expect(results).toEqual([undefined, undefined])
+    await node.teardownsSettled()
+    expect(host.calls.filter((c) => c.startsWith('cutOff'))).toHaveLength(1)
     expect(host.calls.filter((c) => c.startsWith('destroy'))).toHaveLength(1)
   })
 
@@ -105,7 +108,12 @@ describe('kill', () => {
     gate.open()
     expect((await resuming).kind).toBe('memory')
     await killing
-    expect(host.calls.slice(-2)).toEqual([`thaw ${r.sandboxId}`, `destroy ${r.sandboxId}`])
+    await node.teardownsSettled()
+    expect(host.calls.slice(-3)).toEqual([
+      `thaw ${r.sandboxId}`,
+      `cutOff ${r.sandboxId}`,
+      `destroy ${r.sandboxId}`,
+    ])
     expect(node.info().memoryMbAllocated).toBe(0)
   })
 })

@@ -1,4 +1,5 @@
 import {
+  ConnectWindows,
   KeyedLock,
   type Logger,
   type NetworkConfig,
@@ -10,28 +11,26 @@ import {
   WarrenError,
 } from '@warren/shared'
 import pLimit from 'p-limit'
-import type { NodeHost, ResumeInput } from './host/node-host.js'
+import type { CreateSpec, NodeHost, ResumeInput, WarmSandbox } from './host/node-host.js'
 import { adoptSandboxes } from './lifecycle/adopt.js'
 import { buildTemplate } from './lifecycle/build.js'
 import { type CreateInput, createSpec } from './lifecycle/create.js'
-import {
-  type Entry,
-  type Exit,
-  holdsMemory,
-  type NodeState,
-  type Settled,
-} from './lifecycle/entries.js'
+import { type Entry, holdsMemory, type NodeState, type Settled } from './lifecycle/entries.js'
 import { NodeExits } from './lifecycle/exits.js'
 import { FrozenBudget } from './lifecycle/frozen-budget.js'
-import { destroySandbox } from './lifecycle/kill.js'
+import { killSandbox } from './lifecycle/kill.js'
+import { moveIn } from './lifecycle/move-in.js'
 import { updateNetwork } from './lifecycle/network-update.js'
 import { pauseSandbox } from './lifecycle/pause.js'
 import { resumeSandbox } from './lifecycle/resume.js'
+import { Teardowns } from './lifecycle/teardowns.js'
+import { WarmPool } from './lifecycle/warm-pool.js'
 import type { LogLine } from './sandboxes/logs.js'
-import type { MetricsSample } from './sandboxes/metrics.js'
+import type { MetricsSample, SandboxFigures } from './sandboxes/metrics.js'
 import type { SandboxRecord } from './sandboxes/record.js'
 import type { TemplateMetadata } from './templates/metadata.js'
 import type { BuildLog, TemplateBuildSpec } from './templates/run-build.js'
+import { NodeSnapshots } from './transfer/snapshots.js'
 import { VolumeRegistry } from './volumes/registry.js'
 
 export type { CreateInput, ResumeInput }
@@ -53,10 +52,21 @@ export class SandboxNode {
   private readonly kills = new SingleFlight<void>()
   private readonly state: NodeState
   private readonly budget: FrozenBudget
+  /** Killed sandboxes whose teardown runs in the background. */
+  private readonly teardowns: Teardowns
   /** Sandboxes whose container died on their own, until they are killed (and who hears of it). */
   readonly exits: NodeExits
   /** The node's volumes and which sandboxes mount them. */
   readonly volumes: VolumeRegistry
+  /** Snapshots packed for peers, fetched from them, published to the shared store. */
+  readonly snapshots: NodeSnapshots
+  /** Sandboxes started ahead of creates (WARREN_WARM_POOL); not in `entries`, never listed. */
+  readonly warm: WarmPool
+  /**
+   * How many new connections the node proxy sends to each sandbox port at
+   * once (see ConnectWindow); a sandbox's are dropped when it pauses or dies.
+   */
+  readonly connectWindows = new ConnectWindows()
 
   constructor(
     readonly cfg: OrchestratorConfig,
@@ -66,6 +76,8 @@ export class SandboxNode {
     this.createLimit = pLimit(cfg.maxConcurrentCreates)
     this.buildLimit = pLimit(cfg.maxConcurrentBuilds)
     this.volumes = new VolumeRegistry(host)
+    this.snapshots = new NodeSnapshots(host, log, cfg)
+    this.teardowns = new Teardowns(log)
     this.state = {
       host,
       log,
@@ -86,6 +98,20 @@ export class SandboxNode {
     const frozenMb = cfg.maxFrozenMemoryMb ?? Math.floor(cfg.memoryCapacityMb / 4)
     this.budget = new FrozenBudget(this.state, frozenMb * 2 ** 20)
     this.exits = new NodeExits(this.state, cfg.exitWatchIntervalMs)
+    this.warm = new WarmPool({
+      host,
+      log,
+      sizes: cfg.warmPool,
+      idleMs: cfg.warmPoolIdleMs,
+      tryReserve: (mb) => {
+        if (mb > this.cfg.memoryCapacityMb - this.memoryAllocated) return false
+        this.memoryAllocated += mb
+        return true
+      },
+      releaseMemory: (mb) => {
+        this.memoryAllocated -= mb
+      },
+    })
   }
 
   /** Prepares the host, then adopts surviving sandboxes and removes debris. */
@@ -99,29 +125,46 @@ export class SandboxNode {
       this.memoryAllocated += mb
     })
     this.exits.start()
+    this.warm.start()
     return { adopted: adopted.length, removed: removed.length }
   }
 
-  /** Stops background work. Sandboxes keep running and are adopted by the next start. */
+  /**
+   * Stops background work. Sandboxes keep running and are adopted by the
+   * next start; warm sandboxes are removed (a start would remove them anyway),
+   * and the teardowns of killed ones are finished first (a node killed
+   * before that leaves them to its next start).
+   */
   async stop(): Promise<void> {
     this.exits.stop()
+    await this.warm.stop()
+    this.connectWindows.close()
     await this.budget.settled()
+    await this.teardowns.settled()
     await this.host.stop({ idle: this.entries.size === 0 })
     this.log.info({ sandboxes: this.entries.size }, 'node stopped')
   }
 
   async create(input: CreateInput): Promise<SandboxRecord> {
     const spec = createSpec(this.host, input)
-    if (this.entries.has(spec.sandboxId)) {
+    // A killed sandbox's id stays taken until its directory is gone.
+    if (this.entries.has(spec.sandboxId) || this.teardowns.has(spec.sandboxId)) {
       throw new WarrenError('already_exists', `sandbox ${spec.sandboxId} already exists`)
     }
-    this.reserveMemory(spec.memoryMb)
+    // A warm sandbox leaves the pool in this same turn, its memory already reserved.
+    const warm = this.warm.take(spec)
+    if (!warm) this.reserveMemory(spec.memoryMb)
     try {
       // Its volumes are claimed with the id, in the same turn: a volume
       // delete from here on sees the sandbox (see VolumeRegistry).
       this.volumes.claim(spec.sandboxId, spec.volumeMounts)
       this.entries.set(spec.sandboxId, { state: 'creating' })
-      const { record, slot } = await this.createLimit(() => this.host.create(spec))
+      const { record, slot } = warm
+        ? await this.claimOrCreate(warm, spec)
+        : await this.createLimit(async () => {
+            await this.addressFreed()
+            return this.host.create(spec)
+          })
       this.host.policies.set(spec.sandboxId, record.sandboxIp ?? undefined, spec.policy)
       this.entries.set(spec.sandboxId, { state: 'running', record, slot })
       return record
@@ -130,6 +173,25 @@ export class SandboxNode {
       this.memoryAllocated -= spec.memoryMb
       this.volumes.release(spec.sandboxId, spec.volumeMounts)
       throw err
+    }
+  }
+
+  /**
+   * Claims a warm sandbox; if that fails (the host has then destroyed it, so
+   * it is never handed out again) the create boots one as without a pool.
+   */
+  private async claimOrCreate(warm: WarmSandbox, spec: CreateSpec) {
+    try {
+      return await this.host.claimWarm(warm, spec)
+    } catch (err) {
+      this.log.warn(
+        { err, sandboxId: spec.sandboxId },
+        'warm claim failed; starting the sandbox cold',
+      )
+      return this.createLimit(async () => {
+        await this.addressFreed()
+        return this.host.create(spec)
+      })
     }
   }
 
@@ -144,9 +206,11 @@ export class SandboxNode {
       )
     }
     return this.kills.run(sandboxId, () =>
-      this.state.locked(sandboxId, () =>
-        destroySandbox(this.state, this.settled(sandboxId), this.volumes),
-      ),
+      this.state.locked(sandboxId, async () => {
+        await killSandbox(this.state, this.settled(sandboxId), this.volumes, this.teardowns)
+        this.connectWindows.forget(sandboxId)
+        this.snapshots.killed(sandboxId)
+      }),
     )
   }
 
@@ -156,23 +220,55 @@ export class SandboxNode {
    * only the files are kept; the memory and network go back to the node.
    */
   async pause(sandboxId: string, opts: { memory: boolean }): Promise<SandboxRecord> {
-    const record = await this.state.locked(sandboxId, () =>
-      pauseSandbox(this.state, this.alive(sandboxId), opts.memory),
-    )
+    const record = await this.state.locked(sandboxId, async () => {
+      const paused = await pauseSandbox(this.state, this.alive(sandboxId), opts.memory)
+      this.connectWindows.forget(sandboxId)
+      await this.snapshots.publish(paused)
+      return paused
+    })
     if (record.pausedKind === 'memory') this.budget.enforce()
     return record
   }
 
-  /** Thaws a paused sandbox's processes, or boots it from its files; says which happened. */
-  resume(
+  /**
+   * Thaws a paused sandbox's processes, or boots it from its files; says
+   * which happened. With `moveFrom`, a sandbox this node lacks is fetched
+   * (see lifecycle/move-in) and booted from its files.
+   */
+  async resume(
     sandboxId: string,
     input: ResumeInput,
+    moveFrom?: { rpcUrl: string | undefined; templateSourceUrl?: string | undefined },
   ): Promise<{ record: SandboxRecord; kind: 'memory' | 'files' }> {
-    return this.state.locked(sandboxId, async () => {
+    const result = await this.state.locked(sandboxId, async () => {
+      if (this.teardowns.has(sandboxId))
+        throw new WarrenError('not_found', `sandbox ${sandboxId} was killed`)
+      if (moveFrom && !this.entries.has(sandboxId)) {
+        // The id is reserved while its snapshot arrives: a create of it is refused.
+        this.entries.set(sandboxId, { state: 'creating' })
+        try {
+          return await moveIn(this.state, this.snapshots, sandboxId, moveFrom, input)
+        } finally {
+          if (this.entries.get(sandboxId)?.state === 'creating') this.entries.delete(sandboxId)
+        }
+      }
       const entry = this.settled(sandboxId)
       if (entry.state !== 'paused')
         throw new WarrenError('conflict', `sandbox ${sandboxId} is ${entry.state}`)
+      if (entry.record.pausedKind === 'files') await this.addressFreed()
       return resumeSandbox(this.state, entry, input)
+    })
+    this.snapshots.resumed(sandboxId)
+    return result
+  }
+
+  /** A paused sandbox's snapshot packed for a peer that resumes it (see transfer/http). */
+  exportSnapshot(sandboxId: string) {
+    return this.state.locked(sandboxId, async () => {
+      const entry = this.settled(sandboxId)
+      if (entry.state !== 'paused')
+        throw new WarrenError('conflict', `sandbox ${sandboxId} is ${entry.state}, not paused`)
+      return this.snapshots.export(entry.record)
     })
   }
 
@@ -191,6 +287,26 @@ export class SandboxNode {
   /** Resolves once the frozen-memory passes started so far are done. */
   frozenBudgetSettled(): Promise<void> {
     return this.budget.settled()
+  }
+
+  /**
+   * With no address left but some still held by teardowns, waits for them:
+   * a killed sandbox's address goes to another only once its namespace is
+   * gone (its release is the teardown's last step).
+   */
+  private async addressFreed(): Promise<void> {
+    if (this.host.addressesFree() + this.host.readySlots() === 0 && this.teardowns.size)
+      await this.teardowns.settled()
+  }
+
+  /** Sandboxes killed whose teardown has not finished. */
+  pendingTeardowns(): number {
+    return this.teardowns.size
+  }
+
+  /** Resolves once the teardowns started so far have ended. */
+  teardownsSettled(): Promise<void> {
+    return this.teardowns.settled()
   }
 
   private settled(sandboxId: string): Settled {
@@ -215,7 +331,11 @@ export class SandboxNode {
     return [...this.entries.values()].filter((e): e is Settled => e.state !== 'creating')
   }
 
+  /** Takes memory for a sandbox, evicting warm sandboxes when that makes the room. */
   private reserveMemory(memoryMb: number): void {
+    const short = memoryMb - (this.cfg.memoryCapacityMb - this.memoryAllocated)
+    // Only when that makes the room: a create refused anyway keeps the pool.
+    if (short > 0 && short <= this.warm.memoryMb()) this.warm.evict(short)
     const free = this.cfg.memoryCapacityMb - this.memoryAllocated
     if (memoryMb > free) {
       throw new WarrenError(
@@ -245,6 +365,29 @@ export class SandboxNode {
     if (r.state !== 'running')
       throw new WarrenError('conflict', `sandbox ${sandboxId} is ${r.state}`)
     return this.host.sampleMetrics(r)
+  }
+
+  /**
+   * Figures of every sandbox whose processes hold resources now (running,
+   * or paused with memory), for Prometheus; one that goes meanwhile is
+   * left out.
+   */
+  figures(): Array<{ record: SandboxRecord; figures: SandboxFigures }> {
+    const out: Array<{ record: SandboxRecord; figures: SandboxFigures }> = []
+    for (const record of this.list()) {
+      if (!holdsMemory(record)) continue
+      try {
+        out.push({ record, figures: this.host.figures(record) })
+      } catch {
+        // Removed between the list and the read.
+      }
+    }
+    return out
+  }
+
+  /** Network slots ready for creates. */
+  readySlots(): number {
+    return this.host.readySlots()
   }
 
   async logs(sandboxId: string, startMs: number, limit: number): Promise<LogLine[]> {
@@ -287,7 +430,11 @@ export class SandboxNode {
 
   /** Removes a template; the builds this node's sandboxes stand on stay until unused. */
   deleteTemplate(templateId: string): number {
-    const inUse = new Set(this.list().map((r) => `${r.templateId}/${r.buildId}`))
+    // A sandbox being torn down still has its overlay on its build's layers.
+    const inUse = new Set([
+      ...[...this.list(), ...this.teardowns.records()].map((r) => `${r.templateId}/${r.buildId}`),
+      ...this.warm.buildsInUse(),
+    ])
     return this.host.deleteTemplate(parseTemplateId(templateId), inUse)
   }
 
@@ -308,6 +455,8 @@ export class SandboxNode {
       memoryMbTotal: this.cfg.memoryCapacityMb,
       memoryMbAllocated: this.memoryAllocated,
       sandboxes: this.entries.size,
+      /** Warm sandboxes ready per template; their memory is in memoryMbAllocated. */
+      warm: this.warm.sizes(),
       addressesFree: this.host.addressesFree(),
       isolations: this.host.isolations(),
     }

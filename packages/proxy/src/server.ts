@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http'
 import type { Transport } from '@connectrpc/connect'
 import {
   createForwarder,
+  handleWithRequestId,
   keepConnectionsLong,
   type Listening,
   type Logger,
@@ -11,6 +12,7 @@ import {
 } from '@warren/shared'
 import { RouteCatalog } from './catalog/route-catalog.js'
 import { KeepaliveReporter } from './keepalive/reporter.js'
+import { EdgeMetrics, serveEdgeMetrics } from './metrics/edge-metrics.js'
 import { Resumer } from './resume/resumer.js'
 import { createEdgeResolver } from './routing/resolve.js'
 import { SignatureRoutes } from './routing/signatures.js'
@@ -45,7 +47,11 @@ export function createEdgeProxy(
   localNodes?: Map<string, NodeResolver>,
 ): EdgeProxy {
   const catalog = new RouteCatalog(transport, log)
-  const keepalive = new KeepaliveReporter(catalog.client, cfg.keepaliveIntervalMs, log)
+  const metrics = new EdgeMetrics((id) => catalog.isLive(id))
+  const keepalive = new KeepaliveReporter(catalog.client, cfg.keepaliveIntervalMs, log, (id) =>
+    metrics.keepaliveReported(id),
+  )
+  const metricsCallers = [cluster.secret, ...(cfg.metricsToken ? [cfg.metricsToken] : [])]
   const resumer = new Resumer(catalog.client, catalog)
   const resolver = createEdgeResolver({
     catalog,
@@ -58,8 +64,22 @@ export function createEdgeProxy(
     clusterCa: cluster.ca,
   })
   const forwarder = createForwarder(resolver.resolve)
-  const server = createServer((req, res) => void forwarder.onRequest(req, res))
-  server.on('upgrade', (req, socket, head) => void forwarder.onUpgrade(req, socket, head))
+  // Each request gets its id here (the client's if valid): the node proxy,
+  // the sandbox and the API's ResumeSandbox see the same one.
+  const server = createServer((req, res) => {
+    if (serveEdgeMetrics(req, res, metrics, metricsCallers)) return
+    metrics.watch(res)
+    handleWithRequestId(req, res, log, () => void forwarder.onRequest(req, res))
+  })
+  server.on('upgrade', (req, socket, head) => {
+    metrics.upgraded()
+    handleWithRequestId(
+      req,
+      undefined,
+      undefined,
+      () => void forwarder.onUpgrade(req, socket, head),
+    )
+  })
   keepConnectionsLong(server)
   let secure: SamePortTls | undefined
   let listening: Listening | undefined

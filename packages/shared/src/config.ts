@@ -12,6 +12,12 @@ import { WarrenError } from './errors.js'
 
 const port = z.coerce.number().int().min(1).max(65535)
 
+/** `true`/`false` (or 1/0) from the environment; z.coerce.boolean would read "false" as true. */
+const flag = z.union([
+  z.boolean(),
+  z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1'),
+])
+
 export const orchestratorConfigSchema = z.object({
   nodeId: z.string().min(1).default(hostname()),
   /** Everything the node writes: sandboxes, snapshots, runc state. */
@@ -52,6 +58,26 @@ export const orchestratorConfigSchema = z.object({
   readyPort: port.default(49983),
   /** Network namespaces kept ready so that a create does not build one. */
   warmNetworkSlots: z.coerce.number().int().min(0).max(64).default(4),
+  /**
+   * Warm sandboxes kept started per template, `templateId=count,...`
+   * (WARREN_WARM_POOL, e.g. `base=2`): a create of that template with its
+   * defaults claims one instead of booting. Their memory counts against the
+   * node's capacity. Empty (the default): no pool.
+   */
+  warmPool: z
+    .preprocess(
+      (v) => (typeof v === 'string' ? parseWarmPool(v) : v),
+      z.record(
+        z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a template id'),
+        z.number().int().min(0).max(64),
+      ),
+    )
+    .default({}),
+  /**
+   * A template not claimed from for this long keeps one warm sandbox fewer
+   * per such period, down to none; its next create restores the full size.
+   */
+  warmPoolIdleMs: z.coerce.number().int().min(1000).default(600_000),
   /** Upper bound of sandbox creates running at once on this node. */
   maxConcurrentCreates: z.coerce.number().int().min(1).max(256).default(32),
   /** Template builds running at once on this node; more wait (status `waiting`). */
@@ -99,6 +125,12 @@ export const orchestratorConfigSchema = z.object({
    */
   advertiseHost: z.string().min(1).optional(),
   heartbeatIntervalMs: z.coerce.number().int().min(100).max(60_000).default(2000),
+  /**
+   * The shared snapshot store: a directory every node mounts (NFS or the
+   * like). Each pause publishes the sandbox's snapshot there, so it can
+   * resume on another node even when its own is gone.
+   */
+  snapshotStore: z.string().min(1).optional(),
   /** How often the node looks whether each running sandbox's first process is still alive. */
   exitWatchIntervalMs: z.coerce.number().int().min(50).max(60_000).default(1000),
   /**
@@ -113,9 +145,26 @@ export const orchestratorConfigSchema = z.object({
    * on envd's connections, and a refused checkpoint ends the source).
    */
   gvisorMemorySnapshots: z.enum(['on', 'off']).default('off'),
+  /** Prometheus may scrape the node's /metrics with this token instead of the cluster secret. */
+  metricsToken: z.string().min(16).optional(),
 })
 
 export type OrchestratorConfig = z.infer<typeof orchestratorConfigSchema>
+
+/**
+ * `templateId=count,...` as a record; anything malformed is returned as the
+ * string itself, so the schema's error names the variable.
+ */
+function parseWarmPool(value: string): unknown {
+  const out: Record<string, number> = {}
+  for (const part of value.split(',').map((p) => p.trim())) {
+    if (!part) continue
+    const m = /^([^=\s]+)=(\d{1,3})$/.exec(part)
+    if (!m) return value
+    out[m[1]!] = Number(m[2])
+  }
+  return out
+}
 
 const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_NODE_ID: 'nodeId',
@@ -130,6 +179,8 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_MEMORY_CAPACITY_MB: 'memoryCapacityMb',
   WARREN_ENVD_DIR: 'envdDir',
   WARREN_WARM_NETWORK_SLOTS: 'warmNetworkSlots',
+  WARREN_WARM_POOL: 'warmPool',
+  WARREN_WARM_POOL_IDLE_MS: 'warmPoolIdleMs',
   WARREN_MAX_CONCURRENT_CREATES: 'maxConcurrentCreates',
   WARREN_MAX_CONCURRENT_BUILDS: 'maxConcurrentBuilds',
   WARREN_MAX_FROZEN_MEMORY_MB: 'maxFrozenMemoryMb',
@@ -146,6 +197,8 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_EXIT_WATCH_INTERVAL_MS: 'exitWatchIntervalMs',
   WARREN_GVISOR_PLATFORM: 'gvisorPlatform',
   WARREN_GVISOR_MEMORY_SNAPSHOTS: 'gvisorMemorySnapshots',
+  WARREN_SNAPSHOT_STORE: 'snapshotStore',
+  WARREN_METRICS_TOKEN: 'metricsToken',
   ...clusterEnv,
   ...internalTlsEnv,
 }
@@ -239,6 +292,21 @@ export const apiConfigSchema = z.object({
   nodeLostAfterS: z.coerce.number().min(1).max(86_400).default(60),
   /** How often the API asks the nodes it polls (WARREN_NODES, the all-in-one's) for their status. */
   nodePollIntervalMs: z.coerce.number().int().min(100).max(60_000).default(2000),
+  /** How long lifecycle events (and finished webhook deliveries) are kept, in seconds. */
+  eventsRetentionS: z.coerce.number().int().min(60).default(86_400),
+  /**
+   * Webhook deliveries may go to loopback and private addresses (an
+   * operator's internal receiver). Off by default: a team's webhook URL must
+   * not make the API reach into its own network. Link-local (cloud
+   * metadata), multicast and unspecified addresses are refused always.
+   */
+  webhookAllowPrivate: flag.default(false),
+  /** Webhook deliveries one API replica makes at once. */
+  webhookConcurrency: z.coerce.number().int().min(1).max(256).default(8),
+  /** Attempts of a delivery before it is given up (the next one of its sandbox goes on). */
+  webhookMaxAttempts: z.coerce.number().int().min(1).max(100).default(10),
+  /** The first retry's delay; each next one doubles, up to 10 minutes. */
+  webhookRetryBaseMs: z.coerce.number().int().min(10).max(600_000).default(1000),
 })
 
 export type ApiConfig = z.infer<typeof apiConfigSchema>
@@ -264,6 +332,11 @@ const apiEnv: Record<string, keyof ApiConfig> = {
   WARREN_NODE_UNHEALTHY_AFTER: 'nodeUnhealthyAfterS',
   WARREN_NODE_LOST_AFTER: 'nodeLostAfterS',
   WARREN_NODE_POLL_INTERVAL_MS: 'nodePollIntervalMs',
+  WARREN_EVENTS_RETENTION: 'eventsRetentionS',
+  WARREN_WEBHOOK_ALLOW_PRIVATE: 'webhookAllowPrivate',
+  WARREN_WEBHOOK_CONCURRENCY: 'webhookConcurrency',
+  WARREN_WEBHOOK_MAX_ATTEMPTS: 'webhookMaxAttempts',
+  WARREN_WEBHOOK_RETRY_BASE_MS: 'webhookRetryBaseMs',
   ...clusterEnv,
   ...internalTlsEnv,
 }
@@ -300,6 +373,8 @@ export const proxyConfigSchema = z.object({
   trustedHops: z.coerce.number().int().min(0).max(10).default(0),
   /** At most one keepalive report per sandbox per this interval. */
   keepaliveIntervalMs: z.coerce.number().int().min(100).max(60_000).default(1000),
+  /** Prometheus may scrape the edge's /metrics with this token instead of the cluster secret. */
+  metricsToken: z.string().min(16).optional(),
   ...cluster,
 })
 
@@ -315,6 +390,7 @@ const proxyEnv: Record<string, keyof ProxyConfig> = {
   WARREN_DOMAIN: 'domain',
   WARREN_TLS_CERT: 'tlsCert',
   WARREN_TLS_KEY: 'tlsKey',
+  WARREN_METRICS_TOKEN: 'metricsToken',
   ...clusterEnv,
 }
 

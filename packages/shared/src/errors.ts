@@ -7,6 +7,7 @@ import {
   type Interceptor,
   type Transport,
 } from '@connectrpc/connect'
+import { currentRequestId, REQUEST_ID_HEADER } from './request-id.js'
 
 /**
  * One error contract for every Warren component. Each code has an HTTP status
@@ -28,6 +29,8 @@ export const errorCodes = {
   bad_gateway: { http: 502, connect: Code.Unavailable },
   /** A volume (or disk) is full. */
   no_space: { http: 507, connect: Code.ResourceExhausted },
+  /** Data that arrived is not what its content hash says (a corrupted transfer): refused. */
+  data_loss: { http: 502, connect: Code.DataLoss },
   internal: { http: 500, connect: Code.Internal },
 } as const satisfies Record<string, { http: number; connect: Code }>
 
@@ -119,6 +122,14 @@ export function createWarrenClient<T extends DescService>(
   for (const name of Object.keys(client)) {
     const call = client[name]!
     wrapped[name] = (...args: unknown[]) => {
+      // The request being handled here goes on with its id (request-id.ts).
+      const requestId = currentRequestId()
+      if (requestId) {
+        const options = (args[1] ?? {}) as { headers?: ConstructorParameters<typeof Headers>[0] }
+        const headers = new Headers(options.headers)
+        headers.set(REQUEST_ID_HEADER, requestId)
+        args[1] = { ...options, headers }
+      }
       const result = call(...args)
       if (result instanceof Promise) return result.catch(rethrowTranslated)
       return translateStream(result as AsyncIterable<unknown>)

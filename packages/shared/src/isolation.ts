@@ -15,3 +15,8 @@ export const DEFAULT_ISOLATION: Isolation = 'runc'
 export function isIsolation(value: string): value is Isolation {
   return (ISOLATIONS as readonly string[]).includes(value)
 }
+
+/** A stored isolation column: null when it names none (or none Warren knows). */
+export function storedIsolation(value: string | null): Isolation | null {
+  return value !== null && isIsolation(value) ? value : null
+}

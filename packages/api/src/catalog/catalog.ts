@@ -30,8 +30,10 @@ const ROUTE_STATE: Record<Sandbox['state'], RouteState | undefined> = {
 export class Catalog {
   private readonly routes = new Map<string, Route>()
   private readonly nodeOf = new Map<string, string>()
+  /** Each sandbox's cluster (null: the API's own): an edge follows only its own cluster's. */
+  private readonly clusters = new Map<string, string | null>()
   private readonly versionOf = new Map<string, number>()
-  private readonly subscribers = new Set<(ev: CatalogEvent) => void>()
+  private readonly subscribers = new Set<(ev: CatalogEvent, cluster: string | null) => void>()
 
   constructor(private readonly proxyUrlOf: (nodeId: string) => string | undefined) {}
 
@@ -62,7 +64,8 @@ export class Catalog {
     })
     this.routes.set(s.sandboxId, route)
     this.nodeOf.set(s.sandboxId, s.nodeId)
-    this.publish(create(CatalogEventSchema, { event: { case: 'upsert', value: route } }))
+    this.clusters.set(s.sandboxId, s.cluster)
+    this.publish(create(CatalogEventSchema, { event: { case: 'upsert', value: route } }), s.cluster)
   }
 
   /** A node's proxy URL changed (or became known): its routes follow. */
@@ -71,7 +74,10 @@ export class Catalog {
       if (this.nodeOf.get(id) !== nodeId || route.nodeProxyUrl === proxyUrl) continue
       const moved = create(RouteSchema, { ...route, nodeProxyUrl: proxyUrl })
       this.routes.set(id, moved)
-      this.publish(create(CatalogEventSchema, { event: { case: 'upsert', value: moved } }))
+      this.publish(
+        create(CatalogEventSchema, { event: { case: 'upsert', value: moved } }),
+        this.clusterOf(id) ?? null,
+      )
     }
   }
 
@@ -90,27 +96,41 @@ export class Catalog {
   }
 
   remove(sandboxId: string): void {
+    const cluster = this.clusterOf(sandboxId) ?? null
     this.versionOf.delete(sandboxId)
     this.nodeOf.delete(sandboxId)
+    this.clusters.delete(sandboxId)
     if (!this.routes.delete(sandboxId)) return
-    this.publish(create(CatalogEventSchema, { event: { case: 'remove', value: sandboxId } }))
+    this.publish(
+      create(CatalogEventSchema, { event: { case: 'remove', value: sandboxId } }),
+      cluster,
+    )
   }
 
   get(sandboxId: string): Route | undefined {
     return this.routes.get(sandboxId)
   }
 
-  snapshot(): Route[] {
-    return [...this.routes.values()]
+  /** The cluster of a sandbox the catalog holds (null: the API's own); undefined if it holds none. */
+  clusterOf(sandboxId: string): string | null | undefined {
+    return this.clusters.get(sandboxId)
   }
 
-  /** Calls `fn` for every later change; returns the unsubscribe function. */
-  subscribe(fn: (ev: CatalogEvent) => void): () => void {
+  /** Every route, or only those of one cluster (null: the API's own). */
+  snapshot(cluster?: string | null): Route[] {
+    const all = [...this.routes.values()]
+    return cluster === undefined
+      ? all
+      : all.filter((r) => this.clusters.get(r.sandboxId) === cluster)
+  }
+
+  /** Calls `fn` for every later change, with its sandbox's cluster; returns the unsubscribe function. */
+  subscribe(fn: (ev: CatalogEvent, cluster: string | null) => void): () => void {
     this.subscribers.add(fn)
     return () => this.subscribers.delete(fn)
   }
 
-  private publish(ev: CatalogEvent): void {
-    for (const fn of this.subscribers) fn(ev)
+  private publish(ev: CatalogEvent, cluster: string | null): void {
+    for (const fn of this.subscribers) fn(ev, cluster)
   }
 }

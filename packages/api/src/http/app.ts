@@ -1,7 +1,11 @@
 import { OpenAPIHono } from '@hono/zod-openapi'
-import type { Logger } from '@warren/shared'
+import { type Logger, REQUEST_ID_HEADER, requestIdFrom, withRequestId } from '@warren/shared'
 import { bodyLimit } from 'hono/body-limit'
+import { registerAdmin } from '../admin/register.js'
+import { registerDashboard } from '../dashboard/serve.js'
 import type { RouteDeps } from '../routes/deps.js'
+import { registerEventStream } from '../routes/events/stream.js'
+import { registerKeys } from '../routes/keys.js'
 import { registerConnect } from '../routes/sandboxes/connect.js'
 import { registerCreate } from '../routes/sandboxes/create.js'
 import { registerFork } from '../routes/sandboxes/fork.js'
@@ -29,6 +33,9 @@ import { registerCreateVolume } from '../routes/volumes/create.js'
 import { registerDeleteVolume } from '../routes/volumes/delete.js'
 import { registerGetVolume } from '../routes/volumes/get.js'
 import { registerListVolumes } from '../routes/volumes/list.js'
+import { registerCreateWebhook } from '../routes/webhooks/create.js'
+import { registerDeleteWebhook } from '../routes/webhooks/delete.js'
+import { registerReadWebhooks } from '../routes/webhooks/read.js'
 import { type ApiEnv, requireApiKey } from './auth.js'
 import { notFound, renderError, validationHook } from './errors.js'
 
@@ -39,6 +46,26 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
   const app = new OpenAPIHono<ApiEnv>({ defaultHook: validationHook })
   app.onError(renderError(log))
   app.notFound(notFound)
+  // One request id per request (the caller's, if valid): answered in the
+  // same header, passed to every node call, printed in every log line.
+  app.use('*', async (c, next) => {
+    const requestId = requestIdFrom(c.req.header(REQUEST_ID_HEADER))
+    c.header(REQUEST_ID_HEADER, requestId)
+    const started = Date.now()
+    await withRequestId(requestId, async () => {
+      await next()
+      if (c.req.path !== '/health')
+        log.info(
+          {
+            method: c.req.method,
+            path: c.req.path,
+            status: c.res.status,
+            ms: Date.now() - started,
+          },
+          'request',
+        )
+    })
+  })
   // Every request body of this API is small JSON, but for template files
   // archives, whose upload route sets its own limit, and volume files,
   // which are streamed to their node.
@@ -60,7 +87,7 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
       title: 'Warren API',
       version: '1',
       description:
-        'E2B-compatible sandbox API. Warren extensions: lifecycle.keepalive, network.allowIn/denyIn, volume sizeMB. Authenticate with X-API-Key.',
+        'E2B-compatible sandbox API. Warren extensions: lifecycle.keepalive, network.allowIn/denyIn, volume sizeMB, lifecycle events (GET /events) and webhooks. Authenticate with X-API-Key.',
     },
   })
   app.openAPIRegistry.registerComponent('securitySchemes', 'ApiKeyAuth', {
@@ -72,7 +99,18 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
   // '/x/*' matches '/x' itself too: one pass per request.
   const auth = requireApiKey(deps.db)
   // (/volumecontent/* takes the volume's own token instead.)
-  for (const path of ['/sandboxes/*', '/v2/*', '/v3/*', '/templates/*', '/snapshots', '/volumes/*'])
+  for (const path of [
+    '/sandboxes/*',
+    '/v2/*',
+    '/v3/*',
+    '/templates/*',
+    '/snapshots',
+    '/volumes/*',
+    '/me',
+    '/api-keys/*',
+    '/events',
+    '/webhooks/*',
+  ])
     app.use(path, auth)
 
   registerCreate(app, deps)
@@ -103,5 +141,12 @@ export function createApiApp(deps: RouteDeps, log: Logger): OpenAPIHono<ApiEnv> 
   registerGetVolume(app, deps)
   registerDeleteVolume(app, deps)
   registerVolumeContent(app, deps)
+  registerKeys(app, deps)
+  registerAdmin(app, deps)
+  registerDashboard(app)
+  registerEventStream(app, deps)
+  registerCreateWebhook(app, deps)
+  registerReadWebhooks(app, deps)
+  registerDeleteWebhook(app, deps)
   return app
 }

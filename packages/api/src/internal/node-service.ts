@@ -5,6 +5,7 @@ import { WarrenError } from '@warren/shared'
 import type { NodeService, NodeSummarySchema } from '@warren/shared/gen/warren/api/v1/nodes_pb'
 import type { LifecycleEngine } from '../lifecycle/engine.js'
 import type { NodeState, Placement, Schedulable } from '../placement/nodes.js'
+import { callerOf } from './callers.js'
 
 const SCHEDULABLE: readonly Schedulable[] = ['active', 'cordoned', 'draining']
 
@@ -28,44 +29,57 @@ export function nodeSummary(n: NodeState): MessageInitShape<typeof NodeSummarySc
 
 /**
  * The API's internal RPC for nodes (heartbeats) and their operators
- * (`warren node`). Behind the cluster secret like the rest of the port:
- * whoever holds it is part of the cluster.
+ * (`warren node`). Behind a cluster secret like the rest of the port:
+ * whoever holds one is part of that cluster, and sees and changes only its
+ * nodes. `ownName` is the API's own cluster's name (WARREN_CLUSTER_NAME).
  */
 export function nodeService(
   placement: Placement,
   engine: LifecycleEngine,
-  opts: { cluster: string },
+  opts: { ownName: string },
 ): ServiceImpl<typeof NodeService> {
+  /** The caller's node of that id; another cluster's does not exist for it. */
+  const nodeOf = (nodeId: string, cluster: string | null) => {
+    const node = placement.find(nodeId)
+    if (!node || node.cluster !== cluster)
+      throw new WarrenError('not_found', `node ${nodeId} not found`)
+    return node
+  }
   return {
-    async heartbeat(req) {
+    async heartbeat(req, ctx) {
       const status = req.status
       if (!status) throw new WarrenError('invalid_argument', 'a heartbeat carries the node status')
-      if (status.cluster !== opts.cluster)
+      const caller = callerOf(ctx)
+      const expected = caller.cluster ?? opts.ownName
+      if (status.cluster !== expected)
         throw new WarrenError(
           'forbidden',
-          `node ${status.nodeId} belongs to cluster '${status.cluster}', this API to '${opts.cluster}'`,
+          `node ${status.nodeId} says it belongs to cluster '${status.cluster}', but its secret is cluster '${expected}''s`,
         )
-      const node = placement.heartbeat(status)
+      const node = placement.heartbeat(status, caller)
       return { schedulable: node.schedulable }
     },
-    async listNodes() {
+    async listNodes(_req, ctx) {
+      const { cluster } = callerOf(ctx)
       return {
         nodes: placement
           .list()
+          .filter((n) => n.cluster === cluster)
           .sort((a, b) => a.nodeId.localeCompare(b.nodeId))
           .map(nodeSummary),
       }
     },
-    async setSchedulable(req) {
+    async setSchedulable(req, ctx) {
       const to = req.schedulable as Schedulable
       if (!SCHEDULABLE.includes(to))
         throw new WarrenError(
           'invalid_argument',
           `schedulable must be one of ${SCHEDULABLE.join(', ')}, not '${req.schedulable}'`,
         )
+      nodeOf(req.nodeId, callerOf(ctx).cluster)
       placement.setSchedulable(req.nodeId, to)
-      const killed = to === 'draining' ? await engine.drainNode(req.nodeId) : 0
-      return { node: nodeSummary(placement.node(req.nodeId)), killed }
+      const paused = to === 'draining' ? await engine.drainNode(req.nodeId) : 0
+      return { node: nodeSummary(placement.node(req.nodeId)), paused }
     },
   }
 }

@@ -6,7 +6,7 @@ import {
   newToken,
   WarrenError,
 } from '@warren/shared'
-import { isolationUnavailable, type NodeState } from '../placement/nodes.js'
+import { isolationUnavailable, type NodeState, type Placement } from '../placement/nodes.js'
 import {
   deleteSandbox,
   insertCreating,
@@ -18,6 +18,7 @@ import type { Team } from '../store/teams.js'
 import type { VolumeMountRef } from '../store/volumes.js'
 import { KIND, type LifecycleCore } from './core.js'
 import { endAfter } from './lease.js'
+import { templateSource } from './move.js'
 
 export interface CreateSandboxRequest {
   templateId: string
@@ -37,8 +38,10 @@ export interface CreateSandboxRequest {
   volumeMounts: VolumeMountRef[]
   /** The node the sandbox must go to (its volumes'), if any. */
   nodeId?: string | undefined
-  /** Default runc; only nodes offering it are candidates, never a silent other. */
-  isolation?: Isolation
+  /** Only nodes offering it are candidates, never a silent other. */
+  isolation: Isolation
+  /** The cluster whose nodes may take it: a remote cluster's name, or null for the API's own. */
+  cluster: string | null
 }
 
 /** What a create is reckoned to take on its node while under way, when it names no memory. */
@@ -55,24 +58,37 @@ export async function createSandbox(
   team: Team,
   req: CreateSandboxRequest,
 ): Promise<Sandbox> {
-  const isolation = req.isolation ?? 'runc'
+  const { isolation } = req
+  // Here, not at the route: a fork's creates obey the policy too.
+  if (team.requiredIsolation && isolation !== team.requiredIsolation)
+    throw new WarrenError(
+      'forbidden',
+      `team '${team.name}' requires ${team.requiredIsolation} isolation for new sandboxes; this one would run under ${isolation}`,
+    )
   const candidates = core.placement.candidates(req.resources?.memoryMb ?? 0, req.nodeId, {
     templateId: req.templateId,
     isolation,
+    cluster: req.cluster,
   })
   if (
     !candidates.length &&
     isolation !== 'runc' &&
-    core.placement.candidates(req.resources?.memoryMb ?? 0, req.nodeId).length
+    core.placement.candidates(req.resources?.memoryMb ?? 0, req.nodeId, { cluster: req.cluster })
+      .length
   )
     throw isolationUnavailable(core.placement.list(), isolation)
   if (!candidates.length)
     throw req.nodeId
       ? new WarrenError(
           'unavailable',
-          `node ${req.nodeId}, which holds the volumes, is unavailable`,
+          `node ${req.nodeId}, which holds the volumes, is unavailable${req.cluster ? ` in cluster '${req.cluster}'` : ''}`,
         )
-      : new WarrenError('capacity_exhausted', 'no orchestrator node is available')
+      : new WarrenError(
+          'capacity_exhausted',
+          req.cluster
+            ? `no orchestrator node of cluster '${req.cluster}' is available`
+            : 'no orchestrator node is available',
+        )
   // The chosen node is reckoned fuller from now until the create ends (its
   // answer counts the sandbox then): creates choosing meanwhile see it and
   // spread, instead of all taking the node that looked emptiest.
@@ -80,7 +96,7 @@ export async function createSandbox(
   const reserveMb = req.resources?.memoryMb || PLACEMENT_ESTIMATE_MB
   first.creatingMb += reserveMb
   try {
-    return await createOnCandidates(core, team, req, candidates)
+    return await core.metrics.timed('create', () => createOnCandidates(core, team, req, candidates))
   } finally {
     first.creatingMb -= reserveMb
   }
@@ -110,7 +126,9 @@ async function createOnCandidates(
     envdAccessToken: req.secure ? newToken() : null,
     trafficAccessToken: req.network.allowPublicTraffic === false ? newToken() : null,
     cpuCount: 0,
-    memoryMb: 0,
+    // Until the node says: what the create is reckoned to take, which a team
+    // memory limit counts (concurrent creates count each other).
+    memoryMb: team.maxMemoryMb === null ? 0 : await reckonedMemoryMb(core, req),
     diskSizeMb: 0,
     lifecycle: req.lifecycle,
     network: req.network,
@@ -123,11 +141,13 @@ async function createOnCandidates(
     filesOnly: false,
     resumedFrom: null,
     volumeMounts: req.volumeMounts,
+    cluster: req.cluster,
+    isolation: req.isolation,
     // This replica finishes the create; if it dies first, another one kills
     // what it may have left on the node (takeover.ts).
     owner: core.replica.id,
   }
-  await insertCreating(core.db, sandbox, team.maxConcurrent)
+  await insertCreating(core.db, sandbox, team)
   let lastError: unknown
   for (const node of candidates) {
     try {
@@ -146,6 +166,22 @@ async function createOnCandidates(
   throw lastError
 }
 
+/** The memory a create asks for: its own, else its template build's, else the usual estimate. */
+async function reckonedMemoryMb(core: LifecycleCore, req: CreateSandboxRequest): Promise<number> {
+  if (req.resources?.memoryMb) return req.resources.memoryMb
+  const build = await core.db
+    .selectFrom('template_builds')
+    .select('memory_mb')
+    .where(
+      'id',
+      '=',
+      req.buildId ??
+        core.db.selectFrom('templates').select('build_id').where('id', '=', req.templateId),
+    )
+    .executeTakeFirst()
+  return build?.memory_mb || PLACEMENT_ESTIMATE_MB
+}
+
 async function createOn(
   core: LifecycleCore,
   node: NodeState,
@@ -161,6 +197,8 @@ async function createOn(
     sandboxId: s.sandboxId,
     templateId: s.templateId,
     ...(req.buildId ? { buildId: req.buildId } : {}),
+    // A node that lacks the template fetches it from one that has it.
+    ...withTemplateSource(placement, s.templateId, node),
     envVars: s.envVars,
     ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
     // The node proxy asks direct callers for it (edges check it themselves).
@@ -201,4 +239,9 @@ async function createOn(
     throw new WarrenError('internal', `sandbox ${s.sandboxId} vanished while it was created`)
   }
   return running
+}
+
+function withTemplateSource(placement: Placement, templateId: string, node: NodeState) {
+  const url = templateSource(placement, templateId, node)
+  return url ? { templateSourceUrl: url } : {}
 }

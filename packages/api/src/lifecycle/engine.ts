@@ -149,8 +149,8 @@ export class LifecycleEngine {
       const used = sandbox?.diskUsedBytes
       const usage = {
         ...(used === undefined ? {} : { diskUsedBytes: Number(used) }),
-        // The node's record is where the isolation is kept (a node that predates it runs runc).
-        isolation: sandbox?.isolation || 'runc',
+        // What the node runs it under; the record's when the node does not say.
+        isolation: sandbox?.isolation || s.isolation,
       }
       const dropped =
         s.pausedKind === 'memory' && KIND[sandbox?.pausedKind ?? PausedKind.UNSPECIFIED] === 'files'
@@ -223,11 +223,15 @@ export class LifecycleEngine {
     return { sandbox: await this.resume(s, { timeoutS, memory, trigger: 'api' }), resumed: true }
   }
 
-  /** Traffic for a sandbox with keepalive: the lease becomes at least now + its timeout. */
-  async keepAlive(sandboxId: string): Promise<void> {
+  /**
+   * Traffic for a sandbox with keepalive, seen by an edge of `cluster`: the
+   * lease becomes at least now + its timeout. Another cluster's sandbox is
+   * left alone.
+   */
+  async keepAlive(sandboxId: string, cluster: string | null): Promise<void> {
     this.metrics.keepaliveCalls.inc()
     const s = await getSandbox(this.core.db, sandboxId)
-    if (s?.state !== 'running' || !s.lifecycle.keepaliveTraffic) return
+    if (s?.state !== 'running' || !s.lifecycle.keepaliveTraffic || s.cluster !== cluster) return
     const team = await this.core.team(s.teamId)
     const target = extendedEnd(s.endAt, this.core.clock.now(), s.timeoutS, limits(s, team))
     if (target <= s.endAt) return
@@ -240,7 +244,8 @@ export class LifecycleEngine {
 
   private async extend(s: Sandbox, team: Team, durationS: number): Promise<Sandbox> {
     const target = extendedEnd(s.endAt, this.core.clock.now(), durationS, limits(s, team))
-    const updated = await extendLease(this.core.db, s.sandboxId, target)
+    // A lease an API call moves is an event (timeout_changed); keepalive's are not.
+    const updated = await extendLease(this.core.db, s.sandboxId, target, { at: Date.now() })
     if (!updated) throw await lostRace(this.core.db, s.sandboxId)
     this.scheduler.schedule(s.sandboxId, updated.endAt)
     return updated
@@ -331,7 +336,7 @@ export class LifecycleEngine {
     return killExited(this.core, nodeId, sandboxId, detail, oom)
   }
 
-  /** Kills everything on a (cordoned) node. */
+  /** Pauses what runs on a (cordoned) node, to resume elsewhere. */
   drainNode(nodeId: string): Promise<number> {
     return drainNode(this.core, nodeId)
   }

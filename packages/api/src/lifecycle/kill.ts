@@ -11,7 +11,16 @@ import { type LifecycleCore, RETRY_MS } from './core.js'
  * Both writes require this replica to still own the row: if it was taken
  * for dead meanwhile, the replica that took the row over finishes it.
  */
-export async function finishKill(
+export function finishKill(
+  core: LifecycleCore,
+  s: Sandbox,
+  reason: KillReason,
+  previous?: 'running' | 'paused',
+): Promise<void> {
+  return core.metrics.timed('kill', () => killOnNode(core, s, reason, previous))
+}
+
+async function killOnNode(
   core: LifecycleCore,
   s: Sandbox,
   reason: KillReason,

@@ -37,6 +37,27 @@ export class LifecycleMetrics {
     help: 'KeepAliveSandbox calls received from proxies',
     registers: [this.registry],
   })
+  readonly durations = new Histogram({
+    name: 'warren_lifecycle_duration_seconds',
+    help: 'How long lifecycle operations took until settled (a create from its request; pause, resume, kill from their transitional state), by operation and outcome',
+    labelNames: ['op', 'outcome'],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+    registers: [this.registry],
+  })
+
+  /** Runs one lifecycle operation, timed (outcome `ok` or `error`). */
+  async timed<T>(op: 'create' | 'pause' | 'resume' | 'kill', fn: () => Promise<T>): Promise<T> {
+    const end = this.durations.startTimer({ op })
+    try {
+      const r = await fn()
+      end({ outcome: 'ok' })
+      return r
+    } catch (err) {
+      end({ outcome: 'error' })
+      throw err
+    }
+  }
+
   readonly keepaliveExtensions = new Counter({
     name: 'warren_keepalive_extensions_total',
     help: 'KeepAliveSandbox calls that moved a lease',

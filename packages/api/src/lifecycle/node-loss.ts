@@ -1,11 +1,14 @@
 import { getSandbox, sandboxesInStates, transition } from '../store/sandboxes.js'
 import type { LifecycleCore } from './core.js'
 import { finishKill } from './kill.js'
+import { finishPause } from './pause.js'
 
 /**
- * A node silent past its grace period: every running or paused sandbox it
- * had becomes a tombstone with reason `node_lost` (a paused one's snapshot
- * is on that node's disk too). One compare-and-set each, guarded by the
+ * A node silent past its grace period: every running sandbox it had
+ * becomes a tombstone with reason `node_lost`, and so does every paused
+ * one unless the node published its snapshots to a shared snapshot store
+ * (they stay paused and resume on another node; without a store their
+ * snapshots are on the lost node's disk). One compare-and-set each, guarded by the
  * version read, so a sandbox an operation changed meanwhile is judged again
  * at the next pass. Sandboxes in a transitional state are left to their
  * operation, which fails against the silent node and rolls back to where
@@ -13,11 +16,13 @@ import { finishKill } from './kill.js'
  */
 export async function reportNodeLost(core: LifecycleCore, nodeId: string): Promise<number> {
   let n = 0
-  for (const s of await sandboxesInStates(core.db, ['running', 'paused'], nodeId)) {
+  const survive = core.placement.find(nodeId)?.snapshotStore === true
+  const lost: Array<'running' | 'paused'> = survive ? ['running'] : ['running', 'paused']
+  for (const s of await sandboxesInStates(core.db, lost, nodeId)) {
     const killed = await transition(
       core.db,
       s.sandboxId,
-      { from: ['running', 'paused'], version: s.version },
+      { from: lost, version: s.version },
       { state: 'killed', killReason: 'node_lost', killedAt: core.clock.now() },
     )
     if (!killed) continue
@@ -59,32 +64,28 @@ export async function killExited(
 
 /**
  * Drains a node (already cordoned by the caller, so nothing new lands
- * there): every running or paused sandbox on it is killed, reason
- * `drained`. Snapshots live on their node's disk and sandboxes do not move
- * between nodes, so a drained node holds nothing afterwards and can be
- * stopped. Returns how many were killed; one that changed state meanwhile
- * is left (drain again).
+ * there): every running sandbox on it is paused to its files (one
+ * compare-and-set each, as a requested pause). Paused sandboxes resume on
+ * another node (move.ts): from the shared snapshot store when the node
+ * publishes to one — then the node can be stopped at once — else pulled
+ * from this node, which must stay up until they have moved. Returns how
+ * many were paused; one that changed state meanwhile is left (drain again).
  */
 export async function drainNode(core: LifecycleCore, nodeId: string): Promise<number> {
   let n = 0
-  for (const s of await sandboxesInStates(core.db, ['running', 'paused'], nodeId)) {
-    const killing = await transition(
+  for (const s of await sandboxesInStates(core.db, ['running'], nodeId)) {
+    const pausing = await transition(
       core.db,
       s.sandboxId,
-      { from: ['running', 'paused'], version: s.version },
-      {
-        state: 'killing',
-        killReason: 'drained',
-        killedAt: core.clock.now(),
-        owner: core.replica.id,
-      },
+      { from: ['running'], version: s.version },
+      { state: 'pausing', owner: core.replica.id, filesOnly: true },
     )
-    if (!killing) continue
+    if (!pausing) continue
     try {
-      await finishKill(core, killing, 'drained', s.state as 'running' | 'paused')
+      await finishPause(core, pausing, false, true)
       n++
     } catch (err) {
-      core.log.warn({ err, sandboxId: s.sandboxId, nodeId }, 'drain: kill failed')
+      core.log.warn({ err, sandboxId: s.sandboxId, nodeId }, 'drain: pause failed')
     }
   }
   return n

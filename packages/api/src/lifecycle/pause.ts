@@ -7,7 +7,16 @@ import { KIND, type LifecycleCore, lostRace, RETRY_MS } from './core.js'
  * sandbox (or drops it to files), or the sandbox runs on as before and the
  * error goes to the caller; a failed expiry pause is tried again later.
  */
-export async function finishPause(
+export function finishPause(
+  core: LifecycleCore,
+  s: Sandbox,
+  memory: boolean,
+  requested: boolean,
+): Promise<Sandbox> {
+  return core.metrics.timed('pause', () => pauseOnNode(core, s, memory, requested))
+}
+
+async function pauseOnNode(
   core: LifecycleCore,
   s: Sandbox,
   memory: boolean,

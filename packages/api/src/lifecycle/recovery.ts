@@ -9,6 +9,7 @@ import {
 } from '../store/sandboxes.js'
 import { KIND, type LifecycleCore } from './core.js'
 import { finishKill } from './kill.js'
+import { resumeSomewhere } from './move.js'
 
 /**
  * Settles what an API crash left halfway (one process, SQLite: at start,
@@ -55,24 +56,33 @@ export async function settleOrphan(core: LifecycleCore, s: Sandbox): Promise<voi
  * runs one operation of a sandbox at a time — so if the dead owner's call is
  * still under way there, this one waits for it and then finds the work done
  * (a conflict) — and the row takes the state the node then reports. A
- * resumed sandbox gets a fresh lease; one the node no longer has is killed.
+ * resume goes where a resume would (its node, or another one when that is
+ * down, draining or full). A resumed sandbox gets a fresh lease; one the
+ * node no longer has is killed.
  */
 async function settleInterrupted(core: LifecycleCore, s: Sandbox): Promise<void> {
   const { db, catalog, clock } = core
-  const client = core.placement.node(s.nodeId).client
   const sandboxId = s.sandboxId
+  const done = (err: unknown) => {
+    if (!(err instanceof WarrenError && err.code === 'conflict')) throw err
+  }
   try {
-    await (s.state === 'pausing'
-      ? client.pause({ sandboxId, memory: !s.filesOnly })
-      : client.resume({
-          sandboxId,
-          envVars: s.envVars,
-          ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
-        })
-    ).catch((err: unknown) => {
-      if (!(err instanceof WarrenError && err.code === 'conflict')) throw err
-    })
-    const { sandbox } = await client.get({ sandboxId })
+    let nodeId = s.nodeId
+    if (s.state === 'pausing')
+      await core.placement
+        .node(nodeId)
+        .client.pause({ sandboxId, memory: !s.filesOnly })
+        .catch(done)
+    else {
+      // Where a resume goes now: its node, or another one if that is down (move.ts).
+      const resumed = await resumeSomewhere(core, s, {
+        sandboxId,
+        envVars: s.envVars,
+        ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
+      }).catch(done)
+      if (resumed) nodeId = resumed.nodeId
+    }
+    const { sandbox } = await core.placement.node(nodeId).client.get({ sandboxId })
     const paused = sandbox?.pausedKind !== PausedKind.UNSPECIFIED
     const now = clock.now()
     const settled = await transition(
@@ -83,6 +93,7 @@ async function settleInterrupted(core: LifecycleCore, s: Sandbox): Promise<void>
         ? { state: 'paused', pausedKind: KIND[sandbox!.pausedKind], pausedAt: now, owner: null }
         : {
             state: 'running',
+            nodeId,
             address: sandbox?.address ?? null,
             ...(s.state === 'resuming'
               ? { startedAt: now, endAt: now + s.timeoutS * 1000, pausedKind: null, pausedAt: null }
@@ -125,14 +136,20 @@ export async function markLost(
   core.log.warn({ sandboxId, nodeId: killed.nodeId }, 'sandbox lost by its node')
 }
 
-/** A node runs a sandbox the store does not know as live: it goes (node sync). */
+/**
+ * A node runs a sandbox the store does not know as live, or knows as live
+ * on another node (a copy left behind by a move): it goes (node sync).
+ */
 export async function killOrphan(
   core: LifecycleCore,
   nodeId: string,
   sandboxId: string,
 ): Promise<void> {
   const s = await getSandbox(core.db, sandboxId)
-  if (s && s.state !== 'killed') return
+  // Live elsewhere (it moved, and this node kept a copy): the copy goes; a
+  // move under way (resuming) is left alone, it may be fetching from here.
+  const copy = s && (s.state === 'running' || s.state === 'paused') && s.nodeId !== nodeId
+  if (s && s.state !== 'killed' && !copy) return
   core.log.warn({ sandboxId, nodeId }, 'killing a sandbox its node had but the store did not')
   await core.placement
     .node(nodeId)

@@ -1,8 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { SingleFlight, WarrenError } from '@warren/shared'
-import { getSandbox, type Sandbox, teamLimitReached, transition } from '../store/sandboxes.js'
+import {
+  countActive,
+  getSandbox,
+  type Sandbox,
+  teamLimitReached,
+  teamMemoryReached,
+  transition,
+} from '../store/sandboxes.js'
 import { isLive, KIND, type LifecycleCore, lostRace } from './core.js'
 import { endAfter } from './lease.js'
+import { resumeSomewhere } from './move.js'
 
 export interface ResumeOptions {
   /** Lease after the resume, in seconds. */
@@ -28,7 +36,9 @@ export class Resumes {
   constructor(private readonly core: LifecycleCore) {}
 
   resume(s: Sandbox, opts: ResumeOptions): Promise<Sandbox> {
-    return this.inflight.run(s.sandboxId, () => this.once(s.sandboxId, opts))
+    return this.inflight.run(s.sandboxId, () =>
+      this.core.metrics.timed('resume', () => this.once(s.sandboxId, opts)),
+    )
   }
 
   /**
@@ -68,14 +78,21 @@ export class Resumes {
       {
         from: ['paused'],
         version: s.version,
-        activeBelow: { teamId: s.teamId, max: team.maxConcurrent },
+        activeBelow: {
+          teamId: s.teamId,
+          max: team.maxConcurrent,
+          maxMemoryMb: team.maxMemoryMb,
+          memoryMb: s.memoryMb,
+        },
       },
       { state: 'resuming', owner: this.core.replica.id },
     )
     if (!resuming) {
       const now = await getSandbox(db, sandboxId)
       if (now?.state === 'paused' && now.version === s.version)
-        throw teamLimitReached(team.maxConcurrent)
+        throw team.maxMemoryMb !== null && (await countActive(db, s.teamId)) < team.maxConcurrent
+          ? teamMemoryReached(team.maxMemoryMb, s.memoryMb)
+          : teamLimitReached(team.maxConcurrent)
       // Another replica's resume won: its outcome is this caller's too.
       if (now?.state === 'resuming') {
         const after = await this.settled(sandboxId)
@@ -87,8 +104,10 @@ export class Resumes {
     catalog.update(resuming)
     let from: 'memory' | 'files'
     let address: string
+    let nodeId: string
     try {
-      const res = await this.core.placement.node(s.nodeId).client.resume({
+      // Its own node, or another one when that is down, draining or full (move.ts).
+      const { res, nodeId: on } = await resumeSomewhere(this.core, s, {
         sandboxId,
         envVars: s.envVars,
         ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
@@ -96,6 +115,7 @@ export class Resumes {
       })
       from = KIND[res.resumedFrom] ?? 'memory'
       address = res.sandbox?.address ?? ''
+      nodeId = on
     } catch (err) {
       const back = await transition(
         db,
@@ -114,6 +134,7 @@ export class Resumes {
       {
         state: 'running',
         owner: null,
+        nodeId,
         startedAt,
         endAt: endAfter(startedAt, opts.timeoutS, { startedAt, maxLifetimeS: team.maxLifetimeS }),
         address,

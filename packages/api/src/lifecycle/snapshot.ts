@@ -1,4 +1,4 @@
-import { type Isolation, isIsolation, WarrenError } from '@warren/shared'
+import { WarrenError } from '@warren/shared'
 import type { Sandbox } from '../store/sandboxes.js'
 import { insertSnapshot } from '../store/snapshots.js'
 import type { Team } from '../store/teams.js'
@@ -47,6 +47,7 @@ export async function snapshotSandbox(
       kind: opts.kind,
       sourceSandboxId: s.sandboxId,
       name: opts.name,
+      isolation: s.isolation,
       now: core.clock.now(),
     })
   } catch (err) {
@@ -75,12 +76,6 @@ export async function forkSandbox(
   s: Sandbox,
   opts: { timeoutS: number | undefined; count: number },
 ): Promise<ForkResult[]> {
-  // The source's isolation is kept in its node's record: the forks get it too.
-  const { sandbox: source } = await core.placement.node(s.nodeId).client.get({
-    sandboxId: s.sandboxId,
-  })
-  const named = source?.isolation ?? ''
-  const isolation: Isolation = isIsolation(named) ? named : 'runc'
   const { snapshotId } = await snapshotSandbox(core, s, { kind: 'fork' })
   return Promise.all(
     Array.from({ length: opts.count }, () =>
@@ -96,7 +91,8 @@ export async function forkSandbox(
         // The source's volumes too: they are on its node, where the snapshot is.
         volumeMounts: s.volumeMounts,
         nodeId: s.volumeMounts.length ? s.nodeId : undefined,
-        isolation,
+        isolation: s.isolation,
+        cluster: s.cluster,
       }).then(
         (sandbox): ForkResult => ({ sandbox }),
         (err: unknown): ForkResult => ({

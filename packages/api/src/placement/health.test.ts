@@ -12,6 +12,8 @@ import { Placement } from './nodes.js'
 // become. The clock is the test's; nodes are stand-ins.
 
 const log = pino({ level: 'silent' })
+/** Heartbeats with the API's own secret. */
+const OWN = { cluster: null, secret: 'health-test-cluster-secret' }
 
 function status(nodeId: string, over: Partial<Parameters<typeof create>[1]> = {}) {
   return create(NodeStatusSchema, {
@@ -36,27 +38,31 @@ describe('placement', () => {
       () => new StandInNode().transport,
       () => now.ms,
     )
-    p.heartbeat(status('a', { memoryMbAllocated: 4096n }))
-    p.heartbeat(status('b', { memoryMbAllocated: 1024n }))
-    p.heartbeat(status('c', { memoryMbAllocated: 0n, templates: ['other'] }))
-    expect(p.candidates(0, undefined, { templateId: 'base' }).map((n) => n.nodeId)).toEqual([
-      'b',
-      'a',
-    ])
+    p.heartbeat(status('a', { memoryMbAllocated: 4096n }), OWN)
+    p.heartbeat(status('b', { memoryMbAllocated: 1024n }), OWN)
+    p.heartbeat(status('c', { memoryMbAllocated: 0n, templates: ['other'] }), OWN)
+    expect(
+      p.candidates(0, undefined, { templateId: 'base', cluster: null }).map((n) => n.nodeId),
+    ).toEqual(['b', 'a'])
     // Without a node holding the template, every fitting node (its answer says what is missing).
-    expect(p.candidates(0, undefined, { templateId: 'nowhere' }).map((n) => n.nodeId)).toEqual([
+    expect(
+      p.candidates(0, undefined, { templateId: 'nowhere', cluster: null }).map((n) => n.nodeId),
+    ).toEqual(['c', 'b', 'a'])
+    expect(p.candidates(5000, undefined, { cluster: null }).map((n) => n.nodeId)).toEqual([
       'c',
       'b',
-      'a',
     ])
-    expect(p.candidates(5000).map((n) => n.nodeId)).toEqual(['c', 'b'])
     p.setSchedulable('b', 'cordoned')
-    expect(p.candidates(0, undefined, { templateId: 'base' }).map((n) => n.nodeId)).toEqual(['a'])
+    expect(
+      p.candidates(0, undefined, { templateId: 'base', cluster: null }).map((n) => n.nodeId),
+    ).toEqual(['a'])
     p.setSchedulable('b', 'active')
     p.node('a').healthy = false
-    expect(p.candidates(0, undefined, { templateId: 'base' }).map((n) => n.nodeId)).toEqual(['b'])
+    expect(
+      p.candidates(0, undefined, { templateId: 'base', cluster: null }).map((n) => n.nodeId),
+    ).toEqual(['b'])
     expect(() => p.setSchedulable('zz', 'cordoned')).toThrow(/not found/)
-    expect(() => p.heartbeat(status('', {}))).toThrow(/node id/)
+    expect(() => p.heartbeat(status('', {}), OWN)).toThrow(/node id/)
   })
 
   it('spreads concurrent creates: one under way counts against its node', async () => {
@@ -85,7 +91,7 @@ describe('placement', () => {
     const p = new Placement(log, () => new StandInNode().transport)
     const polled = new StandInNode()
     await p.register(polled.transport)
-    expect(() => p.heartbeat(status(polled.nodeId))).toThrow(/polled/)
+    expect(() => p.heartbeat(status(polled.nodeId), OWN)).toThrow(/polled/)
   })
 })
 
@@ -122,34 +128,34 @@ describe('node health', () => {
 
   it('unhealthy after the first limit, lost after the grace period: sandboxes become node_lost', async () => {
     const { now, p, lost, health } = manualHealth()
-    p.heartbeat(status('r'))
+    p.heartbeat(status('r'), OWN)
     now.ms = 1500
     await health.runOnce()
     expect(p.node('r')).toMatchObject({ healthy: true, lost: false })
     now.ms = 2500
     await health.runOnce()
     expect(p.node('r')).toMatchObject({ healthy: false, lost: false })
-    expect(p.candidates(0)).toEqual([])
+    expect(p.candidates(0, undefined, { cluster: null })).toEqual([])
     expect(lost).toEqual([])
     now.ms = 6500
     await health.runOnce()
     expect(p.node('r')).toMatchObject({ healthy: false, lost: true })
     expect(lost).toEqual(['r'])
     // Back: healthy again.
-    p.heartbeat(status('r', { instanceId: 'two' }))
+    p.heartbeat(status('r', { instanceId: 'two' }), OWN)
     expect(p.node('r')).toMatchObject({ healthy: true, lost: false })
   })
 
   it('gives a node the store knows but that has not registered its grace period, then takes its heartbeat', async () => {
     const { now, p, lost, health } = manualHealth()
-    const waiting = p.awaitRegistration('later')
+    const waiting = p.awaitRegistration('later', null)
     expect(waiting.healthy).toBe(false)
     await expect(waiting.client.list({})).rejects.toMatchObject({ code: 'unavailable' })
     now.ms = 5000
     await health.runOnce()
     expect(lost).toEqual([])
-    p.heartbeat(status('later'))
-    expect(p.candidates(0).map((n) => n.nodeId)).toEqual(['later'])
+    p.heartbeat(status('later'), OWN)
+    expect(p.candidates(0, undefined, { cluster: null }).map((n) => n.nodeId)).toEqual(['later'])
     expect((await p.node('later').client.list({})).sandboxes).toEqual([])
   })
 

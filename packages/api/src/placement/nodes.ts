@@ -25,12 +25,19 @@ export type NodeSource = 'local' | 'static' | 'registered'
 export interface NodeState {
   nodeId: string
   source: NodeSource
+  /**
+   * The remote cluster the node belongs to (the secret it heartbeats with),
+   * or null for the API's own cluster (polled nodes, dialled with its secret).
+   */
+  cluster: string | null
   client: OrchestratorClient
   proxyUrl: string
   /** Base URL of the node's RPC port, which also serves its volumes' files; unset if not known. */
   url: string | undefined
   /** The isolations it runs new sandboxes with, as it last said; undefined until it has answered. */
   isolations: readonly string[] | undefined
+  /** The secret a registered node heartbeats with, which its client presents (unset: the API's own). */
+  secret: string | undefined
   memoryMbFree: number
   memoryMbTotal: number
   cpuCount: number
@@ -52,6 +59,11 @@ export interface NodeState {
   /** Silent past the grace period: its sandboxes were reported lost. */
   lost: boolean
   schedulable: Schedulable
+  /**
+   * It publishes its paused sandboxes' snapshots to a shared snapshot store:
+   * they outlive the node (and resume elsewhere) when it is lost.
+   */
+  snapshotStore: boolean
 }
 
 /** Parses `id=url,id=url` (WARREN_NODES). */
@@ -72,8 +84,17 @@ export function parseNodeList(value: string): Array<{ nodeId: string; url: strin
     })
 }
 
-/** Reaches a node's RPC at `url` (with the cluster secret). */
-export type NodeDialer = (url: string) => Transport
+/**
+ * Reaches a node's RPC at `url` with a cluster secret: the API's own by
+ * default, else the one the node registered with (its cluster's).
+ */
+export type NodeDialer = (url: string, secret?: string) => Transport
+
+/** Who sends a heartbeat: the cluster its secret belongs to (null: the API's own), and that secret. */
+export interface NodeCaller {
+  cluster: string | null
+  secret: string
+}
 
 /** A sandbox the node found dead (its container's first process exited, or OOM). */
 export interface ExitReport {
@@ -112,7 +133,12 @@ export class Placement {
     url?: string,
     source: NodeSource = nodeId ? 'static' : 'local',
   ): Promise<NodeState> {
-    const node = blankNode(nodeId ?? '', source, createWarrenClient(OrchestratorService, transport))
+    const node = blankNode(
+      nodeId ?? '',
+      source,
+      null,
+      createWarrenClient(OrchestratorService, transport),
+    )
     node.url = url
     try {
       const status = (await node.client.nodeInfo({})).status
@@ -134,10 +160,12 @@ export class Placement {
 
   /**
    * A registered node's heartbeat: the node is added (or its RPC client
-   * replaced when it moved) and marked seen. A polled node of the same id
-   * is refused: one node, one way of knowing it.
+   * replaced when it moved, or came back with another secret) and marked
+   * seen. The API calls it with the secret it heartbeats with: the one its
+   * cluster's nodes accept. A polled node of the same id is refused (one
+   * node, one way of knowing it), and so is a node id another cluster holds.
    */
-  heartbeat(status: NodeStatus): NodeState {
+  heartbeat(status: NodeStatus, caller: NodeCaller): NodeState {
     if (
       !status.nodeId ||
       !/^https?:\/\//.test(status.rpcUrl) ||
@@ -153,12 +181,21 @@ export class Placement {
         'conflict',
         `node ${status.nodeId} is polled here (WARREN_NODES or in-process); it cannot also register`,
       )
+    if (node && node.cluster !== caller.cluster)
+      throw new WarrenError(
+        'conflict',
+        `node id ${status.nodeId} belongs to ${clusterName(node.cluster)}, not ${clusterName(caller.cluster)}`,
+      )
     if (!this.dial) throw new WarrenError('unavailable', 'this API takes no node registrations')
-    if (!node || node.url !== status.rpcUrl || !node.url) {
-      const client = createWarrenClient(OrchestratorService, this.dial(status.rpcUrl))
+    if (!node || node.url !== status.rpcUrl || !node.url || node.secret !== caller.secret) {
+      const client = createWarrenClient(
+        OrchestratorService,
+        this.dial(status.rpcUrl, caller.secret),
+      )
       if (node) node.client = client
-      else node = blankNode(status.nodeId, 'registered', client)
+      else node = blankNode(status.nodeId, 'registered', caller.cluster, client)
       node.url = status.rpcUrl
+      node.secret = caller.secret
       this.nodes.set(node.nodeId, node)
       this.log.info(
         { nodeId: node.nodeId, rpc: status.rpcUrl, version: status.version },
@@ -175,7 +212,7 @@ export class Placement {
    * (a node that died while the API was down is lost like any other). Every
    * call to it is `unavailable` until its first heartbeat.
    */
-  awaitRegistration(nodeId: string): NodeState {
+  awaitRegistration(nodeId: string, cluster: string | null): NodeState {
     const known = this.nodes.get(nodeId)
     if (known) return known
     const silent = createRouterTransport(() => {}, {
@@ -187,7 +224,12 @@ export class Placement {
         ],
       },
     })
-    const node = blankNode(nodeId, 'registered', createWarrenClient(OrchestratorService, silent))
+    const node = blankNode(
+      nodeId,
+      'registered',
+      cluster,
+      createWarrenClient(OrchestratorService, silent),
+    )
     node.lastSeenMs = this.now()
     this.nodes.set(nodeId, node)
     return node
@@ -213,6 +255,7 @@ export class Placement {
       lastSeenMs: this.now(),
       healthy: true,
       lost: false,
+      snapshotStore: s.snapshotStore,
     })
     if (s.rpcUrl && node.source !== 'registered') node.url ??= s.rpcUrl
     if (moved) for (const fn of this.listeners) fn(node)
@@ -261,16 +304,18 @@ export class Placement {
    * answer says the template is missing); the emptiest first, by free memory,
    * then by free CPUs (CPUs are shares, promised beyond the count: they
    * order nodes and refuse none). Only `nodeId` when given (a sandbox
-   * mounting volumes goes where they are). Only nodes offering the
-   * isolation asked (default runc).
+   * mounting volumes goes where they are), only nodes of `want.cluster`
+   * (a remote cluster's name, or null for the API's own), and only nodes
+   * offering the isolation asked (default runc).
    */
   candidates(
     memoryMb: number,
-    nodeId?: string,
-    want: { templateId?: string; isolation?: Isolation } = {},
+    nodeId: string | undefined,
+    want: { templateId?: string; cluster: string | null; isolation?: Isolation },
   ): NodeState[] {
     const isolation = want.isolation ?? 'runc'
     const fitting = this.list()
+      .filter((n) => n.cluster === want.cluster)
       .filter((n) => n.healthy && !n.lost && n.schedulable === 'active')
       .filter((n) => n.memoryMbFree >= memoryMb)
       .filter((n) => nodeId === undefined || n.nodeId === nodeId)
@@ -324,11 +369,23 @@ export function isolationUnavailable(nodes: NodeState[], isolation: Isolation): 
   )
 }
 
-function blankNode(nodeId: string, source: NodeSource, client: OrchestratorClient): NodeState {
+/** How a cluster is named in messages. */
+export function clusterName(cluster: string | null): string {
+  return cluster === null ? "the API's own cluster" : `cluster '${cluster}'`
+}
+
+function blankNode(
+  nodeId: string,
+  source: NodeSource,
+  cluster: string | null,
+  client: OrchestratorClient,
+): NodeState {
   return {
     nodeId,
     source,
+    cluster,
     client,
+    secret: undefined,
     proxyUrl: '',
     url: undefined,
     memoryMbFree: 0,
@@ -344,5 +401,6 @@ function blankNode(nodeId: string, source: NodeSource, client: OrchestratorClien
     healthy: false,
     lost: false,
     schedulable: 'active',
+    snapshotStore: false,
   }
 }

@@ -1,10 +1,12 @@
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { Logger } from '@warren/shared'
+import type { EventStreams } from '../events/streams.js'
 import type { ApiEnv } from '../http/auth.js'
 import type { Clock } from '../lifecycle/clock.js'
 import type { LifecycleEngine } from '../lifecycle/engine.js'
 import type { Placement } from '../placement/nodes.js'
 import type { Db } from '../store/db.js'
+import type { NewTeamLimits } from '../store/teams.js'
 import type { BuildRow } from '../store/template-builds.js'
 import type { BuildRequest } from '../templates/build-runner.js'
 import type { TemplateFiles } from '../templates/files.js'
@@ -21,6 +23,13 @@ export interface RouteDeps {
   clock: Clock
   templates: TemplateDeps
   volumes: VolumeRouteDeps
+  /** The API's own cluster's name (WARREN_CLUSTER_NAME): a create naming it stays there. */
+  ownCluster: string
+  /** The limits a team made through the admin API gets unless told otherwise. */
+  teamDefaults: NewTeamLimits
+  /** The event stream's store reader and this replica's tail. */
+  events: EventStreams
+  webhooks: { allowPrivate: boolean }
 }
 
 /** What the volume routes need besides the store. */

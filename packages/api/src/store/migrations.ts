@@ -1,4 +1,5 @@
-import type { Kysely, Migration, MigrationProvider } from 'kysely'
+import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely'
+import { eventsMigration } from './migrations-events.js'
 import { replicasMigration } from './migrations-replicas.js'
 
 /**
@@ -213,6 +214,55 @@ migrations['0005_volumes'] = {
 }
 
 migrations['0006_replicas'] = replicasMigration
+
+// Remote clusters (nodes and edge proxies with a secret of their own), and
+// the cluster each sandbox belongs to (null: the API's own).
+migrations['0007_clusters'] = {
+  async up(db) {
+    await db.schema
+      .createTable('clusters')
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      .addColumn('secret_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .execute()
+    await db.schema.alterTable('sandboxes').addColumn('cluster', 'text').execute()
+  },
+}
+
+// Operators' keys: an admin key may manage teams, their limits and keys, and
+// see the nodes (/admin/*). The first key a store made (`warren up`'s,
+// 'first key' of the default team) was the operator's all along.
+migrations['0008_admin_keys'] = {
+  async up(db) {
+    await db.schema
+      .alterTable('api_keys')
+      .addColumn('admin', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute()
+    await sql`update api_keys set admin = 1 where name = 'first key'
+      and team_id in (select id from teams where name = 'default')`.execute(db)
+  },
+}
+
+migrations['0009_events'] = eventsMigration
+
+// Two more team limits, both off (null) until an operator sets them.
+migrations['0010_team_limits'] = {
+  async up(db) {
+    await db.schema.alterTable('teams').addColumn('max_memory_mb', 'integer').execute()
+    await db.schema.alterTable('teams').addColumn('max_templates', 'integer').execute()
+  },
+}
+
+// Isolation kept by the control plane: each sandbox's (so moves and forks
+// keep it without asking a node), a template's default, a team's policy.
+// Null is runc (rows made before), or no default / no policy.
+migrations['0011_isolation'] = {
+  async up(db) {
+    await db.schema.alterTable('sandboxes').addColumn('isolation', 'text').execute()
+    await db.schema.alterTable('templates').addColumn('isolation', 'text').execute()
+    await db.schema.alterTable('teams').addColumn('required_isolation', 'text').execute()
+  },
+}
 
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {

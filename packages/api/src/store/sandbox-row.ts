@@ -1,4 +1,10 @@
-import { type NetworkConfig, networkConfigSchema } from '@warren/shared'
+import {
+  DEFAULT_ISOLATION,
+  type Isolation,
+  type NetworkConfig,
+  networkConfigSchema,
+  storedIsolation,
+} from '@warren/shared'
 import type { KillReason, PausedKind, SandboxesTable, SandboxState } from './schema.js'
 import type { VolumeMountRef } from './volumes.js'
 
@@ -49,6 +55,13 @@ export interface Sandbox {
   owner: string | null
   /** Volumes mounted into the sandbox (they are on its node). */
   volumeMounts: VolumeMountRef[]
+  /**
+   * The cluster of its node, fixed at create: a remote cluster's name, or
+   * null for the API's own. Only that cluster's edges and nodes see it.
+   */
+  cluster: string | null
+  /** Its runtime, fixed at create: a move, fork or snapshot keeps it. */
+  isolation: Isolation
 }
 
 /** States that hold a node's resources and count against the team's limit. */
@@ -88,6 +101,8 @@ export function toSandbox(r: Row): Sandbox {
     resumedFrom: r.resumed_from,
     owner: r.owner,
     volumeMounts: JSON.parse(r.volume_mounts),
+    cluster: r.cluster,
+    isolation: storedIsolation(r.isolation) ?? DEFAULT_ISOLATION,
   }
 }
 

@@ -15,6 +15,69 @@ export interface Database {
   leases: LeasesTable
   volumes: VolumesTable
   sandbox_volume_mounts: SandboxVolumeMountsTable
+  clusters: ClustersTable
+  events: EventsTable
+  webhooks: WebhooksTable
+  webhook_deliveries: WebhookDeliveriesTable
+}
+
+/**
+ * A remote cluster (`warren cluster add`): its own nodes and edge proxies,
+ * which present its secret. Only the secret's sha256 is kept. The API's own
+ * cluster (WARREN_CLUSTER_NAME, its configured secret) has no row.
+ */
+export interface ClustersTable {
+  name: string
+  secret_hash: string
+  created_at: number
+}
+
+/** One settled change of a sandbox (migrations-events.ts: its position is `(tx, id)`). */
+export interface EventsTable {
+  id: Generated<number>
+  /** The writing transaction (PostgreSQL); 0 on SQLite. */
+  tx: Generated<number>
+  team_id: string
+  sandbox_id: string
+  kind: string
+  at: number
+  /** JSON: the event as readers receive it, without its id. */
+  data: string
+}
+
+/** A team's webhook: deliveries of the kinds it names go to its URL, signed with its secret. */
+export interface WebhooksTable {
+  id: string
+  team_id: string
+  url: string
+  /** The HMAC key of the signatures; needed in the clear to sign (the store is root's only). */
+  secret: string
+  /** JSON: the event kinds delivered. */
+  kinds: string
+  created_at: number
+}
+
+/** pending: not yet delivered (maybe retrying, maybe claimed); then delivered or failed (gave up). */
+export type DeliveryState = 'pending' | 'delivered' | 'failed'
+
+export interface WebhookDeliveriesTable {
+  id: Generated<number>
+  webhook_id: string
+  event_id: string
+  sandbox_id: string
+  /** The exact body sent (and signed). */
+  payload: string
+  state: DeliveryState
+  attempts: Generated<number>
+  /** Not tried before this time (the backoff). */
+  next_at: number
+  /** The replica delivering it now, until `claimed_until`. */
+  claimed_by: string | null
+  claimed_until: number | null
+  last_status: number | null
+  last_error: string | null
+  created_at: number
+  finished_at: number | null
 }
 
 /** A running API process; its heartbeat (store time) says it is alive. */
@@ -68,6 +131,8 @@ export interface TemplatesTable {
   /** build: from /v3/templates; snapshot, fork: a sandbox's files. */
   kind: Generated<TemplateKind>
   source_sandbox_id: string | null
+  /** What its sandboxes run under unless a create names one; null: runc. */
+  isolation: Generated<string | null>
 }
 
 export type TemplateKind = 'build' | 'snapshot' | 'fork'
@@ -133,6 +198,12 @@ export interface TeamsTable {
   name: string
   max_concurrent: number
   max_lifetime_s: number
+  /** Memory (MB) its active sandboxes may hold together; null: no limit. */
+  max_memory_mb: number | null
+  /** Templates it may have (snapshots not counted); null: no limit. */
+  max_templates: number | null
+  /** The isolation every new sandbox of the team must have; null: any. */
+  required_isolation: Generated<string | null>
   created_at: number
 }
 
@@ -147,6 +218,8 @@ export interface ApiKeysTable {
   created_at: number
   last_used_at: number | null
   revoked_at: number | null
+  /** 1: may use the admin API (teams, their keys and limits, nodes). */
+  admin: Generated<number>
 }
 
 export type SandboxState =
@@ -212,6 +285,10 @@ export interface SandboxesTable {
   owner: string | null
   /** JSON: [{volumeId, name, path}]. */
   volume_mounts: string
+  /** The remote cluster whose nodes the sandbox lives on; null: the API's own cluster. */
+  cluster: string | null
+  /** runc or gvisor; null: runc (a row made before isolations were recorded). */
+  isolation: string | null
 }
 
 export type PausedKind = 'memory' | 'files'

@@ -1,4 +1,4 @@
-import { WarrenError } from '@warren/shared'
+import { type Isolation, WarrenError } from '@warren/shared'
 import type { Db } from './db.js'
 import { isUniqueViolation } from './locks.js'
 import type { TemplateKind } from './schema.js'
@@ -24,6 +24,8 @@ export async function insertSnapshot(
     kind: Exclude<TemplateKind, 'build'>
     sourceSandboxId: string
     name: string | undefined
+    /** The source's: sandboxes made from it get it unless they name another. */
+    isolation: Isolation
     now: number
   },
 ): Promise<void> {
@@ -50,6 +52,7 @@ export async function insertSnapshot(
         build_id: s.buildId,
         kind: s.kind,
         source_sandbox_id: s.sourceSandboxId,
+        isolation: s.isolation,
       })
       .execute()
     if (s.name)

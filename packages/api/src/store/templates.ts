@@ -1,6 +1,6 @@
-import { newSandboxId, WarrenError } from '@warren/shared'
+import { type Isolation, newSandboxId, storedIsolation, WarrenError } from '@warren/shared'
 import { type Db, isPostgres } from './db.js'
-import { retryOnUniqueViolation } from './locks.js'
+import { lockTeam, retryOnUniqueViolation } from './locks.js'
 import type { BuildStatus } from './schema.js'
 
 export interface TemplateRow {
@@ -10,6 +10,8 @@ export interface TemplateRow {
   updatedAt: number
   buildId: string | null
   aliases: string[]
+  /** What its sandboxes run under unless a create names one; null: the default (runc). */
+  isolation: Isolation | null
 }
 
 /** Template ids look like sandbox ids: 20 lowercase alphanumerics. */
@@ -24,11 +26,15 @@ export async function requestBuild(
   db: Db,
   teamId: string,
   req: {
+    /** The team's template limit (null: none), checked when the name is new. */
+    maxTemplates: number | null
     alias: string
     tags: string[]
     cpuCount: number
     memoryMb: number
     diskSizeMb: number
+    /** Sets the template's isolation (null: back to the default); undefined leaves it. */
+    isolation?: Isolation | null
     buildId: string
     now: number
   },
@@ -52,6 +58,21 @@ async function requestBuildOnce(
       .executeTakeFirst()
     let templateId = found?.template_id
     if (!templateId) {
+      if (req.maxTemplates !== null) {
+        // Counted under the team's lock: two new names at once cannot both take the last place.
+        await lockTeam(tx, teamId)
+        const { n } = await tx
+          .selectFrom('templates')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('team_id', '=', teamId)
+          .where('kind', '=', 'build')
+          .executeTakeFirstOrThrow()
+        if (Number(n) >= req.maxTemplates)
+          throw new WarrenError(
+            'limit_exceeded',
+            `team limit of ${req.maxTemplates} templates reached; delete one first`,
+          )
+      }
       templateId = newTemplateId()
       await tx
         .insertInto('templates')
@@ -61,11 +82,18 @@ async function requestBuildOnce(
           created_at: req.now,
           updated_at: req.now,
           build_id: null,
+          isolation: req.isolation ?? null,
         })
         .execute()
       await tx
         .insertInto('template_aliases')
         .values({ team_id: teamId, alias: req.alias, template_id: templateId })
+        .execute()
+    } else if (req.isolation !== undefined) {
+      await tx
+        .updateTable('templates')
+        .set({ isolation: req.isolation })
+        .where('id', '=', templateId)
         .execute()
     }
     await tx
@@ -131,6 +159,7 @@ function toRow(r: {
   created_at: number
   updated_at: number
   build_id: string | null
+  isolation: string | null
 }): Omit<TemplateRow, 'aliases'> {
   return {
     id: r.id,
@@ -138,6 +167,7 @@ function toRow(r: {
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
     buildId: r.build_id,
+    isolation: storedIsolation(r.isolation),
   }
 }
 

@@ -54,7 +54,8 @@ export async function runBuild(
       clock.now(),
     )
   }
-  const node = deps.placement.candidates(build.memoryMb)[0]
+  // Builds run in the API's own cluster (docs/architecture.md, known gaps).
+  const node = deps.placement.candidates(build.memoryMb, undefined, { cluster: null })[0]
   if (!node) return fail('no node has room for this build', 'base')
   try {
     await transitionBuild(db, build.id, ['waiting'], { nodeId: node.nodeId }, clock.now())

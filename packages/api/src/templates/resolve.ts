@@ -1,4 +1,4 @@
-import { parseTemplateId, WarrenError } from '@warren/shared'
+import { type Isolation, parseTemplateId, WarrenError } from '@warren/shared'
 import type { Db } from '../store/db.js'
 import { findTemplate, isCustomTemplate } from '../store/templates.js'
 
@@ -13,7 +13,7 @@ export async function resolveTemplateRef(
   db: Db,
   teamId: string,
   ref: string,
-): Promise<{ templateId: string; buildId?: string }> {
+): Promise<{ templateId: string; buildId?: string; isolation?: Isolation }> {
   const found = await findTemplate(db, teamId, ref)
   if (found) {
     if (!found.template.buildId)
@@ -21,6 +21,7 @@ export async function resolveTemplateRef(
     return {
       templateId: found.template.id,
       ...(found.tagBuildId ? { buildId: found.tagBuildId } : {}),
+      ...(found.template.isolation ? { isolation: found.template.isolation } : {}),
     }
   }
   const id = parseTemplateId(ref)

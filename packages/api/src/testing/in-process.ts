@@ -5,17 +5,21 @@ import { CleanupStack } from '@warren/shared'
 import { pino } from 'pino'
 import { type PrivatePostgres, startPostgres } from '../../../../tests/helpers/postgres.js'
 import { Catalog } from '../catalog/catalog.js'
+import { EventStreams } from '../events/streams.js'
+import { EventTail } from '../events/tail.js'
 import { createApiApp } from '../http/app.js'
 import { LifecycleEngine } from '../lifecycle/engine.js'
 import { ExpiryPoller } from '../lifecycle/expiry-poller.js'
 import type { ReplicationOptions } from '../lifecycle/replication.js'
 import { Placement } from '../placement/nodes.js'
 import { type Db, openDatabase } from '../store/db.js'
+import { onEventsAnnounced } from '../store/events.js'
 import { getSandbox, type Sandbox, sandboxesInStates } from '../store/sandboxes.js'
 import type { SandboxState } from '../store/schema.js'
 import { createApiKey, ensureDefaultTeam, type Team } from '../store/teams.js'
 import { TemplateFiles } from '../templates/files.js'
 import { VolumeContentProxy } from '../volumes/content-proxy.js'
+import { type DelivererOptions, WebhookDeliverer } from '../webhooks/deliverer.js'
 import { ManualClock } from './manual-clock.js'
 import { StandInNode } from './stand-in-node.js'
 
@@ -55,6 +59,8 @@ export interface InProcessOptions {
   clock?: ManualClock
   /** Replica-set tuning (PostgreSQL); short by default (see REPLICATION). */
   replication?: Partial<ReplicationOptions>
+  /** Webhook deliveries are made (by a deliverer of this harness) with these options. */
+  webhooks?: Partial<DelivererOptions>
 }
 
 /**
@@ -78,6 +84,10 @@ export interface InProcessApi {
   catalog: Catalog
   team: Team
   apiKey: string
+  /** This harness's webhook deliverer, when `webhooks` options were given. */
+  deliverer: WebhookDeliverer | undefined
+  /** The raw answer (an event stream's body is read by the test). */
+  fetch(path: string, opts?: RequestOptions & { signal?: AbortSignal }): Promise<Response>
   request(method: string, path: string, opts?: RequestOptions): Promise<ApiResponse>
   /** Creates a sandbox through the API (201 or throws) and returns its id. */
   create(json?: Record<string, unknown>): Promise<string>
@@ -145,6 +155,36 @@ export async function startInProcessApi(opts: InProcessOptions = {}): Promise<In
     })
     await engine.start()
     cleanup.push('engine', () => engine.stop())
+    const tail = new EventTail(db, 50, log)
+    await tail.start()
+    cleanup.push('event tail', () => tail.stop())
+    const events = new EventStreams(db, tail, 1000)
+    cleanup.push('event streams', async () => events.closeAll())
+    const allowPrivate = opts.webhooks?.allowPrivate ?? false
+    let deliverer: WebhookDeliverer | undefined
+    if (opts.webhooks) {
+      const d = new WebhookDeliverer(
+        db,
+        {
+          concurrency: 8,
+          maxAttempts: 10,
+          retryBaseMs: 100,
+          allowPrivate,
+          pollMs: 50,
+          timeoutMs: 2000,
+          ...opts.webhooks,
+        },
+        () => engine.replicaId,
+        log,
+      )
+      d.start()
+      const stopPoking = onEventsAnnounced(db, () => d.poke())
+      cleanup.push('webhook deliverer', async () => {
+        stopPoking()
+        await d.stop()
+      })
+      deliverer = d
+    }
     const volumeDeps = {
       db,
       placement,
@@ -168,20 +208,33 @@ export async function startInProcessApi(opts: InProcessOptions = {}): Promise<In
           run: () => {},
         },
         volumes: volumeDeps,
+        ownCluster: 'default',
+        teamDefaults: { maxConcurrent: 10, maxLifetimeS: 3600 },
+        events,
+        webhooks: { allowPrivate },
       },
       log,
     )
     // Registration asked each node for its capacity: setup, not the test.
     for (const n of nodes) n.calls.length = 0
 
-    const request = async (method: string, path: string, o: RequestOptions = {}) => {
+    const send = (
+      method: string,
+      path: string,
+      o: RequestOptions & { signal?: AbortSignal } = {},
+    ): Promise<Response> => {
       const headers = new Headers(o.headers)
       const key = o.key === undefined ? apiKey : o.key
       if (key !== null) headers.set('x-api-key', key)
       const body = o.json !== undefined ? JSON.stringify(o.json) : o.raw
       if (body !== undefined && !headers.has('content-type'))
         headers.set('content-type', o.contentType ?? 'application/json')
-      const res = await app.request(path, { method, headers, body })
+      return Promise.resolve(
+        app.request(path, { method, headers, body, ...(o.signal ? { signal: o.signal } : {}) }),
+      )
+    }
+    const request = async (method: string, path: string, o: RequestOptions = {}) => {
+      const res = await send(method, path, o)
       const text = await res.text()
       return { status: res.status, headers: res.headers, body: parseJson(text), text }
     }
@@ -194,6 +247,8 @@ export async function startInProcessApi(opts: InProcessOptions = {}): Promise<In
       catalog,
       team,
       apiKey,
+      deliverer,
+      fetch: (path, o) => send('GET', path, o),
       request,
       async create(json = { templateID: 'base' }) {
         const res = await request('POST', '/v2/sandboxes', { json })

@@ -4,6 +4,7 @@ import {
   ConnectError,
   type ConnectRouter,
   createRouterTransport,
+  type Interceptor,
   type ServiceImpl,
   type Transport,
 } from '@connectrpc/connect'
@@ -11,6 +12,7 @@ import {
   errorInterceptor,
   type NetworkConfig,
   networkConfigFromMessage,
+  REQUEST_ID_HEADER,
   WarrenError,
 } from '@warren/shared'
 import {
@@ -66,6 +68,8 @@ export class StandInNode {
   readonly calls: Array<{ method: NodeMethod; sandboxId: string }> = []
   /** What it says it offers (NodeInfo); a create of another isolation is refused. */
   isolations: string[] = ['runc']
+  /** The `x-request-id` header of every call, as it arrived (undefined: none). */
+  readonly requestIds: Array<{ method: string; requestId: string | undefined }> = []
   /** Sandboxes a kill removed, in order, each when it was removed (ms since the epoch). */
   readonly removed: Array<{ sandboxId: string; at: number }> = []
   readonly transport: Transport
@@ -79,11 +83,21 @@ export class StandInNode {
     readonly templates: string[] = ['base'],
   ) {
     this.transport = createRouterTransport((r) => this.routes(r), {
-      router: { interceptors: [errorInterceptor(() => {})] },
+      router: { interceptors: [this.recordRequestIds(), errorInterceptor(() => {})] },
     })
   }
 
   /** Adds the node's service to a Connect router (to serve it over HTTP as well). */
+  private recordRequestIds(): Interceptor {
+    return (next) => (req) => {
+      this.requestIds.push({
+        method: req.method.localName,
+        requestId: req.header.get(REQUEST_ID_HEADER) ?? undefined,
+      })
+      return next(req)
+    }
+  }
+
   routes(router: ConnectRouter): ConnectRouter {
     return router.service(OrchestratorService, this.impl())
   }

@@ -37,7 +37,8 @@ export async function createVolume(
   teamId: string,
   req: { name: string; sizeMb: number },
 ): Promise<Volume> {
-  const node = deps.placement.candidates(0)[0]
+  // Volumes are made in the API's own cluster (docs/architecture.md, known gaps).
+  const node = deps.placement.candidates(0, undefined, { cluster: null })[0]
   if (!node) throw new WarrenError('capacity_exhausted', 'no orchestrator node is available')
   const volume: Volume = {
     volumeId: newVolumeId(),

@@ -63,7 +63,7 @@ export function registerNode(program: Command): void {
         const res = await nodeClient().setSchedulable({ nodeId, schedulable })
         if (!res.node) return
         printOne(
-          { ...row(res.node), ...(schedulable === 'draining' ? { killed: res.killed } : {}) },
+          { ...row(res.node), ...(schedulable === 'draining' ? { paused: res.paused } : {}) },
           opts.json,
         )
       })
@@ -72,6 +72,6 @@ export function registerNode(program: Command): void {
   set(
     'drain',
     'draining',
-    'cordon the node, then kill every sandbox on it (reason drained); it can then be stopped',
+    'cordon the node, then pause its running sandboxes to their files; they resume on other nodes',
   )
 }

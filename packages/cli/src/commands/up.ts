@@ -4,6 +4,7 @@ import { createNode, createNodeResolver, inProcessTransport, serveNode } from '@
 import { createEdgeProxy } from '@warren/proxy'
 import {
   clusterDir,
+  componentLogger,
   createLogger,
   loadApiConfig,
   loadOrCreateClusterSecret,
@@ -54,9 +55,9 @@ export async function startAllInOne(
     acfg.clusterSecret ??
     loadOrCreateClusterSecret(acfg.clusterSecretFile ?? join(clusterDir(acfg.dataDir), 'secret'))
 
-  const node = createNode(ocfg, { log: log.child({ component: 'orchestrator' }) })
+  const node = createNode(ocfg, { log: componentLogger(log, 'orchestrator') })
   await node.start()
-  const served = await serveNode(node, log.child({ component: 'orchestrator' }), {
+  const served = await serveNode(node, componentLogger(log, 'orchestrator'), {
     secret,
     register: false,
   }).catch(async (err: unknown) => {
@@ -69,7 +70,7 @@ export async function startAllInOne(
   // In process for the RPC; the volume content API streams over the node's own port.
   const api = await createApiService(
     acfg,
-    log.child({ component: 'api' }),
+    componentLogger(log, 'api'),
     [{ transport: inProcessTransport(node, served.status), url: rpc.url }],
     { clusterSecret: secret },
   )
@@ -82,7 +83,7 @@ export async function startAllInOne(
   const proxy = createEdgeProxy(
     pcfg,
     api.proxyTransport,
-    log.child({ component: 'proxy' }),
+    componentLogger(log, 'proxy'),
     { secret },
     new Map([[nodeProxy.url, localNode]]),
   )
@@ -95,6 +96,7 @@ export async function startAllInOne(
     `  API            ${apiUrl}   (OpenAPI: ${apiUrl}/openapi.json)`,
     `  Sandbox proxy  ${proxyUrl}   (and https on the same port: https://{port}-{id}.${pcfg.domain})`,
     `  Orchestrator   ${rpc.url}   (node proxy ${nodeProxy.url})`,
+    `  Dashboard      ${apiUrl}/dashboard   (sign in with an API key; the first key below is an admin key)`,
     '',
     ...sdkVariables({ apiUrl, proxyUrl, key, caCertPath, caBundlePath }),
     '',

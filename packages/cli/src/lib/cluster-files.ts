@@ -1,7 +1,14 @@
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { newClusterSecret, WarrenError } from '@warren/shared'
-import { ensurePrivateDir, loadOrCreateCa, writePrivateDir } from '@warren/shared/pki'
+import {
+  type CertificateAuthority,
+  ensurePrivateDir,
+  loadCa,
+  loadOrCreateCa,
+  readPrivateFile,
+  writePrivateDir,
+} from '@warren/shared/pki'
 
 /** What every component of a cluster is given: WARREN_* variable → file. */
 export type ClusterEnv = Record<
@@ -42,6 +49,46 @@ export async function initCluster(
   }
   ensurePrivateDir(dir)
   const { ca } = await loadOrCreateCa(join(dir, 'ca'), { commonName: 'Warren cluster CA' })
+  await writeInternalCertificate(ca, dir, names)
+  // Written last: its presence means the cluster is complete.
+  writeFileSync(files.WARREN_CLUSTER_SECRET_FILE, `${newClusterSecret()}\n`, {
+    mode: 0o600,
+    flag: 'wx',
+  })
+  return files
+}
+
+/**
+ * A remote cluster's files in `dir` (`warren cluster add`): its own secret,
+ * the control plane's CA certificate (without its key: the remote hosts
+ * verify the API against it) and a certificate for the remote cluster's
+ * internal ports, signed by that CA for `names`, so that the API verifies
+ * its nodes as it does its own. `controlPlaneDir` is the directory `warren
+ * cluster init` made for the control plane.
+ */
+export async function writeRemoteClusterFiles(
+  dir: string,
+  controlPlaneDir: string,
+  names: string[],
+  secret: string,
+): Promise<ClusterEnv> {
+  const files = paths(dir)
+  if (existsSync(files.WARREN_CLUSTER_SECRET_FILE))
+    throw new WarrenError('already_exists', `${files.WARREN_CLUSTER_SECRET_FILE} exists`)
+  const { ca, certPath } = await loadCa(join(controlPlaneDir, 'ca'))
+  ensurePrivateDir(dir)
+  writePrivateDir(join(dir, 'ca'), { 'cert.pem': readPrivateFile(certPath) })
+  await writeInternalCertificate(ca, dir, names)
+  writeFileSync(files.WARREN_CLUSTER_SECRET_FILE, `${secret}\n`, { mode: 0o600, flag: 'wx' })
+  return files
+}
+
+/** `<dir>/internal/{cert,key}.pem`: a server (and client) certificate of `ca` for `names`. */
+async function writeInternalCertificate(
+  ca: CertificateAuthority,
+  dir: string,
+  names: string[],
+): Promise<void> {
   const ips = names.filter((n) => /^[\d.]+$|:/.test(n))
   const leaf = await ca.issue({
     commonName: names[0] ?? 'warren',
@@ -51,10 +98,4 @@ export async function initCluster(
     validityDays: 825,
   })
   writePrivateDir(join(dir, 'internal'), { 'cert.pem': leaf.certPem, 'key.pem': leaf.keyPem })
-  // Written last: its presence means the cluster is complete.
-  writeFileSync(files.WARREN_CLUSTER_SECRET_FILE, `${newClusterSecret()}\n`, {
-    mode: 0o600,
-    flag: 'wx',
-  })
-  return files
 }

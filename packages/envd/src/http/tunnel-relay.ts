@@ -16,7 +16,9 @@ export interface RelayOptions {
  * socket, with backpressure both ways. When one side ends, what it sent is
  * still delivered and the other side is closed right after (forced after
  * `pongTimeoutMs` if its peer does not cooperate); an error or a ping left
- * unanswered for `pongTimeoutMs` destroys both at once. Every timer is
+ * unanswered for `pongTimeoutMs` after it was written destroys both at once
+ * (data from the peer answers a ping too; a WebSocket paused for TCP's
+ * backpressure is not pinged, its pongs being unread). Every timer is
  * cleared once both sockets are closed.
  */
 export function relay(ws: WebSocket, tcp: Socket, opts: RelayOptions): void {
@@ -24,17 +26,33 @@ export function relay(ws: WebSocket, tcp: Socket, opts: RelayOptions): void {
   let tcpClosed = false
   let stopping = false
   let pongTimer: NodeJS.Timeout | undefined
+  // A ping sent and not yet answered; its timer starts once the frame left
+  // for the socket, not when it was queued behind data the peer is reading.
+  let awaitingPong = false
   const forceTimers: NodeJS.Timeout[] = []
 
   const pingTimer = setInterval(() => {
-    if (pongTimer) return
-    pongTimer = setTimeout(() => destroyBoth(), opts.pongTimeoutMs)
+    // While the WebSocket is paused (TCP's backpressure) its pongs cannot be
+    // read: a peer we do not listen to is not judged.
+    if (awaitingPong || ws.isPaused) return
+    awaitingPong = true
     try {
-      ws.ping()
+      ws.ping(undefined, undefined, (err) => {
+        if (err) return destroyBoth()
+        if (awaitingPong && !stopping)
+          pongTimer = setTimeout(() => destroyBoth(), opts.pongTimeoutMs)
+      })
     } catch {
       destroyBoth()
     }
   }, opts.pingIntervalMs)
+
+  /** The peer was heard from (a pong or data), or can no longer be heard (paused). */
+  function heard(): void {
+    awaitingPong = false
+    clearTimeout(pongTimer)
+    pongTimer = undefined
+  }
 
   function stopKeepalive(): void {
     stopping = true
@@ -59,10 +77,7 @@ export function relay(ws: WebSocket, tcp: Socket, opts: RelayOptions): void {
     opts.onClose?.()
   }
 
-  ws.on('pong', () => {
-    clearTimeout(pongTimer)
-    pongTimer = undefined
-  })
+  ws.on('pong', heard)
 
   tcp.on('data', (chunk: Buffer) => {
     ws.send(chunk, { binary: true }, () => {
@@ -71,6 +86,7 @@ export function relay(ws: WebSocket, tcp: Socket, opts: RelayOptions): void {
     if (ws.bufferedAmount > HIGH_WATER) tcp.pause()
   })
   ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
+    heard()
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer)
     if (!tcp.write(buf)) ws.pause()
   })

@@ -46,6 +46,8 @@ export async function serveNode(
   const tls = opts.tls ?? readInternalTls(cfg)
   const registering = !!cfg.apiInternalUrl && opts.register !== false
   if (registering) checkAdvertisable(cfg.listenHost, cfg.advertiseHost)
+  // Peers fetch each other's snapshots over their RPC ports, as the control plane calls them.
+  node.snapshots.usePeerAuth({ secret, ca: readClusterCa(cfg.clusterCa) })
   const cleanup = new CleanupStack()
   try {
     const nodeProxy = await listenNodeProxy(node, {
@@ -66,6 +68,7 @@ export async function serveNode(
       status,
       secret,
       tls,
+      metricsToken: cfg.metricsToken,
     })
     cleanup.push('rpc', () => close(rpc.server))
     urls.rpcUrl = advertisedUrl(rpc.url, cfg.listenHost, cfg.advertiseHost)

@@ -43,6 +43,7 @@ export function nodeStatusSource(node: SandboxNode, urls: NodeAddresses): () => 
         detail: e.detail,
         oom: e.oom ?? false,
       })),
+      snapshotStore: node.snapshots.shared !== undefined,
     }
   }
 }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import type { Logger, OrchestratorConfig } from '@warren/shared'
@@ -6,6 +7,7 @@ import { releaseEnvdStore } from '../envd-bundle.js'
 import { AddressPool } from '../network/address-pool.js'
 import { cutDeniedFlows } from '../network/conntrack.js'
 import { GvisorNetwork } from '../network/gvisor.js'
+import { netnsNames } from '../network/netns.js'
 import { removeHostTable } from '../network/nftables.js'
 import { NodeNetwork } from '../network/services.js'
 import { NetworkSlots } from '../network/slots.js'
@@ -15,18 +17,22 @@ import { Runc } from '../runtime/runc.js'
 import { detectRuntimes, Runtimes } from '../runtime/runtimes.js'
 import { applyEgressRules } from '../sandboxes/boot.js'
 import { createSandbox } from '../sandboxes/create.js'
+import { cutOff } from '../sandboxes/cut-off.js'
 import { destroySandbox } from '../sandboxes/destroy.js'
 import { watchInit } from '../sandboxes/init-watch.js'
 import { readLogLines } from '../sandboxes/logs.js'
-import { MetricsSampler, readCgroup } from '../sandboxes/metrics.js'
+import { MetricsSampler, readCgroup, readSandboxFigures } from '../sandboxes/metrics.js'
 import { dropToFiles, freeze } from '../sandboxes/pause.js'
-import { sandboxPaths, writeRecord } from '../sandboxes/record.js'
+import { hostNameOf, sandboxPaths, writeRecord } from '../sandboxes/record.js'
 import { bootFromFiles, thaw } from '../sandboxes/resume.js'
 import { snapshotSandbox } from '../sandboxes/snapshot.js'
+import { claimWarm, destroyWarm, startWarm } from '../sandboxes/warm.js'
 import { deleteTemplate } from '../templates/gc.js'
 import { TemplateRegistry } from '../templates/registry.js'
 import { runBuild } from '../templates/run-build.js'
 import { withTemplateCommands } from '../templates/sandbox-start.js'
+import { installSandbox, packSandbox } from '../transfer/sandbox-bundle.js'
+import { installTemplate, packTemplate } from '../transfer/template-bundle.js'
 import { createVolumeDisk, deleteVolumeDisk, unmountVolumes } from '../volumes/storage.js'
 import type { NodeHost } from './node-host.js'
 import { startHost } from './start.js'
@@ -68,6 +74,7 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
     policies: network.policies,
   }
   const metrics = new MetricsSampler()
+  const cgroupOf = (sandboxId: string) => cgroupsPath(cfg, hostNameOf(cfg.dataDir, sandboxId))
   let release: (() => Promise<void>) | undefined
 
   return {
@@ -110,6 +117,19 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
       withTemplateCommands(ctx, spec.template, spec.envdAccessToken, () =>
         createSandbox(ctx, spec),
       ),
+    async cutOff(record) {
+      if (!(await cutOff(ctx, record))) return false
+      metrics.forget(record.sandboxId)
+      network.policies.remove(record.sandboxId)
+      network.enforce(record.sandboxId)
+      return true
+    },
+    startWarm: (template) => startWarm(ctx, template),
+    claimWarm: (warm, spec) =>
+      withTemplateCommands(ctx, spec.template, spec.envdAccessToken, () =>
+        claimWarm(ctx, warm, spec),
+      ),
+    destroyWarm: (warm) => destroyWarm(ctx, warm),
     async destroy(sandboxId, slot) {
       const errors = await destroySandbox(ctx, sandboxId, slot)
       metrics.forget(sandboxId)
@@ -142,19 +162,32 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
     snapshot: (record, templateId, envdAccessToken) =>
       snapshotSandbox(ctx, record, templateId, envdAccessToken),
     saveRecord: (record) => writeRecord(cfg.dataDir, record),
+    packSnapshot: (record, store) => packSandbox(ctx, record, store),
+    installSnapshot: (manifest, store) => installSandbox(ctx, manifest, store),
+    packTemplate: (meta, need, store) => packTemplate(templatesDir, meta, need, store),
+    installTemplate: (manifest, store) => installTemplate(templatesDir, manifest, store),
+    layersHeld: (paths) => paths.filter((p) => existsSync(join(templatesDir, p))),
     diskUsed(r) {
       const disk = sandboxPaths(cfg.dataDir, r.sandboxId).disk
       return mountsUnder(disk).includes(disk) ? diskUsage(disk).usedBytes : undefined
     },
-    memoryInUse: (sandboxId) => readCgroup(cgroupsPath(cfg, sandboxId)).memUsed,
+    memoryInUse: (sandboxId) => readCgroup(cgroupOf(sandboxId)).memUsed,
     watchInit: (sandboxId) => watchInit(ctx, sandboxId),
     sampleMetrics: (r) =>
       metrics.sample(
         r.sandboxId,
-        cgroupsPath(cfg, r.sandboxId),
+        cgroupsPath(cfg, r.hostName ?? r.sandboxId),
         diskUsage(sandboxPaths(cfg.dataDir, r.sandboxId).disk),
         { cpuCount: r.cpuCount, memoryMb: r.memoryMb, startedAt: Date.parse(r.startedAt) },
       ),
+    figures: (r) =>
+      readSandboxFigures(
+        cgroupsPath(cfg, r.hostName ?? r.sandboxId),
+        diskUsage(sandboxPaths(cfg.dataDir, r.sandboxId).disk),
+        r.slotIndex === null ? undefined : netnsNames(cfg.prefix, r.slotIndex).hostIf,
+        r.memoryMb,
+      ),
+    readySlots: () => slots.ready,
     logs: (sandboxId, startMs, limit) =>
       readLogLines(sandboxPaths(cfg.dataDir, sandboxId).log, startMs, limit),
     createVolume: (record) => createVolumeDisk(cfg, record, log),

@@ -1,12 +1,20 @@
-import type { EgressPolicy, Isolation, NetworkConfig, NetworkPolicy } from '@warren/shared'
+import type {
+  BundleManifest,
+  EgressPolicy,
+  Isolation,
+  NetworkConfig,
+  NetworkPolicy,
+} from '@warren/shared'
 import type { PolicyTable } from '../network/policies.js'
 import type { NetworkSlot } from '../network/slots.js'
 import type { InitWatch } from '../sandboxes/init-watch.js'
 import type { LogLine } from '../sandboxes/logs.js'
-import type { MetricsSample } from '../sandboxes/metrics.js'
+import type { MetricsSample, SandboxFigures } from '../sandboxes/metrics.js'
+import type { ProcessIdentity } from '../sandboxes/process-probe.js'
 import type { SandboxRecord } from '../sandboxes/record.js'
 import type { TemplateMetadata } from '../templates/metadata.js'
 import type { BuildLog, TemplateBuildSpec } from '../templates/run-build.js'
+import type { BundleStore } from '../transfer/bundle-store.js'
 import type { VolumeRecord } from '../volumes/record.js'
 import type { VolumeMount } from '../volumes/registry.js'
 
@@ -26,6 +34,25 @@ export interface CreateSpec {
   /** Volumes of this node bind-mounted into the sandbox (claimed by the node). */
   volumeMounts: VolumeMount[]
   isolation: Isolation
+}
+
+/**
+ * A sandbox started ahead of any create with its template's defaults:
+ * rootfs mounted, network slot ready, envd listening but not initialised,
+ * no id. Its name (`warm-…`, never a sandbox id) names its directory,
+ * container and cgroup; nothing of it is recorded, so a node start removes
+ * it as debris.
+ */
+export interface WarmSandbox {
+  name: string
+  templateId: string
+  buildId: string
+  cpuCount: number
+  memoryMb: number
+  diskSizeMb: number
+  slot: NetworkSlot
+  /** Its first process (pid and start time), whose UTS namespace a claim renames. */
+  init?: ProcessIdentity
 }
 
 export interface ResumeInput {
@@ -92,6 +119,25 @@ export interface NodeHost {
   deleteTemplate(templateId: string, buildsInUse: Set<string>): number
 
   create(spec: CreateSpec): Promise<Placed & { slot: NetworkSlot }>
+  /**
+   * The part of a kill its caller waits for: marks the sandbox as tearing
+   * down on disk (the next start removes it rather than adopting it), kills
+   * every process of it and stops serving it (policies, proxied flows), so
+   * it is stopped and unreachable. Its container, mounts, network and files
+   * are left to `destroy`. False when the sandbox could not be stopped so
+   * (gVisor, processes that would not go): only `destroy` stops it.
+   */
+  cutOff(record: SandboxRecord): Promise<boolean>
+  /** Boots a warm sandbox of this template build with its defaults (runc). */
+  startWarm(template: TemplateMetadata): Promise<WarmSandbox>
+  /**
+   * Makes a warm sandbox the create's: its id (directory, hostname), its
+   * rules, envd's token and environment, its record. On failure the warm
+   * sandbox is destroyed, never left to be claimed again.
+   */
+  claimWarm(warm: WarmSandbox, spec: CreateSpec): Promise<Placed & { slot: NetworkSlot }>
+  /** Removes a warm sandbox that was never claimed; the failures are returned. */
+  destroyWarm(warm: WarmSandbox): Promise<Error[]>
   /** Removes a sandbox in any state; every step runs, and the failures are returned. */
   destroy(sandboxId: string, slot: NetworkSlot | undefined): Promise<Error[]>
   /** Freezes every process and flushes the writable layer (a durable snapshot). */
@@ -124,6 +170,23 @@ export interface NodeHost {
     envdAccessToken?: string,
   ): Promise<TemplateMetadata>
   saveRecord(record: SandboxRecord): void
+  /** A paused sandbox's snapshot as a bundle in `store`: its layer's files and its record. */
+  packSnapshot(record: SandboxRecord, store: BundleStore): Promise<BundleManifest>
+  /**
+   * A files-only sandbox of this node made from a snapshot bundle whose
+   * files are in `store`; on failure nothing of it is left.
+   */
+  installSnapshot(manifest: BundleManifest, store: BundleStore): Promise<SandboxRecord>
+  /** A template build as a bundle in `store`, with the layers the asker lacks (`need`). */
+  packTemplate(
+    meta: TemplateMetadata,
+    need: Set<string>,
+    store: BundleStore,
+  ): Promise<BundleManifest>
+  /** A template build from a bundle whose files are in `store`; the layers it has are kept. */
+  installTemplate(manifest: BundleManifest, store: BundleStore): Promise<TemplateMetadata>
+  /** The template layers this node holds, as template.json names them. */
+  layersHeld(paths: string[]): string[]
   /** What the sandbox's disk holds now, in bytes; undefined while it is unmounted. */
   diskUsed(record: SandboxRecord): number | undefined
   /** Memory the sandbox's processes hold now, in bytes. */
@@ -131,6 +194,10 @@ export interface NodeHost {
   /** A probe of a running sandbox's first process (see ExitWatcher). */
   watchInit(sandboxId: string): Promise<InitWatch>
   sampleMetrics(record: SandboxRecord): MetricsSample
+  /** The sandbox's totals and levels for Prometheus (a running or frozen sandbox). */
+  figures(record: SandboxRecord): SandboxFigures
+  /** Network slots built ahead of time and ready for creates. */
+  readySlots(): number
   logs(sandboxId: string, startMs: number, limit: number): Promise<LogLine[]>
   /** Makes a volume's disk and mounts it on the host. */
   createVolume(record: VolumeRecord): Promise<void>

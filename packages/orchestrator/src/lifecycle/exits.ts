@@ -1,5 +1,3 @@
-import type { Logger } from '@warren/shared'
-import type { NodeHost } from '../host/node-host.js'
 import type { Exit, NodeState, Settled } from './entries.js'
 import { ExitWatcher } from './exit-watch.js'
 

@@ -1,9 +1,11 @@
 import type { Server } from 'node:http'
 import {
+  ConnectWindowError,
   createForwarder,
   createInternalServer,
   ENVD_PORT,
   firstHeader,
+  handleWithRequestId,
   INTERNAL_HEADER_NAMES,
   INTERNAL_HEADERS,
   type InternalTls,
@@ -13,6 +15,7 @@ import {
   listen,
   maskedHost,
   type NodeResolver,
+  type ProxyError,
   peerAddress,
   sandboxAddressOf,
   schemeOf,
@@ -106,6 +109,7 @@ export function createNodeResolver(
         host: record.sandboxIp,
         port,
         dialRetry: DIAL_RETRY,
+        connectWindow: node.connectWindows.of(sandboxId, port),
         ...(policy?.httpsPorts.includes(port) ? { tls: true } : {}),
         removeHeaders: INTERNAL_HEADER_NAMES,
         setHeaders: {
@@ -114,15 +118,29 @@ export function createNodeResolver(
           'x-forwarded-host': h.forwardedHost,
           ...mask,
         },
-        unreachable: () => ({
-          status: 502,
-          sandboxId,
-          port,
-          message: 'The sandbox is running but port is not open',
-        }),
+        unreachable: (err) => unreachable(err, sandboxId, port),
       },
     }
   }
+}
+
+/**
+ * Why a running sandbox's port could not be reached. 502 means no listener
+ * (refused, after the retries); a port that takes SYNs in but answers none
+ * within the connect budget has a listener, so that is a timeout (504); a
+ * request that got no place in the port's connect window is told to retry.
+ */
+function unreachable(err: Error, sandboxId: string, port: number): ProxyError {
+  if (err instanceof ConnectWindowError)
+    return { status: 503, sandboxId, port, retryAfter: 1, message: err.message }
+  if ((err as NodeJS.ErrnoException).code === 'ETIMEDOUT')
+    return {
+      status: 504,
+      sandboxId,
+      port,
+      message: 'The sandbox is running but its server at this port accepted no connection in time',
+    }
+  return { status: 502, sandboxId, port, message: 'The sandbox is running but port is not open' }
 }
 
 /**
@@ -177,8 +195,19 @@ export function createNodeProxy(
         fromEdge && firstHeader(req, 'x-forwarded-proto') === 'https' ? 'https' : 'http',
     })
   })
-  const server = createInternalServer((req, res) => void forwarder.onRequest(req, res), opts.tls)
-  server.on('upgrade', (req, socket, head) => void forwarder.onUpgrade(req, socket, head))
+  // The edge's request id (or a direct caller's, or a new one) goes on to the sandbox.
+  const server = createInternalServer(
+    (req, res) => handleWithRequestId(req, res, node.log, () => void forwarder.onRequest(req, res)),
+    opts.tls,
+  )
+  server.on('upgrade', (req, socket, head) =>
+    handleWithRequestId(
+      req,
+      undefined,
+      undefined,
+      () => void forwarder.onUpgrade(req, socket, head),
+    ),
+  )
   server.on('close', () => void forwarder.close())
   return server
 }

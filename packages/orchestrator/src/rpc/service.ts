@@ -15,6 +15,8 @@ export function orchestratorService(
   const nodeId = node.cfg.nodeId
   return {
     async create(req) {
+      // A template this node lacks comes from a node that has it.
+      await node.snapshots.ensureTemplate(req.templateId, req.buildId, req.templateSourceUrl)
       const record = await node.create({
         sandboxId: req.sandboxId,
         templateId: req.templateId,
@@ -59,11 +61,20 @@ export function orchestratorService(
       }
     },
     async resume(req) {
-      const { record, kind } = await node.resume(req.sandboxId, {
-        envVars: req.envVars,
-        ...(req.envdAccessToken !== undefined ? { envdAccessToken: req.envdAccessToken } : {}),
-        ...(req.memory !== undefined ? { memory: req.memory } : {}),
-      })
+      const { record, kind } = await node.resume(
+        req.sandboxId,
+        {
+          envVars: req.envVars,
+          ...(req.envdAccessToken !== undefined ? { envdAccessToken: req.envdAccessToken } : {}),
+          ...(req.memory !== undefined ? { memory: req.memory } : {}),
+        },
+        req.moveFrom
+          ? {
+              rpcUrl: req.moveFrom.rpcUrl || undefined,
+              templateSourceUrl: req.moveFrom.templateSourceUrl || undefined,
+            }
+          : undefined,
+      )
       return { sandbox: toSandboxMessage(record, nodeId), resumedFrom: pausedKindOf(kind) }
     },
     async get(req) {

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync } from 'node:fs'
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { CommandError, run } from '../exec.js'
 import type { ContainerState, OciRuntime } from './oci-runtime.js'
 
@@ -44,7 +45,7 @@ export class Runsc implements OciRuntime {
 
   /** Starts a container detached (see inOwnProc for how). */
   async runDetached(id: string, bundle: string, logPath: string): Promise<void> {
-    await this.inOwnProc('run', ['run', '--detach', '--bundle', bundle, id], logPath)
+    await this.inOwnProc('run', ['run', '--detach', '--bundle', bundle, id], logPath, bundle)
   }
 
   /**
@@ -70,6 +71,7 @@ export class Runsc implements OciRuntime {
       'restore',
       ['restore', '--detach', '--image-path', imageDir, '--bundle', bundle, id],
       logPath,
+      bundle,
     )
   }
 
@@ -85,7 +87,13 @@ export class Runsc implements OciRuntime {
    * with covered parts is not "fully visible"). Both mounts exist only in
    * that namespace and go with it.
    */
-  private async inOwnProc(label: string, command: string[], logPath: string): Promise<void> {
+  private async inOwnProc(
+    label: string,
+    command: string[],
+    logPath: string,
+    /** A start's bundle, whose cgroups a failed start leaves. */
+    bundle?: string,
+  ): Promise<void> {
     mkdirSync(this.procDir, { recursive: true, mode: 0o700 })
     const script =
       'mount -t proc proc "$0" && mount -t tmpfs -o size=4k,mode=555 none /proc/sys/net && exec "$@"'
@@ -118,7 +126,11 @@ export class Runsc implements OciRuntime {
           resolve(c)
         })
       })
-      if (code !== 0) throw new CommandError(`runsc ${label}`, code, runscErrors(logPath, from))
+      if (code !== 0) {
+        // A failed start or restore leaves its cgroups behind.
+        if (bundle) removeEmptyCgroups(bundle)
+        throw new CommandError(`runsc ${label}`, code, runscErrors(logPath, from))
+      }
     } finally {
       closeSync(log)
     }
@@ -168,5 +180,57 @@ export class Runsc implements OciRuntime {
 
   async resume(id: string): Promise<void> {
     await run('runsc', this.args('resume', id))
+  }
+}
+
+/**
+ * runsc (2022) makes the container's cgroups before it starts the sandbox and
+ * leaves them when the start fails, and `delete` of a container that never
+ * existed removes nothing: so a failed start removes them itself. rmdir
+ * refuses a cgroup that still holds a process, so only empty ones go.
+ */
+function removeEmptyCgroups(bundle: string): void {
+  let path: string | undefined
+  try {
+    const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as {
+      linux?: { cgroupsPath?: string }
+    }
+    path = spec.linux?.cgroupsPath
+  } catch {
+    return
+  }
+  if (!path) return
+  for (const controller of readdirSync('/sys/fs/cgroup')) {
+    try {
+      rmdirSync(join('/sys/fs/cgroup', controller, path))
+    } catch {
+      // not made under this controller, or not empty
+    }
+  }
+}
+
+/**
+ * runsc (2022) makes the container's cgroups before it starts the sandbox and
+ * leaves them when the start fails, and `delete` of a container that never
+ * existed removes nothing: so a failed start removes them itself. rmdir
+ * refuses a cgroup that still holds a process, so only empty ones go.
+ */
+function removeEmptyCgroups(bundle: string): void {
+  let path: string | undefined
+  try {
+    const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as {
+      linux?: { cgroupsPath?: string }
+    }
+    path = spec.linux?.cgroupsPath
+  } catch {
+    return
+  }
+  if (!path) return
+  for (const controller of readdirSync('/sys/fs/cgroup')) {
+    try {
+      rmdirSync(join('/sys/fs/cgroup', controller, path))
+    } catch {
+      // not made under this controller, or not empty
+    }
   }
 }

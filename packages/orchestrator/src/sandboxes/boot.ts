@@ -1,4 +1,17 @@
-import { chownSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  chownSync,
+  closeSync,
+  constants,
+  existsSync,
+  fchownSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
 import { join, relative } from 'node:path'
 import {
   type CleanupStack,
@@ -35,6 +48,8 @@ export interface BootSpec {
   isolation: Isolation
   /** A gVisor snapshot's memory image to restore instead of a fresh first process. */
   memoryImage?: string
+  /** A warm sandbox: envd is left uninitialised until a create claims it (see warm.ts). */
+  warm?: boolean
 }
 
 const READY_TIMEOUT_MS = 30_000
@@ -98,34 +113,16 @@ export async function bootSandbox(
   )
   // Registered first: a start that fails halfway may leave the container behind.
   cleanup.push('container', () => runtime.destroy(id))
-  const ready = async (currentToken?: string) => {
-    await waitForPort(slot.sandboxIp, cfg.readyPort, {
+  const ready = () =>
+    waitForPort(slot.sandboxIp, cfg.readyPort, {
       timeoutMs: READY_TIMEOUT_MS,
       alive: async () => (await runtime.state(id))?.status === 'running',
     })
-    if (ctx.envd) {
-      await initEnvd(
-        slot.sandboxIp,
-        cfg.readyPort,
-        {
-          ...(spec.envdAccessToken ? { accessToken: spec.envdAccessToken } : {}),
-          envVars: {
-            ...spec.template.envVars,
-            ...spec.envVars,
-            E2B_SANDBOX: 'true',
-            E2B_SANDBOX_ID: spec.sandboxId,
-          },
-          defaultUser: spec.template.defaultUser,
-          defaultWorkdir: spec.template.defaultWorkdir,
-        },
-        currentToken,
-      )
-    }
-  }
   if (spec.memoryImage && spec.isolation === 'gvisor') {
     try {
       await runscOf(ctx).restore(id, paths.bundle, spec.memoryImage, paths.log)
-      await ready(readEnvdToken(spec.memoryImage))
+      await ready()
+      await initSandboxEnvd(ctx, spec, slot, readEnvdToken(spec.memoryImage))
       return 'memory'
     } catch (err) {
       ctx.log.warn({ err, sandboxId: spec.sandboxId }, 'memory restore failed; booting on files')
@@ -136,7 +133,35 @@ export async function bootSandbox(
   }
   await runtime.runDetached(id, paths.bundle, paths.log)
   await ready()
+  if (!spec.warm) await initSandboxEnvd(ctx, spec, slot)
   return 'boot'
+}
+
+/** Hands envd the sandbox's settings: its token, its environment, its defaults. */
+export async function initSandboxEnvd(
+  ctx: NodeContext,
+  spec: Pick<BootSpec, 'sandboxId' | 'template' | 'envVars' | 'envdAccessToken'>,
+  slot: NetworkSlot,
+  /** The token envd holds already (a restored envd's: its source's). */
+  currentToken?: string,
+): Promise<void> {
+  if (!ctx.envd) return
+  await initEnvd(
+    slot.sandboxIp,
+    ctx.cfg.readyPort,
+    {
+      ...(spec.envdAccessToken ? { accessToken: spec.envdAccessToken } : {}),
+      envVars: {
+        ...spec.template.envVars,
+        ...spec.envVars,
+        E2B_SANDBOX: 'true',
+        E2B_SANDBOX_ID: spec.sandboxId,
+      },
+      defaultUser: spec.template.defaultUser,
+      defaultWorkdir: spec.template.defaultWorkdir,
+    },
+    currentToken,
+  )
 }
 
 /** Loads a sandbox namespace's ruleset with these egress rules (one nft transaction). */
@@ -159,9 +184,13 @@ export function createUpper(upper: string, uidBase: number): void {
  * The files that name this sandbox and its current address, written into
  * its writable layer before each boot (a cold resume gets a new address).
  * /etc in the layer copies the template's owner and mode so the merged view
- * does not change them.
+ * does not change them. A resumed sandbox's layer was written by its own
+ * root, so nothing in it is followed: an `etc` that is not a directory is
+ * replaced by one, and each file is made afresh (O_EXCL, O_NOFOLLOW, owner
+ * set on the open file) — a link planted at /etc/hosts must not make the
+ * host write, or chown, the file it points to.
  */
-function writeIdentity(
+export function writeIdentity(
   upper: string,
   lower: { mode: number; uid: number; gid: number } | undefined,
   uidBase: number,
@@ -169,20 +198,36 @@ function writeIdentity(
   slot: NetworkSlot,
 ): void {
   const etc = join(upper, 'etc')
-  if (!existsSync(etc)) {
-    const st = lower ?? { mode: 0o755, uid: uidBase, gid: uidBase }
-    mkdirSync(etc, { mode: st.mode & 0o7777 })
-    chownSync(etc, st.uid, st.gid)
+  const st = lstatSync(etc, { throwIfNoEntry: false })
+  if (!st?.isDirectory()) {
+    if (st) rmSync(etc, { force: true })
+    const want = lower ?? { mode: 0o755, uid: uidBase, gid: uidBase }
+    mkdirSync(etc, { mode: want.mode & 0o7777 })
+    chownSync(etc, want.uid, want.gid)
   }
-  const files: Record<string, string> = {
+  for (const [name, content] of Object.entries(identityFiles(sandboxId, slot))) {
+    const path = join(etc, name)
+    rmSync(path, { force: true, recursive: true })
+    const fd = openSync(
+      path,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o644,
+    )
+    try {
+      writeSync(fd, content)
+      fchownSync(fd, uidBase, uidBase)
+    } finally {
+      closeSync(fd)
+    }
+  }
+}
+
+/** /etc/hostname, /etc/hosts and /etc/resolv.conf of a sandbox at this address. */
+export function identityFiles(sandboxId: string, slot: NetworkSlot): Record<string, string> {
+  return {
     hostname: `${sandboxId}\n`,
     hosts: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${slot.sandboxIp}\t${sandboxId}\n`,
     'resolv.conf': `nameserver ${slot.hostIp}\noptions edns0\n`,
-  }
-  for (const [name, content] of Object.entries(files)) {
-    const path = join(etc, name)
-    writeFileSync(path, content, { mode: 0o644 })
-    chownSync(path, uidBase, uidBase)
   }
 }
 

@@ -19,6 +19,7 @@ import { type SandboxRecord, sandboxPaths, writeRecord } from './record.js'
 export async function createSandbox(
   ctx: NodeContext,
   spec: CreateSpec,
+  opts: { warm?: boolean } = {},
 ): Promise<{ record: SandboxRecord; slot: NetworkSlot }> {
   const { cfg } = ctx
   const paths = sandboxPaths(cfg.dataDir, spec.sandboxId)
@@ -50,6 +51,7 @@ export async function createSandbox(
       ctx,
       {
         ...spec,
+        warm: opts.warm,
         ...(memoryImage
           ? {
               memoryImage: join(
@@ -63,33 +65,45 @@ export async function createSandbox(
       cleanup,
     )
 
-    const record: SandboxRecord = {
-      sandboxId: spec.sandboxId,
-      templateId: spec.template.templateId,
-      buildId: spec.template.buildId,
-      containerId: containerId(cfg, spec.sandboxId),
-      slotIndex: slot.index,
-      sandboxIp: slot.sandboxIp,
-      hostIp: slot.hostIp,
-      cpuCount: spec.cpuCount,
-      memoryMb: spec.memoryMb,
-      diskSizeMb: spec.diskSizeMb,
-      startedAt: new Date().toISOString(),
-      envdVersion: ctx.envd?.version ?? spec.template.envdVersion,
-      state: 'running',
-      network: { ...spec.network },
-      allowInternetAccess: spec.allowInternetAccess,
-      ...(spec.trafficAccessToken ? { trafficAccessToken: spec.trafficAccessToken } : {}),
-      volumeMounts: spec.volumeMounts,
-      isolation: spec.isolation,
-      ...(started === 'memory' ? { restoredFrom: 'memory' as const } : {}),
-    }
-    writeRecord(cfg.dataDir, record)
+    const record = newRecord(ctx, spec, slot, spec.sandboxId)
+    if (started === 'memory') record.restoredFrom = 'memory'
+    // A warm sandbox has no record: a node start removes it as debris.
+    if (!opts.warm) writeRecord(cfg.dataDir, record)
     cleanup.release()
     return { record, slot }
   } catch (err) {
     await undo(ctx, cleanup, spec.sandboxId)
     throw asStartError(err)
+  }
+}
+
+/** The record of a sandbox just started (or claimed warm) at this slot. */
+export function newRecord(
+  ctx: NodeContext,
+  spec: CreateSpec,
+  slot: NetworkSlot,
+  hostName: string,
+): SandboxRecord {
+  return {
+    sandboxId: spec.sandboxId,
+    templateId: spec.template.templateId,
+    buildId: spec.template.buildId,
+    containerId: containerId(ctx.cfg, hostName),
+    ...(hostName !== spec.sandboxId ? { hostName } : {}),
+    slotIndex: slot.index,
+    sandboxIp: slot.sandboxIp,
+    hostIp: slot.hostIp,
+    cpuCount: spec.cpuCount,
+    memoryMb: spec.memoryMb,
+    diskSizeMb: spec.diskSizeMb,
+    startedAt: new Date().toISOString(),
+    envdVersion: ctx.envd?.version ?? spec.template.envdVersion,
+    state: 'running',
+    network: { ...spec.network },
+    allowInternetAccess: spec.allowInternetAccess,
+    ...(spec.trafficAccessToken ? { trafficAccessToken: spec.trafficAccessToken } : {}),
+    volumeMounts: spec.volumeMounts,
+    isolation: spec.isolation,
   }
 }
 

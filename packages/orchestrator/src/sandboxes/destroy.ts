@@ -2,13 +2,25 @@ import { rmSync } from 'node:fs'
 import { containerId, type NodeContext } from '../context.js'
 import type { NetworkSlot } from '../network/slots.js'
 import { mountsUnder, unmountAll } from '../runtime/overlay.js'
-import { sandboxPaths } from './record.js'
+import { hostNameOf, sandboxPaths } from './record.js'
 
 /** Removes a sandbox's directory, never recursing into a tree that still has something mounted. */
 export function removeSandboxDir(dir: string): void {
   const left = mountsUnder(dir)
   if (left.length) throw new Error(`still mounted: ${left.join(', ')}`)
   rmSync(dir, { recursive: true, force: true })
+}
+
+/**
+ * A sandbox's files, its record first: a crash halfway through leaves a
+ * directory without one, which the next start removes as debris (never, say,
+ * a paused sandbox's record without its tearing-down mark, kept as a snapshot).
+ */
+function removeSandboxFiles(paths: ReturnType<typeof sandboxPaths>): void {
+  const left = mountsUnder(paths.dir)
+  if (left.length) throw new Error(`still mounted: ${left.join(', ')}`)
+  rmSync(paths.record, { force: true })
+  removeSandboxDir(paths.dir)
 }
 
 /**
@@ -21,6 +33,7 @@ export async function destroySandbox(
   ctx: NodeContext,
   sandboxId: string,
   slot: NetworkSlot | undefined,
+  hostName = hostNameOf(ctx.cfg.dataDir, sandboxId),
 ): Promise<Error[]> {
   const paths = sandboxPaths(ctx.cfg.dataDir, sandboxId)
   const errors: Error[] = []
@@ -34,10 +47,10 @@ export async function destroySandbox(
   // Every runtime of the node: its record (which names the runtime) may be gone.
   for (const runtime of ctx.runtimes.all())
     await step(`container (${runtime.isolation})`, () =>
-      runtime.destroy(containerId(ctx.cfg, sandboxId)),
+      runtime.destroy(containerId(ctx.cfg, hostName)),
     )
   await step('mounts', () => unmountAll(paths.dir))
-  await step('files', () => removeSandboxDir(paths.dir))
+  await step('files', () => removeSandboxFiles(paths))
   if (slot) {
     await step('gVisor network rules', () => ctx.gvisorNetwork.detach(slot))
     await step('network', () => ctx.slots.release(slot))

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { cgroupsPath, containerId, type NodeContext } from '../context.js'
 import { CGROUP_V2 } from './metrics.js'
 import { processAlive, processIdentity } from './process-probe.js'
-import { recordedIsolation } from './record.js'
+import { hostNameOf, recordedIsolation } from './record.js'
 
 /** A running sandbox's first process, as the node watches it. */
 export interface InitWatch {
@@ -35,10 +35,11 @@ function oomKills(cgroup: string): number {
  */
 export async function watchInit(ctx: NodeContext, sandboxId: string): Promise<InitWatch> {
   const runtime = ctx.runtimes.get(recordedIsolation(ctx.cfg.dataDir, sandboxId))
-  const state = await runtime.state(containerId(ctx.cfg, sandboxId))
+  const name = hostNameOf(ctx.cfg.dataDir, sandboxId)
+  const state = await runtime.state(containerId(ctx.cfg, name))
   const id =
     state && state.status !== 'stopped' && state.pid ? processIdentity(state.pid) : undefined
-  const cgroup = cgroupsPath(ctx.cfg, sandboxId)
+  const cgroup = cgroupsPath(ctx.cfg, name)
   return {
     alive: () => !!id && processAlive(id),
     // The cgroup stays until the container is deleted: its OOM count says

@@ -82,3 +82,40 @@ export class MetricsSampler {
     this.last.delete(sandboxId)
   }
 }
+
+/** What Prometheus is told of one sandbox: totals and levels as the kernel counts them. */
+export interface SandboxFigures {
+  cpuSeconds: number
+  memoryBytes: number
+  memoryLimitBytes: number
+  diskUsedBytes: number
+  diskTotalBytes: number
+  /** Bytes the sandbox received and sent through its veth (0 when it has no network now). */
+  networkReceiveBytes: number
+  networkTransmitBytes: number
+}
+
+/**
+ * One sandbox's figures: its cgroup's CPU time and memory, its disk, and
+ * the counters of its veth's host end — what the host end transmits, the
+ * sandbox receives, and the other way round.
+ */
+export function readSandboxFigures(
+  cgroup: string,
+  disk: DiskUsage,
+  hostIf: string | undefined,
+  memoryMb: number,
+): SandboxFigures {
+  const cg = readCgroup(cgroup)
+  const counter = (name: string) =>
+    hostIf ? Number(read(join('/sys/class/net', hostIf, 'statistics', name)) ?? 0) : 0
+  return {
+    cpuSeconds: cg.cpuNs / 1e9,
+    memoryBytes: cg.memUsed,
+    memoryLimitBytes: memoryMb * 2 ** 20,
+    diskUsedBytes: disk.usedBytes,
+    diskTotalBytes: disk.totalBytes,
+    networkReceiveBytes: counter('tx_bytes'),
+    networkTransmitBytes: counter('rx_bytes'),
+  }
+}

@@ -2,7 +2,7 @@ import { containerId, type NodeContext } from '../context.js'
 import { run } from '../exec.js'
 import type { NetworkSlot } from '../network/slots.js'
 import { unmountAll } from '../runtime/overlay.js'
-import { recordedIsolation, sandboxPaths } from './record.js'
+import { hostNameOf, recordedIsolation, sandboxPaths } from './record.js'
 
 /**
  * Freezes every process of the sandbox (cgroup freezer) and flushes its
@@ -11,11 +11,12 @@ import { recordedIsolation, sandboxPaths } from './record.js'
  */
 export async function freeze(ctx: NodeContext, sandboxId: string): Promise<void> {
   const runtime = ctx.runtimes.get(recordedIsolation(ctx.cfg.dataDir, sandboxId))
-  await runtime.pause(containerId(ctx.cfg, sandboxId))
+  const id = containerId(ctx.cfg, hostNameOf(ctx.cfg.dataDir, sandboxId))
+  await runtime.pause(id)
   try {
     await syncLayer(ctx, sandboxId)
   } catch (err) {
-    await runtime.resume(containerId(ctx.cfg, sandboxId)).catch(() => {})
+    await runtime.resume(id).catch(() => {})
     throw err
   }
 }
@@ -38,7 +39,7 @@ export async function dropToFiles(
 ): Promise<void> {
   const paths = sandboxPaths(ctx.cfg.dataDir, sandboxId)
   const runtime = ctx.runtimes.get(recordedIsolation(ctx.cfg.dataDir, sandboxId))
-  await runtime.destroy(containerId(ctx.cfg, sandboxId))
+  await runtime.destroy(containerId(ctx.cfg, hostNameOf(ctx.cfg.dataDir, sandboxId)))
   try {
     await unmountAll(paths.dir)
   } catch (err) {

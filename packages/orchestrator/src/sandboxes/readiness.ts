@@ -1,3 +1,4 @@
+import { request } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { dialOnce, WarrenError } from '@warren/shared'
 
@@ -37,27 +38,52 @@ export interface EnvdInit {
   defaultWorkdir?: string
 }
 
-/** Hands envd its per-sandbox settings through its orchestrator-only route. */
+/**
+ * Hands envd its per-sandbox settings through its orchestrator-only route.
+ * On a connection of its own (no keep-alive pool): a sandbox's address is
+ * reused by a later one, and a gVisor sandbox that is killed closes nothing
+ * towards the host, so a pooled connection to the old one would be handed to
+ * the new one's /init and reset.
+ */
 export async function initEnvd(
   host: string,
   port: number,
   init: EnvdInit,
-  /** The token envd holds already (a restored envd's, its source's). */
+  /** The token envd holds already (a restored envd's: its source's). */
   currentToken?: string,
 ): Promise<void> {
-  const res = await fetch(`http://${host}:${port}/init`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      ...(currentToken ? { 'x-access-token': currentToken } : {}),
+  const body = JSON.stringify({ ...init, timestamp: new Date().toISOString() })
+  const { status, text } = await new Promise<{ status: number; text: string }>(
+    (resolve, reject) => {
+      const req = request(
+        {
+          host,
+          port,
+          path: '/init',
+          method: 'POST',
+          agent: false,
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+            ...(currentToken ? { 'x-access-token': currentToken } : {}),
+          },
+          signal: AbortSignal.timeout(10_000),
+        },
+        (res) => {
+          let data = ''
+          res.setEncoding('utf8')
+          res.on('data', (chunk: string) => {
+            if (data.length < 500) data += chunk
+          })
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: data }))
+          res.on('error', reject)
+        },
+      )
+      req.on('error', reject)
+      req.end(body)
     },
-    body: JSON.stringify({ ...init, timestamp: new Date().toISOString() }),
-    signal: AbortSignal.timeout(10_000),
-  })
-  if (!res.ok) {
-    throw new WarrenError(
-      'internal',
-      `envd /init answered ${res.status}: ${(await res.text()).slice(0, 500)}`,
-    )
+  )
+  if (status < 200 || status > 299) {
+    throw new WarrenError('internal', `envd /init answered ${status}: ${text.slice(0, 500)}`)
   }
 }

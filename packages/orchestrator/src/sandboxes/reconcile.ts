@@ -5,6 +5,7 @@ import { destroyNetns, listHostObjects, netnsNames, parseSlotIndex } from '../ne
 import type { NetworkSlot } from '../network/slots.js'
 import type { ContainerState, OciRuntime } from '../runtime/oci-runtime.js'
 import { mountsUnder } from '../runtime/overlay.js'
+import { isTearingDown } from './cut-off.js'
 import { destroySandbox } from './destroy.js'
 import { CGROUP_V2 } from './metrics.js'
 import { dropToFiles } from './pause.js'
@@ -27,7 +28,9 @@ export interface Adopted {
  * paused sandbox whose processes are gone keeps
  * its files and becomes a files-only snapshot. Everything else with this
  * node's prefix is debris and is removed: containers, mounts, sandbox
- * directories, namespaces, veths, cgroups.
+ * directories, namespaces, veths, cgroups. So is a sandbox marked as
+ * tearing down, whatever its state: its kill was answered before the node
+ * stopped.
  */
 export async function reconcile(
   ctx: NodeContext,
@@ -49,7 +52,10 @@ export async function reconcile(
     const state = record && containers.get(record.containerId)
     if (record) containers.delete(record.containerId)
     const paths = sandboxPaths(cfg.dataDir, sandboxId)
+    // Killed (the caller was answered) before its teardown finished: finish it.
+    const killed = isTearingDown(cfg.dataDir, sandboxId)
     const intact =
+      !killed &&
       !!record &&
       record.slotIndex !== null &&
       host.netns.includes(netnsNames(cfg.prefix, record.slotIndex).netns) &&
@@ -85,7 +91,7 @@ export async function reconcile(
         continue
       }
     }
-    if (record?.state === 'paused') {
+    if (!killed && record?.state === 'paused') {
       // A paused sandbox's writable layer is its snapshot: whatever happened
       // to its processes, the files stay and it can be resumed cold.
       if (record.pausedKind !== 'files')
@@ -105,8 +111,8 @@ export async function reconcile(
       continue
     }
     log.warn(
-      { sandboxId, hasRecord: !!record, container: state?.status },
-      'removing sandbox debris',
+      { sandboxId, hasRecord: !!record, container: state?.status, killed },
+      killed ? 'finishing the teardown of a killed sandbox' : 'removing sandbox debris',
     )
     const errors = await destroySandbox(ctx, sandboxId, undefined)
     for (const err of errors) log.error({ err, sandboxId }, 'debris removal step failed')
@@ -138,7 +144,10 @@ export async function reconcile(
   await ctx.gvisorNetwork
     .removeStale(keepSlots)
     .catch((err) => log.error({ err }, 'gVisor rule removal failed'))
-  removeStaleCgroups(cfg.prefix, new Set(adopted.map((a) => a.record.sandboxId)))
+  removeStaleCgroups(
+    cfg.prefix,
+    new Set(adopted.map((a) => a.record.hostName ?? a.record.sandboxId)),
+  )
   return { adopted, removed }
 }
 

@@ -9,6 +9,12 @@ export const sandboxRecordSchema = z.object({
   templateId: z.string(),
   buildId: z.string(),
   containerId: z.string(),
+  /**
+   * The name its container and cgroup were made under when that is not its
+   * id: a warm sandbox keeps its warm name there after a create claims it
+   * (runc can rename neither). Its directory is renamed to its id at claim.
+   */
+  hostName: z.string().optional(),
   /** Null while the sandbox holds no network (paused to files only). */
   slotIndex: z.number().int().nullable(),
   sandboxIp: z.string().nullable(),
@@ -63,6 +69,8 @@ export function sandboxPaths(dataDir: string, sandboxId: string) {
     work: join(dir, 'disk', 'work'),
     templates: join(dir, 'templates'),
     log: join(dir, 'sandbox.log'),
+    /** Present from a kill's answer until its teardown removed the directory (see cut-off). */
+    tearingDown: join(dir, 'tearing-down'),
   }
 }
 
@@ -77,6 +85,14 @@ export function readRecord(dataDir: string, sandboxId: string): SandboxRecord | 
   if (!existsSync(path)) return undefined
   const parsed = sandboxRecordSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')))
   return parsed.success ? parsed.data : undefined
+}
+
+/**
+ * The name a sandbox's container and cgroup go by (see `hostName`): its id
+ * unless a create claimed it warm, and its id when its record is gone (debris).
+ */
+export function hostNameOf(dataDir: string, sandboxId: string): string {
+  return readRecord(dataDir, sandboxId)?.hostName ?? sandboxId
 }
 
 /** The isolation a sandbox was made with; runc when its record is gone (debris). */

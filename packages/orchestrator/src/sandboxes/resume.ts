@@ -1,5 +1,5 @@
 import { CleanupStack, type NetworkPolicy } from '@warren/shared'
-import type { NodeContext } from '../context.js'
+import { containerId, type NodeContext } from '../context.js'
 import type { Placed, ResumeInput } from '../host/node-host.js'
 import type { NetworkSlot } from '../network/slots.js'
 import { unmount } from '../runtime/overlay.js'
@@ -57,9 +57,11 @@ export async function bootFromFiles(
       slot,
       cleanup,
     )
-    const { pausedKind: _k, pausedAt: _a, restoredFrom: _r, ...rest } = paused
+    // A fresh container goes by the sandbox's id, even if it was claimed warm.
+    const { pausedKind: _k, pausedAt: _a, restoredFrom: _r, hostName: _h, ...rest } = paused
     const record: SandboxRecord = {
       ...rest,
+      containerId: containerId(ctx.cfg, paused.sandboxId),
       state: 'running',
       slotIndex: slot.index,
       sandboxIp: slot.sandboxIp,

@@ -1,16 +1,24 @@
-import { type Isolation, WarrenError } from '@warren/shared'
-import type { CreateSpec, NodeHost, Placed } from '../host/node-host.js'
+import { Readable } from 'node:stream'
+import { type BundleManifest, type Isolation, WarrenError } from '@warren/shared'
+import type { CreateSpec, NodeHost, Placed, WarmSandbox } from '../host/node-host.js'
 import { AddressPool } from '../network/address-pool.js'
 import { netnsNames } from '../network/netns.js'
 import { PolicyTable } from '../network/policies.js'
 import type { NetworkSlot } from '../network/slots.js'
+import type { SandboxFigures } from '../sandboxes/metrics.js'
 import type { SandboxRecord } from '../sandboxes/record.js'
+import { sandboxRecordSchema } from '../sandboxes/record.js'
 import type { TemplateMetadata } from '../templates/metadata.js'
+import type { BundleStore } from '../transfer/bundle-store.js'
 import type { VolumeRecord } from '../volumes/record.js'
 
 /** The steps of a host that a test can delay or make fail. */
 export type Step =
   | 'create'
+  | 'cutOff'
+  | 'startWarm'
+  | 'claimWarm'
+  | 'destroyWarm'
   | 'destroy'
   | 'freeze'
   | 'thaw'
@@ -55,7 +63,12 @@ export class MemoryHost implements NodeHost {
   /** Volumes whose disks exist, by id. */
   readonly volumes = new Map<string, VolumeRecord>()
   adopt: Placed[] = []
-  private readonly pool = new AddressPool('10.99.0.0/24')
+  private readonly pool: AddressPool
+
+  /** `pool`: the addresses it hands out (a small one runs out soon). */
+  constructor(pool = '10.99.0.0/24') {
+    this.pool = new AddressPool(pool)
+  }
   private readonly hooks = new Map<Step, Array<(sandboxId: string) => Promise<void> | void>>()
 
   /** Runs `fn` (once) when the step next starts; it may wait or throw. */
@@ -120,9 +133,9 @@ export class MemoryHost implements NodeHost {
     this.pool.release(slot.index)
   }
 
-  async create(spec: CreateSpec) {
-    await this.step('create', spec.sandboxId)
-    const slot = this.newSlot()
+  async create(spec: CreateSpec, claimed?: NetworkSlot) {
+    if (!claimed) await this.step('create', spec.sandboxId)
+    const slot = claimed ?? this.newSlot()
     const record: SandboxRecord = {
       sandboxId: spec.sandboxId,
       templateId: spec.template.templateId,
@@ -147,10 +160,67 @@ export class MemoryHost implements NodeHost {
     return { record, slot }
   }
 
+  /** Sandboxes cut off by a kill whose destroy has not run yet. */
+  readonly tearingDown = new Set<string>()
+
+  async cutOff(record: SandboxRecord) {
+    await this.step('cutOff', record.sandboxId)
+    // gVisor sandboxes are stopped by their destroy, as on the machine host.
+    if (record.isolation !== 'runc') return false
+    this.containers.set(record.sandboxId, 'gone')
+    this.policies.remove(record.sandboxId)
+    this.tearingDown.add(record.sandboxId)
+    return true
+  }
+
+  /** Warm sandboxes started and not yet claimed or destroyed, by name. */
+  readonly warm = new Map<string, WarmSandbox>()
+  private warmCount = 0
+
+  async startWarm(template: TemplateMetadata): Promise<WarmSandbox> {
+    const name = `warm-${++this.warmCount}`
+    await this.step('startWarm', name)
+    const warm: WarmSandbox = {
+      name,
+      templateId: template.templateId,
+      buildId: template.buildId,
+      cpuCount: template.cpuCount,
+      memoryMb: template.memoryMB,
+      diskSizeMb: template.diskSizeMB,
+      slot: this.newSlot(),
+    }
+    this.warm.set(name, warm)
+    this.containers.set(name, 'running')
+    return warm
+  }
+
+  async claimWarm(warm: WarmSandbox, spec: CreateSpec) {
+    if (!this.warm.delete(warm.name)) throw new Error(`${warm.name} claimed twice or destroyed`)
+    try {
+      await this.step('claimWarm', `${warm.name} ${spec.sandboxId}`)
+    } catch (err) {
+      this.containers.delete(warm.name)
+      this.releaseSlot(warm.slot)
+      throw err
+    }
+    this.containers.delete(warm.name)
+    const { record } = await this.create(spec, warm.slot)
+    return { record: { ...record, hostName: warm.name }, slot: warm.slot }
+  }
+
+  async destroyWarm(warm: WarmSandbox) {
+    await this.step('destroyWarm', warm.name)
+    this.warm.delete(warm.name)
+    this.containers.delete(warm.name)
+    this.releaseSlot(warm.slot)
+    return []
+  }
+
   async destroy(sandboxId: string, slot: NetworkSlot | undefined) {
     await this.step('destroy', sandboxId)
     this.containers.delete(sandboxId)
     this.records.delete(sandboxId)
+    this.tearingDown.delete(sandboxId)
     this.releaseSlot(slot)
     this.policies.remove(sandboxId)
     return []
@@ -205,6 +275,54 @@ export class MemoryHost implements NodeHost {
     return { ...BASE_TEMPLATE, templateId, layers: [`layers/${record.sandboxId}`] }
   }
 
+  /** The record stands in for the layer: one blob of its JSON. */
+  async packSnapshot(record: SandboxRecord, store: BundleStore): Promise<BundleManifest> {
+    this.calls.push(`pack ${record.sandboxId}`)
+    const file = await store.put(Readable.from([Buffer.from(JSON.stringify(record))]), 'upper.tar')
+    const manifest: BundleManifest = {
+      version: 1,
+      kind: 'sandbox',
+      id: record.sandboxId,
+      createdAt: new Date().toISOString(),
+      metadata: record,
+      files: [file],
+    }
+    await store.writeManifest(manifest)
+    return manifest
+  }
+
+  async installSnapshot(manifest: BundleManifest, _store: BundleStore): Promise<SandboxRecord> {
+    this.calls.push(`install ${manifest.id}`)
+    const record: SandboxRecord = {
+      ...sandboxRecordSchema.parse(manifest.metadata),
+      state: 'paused',
+      pausedKind: 'files',
+      slotIndex: null,
+      sandboxIp: null,
+      hostIp: null,
+    }
+    this.records.set(record.sandboxId, record)
+    return record
+  }
+
+  async packTemplate(meta: TemplateMetadata): Promise<BundleManifest> {
+    return {
+      version: 1,
+      kind: 'template',
+      id: `${meta.templateId}/${meta.buildId}`,
+      createdAt: new Date().toISOString(),
+      metadata: { template: meta, layers: [] },
+      files: [],
+    }
+  }
+
+  async installTemplate(manifest: BundleManifest): Promise<TemplateMetadata> {
+    this.calls.push(`installTemplate ${manifest.id}`)
+    return (manifest.metadata as { template: TemplateMetadata }).template
+  }
+
+  layersHeld = (paths: string[]) => paths
+
   saveRecord(record: SandboxRecord): void {
     this.records.set(record.sandboxId, record)
   }
@@ -232,6 +350,22 @@ export class MemoryHost implements NodeHost {
       diskTotal: r.diskSizeMb * 2 ** 20,
     }
   }
+
+  /** Figures a test sets per sandbox; zeros otherwise. */
+  readonly figuresOf = new Map<string, Partial<SandboxFigures>>()
+  figures(r: SandboxRecord): SandboxFigures {
+    return {
+      cpuSeconds: 0,
+      memoryBytes: 0,
+      memoryLimitBytes: r.memoryMb * 2 ** 20,
+      diskUsedBytes: 0,
+      diskTotalBytes: r.diskSizeMb * 2 ** 20,
+      networkReceiveBytes: 0,
+      networkTransmitBytes: 0,
+      ...this.figuresOf.get(r.sandboxId),
+    }
+  }
+  readySlots = () => 0
 
   async logs() {
     return []

@@ -7,8 +7,16 @@ import { MemoryHost } from './memory-host.js'
 
 export const quiet = () => createLogger('node-test', 'silent')
 
-export function setup(over: { memoryCapacityMb?: number; maxFrozenMemoryMb?: number } = {}) {
-  const host = new MemoryHost()
+export function setup(
+  over: {
+    memoryCapacityMb?: number
+    maxFrozenMemoryMb?: number
+    warmPool?: Record<string, number>
+    warmPoolIdleMs?: number
+  } = {},
+  pool?: string,
+) {
+  const host = new MemoryHost(pool)
   const cfg = loadOrchestratorConfig(
     { nodeId: 'unit', memoryCapacityMb: 4096, maxConcurrentCreates: 4, ...over },
     {},

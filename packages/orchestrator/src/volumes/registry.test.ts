@@ -101,6 +101,20 @@ describe('claims', () => {
     await node.volumes.delete(id)
   })
 
+  it('a kill lets its volume go when it answers, before its teardown has ended', async () => {
+    const { host, node } = await setup()
+    const id = vid()
+    await node.volumes.create({ volumeId: id, sizeMb: 64, tokenSha256: HASH })
+    const r = await mounting(node, id)
+    const gate = barrier()
+    host.on('destroy', () => gate.wait)
+    await node.kill(r.sandboxId)
+    expect(node.pendingTeardowns()).toBe(1)
+    await node.volumes.delete(id)
+    gate.open()
+    await node.teardownsSettled()
+  })
+
   it('a create of a volume not on the node, or mounted twice, is refused before anything', async () => {
     const { host, node } = await setup()
     expect(await code(mounting(node, vid()))).toBe('not_found')

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Client, Transport } from '@connectrpc/connect'
 import { createWarrenClient, type Logger, SingleFlight } from '@warren/shared'
-import { ProxyService, type Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
+import { ProxyService, type Route, RouteState } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { LRUCache } from 'lru-cache'
 
 export type ProxyClient = Client<typeof ProxyService>
@@ -11,6 +11,20 @@ const MAX_MISSES = 10_000
 /** How long a confirmed route answers for its sandbox (bounds the API reads a flood makes). */
 const CONFIRM_TTL_MS = 500
 const MAX_CONFIRMED = 10_000
+/** A route asked of the control plane: past this the request is answered without it. */
+const ASK_TIMEOUT_MS = 5000
+/**
+ * After an ask that failed slowly, running sandboxes are served from the copy
+ * without asking for this long: a control plane that does not answer costs
+ * one slow call per period, not one per request.
+ */
+const AWAY_MS = 5000
+/**
+ * An ask that fails faster than this (connection refused: an API restarting)
+ * cost nothing worth saving, so asking goes on — and sees the API the moment
+ * it is back, before the stream is (a pause made then must not be missed).
+ */
+const SLOW_FAIL_MS = 250
 /** Reconnect backoff stays short: the API restarting is the usual cause. */
 const MAX_BACKOFF_MS = 1000
 
@@ -30,6 +44,10 @@ export class RouteCatalog {
   private readonly confirming = new SingleFlight<Route | undefined>()
   /** The stream is open and past its snapshot: the copy is current. */
   private following = false
+  /** Until then the control plane is taken for away (see lookup). */
+  private awayUntil = 0
+  /** The last ask failed: the next failures are not logged again until one succeeds. */
+  private askFailing = false
   private readySignal: Promise<void>
   private markReady!: () => void
   private isReady = false
@@ -71,30 +89,49 @@ export class RouteCatalog {
   }
 
   /**
-   * The route, asking the API when the local copy does not have it: the
-   * stream may lag a create that just returned, or be reconnecting. Misses are
-   * remembered for a second (bounded), so unknown ids cannot flood the API.
+   * The route the local copy has, undefined on a miss (the caller asks the
+   * control plane: ResumeSandbox routes it, and wakes it if the request may).
+   * While the stream is down the copy may be stale (an API that restarted
+   * paused the sandbox before this edge reconnected): the route is asked
+   * for again, falling back to the copy: a control plane that is away —
+   * stopped, or unreachable from a remote data plane — does not stop traffic
+   * to running sandboxes. Once an ask failed slowly, a running sandbox is
+   * served from the copy without asking for AWAY_MS, so an unanswering
+   * control plane does not delay each request by a call that times out.
    */
   async lookup(sandboxId: string): Promise<Route | undefined> {
     const known = this.routes.get(sandboxId)
-    // While the stream is down the copy may be stale: ask, and fall back to it.
-    if (known && this.following) return known
-    const missUntil = this.misses.get(sandboxId)
-    if (missUntil && missUntil > Date.now()) return undefined
+    if (!known) return undefined
+    if (this.following) return known
+    if (known.state === RouteState.RUNNING && Date.now() < this.awayUntil) return known
+    const asked = Date.now()
     try {
-      const { route } = await this.client.getRoute({ sandboxId })
-      if (route) {
-        // A stream event may have arrived meanwhile; it is at least as new.
-        if (!this.following || !this.routes.has(sandboxId)) this.set(route)
-        return this.routes.get(sandboxId)
-      }
+      const { route } = await this.client.getRoute({ sandboxId }, { timeoutMs: ASK_TIMEOUT_MS })
+      this.askFailing = false
+      if (route && !this.following) this.set(route)
+      return this.routes.get(sandboxId) ?? route
     } catch (err) {
-      if (known) return known
-      this.log.warn({ err, sandboxId }, 'route lookup failed')
+      if (Date.now() - asked >= SLOW_FAIL_MS) this.awayUntil = Date.now() + AWAY_MS
+      if (!this.askFailing)
+        this.log.warn({ err, sandboxId }, 'route lookup failed; serving the copy')
+      this.askFailing = true
+      return known
     }
+  }
+
+  /** Whether the control plane said of this id, less than a second ago, that it knows no such sandbox. */
+  recentMiss(sandboxId: string): boolean {
+    const until = this.misses.get(sandboxId)
+    return !!until && until > Date.now()
+  }
+
+  /**
+   * The control plane knows no such sandbox: not asked again for a second
+   * (bounded), so that unknown ids cannot flood it.
+   */
+  noteMiss(sandboxId: string): void {
     if (this.misses.size >= MAX_MISSES) this.misses.clear()
     this.misses.set(sandboxId, Date.now() + MISS_TTL_MS)
-    return undefined
   }
 
   /**
@@ -111,7 +148,7 @@ export class RouteCatalog {
     if (known) return known.route ?? undefined
     return this.confirming.run(sandboxId, async () => {
       try {
-        const { route } = await this.client.getRoute({ sandboxId })
+        const { route } = await this.client.getRoute({ sandboxId }, { timeoutMs: ASK_TIMEOUT_MS })
         this.confirmed.set(sandboxId, { route: route ?? null })
         return route
       } catch (err) {
@@ -124,6 +161,12 @@ export class RouteCatalog {
   /** Applies a route learned from a direct call (e.g. a resume) ahead of the stream. */
   put(route: Route): void {
     this.set(route)
+  }
+
+  /** Whether the sandbox is known here and not killed (its per-sandbox series may stay). */
+  isLive(sandboxId: string): boolean {
+    const r = this.routes.get(sandboxId)
+    return !!r && r.state !== RouteState.KILLED
   }
 
   /** Every known route of a secure sandbox (those that have an envd token). */

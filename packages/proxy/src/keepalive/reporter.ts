@@ -14,6 +14,8 @@ export class KeepaliveReporter {
     private readonly client: ProxyClient,
     private readonly intervalMs: number,
     private readonly log: Logger,
+    /** Told of each report sent (the per-sandbox metric). */
+    private readonly onReport: (sandboxId: string) => void = () => {},
   ) {}
 
   touch(sandboxId: string): void {
@@ -45,6 +47,7 @@ export class KeepaliveReporter {
   }
 
   private send(sandboxId: string): void {
+    this.onReport(sandboxId)
     this.client
       .keepAliveSandbox({ sandboxId })
       .catch((err: unknown) => this.log.warn({ err, sandboxId }, 'keepalive report failed'))

@@ -3,13 +3,27 @@ import {
   ENVD_PORT,
   firstHeader,
   type ProxyError,
+  refuseWake,
   signedFilesRequest,
   tokenMatches,
-  verifyFileSignature,
+  type WakeCredentials,
 } from '@warren/shared'
 import type { Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 
 export const TRAFFIC_TOKEN_HEADER = 'e2b-traffic-access-token'
+
+/** The request's own credentials, as the control plane judges them before a resume. */
+export function wakeCredentials(req: IncomingMessage, port: number): WakeCredentials {
+  const envd = firstHeader(req, 'x-access-token')
+  const traffic = firstHeader(req, TRAFFIC_TOKEN_HEADER)
+  const signed = signedFilesRequest(req.method, req.url)
+  return {
+    port,
+    ...(envd !== undefined ? { envdAccessToken: envd } : {}),
+    ...(traffic !== undefined ? { trafficAccessToken: traffic } : {}),
+    ...(signed ? { signedFiles: { method: req.method ?? '', url: req.url ?? '' } } : {}),
+  }
+}
 
 /**
  * Traffic rules that do not depend on the sandbox being up: without public
@@ -25,48 +39,42 @@ export function refuseTraffic(
     port !== ENVD_PORT &&
     route.trafficAccessToken &&
     !tokenMatches(firstHeader(req, TRAFFIC_TOKEN_HEADER), route.trafficAccessToken)
-  ) {
-    return {
-      status: 403,
-      sandboxId: route.sandboxId,
-      port,
-      message: `missing or invalid ${TRAFFIC_TOKEN_HEADER}: this sandbox does not accept public traffic`,
-    }
-  }
+  )
+    return trafficTokenRefused(route.sandboxId, port)
   return undefined
 }
 
 /**
  * Whether a request may wake a paused sandbox: it must be one the running
- * sandbox would accept. Traffic to envd of a secure sandbox needs its
- * X-Access-Token, or must be a `/files` URL validly signed with it (envd
- * would check either, but envd is asleep).
+ * sandbox would accept (see `refuseWake`). Judged here from the catalog's
+ * copy, so refused traffic costs the control plane nothing; the control
+ * plane judges the same credentials again before it resumes.
  */
 export function refuseResume(
-  req: IncomingMessage,
+  creds: WakeCredentials,
   route: Route,
   port: number,
 ): ProxyError | undefined {
-  const traffic = refuseTraffic(req, route, port)
-  if (traffic) return traffic
-  if (
-    port === ENVD_PORT &&
-    route.envdAccessToken &&
-    !tokenMatches(firstHeader(req, 'x-access-token'), route.envdAccessToken) &&
-    !signedWith(req, route.envdAccessToken)
-  ) {
-    return {
-      status: 403,
-      sandboxId: route.sandboxId,
-      port,
-      message: 'the sandbox is paused; resuming it through envd needs its X-Access-Token',
-    }
-  }
+  const why = refuseWake(route, creds)
+  if (why === 'traffic_token') return trafficTokenRefused(route.sandboxId, port)
+  if (why === 'envd_token') return envdTokenRefused(route.sandboxId, port)
   return undefined
 }
 
-/** A `/files` request whose signature (unexpired) was made with this envd token. */
-function signedWith(req: IncomingMessage, token: string): boolean {
-  const signed = signedFilesRequest(req.method, req.url)
-  return !!signed && verifyFileSignature({ token, ...signed }).ok
+export function trafficTokenRefused(sandboxId: string, port: number): ProxyError {
+  return {
+    status: 403,
+    sandboxId,
+    port,
+    message: `missing or invalid ${TRAFFIC_TOKEN_HEADER}: this sandbox does not accept public traffic`,
+  }
+}
+
+export function envdTokenRefused(sandboxId: string, port: number): ProxyError {
+  return {
+    status: 403,
+    sandboxId,
+    port,
+    message: 'the sandbox is paused; resuming it through envd needs its X-Access-Token',
+  }
 }

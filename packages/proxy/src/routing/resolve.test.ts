@@ -1,8 +1,14 @@
 import { IncomingMessage } from 'node:http'
 import { Socket } from 'node:net'
 import { create } from '@bufbuild/protobuf'
+import { Code, ConnectError } from '@connectrpc/connect'
 import { createLogger, fileSignature, type Resolution } from '@warren/shared'
-import { type Route, RouteSchema, RouteState } from '@warren/shared/gen/warren/api/v1/proxy_pb'
+import {
+  type ResumeSandboxRequest,
+  type Route,
+  RouteSchema,
+  RouteState,
+} from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { describe, expect, it } from 'vitest'
 import type { ProxyClient, RouteCatalog } from '../catalog/route-catalog.js'
 import { KeepaliveReporter } from '../keepalive/reporter.js'
@@ -30,12 +36,20 @@ function route(state: RouteState, extra: RouteExtra = {}): Route {
   })
 }
 
-/** The resolver over a one-route catalog, counting the resumes and keepalives it asks for. */
-function setup(r: Route, current: Route = r) {
+type ResumeAnswer = (req: ResumeSandboxRequest) => Promise<{ route?: Route }>
+
+/**
+ * The resolver over a one-route catalog, counting the resumes and keepalives
+ * it asks for (and keeping what each resume call said); `answer` plays the
+ * control plane's ResumeSandbox.
+ */
+function setup(r: Route, current: Route = r, answer?: ResumeAnswer) {
   const routes = new Map([[r.sandboxId, r]])
   const catalog = {
     readyWithin: async () => true,
     lookup: async (id: string) => routes.get(id),
+    recentMiss: () => false,
+    noteMiss: () => {},
     // What the API says now (its store), which the local copy may lag.
     confirm: async (id: string) => (id === current.sandboxId ? current : undefined),
     put: (x: Route) => routes.set(x.sandboxId, x),
@@ -44,10 +58,12 @@ function setup(r: Route, current: Route = r) {
       for (const x of routes.values()) if (x.envdAccessToken) yield x
     },
   }
-  const calls = { resume: 0, keepalive: 0 }
+  const calls = { resume: 0, keepalive: 0, resumeRequests: [] as ResumeSandboxRequest[] }
   const client = {
-    resumeSandbox: async () => {
+    resumeSandbox: async (req: ResumeSandboxRequest) => {
       calls.resume++
+      calls.resumeRequests.push(req)
+      if (answer) return answer(req)
       return { route: route(RouteState.RUNNING, { autoResume: r.autoResume }) }
     },
     keepAliveSandbox: async () => {
@@ -93,8 +109,8 @@ function signed(method: 'GET' | 'POST', opts: { token?: string; expiration?: num
   return req
 }
 
-async function resolve(r: Route, req: IncomingMessage, current: Route = r) {
-  const { resolver, calls } = setup(r, current)
+async function resolve(r: Route, req: IncomingMessage, current: Route = r, answer?: ResumeAnswer) {
+  const { resolver, calls } = setup(r, current, answer)
   return { res: (await resolver.resolve(req)) as Resolution, calls }
 }
 
@@ -207,5 +223,119 @@ describe('edge resolver: signed /files URLs without a sandbox header', () => {
     req.url = '/files?path=a.txt'
     const { res } = await resolve(route(RouteState.RUNNING), req)
     expect('error' in res && res.error).toMatchObject({ status: 400 })
+  })
+})
+
+describe('edge resolver: the control plane behind a resume', () => {
+  const paused = route(RouteState.PAUSED, { autoResume: true, trafficAccessToken: TRAFFIC_TOKEN })
+  const token = { 'e2b-traffic-access-token': TRAFFIC_TOKEN }
+
+  it("is told the port and the request's own credentials, and the resumed hop retries its dial", async () => {
+    const { res, calls } = await resolve(paused, request(8000, { ...token, 'x-access-token': 'e' }))
+    expect(calls.resumeRequests).toEqual([
+      expect.objectContaining({
+        sandboxId: ID,
+        port: 8000,
+        trafficAccessToken: TRAFFIC_TOKEN,
+        envdAccessToken: 'e',
+      }),
+    ])
+    expect('target' in res && res.target.dialRetry).toMatchObject({ retries: expect.any(Number) })
+  })
+
+  it('passes a signed /files request along for the control plane to check', async () => {
+    const req = signed('POST')
+    const { calls } = await resolve(route(RouteState.PAUSED, { autoResume: true }), req)
+    expect(calls.resumeRequests[0]?.signedFiles).toMatchObject({ method: 'POST', url: req.url })
+  })
+
+  it.each([
+    ['refuses the credentials: 403', Code.PermissionDenied, 403, undefined],
+    ['is unreachable: 503 with Retry-After', Code.Unavailable, 503, 1],
+  ])('%s', async (_name, code, status, retryAfter) => {
+    const { res } = await resolve(paused, request(8000, token), paused, async () => {
+      throw new ConnectError('no', code)
+    })
+    expect('error' in res && res.error).toMatchObject({ status, sandboxId: ID })
+    expect('error' in res && res.error.retryAfter).toBe(retryAfter)
+  })
+
+  it.each([
+    ['an empty node address', ''],
+    ['a wildcard node address', 'http://0.0.0.0:5007'],
+    ['no URL at all', 'node-a:5007'],
+  ])(
+    'a resumed route with %s is unavailable (503, Retry-After), not a success',
+    async (_n, url) => {
+      const { res } = await resolve(paused, request(8000, token), paused, async () => ({
+        route: create(RouteSchema, { sandboxId: ID, state: RouteState.RUNNING, nodeProxyUrl: url }),
+      }))
+      expect('error' in res && res.error).toMatchObject({ status: 503, retryAfter: 1 })
+    },
+  )
+
+  it('a resume that brings no route is unavailable (503, Retry-After)', async () => {
+    const { res } = await resolve(paused, request(8000, token), paused, async () => ({}))
+    expect('error' in res && res.error).toMatchObject({ status: 503, retryAfter: 1 })
+  })
+
+  it('a running route whose node has no address yet is 503 with Retry-After', async () => {
+    const r = create(RouteSchema, { sandboxId: ID, state: RouteState.RUNNING, nodeProxyUrl: '' })
+    const { res, calls } = await resolve(r, request(8000))
+    expect('error' in res && res.error).toMatchObject({ status: 503, retryAfter: 1 })
+    expect(calls.resume).toBe(0)
+  })
+})
+
+describe('edge resolver: a catalog miss', () => {
+  const other = 'zyxwvutsrqponmlkjih0'
+  const missing = (headers: Record<string, string> = {}) => {
+    const req = request(8000, headers)
+    req.headers.host = `8000-${other}.example.test`
+    return req
+  }
+
+  it("asks the control plane's ResumeSandbox with the request's credentials, and follows the route it gets", async () => {
+    const token = { 'e2b-traffic-access-token': TRAFFIC_TOKEN }
+    const { res, calls } = await resolve(
+      route(RouteState.RUNNING),
+      missing(token),
+      undefined,
+      async () => ({
+        route: create(RouteSchema, {
+          sandboxId: other,
+          state: RouteState.RUNNING,
+          nodeProxyUrl: 'http://127.0.0.1:10',
+          trafficAccessToken: TRAFFIC_TOKEN,
+        }),
+      }),
+    )
+    expect(calls.resumeRequests).toEqual([
+      expect.objectContaining({ sandboxId: other, port: 8000, trafficAccessToken: TRAFFIC_TOKEN }),
+    ])
+    expect('target' in res && res.target.port).toBe(10)
+  })
+
+  it('still applies the traffic token to the route it gets', async () => {
+    const { res } = await resolve(route(RouteState.RUNNING), missing(), undefined, async () => ({
+      route: create(RouteSchema, {
+        sandboxId: other,
+        state: RouteState.RUNNING,
+        nodeProxyUrl: 'http://127.0.0.1:10',
+        trafficAccessToken: TRAFFIC_TOKEN,
+      }),
+    }))
+    expect('error' in res && res.error).toMatchObject({ status: 403, sandboxId: other })
+  })
+
+  it.each([
+    ['knows no such sandbox: 502', Code.NotFound, 502, undefined],
+    ['is unreachable: 503 with Retry-After', Code.Unavailable, 503, 1],
+  ])('when the control plane %s', async (_name, code, status, retryAfter) => {
+    const { res } = await resolve(route(RouteState.RUNNING), missing(), undefined, async () => {
+      throw new ConnectError('no', code)
+    })
+    expect('error' in res && res.error).toMatchObject({ status, sandboxId: other })
+    expect('error' in res && res.error.retryAfter).toBe(retryAfter)
   })
 })

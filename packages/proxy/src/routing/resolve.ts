@@ -22,12 +22,44 @@ import type { RouteCatalog } from '../catalog/route-catalog.js'
 import type { KeepaliveReporter } from '../keepalive/reporter.js'
 import { WebSocketMeter } from '../keepalive/ws-meter.js'
 import type { Resumer } from '../resume/resumer.js'
-import { refuseResume, refuseTraffic } from './authorize.js'
+import { refuseResume, refuseTraffic, wakeCredentials } from './authorize.js'
 import { clientIp } from './client-ip.js'
 import type { SignatureRoutes } from './signatures.js'
 
 /** How long a request waits for the first catalog snapshot before it is answered 503. */
 const CATALOG_WAIT_MS = 5000
+/** The hop to a node proxy right after a resume is retried for about a second if refused. */
+const RESUMED_DIAL_RETRY = { retries: 5, initialDelayMs: 30 }
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', ''])
+
+interface NodeProxy {
+  host: string
+  port: number
+  tls?: TlsVerify
+}
+
+/**
+ * A node proxy's URL as something to dial: http(s), a host that names one
+ * machine (not empty, not a wildcard) and a port. Anything else is no route.
+ */
+function dialable(url: string, clusterCa: string | undefined): NodeProxy | undefined {
+  let u: URL
+  try {
+    u = new URL(url)
+  } catch {
+    return undefined
+  }
+  // URL keeps the brackets of an IPv6 host; a socket wants the bare address.
+  const host = u.hostname.replace(/^\[(.*)\]$/, '$1')
+  const https = u.protocol === 'https:'
+  if ((!https && u.protocol !== 'http:') || WILDCARD_HOSTS.has(host)) return undefined
+  return {
+    host,
+    port: Number(u.port || (https ? 443 : 80)),
+    // A node proxy over TLS proves itself with a certificate of the cluster CA.
+    ...(https ? { tls: { ca: clusterCa, servername: host } } : {}),
+  }
+}
 
 /**
  * The edge proxy's resolver: which sandbox and port a request names, whether
@@ -46,20 +78,13 @@ export function createEdgeResolver(opts: {
   /** The cluster CA that https node proxies' certificates are checked against. */
   clusterCa?: string | undefined
 }) {
-  const nodeProxies = new Map<string, { host: string; port: number; tls?: TlsVerify }>()
-  const nodeProxy = (url: string) => {
+  const nodeProxies = new Map<string, NodeProxy>()
+  /** The node proxy a route names, or undefined when its address cannot be dialled. */
+  const nodeProxy = (url: string): NodeProxy | undefined => {
     let entry = nodeProxies.get(url)
     if (!entry) {
-      const u = new URL(url)
-      // URL keeps the brackets of an IPv6 host; a socket wants the bare address.
-      const host = u.hostname.replace(/^\[(.*)\]$/, '$1')
-      const https = u.protocol === 'https:'
-      entry = {
-        host,
-        port: Number(u.port || (https ? 443 : 80)),
-        // A node proxy over TLS proves itself with a certificate of the cluster CA.
-        ...(https ? { tls: { ca: opts.clusterCa, servername: host } } : {}),
-      }
+      entry = dialable(url, opts.clusterCa)
+      if (!entry) return undefined
       nodeProxies.set(url, entry)
     }
     return entry
@@ -110,7 +135,20 @@ export function createEdgeResolver(opts: {
       return { error: { ...noCatalog(), sandboxId, port } }
     }
     let route = await opts.catalog.lookup(sandboxId)
-    if (!route) return { error: notFound(sandboxId) }
+    let resumed = false
+    if (!route) {
+      // A miss (a sandbox of this cluster the stream has not brought yet, a
+      // stream being re-established): the control plane routes it, and wakes
+      // it first if it sleeps and this request may wake it.
+      if (opts.catalog.recentMiss(sandboxId)) return { error: notFound(sandboxId) }
+      try {
+        route = await opts.resumer.resume(sandboxId, wakeCredentials(req, port))
+        resumed = true
+      } catch (err) {
+        if (toWarrenError(err).code === 'not_found') opts.catalog.noteMiss(sandboxId)
+        return { error: resumeFailed(sandboxId, port, err) }
+      }
+    }
     const denied = refuseTraffic(req, route, port)
     if (denied) return { error: denied }
     // Pausing too: traffic at the moment of an auto-pause waits for the pause
@@ -122,10 +160,12 @@ export function createEdgeResolver(opts: {
         route.state === RouteState.RESUMING ||
         route.state === RouteState.PAUSING)
     ) {
-      const refusedResume = refuseResume(req, route, port)
+      const creds = wakeCredentials(req, port)
+      const refusedResume = refuseResume(creds, route, port)
       if (refusedResume) return { error: refusedResume }
       try {
-        route = await opts.resumer.resume(sandboxId)
+        route = await opts.resumer.resume(sandboxId, creds)
+        resumed = true
       } catch (err) {
         return { error: resumeFailed(sandboxId, port, err) }
       }
@@ -139,6 +179,20 @@ export function createEdgeResolver(opts: {
     const refused = refusal(route, port)
     if (refused) return { error: refused }
     const r = route
+    const local = opts.localNodes?.get(r.nodeProxyUrl)
+    const node = local ? undefined : nodeProxy(r.nodeProxyUrl)
+    // No address to dial (the sandbox's node has not registered with the
+    // control plane since it restarted, say) is not a route: retry shortly.
+    if (!local && !node)
+      return {
+        error: {
+          status: 503,
+          sandboxId,
+          port,
+          retryAfter: 1,
+          message: "The sandbox's node cannot be reached yet; retry",
+        },
+      }
     const onTraffic = r.keepaliveTraffic ? keepaliveHook(opts.keepalive, sandboxId, req) : undefined
     onTraffic?.(1)
     const peer = peerAddress(req.socket)
@@ -151,20 +205,21 @@ export function createEdgeResolver(opts: {
       forwardedHost: req.headers.host ?? '',
       forwardedProto: (req.socket as TLSSocket).encrypted ? 'https' : 'http',
     }
-    const local = opts.localNodes?.get(r.nodeProxyUrl)
     if (local) {
       const resolution = await local(req, handoff)
       if ('target' in resolution && onTraffic) resolution.target.onTraffic = onTraffic
       return resolution
     }
-    const node = nodeProxy(r.nodeProxyUrl)
+    const to = node as NodeProxy
     return {
       target: {
-        host: node.host,
-        port: node.port,
+        host: to.host,
+        port: to.port,
+        // A sandbox just resumed may take a moment before its node answers for it.
+        ...(resumed ? { dialRetry: RESUMED_DIAL_RETRY } : {}),
         removeHeaders: INTERNAL_HEADER_NAMES,
         setHeaders: handoffHeaders(handoff, opts.clusterSecret),
-        ...(node.tls ? { tls: node.tls } : {}),
+        ...(to.tls ? { tls: to.tls } : {}),
         unreachable: () => ({
           status: 502,
           sandboxId,
@@ -209,6 +264,8 @@ function resumeFailed(sandboxId: string, port: number, err: unknown): ProxyError
   if (w.code === 'conflict')
     return { status: envd ? 502 : 409, sandboxId, port, message: w.message }
   if (w.code === 'limit_exceeded') return { status: 429, sandboxId, port, message: w.message }
+  // The control plane judged the request's credentials and refused to wake it.
+  if (w.code === 'forbidden') return { status: 403, sandboxId, port, message: w.message }
   return {
     status: envd ? 502 : 503,
     sandboxId,

@@ -7,11 +7,13 @@ import { WarrenError } from '../errors.js'
  * init` and `warren up` write it) and the CA that signed the internal
  * servers' certificates, which clients verify them against.
  */
+/** A cluster's name: lowercase letters, digits and hyphens. */
+export const clusterNameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and hyphens')
+
 export const cluster = {
-  clusterName: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and hyphens')
-    .default('default'),
+  clusterName: clusterNameSchema.default('default'),
   clusterSecret: z.string().min(16).optional(),
   clusterSecretFile: z.string().min(1).optional(),
   clusterCa: z.string().min(1).optional(),

@@ -1,4 +1,5 @@
 export * from './authenticate.js'
+export { clusterNameSchema } from './config.js'
 export * from './secret.js'
 export * from './server.js'
 export * from './transport.js'

@@ -1,6 +1,11 @@
 import { connect, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { type TLSSocket, connect as tlsConnect } from 'node:tls'
+import {
+  checkServerIdentity,
+  type PeerCertificate,
+  type TLSSocket,
+  connect as tlsConnect,
+} from 'node:tls'
 
 export interface DialRetry {
   /** Attempts after the first, for a refused or unreachable port. */
@@ -56,6 +61,12 @@ export function tlsOptionsFor(verify: TlsVerify | undefined) {
     rejectUnauthorized: true,
     ...(verify.ca ? { ca: verify.ca } : {}),
     ...(ip ? { host: verify.servername } : { servername: verify.servername }),
+    // The identity is the hop's own, whatever name the connection is made
+    // for: undici names each connection after the request's Host (a sandbox
+    // host `{port}-{id}.{domain}` through the edge), which no node proxy's
+    // certificate carries.
+    checkServerIdentity: (_name: string, cert: PeerCertificate) =>
+      checkServerIdentity(verify.servername, cert),
   }
 }
 

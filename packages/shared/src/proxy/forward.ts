@@ -1,9 +1,12 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import { type Duplex, PassThrough, Transform } from 'node:stream'
 import type { Dispatcher } from 'undici'
+import type { ConnectSlot, ConnectWindow } from './connect-window.js'
 import { type DialRetry, dialOnce, dialWithRetry, startTls, type TlsVerify } from './dial.js'
 import { type ProxyError, sendProxyError, sendProxyErrorOnSocket } from './errors.js'
 import { UpstreamPools } from './pools.js'
+import { dialThroughWindow } from './window-dial.js'
 
 /** Where one request goes, and how its headers change on the way. */
 export interface ForwardTarget {
@@ -21,6 +24,11 @@ export interface ForwardTarget {
    * `TlsVerify` checking it (another Warren component's, e.g. a node proxy).
    */
   tls?: boolean | TlsVerify
+  /**
+   * New connections go through this window (a sandbox's port: see
+   * ConnectWindow), so a burst does not overflow the server's accept queue.
+   */
+  connectWindow?: ConnectWindow
   /**
    * Called for every chunk moved, with whether it came from the client. On an
    * upgraded connection the chunks are raw bytes (WebSocket frames included).
@@ -108,7 +116,7 @@ export function createForwarder(
     // Counted on its way through a transform: a 'data' listener on the request
     // itself would start it flowing before undici reads it, and lose the body.
     const body = hasBody && count ? countChunks(req, count) : hasBody ? req : null
-    pools.get(t.host, t.port, t.dialRetry, t.tls).stream(
+    pools.get(t.host, t.port, t.dialRetry, t.tls, t.connectWindow).stream(
       {
         path: req.url ?? '/',
         method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
@@ -163,15 +171,30 @@ export function createForwarder(
     }
     const t = resolution.target
     let upstream: Duplex
+    let slot: ConnectSlot | undefined
     try {
-      const tcp = t.dialRetry
-        ? await dialWithRetry(t.host, t.port, t.dialRetry)
-        : await dialOnce(t.host, t.port)
+      let tcp: Socket
+      if (t.connectWindow) {
+        ;({ socket: tcp, slot } = await dialThroughWindow(
+          t.host,
+          t.port,
+          t.connectWindow,
+          t.dialRetry,
+        ))
+      } else {
+        tcp = t.dialRetry
+          ? await dialWithRetry(t.host, t.port, t.dialRetry)
+          : await dialOnce(t.host, t.port)
+      }
       upstream = t.tls ? await startTls(tcp, undefined, t.tls === true ? undefined : t.tls) : tcp
     } catch (err) {
+      slot?.free()
       sendProxyErrorOnSocket(socket, t.unreachable(err as Error))
       return
     }
+    // An upgraded connection is long-lived: its place in the window ends with
+    // the server's first answer (the 101), or after the hold time.
+    const onTraffic = slot ? releasingOnAnswer(slot, t, upstream) : t.onTraffic
     const headers = { ...forwardHeaders(req.headers, true, t.removeHeaders), ...t.setHeaders }
     let headText = `${req.method} ${req.url} HTTP/1.1\r\n`
     for (const [k, v] of Object.entries(headers)) {
@@ -182,10 +205,29 @@ export function createForwarder(
       upstream.write(head)
       t.onTraffic?.(head.length, head, true)
     }
-    splice(socket, upstream, t.onTraffic)
+    splice(socket, upstream, onTraffic)
   }
 
   return { onRequest, onUpgrade, close }
+}
+
+/** `t.onTraffic`, ending `slot` on the first bytes from upstream or after the hold (answered), or on close. */
+function releasingOnAnswer(slot: ConnectSlot, t: ForwardTarget, upstream: Duplex) {
+  let held = true
+  const end = (answered: boolean) => {
+    if (!held) return
+    held = false
+    clearTimeout(timer)
+    if (answered) slot.answered()
+    else slot.free()
+  }
+  const timer = setTimeout(() => end(true), t.connectWindow?.opts.holdMs ?? 0)
+  timer.unref()
+  upstream.once('close', () => end(false))
+  return (bytes: number, chunk: Buffer, fromClient: boolean) => {
+    if (!fromClient) end(true)
+    t.onTraffic?.(bytes, chunk, fromClient)
+  }
 }
 
 /** The request body through a transform that reports each chunk as client traffic. */

@@ -1,6 +1,8 @@
 import { buildConnector, Pool } from 'undici'
 import { httpUrl } from '../listen.js'
-import { type DialRetry, retriesDial, type TlsVerify, tlsOptionsFor } from './dial.js'
+import { type ConnectWindow, holdUntilAnswered } from './connect-window.js'
+import { type DialRetry, retriesDial, startTls, type TlsVerify, tlsOptionsFor } from './dial.js'
+import { dialThroughWindow } from './window-dial.js'
 
 const IDLE_MS = 60_000
 const MAX_POOLS = 4096
@@ -16,11 +18,19 @@ export class UpstreamPools {
 
   /**
    * `tls`: HTTPS to the upstream, its certificate unchecked (`true`, see
-   * `startTls`) or checked as `TlsVerify` says.
+   * `startTls`) or checked as `TlsVerify` says. `window`: new connections
+   * are made through it (a pool per window: a new one after a sandbox's
+   * windows were dropped).
    */
-  get(host: string, port: number, retry?: DialRetry, tls: boolean | TlsVerify = false): Pool {
+  get(
+    host: string,
+    port: number,
+    retry?: DialRetry,
+    tls: boolean | TlsVerify = false,
+    window?: ConnectWindow,
+  ): Pool {
     const scheme = tls === false ? 'http' : tls === true ? 'https' : `https+${tls.servername}`
-    const key = `${scheme}:${host}:${port}:${retry ? `${retry.retries}/${retry.initialDelayMs}` : '-'}`
+    const key = `${scheme}:${host}:${port}:${retry ? `${retry.retries}/${retry.initialDelayMs}` : '-'}:${window?.id ?? '-'}`
     let entry = this.pools.get(key)
     if (!entry) {
       if (this.pools.size >= MAX_POOLS) this.evictOldest()
@@ -34,7 +44,11 @@ export class UpstreamPools {
           // A proxied response may take as long as the sandbox computes.
           headersTimeout: 0,
           bodyTimeout: 0,
-          connect: retry ? retrying(retry, tlsOptions) : buildConnector(tlsOptions),
+          connect: window
+            ? throughWindow(host, port, window, retry, tls)
+            : retry
+              ? retrying(retry, tlsOptions)
+              : buildConnector(tlsOptions),
         }),
         used: Date.now(),
       }
@@ -97,5 +111,42 @@ function retrying(
         else callback(null, socket!)
       })
     once()
+  }
+}
+
+/**
+ * A connector whose connections go through a connect window: each holds its
+ * place until the server answers on it (for TLS, until the handshake, which
+ * the server answers only once it has accepted).
+ */
+function throughWindow(
+  host: string,
+  port: number,
+  window: ConnectWindow,
+  retry: DialRetry | undefined,
+  tls: boolean | TlsVerify,
+): buildConnector.connector {
+  const connect = async () => {
+    const { socket, slot } = await dialThroughWindow(host, port, window, retry)
+    socket.setNoDelay(true)
+    socket.setKeepAlive(true, 60_000)
+    if (tls === false) {
+      holdUntilAnswered(slot, socket, window.opts.holdMs)
+      return socket
+    }
+    try {
+      const secure = await startTls(socket, undefined, tls === true ? undefined : tls)
+      slot.answered()
+      return secure
+    } catch (err) {
+      slot.free()
+      throw err
+    }
+  }
+  return (_opts, callback) => {
+    connect().then(
+      (socket) => callback(null, socket),
+      (err: Error) => callback(err, null),
+    )
   }
 }

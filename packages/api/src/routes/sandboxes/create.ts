@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import {
   checkVolumeMounts,
+  clusterNameSchema,
   DEFAULT_ISOLATION,
   isolationSchema,
   networkConfigSchema,
@@ -9,6 +10,7 @@ import {
   WarrenError,
 } from '@warren/shared'
 import type { CreateSandboxRequest } from '../../lifecycle/engine.js'
+import { clusterExists } from '../../store/clusters.js'
 import { resolveTemplateRef } from '../../templates/resolve.js'
 import { resolveVolumeMounts } from '../../volumes/manage.js'
 import type { App, RouteDeps } from '../deps.js'
@@ -56,6 +58,8 @@ const newSandbox = z
     volumeMounts: z.array(volumeMountSchema).max(16).optional(),
     // Warren extension: 'runc' (default) or 'gvisor' (a user-space kernel between the sandbox and the host's).
     isolation: isolationSchema.optional(),
+    // Warren extension: the cluster whose nodes run it (default: the API's own).
+    cluster: clusterNameSchema.optional(),
   })
   .openapi('NewSandbox')
 
@@ -131,6 +135,17 @@ export function resolveLifecycle(body: NewSandbox): CreateSandboxRequest['lifecy
   }
 }
 
+/**
+ * The cluster a create names, as the store records it: null for the API's
+ * own (by default, or by its name), else a remote cluster that exists.
+ */
+async function resolveCluster(deps: RouteDeps, name: string | undefined): Promise<string | null> {
+  if (name === undefined || name === deps.ownCluster) return null
+  if (!(await clusterExists(deps.db, name)))
+    throw new WarrenError('invalid_argument', `unknown cluster '${name}'`)
+  return name
+}
+
 export function registerCreate(app: App, deps: RouteDeps): void {
   for (const [path, v2] of [
     ['/sandboxes', false],
@@ -151,8 +166,14 @@ export function registerCreate(app: App, deps: RouteDeps): void {
         c.get('team').id,
         checkVolumeMounts(body.volumeMounts ?? []),
       )
-      const sandbox = await deps.engine.create(c.get('team'), {
-        ...(await resolveTemplateRef(deps.db, c.get('team').id, body.templateID)),
+      const team = c.get('team')
+      const { isolation: templateIsolation, ...template } = await resolveTemplateRef(
+        deps.db,
+        team.id,
+        body.templateID,
+      )
+      const sandbox = await deps.engine.create(team, {
+        ...template,
         timeoutS: body.timeout ?? deps.defaultTimeoutS,
         metadata: body.metadata ?? {},
         envVars: body.envVars ?? {},
@@ -167,7 +188,10 @@ export function registerCreate(app: App, deps: RouteDeps): void {
         },
         volumeMounts: volumes.mounts,
         nodeId: volumes.nodeId,
-        isolation: body.isolation ?? DEFAULT_ISOLATION,
+        // Named by the create, else required by the team, else the template's.
+        isolation:
+          body.isolation ?? team.requiredIsolation ?? templateIsolation ?? DEFAULT_ISOLATION,
+        cluster: await resolveCluster(deps, body.cluster),
       })
       return c.json(sandboxView(sandbox, deps.view), 201)
     })

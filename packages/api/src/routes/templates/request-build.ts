@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { createRoute, z } from '@hono/zod-openapi'
-import { WarrenError } from '@warren/shared'
+import { isolationSchema, WarrenError } from '@warren/shared'
 import { requestBuild } from '../../store/templates.js'
 import type { App, RouteDeps } from '../deps.js'
 import { errorResponses, jsonBody, noQuery } from '../params.js'
@@ -19,6 +19,11 @@ const body = z
     memoryMB: z.number().int().min(128).max(65_536).optional(),
     /** Free disk the build needs: the template's disk size is at least this. */
     minFreeDiskMb: z.number().int().min(1).max(1_048_576).optional(),
+    /**
+     * Warren's extension: what the template's sandboxes run under unless a
+     * create names one (null: back to runc); absent leaves it as it was.
+     */
+    isolation: isolationSchema.nullable().optional(),
   })
   .openapi('TemplateBuildRequestV3')
 
@@ -60,11 +65,13 @@ export function registerRequestBuild(app: App, deps: RouteDeps): void {
     const tags = [...new Set([...(tag ? [tag] : []), ...(b.tags ?? [])])]
     if (!tags.length) tags.push('default')
     const { templateId, buildId } = await requestBuild(deps.db, c.get('team').id, {
+      maxTemplates: c.get('team').maxTemplates,
       alias: name,
       tags,
       cpuCount: b.cpuCount ?? DEFAULTS.cpuCount,
       memoryMb: b.memoryMB ?? DEFAULTS.memoryMB,
       diskSizeMb: Math.max(DEFAULTS.diskSizeMB, b.minFreeDiskMb ?? 0),
+      ...(b.isolation !== undefined ? { isolation: b.isolation } : {}),
       buildId: randomUUID(),
       now: deps.clock.now(),
     })

@@ -1,0 +1,114 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import {
+  judgeCredential,
+  presentedCredential,
+  refuseCaller,
+  sandboxAddressOf,
+} from '@warren/shared'
+import { Counter, Histogram, Registry } from 'prom-client'
+
+/** Sandboxes the keepalive series may name at once; others are counted without a label. */
+export const MAX_KEEPALIVE_SERIES = 10_000
+
+/**
+ * The edge proxy's Prometheus metrics: requests and their durations by
+ * status (a bounded set: the status code, or `other`), upgrades, and the
+ * keepalive reports sent per sandbox — whose series are removed at the
+ * next scrape once the catalog no longer has the sandbox as live.
+ */
+export class EdgeMetrics {
+  readonly registry = new Registry()
+  private readonly reported = new Set<string>()
+
+  private readonly requests = new Counter({
+    name: 'warren_proxy_requests_total',
+    help: 'HTTP requests the edge answered, by status',
+    labelNames: ['status'],
+    registers: [this.registry],
+  })
+  private readonly duration = new Histogram({
+    name: 'warren_proxy_request_duration_seconds',
+    help: 'From the request to the end of its answer, by status',
+    labelNames: ['status'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  })
+  private readonly upgrades = new Counter({
+    name: 'warren_proxy_upgrades_total',
+    help: 'Upgraded connections (WebSocket) the edge accepted for forwarding',
+    registers: [this.registry],
+  })
+  private readonly keepalive = new Counter({
+    name: 'warren_proxy_keepalive_reports_total',
+    help: 'Keepalive reports sent to the API, per sandbox (gone with the sandbox)',
+    labelNames: ['sandbox_id'],
+    registers: [this.registry],
+    collect: () => this.sweep(),
+  })
+  private readonly keepaliveUnlabelled = new Counter({
+    name: 'warren_proxy_keepalive_reports_unlabelled_total',
+    help: `Keepalive reports for sandboxes past the first ${MAX_KEEPALIVE_SERIES} with series`,
+    registers: [this.registry],
+  })
+
+  constructor(private readonly isLive: (sandboxId: string) => boolean) {}
+
+  /** Counts the exchange when its answer is finished. */
+  watch(res: ServerResponse): void {
+    const end = this.duration.startTimer()
+    res.once('finish', () => {
+      const code = res.statusCode
+      const status = code >= 100 && code <= 599 ? String(code) : 'other'
+      end({ status })
+      this.requests.inc({ status })
+    })
+  }
+
+  upgraded(): void {
+    this.upgrades.inc()
+  }
+
+  keepaliveReported(sandboxId: string): void {
+    if (!this.reported.has(sandboxId) && this.reported.size >= MAX_KEEPALIVE_SERIES) {
+      this.keepaliveUnlabelled.inc()
+      return
+    }
+    this.reported.add(sandboxId)
+    this.keepalive.inc({ sandbox_id: sandboxId })
+  }
+
+  private sweep(): void {
+    for (const id of this.reported) {
+      if (this.isLive(id)) continue
+      this.keepalive.remove({ sandbox_id: id })
+      this.reported.delete(id)
+    }
+  }
+}
+
+/**
+ * `GET /metrics` on the edge's own port for a request that names no
+ * sandbox (a sandbox's own /metrics is forwarded as any path): answered
+ * only with the cluster secret or the metrics token, judged in constant
+ * time before anything else. Returns false when the request is not one.
+ */
+export function serveEdgeMetrics(
+  req: IncomingMessage,
+  res: ServerResponse,
+  metrics: EdgeMetrics,
+  accepted: readonly string[],
+): boolean {
+  if ((req.url ?? '').split('?')[0] !== '/metrics' || req.method !== 'GET') return false
+  if (req.headers['e2b-sandbox-id'] !== undefined) return false
+  if (sandboxAddressOf({ host: req.headers.host })) return false
+  const verdict = judgeCredential(presentedCredential(req.headers, { bearer: true }), accepted)
+  if (verdict !== 'ok') {
+    refuseCaller(res, verdict, "the edge proxy's /metrics")
+    return true
+  }
+  void metrics.registry.metrics().then((text) => {
+    res.writeHead(200, { 'content-type': metrics.registry.contentType })
+    res.end(text)
+  })
+  return true
+}
