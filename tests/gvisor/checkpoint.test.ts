@@ -100,6 +100,7 @@ describe.skipIf(process.env.WARREN_GVISOR_MEMORY_SNAPSHOTS !== 'on')(
       const snap = await src.createSnapshot()
       const created = (await sandboxes.createRaw({
         templateID: snap.snapshotId,
+        isolation: 'runc',
         timeout: 300,
       })) as CreatedSandbox & { resumedFrom?: string }
       expect(created.resumedFrom).toBeUndefined()

@@ -1,12 +1,10 @@
 import { listen } from '@warren/shared/listen'
+import { checkpointReadiness } from './checkpoint.js'
 import { parseConfig } from './config.js'
 import { log } from './log.js'
 import { createEnvd } from './server.js'
 import { createState } from './state.js'
 import { ENVD_VERSION } from './version.js'
-
-/** How long envd stops listening when asked to, before a checkpoint (see main). */
-const QUIESCE_MS = 3000
 
 /** envd's entry point: the sandbox's first process (PID 1 in its namespace), running as root. */
 function main(): void {
@@ -28,16 +26,9 @@ function main(): void {
     () => {}, // logged by the error handler, which exits
   )
 
-  // Before a gVisor checkpoint (a snapshot or fork) the node signals
-  // SIGUSR2 (tini passes it on): Debian's gVisor cannot save a listening
-  // socket that epoll watches, so envd stops listening for a moment and
-  // listens again after QUIESCE_MS, in the source and in every sandbox
-  // restored from the image (its timer runs on there).
-  process.on('SIGUSR2', () => {
-    log.info('not listening for a checkpoint', { ms: QUIESCE_MS })
-    envd.server.close()
-    setTimeout(() => void listen(envd.server, config.host, config.port).catch(() => {}), QUIESCE_MS)
-  })
+  // A gVisor snapshot's checkpoint: the node signals SIGUSR2 (tini passes it on).
+  const readiness = checkpointReadiness(envd.server, config.host, config.port)
+  process.on('SIGUSR2', () => readiness.quiesce())
 
   let stopping = false
   const stop = (signal: string) => {

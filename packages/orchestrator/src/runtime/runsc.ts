@@ -1,5 +1,13 @@
 import { spawn } from 'node:child_process'
-import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync } from 'node:fs'
+import {
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import { CommandError, run } from '../exec.js'
 import type { ContainerState, OciRuntime } from './oci-runtime.js'
@@ -168,6 +176,11 @@ export class Runsc implements OciRuntime {
     }
   }
 
+  /** Runs a command in the container (as its first process's user) and returns its output. */
+  async exec(id: string, argv: string[]): Promise<string> {
+    return run('runsc', this.args('exec', id, ...argv))
+  }
+
   /** Sends a signal to the container's first process (tini, which passes it on). */
   async signal(id: string, signal: string): Promise<void> {
     await run('runsc', this.args('kill', id, signal))
@@ -180,32 +193,6 @@ export class Runsc implements OciRuntime {
 
   async resume(id: string): Promise<void> {
     await run('runsc', this.args('resume', id))
-  }
-}
-
-/**
- * runsc (2022) makes the container's cgroups before it starts the sandbox and
- * leaves them when the start fails, and `delete` of a container that never
- * existed removes nothing: so a failed start removes them itself. rmdir
- * refuses a cgroup that still holds a process, so only empty ones go.
- */
-function removeEmptyCgroups(bundle: string): void {
-  let path: string | undefined
-  try {
-    const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as {
-      linux?: { cgroupsPath?: string }
-    }
-    path = spec.linux?.cgroupsPath
-  } catch {
-    return
-  }
-  if (!path) return
-  for (const controller of readdirSync('/sys/fs/cgroup')) {
-    try {
-      rmdirSync(join('/sys/fs/cgroup', controller, path))
-    } catch {
-      // not made under this controller, or not empty
-    }
   }
 }
 

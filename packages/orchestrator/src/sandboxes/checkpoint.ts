@@ -2,20 +2,21 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WarrenError } from '@warren/shared'
+import { ENVD_TIME_WAIT_FILE } from '@warren/shared/envd-checkpoint'
 import type { NodeContext } from '../context.js'
 import { run } from '../exec.js'
 import { netnsNames } from '../network/netns.js'
 import type { NetworkSlot } from '../network/slots.js'
 import type { Runsc } from '../runtime/runsc.js'
 import { waitForPort } from './readiness.js'
-import { type SandboxRecord, sandboxPaths } from './record.js'
+import { type SandboxRecord, sandboxPaths, writeRecord } from './record.js'
 
 /** Where a snapshot's memory image lives, relative to its build directory. */
 export const MEMORY_IMAGE_DIR = 'checkpoint'
 
 const READY_TIMEOUT_MS = 30_000
-/** Time for envd to close its listener after the signal (it listens again after 3 s). */
-const ENVD_QUIESCE_MS = 200
+/** How long the sockets may take to go after envd's signal (it listens again after 3 s). */
+const SAVABLE_WITHIN_MS = 2000
 
 /** The source's envd token beside its memory image (root's alone, as the image is). */
 const ENVD_TOKEN_FILE = 'envd-token'
@@ -63,13 +64,12 @@ export async function checkpointRunning<T>(
     hostIp: record.hostIp,
     ...netnsNames(ctx.cfg.prefix, record.slotIndex),
   }
-  // envd stops listening for a moment (its listener cannot be saved), then
-  // the host's connections are reset: a checkpoint must begin in that moment.
+  // envd resets its connections and stops listening for a moment (see
+  // envd's main), the host's connections are reset too; the checkpoint
+  // begins only once gVisor holds no TCP socket it would refuse to save.
   await runsc.signal(record.containerId, 'USR2')
-  await sleep(ENVD_QUIESCE_MS)
   await resetHostConnections(slot)
-  // gVisor's stack takes the resets in, envd closes those sockets.
-  await sleep(ENVD_QUIESCE_MS)
+  await waitSavable(runsc, record)
   try {
     await runsc.checkpoint(record.containerId, imageDir, paths.log)
   } catch (err) {
@@ -98,6 +98,9 @@ async function restoreInPlace(
   await runsc.destroy(record.containerId)
   await readdress(slot)
   await runsc.restore(record.containerId, paths.bundle, imageDir, paths.log)
+  // A new first process: the exit watcher looks it up again, not at the saved one.
+  record.restoredAt = new Date().toISOString()
+  writeRecord(ctx.cfg.dataDir, record)
   await waitForPort(slot.sandboxIp, ctx.cfg.readyPort, {
     timeoutMs: READY_TIMEOUT_MS,
     alive: async () => (await runsc.state(record.containerId))?.status === 'running',
@@ -122,4 +125,50 @@ export async function readdress(slot: NetworkSlot): Promise<void> {
 async function resetHostConnections(slot: NetworkSlot): Promise<void> {
   // ss answers "Invalid argument" when nothing matched: not a failure.
   await run('ss', ['-K', '-t', 'dst', slot.sandboxIp], { okCodes: [1, 2] }).catch(() => {})
+}
+
+/** TCP states in /proc/net/tcp gVisor (2022) saves: none but closed. */
+const TCP_CLOSE = '07'
+
+/**
+ * Waits until the sandbox's kernel holds no TCP socket but closed ones and
+ * envd says none of its connections is in TIME_WAIT (invisible in /proc,
+ * deaf to resets): a checkpoint refused on one ends the sandbox, so a socket
+ * that stays (a user's server or connection) refuses the snapshot instead
+ * and the source runs on. Connections the sandbox's own processes closed in
+ * the last minute are not seen (see docs/architecture.md "gVisor").
+ */
+async function waitSavable(runsc: Runsc, record: SandboxRecord): Promise<void> {
+  const deadline = Date.now() + SAVABLE_WITHIN_MS
+  for (;;) {
+    const out = await runsc.exec(record.containerId, [
+      '/bin/sh',
+      '-c',
+      `cat /proc/net/tcp /proc/net/tcp6; echo "time-wait-until $(cat ${ENVD_TIME_WAIT_FILE} 2>/dev/null)"`,
+    ])
+    const held = heldSockets(out)
+    const timeWaitUntil = Number(/^time-wait-until (\d+)$/m.exec(out)?.[1] ?? 0)
+    if (held.length === 0 && timeWaitUntil <= Date.now()) return
+    if (Date.now() > deadline || timeWaitUntil > deadline) {
+      const why = held.length
+        ? `it holds TCP sockets (${held.slice(0, 5).join(', ')}): close its servers and connections`
+        : `a connection closed ${Math.ceil((timeWaitUntil - Date.now()) / 1000)} s before it ends its TIME_WAIT`
+      throw new WarrenError(
+        'conflict',
+        `gVisor cannot save sandbox ${record.sandboxId} yet: ${why}, then try again`,
+      )
+    }
+    await sleep(50)
+  }
+}
+
+/** The sockets /proc/net/tcp{,6} lists that are not closed, as "local→remote state". */
+export function heldSockets(procNetTcp: string): string[] {
+  const held: string[] = []
+  for (const line of procNetTcp.split('\n')) {
+    const f = line.trim().split(/\s+/)
+    if (!/^\d+:$/.test(f[0] ?? '') || f[3] === TCP_CLOSE) continue
+    held.push(`${f[1]}→${f[2]} ${f[3]}`)
+  }
+  return held
 }

@@ -65,6 +65,10 @@ export async function initEnvd(
           headers: {
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(body),
+            // The host closes the connection after the answer, not envd: a
+            // connection gVisor closed first stays in TIME_WAIT, which its
+            // checkpoint refuses (see envd's checkpoint.ts).
+            connection: 'keep-alive',
             ...(currentToken ? { 'x-access-token': currentToken } : {}),
           },
           signal: AbortSignal.timeout(10_000),
@@ -75,7 +79,10 @@ export async function initEnvd(
           res.on('data', (chunk: string) => {
             if (data.length < 500) data += chunk
           })
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: data }))
+          res.on('end', () => {
+            req.destroy()
+            resolve({ status: res.statusCode ?? 0, text: data })
+          })
           res.on('error', reject)
         },
       )

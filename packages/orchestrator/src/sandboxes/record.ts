@@ -44,6 +44,8 @@ export const sandboxRecordSchema = z.object({
   isolation: isolationSchema.default('runc'),
   /** Started from a gVisor snapshot's memory image: the snapshot's processes continued. */
   restoredFrom: z.literal('memory').optional(),
+  /** When its container was last restored in place from its own checkpoint (a new first process). */
+  restoredAt: z.string().optional(),
 })
 
 export type SandboxRecord = z.infer<typeof sandboxRecordSchema>

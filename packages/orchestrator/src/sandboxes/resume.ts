@@ -58,7 +58,14 @@ export async function bootFromFiles(
       cleanup,
     )
     // A fresh container goes by the sandbox's id, even if it was claimed warm.
-    const { pausedKind: _k, pausedAt: _a, restoredFrom: _r, hostName: _h, ...rest } = paused
+    const {
+      pausedKind: _k,
+      pausedAt: _a,
+      restoredFrom: _r,
+      restoredAt: _t,
+      hostName: _h,
+      ...rest
+    } = paused
     const record: SandboxRecord = {
       ...rest,
       containerId: containerId(ctx.cfg, paused.sandboxId),
