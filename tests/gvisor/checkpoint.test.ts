@@ -1,5 +1,4 @@
-// gVisor snapshots and forks that keep memory: a counter process, which
-// holds its count only in memory and writes it out on every tick, goes on
+// gVisor snapshots and forks that keep memory: a counter process (counter.ts) goes on
 // counting in a sandbox created from the snapshot and in a fork, from where
 // it was (a fresh boot would have no counter, or start it again at 1). The
 // source runs on after the checkpoint. Privileged: root, runsc, runc, ip, nft.
@@ -9,25 +8,10 @@ import { api, eventually } from '../helpers/api-client.js'
 import { type CreatedSandbox, handle } from '../helpers/lifecycle.js'
 import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren } from '../helpers/warren-fixture.js'
+import { COUNTER, continues, count } from './counter.js'
 
 const warren = useWarren()
 const sandboxes = useSandboxes(warren)
-
-const COUNTER = [
-  'python3 -c "',
-  'import os, time',
-  'n = 0',
-  'while True:',
-  '    n += 1',
-  "    open('/home/user/count.tmp', 'w').write(str(n))",
-  "    os.rename('/home/user/count.tmp', '/home/user/count')",
-  '    time.sleep(0.1)',
-  '"',
-].join('\n')
-
-async function count(sbx: Sandbox): Promise<number> {
-  return Number((await sbx.commands.run('cat /home/user/count')).stdout.trim())
-}
 
 /** A gVisor sandbox whose counter has counted past 10. */
 async function counting(): Promise<Sandbox> {
@@ -41,13 +25,6 @@ async function counting(): Promise<Sandbox> {
   await proc.disconnect()
   await eventually('the counter counts', async () => (await count(sbx).catch(() => 0)) > 10, 30_000)
   return sbx
-}
-
-/** The counter of `sbx` continues from at least `from` and is still counting. */
-async function continues(sbx: Sandbox, from: number): Promise<void> {
-  const first = await count(sbx)
-  expect(first).toBeGreaterThanOrEqual(from)
-  await eventually('the counter counts on', async () => (await count(sbx)) > first, 15_000)
 }
 
 // Experimental (WARREN_GVISOR_MEMORY_SNAPSHOTS=on): with Debian's runsc the

@@ -139,7 +139,8 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
     },
     freeze: (sandboxId) => freeze(ctx, sandboxId),
     thaw: (record) => thaw(ctx, record),
-    dropToFiles: (sandboxId, slot) => dropToFiles(ctx, sandboxId, slot),
+    dropToFiles: (sandboxId, slot, saveProcesses) =>
+      dropToFiles(ctx, sandboxId, slot, saveProcesses),
     bootFromFiles: (paused, input, policy) =>
       withTemplateCommands(
         ctx,

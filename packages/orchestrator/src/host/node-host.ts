@@ -147,9 +147,15 @@ export interface NodeHost {
   /**
    * Drops the processes and network, keeping the writable layer. Throws only
    * while the container still exists (nothing changed); a later step that
-   * fails leaves debris that the next destroy or start removes.
+   * fails leaves debris that the next destroy or start removes. With
+   * `saveProcesses`, a frozen gVisor sandbox's processes are first saved to
+   * its directory when the node keeps gVisor memory (true when they were).
    */
-  dropToFiles(sandboxId: string, slot: NetworkSlot | undefined): Promise<void>
+  dropToFiles(
+    sandboxId: string,
+    slot: NetworkSlot | undefined,
+    saveProcesses?: SandboxRecord,
+  ): Promise<boolean>
   /** A cold boot on a paused sandbox's kept layer, with a new network slot. */
   bootFromFiles(
     paused: SandboxRecord,

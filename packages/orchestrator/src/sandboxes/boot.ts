@@ -122,7 +122,13 @@ export async function bootSandbox(
     try {
       await runscOf(ctx).restore(id, paths.bundle, spec.memoryImage, paths.log)
       await ready()
-      await initSandboxEnvd(ctx, spec, slot, readEnvdToken(spec.memoryImage))
+      // A snapshot's envd holds its source's token; a sandbox's own, its own.
+      await initSandboxEnvd(
+        ctx,
+        spec,
+        slot,
+        readEnvdToken(spec.memoryImage) ?? spec.envdAccessToken,
+      )
       return 'memory'
     } catch (err) {
       ctx.log.warn({ err, sandboxId: spec.sandboxId }, 'memory restore failed; booting on files')

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WarrenError } from '@warren/shared'
@@ -41,12 +41,6 @@ export function runscOf(ctx: NodeContext): Runsc {
  * (its processes are saved and stopped: the files are consistent with the
  * memory image), then restores the sandbox in place, same id, same slot:
  * its processes continue after a pause of checkpoint + restore.
- *
- * gVisor refuses to save a TCP connection on eth0 that is open or in
- * TIME_WAIT, and a refused checkpoint ends the sandbox. The connections the
- * host holds (the node proxy's, the envd client's) are reset first (`ss -K`,
- * a reset ends gVisor's side at once); connections the sandbox itself closed
- * in the last minute remain a risk (see docs/architecture.md "gVisor").
  */
 export async function checkpointRunning<T>(
   ctx: NodeContext,
@@ -54,35 +48,84 @@ export async function checkpointRunning<T>(
   imageDir: string,
   whileStopped: () => Promise<T>,
 ): Promise<T> {
+  const slot = slotOf(ctx, record)
+  await saveProcesses(ctx, record, slot, imageDir)
+  try {
+    return await whileStopped()
+  } finally {
+    await restoreInPlace(ctx, record, slot, imageDir)
+  }
+}
+
+/**
+ * Saves a frozen (hot-paused) gVisor sandbox's processes into its own
+ * directory (`paths.checkpoint`), ending its container: what a move to
+ * another node or a drop to files keeps of its memory. False, with nothing
+ * kept, when gVisor cannot save it (sockets it holds); the container is
+ * then still there, frozen, for the caller to drop as before.
+ */
+export async function checkpointFrozen(ctx: NodeContext, record: SandboxRecord): Promise<boolean> {
   const runsc = runscOf(ctx)
-  const paths = sandboxPaths(ctx.cfg.dataDir, record.sandboxId)
+  const imageDir = sandboxPaths(ctx.cfg.dataDir, record.sandboxId).checkpoint
+  rmSync(imageDir, { recursive: true, force: true })
+  mkdirSync(imageDir, { mode: 0o700 })
+  await runsc.resume(record.containerId)
+  try {
+    await saveProcesses(ctx, record, slotOf(ctx, record), imageDir)
+    return true
+  } catch (err) {
+    rmSync(imageDir, { recursive: true, force: true })
+    ctx.log.warn({ err, sandboxId: record.sandboxId }, 'could not save the processes; files only')
+    // Refused before the checkpoint began: frozen again, as it was.
+    if ((await runsc.state(record.containerId))?.status === 'running')
+      await runsc.pause(record.containerId).catch(() => {})
+    return false
+  }
+}
+
+function slotOf(ctx: NodeContext, record: SandboxRecord): NetworkSlot {
   if (record.slotIndex === null || !record.sandboxIp || !record.hostIp)
     throw new WarrenError('internal', `sandbox ${record.sandboxId} holds no network slot`)
-  const slot: NetworkSlot = {
+  return {
     index: record.slotIndex,
     sandboxIp: record.sandboxIp,
     hostIp: record.hostIp,
     ...netnsNames(ctx.cfg.prefix, record.slotIndex),
   }
-  // envd resets its connections and stops listening for a moment (see
-  // envd's main), the host's connections are reset too; the checkpoint
-  // begins only once gVisor holds no TCP socket it would refuse to save.
+}
+
+/**
+ * `runsc checkpoint` of a running gVisor sandbox into `imageDir`, which ends
+ * its container. gVisor refuses to save a TCP connection that is open or in
+ * TIME_WAIT, and a refused checkpoint ends the sandbox, so first envd resets
+ * its connections and stops listening for a moment (envd's checkpoint.ts),
+ * the host's connections are reset too, and the checkpoint begins only once
+ * gVisor holds no TCP socket it would refuse (else `conflict`, the sandbox
+ * untouched). Connections its own processes closed in the last minute
+ * remain a risk (see docs/architecture.md "gVisor").
+ */
+async function saveProcesses(
+  ctx: NodeContext,
+  record: SandboxRecord,
+  slot: NetworkSlot,
+  imageDir: string,
+): Promise<void> {
+  const runsc = runscOf(ctx)
   await runsc.signal(record.containerId, 'USR2')
   await resetHostConnections(slot)
   await waitSavable(runsc, record)
   try {
-    await runsc.checkpoint(record.containerId, imageDir, paths.log)
+    await runsc.checkpoint(
+      record.containerId,
+      imageDir,
+      sandboxPaths(ctx.cfg.dataDir, record.sandboxId).log,
+    )
   } catch (err) {
     throw new WarrenError(
       'internal',
       `gVisor could not checkpoint sandbox ${record.sandboxId}, which it ended: ${(err as Error).message}`,
       { cause: err },
     )
-  }
-  try {
-    return await whileStopped()
-  } finally {
-    await restoreInPlace(ctx, record, slot, imageDir)
   }
 }
 
