@@ -27,65 +27,86 @@ async function counting(): Promise<Sandbox> {
   return sbx
 }
 
-// Experimental (WARREN_GVISOR_MEMORY_SNAPSHOTS=on): with Debian's runsc the
-// checkpoint is still refused on a connection to envd (see docs/architecture.md).
-describe.skipIf(process.env.WARREN_GVISOR_MEMORY_SNAPSHOTS !== 'on')(
-  'gVisor checkpoint and restore',
-  () => {
-    it('a sandbox created from a snapshot continues its counter; the source runs on', async () => {
-      const src = await counting()
-      const before = await count(src)
-      const snap = await src.createSnapshot()
-      // The source was checkpointed and restored in place: it counts on.
-      await continues(src, before)
+describe('gVisor checkpoint and restore', () => {
+  it('a sandbox created from a snapshot continues its counter; the source runs on', async () => {
+    const src = await counting()
+    const before = await count(src)
+    const snap = await src.createSnapshot()
+    // The source was checkpointed and restored in place: it counts on.
+    await continues(src, before)
 
-      const created = (await sandboxes.createRaw({
-        templateID: snap.snapshotId,
-        isolation: 'gvisor',
-        timeout: 300,
-      })) as CreatedSandbox & { resumedFrom?: string }
-      expect(created.resumedFrom).toBe('memory')
-      const copy = handle(warren(), created)
-      await continues(copy, before)
-      // Its own sandbox: its own id, envd answers with its new settings.
-      expect((await copy.commands.run('echo $E2B_SANDBOX_ID')).stdout.trim()).toBe(
-        created.sandboxID,
-      )
-      const got = await api(warren(), 'GET', `/sandboxes/${created.sandboxID}`)
-      expect(got.body).toMatchObject({ isolation: 'gvisor', resumedFrom: 'memory' })
-    })
+    const created = (await sandboxes.createRaw({
+      templateID: snap.snapshotId,
+      isolation: 'gvisor',
+      timeout: 300,
+    })) as CreatedSandbox & { resumedFrom?: string }
+    expect(created.resumedFrom).toBe('memory')
+    const copy = handle(warren(), created)
+    await continues(copy, before)
+    // Its own sandbox: its own id, envd answers with its new settings.
+    expect((await copy.commands.run('echo $E2B_SANDBOX_ID')).stdout.trim()).toBe(created.sandboxID)
+    const got = await api(warren(), 'GET', `/sandboxes/${created.sandboxID}`)
+    expect(got.body).toMatchObject({ isolation: 'gvisor', resumedFrom: 'memory' })
+  })
 
-    it('a fork continues its source’s counter', async () => {
-      const src = await counting()
-      const before = await count(src)
-      const res = await api(warren(), 'POST', `/sandboxes/${src.sandboxId}/fork`, {
-        json: { count: 1 },
-      })
-      expect(res.status, res.text).toBe(201)
-      const [fork] = res.body as Array<{
-        sandbox: CreatedSandbox & { resumedFrom?: string; forkedFrom: string }
-      }>
-      sandboxes.add(fork!.sandbox.sandboxID)
-      expect(fork!.sandbox.forkedFrom).toBe('memory')
-      expect(fork!.sandbox.resumedFrom).toBe('memory')
-      await continues(handle(warren(), fork!.sandbox), before)
-      await continues(src, before)
+  it('a fork continues its source’s counter', async () => {
+    const src = await counting()
+    const before = await count(src)
+    const res = await api(warren(), 'POST', `/sandboxes/${src.sandboxId}/fork`, {
+      json: { count: 1 },
     })
+    expect(res.status, res.text).toBe(201)
+    const [fork] = res.body as Array<{
+      sandbox: CreatedSandbox & { resumedFrom?: string; forkedFrom: string }
+    }>
+    sandboxes.add(fork!.sandbox.sandboxID)
+    expect(fork!.sandbox.forkedFrom).toBe('memory')
+    expect(fork!.sandbox.resumedFrom).toBe('memory')
+    await continues(handle(warren(), fork!.sandbox), before)
+    await continues(src, before)
+  })
 
-    it('a runc create from a gVisor snapshot boots fresh on its files', async () => {
-      const src = await counting()
-      const snap = await src.createSnapshot()
-      const created = (await sandboxes.createRaw({
-        templateID: snap.snapshotId,
-        isolation: 'runc',
-        timeout: 300,
-      })) as CreatedSandbox & { resumedFrom?: string }
-      expect(created.resumedFrom).toBeUndefined()
-      const copy = handle(warren(), created)
-      const frozen = await count(copy)
-      await new Promise((r) => setTimeout(r, 500))
-      // The file came along; no process counts it on.
-      expect(await count(copy)).toBe(frozen)
-    })
-  },
-)
+  it('a sandbox holding a server gets a snapshot of its files; it runs on, its server too', async () => {
+    const src = await counting()
+    await (
+      await src.commands.run('python3 -m http.server 8080 --bind 0.0.0.0', { background: true })
+    ).disconnect()
+    await eventually(
+      'the server listens',
+      async () =>
+        (
+          await src.commands
+            .run('curl -s -o /dev/null -w "%{http_code}" localhost:8080/')
+            .catch(() => undefined)
+        )?.stdout === '200',
+    )
+    // gVisor cannot save a listening socket: the snapshot keeps the files only.
+    const snap = await src.createSnapshot()
+    await continues(src, 11)
+    expect(
+      (await src.commands.run('curl -s -o /dev/null -w "%{http_code}" localhost:8080/')).stdout,
+    ).toBe('200')
+    const created = (await sandboxes.createRaw({
+      templateID: snap.snapshotId,
+      isolation: 'gvisor',
+      timeout: 300,
+    })) as CreatedSandbox & { resumedFrom?: string }
+    expect(created.resumedFrom).toBeUndefined()
+  })
+
+  it('a runc create from a gVisor snapshot boots fresh on its files', async () => {
+    const src = await counting()
+    const snap = await src.createSnapshot()
+    const created = (await sandboxes.createRaw({
+      templateID: snap.snapshotId,
+      isolation: 'runc',
+      timeout: 300,
+    })) as CreatedSandbox & { resumedFrom?: string }
+    expect(created.resumedFrom).toBeUndefined()
+    const copy = handle(warren(), created)
+    const frozen = await count(copy)
+    await new Promise((r) => setTimeout(r, 500))
+    // The file came along; no process counts it on.
+    expect(await count(copy)).toBe(frozen)
+  })
+})

@@ -10,11 +10,7 @@ import { api, eventually } from '../helpers/api-client.js'
 import { type ClusterNode, useCluster } from '../helpers/cluster-fixture.js'
 import { COUNTER, continues, count } from './counter.js'
 
-const cluster = useCluster({
-  nodes: 2,
-  postgres: true,
-  nodeEnv: () => ({ WARREN_GVISOR_MEMORY_SNAPSHOTS: 'on' }),
-})
+const cluster = useCluster({ nodes: 2, postgres: true })
 
 const node = (i: number): ClusterNode => cluster().nodes[i]!
 

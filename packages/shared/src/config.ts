@@ -140,11 +140,11 @@ export const orchestratorConfigSchema = z.object({
    */
   gvisorPlatform: z.enum(['auto', 'kvm', 'ptrace', 'off']).default('auto'),
   /**
-   * `on`: a snapshot or fork of a running gVisor sandbox checkpoints its
-   * memory (experimental: with Debian's runsc the checkpoint is still refused
-   * on envd's connections, and a refused checkpoint ends the source).
+   * `on`: gVisor sandboxes keep their processes through snapshots, forks and
+   * moves to another node (runsc checkpoint/restore, see sandboxes/checkpoint.ts);
+   * `off`: files only, as runc's.
    */
-  gvisorMemorySnapshots: z.enum(['on', 'off']).default('off'),
+  gvisorMemorySnapshots: z.enum(['on', 'off']).default('on'),
   /** Prometheus may scrape the node's /metrics with this token instead of the cluster secret. */
   metricsToken: z.string().min(16).optional(),
 })

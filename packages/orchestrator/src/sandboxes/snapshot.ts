@@ -1,6 +1,6 @@
 import { mkdirSync, mkdtempSync, rmdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { newSandboxId } from '@warren/shared'
+import { newSandboxId, WarrenError } from '@warren/shared'
 import type { NodeContext } from '../context.js'
 import { run } from '../exec.js'
 import { mountsUnder, unmount } from '../runtime/overlay.js'
@@ -30,16 +30,26 @@ export async function snapshotSandbox(
 ): Promise<TemplateMetadata> {
   const source = ctx.templates.build(record.templateId, record.buildId)
   const buildId = newSandboxId().slice(0, 16)
-  const withMemory =
+  let withMemory =
     ctx.cfg.gvisorMemorySnapshots === 'on' &&
     record.state === 'running' &&
     record.isolation === 'gvisor'
   const dir = buildDir(ctx.templatesDir, templateId, buildId)
   let layer: string
   try {
-    const staged = withMemory
-      ? await checkpointLayer(ctx, record, join(dir, MEMORY_IMAGE_DIR), envdAccessToken)
-      : await copyLayer(ctx, record)
+    let staged: string | undefined
+    if (withMemory) {
+      try {
+        staged = await checkpointLayer(ctx, record, join(dir, MEMORY_IMAGE_DIR), envdAccessToken)
+      } catch (err) {
+        // Sockets gVisor cannot save (the sandbox untouched): its files, as runc's.
+        if (!(err instanceof WarrenError && err.code === 'conflict')) throw err
+        ctx.log.info({ sandboxId: record.sandboxId, why: err.message }, 'snapshot of files only')
+        rmSync(join(dir, MEMORY_IMAGE_DIR), { recursive: true, force: true })
+        withMemory = false
+      }
+    }
+    staged ??= await copyLayer(ctx, record)
     layer = await publishLayer(ctx.templatesDir, staged)
   } catch (err) {
     rmSync(dir, { recursive: true, force: true })
