@@ -26,8 +26,9 @@ export function checkpointReadiness(
   server: Server,
   host: string,
   port: number,
-  timeWaitFile = ENVD_TIME_WAIT_FILE,
+  opts: { timeWaitFile?: string; quiesceMs?: number } = {},
 ): { quiesce(): void } {
+  const { timeWaitFile = ENVD_TIME_WAIT_FILE, quiesceMs = QUIESCE_MS } = opts
   const connections = new Set<Socket>()
   const reset = new WeakSet<Socket>()
   let timeWaitUntil = 0
@@ -56,7 +57,7 @@ export function checkpointReadiness(
   return {
     quiesce() {
       log.info('not listening for a checkpoint', {
-        ms: QUIESCE_MS,
+        ms: quiesceMs,
         reset: connections.size,
         timeWaitMs: Math.max(0, timeWaitUntil - Date.now()),
       })
@@ -65,7 +66,7 @@ export function checkpointReadiness(
         socket.resetAndDestroy()
       }
       server.close()
-      setTimeout(() => void listen(server, host, port).catch(() => {}), QUIESCE_MS)
+      setTimeout(() => void listen(server, host, port).catch(() => {}), quiesceMs)
     },
   }
 }
