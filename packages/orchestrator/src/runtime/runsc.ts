@@ -6,7 +6,9 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmdirSync,
+  writeFileSync,
 } from 'node:fs'
 import { join } from 'node:path'
 import { CommandError, run } from '../exec.js'
@@ -145,6 +147,15 @@ export class Runsc implements OciRuntime {
   }
 
   async state(id: string): Promise<ContainerState | undefined> {
+    const state = await this.rawState(id)
+    // runsc (2022) keeps saying "paused" of a sandbox whose kernel was
+    // killed behind its back: its sandbox process tells the truth.
+    if (state && state.status !== 'stopped' && state.pid && !hostProcessLives(state.pid))
+      return { ...state, status: 'stopped' }
+    return state
+  }
+
+  private async rawState(id: string): Promise<ContainerState | undefined> {
     try {
       return JSON.parse(await run('runsc', this.args('state', id))) as ContainerState
     } catch (err) {
@@ -167,12 +178,31 @@ export class Runsc implements OciRuntime {
    * which writes out whatever they did).
    */
   async destroy(id: string): Promise<void> {
-    if ((await this.state(id))?.status === 'paused') await this.resume(id).catch(() => {})
+    const state = await this.rawState(id)
+    if (state?.status === 'paused') {
+      if (state.pid && hostProcessLives(state.pid)) await this.resume(id).catch(() => {})
+      else this.markStopped(id)
+    }
     try {
       await run('runsc', this.args('delete', '--force', id))
     } catch (err) {
       if (err instanceof CommandError && /does not exist/.test(err.stderr)) return
       throw err
+    }
+  }
+
+  /**
+   * A paused container whose sandbox died cannot be resumed, and deleting it
+   * panics on "paused => stopped": its state file is told the truth first,
+   * so that delete removes it, its cgroups included.
+   */
+  private markStopped(id: string): void {
+    for (const name of readdirSync(this.root)) {
+      if (!name.startsWith(`${id}_sandbox:`) || !name.endsWith('.state')) continue
+      const path = join(this.root, name)
+      const saved = JSON.parse(readFileSync(path, 'utf8')) as { status?: string }
+      writeFileSync(`${path}.tmp`, JSON.stringify({ ...saved, status: 'stopped' }), { mode: 0o600 })
+      renameSync(`${path}.tmp`, path)
     }
   }
 
@@ -219,5 +249,16 @@ function removeEmptyCgroups(bundle: string): void {
     } catch {
       // not made under this controller, or not empty
     }
+  }
+}
+
+/** Whether a host process exists and is neither a zombie nor dead. */
+function hostProcessLives(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+    return state !== 'Z' && state !== 'X' && state !== 'x'
+  } catch {
+    return false
   }
 }
