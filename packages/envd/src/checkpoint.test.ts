@@ -15,7 +15,7 @@ afterEach(() => {
   if (dir) rmSync(dir, { recursive: true, force: true })
 })
 
-async function start(quiesceMs = 300) {
+async function start(quiesceMs = 60_000) {
   dir = mkdtempSync(join(tmpdir(), 'envd-checkpoint-'))
   const timeWaitFile = join(dir, 'run', 'time-wait')
   server = createServer({ keepAliveTimeout: 65_000 }, (_req, res) => res.end('ok'))
@@ -95,6 +95,12 @@ describe('checkpointReadiness', () => {
     expect(await ended).toBe('ECONNRESET')
     expect(await connects(port)).toBe(false)
     await new Promise((r) => setTimeout(r, 500))
+    expect(await connects(port)).toBe(true)
+    // After a restore the node says so: it listens again at once.
+    readiness.quiesce()
+    expect(await connects(port)).toBe(false)
+    readiness.resume()
+    expect(await waitFor(() => server?.listening === true)).toBe(true)
     expect(await connects(port)).toBe(true)
     // A reset is no TIME_WAIT.
     expect(existsSync(timeWaitFile)).toBe(false)

@@ -15,9 +15,10 @@ const QUIESCE_MS = 3000
  * listener, its connections) nor a TCP connection that is open or in
  * TIME_WAIT, and a refused save ends the sandbox. So envd
  * - on `quiesce()` (the node's SIGUSR2) resets every connection it holds (a
- *   reset leaves no TIME_WAIT) and stops listening for QUIESCE_MS, in which
- *   the checkpoint begins; the source and every copy restored from the image
- *   listen again when the timer fires (it runs on there);
+ *   reset leaves no TIME_WAIT) and stops listening, in which the checkpoint
+ *   begins; the source and every copy restored from the image listen again
+ *   on `resume()` (the node's SIGHUP right after the restore), or after
+ *   QUIESCE_MS if no checkpoint follows (a snapshot that keeps files only);
  * - notes in ENVD_TIME_WAIT_FILE until when a connection it closed first (so
  *   in TIME_WAIT, where gVisor ignores resets) blocks a checkpoint: the node
  *   waits or refuses the snapshot instead of losing the sandbox.
@@ -27,11 +28,12 @@ export function checkpointReadiness(
   host: string,
   port: number,
   opts: { timeWaitFile?: string; quiesceMs?: number } = {},
-): { quiesce(): void } {
+): { quiesce(): void; resume(): void } {
   const { timeWaitFile = ENVD_TIME_WAIT_FILE, quiesceMs = QUIESCE_MS } = opts
   const connections = new Set<Socket>()
   const reset = new WeakSet<Socket>()
   let timeWaitUntil = 0
+  let again: NodeJS.Timeout | undefined
 
   server.on('connection', (socket: Socket) => {
     connections.add(socket)
@@ -66,7 +68,12 @@ export function checkpointReadiness(
         socket.resetAndDestroy()
       }
       server.close()
-      setTimeout(() => void listen(server, host, port).catch(() => {}), quiesceMs)
+      clearTimeout(again)
+      again = setTimeout(() => this.resume(), quiesceMs)
+    },
+    resume() {
+      clearTimeout(again)
+      if (!server.listening) void listen(server, host, port).catch(() => {})
     },
   }
 }

@@ -29,6 +29,7 @@ function main(): void {
   // A gVisor snapshot's checkpoint: the node signals SIGUSR2 (tini passes it on).
   const readiness = checkpointReadiness(envd.server, config.host, config.port)
   process.on('SIGUSR2', () => readiness.quiesce())
+  process.on('SIGHUP', () => readiness.resume())
 
   let stopping = false
   const stop = (signal: string) => {

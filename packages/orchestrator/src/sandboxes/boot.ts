@@ -31,7 +31,7 @@ import type { TemplateMetadata } from '../templates/metadata.js'
 import { layerDirs } from '../templates/store.js'
 import { volumeBinds } from '../volumes/binds.js'
 import type { VolumeMount } from '../volumes/registry.js'
-import { readdress, readEnvdToken, runscOf } from './checkpoint.js'
+import { listenAgain, readdress, readEnvdToken, runscOf } from './checkpoint.js'
 import { linkLowers, lowerEtc } from './lowers.js'
 import { initEnvd, waitForPort } from './readiness.js'
 import { sandboxPaths } from './record.js'
@@ -121,6 +121,7 @@ export async function bootSandbox(
   if (spec.memoryImage && spec.isolation === 'gvisor') {
     try {
       await runscOf(ctx).restore(id, paths.bundle, spec.memoryImage, paths.log)
+      await listenAgain(runscOf(ctx), id)
       await ready()
       // A snapshot's envd holds its source's token; a sandbox's own, its own.
       await initSandboxEnvd(

@@ -113,7 +113,13 @@ async function saveProcesses(
   const runsc = runscOf(ctx)
   await runsc.signal(record.containerId, 'USR2')
   await resetHostConnections(slot)
-  await waitSavable(runsc, record)
+  try {
+    await waitSavable(runsc, record)
+  } catch (err) {
+    // No checkpoint follows: envd listens again now, not when its timer fires.
+    await listenAgain(runsc, record.containerId).catch(() => {})
+    throw err
+  }
   try {
     await runsc.checkpoint(
       record.containerId,
@@ -129,6 +135,11 @@ async function saveProcesses(
   }
 }
 
+/** A restored envd listens again at once (else when its quiesce timer fires). */
+export async function listenAgain(runsc: Runsc, id: string): Promise<void> {
+  await runsc.signal(id, 'HUP')
+}
+
 /** The source goes on from its own image, in its own slot (its address set on eth0 again). */
 async function restoreInPlace(
   ctx: NodeContext,
@@ -141,6 +152,7 @@ async function restoreInPlace(
   await runsc.destroy(record.containerId)
   await readdress(slot)
   await runsc.restore(record.containerId, paths.bundle, imageDir, paths.log)
+  await listenAgain(runsc, record.containerId)
   // A new first process: the exit watcher looks it up again, not at the saved one.
   record.restoredAt = new Date().toISOString()
   writeRecord(ctx.cfg.dataDir, record)
