@@ -6,6 +6,10 @@
 //   syscall-heavy workload   in a sandbox of each: a walk of /usr that lstat()s
 //                            every file, and 2000 small files written, stat()ed
 //                            and removed (what pip or `git status` do)
+//   snapshot / fork          through the SDK, a sandbox holding a counter:
+//                            createSnapshot() (gVisor: its processes saved,
+//                            runc: its files) and a create from the snapshot
+//                            → first command, gVisor vs runc
 //   checkpoint / restore     `runsc checkpoint` and `runsc restore` of a plain
 //                            gVisor container holding --sizes MB of random
 //                            bytes (no network: this runsc cannot save a
@@ -13,7 +17,7 @@
 //                            reading that many bytes to a file on the same disk
 // Privileged (runc, runsc, netns, nft); traffic only to loopback and the
 // sandboxes' own namespaces. Build first, then:
-//   npm run bench -- gvisor [--runs 10] [--sizes 64,256,1024] [--parts create,walk,checkpoint] [--json]
+//   npm run bench -- gvisor [--runs 10] [--sizes 64,256,1024] [--parts create,walk,snapshot,checkpoint] [--json]
 import { execFileSync } from 'node:child_process'
 import {
   chmodSync,
@@ -39,7 +43,7 @@ import { median, ms, pct } from './lib/stats.js'
 const values = benchArgs({
   runs: { type: 'string', default: '10' },
   sizes: { type: 'string', default: '64,256,1024' },
-  parts: { type: 'string', default: 'create,walk,checkpoint' },
+  parts: { type: 'string', default: 'create,walk,snapshot,checkpoint' },
 })
 const PARTS = new Set(values.parts.split(','))
 const RUNS = Number(values.runs)
@@ -108,6 +112,84 @@ async function walkOnce(opts: Opts): Promise<{ files: number; walkMs: number; ch
     return { files: files!, walkMs: walkMs!, churnMs: churnMs! }
   } finally {
     await sbx.kill()
+  }
+}
+
+// ------------------------------------------------------- snapshot / fork
+
+const COUNTER = `python3 -c "
+import os, time
+n = 0
+while True:
+    n += 1
+    open('/home/user/count.tmp', 'w').write(str(n))
+    os.replace('/home/user/count.tmp', '/home/user/count')
+    time.sleep(0.05)
+"`
+
+/** createSnapshot() of a counting sandbox, then a create from it → first command. */
+async function snapshotOnce(
+  w: WarrenFixture,
+  opts: Opts,
+): Promise<{ snapshotMs: number; createMs: number; resumedFrom: string | undefined }> {
+  const sbx = await Sandbox.create({ ...opts, timeoutMs: 300_000 })
+  try {
+    await (await sbx.commands.run(COUNTER, { background: true })).disconnect()
+    await sbx.commands.run('while [ ! -s /home/user/count ]; do sleep 0.05; done')
+    const t0 = now()
+    const snap = await sbx.createSnapshot()
+    const snapshotMs = now() - t0
+    const t1 = now()
+    const copy = await Sandbox.create(snap.snapshotId, { ...opts, timeoutMs: 120_000 })
+    await copy.commands.run('true')
+    const createMs = now() - t1
+    const got = await api(w, 'GET', `/sandboxes/${copy.sandboxId}`, { key: opts.apiKey })
+    await copy.kill()
+    return { snapshotMs, createMs, resumedFrom: (got.body as { resumedFrom?: string }).resumedFrom }
+  } finally {
+    await sbx.kill()
+  }
+}
+
+async function snapshotPart(w: WarrenFixture, runc: Opts, gvisor: Opts): Promise<Figures> {
+  const took = {
+    runc: { snapshot: [] as number[], create: [] as number[] },
+    gvisor: { snapshot: [] as number[], create: [] as number[] },
+  }
+  for (let i = 0; i < Math.min(RUNS, 5); i++) {
+    for (const [k, opts] of [
+      ['runc', runc],
+      ['gvisor', gvisor],
+    ] as const) {
+      const r = await snapshotOnce(w, opts)
+      // gVisor's copy continues the counter; runc's boots fresh on the files.
+      const expected = k === 'gvisor' ? 'memory' : undefined
+      if (r.resumedFrom !== expected)
+        throw new Error(`a ${k} copy said resumedFrom ${r.resumedFrom}, not ${expected}`)
+      took[k].snapshot.push(r.snapshotMs)
+      took[k].create.push(r.createMs)
+    }
+  }
+  const m = (k: 'runc' | 'gvisor', p: 'snapshot' | 'create') => median(took[k][p])
+  console.log(
+    '\n## snapshot and create from it (SDK; gVisor keeps the processes, runc the files)\n',
+  )
+  console.log('| measure | runc | gVisor | gVisor ÷ runc |')
+  console.log('|---|---:|---:|---:|')
+  for (const [label, p] of [
+    ['createSnapshot()', 'snapshot'],
+    ['create from the snapshot → first command', 'create'],
+  ] as const)
+    console.log(
+      `| ${label} | ${ms(m('runc', p))} | ${ms(m('gvisor', p))} | ${(m('gvisor', p) / m('runc', p)).toFixed(2)}× |`,
+    )
+  return {
+    runcSnapshotMs: m('runc', 'snapshot'),
+    gvisorSnapshotMs: m('gvisor', 'snapshot'),
+    gvisorOverRuncSnapshot: m('gvisor', 'snapshot') / m('runc', 'snapshot'),
+    runcCreateFromSnapshotMs: m('runc', 'create'),
+    gvisorCreateFromSnapshotMs: m('gvisor', 'create'),
+    gvisorOverRuncCreateFromSnapshot: m('gvisor', 'create') / m('runc', 'create'),
   }
 }
 
@@ -349,14 +431,16 @@ async function main(): Promise<Figures> {
   if (!existsSync('/usr/bin/runsc') && !existsSync('/usr/sbin/runsc'))
     throw new Error('runsc is not installed (scripts/setup.sh installs it)')
   const figures: Figures = {}
-  if (PARTS.has('create') || PARTS.has('walk')) {
+  if (PARTS.has('create') || PARTS.has('walk') || PARTS.has('snapshot')) {
     const warren = await startWarren({ env: { WARREN_MEMORY_CAPACITY_MB: '60000' } })
     try {
       const gvisor: Opts = { ...warren.sdk, apiKey: await gvisorTeamKey(warren) }
       if (PARTS.has('create')) Object.assign(figures, await createPart(warren, warren.sdk, gvisor))
       if (PARTS.has('walk')) Object.assign(figures, await walkPart(warren.sdk, gvisor))
+      if (PARTS.has('snapshot'))
+        Object.assign(figures, await snapshotPart(warren, warren.sdk, gvisor))
     } finally {
-      await warren.teardown()
+      await warren.teardown(process.env.WARREN_BENCH_KEEP_LOG === "1")
     }
   }
   if (PARTS.has('checkpoint')) Object.assign(figures, await checkpointPart())

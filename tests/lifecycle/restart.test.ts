@@ -52,59 +52,51 @@ async function expectCold(sbx: Sandbox): Promise<void> {
 }
 
 describe('across a restart of Warren', () => {
-  // Known gap under gVisor (docs/architecture.md, "Known gaps"): a paused gVisor
-  // sandbox whose processes are killed behind the node's back answers 500 on
-  // connect instead of resuming cold, and runsc keeps reporting it paused.
-  it.skipIf(underGvisor)(
-    'frozen processes resume hot; files-only and lost-process snapshots resume cold',
-    async () => {
-      const [hot, files, lost] = await Promise.all([prepare(), prepare(), prepare()])
-      expect(await pause(warren(), hot.sandboxId)).toBe(204)
-      expect(await pause(warren(), files.sandboxId, false)).toBe(204)
-      expect(await pause(warren(), lost.sandboxId)).toBe(204)
-      const hotAt = count(hot.sandboxId)
+  it('frozen processes resume hot; files-only and lost-process snapshots resume cold', async () => {
+    const [hot, files, lost] = await Promise.all([prepare(), prepare(), prepare()])
+    expect(await pause(warren(), hot.sandboxId)).toBe(204)
+    expect(await pause(warren(), files.sandboxId, false)).toBe(204)
+    expect(await pause(warren(), lost.sandboxId)).toBe(204)
+    const hotAt = count(hot.sandboxId)
 
-      await warren().stop()
-      // Behind the node's back: the frozen processes of one sandbox die.
-      expect(containerState(warren(), lost.sandboxId)?.status).toBe('paused')
-      await killSandboxProcesses(warren(), lost.sandboxId)
-      await warren().start()
+    await warren().stop()
+    // Behind the node's back: the frozen processes of one sandbox die.
+    expect(containerState(warren(), lost.sandboxId)?.status).toBe('paused')
+    await killSandboxProcesses(warren(), lost.sandboxId)
+    await warren().start()
 
-      // The API still reports all three paused.
-      for (const s of [hot, files, lost]) {
-        expect((await detailOrGone(warren(), s.sandboxId))?.state).toBe('paused')
-      }
-      expect(containerState(warren(), hot.sandboxId)?.status).toBe('paused')
-      expect(count(hot.sandboxId)).toBe(hotAt)
+    // The API still reports all three paused.
+    for (const s of [hot, files, lost]) {
+      expect((await detailOrGone(warren(), s.sandboxId))?.state).toBe('paused')
+    }
+    expect(containerState(warren(), hot.sandboxId)?.status).toBe('paused')
+    expect(count(hot.sandboxId)).toBe(hotAt)
 
-      const res = await connect(warren(), hot.sandboxId, { timeout: 60 })
-      expect(res.status).toBe(201)
-      expect(res.body.resumedFrom).toBe('memory')
-      await eventually('the counter continues', () => count(hot.sandboxId) > hotAt, 5000)
-      expect(count(hot.sandboxId)).toBeLessThan(hotAt + 30)
-      expect(await hot.files.read('/home/user/kept.txt')).toBe(`kept by ${hot.sandboxId}\n`)
+    const res = await connect(warren(), hot.sandboxId, { timeout: 60 })
+    expect(res.status).toBe(201)
+    expect(res.body.resumedFrom).toBe('memory')
+    await eventually('the counter continues', () => count(hot.sandboxId) > hotAt, 5000)
+    expect(count(hot.sandboxId)).toBeLessThan(hotAt + 30)
+    expect(await hot.files.read('/home/user/kept.txt')).toBe(`kept by ${hot.sandboxId}\n`)
 
-      await expectCold(files)
-      await expectCold(lost)
-    },
-  )
+    await expectCold(files)
+    await expectCold(lost)
+  })
 
-  // The same known gap under gVisor as above.
-  it.skipIf(underGvisor)(
-    'frozen processes lost while Warren runs: the resume is cold, with the files',
-    async () => {
-      const sbx = await prepare()
-      expect(await pause(warren(), sbx.sandboxId)).toBe(204)
-      await killSandboxProcesses(warren(), sbx.sandboxId)
-      // Until runc sees the container stopped, a thaw would look like a success.
-      await eventually(
-        'runc reports the container stopped',
-        () => containerState(warren(), sbx.sandboxId)?.status === 'stopped',
-        5000,
-      )
-      await expectCold(sbx)
-    },
-  )
+  it('frozen processes lost while Warren runs: the resume is cold, with the files', async () => {
+    const sbx = await prepare()
+    expect(await pause(warren(), sbx.sandboxId)).toBe(204)
+    await killSandboxProcesses(warren(), sbx.sandboxId)
+    // Until runc sees the container stopped, a thaw would look like a success.
+    // (runsc keeps saying paused; its sandbox process is gone already, which
+    // is what the node reads: killSandboxProcesses waited for every process.)
+    await eventually(
+      'runc reports the container stopped',
+      () => underGvisor || containerState(warren(), sbx.sandboxId)?.status === 'stopped',
+      5000,
+    )
+    await expectCold(sbx)
+  })
 })
 
 describe('a restart right after a crash', () => {

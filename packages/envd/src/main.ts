@@ -1,4 +1,5 @@
 import { listen } from '@warren/shared/listen'
+import { checkpointReadiness } from './checkpoint.js'
 import { parseConfig } from './config.js'
 import { log } from './log.js'
 import { createEnvd } from './server.js'
@@ -24,6 +25,11 @@ function main(): void {
     () => log.info('listening', { host: config.host, port: config.port, version: ENVD_VERSION }),
     () => {}, // logged by the error handler, which exits
   )
+
+  // A gVisor snapshot's checkpoint: the node signals SIGUSR2 (tini passes it on).
+  const readiness = checkpointReadiness(envd.server, config.host, config.port)
+  process.on('SIGUSR2', () => readiness.quiesce())
+  process.on('SIGHUP', () => readiness.resume())
 
   let stopping = false
   const stop = (signal: string) => {

@@ -15,7 +15,13 @@ import type { CreateSpec, NodeHost, ResumeInput, WarmSandbox } from './host/node
 import { adoptSandboxes } from './lifecycle/adopt.js'
 import { buildTemplate } from './lifecycle/build.js'
 import { type CreateInput, createSpec } from './lifecycle/create.js'
-import { type Entry, holdsMemory, type NodeState, type Settled } from './lifecycle/entries.js'
+import {
+  type Entry,
+  holdsMemory,
+  type NodeState,
+  type Settled,
+  toFiles,
+} from './lifecycle/entries.js'
 import { NodeExits } from './lifecycle/exits.js'
 import { FrozenBudget } from './lifecycle/frozen-budget.js'
 import { killSandbox } from './lifecycle/kill.js'
@@ -268,6 +274,16 @@ export class SandboxNode {
       const entry = this.settled(sandboxId)
       if (entry.state !== 'paused')
         throw new WarrenError('conflict', `sandbox ${sandboxId} is ${entry.state}, not paused`)
+      // A frozen gVisor sandbox travels with its processes, saved to its files.
+      if (entry.record.pausedKind === 'memory' && entry.record.isolation === 'gvisor') {
+        const files = await toFiles(
+          this.state,
+          entry,
+          entry.record.pausedAt ?? new Date().toISOString(),
+          true,
+        )
+        return this.snapshots.export(files)
+      }
       return this.snapshots.export(entry.record)
     })
   }
@@ -417,10 +433,14 @@ export class SandboxNode {
    * A template of a sandbox's files as they are now (running sandboxes run
    * on; a running or paused one is held still while its layer is copied).
    */
-  snapshot(sandboxId: string, templateId: string): Promise<TemplateMetadata> {
+  snapshot(
+    sandboxId: string,
+    templateId: string,
+    envdAccessToken?: string,
+  ): Promise<TemplateMetadata> {
     parseTemplateId(templateId)
     return this.state.locked(sandboxId, () =>
-      this.host.snapshot(this.settled(sandboxId).record, templateId),
+      this.host.snapshot(this.settled(sandboxId).record, templateId, envdAccessToken),
     )
   }
 

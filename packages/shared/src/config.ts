@@ -139,6 +139,12 @@ export const orchestratorConfigSchema = z.object({
    * offers runc only). Without runsc installed the node offers runc only.
    */
   gvisorPlatform: z.enum(['auto', 'kvm', 'ptrace', 'off']).default('auto'),
+  /**
+   * `on`: gVisor sandboxes keep their processes through snapshots, forks and
+   * moves to another node (runsc checkpoint/restore, see sandboxes/checkpoint.ts);
+   * `off`: files only, as runc's.
+   */
+  gvisorMemorySnapshots: z.enum(['on', 'off']).default('on'),
   /** Prometheus may scrape the node's /metrics with this token instead of the cluster secret. */
   metricsToken: z.string().min(16).optional(),
 })
@@ -190,6 +196,7 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_HEARTBEAT_INTERVAL_MS: 'heartbeatIntervalMs',
   WARREN_EXIT_WATCH_INTERVAL_MS: 'exitWatchIntervalMs',
   WARREN_GVISOR_PLATFORM: 'gvisorPlatform',
+  WARREN_GVISOR_MEMORY_SNAPSHOTS: 'gvisorMemorySnapshots',
   WARREN_SNAPSHOT_STORE: 'snapshotStore',
   WARREN_METRICS_TOKEN: 'metricsToken',
   ...clusterEnv,

@@ -16,7 +16,7 @@ import {
 } from '../store/sandboxes.js'
 import type { Team } from '../store/teams.js'
 import type { VolumeMountRef } from '../store/volumes.js'
-import type { LifecycleCore } from './core.js'
+import { KIND, type LifecycleCore } from './core.js'
 import { endAfter } from './lease.js'
 import { templateSource } from './move.js'
 
@@ -230,6 +230,8 @@ async function createOn(
       memoryMb: info.memoryMb,
       diskSizeMb: info.diskSizeMb,
       address: info.address,
+      // A gVisor sandbox restored from its snapshot's memory image says so, as a resume does.
+      resumedFrom: KIND[res.resumedFrom] ?? null,
     },
   )
   if (!running) {

@@ -33,7 +33,12 @@ export async function snapshotSandbox(
   }
   const client = core.placement.node(s.nodeId).client
   const snapshotId = newTemplateId()
-  const { template } = await client.snapshot({ sandboxId: s.sandboxId, templateId: snapshotId })
+  const { template } = await client.snapshot({
+    sandboxId: s.sandboxId,
+    templateId: snapshotId,
+    // Kept with a gVisor memory image: the restored envd wants it once.
+    ...(s.envdAccessToken ? { envdAccessToken: s.envdAccessToken } : {}),
+  })
   try {
     await insertSnapshot(core.db, {
       id: snapshotId,
@@ -59,9 +64,10 @@ export async function snapshotSandbox(
 /**
  * Forks a sandbox: a snapshot of its files, then `count` new sandboxes from
  * it, each with the source's settings (env vars, metadata, lifecycle,
- * network, token kind, isolation) and its own lease. Processes are not copied — there
- * is no checkpointing under runc — so each fork boots a fresh process tree
- * on the files. Each create succeeds or fails on its own (a team limit may
+ * network, token kind, isolation) and its own lease. Under runc processes
+ * are not copied: each fork boots a fresh process tree on the files; under
+ * gVisor the snapshot holds a checkpoint and each fork continues the
+ * source's processes (`resumedFrom: 'memory'`). Each create succeeds or fails on its own (a team limit may
  * stop some).
  */
 export async function forkSandbox(

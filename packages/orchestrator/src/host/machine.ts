@@ -139,7 +139,8 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
     },
     freeze: (sandboxId) => freeze(ctx, sandboxId),
     thaw: (record) => thaw(ctx, record),
-    dropToFiles: (sandboxId, slot) => dropToFiles(ctx, sandboxId, slot),
+    dropToFiles: (sandboxId, slot, saveProcesses) =>
+      dropToFiles(ctx, sandboxId, slot, saveProcesses),
     bootFromFiles: (paused, input, policy) =>
       withTemplateCommands(
         ctx,
@@ -159,7 +160,8 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
         network.policies.get(sandboxId)?.egress,
       )
     },
-    snapshot: (record, templateId) => snapshotSandbox(ctx, record, templateId),
+    snapshot: (record, templateId, envdAccessToken) =>
+      snapshotSandbox(ctx, record, templateId, envdAccessToken),
     saveRecord: (record) => writeRecord(cfg.dataDir, record),
     packSnapshot: (record, store) => packSandbox(ctx, record, store),
     installSnapshot: (manifest, store) => installSandbox(ctx, manifest, store),

@@ -147,9 +147,15 @@ export interface NodeHost {
   /**
    * Drops the processes and network, keeping the writable layer. Throws only
    * while the container still exists (nothing changed); a later step that
-   * fails leaves debris that the next destroy or start removes.
+   * fails leaves debris that the next destroy or start removes. With
+   * `saveProcesses`, a frozen gVisor sandbox's processes are first saved to
+   * its directory when the node keeps gVisor memory (true when they were).
    */
-  dropToFiles(sandboxId: string, slot: NetworkSlot | undefined): Promise<void>
+  dropToFiles(
+    sandboxId: string,
+    slot: NetworkSlot | undefined,
+    saveProcesses?: SandboxRecord,
+  ): Promise<boolean>
   /** A cold boot on a paused sandbox's kept layer, with a new network slot. */
   bootFromFiles(
     paused: SandboxRecord,
@@ -164,7 +170,11 @@ export interface NodeHost {
    * A template made of the sandbox's writable layer over its template's
    * layers; a running sandbox is frozen only while its layer is copied.
    */
-  snapshot(record: SandboxRecord, templateId: string): Promise<TemplateMetadata>
+  snapshot(
+    record: SandboxRecord,
+    templateId: string,
+    envdAccessToken?: string,
+  ): Promise<TemplateMetadata>
   saveRecord(record: SandboxRecord): void
   /** A paused sandbox's snapshot as a bundle in `store`: its layer's files and its record. */
   packSnapshot(record: SandboxRecord, store: BundleStore): Promise<BundleManifest>

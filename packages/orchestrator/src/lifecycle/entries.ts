@@ -88,6 +88,8 @@ export async function toFiles(
   node: NodeState,
   entry: Settled,
   pausedAt: string,
+  /** Save a frozen gVisor sandbox's processes with its files (a move, the frozen budget). */
+  saveProcesses = false,
 ): Promise<SandboxRecord> {
   const sandboxId = entry.record.sandboxId
   const files: SandboxRecord = {
@@ -101,7 +103,11 @@ export async function toFiles(
   }
   node.host.saveRecord(files)
   try {
-    await node.host.dropToFiles(sandboxId, entry.slot)
+    const save = saveProcesses && entry.state === 'paused' ? entry.record : undefined
+    if (await node.host.dropToFiles(sandboxId, entry.slot, save)) {
+      files.checkpointed = true
+      node.host.saveRecord(files)
+    }
   } catch (err) {
     node.host.saveRecord(entry.record)
     throw err

@@ -4,21 +4,22 @@ import type { InitWatch } from '../sandboxes/init-watch.js'
 /** What the exit watcher needs of the node. */
 export interface WatchedNode {
   /**
-   * Running sandboxes not known to have exited, each with its boot (the
-   * network slot of its current container: a cold boot gets a new one).
+   * Running sandboxes not known to have exited, each with its boot (names
+   * its current container: a cold boot gets a new slot, a gVisor restore in
+   * place a new time).
    */
-  running(): Array<{ sandboxId: string; boot: number | null }>
+  running(): Array<{ sandboxId: string; boot: string }>
   /** Finds the first process of a sandbox's current container (one `runc state`). */
   watchInit(sandboxId: string): Promise<InitWatch>
   /**
    * Under the sandbox's lock: if the same boot still runs and its first
    * process is still gone, the sandbox is marked exited.
    */
-  confirmExit(sandboxId: string, boot: number | null, watch: InitWatch): Promise<void>
+  confirmExit(sandboxId: string, boot: string, watch: InitWatch): Promise<void>
 }
 
 interface Watched {
-  boot: number | null
+  boot: string
   watch?: InitWatch
   busy?: boolean
 }
@@ -80,7 +81,7 @@ export class ExitWatcher {
     }
   }
 
-  private resolve(sandboxId: string, boot: number | null): void {
+  private resolve(sandboxId: string, boot: string): void {
     const entry: Watched = { boot, busy: true }
     this.watched.set(sandboxId, entry)
     this.node.watchInit(sandboxId).then(

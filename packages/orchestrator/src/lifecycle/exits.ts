@@ -1,5 +1,11 @@
+import type { SandboxRecord } from '../sandboxes/record.js'
 import type { Exit, NodeState, Settled } from './entries.js'
 import { ExitWatcher } from './exit-watch.js'
+
+/** Which container of a sandbox runs: a cold boot takes a new slot, a restore in place is new. */
+function bootOf(record: SandboxRecord): string {
+  return `${record.slotIndex}/${record.restoredAt ?? ''}`
+}
 
 /**
  * The node's sandboxes whose container died on their own: found by the exit
@@ -21,12 +27,12 @@ export class NodeExits {
           deps
             .all()
             .filter((e) => e.state === 'running' && !e.exited)
-            .map((e) => ({ sandboxId: e.record.sandboxId, boot: e.record.slotIndex })),
+            .map((e) => ({ sandboxId: e.record.sandboxId, boot: bootOf(e.record) })),
         watchInit: (id) => deps.host.watchInit(id),
         confirmExit: (id, boot, watch) =>
           deps.locked(id, async () => {
             const e = deps.find(id)
-            if (e?.state !== 'running' || e.exited || e.record.slotIndex !== boot) return
+            if (e?.state !== 'running' || e.exited || bootOf(e.record) !== boot) return
             if (watch.alive()) return
             this.mark(e, watch.exit())
           }),

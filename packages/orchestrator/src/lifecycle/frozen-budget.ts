@@ -38,7 +38,7 @@ export class FrozenBudget {
         .locked(id, async () => {
           const now = node.find(id)
           if (now?.state !== 'paused' || now.record.pausedKind !== 'memory') return
-          await toFiles(node, now, now.record.pausedAt ?? new Date().toISOString())
+          await toFiles(node, now, now.record.pausedAt ?? new Date().toISOString(), true)
           node.log.info({ sandboxId: id }, 'frozen sandbox dropped to files (node memory policy)')
         })
         .catch((err) =>

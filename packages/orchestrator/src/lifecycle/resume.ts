@@ -28,7 +28,9 @@ export async function resumeSandbox(
     await toFiles(node, entry, entry.record.pausedAt ?? new Date().toISOString())
     entry = node.settled(sandboxId)
   }
-  return { record: await bootCold(node, entry.record, input), kind: 'files' }
+  const record = await bootCold(node, entry.record, input)
+  // A gVisor sandbox paused with its processes saved continues them.
+  return { record, kind: record.restoredFrom === 'memory' ? 'memory' : 'files' }
 }
 
 /** A cold resume: the memory back from the node, then a boot on the kept layer. */

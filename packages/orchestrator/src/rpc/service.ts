@@ -38,7 +38,10 @@ export function orchestratorService(
         })),
         ...(req.isolation !== undefined ? { isolation: req.isolation } : {}),
       })
-      return { sandbox: toSandboxMessage(record, nodeId) }
+      return {
+        sandbox: toSandboxMessage(record, nodeId),
+        resumedFrom: pausedKindOf(record.restoredFrom),
+      }
     },
     async updateNetwork(req) {
       const record = await node.updateNetwork(
@@ -119,7 +122,7 @@ export function orchestratorService(
       return buildTemplateEvents(node, req, ctx.signal)
     },
     async snapshot(req) {
-      const meta = await node.snapshot(req.sandboxId, req.templateId)
+      const meta = await node.snapshot(req.sandboxId, req.templateId, req.envdAccessToken)
       return { template: toTemplateMessage(meta, node.envdVersion()) }
     },
     async deleteTemplate(req) {

@@ -31,6 +31,7 @@ import type { TemplateMetadata } from '../templates/metadata.js'
 import { layerDirs } from '../templates/store.js'
 import { volumeBinds } from '../volumes/binds.js'
 import type { VolumeMount } from '../volumes/registry.js'
+import { listenAgain, readdress, readEnvdToken, runscOf } from './checkpoint.js'
 import { linkLowers, lowerEtc } from './lowers.js'
 import { initEnvd, waitForPort } from './readiness.js'
 import { sandboxPaths } from './record.js'
@@ -45,6 +46,8 @@ export interface BootSpec {
   policy: NetworkPolicy
   volumeMounts: VolumeMount[]
   isolation: Isolation
+  /** A gVisor snapshot's memory image to restore instead of a fresh first process. */
+  memoryImage?: string
   /** A warm sandbox: envd is left uninitialised until a create claims it (see warm.ts). */
   warm?: boolean
 }
@@ -56,14 +59,17 @@ const READY_TIMEOUT_MS = 30_000
  * snapshot being resumed cold): names it in the layer, mounts the overlay,
  * runs runc, waits for the first process and hands envd its settings. Each
  * step registers its undo on `cleanup`; the writable layer itself is the
- * caller's.
+ * caller's. With a memory image (gVisor), the snapshot's processes are
+ * restored instead; a restore that fails (or an envd that refuses the new
+ * settings: a secure source's envd wants its own token) falls back to a
+ * fresh boot on the same files. Says which happened.
  */
 export async function bootSandbox(
   ctx: NodeContext,
   spec: BootSpec,
   slot: NetworkSlot,
   cleanup: CleanupStack,
-): Promise<void> {
+): Promise<'memory' | 'boot'> {
   const { cfg } = ctx
   const paths = sandboxPaths(cfg.dataDir, spec.sandboxId)
   const id = containerId(cfg, spec.sandboxId)
@@ -107,13 +113,35 @@ export async function bootSandbox(
   )
   // Registered first: a start that fails halfway may leave the container behind.
   cleanup.push('container', () => runtime.destroy(id))
+  const ready = () =>
+    waitForPort(slot.sandboxIp, cfg.readyPort, {
+      timeoutMs: READY_TIMEOUT_MS,
+      alive: async () => (await runtime.state(id))?.status === 'running',
+    })
+  if (spec.memoryImage && spec.isolation === 'gvisor') {
+    try {
+      await runscOf(ctx).restore(id, paths.bundle, spec.memoryImage, paths.log)
+      await listenAgain(runscOf(ctx), id)
+      await ready()
+      // A snapshot's envd holds its source's token; a sandbox's own, its own.
+      await initSandboxEnvd(
+        ctx,
+        spec,
+        slot,
+        readEnvdToken(spec.memoryImage) ?? spec.envdAccessToken,
+      )
+      return 'memory'
+    } catch (err) {
+      ctx.log.warn({ err, sandboxId: spec.sandboxId }, 'memory restore failed; booting on files')
+      await runtime.destroy(id)
+      // The restored stack took eth0's address; the fresh boot reads it there again.
+      await readdress(slot)
+    }
+  }
   await runtime.runDetached(id, paths.bundle, paths.log)
-
-  await waitForPort(slot.sandboxIp, cfg.readyPort, {
-    timeoutMs: READY_TIMEOUT_MS,
-    alive: async () => (await runtime.state(id))?.status === 'running',
-  })
+  await ready()
   if (!spec.warm) await initSandboxEnvd(ctx, spec, slot)
+  return 'boot'
 }
 
 /** Hands envd the sandbox's settings: its token, its environment, its defaults. */
@@ -121,19 +149,26 @@ export async function initSandboxEnvd(
   ctx: NodeContext,
   spec: Pick<BootSpec, 'sandboxId' | 'template' | 'envVars' | 'envdAccessToken'>,
   slot: NetworkSlot,
+  /** The token envd holds already (a restored envd's: its source's). */
+  currentToken?: string,
 ): Promise<void> {
   if (!ctx.envd) return
-  await initEnvd(slot.sandboxIp, ctx.cfg.readyPort, {
-    ...(spec.envdAccessToken ? { accessToken: spec.envdAccessToken } : {}),
-    envVars: {
-      ...spec.template.envVars,
-      ...spec.envVars,
-      E2B_SANDBOX: 'true',
-      E2B_SANDBOX_ID: spec.sandboxId,
+  await initEnvd(
+    slot.sandboxIp,
+    ctx.cfg.readyPort,
+    {
+      ...(spec.envdAccessToken ? { accessToken: spec.envdAccessToken } : {}),
+      envVars: {
+        ...spec.template.envVars,
+        ...spec.envVars,
+        E2B_SANDBOX: 'true',
+        E2B_SANDBOX_ID: spec.sandboxId,
+      },
+      defaultUser: spec.template.defaultUser,
+      defaultWorkdir: spec.template.defaultWorkdir,
     },
-    defaultUser: spec.template.defaultUser,
-    defaultWorkdir: spec.template.defaultWorkdir,
-  })
+    currentToken,
+  )
 }
 
 /** Loads a sandbox namespace's ruleset with these egress rules (one nft transaction). */

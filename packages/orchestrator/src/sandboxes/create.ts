@@ -1,10 +1,12 @@
 import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { CleanupStack, WarrenError } from '@warren/shared'
 import { containerId, type NodeContext } from '../context.js'
 import type { CreateSpec } from '../host/node-host.js'
 import type { NetworkSlot } from '../network/slots.js'
 import { createDiskImage, freeMb, mountDisk } from '../runtime/disk.js'
 import { unmount } from '../runtime/overlay.js'
+import { buildDir } from '../templates/store.js'
 import { bootSandbox, createUpper } from './boot.js'
 import { removeSandboxDir } from './destroy.js'
 import { type SandboxRecord, sandboxPaths, writeRecord } from './record.js'
@@ -44,9 +46,27 @@ export async function createSandbox(
     await mountDisk(paths.image, paths.disk)
     cleanup.push('disk', () => unmount(paths.disk))
     createUpper(paths.upper, spec.template.uidBase)
-    await bootSandbox(ctx, { ...spec, warm: opts.warm }, slot, cleanup)
+    const { memoryImage } = spec.template
+    const started = await bootSandbox(
+      ctx,
+      {
+        ...spec,
+        warm: opts.warm,
+        ...(memoryImage
+          ? {
+              memoryImage: join(
+                buildDir(ctx.templatesDir, spec.template.templateId, spec.template.buildId),
+                memoryImage,
+              ),
+            }
+          : {}),
+      },
+      slot,
+      cleanup,
+    )
 
     const record = newRecord(ctx, spec, slot, spec.sandboxId)
+    if (started === 'memory') record.restoredFrom = 'memory'
     // A warm sandbox has no record: a node start removes it as debris.
     if (!opts.warm) writeRecord(cfg.dataDir, record)
     cleanup.release()

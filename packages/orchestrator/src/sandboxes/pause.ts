@@ -2,7 +2,8 @@ import { containerId, type NodeContext } from '../context.js'
 import { run } from '../exec.js'
 import type { NetworkSlot } from '../network/slots.js'
 import { unmountAll } from '../runtime/overlay.js'
-import { hostNameOf, recordedIsolation, sandboxPaths } from './record.js'
+import { checkpointFrozen } from './checkpoint.js'
+import { hostNameOf, recordedIsolation, type SandboxRecord, sandboxPaths } from './record.js'
 
 /**
  * Freezes every process of the sandbox (cgroup freezer) and flushes its
@@ -36,8 +37,13 @@ export async function dropToFiles(
   ctx: NodeContext,
   sandboxId: string,
   slot: NetworkSlot | undefined,
-): Promise<void> {
+  saveProcesses?: SandboxRecord,
+): Promise<boolean> {
   const paths = sandboxPaths(ctx.cfg.dataDir, sandboxId)
+  const saved =
+    saveProcesses?.isolation === 'gvisor' &&
+    ctx.cfg.gvisorMemorySnapshots === 'on' &&
+    (await checkpointFrozen(ctx, saveProcesses))
   const runtime = ctx.runtimes.get(recordedIsolation(ctx.cfg.dataDir, sandboxId))
   await runtime.destroy(containerId(ctx.cfg, hostNameOf(ctx.cfg.dataDir, sandboxId)))
   try {
@@ -50,4 +56,5 @@ export async function dropToFiles(
       .detach(slot)
       .then(() => ctx.slots.release(slot))
       .catch((err) => ctx.log.warn({ err, sandboxId }, 'could not remove a dropped network'))
+  return saved
 }

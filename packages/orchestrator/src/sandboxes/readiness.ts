@@ -45,7 +45,13 @@ export interface EnvdInit {
  * towards the host, so a pooled connection to the old one would be handed to
  * the new one's /init and reset.
  */
-export async function initEnvd(host: string, port: number, init: EnvdInit): Promise<void> {
+export async function initEnvd(
+  host: string,
+  port: number,
+  init: EnvdInit,
+  /** The token envd holds already (a restored envd's: its source's). */
+  currentToken?: string,
+): Promise<void> {
   const body = JSON.stringify({ ...init, timestamp: new Date().toISOString() })
   const { status, text } = await new Promise<{ status: number; text: string }>(
     (resolve, reject) => {
@@ -59,6 +65,11 @@ export async function initEnvd(host: string, port: number, init: EnvdInit): Prom
           headers: {
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(body),
+            // The host closes the connection after the answer, not envd: a
+            // connection gVisor closed first stays in TIME_WAIT, which its
+            // checkpoint refuses (see envd's checkpoint.ts).
+            connection: 'keep-alive',
+            ...(currentToken ? { 'x-access-token': currentToken } : {}),
           },
           signal: AbortSignal.timeout(10_000),
         },
@@ -68,7 +79,10 @@ export async function initEnvd(host: string, port: number, init: EnvdInit): Prom
           res.on('data', (chunk: string) => {
             if (data.length < 500) data += chunk
           })
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: data }))
+          res.on('end', () => {
+            req.destroy()
+            resolve({ status: res.statusCode ?? 0, text: data })
+          })
           res.on('error', reject)
         },
       )

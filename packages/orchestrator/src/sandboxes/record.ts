@@ -42,6 +42,12 @@ export const sandboxRecordSchema = z.object({
     .default([]),
   /** The runtime that runs it (runc or runsc), for every later step and adoption. */
   isolation: isolationSchema.default('runc'),
+  /** Started from a gVisor snapshot's memory image: the snapshot's processes continued. */
+  restoredFrom: z.literal('memory').optional(),
+  /** When its container was last restored in place from its own checkpoint (a new first process). */
+  restoredAt: z.string().optional(),
+  /** Paused to files with its processes saved in `checkpoint` (gVisor): a resume restores them. */
+  checkpointed: z.literal(true).optional(),
 })
 
 export type SandboxRecord = z.infer<typeof sandboxRecordSchema>
@@ -67,6 +73,8 @@ export function sandboxPaths(dataDir: string, sandboxId: string) {
     work: join(dir, 'disk', 'work'),
     templates: join(dir, 'templates'),
     log: join(dir, 'sandbox.log'),
+    /** A gVisor sandbox's saved processes while it is paused to files (see checkpoint.ts). */
+    checkpoint: join(dir, 'checkpoint'),
     /** Present from a kill's answer until its teardown removed the directory (see cut-off). */
     tearingDown: join(dir, 'tearing-down'),
   }

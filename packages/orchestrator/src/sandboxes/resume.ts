@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs'
 import { CleanupStack, type NetworkPolicy } from '@warren/shared'
 import { containerId, type NodeContext } from '../context.js'
 import type { Placed, ResumeInput } from '../host/node-host.js'
@@ -38,10 +39,11 @@ export async function bootFromFiles(
   const cleanup = new CleanupStack()
   try {
     // A files-only pause that could not unmount left its root mounted.
-    await unmount(sandboxPaths(ctx.cfg.dataDir, paused.sandboxId).rootfs)
+    const paths = sandboxPaths(ctx.cfg.dataDir, paused.sandboxId)
+    await unmount(paths.rootfs)
     const slot = await ctx.slots.acquire()
     cleanup.push('network slot', () => ctx.slots.release(slot))
-    await bootSandbox(
+    const started = await bootSandbox(
       ctx,
       {
         sandboxId: paused.sandboxId,
@@ -53,12 +55,23 @@ export async function bootFromFiles(
         policy,
         volumeMounts: paused.volumeMounts,
         isolation: paused.isolation,
+        ...(paused.checkpointed ? { memoryImage: paths.checkpoint } : {}),
       },
       slot,
       cleanup,
     )
+    // Its saved processes run again (or could not): the image is spent.
+    rmSync(paths.checkpoint, { recursive: true, force: true })
     // A fresh container goes by the sandbox's id, even if it was claimed warm.
-    const { pausedKind: _k, pausedAt: _a, hostName: _h, ...rest } = paused
+    const {
+      pausedKind: _k,
+      pausedAt: _a,
+      restoredFrom: _r,
+      restoredAt: _t,
+      hostName: _h,
+      checkpointed: _c,
+      ...rest
+    } = paused
     const record: SandboxRecord = {
       ...rest,
       containerId: containerId(ctx.cfg, paused.sandboxId),
@@ -67,6 +80,7 @@ export async function bootFromFiles(
       sandboxIp: slot.sandboxIp,
       hostIp: slot.hostIp,
       envdVersion: ctx.envd?.version ?? template.envdVersion,
+      ...(started === 'memory' ? { restoredFrom: 'memory' as const } : {}),
     }
     writeRecord(ctx.cfg.dataDir, record)
     cleanup.release()

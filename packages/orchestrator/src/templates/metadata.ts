@@ -27,6 +27,11 @@ export const templateMetadataSchema = z.object({
   startCmd: z.string().optional(),
   /** Polled through envd until it exits 0 before a create (or a build) counts as ready. */
   readyCmd: z.string().optional(),
+  /**
+   * A gVisor snapshot's memory image (`runsc checkpoint`), relative to the
+   * build directory: a gVisor sandbox created from it continues its processes.
+   */
+  memoryImage: z.string().optional(),
 })
 
 export type TemplateMetadata = z.infer<typeof templateMetadataSchema>

@@ -20,7 +20,9 @@ export async function withTemplateCommands(
   opts: { resume?: boolean } = {},
 ): Promise<Placed & { slot: NetworkSlot }> {
   const placed = await boot()
-  if (!template.startCmd && !template.readyCmd) return placed
+  // Restored processes are the snapshot's: its start command runs already.
+  if ((!template.startCmd && !template.readyCmd) || placed.record.restoredFrom === 'memory')
+    return placed
   try {
     await startTemplateCommands(
       { host: placed.slot.sandboxIp, port: ctx.cfg.readyPort, accessToken },

@@ -243,6 +243,7 @@ export class MemoryHost implements NodeHost {
     await this.step('dropToFiles', sandboxId)
     this.containers.set(sandboxId, 'gone')
     this.releaseSlot(slot)
+    return false
   }
 
   async bootFromFiles(paused: SandboxRecord) {

@@ -17,13 +17,16 @@ import { packDir, unpackInto } from './tar.js'
 
 /** The one file of a files-layer snapshot: the writable layer as a tar. */
 const UPPER = 'upper.tar'
+/** A gVisor sandbox paused with its processes saved: its checkpoint directory as a tar. */
+const CHECKPOINT = 'checkpoint.tar'
 
 /**
  * A paused sandbox's snapshot as a bundle in `store`: its writable layer
  * (one tar, content-addressed) and its node record as metadata. The caller
  * holds the sandbox's lock, so the layer does not change meanwhile: a
  * frozen sandbox's disk is mounted and flushed; a files-only one's image is
- * mounted read-only for the copy.
+ * mounted read-only for the copy. A gVisor sandbox whose processes were
+ * saved brings its checkpoint along.
  */
 export async function packSandbox(
   ctx: NodeContext,
@@ -45,7 +48,9 @@ export async function packSandbox(
     createdAt: new Date().toISOString(),
     origin: ctx.cfg.nodeId,
     metadata: record,
-    files: [file],
+    files: record.checkpointed
+      ? [file, await packDir(paths.checkpoint, (tar) => store.put(tar, CHECKPOINT))]
+      : [file],
   }
   await store.writeManifest(manifest)
   return manifest
@@ -96,12 +101,18 @@ export async function installSandbox(
     cleanup.push('disk', () => unmount(paths.disk)) // idempotent
     mkdirSync(paths.upper)
     await unpackInto(store.open(upper), paths.upper)
+    const checkpoint = manifest.files.find((f) => f.name === CHECKPOINT)
+    if (checkpoint) {
+      mkdirSync(paths.checkpoint, { mode: 0o700 })
+      await unpackInto(store.open(checkpoint), paths.checkpoint)
+    }
     // A files-only snapshot keeps its image unmounted (the boot mounts it).
     await unmount(paths.disk)
     // Its container here goes by its id, whatever it went by where it came from.
-    const { hostName: _h, ...theirs } = parsed.data
+    const { hostName: _h, checkpointed: _c, ...theirs } = parsed.data
     const record: SandboxRecord = {
       ...theirs,
+      ...(checkpoint ? { checkpointed: true as const } : {}),
       containerId: containerId(ctx.cfg, sandboxId),
       state: 'paused',
       pausedKind: 'files',

@@ -19,7 +19,7 @@ const route = createRoute({
   responses: {
     201: {
       description:
-        "One result per fork: the new sandbox, or the error that stopped it. Warren copies the files, not the processes: each fork boots a fresh process tree (`forkedFrom: 'files'`).",
+        "One result per fork: the new sandbox, or the error that stopped it. A runc fork boots a fresh process tree on the source's files (`forkedFrom: 'files'`); a gVisor fork continues the source's processes from its checkpoint (`forkedFrom: 'memory'`).",
       content: {
         'application/json': { schema: z.array(z.record(z.string(), z.unknown())) },
       },
@@ -39,7 +39,12 @@ export function registerFork(app: App, deps: RouteDeps): void {
     return c.json(
       results.map((r) =>
         'sandbox' in r
-          ? { sandbox: { ...sandboxView(r.sandbox, deps.view), forkedFrom: 'files' } }
+          ? {
+              sandbox: {
+                ...sandboxView(r.sandbox, deps.view),
+                forkedFrom: r.sandbox.resumedFrom === 'memory' ? 'memory' : 'files',
+              },
+            }
           : { error: { code: r.error.status, message: r.error.message } },
       ),
       201,
