@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { type ProxyError, sendProxyError } from '@warren/shared'
-import { RELAY_CHUNK } from './relay.js'
+import { giveBack, takeBuffer } from './relay.js'
 import {
   ChunkedDecoder,
   type Framing,
@@ -25,6 +25,7 @@ const HOP_BY_HOP = new Set([
 ])
 
 const DIAL_TIMEOUT_MS = 10_000
+const IDLE_TIMEOUT_MS = 300_000
 
 /** Name and value pairs of `raw` (Node's rawHeaders) less the hop-by-hop ones. */
 function endToEnd(raw: Array<[string, string]>): Array<[string, string]> {
@@ -75,6 +76,7 @@ class UpstreamLink {
   private paused = false
   /** Whether the link may carry another request. */
   reusable = true
+  private readonly buffer = takeBuffer()
 
   constructor(
     readonly address: string,
@@ -84,14 +86,18 @@ class UpstreamLink {
       host: address,
       port,
       onread: {
-        buffer: Buffer.allocUnsafe(RELAY_CHUNK),
+        buffer: this.buffer,
         callback: (n, buf) => this.onRead(n, buf),
       },
     })
     this.socket.setNoDelay(true)
     this.socket.on('error', () => this.onGone())
     this.socket.on('end', () => this.onGone())
-    this.socket.on('close', () => this.onGone())
+    this.socket.on('close', () => {
+      this.onGone()
+      // A write still holding the buffer keeps it out of the pool.
+      if (this.holding === 0) giveBack(this.buffer)
+    })
   }
 
   /** Resolves once connected; rejects on failure or after the timeout. */
@@ -101,12 +107,15 @@ class UpstreamLink {
         this.socket.destroy()
         reject(err)
       }
-      this.socket.setTimeout(DIAL_TIMEOUT_MS, () =>
-        fail(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
-      )
+      const onDialTimeout = () =>
+        fail(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }))
+      this.socket.setTimeout(DIAL_TIMEOUT_MS, onDialTimeout)
       this.socket.once('error', fail)
       this.socket.once('connect', () => {
-        this.socket.setTimeout(0)
+        this.socket.off('timeout', onDialTimeout)
+        // From now on a link idle this long (no answer, a stalled body, or
+        // kept unused) is closed, as undici's header and body timeouts did.
+        this.socket.setTimeout(IDLE_TIMEOUT_MS, () => this.destroy())
         this.socket.off('error', fail)
         resolve()
       })

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { dialRelay, joinRelay, RELAY_CHUNK } from './relay.js'
+import { dialRelay, freeBuffers, joinRelay, RELAY_CHUNK } from './relay.js'
 
 const servers: Server[] = []
 const accepted: Socket[] = []
@@ -56,6 +56,9 @@ describe('egress relay', () => {
     })
     expect(got).toBe(body.length)
     expect(hash.digest('hex')).toBe(sha(body))
+    // The relay's buffer goes back to the pool once its socket has closed.
+    for (let i = 0; i < 100 && freeBuffers() === 0; i++) await new Promise((r) => setTimeout(r, 10))
+    expect(freeBuffers()).toBeGreaterThan(0)
   })
 
   it('carries an upload byte for byte, and a client gone closes the upstream', async () => {

@@ -6,6 +6,29 @@ import { connect, type Socket } from 'node:net'
  */
 export const RELAY_CHUNK = 256 * 1024
 
+/** Free relay buffers kept for the next connections (at most this many). */
+const MAX_FREE = 64
+const free: Buffer[] = []
+
+/**
+ * A relay buffer: a kept one when there is one. A fresh one per connection
+ * would put 256 KiB of external memory on the orchestrator's heap for each
+ * small request, the very churn that relays are meant to avoid.
+ */
+export function takeBuffer(): Buffer {
+  return free.pop() ?? Buffer.allocUnsafe(RELAY_CHUNK)
+}
+
+/** Returns a buffer that no read fills and no write holds any more. */
+export function giveBack(buffer: Buffer): void {
+  if (free.length < MAX_FREE) free.push(buffer)
+}
+
+/** How many buffers are kept free (for tests). */
+export function freeBuffers(): number {
+  return free.length
+}
+
 /**
  * Dials `host:port` for a relay to `to`: every byte the dialled socket reads
  * lands in one buffer of its own and is written on to `to`. Node's default
@@ -23,7 +46,7 @@ export function dialRelay(
   to: Socket,
   timeoutMs = 10_000,
 ): Promise<Socket> {
-  const buffer = Buffer.allocUnsafe(RELAY_CHUNK)
+  const buffer = takeBuffer()
   return new Promise((resolve, reject) => {
     const socket: Socket = connect({
       host,
@@ -60,6 +83,11 @@ export function dialRelay(
       resolve(socket)
     })
     socket.once('end', () => to.end())
+    // Closed, no read fills the buffer; a write still holding it (the client
+    // was destroyed with it) keeps it out of the pool.
+    socket.once('close', () => {
+      if (!held) giveBack(buffer)
+    })
   })
 }
 
