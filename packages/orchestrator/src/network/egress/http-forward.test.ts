@@ -179,6 +179,26 @@ describe('HttpForwarder', () => {
     }
   })
 
+  it('sends upstream exactly the first Host, however many the request had', async () => {
+    const { port } = await rig((req, res) => res.end(JSON.stringify(req.rawHeaders)))
+    const text = await new Promise<string>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1')
+      let out = ''
+      s.on('data', (d: Buffer) => {
+        out += d.toString()
+      })
+      s.on('end', () => resolve(out))
+      s.on('error', reject)
+      s.write(
+        'GET / HTTP/1.1\r\nHost: judged.test\r\nX-A: 1\r\nhost: other.test\r\nConnection: close\r\n\r\n',
+      )
+    })
+    const raw = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as string[]
+    const hosts = raw.filter((_, i) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === 'host')
+    expect(hosts).toEqual(['judged.test'])
+    expect(raw).toContain('X-A')
+  })
+
   it('answers pipelined requests in order', async () => {
     const { port } = await rig((req, res) => {
       // The first answer is the slowest: order must come from the proxy.

@@ -374,8 +374,13 @@ export class HttpForwarder {
         },
       })
       const chunked = req.headers['transfer-encoding'] !== undefined
-      let head = `${method} ${req.url} HTTP/1.1\r\n`
-      for (const [k, v] of endToEnd(pairs(req.rawHeaders))) head += `${k}: ${v}\r\n`
+      // Exactly the Host that was judged: Node keeps the first of repeated
+      // Host headers, and a server that read a later one would be reached
+      // for a name nobody judged.
+      let head = `${method} ${req.url} HTTP/1.1\r\nHost: ${req.headers.host ?? ''}\r\n`
+      for (const [k, v] of endToEnd(pairs(req.rawHeaders))) {
+        if (k.toLowerCase() !== 'host') head += `${k}: ${v}\r\n`
+      }
       if (chunked) head += 'transfer-encoding: chunked\r\n'
       link.socket.write(`${head}connection: keep-alive\r\n\r\n`)
       if (!hasBody) return
