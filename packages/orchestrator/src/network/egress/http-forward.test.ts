@@ -199,6 +199,33 @@ describe('HttpForwarder', () => {
     expect(raw).toContain('X-A')
   })
 
+  it('frames a request body itself, whatever the Connection header names', async () => {
+    const seen: string[] = []
+    const { port } = await rig((req, res) => {
+      let body = ''
+      req.on('data', (d: Buffer) => {
+        body += d.toString()
+      })
+      req.on('end', () => {
+        seen.push(`${req.method} ${req.headers.host} ${body}`)
+        res.end('ok')
+      })
+    })
+    // Were Content-Length dropped as named by Connection, the server would
+    // read the body as a second request, for a Host nobody judged.
+    const smuggled = 'GET /x HTTP/1.1\r\nHost: other.test\r\n\r\n'
+    await new Promise<void>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1')
+      s.on('data', () => {})
+      s.on('end', () => resolve())
+      s.on('error', reject)
+      s.write(
+        `POST / HTTP/1.1\r\nHost: judged.test\r\nConnection: close, content-length\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`,
+      )
+    })
+    expect(seen).toEqual([`POST judged.test ${smuggled}`])
+  })
+
   it('answers pipelined requests in order', async () => {
     const { port } = await rig((req, res) => {
       // The first answer is the slowest: order must come from the proxy.

@@ -376,12 +376,16 @@ export class HttpForwarder {
       const chunked = req.headers['transfer-encoding'] !== undefined
       // Exactly the Host that was judged: Node keeps the first of repeated
       // Host headers, and a server that read a later one would be reached
-      // for a name nobody judged.
+      // for a name nobody judged. The body's framing is set here too, never
+      // passed on: a client naming Content-Length in Connection would
+      // otherwise send a body that the server reads as further requests.
       let head = `${method} ${req.url} HTTP/1.1\r\nHost: ${req.headers.host ?? ''}\r\n`
       for (const [k, v] of endToEnd(pairs(req.rawHeaders))) {
-        if (k.toLowerCase() !== 'host') head += `${k}: ${v}\r\n`
+        const name = k.toLowerCase()
+        if (name !== 'host' && name !== 'content-length') head += `${k}: ${v}\r\n`
       }
       if (chunked) head += 'transfer-encoding: chunked\r\n'
+      else if (hasBody) head += `content-length: ${req.headers['content-length']}\r\n`
       link.socket.write(`${head}connection: keep-alive\r\n\r\n`)
       if (!hasBody) return
       const up = link.socket
