@@ -203,11 +203,28 @@ function makeCertificates(dir: string, names: string[], ips: string[]) {
   }
 }
 
+/** The size of one `patternChunk`. */
+export const PATTERN_CHUNK = 1 << 20
+
+/**
+ * Piece `index` of the fake hosts' /pattern/<n> body: 32-bit counters
+ * (in the machine's byte order) that go on from piece to piece, so no two 4-byte words of a
+ * body are alike. Shared as source with the hosts' program: keep it
+ * self-contained.
+ */
+export function patternChunk(index: number): Buffer {
+  const words = new Uint32Array(1 << 18)
+  for (let i = 0; i < words.length; i++) words[i] = (index * words.length + i) >>> 0
+  return Buffer.from(words.buffer)
+}
+
 /**
  * The fake hosts' program, run inside a namespace: HTTP on :80 and HTTPS on
  * :443 of every address (answering with the address and name that served),
  * TCP and UDP echo on :7, and, when configured, the authoritative DNS server.
- * Routes: / (identity), /bytes/<n> (n bytes), /slow (a byte every 100 ms).
+ * Routes: / (identity), /bytes/<n> (n bytes), /pattern/<n> (n bytes of
+ * `patternChunk`, so that a lost, repeated or reordered piece shows), /slow
+ * (a byte every 100 ms).
  */
 const SERVER = `
 import { createServer as http } from 'node:http'
@@ -221,6 +238,8 @@ const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'))
 const names = cfg.names
 const owner = Object.fromEntries(Object.entries(names).map(([n, ip]) => [ip, n]))
 const chunk = Buffer.alloc(1 << 20, 120)
+const PATTERN_CHUNK = ${PATTERN_CHUNK}
+${patternChunk.toString()}
 
 function handler(req, res) {
   const local = (req.socket.localAddress || '').replace(/^::ffff:/, '')
@@ -233,6 +252,20 @@ function handler(req, res) {
         const n = Math.min(left, chunk.length)
         left -= n
         if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return res.once('drain', pump)
+      }
+      res.end()
+    }
+    return pump()
+  }
+  if (req.url.startsWith('/pattern/')) {
+    let left = Number(req.url.slice(9)) || 0
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': left })
+    let index = 0
+    const pump = () => {
+      while (left > 0) {
+        const piece = patternChunk(index++).subarray(0, Math.min(left, PATTERN_CHUNK))
+        left -= piece.length
+        if (!res.write(piece)) return res.once('drain', pump)
       }
       res.end()
     }

@@ -6,12 +6,21 @@
 // host that no rule opens, DNS limited to allowed names under deny-all, UDP,
 // allow_internet_access: false; and validation of bad entries at create and
 // update. Every blocked destination exists: a namespace of the test serves it.
+import { createHash } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Sandbox, type SandboxOpts } from 'e2b'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { api, expectApiError } from '../helpers/api-client.js'
-import { DNS_IP, HOSTS, PRIVATE_IP, useInternet } from '../helpers/internet.js'
+import {
+  DNS_IP,
+  HOSTS,
+  type HostName,
+  PATTERN_CHUNK,
+  PRIVATE_IP,
+  patternChunk,
+  useInternet,
+} from '../helpers/internet.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 import { shResult } from '../runtime/helpers.js'
 import { matrix, prepare, reach } from './probe.js'
@@ -200,6 +209,36 @@ print(ask('http://other.test/', 'allowed.test'))
     const r = await shResult(sbx, 'python3 /tmp/keepalive.py')
     expect(r.stderr).toBe('')
     expect(r.stdout.split('\n')).toEqual(['200', '403', '400', ''])
+  })
+
+  it('carry large downloads byte for byte over HTTP and HTTPS, and still refuse other names', async () => {
+    // Through the proxy (allowed.test is allowed by name only), in pieces
+    // that the relay's buffer is read into again and again.
+    const size = 48 * PATTERN_CHUNK + 12_345
+    const want = createHash('sha256')
+    for (let i = 0; i * PATTERN_CHUNK < size; i++) {
+      want.update(patternChunk(i).subarray(0, Math.min(PATTERN_CHUNK, size - i * PATTERN_CHUNK)))
+    }
+    const digest = want.digest('hex')
+    const curl = (scheme: string, name: HostName, path: string) =>
+      `curl -sS --cacert /tmp/ca.pem --resolve ${name}:${scheme === 'http' ? 80 : 443}:${HOSTS[name]} ${scheme}://${name}${path}`
+    for (const scheme of ['http', 'https']) {
+      const r = await shResult(
+        sbx,
+        `${curl(scheme, 'allowed.test', `/pattern/${size}`)} | sha256sum`,
+      )
+      expect(r.stderr).toBe('')
+      expect(r.stdout.split(' ')[0], scheme).toBe(digest)
+    }
+    // A name the rules do not allow is still refused, by Host and by SNI.
+    const http = await shResult(
+      sbx,
+      `${curl('http', 'other.test', '/')} -o /dev/null -w '%{http_code}'`,
+    )
+    expect(http.stdout).toBe('403')
+    const tls = await shResult(sbx, curl('https', 'other.test', '/'))
+    expect(tls.exitCode).not.toBe(0)
+    expect(tls.stdout).toBe('')
   })
 
   it("'*' allows every name and no bare address; explicit denies still apply to names", async () => {

@@ -1,19 +1,24 @@
-import { createServer as createHttpServer, type IncomingMessage } from 'node:http'
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http'
 import { createServer, type Server, type Socket } from 'node:net'
 import {
   type Cidr4,
   createForwarder,
-  dialOnce,
   type EgressPolicy,
   type Logger,
   listen,
   peerAddress,
   type Resolution,
   readSni,
-  splice,
+  sendProxyError,
 } from '@warren/shared'
 import type { Upstream } from '../dns/upstream.js'
+import { HttpForwarder } from './http-forward.js'
 import { EgressJudge } from './judge.js'
+import { dialRelay, joinRelay } from './relay.js'
 
 /** What the proxy needs to know of the sandbox a connection comes from. */
 export interface EgressSource {
@@ -31,6 +36,7 @@ interface Live {
 }
 
 const HEAD_TIMEOUT_MS = 10_000
+const NOT_A_PATH = { status: 400, message: 'only origin-form request targets are proxied' }
 /** Proxied connections (TLS) and requests (HTTP) one sandbox may have open. */
 const MAX_PER_SANDBOX = 1024
 
@@ -48,7 +54,9 @@ export class EgressProxy {
   /** Open proxied connections (TLS) and requests (HTTP), by sandbox. */
   private readonly live = new Map<string, Set<Live>>()
   private readonly judge: EgressJudge
+  /** Upgrades (WebSocket) only: they are spliced once judged. */
   private readonly http: ReturnType<typeof createForwarder>
+  private readonly forwarder = new HttpForwarder()
 
   constructor(
     private readonly opts: {
@@ -63,13 +71,11 @@ export class EgressProxy {
     this.judge = new EgressJudge(opts.upstream, opts.extraDenied)
     // An absolute-form target would let the server route by a name other
     // than the Host that was judged: the forwarder refuses it first.
-    this.http = createForwarder((req) => this.resolveHttp(req), {
-      notAPath: { status: 400, message: 'only origin-form request targets are proxied' },
-    })
+    this.http = createForwarder((req) => this.resolveHttp(req), { notAPath: NOT_A_PATH })
   }
 
   async listen(): Promise<void> {
-    const http = createHttpServer((req, res) => void this.http.onRequest(req, res))
+    const http = createHttpServer((req, res) => void this.onHttpRequest(req, res))
     http.on('upgrade', (req, socket, head) => void this.http.onUpgrade(req, socket, head))
     const tls = createServer((socket) => void this.handleTls(socket))
     for (const [server, port] of [
@@ -86,6 +92,7 @@ export class EgressProxy {
     const servers = this.servers
     this.servers = []
     for (const set of this.live.values()) for (const l of set) l.cut()
+    this.forwarder.close()
     await this.http.close()
     await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))))
   }
@@ -120,6 +127,25 @@ export class EgressProxy {
       own.delete(l)
       if (!own.size && this.live.get(l.sandboxId) === own) this.live.delete(l.sandboxId)
     }
+  }
+
+  /** One HTTP request (not an upgrade) from a sandbox: judged, then forwarded. */
+  private async onHttpRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // An absolute-form target would let the server route by a name other
+    // than the Host that was judged.
+    let resolution: Resolution = { error: NOT_A_PATH }
+    try {
+      if (req.url?.startsWith('/')) resolution = await this.resolveHttp(req)
+    } catch {
+      resolution = { error: { status: 500, message: 'proxy error' } }
+    }
+    if ('error' in resolution) {
+      req.resume()
+      sendProxyError(req, res, resolution.error)
+      return
+    }
+    const t = resolution.target
+    await this.forwarder.forward(req, res, t.host, t.port, t.unreachable)
   }
 
   /** One HTTP request (or upgrade) from a sandbox, judged by its Host. */
@@ -177,7 +203,7 @@ export class EgressProxy {
     }
     let upstream: Socket
     try {
-      upstream = await dialOnce(verdict.address, 443)
+      upstream = await dialRelay(verdict.address, 443, client)
     } catch {
       return void client.destroy()
     }
@@ -197,7 +223,7 @@ export class EgressProxy {
     client.setNoDelay(true)
     upstream.setNoDelay(true)
     upstream.write(head.bytes)
-    splice(client, upstream)
+    joinRelay(client, upstream)
   }
 }
 
