@@ -6,15 +6,18 @@
 //     sandbox's port, and vs nginx configured as the same reverse proxy;
 //     Warren also with a new connection per request, and over https
 // Privileged; traffic only to loopback and the sandboxes' namespaces.
-//   npm run bench -- api [--runs 20] [--concurrent 50] [--seconds 10] [--json]
+//     (Warren's proxy workers and nginx's worker_processes both --workers,
+//     default one per core)
+//   npm run bench -- api [--runs 20] [--concurrent 50] [--seconds 10] [--workers n] [--json]
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
-import { createConnectTransport } from '@connectrpc/connect-node'
-import { createWarrenClient } from '@warren/shared'
+import { clusterTransport, createWarrenClient } from '@warren/shared'
 import { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 import { Sandbox } from 'e2b'
 import { freePort } from '../tests/helpers/node-fixture.js'
+import { fixtureSecret } from '../tests/helpers/orchestrator-client.js'
 import { startWarren } from '../tests/helpers/warren-fixture.js'
 import { prepareFloor } from './lib/floor.js'
 import { ensurePackages } from './lib/packages.js'
@@ -25,10 +28,13 @@ const values = benchArgs({
   runs: { type: 'string', default: '20' },
   concurrent: { type: 'string', default: '50' },
   seconds: { type: 'string', default: '10' },
+  // Warren's proxy workers (WARREN_PROXY_WORKERS) and nginx's worker_processes alike.
+  workers: { type: 'string', default: String(availableParallelism()) },
 })
 const RUNS = Number(values.runs)
 const CONCURRENT = Number(values.concurrent)
 const SECONDS = Number(values.seconds)
+const WORKERS = Number(values.workers)
 const SERVER_PORT = 8000
 
 /** A minimal HTTP server for the proxy runs, on the Node binary every sandbox has. */
@@ -61,12 +67,12 @@ function wrk(url: string, headers: Record<string, string>): WrkResult {
   return { rps, p50: lat('50'), p99: lat('99') }
 }
 
-function startNginx(listenPort: number, upstream: string): { stop(): void } {
+function startNginx(listenPort: number, upstream: string, workers: number): { stop(): void } {
   const dir = mkdtempSync('/tmp/warren-bench-nginx-')
   const conf = join(dir, 'nginx.conf')
   writeFileSync(
     conf,
-    `worker_processes 2;
+    `worker_processes ${workers};
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log;
 events { worker_connections 1024; }
@@ -102,7 +108,11 @@ async function main(): Promise<Figures> {
   ensurePackages(['wrk', 'nginx-light'])
   // Idle sandboxes use ~15 MB; let the node overcommit its 512 MB reservations for the burst.
   const warren = await startWarren({
-    env: { WARREN_MEMORY_CAPACITY_MB: '60000', WARREN_WARM_NETWORK_SLOTS: '4' },
+    env: {
+      WARREN_MEMORY_CAPACITY_MB: '60000',
+      WARREN_WARM_NETWORK_SLOTS: '4',
+      WARREN_PROXY_WORKERS: String(WORKERS),
+    },
   })
   const floor = prepareFloor()
   const opts = warren.sdk
@@ -140,9 +150,8 @@ async function main(): Promise<Figures> {
     await sbx.commands.run(`nohup /opt/warren/bin/node -e "${SERVER}" >/dev/null 2>&1 &`)
     const rpc = createWarrenClient(
       OrchestratorService,
-      createConnectTransport({
-        baseUrl: `http://127.0.0.1:${warren.ports.rpc}`,
-        httpVersion: '1.1',
+      clusterTransport(`http://127.0.0.1:${warren.ports.rpc}`, {
+        secret: fixtureSecret(warren),
       }),
     )
     const address = (await rpc.get({ sandboxId: sbx.sandboxId })).sandbox!.address
@@ -165,7 +174,7 @@ async function main(): Promise<Figures> {
     const edgeTls = wrk(`https://${host}/`, {})
     const edgeTlsFresh = wrk(`https://${host}/`, { Connection: 'close' })
     const nginxPort = await freePort()
-    const nginx = startNginx(nginxPort, `${address}:${SERVER_PORT}`)
+    const nginx = startNginx(nginxPort, `${address}:${SERVER_PORT}`, WORKERS)
     let viaNginx: WrkResult
     try {
       viaNginx = wrk(`http://127.0.0.1:${nginxPort}/`, { Host: host })
@@ -188,7 +197,7 @@ async function main(): Promise<Figures> {
       `\n${CONCURRENT} concurrent creates: ${(wall / 1000).toFixed(2)} s wall, ${(CONCURRENT / (wall / 1000)).toFixed(1)} creates/s, per-create median ${ms(median(latencies))}, p95 ${ms(pct(latencies, 95))}`,
     )
     console.log(
-      `\nProxy (wrk, 2 threads, 32 connections, ${SECONDS} s, tiny HTTP server in the sandbox)`,
+      `\nProxy (wrk, 2 threads, 32 connections, ${SECONDS} s, tiny HTTP server in the sandbox; Warren's proxy workers: ${WORKERS}, nginx worker_processes: ${WORKERS})`,
     )
     console.log('| path | requests/s | p50 | p99 | rps ÷ direct |')
     console.log('|---|---|---|---|---|')
@@ -221,6 +230,8 @@ async function main(): Promise<Figures> {
       nginxOverDirectRps: viaNginx.rps / direct.rps,
       edgeOverNginxRps: edge.rps / viaNginx.rps,
       edgeAddedP50Ms: edge.p50 - direct.p50,
+      proxyWorkers: WORKERS,
+      nginxWorkers: WORKERS,
       nginxAddedP50Ms: viaNginx.p50 - direct.p50,
     }
   } finally {

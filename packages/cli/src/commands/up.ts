@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { createApiService } from '@warren/api'
-import { createNode, createNodeResolver, inProcessTransport, serveNode } from '@warren/orchestrator'
+import { createNode, inProcessTransport, localNode, serveNode } from '@warren/orchestrator'
 import { createEdgeProxy } from '@warren/proxy'
 import {
   clusterDir,
@@ -79,13 +79,12 @@ export async function startAllInOne(
   const key = api.createdKey ?? readFirstKey(acfg.dataDir)
 
   // The edge reaches the in-process node without a hop; other nodes through their node proxy.
-  const localNode = createNodeResolver(node)
   const proxy = createEdgeProxy(
     pcfg,
     api.proxyTransport,
     componentLogger(log, 'proxy'),
     { secret },
-    new Map([[nodeProxy.url, localNode]]),
+    new Map([[nodeProxy.url, localNode(node)]]),
   )
   const proxyUrl = await proxy.listen()
   const { caCertPath, caBundlePath } = proxy.tls
