@@ -93,7 +93,7 @@ export async function startAllInOne(
     '',
     'Warren is up.',
     `  API            ${apiUrl}   (OpenAPI: ${apiUrl}/openapi.json)`,
-    `  Sandbox proxy  ${proxyUrl}   (and https on the same port: https://{port}-{id}.${pcfg.domain})`,
+    `  Sandbox proxy  ${proxyUrl}   (and https on the same port: https://{port}-{id}.${pcfg.domain}; ${proxy.workers === 1 ? 'in this process' : `${proxy.workers} worker processes`})`,
     `  Orchestrator   ${rpc.url}   (node proxy ${nodeProxy.url})`,
     `  Dashboard      ${apiUrl}/dashboard   (sign in with an API key; the first key below is an admin key)`,
     '',
