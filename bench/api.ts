@@ -6,15 +6,18 @@
 //     sandbox's port, and vs nginx configured as the same reverse proxy;
 //     Warren also with a new connection per request, and over https
 // Privileged; traffic only to loopback and the sandboxes' namespaces.
-//   npm run bench -- api [--runs 20] [--concurrent 50] [--seconds 10] [--json]
+//     (Warren's proxy workers and nginx's worker_processes both --workers,
+//     default one per core)
+//   npm run bench -- api [--runs 20] [--concurrent 50] [--seconds 10] [--workers n] [--json]
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
-import { createConnectTransport } from '@connectrpc/connect-node'
-import { createWarrenClient } from '@warren/shared'
+import { clusterTransport, createWarrenClient } from '@warren/shared'
 import { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 import { Sandbox } from 'e2b'
 import { freePort } from '../tests/helpers/node-fixture.js'
+import { fixtureSecret } from '../tests/helpers/orchestrator-client.js'
 import { startWarren } from '../tests/helpers/warren-fixture.js'
 import { prepareFloor } from './lib/floor.js'
 import { ensurePackages } from './lib/packages.js'
@@ -25,10 +28,13 @@ const values = benchArgs({
   runs: { type: 'string', default: '20' },
   concurrent: { type: 'string', default: '50' },
   seconds: { type: 'string', default: '10' },
+  // Warren's proxy workers (WARREN_PROXY_WORKERS) and nginx's worker_processes alike.
+  workers: { type: 'string', default: String(availableParallelism()) },
 })
 const RUNS = Number(values.runs)
 const CONCURRENT = Number(values.concurrent)
 const SECONDS = Number(values.seconds)
+const WORKERS = Number(values.workers)
 const SERVER_PORT = 8000
 
 /** A minimal HTTP server for the proxy runs, on the Node binary every sandbox has. */
@@ -38,9 +44,48 @@ interface WrkResult {
   rps: number
   p50: number
   p99: number
+  /** CPU time the proxy's processes spent per 1000 requests (when measured). */
+  cpuMsPerK?: number
 }
 
-function wrk(url: string, headers: Record<string, string>): WrkResult {
+/** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux). */
+const TICKS = 100
+
+/** User + system CPU milliseconds a process has used so far (0 once it is gone). */
+function cpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return ((Number(f[11]) + Number(f[12])) * 1000) / TICKS
+  } catch {
+    return 0
+  }
+}
+
+/** A process and those of its children whose command line contains `match` (all of them without). */
+function processGroup(pid: number, match?: string): number[] {
+  let children: number[] = []
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number)
+  } catch {}
+  const keep = (c: number) => {
+    if (!match) return true
+    try {
+      return readFileSync(`/proc/${c}/cmdline`, 'utf8').includes(match)
+    } catch {
+      return false
+    }
+  }
+  return [pid, ...children.filter(keep)]
+}
+
+function wrk(url: string, headers: Record<string, string>, proxyPids?: () => number[]): WrkResult {
+  const pids = proxyPids?.() ?? []
+  const cpuBefore = pids.reduce((t, p) => t + cpuMs(p), 0)
   const args = [
     '-t2',
     '-c32',
@@ -50,6 +95,8 @@ function wrk(url: string, headers: Record<string, string>): WrkResult {
     url,
   ]
   const out = execFileSync('wrk', args, { encoding: 'utf8' })
+  const cpu = pids.reduce((t, p) => t + cpuMs(p), 0) - cpuBefore
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1])
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1])
   const lat = (p: string) => {
     const m = new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(out)
@@ -58,15 +105,24 @@ function wrk(url: string, headers: Record<string, string>): WrkResult {
     return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v
   }
   if (/Non-2xx/.test(out)) throw new Error(`wrk saw errors:\n${out}`)
-  return { rps, p50: lat('50'), p99: lat('99') }
+  return {
+    rps,
+    p50: lat('50'),
+    p99: lat('99'),
+    ...(pids.length ? { cpuMsPerK: (cpu / requests) * 1000 } : {}),
+  }
 }
 
-function startNginx(listenPort: number, upstream: string): { stop(): void } {
+function startNginx(
+  listenPort: number,
+  upstream: string,
+  workers: number,
+): { pids(): number[]; stop(): void } {
   const dir = mkdtempSync('/tmp/warren-bench-nginx-')
   const conf = join(dir, 'nginx.conf')
   writeFileSync(
     conf,
-    `worker_processes 2;
+    `worker_processes ${workers};
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log;
 events { worker_connections 1024; }
@@ -87,7 +143,9 @@ http {
 `,
   )
   execFileSync('nginx', ['-c', conf, '-p', dir])
+  const master = Number(readFileSync(join(dir, 'nginx.pid'), 'utf8').trim())
   return {
+    pids: () => processGroup(master),
     stop() {
       try {
         execFileSync('nginx', ['-c', conf, '-p', dir, '-s', 'stop'])
@@ -102,7 +160,11 @@ async function main(): Promise<Figures> {
   ensurePackages(['wrk', 'nginx-light'])
   // Idle sandboxes use ~15 MB; let the node overcommit its 512 MB reservations for the burst.
   const warren = await startWarren({
-    env: { WARREN_MEMORY_CAPACITY_MB: '60000', WARREN_WARM_NETWORK_SLOTS: '4' },
+    env: {
+      WARREN_MEMORY_CAPACITY_MB: '60000',
+      WARREN_WARM_NETWORK_SLOTS: '4',
+      WARREN_PROXY_WORKERS: String(WORKERS),
+    },
   })
   const floor = prepareFloor()
   const opts = warren.sdk
@@ -140,9 +202,8 @@ async function main(): Promise<Figures> {
     await sbx.commands.run(`nohup /opt/warren/bin/node -e "${SERVER}" >/dev/null 2>&1 &`)
     const rpc = createWarrenClient(
       OrchestratorService,
-      createConnectTransport({
-        baseUrl: `http://127.0.0.1:${warren.ports.rpc}`,
-        httpVersion: '1.1',
+      clusterTransport(`http://127.0.0.1:${warren.ports.rpc}`, {
+        secret: fixtureSecret(warren),
       }),
     )
     const address = (await rpc.get({ sandboxId: sbx.sandboxId })).sandbox!.address
@@ -156,7 +217,9 @@ async function main(): Promise<Figures> {
       await new Promise((r) => setTimeout(r, 100))
     }
     const direct = wrk(`http://${address}:${SERVER_PORT}/`, {})
-    const edge = wrk(`${warren.proxyUrl}/`, { Host: host })
+    // Warren's proxy: the `warren up` process and its proxy workers.
+    const warrenPids = () => processGroup(warren.pid()!, 'workers/worker.js')
+    const edge = wrk(`${warren.proxyUrl}/`, { Host: host }, warrenPids)
     // A new connection per request: what a per-connection cost (the edge's
     // TLS sniff of the first byte) would show in.
     const edgeFresh = wrk(`${warren.proxyUrl}/`, { Host: host, Connection: 'close' })
@@ -165,10 +228,10 @@ async function main(): Promise<Figures> {
     const edgeTls = wrk(`https://${host}/`, {})
     const edgeTlsFresh = wrk(`https://${host}/`, { Connection: 'close' })
     const nginxPort = await freePort()
-    const nginx = startNginx(nginxPort, `${address}:${SERVER_PORT}`)
+    const nginx = startNginx(nginxPort, `${address}:${SERVER_PORT}`, WORKERS)
     let viaNginx: WrkResult
     try {
-      viaNginx = wrk(`http://127.0.0.1:${nginxPort}/`, { Host: host })
+      viaNginx = wrk(`http://127.0.0.1:${nginxPort}/`, { Host: host }, nginx.pids)
     } finally {
       nginx.stop()
     }
@@ -188,10 +251,10 @@ async function main(): Promise<Figures> {
       `\n${CONCURRENT} concurrent creates: ${(wall / 1000).toFixed(2)} s wall, ${(CONCURRENT / (wall / 1000)).toFixed(1)} creates/s, per-create median ${ms(median(latencies))}, p95 ${ms(pct(latencies, 95))}`,
     )
     console.log(
-      `\nProxy (wrk, 2 threads, 32 connections, ${SECONDS} s, tiny HTTP server in the sandbox)`,
+      `\nProxy (wrk, 2 threads, 32 connections, ${SECONDS} s, tiny HTTP server in the sandbox; Warren's proxy workers: ${WORKERS}, nginx worker_processes: ${WORKERS})`,
     )
-    console.log('| path | requests/s | p50 | p99 | rps ÷ direct |')
-    console.log('|---|---|---|---|---|')
+    console.log('| path | requests/s | p50 | p99 | rps ÷ direct | proxy CPU ms / 1000 req |')
+    console.log('|---|---|---|---|---|---|')
     for (const [name, r] of [
       ['direct to the sandbox port', direct],
       ['edge proxy + node proxy (Warren)', edge],
@@ -201,11 +264,11 @@ async function main(): Promise<Figures> {
       ['nginx reverse proxy (baseline)', viaNginx],
     ] as const) {
       console.log(
-        `| ${name} | ${r.rps.toFixed(0)} | ${ms(r.p50)} | ${ms(r.p99)} | ${(r.rps / direct.rps).toFixed(2)} |`,
+        `| ${name} | ${r.rps.toFixed(0)} | ${ms(r.p50)} | ${ms(r.p99)} | ${(r.rps / direct.rps).toFixed(2)} | ${r.cpuMsPerK === undefined ? '' : r.cpuMsPerK.toFixed(0)} |`,
       )
     }
     console.log(
-      `\nAdded latency at p50: Warren ${(edge.p50 - direct.p50).toFixed(2)} ms, nginx ${(viaNginx.p50 - direct.p50).toFixed(2)} ms; Warren/nginx throughput ${(edge.rps / viaNginx.rps).toFixed(2)}`,
+      `\nAdded latency at p50: Warren ${(edge.p50 - direct.p50).toFixed(2)} ms, nginx ${(viaNginx.p50 - direct.p50).toFixed(2)} ms; Warren/nginx throughput ${(edge.rps / viaNginx.rps).toFixed(2)}; Warren/nginx CPU per request ${((edge.cpuMsPerK ?? 0) / (viaNginx.cpuMsPerK ?? 1)).toFixed(1)} (a busy machine shares its cores: the CPU per request is what the throughput of an idle one follows)`,
     )
     return {
       floorMs: floorMed,
@@ -221,7 +284,12 @@ async function main(): Promise<Figures> {
       nginxOverDirectRps: viaNginx.rps / direct.rps,
       edgeOverNginxRps: edge.rps / viaNginx.rps,
       edgeAddedP50Ms: edge.p50 - direct.p50,
+      proxyWorkers: WORKERS,
+      nginxWorkers: WORKERS,
       nginxAddedP50Ms: viaNginx.p50 - direct.p50,
+      edgeCpuMsPer1000: edge.cpuMsPerK ?? Number.NaN,
+      nginxCpuMsPer1000: viaNginx.cpuMsPerK ?? Number.NaN,
+      edgeOverNginxCpu: (edge.cpuMsPerK ?? 0) / (viaNginx.cpuMsPerK ?? 1),
     }
   } finally {
     await floor.close()

@@ -440,7 +440,7 @@ async function main(): Promise<Figures> {
       if (PARTS.has('snapshot'))
         Object.assign(figures, await snapshotPart(warren, warren.sdk, gvisor))
     } finally {
-      await warren.teardown(process.env.WARREN_BENCH_KEEP_LOG === "1")
+      await warren.teardown(process.env.WARREN_BENCH_KEEP_LOG === '1')
     }
   }
   if (PARTS.has('checkpoint')) Object.assign(figures, await checkpointPart())

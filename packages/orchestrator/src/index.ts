@@ -6,7 +6,12 @@ export { envdSourceDir, envdVersionAt } from './envd-bundle.js'
 export { createMachineHost, type MachineHost } from './host/machine.js'
 export type { NodeHost } from './host/node-host.js'
 export { type CreateInput, SandboxNode } from './node.js'
-export { createNodeProxy, createNodeResolver, listenNodeProxy } from './nodeproxy/server.js'
+export {
+  createNodeProxy,
+  createNodeResolver,
+  listenNodeProxy,
+  localNode,
+} from './nodeproxy/server.js'
 export { inProcessTransport, serveOrchestratorRpc } from './rpc/server.js'
 export { type BuildProgress, buildTemplate } from './templates/build.js'
 export type { TemplateMetadata } from './templates/metadata.js'

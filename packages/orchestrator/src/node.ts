@@ -51,6 +51,7 @@ export type { CreateInput, ResumeInput }
  */
 export class SandboxNode {
   private readonly entries = new Map<string, Entry>()
+  private readonly changeListeners = new Set<(sandboxId: string) => void>()
   private memoryAllocated = 0
   private readonly createLimit: ReturnType<typeof pLimit>
   private readonly buildLimit: ReturnType<typeof pLimit>
@@ -94,8 +95,8 @@ export class SandboxNode {
       },
       all: () => this.settledEntries(),
       locked: (id, fn) => this.locks.run(id, fn),
-      set: (id, entry) => this.entries.set(id, entry),
-      forget: (id) => this.entries.delete(id),
+      set: (id, entry) => this.setEntry(id, entry),
+      forget: (id) => this.forgetEntry(id),
       reserveMemory: (mb) => this.reserveMemory(mb),
       releaseMemory: (mb) => {
         this.memoryAllocated -= mb
@@ -104,6 +105,8 @@ export class SandboxNode {
     const frozenMb = cfg.maxFrozenMemoryMb ?? Math.floor(cfg.memoryCapacityMb / 4)
     this.budget = new FrozenBudget(this.state, frozenMb * 2 ** 20)
     this.exits = new NodeExits(this.state, cfg.exitWatchIntervalMs)
+    this.exits.onExit((id) => this.changed(id))
+    host.policies.onChange((id) => this.changed(id))
     this.warm = new WarmPool({
       host,
       log,
@@ -164,7 +167,7 @@ export class SandboxNode {
       // Its volumes are claimed with the id, in the same turn: a volume
       // delete from here on sees the sandbox (see VolumeRegistry).
       this.volumes.claim(spec.sandboxId, spec.volumeMounts)
-      this.entries.set(spec.sandboxId, { state: 'creating' })
+      this.setEntry(spec.sandboxId, { state: 'creating' })
       const { record, slot } = warm
         ? await this.claimOrCreate(warm, spec)
         : await this.createLimit(async () => {
@@ -172,10 +175,10 @@ export class SandboxNode {
             return this.host.create(spec)
           })
       this.host.policies.set(spec.sandboxId, record.sandboxIp ?? undefined, spec.policy)
-      this.entries.set(spec.sandboxId, { state: 'running', record, slot })
+      this.setEntry(spec.sandboxId, { state: 'running', record, slot })
       return record
     } catch (err) {
-      this.entries.delete(spec.sandboxId)
+      this.forgetEntry(spec.sandboxId)
       this.memoryAllocated -= spec.memoryMb
       this.volumes.release(spec.sandboxId, spec.volumeMounts)
       throw err
@@ -215,6 +218,7 @@ export class SandboxNode {
       this.state.locked(sandboxId, async () => {
         await killSandbox(this.state, this.settled(sandboxId), this.volumes, this.teardowns)
         this.connectWindows.forget(sandboxId)
+        this.changed(sandboxId)
         this.snapshots.killed(sandboxId)
       }),
     )
@@ -229,6 +233,7 @@ export class SandboxNode {
     const record = await this.state.locked(sandboxId, async () => {
       const paused = await pauseSandbox(this.state, this.alive(sandboxId), opts.memory)
       this.connectWindows.forget(sandboxId)
+      this.changed(sandboxId)
       await this.snapshots.publish(paused)
       return paused
     })
@@ -251,11 +256,11 @@ export class SandboxNode {
         throw new WarrenError('not_found', `sandbox ${sandboxId} was killed`)
       if (moveFrom && !this.entries.has(sandboxId)) {
         // The id is reserved while its snapshot arrives: a create of it is refused.
-        this.entries.set(sandboxId, { state: 'creating' })
+        this.setEntry(sandboxId, { state: 'creating' })
         try {
           return await moveIn(this.state, this.snapshots, sandboxId, moveFrom, input)
         } finally {
-          if (this.entries.get(sandboxId)?.state === 'creating') this.entries.delete(sandboxId)
+          if (this.entries.get(sandboxId)?.state === 'creating') this.forgetEntry(sandboxId)
         }
       }
       const entry = this.settled(sandboxId)
@@ -364,6 +369,30 @@ export class SandboxNode {
 
   get(sandboxId: string): SandboxRecord {
     return this.settled(sandboxId).record
+  }
+
+  /**
+   * Told of every sandbox whose state, address, exit, network policy or
+   * connect windows changed: what the node proxy judges traffic by (proxy
+   * workers cache those verdicts until told).
+   */
+  onSandboxChange(fn: (sandboxId: string) => void): () => void {
+    this.changeListeners.add(fn)
+    return () => this.changeListeners.delete(fn)
+  }
+
+  private changed(sandboxId: string): void {
+    for (const fn of this.changeListeners) fn(sandboxId)
+  }
+
+  private setEntry(sandboxId: string, entry: Entry): void {
+    this.entries.set(sandboxId, entry)
+    this.changed(sandboxId)
+  }
+
+  private forgetEntry(sandboxId: string): void {
+    this.entries.delete(sandboxId)
+    this.changed(sandboxId)
   }
 
   /** What a sandbox's disk holds now, in bytes (undefined while it is unmounted). */

@@ -1,4 +1,4 @@
-import { hostname, totalmem } from 'node:os'
+import { availableParallelism, hostname, totalmem } from 'node:os'
 import { z } from 'zod'
 import { checkTlsPair, cluster, clusterEnv, internalTls, internalTlsEnv } from './cluster/config.js'
 import { WarrenError } from './errors.js'
@@ -375,6 +375,11 @@ export const proxyConfigSchema = z.object({
   keepaliveIntervalMs: z.coerce.number().int().min(100).max(60_000).default(1000),
   /** Prometheus may scrape the edge's /metrics with this token instead of the cluster secret. */
   metricsToken: z.string().min(16).optional(),
+  /**
+   * Processes that accept and forward the edge's connections: one per core
+   * by default; 1 keeps everything in this process.
+   */
+  workers: z.coerce.number().int().min(1).max(256).default(availableParallelism()),
   ...cluster,
 })
 
@@ -391,6 +396,7 @@ const proxyEnv: Record<string, keyof ProxyConfig> = {
   WARREN_TLS_CERT: 'tlsCert',
   WARREN_TLS_KEY: 'tlsKey',
   WARREN_METRICS_TOKEN: 'metricsToken',
+  WARREN_PROXY_WORKERS: 'workers',
   ...clusterEnv,
 }
 

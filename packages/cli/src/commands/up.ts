@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { createApiService } from '@warren/api'
-import { createNode, createNodeResolver, inProcessTransport, serveNode } from '@warren/orchestrator'
+import { createNode, inProcessTransport, localNode, serveNode } from '@warren/orchestrator'
 import { createEdgeProxy } from '@warren/proxy'
 import {
   clusterDir,
@@ -79,13 +79,12 @@ export async function startAllInOne(
   const key = api.createdKey ?? readFirstKey(acfg.dataDir)
 
   // The edge reaches the in-process node without a hop; other nodes through their node proxy.
-  const localNode = createNodeResolver(node)
   const proxy = createEdgeProxy(
     pcfg,
     api.proxyTransport,
     componentLogger(log, 'proxy'),
     { secret },
-    new Map([[nodeProxy.url, localNode]]),
+    new Map([[nodeProxy.url, localNode(node)]]),
   )
   const proxyUrl = await proxy.listen()
   const { caCertPath, caBundlePath } = proxy.tls
@@ -94,7 +93,7 @@ export async function startAllInOne(
     '',
     'Warren is up.',
     `  API            ${apiUrl}   (OpenAPI: ${apiUrl}/openapi.json)`,
-    `  Sandbox proxy  ${proxyUrl}   (and https on the same port: https://{port}-{id}.${pcfg.domain})`,
+    `  Sandbox proxy  ${proxyUrl}   (and https on the same port: https://{port}-{id}.${pcfg.domain}; ${proxy.workers === 1 ? 'in this process' : `${proxy.workers} worker processes`})`,
     `  Orchestrator   ${rpc.url}   (node proxy ${nodeProxy.url})`,
     `  Dashboard      ${apiUrl}/dashboard   (sign in with an API key; the first key below is an admin key)`,
     '',

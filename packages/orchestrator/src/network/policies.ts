@@ -10,18 +10,27 @@ import type { EgressPolicy, NetworkPolicy } from '@warren/shared'
 export class PolicyTable {
   private readonly byId = new Map<string, { ip: string | undefined; policies: NetworkPolicy[] }>()
   private readonly byIp = new Map<string, string>()
+  private readonly listeners = new Set<(sandboxId: string) => void>()
+
+  /** Told of each sandbox whose policy changed (the node proxy's workers cache verdicts). */
+  onChange(fn: (sandboxId: string) => void): () => void {
+    this.listeners.add(fn)
+    return () => this.listeners.delete(fn)
+  }
 
   set(sandboxId: string, ip: string | undefined, ...policies: NetworkPolicy[]): void {
     const old = this.byId.get(sandboxId)
     if (old?.ip) this.byIp.delete(old.ip)
     this.byId.set(sandboxId, { ip, policies })
     if (ip) this.byIp.set(ip, sandboxId)
+    for (const fn of this.listeners) fn(sandboxId)
   }
 
   remove(sandboxId: string): void {
     const old = this.byId.get(sandboxId)
     if (old?.ip) this.byIp.delete(old.ip)
     this.byId.delete(sandboxId)
+    for (const fn of this.listeners) fn(sandboxId)
   }
 
   /** The current (settled) policy of a sandbox. */

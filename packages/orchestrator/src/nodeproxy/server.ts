@@ -1,23 +1,24 @@
 import type { Server } from 'node:http'
 import {
-  ConnectWindowError,
+  type ConnectWindow,
   createForwarder,
   createInternalServer,
   ENVD_PORT,
   firstHeader,
   handleWithRequestId,
-  INTERNAL_HEADER_NAMES,
   INTERNAL_HEADERS,
   type InternalTls,
   ingressAllows,
   isInitPath,
   judgeCredential,
+  type LocalNode,
   listen,
   maskedHost,
   type NodeResolver,
-  type ProxyError,
+  type NodeVerdict,
   peerAddress,
   sandboxAddressOf,
+  sandboxPortTarget,
   schemeOf,
   tokenMatches,
   WarrenError,
@@ -27,120 +28,113 @@ import type { SandboxNode } from '../node.js'
 /** E2B's header for a sandbox's ports when public traffic is off. */
 const TRAFFIC_TOKEN_HEADER = 'e2b-traffic-access-token'
 
-/** A port that refuses is retried for about a second before the client gets 502. */
-const DIAL_RETRY = { retries: 5, initialDelayMs: 30 }
-
 /**
- * The node proxy's resolution of a request for a sandbox on this node: envd's
- * /init is refused before the lookup, the sandbox must be running (and its
- * container alive), ingress rules are checked against the client address
- * (fail-closed), the Host is masked if asked, and X-Forwarded-* are set.
+ * The node's verdict on traffic for a sandbox on this node: the sandbox must
+ * be running (and its container alive), ingress rules are checked against
+ * the client address (fail-closed), and the Host is masked if asked.
  * `direct`: the caller is not an authenticated edge proxy, so the node asks
  * for the traffic token itself (an edge has checked it already).
+ */
+export function nodeVerdict(
+  node: SandboxNode,
+  sandboxId: string,
+  port: number,
+  clientIp: string,
+  direct?: { trafficToken: string | undefined },
+): NodeVerdict<ConnectWindow> {
+  let record: ReturnType<SandboxNode['get']>
+  try {
+    record = node.get(sandboxId)
+  } catch (err) {
+    if (err instanceof WarrenError && err.code === 'not_found') {
+      return { error: { status: 502, sandboxId, message: 'The sandbox was not found' } }
+    }
+    throw err
+  }
+  if (record.state !== 'running' || !record.sandboxIp) {
+    return { error: { status: 502, sandboxId, message: `The sandbox is ${record.state}` } }
+  }
+  const exit = node.exits.of(sandboxId)
+  if (exit) {
+    const message = `The sandbox has exited: ${exit.detail}`
+    return {
+      error:
+        port === ENVD_PORT
+          ? { status: 502, sandboxId, message }
+          : {
+              status: 410,
+              sandboxId,
+              port,
+              message,
+              headers: { 'x-warren-kill-reason': 'exited' },
+            },
+    }
+  }
+  if (
+    direct &&
+    port !== ENVD_PORT &&
+    record.trafficAccessToken &&
+    !tokenMatches(direct.trafficToken, record.trafficAccessToken)
+  ) {
+    return {
+      error: {
+        status: 403,
+        sandboxId,
+        port,
+        message: `missing or invalid ${TRAFFIC_TOKEN_HEADER}: this sandbox does not accept public traffic`,
+      },
+    }
+  }
+  const policy = node.networkPolicy(sandboxId)
+  if (policy && !ingressAllows(policy.ingress, clientIp, port)) {
+    return {
+      error: {
+        status: 403,
+        sandboxId,
+        port,
+        message: "The client's address is not allowed by the sandbox's ingress rules",
+      },
+    }
+  }
+  return {
+    route: {
+      host: record.sandboxIp,
+      window: node.connectWindows.of(sandboxId, port),
+      tls: !!policy?.httpsPorts.includes(port),
+      ...(policy?.maskRequestHost ? { maskHost: maskedHost(policy.maskRequestHost, port) } : {}),
+    },
+  }
+}
+
+/**
+ * The node proxy's resolution of a request for a sandbox on this node:
+ * envd's /init is refused before the lookup, then the node's verdict
+ * (see nodeVerdict); X-Forwarded-* are set.
  */
 export function createNodeResolver(
   node: SandboxNode,
   opts: { direct?: boolean } = {},
 ): NodeResolver {
   return async (req, h) => {
-    const { sandboxId, port } = h
-    if (port === ENVD_PORT && isInitPath(req.url)) {
+    if (h.port === ENVD_PORT && isInitPath(req.url)) {
       return { error: { status: 404, message: 'not found' } }
     }
-    let record: ReturnType<SandboxNode['get']>
-    try {
-      record = node.get(sandboxId)
-    } catch (err) {
-      if (err instanceof WarrenError && err.code === 'not_found') {
-        return { error: { status: 502, sandboxId, message: 'The sandbox was not found' } }
-      }
-      throw err
-    }
-    if (record.state !== 'running' || !record.sandboxIp) {
-      return { error: { status: 502, sandboxId, message: `The sandbox is ${record.state}` } }
-    }
-    const exit = node.exits.of(sandboxId)
-    if (exit) {
-      const message = `The sandbox has exited: ${exit.detail}`
-      return {
-        error:
-          port === ENVD_PORT
-            ? { status: 502, sandboxId, message }
-            : {
-                status: 410,
-                sandboxId,
-                port,
-                message,
-                headers: { 'x-warren-kill-reason': 'exited' },
-              },
-      }
-    }
-    if (
-      opts.direct &&
-      port !== ENVD_PORT &&
-      record.trafficAccessToken &&
-      !tokenMatches(firstHeader(req, TRAFFIC_TOKEN_HEADER), record.trafficAccessToken)
-    ) {
-      return {
-        error: {
-          status: 403,
-          sandboxId,
-          port,
-          message: `missing or invalid ${TRAFFIC_TOKEN_HEADER}: this sandbox does not accept public traffic`,
-        },
-      }
-    }
-    const policy = node.networkPolicy(sandboxId)
-    if (policy && !ingressAllows(policy.ingress, h.clientIp, port)) {
-      return {
-        error: {
-          status: 403,
-          sandboxId,
-          port,
-          message: "The client's address is not allowed by the sandbox's ingress rules",
-        },
-      }
-    }
-    const mask: Record<string, string> = policy?.maskRequestHost
-      ? { host: maskedHost(policy.maskRequestHost, port) }
-      : {}
-    return {
-      target: {
-        host: record.sandboxIp,
-        port,
-        dialRetry: DIAL_RETRY,
-        connectWindow: node.connectWindows.of(sandboxId, port),
-        ...(policy?.httpsPorts.includes(port) ? { tls: true } : {}),
-        removeHeaders: INTERNAL_HEADER_NAMES,
-        setHeaders: {
-          'x-forwarded-for': h.forwardedFor,
-          'x-forwarded-proto': h.forwardedProto,
-          'x-forwarded-host': h.forwardedHost,
-          ...mask,
-        },
-        unreachable: (err) => unreachable(err, sandboxId, port),
-      },
-    }
+    const direct = opts.direct
+      ? { trafficToken: firstHeader(req, TRAFFIC_TOKEN_HEADER) }
+      : undefined
+    const verdict = nodeVerdict(node, h.sandboxId, h.port, h.clientIp, direct)
+    return 'error' in verdict ? verdict : { target: sandboxPortTarget(verdict.route, h) }
   }
 }
 
-/**
- * Why a running sandbox's port could not be reached. 502 means no listener
- * (refused, after the retries); a port that takes SYNs in but answers none
- * within the connect budget has a listener, so that is a timeout (504); a
- * request that got no place in the port's connect window is told to retry.
- */
-function unreachable(err: Error, sandboxId: string, port: number): ProxyError {
-  if (err instanceof ConnectWindowError)
-    return { status: 503, sandboxId, port, retryAfter: 1, message: err.message }
-  if ((err as NodeJS.ErrnoException).code === 'ETIMEDOUT')
-    return {
-      status: 504,
-      sandboxId,
-      port,
-      message: 'The sandbox is running but its server at this port accepted no connection in time',
-    }
-  return { status: 502, sandboxId, port, message: 'The sandbox is running but port is not open' }
+/** This node as the edge of its own process reaches it (the all-in-one). */
+export function localNode(node: SandboxNode): LocalNode {
+  return {
+    resolve: createNodeResolver(node),
+    verdict: (sandboxId, port, clientIp) => nodeVerdict(node, sandboxId, port, clientIp),
+    window: (sandboxId, port) => node.connectWindows.of(sandboxId, port),
+    onChange: (fn) => node.onSandboxChange(fn),
+  }
 }
 
 /**

@@ -29,12 +29,37 @@ const SLOW_FAIL_MS = 250
 const MAX_BACKOFF_MS = 1000
 
 /**
+ * What the edge's routing reads of the catalog: the RouteCatalog itself, or
+ * a proxy worker's copy of the primary's (see workers/catalog-copy.ts).
+ */
+export interface Catalog {
+  readonly tokenGeneration: number
+  readyWithin(ms: number): Promise<boolean>
+  lookup(sandboxId: string): Promise<Route | undefined>
+  recentMiss(sandboxId: string): boolean
+  noteMiss(sandboxId: string): void
+  confirm(sandboxId: string): Promise<Route | undefined>
+  put(route: Route): void
+  isLive(sandboxId: string): boolean
+  withEnvdTokens(): Iterable<Route & { envdAccessToken: string }>
+}
+
+/** A change of the copy, as a proxy worker's copy applies it. */
+export type CatalogChange =
+  | { kind: 'snapshot'; routes: Route[] }
+  | { kind: 'upsert'; route: Route }
+  | { kind: 'remove'; sandboxId: string }
+  | { kind: 'following'; following: boolean }
+  | { kind: 'miss'; sandboxId: string }
+
+/**
  * The edge proxy's copy of the API's routing catalog, kept current by the
  * WatchCatalog stream: a snapshot, then every change in order. A broken
  * stream is reopened with backoff and starts again from a fresh snapshot.
  */
-export class RouteCatalog {
+export class RouteCatalog implements Catalog {
   readonly client: ProxyClient
+  private readonly listeners = new Set<(change: CatalogChange) => void>()
   private routes = new Map<string, Route>()
   private readonly misses = new Map<string, number>()
   private readonly confirmed = new LRUCache<string, { route: Route | null }>({
@@ -132,6 +157,25 @@ export class RouteCatalog {
   noteMiss(sandboxId: string): void {
     if (this.misses.size >= MAX_MISSES) this.misses.clear()
     this.misses.set(sandboxId, Date.now() + MISS_TTL_MS)
+    this.emit({ kind: 'miss', sandboxId })
+  }
+
+  /**
+   * Follows every change of the copy (proxy workers' copies are fed from
+   * it); the caller first takes the current state from `current()`.
+   */
+  onChange(listener: (change: CatalogChange) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /** The copy as it is: what a new proxy worker starts from. */
+  current(): { ready: boolean; following: boolean; routes: Route[] } {
+    return { ready: this.isReady, following: this.following, routes: [...this.routes.values()] }
+  }
+
+  private emit(change: CatalogChange): void {
+    for (const l of this.listeners) l(change)
   }
 
   /**
@@ -180,6 +224,7 @@ export class RouteCatalog {
     if (route.envdAccessToken && before?.envdAccessToken !== route.envdAccessToken)
       this.tokenGeneration++
     this.routes.set(route.sandboxId, route)
+    this.emit({ kind: 'upsert', route })
   }
 
   start(): void {
@@ -204,6 +249,7 @@ export class RouteCatalog {
             this.following = true
             this.isReady = true
             this.markReady()
+            this.emit({ kind: 'snapshot', routes: e.value.routes })
             delay = 100
           } else if (e.case === 'upsert') {
             this.set(e.value)
@@ -212,12 +258,14 @@ export class RouteCatalog {
             this.confirmed.delete(e.value.sandboxId)
           } else if (e.case === 'remove') {
             this.routes.delete(e.value)
+            this.emit({ kind: 'remove', sandboxId: e.value })
           }
         }
       } catch (err) {
         if (this.abort.signal.aborted) return
         this.log.warn({ err }, 'catalog stream broke; reconnecting')
       }
+      if (this.following) this.emit({ kind: 'following', following: false })
       this.following = false
       await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => {})
       delay = Math.min(delay * 2, MAX_BACKOFF_MS)

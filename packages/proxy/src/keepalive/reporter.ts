@@ -2,20 +2,19 @@ import type { Logger } from '@warren/shared'
 import type { ProxyClient } from '../catalog/route-catalog.js'
 
 /**
- * Reports traffic of keepalive sandboxes to the API with at most one call per
+ * Reports traffic of keepalive sandboxes with at most one report per
  * sandbox per interval, however much traffic flows: the first activity is
  * reported at once, activity during the interval is folded into one trailing
- * call at its end. Calls are fire-and-forget; a request never waits for them.
+ * report at its end. Reports are fire-and-forget; a request never waits for
+ * them. The primary's reporter calls the API; a proxy worker's tells the
+ * primary's, whose windows hold across all workers.
  */
 export class KeepaliveReporter {
   private readonly windows = new Map<string, { timer: NodeJS.Timeout; dirty: boolean }>()
 
   constructor(
-    private readonly client: ProxyClient,
     private readonly intervalMs: number,
-    private readonly log: Logger,
-    /** Told of each report sent (the per-sandbox metric). */
-    private readonly onReport: (sandboxId: string) => void = () => {},
+    private readonly report: (sandboxId: string) => void,
   ) {}
 
   touch(sandboxId: string): void {
@@ -24,7 +23,7 @@ export class KeepaliveReporter {
       window.dirty = true
       return
     }
-    this.send(sandboxId)
+    this.report(sandboxId)
     this.open(sandboxId)
   }
 
@@ -38,18 +37,25 @@ export class KeepaliveReporter {
       const w = this.windows.get(sandboxId)
       this.windows.delete(sandboxId)
       if (w?.dirty) {
-        this.send(sandboxId)
+        this.report(sandboxId)
         this.open(sandboxId)
       }
     }, this.intervalMs)
     timer.unref()
     this.windows.set(sandboxId, { timer, dirty: false })
   }
+}
 
-  private send(sandboxId: string): void {
-    this.onReport(sandboxId)
-    this.client
+/** A report as the API's `KeepAliveSandbox` call; `onReport` is told of each (the per-sandbox metric). */
+export function reportKeepalive(
+  client: ProxyClient,
+  log: Logger,
+  onReport: (sandboxId: string) => void = () => {},
+): (sandboxId: string) => void {
+  return (sandboxId) => {
+    onReport(sandboxId)
+    client
       .keepAliveSandbox({ sandboxId })
-      .catch((err: unknown) => this.log.warn({ err, sandboxId }, 'keepalive report failed'))
+      .catch((err: unknown) => log.warn({ err, sandboxId }, 'keepalive report failed'))
   }
 }

@@ -95,7 +95,8 @@ export class EdgeMetrics {
 export function serveEdgeMetrics(
   req: IncomingMessage,
   res: ServerResponse,
-  metrics: EdgeMetrics,
+  contentType: string,
+  render: () => Promise<string>,
   accepted: readonly string[],
 ): boolean {
   if ((req.url ?? '').split('?')[0] !== '/metrics' || req.method !== 'GET') return false
@@ -106,9 +107,15 @@ export function serveEdgeMetrics(
     refuseCaller(res, verdict, "the edge proxy's /metrics")
     return true
   }
-  void metrics.registry.metrics().then((text) => {
-    res.writeHead(200, { 'content-type': metrics.registry.contentType })
-    res.end(text)
-  })
+  render().then(
+    (text) => {
+      res.writeHead(200, { 'content-type': contentType })
+      res.end(text)
+    },
+    () => {
+      res.writeHead(500, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ code: 'internal', message: 'the metrics could not be gathered' }))
+    },
+  )
   return true
 }

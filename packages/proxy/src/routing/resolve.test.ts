@@ -11,7 +11,7 @@ import {
 } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { describe, expect, it } from 'vitest'
 import type { ProxyClient, RouteCatalog } from '../catalog/route-catalog.js'
-import { KeepaliveReporter } from '../keepalive/reporter.js'
+import { KeepaliveReporter, reportKeepalive } from '../keepalive/reporter.js'
 import { Resumer } from '../resume/resumer.js'
 import { createEdgeResolver } from './resolve.js'
 import { SignatureRoutes } from './signatures.js'
@@ -75,7 +75,7 @@ function setup(r: Route, current: Route = r, answer?: ResumeAnswer) {
     catalog: catalog as unknown as RouteCatalog,
     trustedHops: 0,
     resumer: new Resumer(client, catalog as unknown as RouteCatalog),
-    keepalive: new KeepaliveReporter(client, 1000, createLogger('test', 'silent')),
+    keepalive: new KeepaliveReporter(1000, reportKeepalive(client, createLogger('test', 'silent'))),
     signatures: new SignatureRoutes(catalog as unknown as RouteCatalog),
     clusterSecret: 'resolve-test-cluster-secret',
   })

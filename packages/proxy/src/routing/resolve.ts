@@ -16,12 +16,11 @@ import {
   signedFilesRequest,
   type TlsVerify,
   toWarrenError,
+  type WakeCredentials,
 } from '@warren/shared'
 import { type Route, RouteState } from '@warren/shared/gen/warren/api/v1/proxy_pb'
-import type { RouteCatalog } from '../catalog/route-catalog.js'
-import type { KeepaliveReporter } from '../keepalive/reporter.js'
+import type { Catalog } from '../catalog/route-catalog.js'
 import { WebSocketMeter } from '../keepalive/ws-meter.js'
-import type { Resumer } from '../resume/resumer.js'
 import { refuseResume, refuseTraffic, wakeCredentials } from './authorize.js'
 import { clientIp } from './client-ip.js'
 import type { SignatureRoutes } from './signatures.js'
@@ -31,6 +30,11 @@ const CATALOG_WAIT_MS = 5000
 /** The hop to a node proxy right after a resume is retried for about a second if refused. */
 const RESUMED_DIAL_RETRY = { retries: 5, initialDelayMs: 30 }
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', ''])
+
+/** Where traffic of keepalive sandboxes is told (a KeepaliveReporter). */
+interface Keepalive {
+  touch(sandboxId: string): void
+}
 
 interface NodeProxy {
   host: string
@@ -66,10 +70,10 @@ function dialable(url: string, clusterCa: string | undefined): NodeProxy | undef
  * the catalog lets it through, and which node proxy carries it.
  */
 export function createEdgeResolver(opts: {
-  catalog: RouteCatalog
+  catalog: Catalog
   trustedHops: number
-  resumer: Resumer
-  keepalive: KeepaliveReporter
+  resumer: { resume(sandboxId: string, creds: WakeCredentials): Promise<Route> }
+  keepalive: Keepalive
   signatures: SignatureRoutes
   /** Node proxies in this process, by URL: requests to them take no extra hop. */
   localNodes?: Map<string, NodeResolver> | undefined
@@ -238,7 +242,7 @@ export function createEdgeResolver(opts: {
  * Bytes that flow keep the sandbox alive; an idle open connection does not,
  * and neither do the heartbeats (pings, pongs) of an open WebSocket.
  */
-function keepaliveHook(reporter: KeepaliveReporter, sandboxId: string, req: IncomingMessage) {
+function keepaliveHook(reporter: Keepalive, sandboxId: string, req: IncomingMessage) {
   const ws = /^websocket$/i.test(firstHeader(req, 'upgrade') ?? '')
   const client = ws ? new WebSocketMeter({ httpHead: false }) : undefined
   const sandbox = ws ? new WebSocketMeter({ httpHead: true }) : undefined

@@ -1,6 +1,6 @@
 import { fileSignature, type SignedFilesRequest, tokenMatches } from '@warren/shared'
 import { LRUCache } from 'lru-cache'
-import type { RouteCatalog } from '../catalog/route-catalog.js'
+import type { Catalog } from '../catalog/route-catalog.js'
 
 const MAX_FOUND = 10_000
 const MAX_MISSES = 10_000
@@ -25,7 +25,7 @@ export class SignatureRoutes {
   searches = 0
 
   constructor(
-    private readonly catalog: RouteCatalog,
+    private readonly catalog: Catalog,
     private readonly nowMs: () => number = Date.now,
   ) {
     this.found = new LRUCache<string, string>({

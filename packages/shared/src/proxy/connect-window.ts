@@ -61,6 +61,17 @@ export class ConnectWindowError extends Error {
   }
 }
 
+/**
+ * What dialling through a window needs of it: a ConnectWindow, or a proxy
+ * worker's stand-in for its primary's (the places are counted there).
+ */
+export interface ConnectWindowHandle {
+  /** Distinct per window: a pool of connections belongs to one window. */
+  readonly id: number
+  readonly opts: ConnectWindowOptions
+  acquire(retry?: boolean): Promise<ConnectSlot>
+}
+
 /** One connection's place in the window; exactly one of its ends counts. */
 export interface ConnectSlot {
   /** The server answered (or held it past `holdMs`): the window may grow. */
@@ -79,7 +90,7 @@ interface Waiter {
 
 let windows = 0
 
-export class ConnectWindow {
+export class ConnectWindow implements ConnectWindowHandle {
   /** Unique in the process: what keys the connection pool that dials through this window. */
   readonly id = ++windows
   private cwnd: number

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Socket } from 'node:net'
 import { type Duplex, PassThrough, Transform } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import type { ConnectSlot, ConnectWindow } from './connect-window.js'
+import type { ConnectSlot, ConnectWindowHandle } from './connect-window.js'
 import { type DialRetry, dialOnce, dialWithRetry, startTls, type TlsVerify } from './dial.js'
 import { type ProxyError, sendProxyError, sendProxyErrorOnSocket } from './errors.js'
 import { UpstreamPools } from './pools.js'
@@ -28,7 +28,7 @@ export interface ForwardTarget {
    * New connections go through this window (a sandbox's port: see
    * ConnectWindow), so a burst does not overflow the server's accept queue.
    */
-  connectWindow?: ConnectWindow
+  connectWindow?: ConnectWindowHandle
   /**
    * Called for every chunk moved, with whether it came from the client. On an
    * upgraded connection the chunks are raw bytes (WebSocket frames included).

@@ -20,7 +20,10 @@ export interface Handoff {
 }
 
 /** The node proxy's resolution of a request the edge has handed over. */
-export type NodeResolver = (req: IncomingMessage, handoff: Handoff) => Promise<Resolution>
+export type NodeResolver = (req: RequestHead, handoff: Handoff) => Promise<Resolution>
+
+/** What a node resolver reads of a request: its path, and its headers (those of a direct caller). */
+export type RequestHead = Pick<IncomingMessage, 'url' | 'headers'>
 
 /** The handoff as internal headers, for a node proxy in another process. */
 export function handoffHeaders(h: Handoff, secret?: string): Record<string, string> {

@@ -1,6 +1,6 @@
 import { buildConnector, Pool } from 'undici'
 import { httpUrl } from '../listen.js'
-import { type ConnectWindow, holdUntilAnswered } from './connect-window.js'
+import { type ConnectWindowHandle, holdUntilAnswered } from './connect-window.js'
 import { type DialRetry, retriesDial, startTls, type TlsVerify, tlsOptionsFor } from './dial.js'
 import { dialThroughWindow } from './window-dial.js'
 
@@ -27,7 +27,7 @@ export class UpstreamPools {
     port: number,
     retry?: DialRetry,
     tls: boolean | TlsVerify = false,
-    window?: ConnectWindow,
+    window?: ConnectWindowHandle,
   ): Pool {
     const scheme = tls === false ? 'http' : tls === true ? 'https' : `https+${tls.servername}`
     const key = `${scheme}:${host}:${port}:${retry ? `${retry.retries}/${retry.initialDelayMs}` : '-'}:${window?.id ?? '-'}`
@@ -122,7 +122,7 @@ function retrying(
 function throughWindow(
   host: string,
   port: number,
-  window: ConnectWindow,
+  window: ConnectWindowHandle,
   retry: DialRetry | undefined,
   tls: boolean | TlsVerify,
 ): buildConnector.connector {

@@ -2,7 +2,10 @@ import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 
 /** A request header's (first) value. */
-export function firstHeader(req: IncomingMessage, name: string): string | undefined {
+export function firstHeader(
+  req: Pick<IncomingMessage, 'headers'>,
+  name: string,
+): string | undefined {
   const v = req.headers[name]
   return Array.isArray(v) ? v[0] : v
 }

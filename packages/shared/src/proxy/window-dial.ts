@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { ConnectSlot, ConnectWindow } from './connect-window.js'
+import type { ConnectSlot, ConnectWindowHandle } from './connect-window.js'
 import { type DialRetry, retriesDial } from './dial.js'
 
 /**
@@ -27,7 +27,7 @@ const CONNECT_BUDGET_MS = 10_000
 export async function dialThroughWindow(
   host: string,
   port: number,
-  window: ConnectWindow,
+  window: ConnectWindowHandle,
   retry: DialRetry | undefined,
 ): Promise<{ socket: Socket; slot: ConnectSlot }> {
   let probe = SYN_PROBE_MS

@@ -1,0 +1,129 @@
+import { createServer, type Server } from 'node:http'
+import type { WakeCredentials } from '@warren/shared'
+import {
+  createForwarder,
+  handleWithRequestId,
+  keepConnectionsLong,
+  type Listening,
+  type Logger,
+  listenOn,
+  type NodeResolver,
+  type ProxyConfig,
+} from '@warren/shared'
+import type { Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
+import type { Catalog } from './catalog/route-catalog.js'
+import { type EdgeMetrics, serveEdgeMetrics } from './metrics/edge-metrics.js'
+import { createEdgeResolver } from './routing/resolve.js'
+import { SignatureRoutes } from './routing/signatures.js'
+import { edgeCertificates } from './tls/certificates.js'
+import { acceptTlsToo, type SamePortTls } from './tls/same-port.js'
+
+/** How often the TLS server takes the current default certificate (renewed daily by the CA source). */
+const RENEW_DEFAULT_CERT_MS = 3_600_000
+
+/**
+ * What an edge server routes with: in one process the catalog, resumer and
+ * keepalive reporter themselves; in a proxy worker, stand-ins that ask the
+ * primary for what must happen once (see workers/).
+ */
+export interface EdgeParts {
+  catalog: Catalog
+  resumer: { resume(sandboxId: string, creds: WakeCredentials): Promise<Route> }
+  keepalive: { touch(sandboxId: string): void }
+  metrics: EdgeMetrics
+  /** The text of `GET /metrics` (a worker's is every worker's and the primary's, summed). */
+  renderMetrics: () => Promise<string>
+  localNodes?: Map<string, NodeResolver> | undefined
+}
+
+export interface EdgeServer {
+  server: Server
+  /** Listens (HTTP and HTTPS on one port); resolves with the plain-HTTP base URL. */
+  listen(): Promise<{ url: string; caCertPath?: string; caBundlePath?: string }>
+  close(): Promise<void>
+}
+
+/**
+ * The edge's HTTP server on its port, plain and TLS alike: requests and
+ * upgrades resolved by the edge resolver over `parts`, then forwarded.
+ */
+export function createEdgeServer(
+  cfg: ProxyConfig & { domain: string },
+  log: Logger,
+  cluster: { secret: string; ca?: string | undefined },
+  parts: EdgeParts,
+): EdgeServer {
+  const { metrics } = parts
+  const metricsCallers = [cluster.secret, ...(cfg.metricsToken ? [cfg.metricsToken] : [])]
+  const resolver = createEdgeResolver({
+    catalog: parts.catalog,
+    trustedHops: cfg.trustedHops,
+    resumer: parts.resumer,
+    keepalive: parts.keepalive,
+    signatures: new SignatureRoutes(parts.catalog),
+    localNodes: parts.localNodes,
+    clusterSecret: cluster.secret,
+    clusterCa: cluster.ca,
+  })
+  const forwarder = createForwarder(resolver.resolve)
+  // Each request gets its id here (the client's if valid): the node proxy,
+  // the sandbox and the API's ResumeSandbox see the same one.
+  const server = createServer((req, res) => {
+    if (
+      serveEdgeMetrics(req, res, metrics.registry.contentType, parts.renderMetrics, metricsCallers)
+    )
+      return
+    metrics.watch(res)
+    handleWithRequestId(req, res, log, () => void forwarder.onRequest(req, res))
+  })
+  server.on('upgrade', (req, socket, head) => {
+    metrics.upgraded()
+    handleWithRequestId(
+      req,
+      undefined,
+      undefined,
+      () => void forwarder.onUpgrade(req, socket, head),
+    )
+  })
+  keepConnectionsLong(server)
+  let secure: SamePortTls | undefined
+  let listening: Listening | undefined
+  let renew: NodeJS.Timeout | undefined
+  return {
+    server,
+    async listen() {
+      const { certificates, tlsOptions, serves } = await edgeCertificates(cfg)
+      secure = acceptTlsToo(server, tlsOptions, serves)
+      // The certificate for clients that name no host is short-lived: follow its renewals.
+      const tlsServer = secure.tls
+      renew = setInterval(() => {
+        certificates.fallback().then(
+          (fallback) => tlsServer.setSecureContext(fallback),
+          (err: unknown) => log.warn({ err }, 'tls: renewing the default certificate failed'),
+        )
+      }, RENEW_DEFAULT_CERT_MS).unref()
+      secure.tls.on('tlsClientError', (err) => log.debug({ err }, 'tls handshake refused'))
+      listening = await listenOn(server, cfg.port, cfg.listenHost, (host, err) =>
+        log.warn({ host, err: err.message }, 'not listening on this loopback'),
+      )
+      return {
+        url: listening.url,
+        ...(certificates.caCertPath ? { caCertPath: certificates.caCertPath } : {}),
+        ...(certificates.caBundlePath ? { caBundlePath: certificates.caBundlePath } : {}),
+      }
+    },
+    async close() {
+      clearInterval(renew)
+      // Every listener stops accepting, then every connection is ended
+      // (a listener's close waits for the connections it accepted).
+      const closed = Promise.all([
+        listening?.close(),
+        new Promise<void>((resolve) => server.close(() => resolve())),
+      ])
+      server.closeAllConnections()
+      secure?.close()
+      await closed
+      await forwarder.close()
+    },
+  }
+}

@@ -1,0 +1,146 @@
+import type {
+  ConnectSlot,
+  ConnectWindowHandle,
+  ConnectWindowOptions,
+  NodeResolver,
+  NodeVerdict,
+  ProxyError,
+} from '@warren/shared'
+import { ENVD_PORT, isInitPath, sandboxPortTarget } from '@warren/shared'
+import { LRUCache } from 'lru-cache'
+import type { Channel } from './channel.js'
+
+/** A local node's verdict as it crosses the channel: its window by id. */
+export type WireVerdict =
+  | { error: ProxyError }
+  | {
+      route: {
+        host: string
+        tls: boolean
+        maskHost?: string | undefined
+        window: { id: number; opts: ConnectWindowOptions }
+      }
+    }
+
+/** Verdicts a worker keeps (sandbox, port, client address); windows it dials through. */
+const MAX_VERDICTS = 10_000
+const MAX_WINDOWS = 8192
+
+/**
+ * A proxy worker's way to a node that lives in its primary (the
+ * all-in-one's own node). The node's verdict on a sandbox port for a client
+ * address is asked of the primary once and kept until the node says the
+ * sandbox changed (state, address, exit, policy, windows: the primary
+ * passes every such change on at once), so a request costs no round trip;
+ * the worker then connects itself. New connections still take their place
+ * in the primary's connect window of the port, so there is one window
+ * however many workers dial.
+ */
+export class RemoteNode {
+  private readonly verdicts = new LRUCache<string, NodeVerdict>({ max: MAX_VERDICTS })
+  private readonly bySandbox = new Map<string, Set<string>>()
+  private readonly windows = new LRUCache<number, RemoteConnectWindow>({ max: MAX_WINDOWS })
+  /** Moves with every change: a verdict asked before one is not kept. */
+  private epoch = 0
+
+  constructor(
+    private readonly primary: Channel,
+    private readonly nodeUrl: string,
+  ) {}
+
+  /** The node says this sandbox's verdicts may have changed. */
+  changed(sandboxId: string): void {
+    this.epoch++
+    const keys = this.bySandbox.get(sandboxId)
+    if (!keys) return
+    this.bySandbox.delete(sandboxId)
+    for (const k of keys) this.verdicts.delete(k)
+  }
+
+  readonly resolve: NodeResolver = async (req, h) => {
+    if (h.port === ENVD_PORT && isInitPath(req.url)) {
+      return { error: { status: 404, message: 'not found' } }
+    }
+    const key = `${h.sandboxId}\u0000${h.port}\u0000${h.clientIp}`
+    let verdict = this.verdicts.get(key)
+    if (!verdict) {
+      const asked = this.epoch
+      verdict = this.fromWire(
+        h.sandboxId,
+        h.port,
+        await this.primary.call<WireVerdict>(
+          'nodeVerdict',
+          this.nodeUrl,
+          h.sandboxId,
+          h.port,
+          h.clientIp,
+        ),
+      )
+      if (asked === this.epoch) this.keep(h.sandboxId, key, verdict)
+    }
+    return 'error' in verdict ? verdict : { target: sandboxPortTarget(verdict.route, h) }
+  }
+
+  private keep(sandboxId: string, key: string, verdict: NodeVerdict): void {
+    this.verdicts.set(key, verdict)
+    let keys = this.bySandbox.get(sandboxId)
+    if (!keys) {
+      keys = new Set()
+      this.bySandbox.set(sandboxId, keys)
+    }
+    keys.add(key)
+    // The index follows the cache's evictions loosely: bounded by clearing.
+    if (this.bySandbox.size > MAX_VERDICTS) this.bySandbox.clear()
+  }
+
+  private fromWire(sandboxId: string, port: number, v: WireVerdict): NodeVerdict {
+    if ('error' in v) return v
+    const { id, opts } = v.route.window
+    let window = this.windows.get(id)
+    if (!window) {
+      window = new RemoteConnectWindow(id, opts, this.primary, this.nodeUrl, sandboxId, port)
+      this.windows.set(id, window)
+    }
+    return {
+      route: {
+        host: v.route.host,
+        tls: v.route.tls,
+        ...(v.route.maskHost ? { maskHost: v.route.maskHost } : {}),
+        window,
+      },
+    }
+  }
+}
+
+/** The primary's connect window of a sandbox port, as a worker dials through it. */
+class RemoteConnectWindow implements ConnectWindowHandle {
+  constructor(
+    readonly id: number,
+    readonly opts: ConnectWindowOptions,
+    private readonly primary: Channel,
+    private readonly nodeUrl: string,
+    private readonly sandboxId: string,
+    private readonly port: number,
+  ) {}
+
+  async acquire(retry = false): Promise<ConnectSlot> {
+    const slotId = await this.primary.call<number>(
+      'windowAcquire',
+      this.nodeUrl,
+      this.sandboxId,
+      this.port,
+      retry,
+    )
+    let ended = false
+    const end = (how: 'answered' | 'dropped' | 'free') => {
+      if (ended) return
+      ended = true
+      this.primary.note('slotEnd', slotId, how)
+    }
+    return {
+      answered: () => end('answered'),
+      dropped: () => end('dropped'),
+      free: () => end('free'),
+    }
+  }
+}
