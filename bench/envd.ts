@@ -1,12 +1,20 @@
 // Command round trip, tunnel throughput, envd start.
-// One table comparing envd against baselines measured in the same run.
-// Loopback only; every loop is bounded. Run as root:
+// One table comparing envd against baselines measured in the same run. The
+// tunnel twice: to envd alone (a local envd, a TCP source on loopback), and
+// the full path users get — client → edge proxy → envd in a runc sandbox of
+// a `warren up` → a TCP server in that sandbox — each against direct TCP to
+// the same server (for the full path: from the host to the sandbox's
+// address). Loopback and the bench's own sandbox only; every loop is
+// bounded. Run as root:
 //   npm run bench -- envd [--json]
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { connect, createServer, type Server } from 'node:net'
+import { Sandbox } from 'e2b'
 import WebSocket from 'ws'
 import { BUNDLE, ensureBundle, freePort, initEnvd, sdk, startEnvd } from '../tests/envd/harness.js'
+import { api } from '../tests/helpers/api-client.js'
+import { startWarren, type WarrenFixture } from '../tests/helpers/warren-fixture.js'
 import { benchArgs, type Figures, runBenchmark } from './lib/report.js'
 import { median } from './lib/stats.js'
 
@@ -53,29 +61,106 @@ async function sourceServer(): Promise<{ server: Server; port: number }> {
   return { server, port: (server.address() as { port: number }).port }
 }
 
-function directTransfer(port: number): Promise<number> {
+function directTransfer(port: number, host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const t = now()
     let got = 0
-    const s = connect(port, '127.0.0.1')
+    const s = connect(port, host)
     s.on('data', (d) => (got += d.length))
     s.on('error', reject)
     s.on('close', () => (got === TRANSFER ? resolve(now() - t) : reject(new Error(`got ${got}`))))
   })
 }
 
-function tunnelTransfer(envdPort: number, token: string, port: number): Promise<number> {
+function tunnelTransfer(
+  envdPort: number,
+  token: string,
+  port: number,
+  headers: Record<string, string> = {},
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const t = now()
     let got = 0
     const ws = new WebSocket(`ws://127.0.0.1:${envdPort}/tunnel?host=127.0.0.1&port=${port}`, {
-      headers: { 'X-Access-Token': token },
+      headers: { 'X-Access-Token': token, ...headers },
       perMessageDeflate: false,
     })
     ws.on('message', (d: Buffer) => (got += d.length))
     ws.on('error', reject)
     ws.on('close', () => (got === TRANSFER ? resolve(now() - t) : reject(new Error(`got ${got}`))))
   })
+}
+
+const SANDBOX_SOURCE_PORT = 9000
+/** In the sandbox: sends TRANSFER bytes to each client, then closes (on every address). */
+const SANDBOX_SOURCE = `
+import socket, threading
+chunk = b'\\x07' * (1 << 20)
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(('0.0.0.0', ${SANDBOX_SOURCE_PORT}))
+srv.listen(16)
+def send(c):
+    try:
+        for _ in range(${TRANSFER >> 20}):
+            c.sendall(chunk)
+    finally:
+        c.close()
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=send, args=(c,), daemon=True).start()
+`
+
+/** Until a connection to host:port is accepted (bounded: about 10 s). */
+async function listening(host: string, port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, host)
+      s.once('connect', () => {
+        s.destroy()
+        resolve(true)
+      })
+      s.once('error', () => resolve(false))
+    })
+    if (ok) return
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`nothing listening on ${host}:${port}`)
+}
+
+/**
+ * The tunnel through a `warren up`'s edge proxy to envd in a sandbox, and
+ * direct TCP from the host to the same server in that sandbox; runs taken in
+ * turn so that drift on the machine hits both alike.
+ */
+async function fullPath(): Promise<{ directMs: number; tunnelMs: number }> {
+  let w: WarrenFixture | undefined
+  let sbx: Sandbox | undefined
+  try {
+    w = await startWarren()
+    sbx = await Sandbox.create({ ...w.sdk, timeoutMs: 600_000, metadata: { bench: 'envd' } })
+    const res = await api(w, 'GET', `/sandboxes/${sbx.sandboxId}`)
+    const token = (res.body as { envdAccessToken?: string }).envdAccessToken
+    if (res.status !== 200 || !token) throw new Error(`GET /sandboxes: ${res.status} ${res.text}`)
+    await sbx.files.write('/tmp/source.py', SANDBOX_SOURCE)
+    await sbx.commands.run('python3 /tmp/source.py', { background: true })
+    const ip = (await sbx.commands.run('hostname -I')).stdout.trim().split(/\s+/)[0]!
+    await listening(ip, SANDBOX_SOURCE_PORT)
+    const edge = {
+      port: w.ports.proxy,
+      headers: { 'E2b-Sandbox-Id': sbx.sandboxId, 'E2b-Sandbox-Port': '49983' },
+    }
+    const direct: number[] = []
+    const tunnel: number[] = []
+    for (let i = 0; i < 3; i++) {
+      direct.push(await directTransfer(SANDBOX_SOURCE_PORT, ip))
+      tunnel.push(await tunnelTransfer(edge.port, token, SANDBOX_SOURCE_PORT, edge.headers))
+    }
+    return { directMs: median(direct), tunnelMs: median(tunnel) }
+  } finally {
+    await sbx?.kill().catch(() => {})
+    await w?.teardown().catch(() => {})
+  }
 }
 
 function privateKiB(pid: number): number {
@@ -148,16 +233,24 @@ async function main(): Promise<Figures> {
   ])
   const mibs = (ms: number) => (256 / (ms / 1000)).toFixed(0)
   rows.push([
-    'tunnel 256 MiB throughput',
+    'tunnel 256 MiB, envd alone',
     `${mibs(tunnelMs)} MiB/s`,
     `${mibs(directMs)} MiB/s (direct TCP)`,
     `${(directMs / tunnelMs).toFixed(2)}x`,
   ])
   const peakRss = peakRssKiB(envd.pid)
-  rows.push(['envd peak RSS during the run', `${(peakRss / 1024).toFixed(0)} MiB`, '', ''])
   server.close()
   const idleAfterUse = privateKiB(envd.pid)
   await envd.stop()
+  // The same transfer the way users make it, once the local envd is gone.
+  const full = await fullPath()
+  rows.push([
+    'tunnel 256 MiB, full path (edge → envd)',
+    `${mibs(full.tunnelMs)} MiB/s`,
+    `${mibs(full.directMs)} MiB/s (direct TCP)`,
+    `${(full.directMs / full.tunnelMs).toFixed(2)}x`,
+  ])
+  rows.push(['envd peak RSS during the run', `${(peakRss / 1024).toFixed(0)} MiB`, '', ''])
 
   // 3. Start-to-listening and idle private memory of a fresh envd.
   const envdStarts: number[] = []
@@ -210,6 +303,9 @@ async function main(): Promise<Figures> {
     tunnelMiBps: 256 / (tunnelMs / 1000),
     directTcpMiBps: 256 / (directMs / 1000),
     tunnelOverDirectThroughput: directMs / tunnelMs,
+    fullPathTunnelMiBps: 256 / (full.tunnelMs / 1000),
+    fullPathDirectTcpMiBps: 256 / (full.directMs / 1000),
+    fullPathTunnelOverDirectThroughput: full.directMs / full.tunnelMs,
     startMs: envdStart,
     bareNodeStartMs: bareStart,
     startOverBareNode: envdStart / bareStart,
