@@ -8,7 +8,7 @@
 // bounded. Run as root:
 //   npm run bench -- envd [--json]
 import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { connect, createServer, type Server } from 'node:net'
 import { Sandbox } from 'e2b'
 import WebSocket from 'ws'
@@ -41,6 +41,10 @@ function spawnTrue(): Promise<void> {
 }
 
 const TRANSFER = 256 << 20
+/** Transfers of each kind, taken in turn (direct, tunnel, direct, …) so that load drift hits both. */
+const ROUNDS = 5
+/** GiB through the tunnel in one measure's runs, for CPU per GiB. */
+const GIB_MOVED = (ROUNDS * TRANSFER) / 2 ** 30
 
 /** A TCP server that sends TRANSFER bytes to each client, then closes. */
 async function sourceServer(): Promise<{ server: Server; port: number }> {
@@ -133,7 +137,12 @@ async function listening(host: string, port: number): Promise<void> {
  * direct TCP from the host to the same server in that sandbox; runs taken in
  * turn so that drift on the machine hits both alike.
  */
-async function fullPath(): Promise<{ directMs: number; tunnelMs: number }> {
+async function fullPath(): Promise<{
+  directMs: number
+  tunnelMs: number
+  proxyCpuMsPerGiB: number
+  envdCpuMsPerGiB: number
+}> {
   let w: WarrenFixture | undefined
   let sbx: Sandbox | undefined
   try {
@@ -152,15 +161,53 @@ async function fullPath(): Promise<{ directMs: number; tunnelMs: number }> {
     }
     const direct: number[] = []
     const tunnel: number[] = []
-    for (let i = 0; i < 3; i++) {
+    // CPU of the two relays: the `warren up` (edge and node proxy) and envd in the sandbox.
+    const relays = [w.pid(), sandboxEnvdPid(sbx.sandboxId)]
+    const relayCpu = [0, 0]
+    for (let i = 0; i < ROUNDS; i++) {
       direct.push(await directTransfer(SANDBOX_SOURCE_PORT, ip))
+      const cpu = relays.map(cpuMs)
       tunnel.push(await tunnelTransfer(edge.port, token, SANDBOX_SOURCE_PORT, edge.headers))
+      relays.forEach((pid, k) => {
+        relayCpu[k]! += cpuMs(pid) - cpu[k]!
+      })
     }
-    return { directMs: median(direct), tunnelMs: median(tunnel) }
+    return {
+      directMs: median(direct),
+      tunnelMs: median(tunnel),
+      proxyCpuMsPerGiB: relayCpu[0]! / GIB_MOVED,
+      envdCpuMsPerGiB: relayCpu[1]! / GIB_MOVED,
+    }
   } finally {
     await sbx?.kill().catch(() => {})
     await w?.teardown().catch(() => {})
   }
+}
+
+/** CPU time (user + system) a process has used so far, ms; NaN once it is gone. */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100 // USER_HZ
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** The host pid of envd in the sandbox `id` (its cgroup names the sandbox), if found. */
+function sandboxEnvdPid(id: string): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8')
+      if (!cmd.includes('envd.mjs') || cmd.includes('tini')) continue
+      if (readFileSync(`/proc/${entry}/cgroup`, 'utf8').includes(id)) return Number(entry)
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined
 }
 
 function privateKiB(pid: number): number {
@@ -219,18 +266,19 @@ async function main(): Promise<Figures> {
     `${(viaEnvd / direct).toFixed(1)}x`,
   ])
 
-  // 2. 256 MiB through the tunnel vs a direct loopback connection.
+  // 2. 256 MiB through the tunnel vs a direct loopback connection (medians).
   const { server, port } = await sourceServer()
-  const directMs = median([
-    await directTransfer(port),
-    await directTransfer(port),
-    await directTransfer(port),
-  ])
-  const tunnelMs = median([
-    await tunnelTransfer(envd.port, token, port),
-    await tunnelTransfer(envd.port, token, port),
-    await tunnelTransfer(envd.port, token, port),
-  ])
+  const directRuns: number[] = []
+  const tunnelRuns: number[] = []
+  let envdCpu = 0
+  for (let i = 0; i < ROUNDS; i++) {
+    directRuns.push(await directTransfer(port))
+    const cpu = cpuMs(envd.pid)
+    tunnelRuns.push(await tunnelTransfer(envd.port, token, port))
+    envdCpu += cpuMs(envd.pid) - cpu
+  }
+  const directMs = median(directRuns)
+  const tunnelMs = median(tunnelRuns)
   const mibs = (ms: number) => (256 / (ms / 1000)).toFixed(0)
   rows.push([
     'tunnel 256 MiB, envd alone',
@@ -250,6 +298,11 @@ async function main(): Promise<Figures> {
     `${mibs(full.directMs)} MiB/s (direct TCP)`,
     `${(full.directMs / full.tunnelMs).toFixed(2)}x`,
   ])
+  const cpuRow = (what: string, ms: number) =>
+    rows.push([`${what} CPU per GiB tunnelled`, `${ms.toFixed(0)} ms`, '', ''])
+  cpuRow('envd (alone)', envdCpu / GIB_MOVED)
+  cpuRow('full path: edge/node proxy', full.proxyCpuMsPerGiB)
+  cpuRow('full path: envd in the sandbox', full.envdCpuMsPerGiB)
   rows.push(['envd peak RSS during the run', `${(peakRss / 1024).toFixed(0)} MiB`, '', ''])
 
   // 3. Start-to-listening and idle private memory of a fresh envd.
@@ -306,6 +359,9 @@ async function main(): Promise<Figures> {
     fullPathTunnelMiBps: 256 / (full.tunnelMs / 1000),
     fullPathDirectTcpMiBps: 256 / (full.directMs / 1000),
     fullPathTunnelOverDirectThroughput: full.directMs / full.tunnelMs,
+    envdCpuMsPerGiB: envdCpu / GIB_MOVED,
+    fullPathProxyCpuMsPerGiB: full.proxyCpuMsPerGiB,
+    fullPathEnvdCpuMsPerGiB: full.envdCpuMsPerGiB,
     startMs: envdStart,
     bareNodeStartMs: bareStart,
     startOverBareNode: envdStart / bareStart,

@@ -84,8 +84,9 @@ export function relay(ws: WebSocket, tcp: Socket, reads: BulkReads, opts: RelayO
 
   // Paused by the sink's false (not by tcp.pause()): isPaused() does not see it.
   let tcpPaused = false
-  reads.start(tcp, (chunk) => {
+  reads.start(tcp, (chunk, release) => {
     ws.send(chunk, { binary: true }, () => {
+      release()
       if (tcpPaused && ws.bufferedAmount < LOW_WATER) {
         tcpPaused = false
         tcp.resume()

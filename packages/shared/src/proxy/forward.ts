@@ -284,9 +284,9 @@ export function splice(
     b.on('close', close)
     return
   }
-  bReads.start(b as Socket, (chunk) => {
+  bReads.start(b as Socket, (chunk, release) => {
     onTraffic?.(chunk.length, chunk, false)
-    return a.write(chunk)
+    return a.write(chunk, release)
   })
   a.on('drain', () => b.resume())
   let ended = false
