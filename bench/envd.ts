@@ -4,8 +4,9 @@
 // the full path users get — client → edge proxy → envd in a runc sandbox of
 // a `warren up` → a TCP server in that sandbox — each against direct TCP to
 // the same server (for the full path: from the host to the sandbox's
-// address). Loopback and the bench's own sandbox only; every loop is
-// bounded. Run as root:
+// address), downloads and, on the full path, uploads too; and the CPU each
+// relay spends per GiB. Loopback and the bench's own sandbox only; every
+// loop is bounded. Run as root:
 //   npm run bench -- envd [--json]
 import { spawn } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -115,6 +116,99 @@ while True:
     threading.Thread(target=send, args=(c,), daemon=True).start()
 `
 
+const SANDBOX_SINK_PORT = 9001
+/** In the sandbox: reads TRANSFER bytes from each client, then answers one byte and closes. */
+const SANDBOX_SINK = `
+import socket, threading
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(('0.0.0.0', ${SANDBOX_SINK_PORT}))
+srv.listen(16)
+def sink(c):
+    buf = bytearray(1 << 20)
+    got = 0
+    try:
+        while got < ${TRANSFER}:
+            n = c.recv_into(buf)
+            if n == 0:
+                return
+            got += n
+        c.sendall(b'k')
+    finally:
+        c.close()
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=sink, args=(c,), daemon=True).start()
+`
+
+/** Sends TRANSFER bytes in 1 MiB writes; a false from `write` waits for it to call `more`. */
+function sendAll(write: (chunk: Buffer, more: () => void) => boolean): void {
+  const chunk = Buffer.alloc(1 << 20, 7)
+  let sent = 0
+  const pump = () => {
+    while (sent < TRANSFER) {
+      sent += chunk.length
+      if (!write(chunk, pump)) return
+    }
+  }
+  pump()
+}
+
+/** Direct TCP upload of TRANSFER bytes to the sink, until its answer. */
+function directUpload(port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t = now()
+    const s = connect(port, host)
+    s.on('error', reject)
+    s.once('connect', () =>
+      sendAll((chunk, more) => {
+        if (s.write(chunk)) return true
+        s.once('drain', more)
+        return false
+      }),
+    )
+    s.once('data', () => {
+      resolve(now() - t)
+      s.destroy()
+    })
+  })
+}
+
+/** The same upload through the tunnel (1 MiB messages, kept under 4 MiB unsent). */
+function tunnelUpload(
+  proxyPort: number,
+  token: string,
+  port: number,
+  headers: Record<string, string>,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t = now()
+    const ws = new WebSocket(`ws://127.0.0.1:${proxyPort}/tunnel?host=127.0.0.1&port=${port}`, {
+      headers: { 'X-Access-Token': token, ...headers },
+      perMessageDeflate: false,
+    })
+    ws.on('error', reject)
+    // Paused above 4 MiB unsent, resumed by the send that leaves it under 1 MiB.
+    let paused = false
+    ws.once('open', () =>
+      sendAll((chunk, more) => {
+        ws.send(chunk, () => {
+          if (paused && ws.bufferedAmount < 1 << 20) {
+            paused = false
+            more()
+          }
+        })
+        paused = ws.bufferedAmount >= 4 << 20
+        return !paused
+      }),
+    )
+    ws.once('message', () => {
+      resolve(now() - t)
+      ws.terminate()
+    })
+  })
+}
+
 /** Until a connection to host:port is accepted (bounded: about 10 s). */
 async function listening(host: string, port: number): Promise<void> {
   for (let i = 0; i < 100; i++) {
@@ -140,6 +234,8 @@ async function listening(host: string, port: number): Promise<void> {
 async function fullPath(): Promise<{
   directMs: number
   tunnelMs: number
+  directUpMs: number
+  tunnelUpMs: number
   proxyCpuMsPerGiB: number
   envdCpuMsPerGiB: number
 }> {
@@ -153,8 +249,11 @@ async function fullPath(): Promise<{
     if (res.status !== 200 || !token) throw new Error(`GET /sandboxes: ${res.status} ${res.text}`)
     await sbx.files.write('/tmp/source.py', SANDBOX_SOURCE)
     await sbx.commands.run('python3 /tmp/source.py', { background: true })
+    await sbx.files.write('/tmp/sink.py', SANDBOX_SINK)
+    await sbx.commands.run('python3 /tmp/sink.py', { background: true })
     const ip = (await sbx.commands.run('hostname -I')).stdout.trim().split(/\s+/)[0]!
     await listening(ip, SANDBOX_SOURCE_PORT)
+    await listening(ip, SANDBOX_SINK_PORT)
     const edge = {
       port: w.ports.proxy,
       headers: { 'E2b-Sandbox-Id': sbx.sandboxId, 'E2b-Sandbox-Port': '49983' },
@@ -172,9 +271,17 @@ async function fullPath(): Promise<{
         relayCpu[k]! += cpuMs(pid) - cpu[k]!
       })
     }
+    const directUp: number[] = []
+    const tunnelUp: number[] = []
+    for (let i = 0; i < ROUNDS; i++) {
+      directUp.push(await directUpload(SANDBOX_SINK_PORT, ip))
+      tunnelUp.push(await tunnelUpload(edge.port, token, SANDBOX_SINK_PORT, edge.headers))
+    }
     return {
       directMs: median(direct),
       tunnelMs: median(tunnel),
+      directUpMs: median(directUp),
+      tunnelUpMs: median(tunnelUp),
       proxyCpuMsPerGiB: relayCpu[0]! / GIB_MOVED,
       envdCpuMsPerGiB: relayCpu[1]! / GIB_MOVED,
     }
@@ -298,6 +405,12 @@ async function main(): Promise<Figures> {
     `${mibs(full.directMs)} MiB/s (direct TCP)`,
     `${(full.directMs / full.tunnelMs).toFixed(2)}x`,
   ])
+  rows.push([
+    'tunnel 256 MiB upload, full path',
+    `${mibs(full.tunnelUpMs)} MiB/s`,
+    `${mibs(full.directUpMs)} MiB/s (direct TCP)`,
+    `${(full.directUpMs / full.tunnelUpMs).toFixed(2)}x`,
+  ])
   const cpuRow = (what: string, ms: number) =>
     rows.push([`${what} CPU per GiB tunnelled`, `${ms.toFixed(0)} ms`, '', ''])
   cpuRow('envd (alone)', envdCpu / GIB_MOVED)
@@ -359,6 +472,9 @@ async function main(): Promise<Figures> {
     fullPathTunnelMiBps: 256 / (full.tunnelMs / 1000),
     fullPathDirectTcpMiBps: 256 / (full.directMs / 1000),
     fullPathTunnelOverDirectThroughput: full.directMs / full.tunnelMs,
+    fullPathUploadTunnelMiBps: 256 / (full.tunnelUpMs / 1000),
+    fullPathUploadDirectTcpMiBps: 256 / (full.directUpMs / 1000),
+    fullPathUploadTunnelOverDirectThroughput: full.directUpMs / full.tunnelUpMs,
     envdCpuMsPerGiB: envdCpu / GIB_MOVED,
     fullPathProxyCpuMsPerGiB: full.proxyCpuMsPerGiB,
     fullPathEnvdCpuMsPerGiB: full.envdCpuMsPerGiB,
