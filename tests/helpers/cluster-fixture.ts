@@ -158,13 +158,16 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterFixture
     })
     await waitForOutput(api, /E2B_API_URL=/, 'warren api')
     const apiKey = readFileSync(join(apiDir, 'first-api-key'), 'utf8').trim()
-    spawnLogged('proxy', ['proxy'], {
+    const proxy = spawnLogged('proxy', ['proxy'], {
       ...cluster,
       WARREN_DATA_DIR: apiDir,
       WARREN_LISTEN_HOST: '127.0.0.1',
       WARREN_PROXY_PORT: String(ports.proxy),
       WARREN_API_INTERNAL_URL: internalUrl,
     })
+    // Its workers take a while to start: the tests begin once it listens.
+    const proxyListening = waitForOutput(proxy, /proxy listening/, 'warren proxy')
+    proxyListening.catch(() => {}) // awaited below
 
     const transport = (url: string) => clusterTransport(url, { secret, ca })
     const nodes: ClusterNode[] = []
@@ -207,6 +210,7 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterFixture
       120_000,
       250,
     )
+    await proxyListening
     const apiUrl = `http://127.0.0.1:${ports.api}`
     const proxyUrl = `http://127.0.0.1:${ports.proxy}`
     return {
