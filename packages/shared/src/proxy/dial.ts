@@ -1,4 +1,4 @@
-import { connect, type OnReadOpts, type Socket } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   checkServerIdentity,
@@ -22,15 +22,10 @@ export function retriesDial(err: unknown, attempt: number, retry: DialRetry): bo
   return attempt < retry.retries && RETRYABLE.has(code)
 }
 
-/** One TCP connection, with a bounded connect timeout; `onread` as `net.connect`'s (see bulkReads). */
-export function dialOnce(
-  host: string,
-  port: number,
-  timeoutMs = 10_000,
-  onread?: OnReadOpts,
-): Promise<Socket> {
+/** One TCP connection, with a bounded connect timeout. */
+export function dialOnce(host: string, port: number, timeoutMs = 10_000): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host, port, ...(onread ? { onread } : {}) })
+    const socket = connect({ host, port })
     const onError = (err: Error) => {
       socket.destroy()
       reject(err)
@@ -109,17 +104,11 @@ export function startTls(
  * Connects, retrying briefly with backoff while the port refuses: a server
  * that a sandbox is still starting gets a moment before the client sees 502.
  */
-export async function dialWithRetry(
-  host: string,
-  port: number,
-  retry: DialRetry,
-  onread?: OnReadOpts,
-): Promise<Socket> {
+export async function dialWithRetry(host: string, port: number, retry: DialRetry): Promise<Socket> {
   let delay = retry.initialDelayMs
   for (let attempt = 0; ; attempt++) {
     try {
-      // A failed attempt never read, so its `onread` can serve the next one.
-      return await dialOnce(host, port, undefined, onread)
+      return await dialOnce(host, port)
     } catch (err) {
       if (!retriesDial(err, attempt, retry)) throw err
       await sleep(delay)

@@ -1,4 +1,3 @@
-export * from './bulk-reads.js'
 export * from './connect-window.js'
 export * from './connect-windows.js'
 export * from './dial.js'
