@@ -36,6 +36,18 @@ export interface ForwardTarget {
   onTraffic?: (bytes: number, chunk: Buffer, fromClient: boolean) => void
   /** The error when the target cannot be reached. */
   unreachable: (err: Error) => ProxyError
+  /** Ends the request early if its target stops serving before the answer begins. */
+  cancel?: AnswerCancel
+}
+
+/**
+ * A request's way out while its answer has not begun: `signal` aborts with
+ * the ProxyError to answer as its reason; `settled` is called once the
+ * answer began or the request ended (the signal no longer matters then).
+ */
+export interface AnswerCancel {
+  signal: AbortSignal
+  settled(): void
 }
 
 export type Resolution = { target: ForwardTarget } | { error: ProxyError }
@@ -122,8 +134,10 @@ export function createForwarder(
         method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
         headers: { ...forwardHeaders(req.headers, false, t.removeHeaders), ...t.setHeaders },
         body,
+        ...(t.cancel ? { signal: t.cancel.signal } : {}),
       },
       ({ statusCode, headers }) => {
+        t.cancel?.settled()
         // An answer before the request's body has all arrived (an upload
         // refused halfway) ends the client's connection: undici drops the
         // upstream one then, and with it the rest of the body, so a client
@@ -142,8 +156,12 @@ export function createForwarder(
         return counter
       },
       (err) => {
+        t.cancel?.settled()
         if (!err) return
-        if (!res.headersSent) sendProxyError(req, res, t.unreachable(err))
+        const cancelled = t.cancel?.signal.aborted
+          ? (t.cancel.signal.reason as ProxyError)
+          : undefined
+        if (!res.headersSent) sendProxyError(req, res, cancelled ?? t.unreachable(err))
         else res.destroy()
       },
     )
@@ -170,6 +188,8 @@ export function createForwarder(
       return
     }
     const t = resolution.target
+    // An upgraded connection is not ended early (see AnswerCancel).
+    t.cancel?.settled()
     let upstream: Duplex
     let slot: ConnectSlot | undefined
     try {
