@@ -1,10 +1,12 @@
+import { EventEmitter } from 'node:events'
 import type { AnswerCancel, ProxyError } from '@warren/shared'
 import type { Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import type { CatalogChange } from '../catalog/route-catalog.js'
 
 interface Pending {
   port: number
-  controller: AbortController
+  signal: EventEmitter
+  reason?: ProxyError
 }
 
 /**
@@ -29,7 +31,7 @@ export class PendingAnswers {
   ) {}
 
   track(sandboxId: string, port: number): AnswerCancel {
-    const pending: Pending = { port, controller: new AbortController() }
+    const pending: Pending = { port, signal: new EventEmitter() }
     let set = this.bySandbox.get(sandboxId)
     if (!set) {
       set = new Set()
@@ -37,7 +39,10 @@ export class PendingAnswers {
     }
     set.add(pending)
     return {
-      signal: pending.controller.signal,
+      signal: pending.signal,
+      get reason() {
+        return pending.reason
+      },
       settled: () => {
         const s = this.bySandbox.get(sandboxId)
         if (!s?.delete(pending) || s.size) return
@@ -71,7 +76,8 @@ export class PendingAnswers {
       const refused = this.refusal(sandboxId, route, p.port)
       if (!refused) continue
       set.delete(p)
-      p.controller.abort(refused)
+      p.reason = refused
+      p.signal.emit('abort')
     }
     if (!set.size) this.bySandbox.delete(sandboxId)
   }

@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { type Duplex, PassThrough, Transform } from 'node:stream'
@@ -41,12 +42,15 @@ export interface ForwardTarget {
 }
 
 /**
- * A request's way out while its answer has not begun: `signal` aborts with
- * the ProxyError to answer as its reason; `settled` is called once the
- * answer began or the request ended (the signal no longer matters then).
+ * A request's way out while its answer has not begun: `signal` emits
+ * 'abort' and `reason` then holds the ProxyError to answer; `settled` is
+ * called once the answer began or the request ended (the signal no longer
+ * matters then). An emitter, not an AbortSignal: undici takes either, and an
+ * AbortSignal per request cost ~35 µs of CPU, an emitter nothing measurable.
  */
 export interface AnswerCancel {
-  signal: AbortSignal
+  signal: EventEmitter
+  readonly reason: ProxyError | undefined
   settled(): void
 }
 
@@ -158,10 +162,7 @@ export function createForwarder(
       (err) => {
         t.cancel?.settled()
         if (!err) return
-        const cancelled = t.cancel?.signal.aborted
-          ? (t.cancel.signal.reason as ProxyError)
-          : undefined
-        if (!res.headersSent) sendProxyError(req, res, cancelled ?? t.unreachable(err))
+        if (!res.headersSent) sendProxyError(req, res, t.cancel?.reason ?? t.unreachable(err))
         else res.destroy()
       },
     )
