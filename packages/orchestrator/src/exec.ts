@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { spawnCommand } from './spawner.js'
 
 export class CommandError extends Error {
   constructor(
@@ -22,34 +22,34 @@ export interface RunOptions {
 /**
  * Runs a host tool (runc, ip, nft, mount...) and returns its stdout. Failures
  * become CommandErrors carrying stderr, so callers translate them where they
- * enter instead of leaking raw child-process errors.
+ * enter instead of leaking raw child-process errors. The command is started
+ * by the node's helper process (see spawner.ts), never by the node's own.
  */
-export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      ...(opts.cwd ? { cwd: opts.cwd } : {}),
-    })
-    const out: Buffer[] = []
-    const err: Buffer[] = []
-    child.stdout.on('data', (b: Buffer) => out.push(b))
-    child.stderr.on('data', (b: Buffer) => err.push(b))
-    const timer = opts.timeoutMs
-      ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs)
-      : undefined
-    child.on('error', (e) => {
-      clearTimeout(timer)
-      reject(new CommandError(`${cmd} ${args.join(' ')}`, null, e.message))
-    })
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      if (code === 0 || (code !== null && opts.okCodes?.includes(code))) {
-        resolve(Buffer.concat(out).toString())
-      } else {
-        reject(new CommandError(`${cmd} ${args.join(' ')}`, code, Buffer.concat(err).toString()))
-      }
-    })
-    child.stdin.on('error', () => {})
-    child.stdin.end(opts.input ?? '')
+export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<string> {
+  const r = await spawnCommand({
+    cmd,
+    args,
+    input: opts.input ?? '',
+    ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
   })
+  const command = `${cmd} ${args.join(' ')}`
+  if (r.error !== undefined) throw new CommandError(command, null, r.error)
+  if (r.code === 0 || (r.code !== null && opts.okCodes?.includes(r.code))) return r.out
+  throw new CommandError(command, r.code, r.err)
+}
+
+/**
+ * Starts a command whose stdout and stderr are appended to `logPath` and
+ * resolves with its exit code once it exits (what it leaves running may keep
+ * the log open). Not starting at all is a CommandError.
+ */
+export async function runLogged(
+  cmd: string,
+  args: string[],
+  logPath: string,
+): Promise<number | null> {
+  const r = await spawnCommand({ cmd, args, logPath })
+  if (r.error !== undefined) throw new CommandError(`${cmd} ${args.join(' ')}`, null, r.error)
+  return r.code
 }

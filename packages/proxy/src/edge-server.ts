@@ -66,6 +66,7 @@ export function createEdgeServer(
     clusterCa: cluster.ca,
   })
   const forwarder = createForwarder(resolver.resolve)
+  parts.catalog.onChange((change) => resolver.pending.apply(change))
   // Each request gets its id here (the client's if valid): the node proxy,
   // the sandbox and the API's ResumeSandbox see the same one.
   const server = createServer((req, res) => {

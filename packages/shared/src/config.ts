@@ -1,4 +1,4 @@
-import { hostname, totalmem } from 'node:os'
+import { availableParallelism, hostname, totalmem } from 'node:os'
 import { z } from 'zod'
 import { checkTlsPair, cluster, clusterEnv, internalTls, internalTlsEnv } from './cluster/config.js'
 import { WarrenError } from './errors.js'
@@ -376,12 +376,10 @@ export const proxyConfigSchema = z.object({
   /** Prometheus may scrape the edge's /metrics with this token instead of the cluster secret. */
   metricsToken: z.string().min(16).optional(),
   /**
-   * Processes that accept and forward the edge's connections; 1 (the
-   * default) keeps everything in this process. Not one per core yet: a
-   * request reaching a worker between the API's `pausing` and the
-   * primary's fan-out waits on the freezing sandbox (docs/architecture.md).
+   * Processes that accept and forward the edge's connections: one per core
+   * by default; 1 keeps everything in this process.
    */
-  workers: z.coerce.number().int().min(1).max(256).default(1),
+  workers: z.coerce.number().int().min(1).max(256).default(availableParallelism()),
   ...cluster,
 })
 

@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process'
-import { closeSync, openSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WarrenError } from '@warren/shared'
-import { CommandError, run } from '../exec.js'
+import { CommandError, run, runLogged } from '../exec.js'
 import type { ContainerState, OciRuntime } from './oci-runtime.js'
 
 export type { ContainerState, ContainerStatus } from './oci-runtime.js'
@@ -27,19 +26,12 @@ export class Runc implements OciRuntime {
    * inherited descriptors open for its whole life.
    */
   async runDetached(id: string, bundle: string, logPath: string): Promise<void> {
-    const log = openSync(logPath, 'a', 0o600)
-    try {
-      const code = await new Promise<number | null>((resolve, reject) => {
-        const child = spawn('runc', this.args('run', '--detach', '--bundle', bundle, id), {
-          stdio: ['ignore', log, log],
-        })
-        child.on('error', (e) => reject(new CommandError('runc run', null, e.message)))
-        child.on('exit', resolve)
-      })
-      if (code !== 0) throw new CommandError('runc run', code, runcErrors(logPath))
-    } finally {
-      closeSync(log)
-    }
+    const code = await runLogged(
+      'runc',
+      this.args('run', '--detach', '--bundle', bundle, id),
+      logPath,
+    )
+    if (code !== 0) throw new CommandError('runc run', code, runcErrors(logPath))
   }
 
   async state(id: string): Promise<ContainerState | undefined> {

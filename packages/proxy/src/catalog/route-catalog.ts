@@ -42,6 +42,8 @@ export interface Catalog {
   put(route: Route): void
   isLive(sandboxId: string): boolean
   withEnvdTokens(): Iterable<Route & { envdAccessToken: string }>
+  /** Follows every change of the copy, in order. */
+  onChange(listener: (change: CatalogChange) => void): () => void
 }
 
 /** A change of the copy, as a proxy worker's copy applies it. */

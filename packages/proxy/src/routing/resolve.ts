@@ -23,6 +23,7 @@ import type { Catalog } from '../catalog/route-catalog.js'
 import { WebSocketMeter } from '../keepalive/ws-meter.js'
 import { refuseResume, refuseTraffic, wakeCredentials } from './authorize.js'
 import { clientIp } from './client-ip.js'
+import { PendingAnswers } from './pending-answers.js'
 import type { SignatureRoutes } from './signatures.js'
 
 /** How long a request waits for the first catalog snapshot before it is answered 503. */
@@ -120,6 +121,8 @@ export function createEdgeResolver(opts: {
     return { sandboxId, port: ENVD_PORT }
   }
 
+  const pending = new PendingAnswers(stoppedServing)
+
   async function resolve(req: IncomingMessage): Promise<Resolution> {
     const address =
       sandboxAddressOf({
@@ -211,7 +214,10 @@ export function createEdgeResolver(opts: {
     }
     if (local) {
       const resolution = await local(req, handoff)
-      if ('target' in resolution && onTraffic) resolution.target.onTraffic = onTraffic
+      if ('target' in resolution) {
+        if (onTraffic) resolution.target.onTraffic = onTraffic
+        resolution.target.cancel = pending.track(sandboxId, port)
+      }
       return resolution
     }
     const to = node as NodeProxy
@@ -224,6 +230,7 @@ export function createEdgeResolver(opts: {
         removeHeaders: INTERNAL_HEADER_NAMES,
         setHeaders: handoffHeaders(handoff, opts.clusterSecret),
         ...(to.tls ? { tls: to.tls } : {}),
+        cancel: pending.track(sandboxId, port),
         unreachable: () => ({
           status: 502,
           sandboxId,
@@ -235,7 +242,28 @@ export function createEdgeResolver(opts: {
     }
   }
 
-  return { resolve }
+  return { resolve, pending }
+}
+
+/**
+ * What a request already sent on to a sandbox is answered when the catalog
+ * says the sandbox changed, if it is to end now (see PendingAnswers): what a
+ * new request would get. Traffic to an auto-resume sandbox waits for it.
+ */
+function stoppedServing(
+  sandboxId: string,
+  route: Route | undefined,
+  port: number,
+): ProxyError | undefined {
+  if (!route) return notFound(sandboxId)
+  if (
+    route.autoResume &&
+    (route.state === RouteState.PAUSED ||
+      route.state === RouteState.RESUMING ||
+      route.state === RouteState.PAUSING)
+  )
+    return undefined
+  return refusal(route, port)
 }
 
 /**

@@ -37,6 +37,7 @@ export class CatalogCopy implements Catalog {
   private readonly misses = new Map<string, number>()
   private following = false
   private isReady = false
+  private readonly listeners = new Set<(change: CatalogChange) => void>()
   private readonly readySignal: Promise<void>
   private markReady!: () => void
   tokenGeneration = 0
@@ -67,6 +68,7 @@ export class CatalogCopy implements Catalog {
         this.following = true
         this.isReady = true
         this.markReady()
+        this.emit({ kind: 'snapshot', routes: [...this.routes.values()] })
         return
       case 'upsert': {
         const route = routeFromWire(c.route)
@@ -76,6 +78,7 @@ export class CatalogCopy implements Catalog {
       }
       case 'remove':
         this.routes.delete(c.sandboxId)
+        this.emit(c)
         return
       case 'following':
         this.following = c.following
@@ -138,10 +141,20 @@ export class CatalogCopy implements Catalog {
       if (r.envdAccessToken) yield r as Route & { envdAccessToken: string }
   }
 
+  onChange(listener: (change: CatalogChange) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
   private set(route: Route): void {
     const before = this.routes.get(route.sandboxId)
     if (route.envdAccessToken && before?.envdAccessToken !== route.envdAccessToken)
       this.tokenGeneration++
     this.routes.set(route.sandboxId, route)
+    this.emit({ kind: 'upsert', route })
+  }
+
+  private emit(change: CatalogChange): void {
+    for (const l of this.listeners) l(change)
   }
 }

@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { type Duplex, PassThrough, Transform } from 'node:stream'
@@ -36,6 +37,21 @@ export interface ForwardTarget {
   onTraffic?: (bytes: number, chunk: Buffer, fromClient: boolean) => void
   /** The error when the target cannot be reached. */
   unreachable: (err: Error) => ProxyError
+  /** Ends the request early if its target stops serving before the answer begins. */
+  cancel?: AnswerCancel
+}
+
+/**
+ * A request's way out while its answer has not begun: `signal` emits
+ * 'abort' and `reason` then holds the ProxyError to answer; `settled` is
+ * called once the answer began or the request ended (the signal no longer
+ * matters then). An emitter, not an AbortSignal: undici takes either, and an
+ * AbortSignal per request cost ~35 µs of CPU, an emitter nothing measurable.
+ */
+export interface AnswerCancel {
+  signal: EventEmitter
+  readonly reason: ProxyError | undefined
+  settled(): void
 }
 
 export type Resolution = { target: ForwardTarget } | { error: ProxyError }
@@ -122,8 +138,10 @@ export function createForwarder(
         method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
         headers: { ...forwardHeaders(req.headers, false, t.removeHeaders), ...t.setHeaders },
         body,
+        ...(t.cancel ? { signal: t.cancel.signal } : {}),
       },
       ({ statusCode, headers }) => {
+        t.cancel?.settled()
         // An answer before the request's body has all arrived (an upload
         // refused halfway) ends the client's connection: undici drops the
         // upstream one then, and with it the rest of the body, so a client
@@ -142,8 +160,9 @@ export function createForwarder(
         return counter
       },
       (err) => {
+        t.cancel?.settled()
         if (!err) return
-        if (!res.headersSent) sendProxyError(req, res, t.unreachable(err))
+        if (!res.headersSent) sendProxyError(req, res, t.cancel?.reason ?? t.unreachable(err))
         else res.destroy()
       },
     )
@@ -170,6 +189,8 @@ export function createForwarder(
       return
     }
     const t = resolution.target
+    // An upgraded connection is not ended early (see AnswerCancel).
+    t.cancel?.settled()
     let upstream: Duplex
     let slot: ConnectSlot | undefined
     try {
