@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net'
+import type { BulkReads } from '@warren/shared/proxy/bulk-reads'
 import type { WebSocket } from 'ws'
 
 /** Above this much unsent WebSocket data the TCP side is paused; below the low mark it resumes. */
@@ -13,7 +14,9 @@ export interface RelayOptions {
 
 /**
  * A verbatim byte relay between a WebSocket (binary frames) and a TCP
- * socket, with backpressure both ways. When one side ends, what it sent is
+ * socket, with backpressure both ways. TCP is read through `reads` (the
+ * socket dialed with its `onread`): one binary frame per read, up to 1 MiB,
+ * so a fast server costs few frames and writes. When one side ends, what it sent is
  * still delivered and the other side is closed right after (forced after
  * `pongTimeoutMs` if its peer does not cooperate); an error or a ping left
  * unanswered for `pongTimeoutMs` after it was written destroys both at once
@@ -21,7 +24,7 @@ export interface RelayOptions {
  * backpressure is not pinged, its pongs being unread). Every timer is
  * cleared once both sockets are closed.
  */
-export function relay(ws: WebSocket, tcp: Socket, opts: RelayOptions): void {
+export function relay(ws: WebSocket, tcp: Socket, reads: BulkReads, opts: RelayOptions): void {
   let wsClosed = false
   let tcpClosed = false
   let stopping = false
@@ -79,11 +82,18 @@ export function relay(ws: WebSocket, tcp: Socket, opts: RelayOptions): void {
 
   ws.on('pong', heard)
 
-  tcp.on('data', (chunk: Buffer) => {
+  // Paused by the sink's false (not by tcp.pause()): isPaused() does not see it.
+  let tcpPaused = false
+  reads.start(tcp, (chunk, release) => {
     ws.send(chunk, { binary: true }, () => {
-      if (tcp.isPaused() && ws.bufferedAmount < LOW_WATER) tcp.resume()
+      release()
+      if (tcpPaused && ws.bufferedAmount < LOW_WATER) {
+        tcpPaused = false
+        tcp.resume()
+      }
     })
-    if (ws.bufferedAmount > HIGH_WATER) tcp.pause()
+    if (ws.bufferedAmount > HIGH_WATER) tcpPaused = true
+    return !tcpPaused
   })
   ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
     heard()
