@@ -105,6 +105,41 @@ describe('tunnel', () => {
     await closed(ws)
   })
 
+  it('delivers first what the server sends before the upgrade completes', async () => {
+    // The server speaks at once: its greeting reaches envd while the upgrade is
+    // still under way, and must be the tunnel's first bytes.
+    const greeting = randomBytes(40 << 10)
+    const source = createServer((s) => {
+      s.on('error', () => {})
+      s.write(greeting)
+      s.once('data', () => s.end('bye'))
+    })
+    await new Promise<void>((r) => source.listen(0, '127.0.0.1', () => r()))
+    try {
+      const port = (source.address() as { port: number }).port
+      const ws = open(`port=${port}&host=127.0.0.1`)
+      const received: Buffer[] = []
+      let size = 0
+      const greeted = new Promise<void>((resolve) =>
+        ws.on('message', (d: Buffer) => {
+          received.push(d)
+          size += d.length
+          if (size === greeting.length) resolve()
+        }),
+      )
+      const done = closed(ws)
+      await opened(ws)
+      await greeted
+      ws.send('hi')
+      expect(await done).toBe(1000)
+      expect(Buffer.concat(received).equals(Buffer.concat([greeting, Buffer.from('bye')]))).toBe(
+        true,
+      )
+    } finally {
+      await new Promise((r) => source.close(r))
+    }
+  })
+
   it('relays 128 MiB to a slow reader byte-exact, holding back the fast server', async () => {
     const data = randomBytes(128 << 20)
     const source = createServer((s) => {
@@ -116,17 +151,13 @@ describe('tunnel', () => {
     try {
       const port = (source.address() as { port: number }).port
       const ws = open(`port=${port}&host=127.0.0.1`)
-      await opened(ws)
-      const before = rssKiB(envd.pid)
-      sampler.peak = before
-      sampler.timer = setInterval(() => {
-        sampler.peak = Math.max(sampler.peak, rssKiB(envd.pid))
-      }, 10)
       const received: Buffer[] = []
       let size = 0
       // A pause every 2 MiB: the server writes far faster than this client reads.
       let next = 2 << 20
       const done = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
+      // Listening before 'open': the server speaks first, and a first frame read
+      // with the 101 is emitted before an `await opened(ws)` resumes.
       ws.on('message', (d: Buffer) => {
         received.push(d)
         size += d.length
@@ -135,6 +166,12 @@ describe('tunnel', () => {
         ws.pause()
         setTimeout(() => ws.resume(), 15)
       })
+      await opened(ws)
+      const before = rssKiB(envd.pid)
+      sampler.peak = before
+      sampler.timer = setInterval(() => {
+        sampler.peak = Math.max(sampler.peak, rssKiB(envd.pid))
+      }, 10)
       expect(await done).toBe(1000)
       clearInterval(sampler.timer)
       const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
