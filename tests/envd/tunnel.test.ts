@@ -186,6 +186,70 @@ describe('tunnel', () => {
     }
   })
 
+  it('relays 64 MiB to a slow server byte-exact, holding back the fast client', async () => {
+    const data = randomBytes(64 << 20)
+    // Reads with a pause every 2 MiB, then answers the sha256 of all it got.
+    const sink = createServer((s) => {
+      s.on('error', () => {})
+      const hash = createHash('sha256')
+      let got = 0
+      let next = 2 << 20
+      s.on('data', (d: Buffer) => {
+        hash.update(d)
+        got += d.length
+        if (got === data.length) return void s.end(hash.digest('hex'))
+        if (got < next) return
+        next += 2 << 20
+        s.pause()
+        setTimeout(() => s.resume(), 15)
+      })
+    })
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', () => r()))
+    const sampler = { peak: 0, timer: undefined as NodeJS.Timeout | undefined }
+    try {
+      const port = (sink.address() as { port: number }).port
+      const ws = open(`port=${port}&host=127.0.0.1`)
+      let answer = ''
+      ws.on('message', (d: Buffer) => (answer += d.toString()))
+      const done = closed(ws)
+      await opened(ws)
+      const before = rssKiB(envd.pid)
+      sampler.peak = before
+      sampler.timer = setInterval(() => {
+        sampler.peak = Math.max(sampler.peak, rssKiB(envd.pid))
+      }, 10)
+      // 1 MiB messages, the client holding at most 4 MiB unsent.
+      let off = 0
+      const pump = () => {
+        while (off < data.length) {
+          const last = off + (1 << 20) >= data.length
+          ws.send(data.subarray(off, off + (1 << 20)), () => {
+            if (!last && ws.bufferedAmount < 1 << 20 && waiting) {
+              waiting = false
+              pump()
+            }
+          })
+          off += 1 << 20
+          if (ws.bufferedAmount >= 4 << 20) {
+            waiting = true
+            return
+          }
+        }
+      }
+      let waiting = false
+      pump()
+      expect(await done).toBe(1000)
+      clearInterval(sampler.timer)
+      expect(answer).toBe(createHash('sha256').update(data).digest('hex'))
+      // envd paused the WebSocket while TCP had bytes left to write: it held a
+      // bounded window, not what the client could send.
+      expect(sampler.peak - before).toBeLessThan(64 << 10)
+    } finally {
+      clearInterval(sampler.timer)
+      await new Promise((r) => sink.close(r))
+    }
+  })
+
   it('answers 400 for a bad or missing port', async () => {
     for (const q of ['', 'port=0', 'port=99999', 'port=abc', `port=${echoPort}&host=bad%20host`]) {
       const res = await failure(open(q))

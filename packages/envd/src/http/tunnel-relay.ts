@@ -97,7 +97,12 @@ export function relay(ws: WebSocket, tcp: Socket, reads: BulkReads, opts: RelayO
   })
   ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
     heard()
-    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer)
+    // A Buffer (ws's default binaryType) goes as it is: Buffer.from would copy it.
+    const buf = Buffer.isBuffer(data)
+      ? data
+      : Array.isArray(data)
+        ? Buffer.concat(data)
+        : Buffer.from(data)
     if (!tcp.write(buf)) ws.pause()
   })
   tcp.on('drain', () => ws.resume())
