@@ -186,6 +186,35 @@ describe('tunnel', () => {
     }
   })
 
+  it('delivers all a closed server sent to a client slower than the pong timeout', async () => {
+    // The server sends 7 MiB and closes at once; the client reads nothing for
+    // 1 s (over three pong timeouts). The sockets between envd and the client
+    // take about 4 MiB: the rest waits in envd, under its 4 MiB high-water
+    // mark, so envd reads the server to its end meanwhile.
+    const data = randomBytes(7 << 20)
+    const source = createServer((s) => {
+      s.on('error', () => {})
+      s.end(data)
+    })
+    await new Promise<void>((r) => source.listen(0, '127.0.0.1', () => r()))
+    try {
+      const port = (source.address() as { port: number }).port
+      const ws = open(`port=${port}&host=127.0.0.1`)
+      const received: Buffer[] = []
+      ws.on('message', (d: Buffer) => received.push(d))
+      ws.once('open', () => {
+        ws.pause()
+        setTimeout(() => ws.resume(), 1000)
+      })
+      const done = closed(ws)
+      await opened(ws)
+      expect(await done).toBe(1000)
+      expect(Buffer.concat(received).equals(data)).toBe(true)
+    } finally {
+      await new Promise((r) => source.close(r))
+    }
+  })
+
   it('relays 64 MiB to a slow server byte-exact, holding back the fast client', async () => {
     const data = randomBytes(64 << 20)
     // Reads with a pause every 2 MiB, then answers the sha256 of all it got.
