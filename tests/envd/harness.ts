@@ -15,13 +15,17 @@ import { Sandbox } from 'e2b'
 const ROOT = resolve(import.meta.dirname, '../..')
 export const BUNDLE = join(ROOT, 'packages/envd/dist/bundle/envd.mjs')
 
-/** Rebuilds the bundle when any envd source is newer than it (tests run the real bundle). */
+/**
+ * Rebuilds the bundle when any source it takes in (envd's, and the shared
+ * package's it imports) is newer than it (tests run the real bundle).
+ */
 export function ensureBundle(): void {
-  const src = join(ROOT, 'packages/envd/src')
+  const srcs = [join(ROOT, 'packages/envd/src'), join(ROOT, 'packages/shared/src')]
   const stale =
     !existsSync(BUNDLE) ||
-    execFileSync('find', [src, '-newer', BUNDLE, '-name', '*.ts'], { encoding: 'utf8' }).trim() !==
-      ''
+    execFileSync('find', [...srcs, '-newer', BUNDLE, '-name', '*.ts'], {
+      encoding: 'utf8',
+    }).trim() !== ''
   if (stale)
     execFileSync('node', [join(ROOT, 'packages/envd/scripts/bundle.js')], { stdio: 'ignore' })
 }

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
@@ -58,6 +59,12 @@ const opened = (ws: WebSocket) =>
 const closed = (ws: WebSocket) =>
   new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
 
+/** A process's resident memory, KiB. */
+function rssKiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0)
+}
+
 /** The number of TCP connections envd holds, from its /proc fd table. */
 async function envdSockets(): Promise<number> {
   const { readdirSync, readlinkSync } = await import('node:fs')
@@ -96,6 +103,180 @@ describe('tunnel', () => {
     expect(sha(Buffer.concat(received))).toBe(sha(data))
     ws.close()
     await closed(ws)
+  })
+
+  it('delivers first what the server sends before the upgrade completes', async () => {
+    // The server speaks at once: its greeting reaches envd while the upgrade is
+    // still under way, and must be the tunnel's first bytes.
+    const greeting = randomBytes(40 << 10)
+    const source = createServer((s) => {
+      s.on('error', () => {})
+      s.write(greeting)
+      s.once('data', () => s.end('bye'))
+    })
+    await new Promise<void>((r) => source.listen(0, '127.0.0.1', () => r()))
+    try {
+      const port = (source.address() as { port: number }).port
+      const ws = open(`port=${port}&host=127.0.0.1`)
+      const received: Buffer[] = []
+      let size = 0
+      const greeted = new Promise<void>((resolve) =>
+        ws.on('message', (d: Buffer) => {
+          received.push(d)
+          size += d.length
+          if (size === greeting.length) resolve()
+        }),
+      )
+      const done = closed(ws)
+      await opened(ws)
+      await greeted
+      ws.send('hi')
+      expect(await done).toBe(1000)
+      expect(Buffer.concat(received).equals(Buffer.concat([greeting, Buffer.from('bye')]))).toBe(
+        true,
+      )
+    } finally {
+      await new Promise((r) => source.close(r))
+    }
+  })
+
+  it('relays 128 MiB to a slow reader byte-exact, holding back the fast server', async () => {
+    const data = randomBytes(128 << 20)
+    const source = createServer((s) => {
+      s.on('error', () => {})
+      s.end(data)
+    })
+    await new Promise<void>((r) => source.listen(0, '127.0.0.1', () => r()))
+    const sampler = { peak: 0, timer: undefined as NodeJS.Timeout | undefined }
+    try {
+      const port = (source.address() as { port: number }).port
+      const ws = open(`port=${port}&host=127.0.0.1`)
+      const received: Buffer[] = []
+      let size = 0
+      // A pause every 2 MiB: the server writes far faster than this client reads.
+      let next = 2 << 20
+      const done = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
+      // Listening before 'open': the server speaks first, and a first frame read
+      // with the 101 is emitted before an `await opened(ws)` resumes.
+      ws.on('message', (d: Buffer) => {
+        received.push(d)
+        size += d.length
+        if (size < next) return
+        next += 2 << 20
+        ws.pause()
+        setTimeout(() => ws.resume(), 15)
+      })
+      await opened(ws)
+      const before = rssKiB(envd.pid)
+      sampler.peak = before
+      sampler.timer = setInterval(() => {
+        sampler.peak = Math.max(sampler.peak, rssKiB(envd.pid))
+      }, 10)
+      expect(await done).toBe(1000)
+      clearInterval(sampler.timer)
+      const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+      expect(size).toBe(data.length)
+      expect(sha(Buffer.concat(received))).toBe(sha(data))
+      // envd held a bounded window (its 4 MiB high-water mark, a read, garbage not yet
+      // collected), not the 128 MiB the server wrote at once.
+      expect(sampler.peak - before).toBeLessThan(64 << 10)
+    } finally {
+      clearInterval(sampler.timer)
+      await new Promise((r) => source.close(r))
+    }
+  })
+
+  it('delivers all a closed server sent to a client slower than the pong timeout', async () => {
+    // The server sends 7 MiB and closes at once; the client reads nothing for
+    // 1 s (over three pong timeouts). The sockets between envd and the client
+    // take about 4 MiB: the rest waits in envd, under its 4 MiB high-water
+    // mark, so envd reads the server to its end meanwhile.
+    const data = randomBytes(7 << 20)
+    const source = createServer((s) => {
+      s.on('error', () => {})
+      s.end(data)
+    })
+    await new Promise<void>((r) => source.listen(0, '127.0.0.1', () => r()))
+    try {
+      const port = (source.address() as { port: number }).port
+      const ws = open(`port=${port}&host=127.0.0.1`)
+      const received: Buffer[] = []
+      ws.on('message', (d: Buffer) => received.push(d))
+      ws.once('open', () => {
+        ws.pause()
+        setTimeout(() => ws.resume(), 1000)
+      })
+      const done = closed(ws)
+      await opened(ws)
+      expect(await done).toBe(1000)
+      expect(Buffer.concat(received).equals(data)).toBe(true)
+    } finally {
+      await new Promise((r) => source.close(r))
+    }
+  })
+
+  it('relays 64 MiB to a slow server byte-exact, holding back the fast client', async () => {
+    const data = randomBytes(64 << 20)
+    // Reads with a pause every 2 MiB, then answers the sha256 of all it got.
+    const sink = createServer((s) => {
+      s.on('error', () => {})
+      const hash = createHash('sha256')
+      let got = 0
+      let next = 2 << 20
+      s.on('data', (d: Buffer) => {
+        hash.update(d)
+        got += d.length
+        if (got === data.length) return void s.end(hash.digest('hex'))
+        if (got < next) return
+        next += 2 << 20
+        s.pause()
+        setTimeout(() => s.resume(), 15)
+      })
+    })
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', () => r()))
+    const sampler = { peak: 0, timer: undefined as NodeJS.Timeout | undefined }
+    try {
+      const port = (sink.address() as { port: number }).port
+      const ws = open(`port=${port}&host=127.0.0.1`)
+      let answer = ''
+      ws.on('message', (d: Buffer) => (answer += d.toString()))
+      const done = closed(ws)
+      await opened(ws)
+      const before = rssKiB(envd.pid)
+      sampler.peak = before
+      sampler.timer = setInterval(() => {
+        sampler.peak = Math.max(sampler.peak, rssKiB(envd.pid))
+      }, 10)
+      // 1 MiB messages, the client holding at most 4 MiB unsent.
+      let off = 0
+      const pump = () => {
+        while (off < data.length) {
+          const last = off + (1 << 20) >= data.length
+          ws.send(data.subarray(off, off + (1 << 20)), () => {
+            if (!last && ws.bufferedAmount < 1 << 20 && waiting) {
+              waiting = false
+              pump()
+            }
+          })
+          off += 1 << 20
+          if (ws.bufferedAmount >= 4 << 20) {
+            waiting = true
+            return
+          }
+        }
+      }
+      let waiting = false
+      pump()
+      expect(await done).toBe(1000)
+      clearInterval(sampler.timer)
+      expect(answer).toBe(createHash('sha256').update(data).digest('hex'))
+      // envd paused the WebSocket while TCP had bytes left to write: it held a
+      // bounded window, not what the client could send.
+      expect(sampler.peak - before).toBeLessThan(64 << 10)
+    } finally {
+      clearInterval(sampler.timer)
+      await new Promise((r) => sink.close(r))
+    }
   })
 
   it('answers 400 for a bad or missing port', async () => {

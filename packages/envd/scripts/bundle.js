@@ -37,6 +37,8 @@ await build({
   platform: 'node',
   target: 'node20',
   external: native,
+  // ws masks byte by byte in JavaScript unless it finds `bufferutil`: ours does it a word at a time.
+  alias: { bufferutil: join(root, 'src/util/ws-mask.ts') },
   minify: true,
   legalComments: 'none',
   logLevel: 'warning',

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
+import { bulkReads } from '@warren/shared/proxy/bulk-reads'
 import { dialOnce } from '@warren/shared/proxy/dial'
 import type { WebSocketServer } from 'ws'
 import { ACCESS_TOKEN_HEADER, hasValidToken } from '../auth.js'
@@ -72,8 +73,9 @@ async function handle(
   const target = parseTunnelTarget(url.searchParams)
   if (!target.ok) return refuse(socket, 400, target.message)
   let tcp: Socket
+  const reads = bulkReads()
   try {
-    tcp = await dialOnce(target.host, target.port, DIAL_TIMEOUT_MS)
+    tcp = await dialOnce(target.host, target.port, DIAL_TIMEOUT_MS, reads.onread)
     tcp.setNoDelay(true)
   } catch (err) {
     return refuse(
@@ -89,7 +91,7 @@ async function handle(
   }
   wss.handleUpgrade(req, socket, head, (ws) => {
     log.info('tunnel opened', { host: target.host, port: target.port })
-    relay(ws, tcp, {
+    relay(ws, tcp, reads, {
       pingIntervalMs: opts.pingIntervalMs,
       pongTimeoutMs: opts.pongTimeoutMs,
       onClose: () => {

@@ -1,4 +1,4 @@
-import { connect, type Socket } from 'node:net'
+import { connect, type OnReadOpts, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   checkServerIdentity,
@@ -22,10 +22,15 @@ export function retriesDial(err: unknown, attempt: number, retry: DialRetry): bo
   return attempt < retry.retries && RETRYABLE.has(code)
 }
 
-/** One TCP connection, with a bounded connect timeout. */
-export function dialOnce(host: string, port: number, timeoutMs = 10_000): Promise<Socket> {
+/** One TCP connection, with a bounded connect timeout; `onread` as `net.connect`'s (see bulkReads). */
+export function dialOnce(
+  host: string,
+  port: number,
+  timeoutMs = 10_000,
+  onread?: OnReadOpts,
+): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host, port })
+    const socket = connect({ host, port, ...(onread ? { onread } : {}) })
     const onError = (err: Error) => {
       socket.destroy()
       reject(err)
@@ -104,11 +109,17 @@ export function startTls(
  * Connects, retrying briefly with backoff while the port refuses: a server
  * that a sandbox is still starting gets a moment before the client sees 502.
  */
-export async function dialWithRetry(host: string, port: number, retry: DialRetry): Promise<Socket> {
+export async function dialWithRetry(
+  host: string,
+  port: number,
+  retry: DialRetry,
+  onread?: OnReadOpts,
+): Promise<Socket> {
   let delay = retry.initialDelayMs
   for (let attempt = 0; ; attempt++) {
     try {
-      return await dialOnce(host, port)
+      // A failed attempt never read, so its `onread` can serve the next one.
+      return await dialOnce(host, port, undefined, onread)
     } catch (err) {
       if (!retriesDial(err, attempt, retry)) throw err
       await sleep(delay)

@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Socket } from 'node:net'
 import { type Duplex, PassThrough, Transform } from 'node:stream'
 import type { Dispatcher } from 'undici'
+import { type BulkReads, bulkReads } from './bulk-reads.js'
 import type { ConnectSlot, ConnectWindowHandle } from './connect-window.js'
 import { type DialRetry, dialOnce, dialWithRetry, startTls, type TlsVerify } from './dial.js'
 import { type ProxyError, sendProxyError, sendProxyErrorOnSocket } from './errors.js'
@@ -193,6 +194,8 @@ export function createForwarder(
     t.cancel?.settled()
     let upstream: Duplex
     let slot: ConnectSlot | undefined
+    // Large reads on a plain upstream (a TLS one reads its socket itself).
+    const reads = t.tls ? undefined : bulkReads()
     try {
       let tcp: Socket
       if (t.connectWindow) {
@@ -201,11 +204,12 @@ export function createForwarder(
           t.port,
           t.connectWindow,
           t.dialRetry,
+          reads?.onread,
         ))
       } else {
         tcp = t.dialRetry
-          ? await dialWithRetry(t.host, t.port, t.dialRetry)
-          : await dialOnce(t.host, t.port)
+          ? await dialWithRetry(t.host, t.port, t.dialRetry, reads?.onread)
+          : await dialOnce(t.host, t.port, undefined, reads?.onread)
       }
       upstream = t.tls ? await startTls(tcp, undefined, t.tls === true ? undefined : t.tls) : tcp
     } catch (err) {
@@ -226,7 +230,7 @@ export function createForwarder(
       upstream.write(head)
       t.onTraffic?.(head.length, head, true)
     }
-    splice(socket, upstream, onTraffic)
+    splice(socket, upstream, onTraffic, reads)
   }
 
   return { onRequest, onUpgrade, close }
@@ -266,14 +270,22 @@ function countChunks(
   return req.pipe(counted)
 }
 
+/** How long a client gets to take what a finished upstream sent before its connection is cut. */
+const FLUSH_MS = 10_000
+
 /**
  * Pipes two connections into each other; either side ending or failing ends
- * both. `onTraffic` sees every chunk and whether it came from `a`.
+ * both. `onTraffic` sees every chunk and whether it came from `a`. With
+ * `bReads` (`b` dialed with its `onread`), `b`'s bytes go to `a` in large
+ * reads, and when `b` finishes cleanly `a` is ended rather than cut: what it
+ * still has to write (up to a read and its socket's buffer) reaches its
+ * peer first, within FLUSH_MS.
  */
 export function splice(
   a: Duplex,
   b: Duplex,
   onTraffic?: (bytes: number, chunk: Buffer, fromA: boolean) => void,
+  bReads?: BulkReads,
 ): void {
   let closed = false
   const close = () => {
@@ -282,14 +294,30 @@ export function splice(
     a.destroy()
     b.destroy()
   }
-  if (onTraffic) {
-    a.on('data', (d: Buffer) => onTraffic(d.length, d, true))
-    b.on('data', (d: Buffer) => onTraffic(d.length, d, false))
-  }
+  if (onTraffic) a.on('data', (d: Buffer) => onTraffic(d.length, d, true))
   a.pipe(b)
-  b.pipe(a)
   a.on('error', close)
   b.on('error', close)
   a.on('close', close)
-  b.on('close', close)
+  if (!bReads) {
+    if (onTraffic) b.on('data', (d: Buffer) => onTraffic(d.length, d, false))
+    b.pipe(a)
+    b.on('close', close)
+    return
+  }
+  bReads.start(b as Socket, (chunk, release) => {
+    onTraffic?.(chunk.length, chunk, false)
+    return a.write(chunk, release)
+  })
+  a.on('drain', () => b.resume())
+  let ended = false
+  b.once('end', () => {
+    ended = true
+    a.end()
+  })
+  b.on('close', () => {
+    if (!ended || a.writableFinished) return close()
+    a.once('finish', close)
+    setTimeout(close, FLUSH_MS).unref()
+  })
 }

@@ -1,3 +1,4 @@
+export * from './bulk-reads.js'
 export * from './connect-window.js'
 export * from './connect-windows.js'
 export * from './dial.js'

@@ -1,4 +1,4 @@
-import { connect, type Socket } from 'node:net'
+import { connect, type OnReadOpts, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ConnectSlot, ConnectWindowHandle } from './connect-window.js'
 import { type DialRetry, retriesDial } from './dial.js'
@@ -29,6 +29,8 @@ export async function dialThroughWindow(
   port: number,
   window: ConnectWindowHandle,
   retry: DialRetry | undefined,
+  /** As `net.connect`'s (see bulkReads); shared by the attempts, of which only the last reads. */
+  onread?: OnReadOpts,
 ): Promise<{ socket: Socket; slot: ConnectSlot }> {
   let probe = SYN_PROBE_MS
   let drops = 0
@@ -40,7 +42,7 @@ export async function dialThroughWindow(
     deadline ??= Date.now() + CONNECT_BUDGET_MS
     const left = deadline - Date.now()
     try {
-      const socket = await connectWithin(host, port, Math.max(1, Math.min(probe, left)))
+      const socket = await connectWithin(host, port, Math.max(1, Math.min(probe, left)), onread)
       return { socket, slot }
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
@@ -64,9 +66,14 @@ export async function dialThroughWindow(
  * before the poll that would deliver a connect made meanwhile, and a slow
  * loop is not a dropped SYN.
  */
-function connectWithin(host: string, port: number, ms: number): Promise<Socket> {
+function connectWithin(
+  host: string,
+  port: number,
+  ms: number,
+  onread?: OnReadOpts,
+): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host, port })
+    const socket = connect({ host, port, ...(onread ? { onread } : {}) })
     let done = false
     const fail = (err: Error) => {
       if (done) return
