@@ -2,7 +2,10 @@
 // Against a `warren up` of its own (capacity raised to admit them all):
 //   create → first command   SDK Sandbox.create + commands.run('true'), one
 //                            at a time (each killed before the next), with 10
-//                            sandboxes idle and again with --count idle
+//                            sandboxes idle and again with --count idle;
+//                            beside each, the runtime floor (raw `runc run`)
+//                            and two host operations of a create (netns,
+//                            loop mount) under the same population
 //   proxy latency            GET through the edge proxy to a python http.server
 //                            in one sandbox, a new connection per request,
 //                            at 10 and at --count
@@ -17,14 +20,17 @@
 // and the host must hold nothing of the node afterwards.
 // Privileged (runc, netns, nft); traffic only to loopback. Build first, then:
 //   npm run bench -- idle [--count 500] [--samples 10] [--requests 50] [--concurrency 8] [--settle 30] [--json]
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
+import { loadOrchestratorConfig } from '@warren/shared'
 import { Sandbox } from 'e2b'
 import { api, eventually, sleep } from '../tests/helpers/api-client.js'
 import { hostLeftovers, sandboxCgroup } from '../tests/helpers/node-fixture.js'
 import { proxyRequest, sandboxHost } from '../tests/helpers/proxy-client.js'
 import { startWarren, type WarrenFixture } from '../tests/helpers/warren-fixture.js'
+import { type Floor, prepareFloor } from './lib/floor.js'
 import { benchArgs, type Figures, runBenchmark } from './lib/report.js'
 import { median, pct } from './lib/stats.js'
 
@@ -46,6 +52,7 @@ const REQUESTS = Number(values.requests)
 const CONCURRENCY = Number(values.concurrency)
 const SETTLE_MS = Number(values.settle) * 1000
 const TARGET_RATIO = 1.5
+const WARM_SLOTS = loadOrchestratorConfig({}, {}).warmNetworkSlots
 const TARGET_PRIVATE_MIB = 15
 /** How long each idle-CPU window lasts. */
 const CPU_WINDOW_MS = 10_000
@@ -159,11 +166,21 @@ async function proxyLatency(w: WarrenFixture, sandboxId: string): Promise<number
   return out
 }
 
-/** SDK create + first command, one at a time, each killed before the next. */
-async function createLatency(w: WarrenFixture) {
+/**
+ * SDK create + first command, one at a time, each killed before the next;
+ * before each, one run of the runtime floor (`runc run /bin/true` with the
+ * sandbox's spec, bench/lib/floor.ts) under the same population.
+ */
+async function createLatency(w: WarrenFixture, floor: Floor, ops: HostOps) {
   const total: number[] = []
   const create: number[] = []
+  const floors: number[] = []
+  const netns: number[] = []
+  const loopMount: number[] = []
   for (let i = 0; i < SAMPLES + 1 && !aborted; i++) {
+    const f = await floor.once()
+    netns.push(ops.netns())
+    loopMount.push(ops.loopMount())
     const t0 = now()
     const sbx = await Sandbox.create('base', { ...w.sdk, timeoutMs: 600_000 })
     alive.add(sbx.sandboxId)
@@ -175,9 +192,48 @@ async function createLatency(w: WarrenFixture) {
     if (i === 0) continue // the first after a fill pays for nothing else
     total.push(t2 - t0)
     create.push(t1 - t0)
+    floors.push(f.runc)
   }
-  return { total, create }
+  return { total, create, floors, netns, loopMount }
 }
+
+// ---------------------------------------------------------------- host operations
+
+/**
+ * Two host operations of every create, timed alone under the same
+ * population: a network namespace added and deleted (named like the node's
+ * own, so a leak shows in the leftover check), and a small ext4 image
+ * loop-mounted and unmounted (as a sandbox's disk is).
+ */
+function hostOps(prefix: string) {
+  const dir = mkdtempSync('/tmp/warren-idle-ops-')
+  const image = join(dir, 'disk.img')
+  const target = join(dir, 'mnt')
+  mkdirSync(target)
+  execFileSync('truncate', ['-s', '64M', image])
+  execFileSync('mkfs.ext4', ['-q', '-m', '0', image], { stdio: 'ignore' })
+  const netns = `${prefix}-n999999`
+  const timed = (fn: () => void) => {
+    const t = now()
+    fn()
+    return now() - t
+  }
+  return {
+    netns: () =>
+      timed(() => {
+        execFileSync('ip', ['netns', 'add', netns])
+        execFileSync('ip', ['netns', 'del', netns])
+      }),
+    loopMount: () =>
+      timed(() => {
+        execFileSync('mount', ['-t', 'ext4', '-o', 'loop,noatime', image, target])
+        execFileSync('umount', ['-d', target])
+      }),
+    close: () => rmSync(dir, { recursive: true, force: true }),
+  }
+}
+
+type HostOps = ReturnType<typeof hostOps>
 
 // ---------------------------------------------------------------- memory
 
@@ -334,6 +390,30 @@ function sandboxCpuSeconds(prefix: string, ids: string[]): number {
   return s
 }
 
+function openFds(pids: number[]): number {
+  let n = 0
+  for (const pid of pids) {
+    try {
+      n += readdirSync(`/proc/${pid}/fd`).length
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return n
+}
+
+/** Lines of the node's host nftables table: what grows with the sandboxes there. */
+function hostTableLines(prefix: string): number {
+  try {
+    return execFileSync('nft', ['list', 'table', 'inet', `warren_${prefix}`], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).split('\n').length
+  } catch {
+    return Number.NaN
+  }
+}
+
 function memAvailableKiB(): number {
   return Number(/^MemAvailable:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1])
 }
@@ -352,16 +432,33 @@ async function idleCpu(w: WarrenFixture, ids: string[]) {
 
 // ---------------------------------------------------------------- one population
 
-async function measureAt(w: WarrenFixture, ids: string[], server: Sandbox) {
+/** Mounts on the host: each sandbox adds its disk's and its root filesystem's. */
+function hostMounts(): number {
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').length - 1
+}
+
+async function measureAt(
+  w: WarrenFixture,
+  ids: string[],
+  server: Sandbox,
+  floor: Floor,
+  ops: HostOps,
+) {
   const population = ids.length + 1
   console.error(`at ${population}: settling, then idle CPU, proxy and create latency ...`)
   await sleep(SETTLE_MS)
   const tree = processTree(w.pid()!)
-  const host = { rssKiB: rssKiB(tree), processes: tree.length, memAvailableKiB: memAvailableKiB() }
+  const host = {
+    rssKiB: rssKiB(tree),
+    fds: openFds(tree),
+    nftLines: hostTableLines(w.prefix),
+    mounts: hostMounts(),
+    memAvailableKiB: memAvailableKiB(),
+  }
   const cpu = await idleCpu(w, ids)
   const memory = memorySummary(w.prefix, ids)
   const proxy = await proxyLatency(w, server.sandboxId)
-  const creates = await createLatency(w)
+  const creates = await createLatency(w, floor, ops)
   return { population, host, cpu, memory, proxy, creates, load: load() }
 }
 
@@ -403,6 +500,9 @@ async function cleanup(w: WarrenFixture): Promise<{ killS: number; drainS: numbe
   await bounded(ids.length, 16, async (i) => kill(w, ids[i]!), false)
   const killS = (now() - t) / 1000
   const t2 = now()
+  // The node's warm network slots stay until it stops (the fixture's
+  // teardown then proves the host clean); everything else must go.
+  const slot = /^(netns|link) /
   let left: string[] = []
   try {
     await eventually(
@@ -413,7 +513,8 @@ async function cleanup(w: WarrenFixture): Promise<{ killS: number; drainS: numbe
         } catch (err) {
           left = [`(inventory failed: ${(err as Error).message})`]
         }
-        return left.length === 0
+        const slots = left.filter((l) => l.startsWith('netns ')).length
+        return slots <= WARM_SLOTS && left.every((l) => slot.test(l))
       },
       120_000 + ids.length * 500,
       500,
@@ -435,8 +536,8 @@ async function main(): Promise<Figures> {
     env: {
       WARREN_MEMORY_CAPACITY_MB: String(headroom * 512),
       WARREN_MAX_CONCURRENT_SANDBOXES: String(headroom),
-      // No warm namespaces: every namespace on the host is a sandbox's (exact leftover check).
-      WARREN_WARM_NETWORK_SLOTS: '0',
+      // The node's own default, not the fixture's.
+      WARREN_WARM_NETWORK_SLOTS: String(WARM_SLOTS),
     },
   })
   let cleaning = false
@@ -450,13 +551,15 @@ async function main(): Promise<Figures> {
   const wall = now()
   let failure: unknown
   let figures: Figures = {}
+  const floor = prepareFloor()
+  const ops = hostOps(w.prefix)
   try {
     const server = await startServer(w)
     const ids: string[] = []
     await fill(w, ids, BASE - 1)
-    const at10 = await measureAt(w, ids, server)
+    const at10 = await measureAt(w, ids, server, floor, ops)
     const fillRate = await fill(w, ids, COUNT - 1)
-    const atN = await measureAt(w, ids, server)
+    const atN = await measureAt(w, ids, server, floor, ops)
     const watchFailures = await watchEverywhere(w, ids)
     figures = { ...report(at10, atN, fillRate), watchFailures }
     console.log(
@@ -467,12 +570,14 @@ async function main(): Promise<Figures> {
     failure = err
   } finally {
     cleaning = true
+    await floor.close()
+    ops.close()
     try {
       const { killS, drainS } = await cleanup(w)
       console.log(
         `killed the rest in ${killS.toFixed(1)} s; teardowns done ${drainS.toFixed(1)} s later; ` +
-          'left on the host: nothing (mounts, netns, veths, cgroups, processes, loop devices, ' +
-          `runc state, sandbox dirs). Wall time ${((now() - wall) / 1000).toFixed(0)} s, load ${load()}`,
+          'left on the host: nothing but the warm network slots (no mount, cgroup, process, loop ' +
+          `device, runc state, sandbox dir; the teardown then checks all). Wall time ${((now() - wall) / 1000).toFixed(0)} s, load ${load()}`,
       )
     } finally {
       await w.teardown()
@@ -500,6 +605,11 @@ function report(a: At, b: At, fillRate: number): Figures {
     row('create → first command, median', (at) => fmt(median(at.creates.total))),
     row('create → first command, p95', (at) => fmt(pct(at.creates.total, 95))),
     row('  of which create (SDK)', (at) => fmt(median(at.creates.create))),
+    row('floor: runc run /bin/true, median', (at) => fmt(median(at.creates.floors))),
+    row('  ip netns add + del, median', (at) => fmt(median(at.creates.netns))),
+    row('  loop mount + umount of an ext4 image, median', (at) =>
+      fmt(median(at.creates.loopMount)),
+    ),
     row('proxy GET (new connection), p50', (at) => fmt(median(at.proxy))),
     row('proxy GET (new connection), p95', (at) => fmt(pct(at.proxy, 95))),
     row('private memory per sandbox, median', (at) => mib(at.memory.privateMedian)),
@@ -513,6 +623,9 @@ function report(a: At, b: At, fillRate: number): Figures {
     ),
     row('sandboxes measured', (at) => String(at.memory.measured)),
     row('warren up RSS (its process tree)', (at) => mib(at.host.rssKiB)),
+    row('warren up open files (its process tree)', (at) => String(at.host.fds)),
+    row('host nftables table (lines)', (at) => String(at.host.nftLines)),
+    row('host mounts', (at) => String(at.host.mounts)),
     row('warren up idle CPU', (at) => `${at.cpu.warrenPct.toFixed(1)} % of a core`),
     row('all sandboxes idle CPU', (at) => `${at.cpu.sandboxesPct.toFixed(1)} % of a core`),
     row('host MemAvailable', (at) => mib(at.host.memAvailableKiB)),
@@ -531,11 +644,13 @@ function report(a: At, b: At, fillRate: number): Figures {
       `other work on the machine shows in it). Filled at ${fillRate.toFixed(1)} sandboxes/s.`,
   )
   const createRatio = createB / createA
+  const floorRatio = median(b.creates.floors) / median(a.creates.floors)
   const proxyRatio = proxyB / proxyA
   const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met')
   console.log(
     `targets: create → first command at ${b.population} / at ${a.population} = ${createRatio.toFixed(2)}× ` +
-      `(≤ ${TARGET_RATIO}×: ${verdict(createRatio <= TARGET_RATIO)}); proxy p50 ${proxyRatio.toFixed(2)}× ` +
+      `(≤ ${TARGET_RATIO}×: ${verdict(createRatio <= TARGET_RATIO)}; the runc floor's own ` +
+      `ratio ${floorRatio.toFixed(2)}×); proxy p50 ${proxyRatio.toFixed(2)}× ` +
       `(${verdict(proxyRatio <= TARGET_RATIO)}); private memory per sandbox max ${mib(b.memory.privateMax)} ` +
       `(≤ ${TARGET_PRIVATE_MIB} MiB: ${verdict(b.memory.privateMax / 1024 <= TARGET_PRIVATE_MIB)})`,
   )
@@ -544,6 +659,11 @@ function report(a: At, b: At, fillRate: number): Figures {
     createAt10Ms: createA,
     createAtCountMs: createB,
     createAtCountOverAt10: createRatio,
+    floorAt10Ms: median(a.creates.floors),
+    floorAtCountMs: median(b.creates.floors),
+    floorAtCountOverAt10: floorRatio,
+    netnsAtCountOverAt10: median(b.creates.netns) / median(a.creates.netns),
+    loopMountAtCountOverAt10: median(b.creates.loopMount) / median(a.creates.loopMount),
     proxyAt10Ms: proxyA,
     proxyAtCountMs: proxyB,
     proxyAtCountOverAt10: proxyRatio,
