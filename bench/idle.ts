@@ -26,6 +26,8 @@ import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { loadOrchestratorConfig } from '@warren/shared'
 import { Sandbox } from 'e2b'
+import { createDiskImage, mountDisk } from '../packages/orchestrator/dist/runtime/disk.js'
+import { unmount } from '../packages/orchestrator/dist/runtime/overlay.js'
 import { api, eventually, sleep } from '../tests/helpers/api-client.js'
 import { hostLeftovers, sandboxCgroup } from '../tests/helpers/node-fixture.js'
 import { proxyRequest, sandboxHost } from '../tests/helpers/proxy-client.js'
@@ -179,8 +181,8 @@ async function createLatency(w: WarrenFixture, floor: Floor, ops: HostOps) {
   const loopMount: number[] = []
   for (let i = 0; i < SAMPLES + 1 && !aborted; i++) {
     const f = await floor.once()
-    netns.push(ops.netns())
-    loopMount.push(ops.loopMount())
+    netns.push(await ops.netns())
+    loopMount.push(await ops.loopMount())
     const t0 = now()
     const sbx = await Sandbox.create('base', { ...w.sdk, timeoutMs: 600_000 })
     alive.add(sbx.sandboxId)
@@ -203,19 +205,19 @@ async function createLatency(w: WarrenFixture, floor: Floor, ops: HostOps) {
  * Two host operations of every create, timed alone under the same
  * population: a network namespace added and deleted (named like the node's
  * own, so a leak shows in the leftover check), and a small ext4 image
- * loop-mounted and unmounted (as a sandbox's disk is).
+ * loop-mounted and unmounted by the node's own functions (as a sandbox's
+ * disk is).
  */
-function hostOps(prefix: string) {
+async function hostOps(prefix: string) {
   const dir = mkdtempSync('/tmp/warren-idle-ops-')
   const image = join(dir, 'disk.img')
   const target = join(dir, 'mnt')
   mkdirSync(target)
-  execFileSync('truncate', ['-s', '64M', image])
-  execFileSync('mkfs.ext4', ['-q', '-m', '0', image], { stdio: 'ignore' })
+  await createDiskImage(image, 64, 1024)
   const netns = `${prefix}-n999999`
-  const timed = (fn: () => void) => {
+  const timed = async (fn: () => Promise<void> | void) => {
     const t = now()
-    fn()
+    await fn()
     return now() - t
   }
   return {
@@ -225,15 +227,18 @@ function hostOps(prefix: string) {
         execFileSync('ip', ['netns', 'del', netns])
       }),
     loopMount: () =>
-      timed(() => {
-        execFileSync('mount', ['-t', 'ext4', '-o', 'loop,noatime', image, target])
-        execFileSync('umount', ['-d', target])
+      timed(async () => {
+        await mountDisk(image, target)
+        await unmount(target)
       }),
-    close: () => rmSync(dir, { recursive: true, force: true }),
+    async close() {
+      await unmount(target) // in case a timed mount failed halfway
+      rmSync(dir, { recursive: true, force: true })
+    },
   }
 }
 
-type HostOps = ReturnType<typeof hostOps>
+type HostOps = Awaited<ReturnType<typeof hostOps>>
 
 // ---------------------------------------------------------------- memory
 
@@ -551,9 +556,11 @@ async function main(): Promise<Figures> {
   const wall = now()
   let failure: unknown
   let figures: Figures = {}
-  const floor = prepareFloor()
-  const ops = hostOps(w.prefix)
+  let floor: Floor | undefined
+  let ops: HostOps | undefined
   try {
+    floor = prepareFloor()
+    ops = await hostOps(w.prefix)
     const server = await startServer(w)
     const ids: string[] = []
     await fill(w, ids, BASE - 1)
@@ -570,8 +577,8 @@ async function main(): Promise<Figures> {
     failure = err
   } finally {
     cleaning = true
-    await floor.close()
-    ops.close()
+    await floor?.close()
+    await ops?.close()
     try {
       const { killS, drainS } = await cleanup(w)
       console.log(
@@ -607,7 +614,7 @@ function report(a: At, b: At, fillRate: number): Figures {
     row('  of which create (SDK)', (at) => fmt(median(at.creates.create))),
     row('floor: runc run /bin/true, median', (at) => fmt(median(at.creates.floors))),
     row('  ip netns add + del, median', (at) => fmt(median(at.creates.netns))),
-    row('  loop mount + umount of an ext4 image, median', (at) =>
+    row("  disk image mount + unmount (the node's), median", (at) =>
       fmt(median(at.creates.loopMount)),
     ),
     row('proxy GET (new connection), p50', (at) => fmt(median(at.proxy))),
