@@ -316,8 +316,10 @@ export function hostLeftovers(
   for (const runtime of ['runc', 'runsc']) {
     const root = join(dataDir, runtime)
     if (!existsSync(root)) continue
+    // Its complaints about a container deleted while it looked are not leftovers.
     const out = execFileSync(runtime, ['--root', root, 'list', '--format', 'json'], {
       encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
     }).trim()
     const containers = (JSON.parse(out || 'null') as { id: string; status: string }[] | null) ?? []
     const kind = runtime === 'runc' ? 'container' : 'gvisor container'

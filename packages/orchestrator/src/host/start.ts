@@ -9,7 +9,7 @@ import { applyOnHost, renderHostTable } from '../network/nftables.js'
 import { checkPoolIsFree } from '../network/pool-check.js'
 import { claimPool } from '../network/pool-claim.js'
 import type { NodeNetwork } from '../network/services.js'
-import { ensureKeyQuota } from '../runtime/key-quota.js'
+import { ensureHostLimits } from '../runtime/host-limits.js'
 import { ensureLxcfs } from '../runtime/lxcfs.js'
 import { reconcile } from '../sandboxes/reconcile.js'
 import { protectTemplates } from '../templates/store.js'
@@ -60,7 +60,7 @@ export async function startHost(
     ctx.lxcfs = await ensureLxcfs(log)
     // Sandboxes reach the world through this host: it must route.
     writeFileSync('/proc/sys/net/ipv4/ip_forward', '1')
-    ensureKeyQuota(log)
+    ensureHostLimits(log)
     await applyOnHost(
       renderHostTable({
         prefix: cfg.prefix,
