@@ -1,7 +1,10 @@
 // Nothing is left behind (privileged: runc, netns, nftables): after a kill,
 // after creates that fail halfway or are refused, and the refusals carry
 // their Warren codes in process and across the RPC network transport.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync } from 'node:fs'
 import type { Server } from 'node:http'
+import { dirname, join } from 'node:path'
 import { Code, ConnectError, createClient } from '@connectrpc/connect'
 import { nodeStatusSource, serveOrchestratorRpc } from '@warren/orchestrator'
 import {
@@ -15,6 +18,7 @@ import { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/o
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   assertNoLeftovers,
+  loopDevicesUnder,
   type NodeFixture,
   startNodeFixture,
   uniquePool,
@@ -75,6 +79,25 @@ describe('kill', () => {
     expect(results.map((x) => x.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled'])
     await f.node.teardownsSettled()
     await assertNoLeftovers(f.prefix, f.dataDir)
+  })
+})
+
+describe('node start', () => {
+  it('lets go of a disk device that a node dying mid-mount left attached', async () => {
+    // What a node killed between `losetup --find` and its detach leaves (see mountDisk).
+    const dataDir = mkdtempSync('/tmp/warren-loop-')
+    const image = join(dataDir, 'sandboxes', 'abcdefghijklmnopqrst', 'disk.img')
+    mkdirSync(dirname(image), { recursive: true })
+    execFileSync('truncate', ['-s', '8M', image])
+    const device = execFileSync('losetup', ['--find', '--show', image], { encoding: 'utf8' }).trim()
+    try {
+      expect(loopDevicesUnder(dataDir)).toHaveLength(1)
+      await startNode({ config: { dataDir } })
+      expect(loopDevicesUnder(dataDir)).toEqual([])
+    } finally {
+      // Released already unless the test failed.
+      spawnSync('losetup', ['--detach', device])
+    }
   })
 })
 

@@ -9,6 +9,7 @@ import { applyOnHost, renderHostTable } from '../network/nftables.js'
 import { checkPoolIsFree } from '../network/pool-check.js'
 import { claimPool } from '../network/pool-claim.js'
 import type { NodeNetwork } from '../network/services.js'
+import { releaseLoopDevices } from '../runtime/disk.js'
 import { ensureHostLimits } from '../runtime/host-limits.js'
 import { ensureLxcfs } from '../runtime/lxcfs.js'
 import { reconcile } from '../sandboxes/reconcile.js'
@@ -73,6 +74,8 @@ export async function startHost(
       throw servicePortTaken(err, cfg)
     })
 
+    const loops = await releaseLoopDevices(cfg.dataDir)
+    if (loops) log.info({ loops }, 'loop devices of the data directory let go')
     const volumes = await loadVolumes(cfg, log)
     const { adopted, removed } = await reconcile(ctx)
     if (ctx.envd) {

@@ -51,6 +51,35 @@ export async function mountDisk(image: string, target: string): Promise<void> {
   }
 }
 
+/**
+ * Lets go of the loop devices backed by files under `dir` (the node's data,
+ * at its start). A node that died between attaching a disk and detaching it
+ * (see mountDisk) left a device without autoclear: one no longer mounted is
+ * freed now; one still mounted gets autoclear and goes with its unmount,
+ * as every other disk's does. Detaching is refused for nothing else.
+ */
+export async function releaseLoopDevices(dir: string): Promise<number> {
+  const out = await run('losetup', ['--list', '--json', '--output', 'NAME,BACK-FILE'])
+  const devices =
+    (
+      JSON.parse(out.trim() || '{}') as {
+        loopdevices?: { name: string; 'back-file': string | null }[]
+      }
+    ).loopdevices ?? []
+  let released = 0
+  for (const d of devices) {
+    // A deleted backing file (its sandbox directory removed) keeps the device.
+    if (!d['back-file']?.replace(/ \(deleted\)$/, '').startsWith(`${dir}/`)) continue
+    try {
+      await run('losetup', ['--detach', d.name])
+      released++
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return released
+}
+
 export interface DiskUsage {
   usedBytes: number
   totalBytes: number
