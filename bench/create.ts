@@ -19,6 +19,7 @@ import {
   startNodeFixture,
 } from '../tests/helpers/node-fixture.js'
 import { type Floor, prepareFloor } from './lib/floor.js'
+import { smapsRollup } from './lib/host.js'
 import { benchArgs, type Figures, runBenchmark } from './lib/report.js'
 import { median, ms, pct } from './lib/stats.js'
 
@@ -171,15 +172,6 @@ interface MemoryResult {
   perProcess: Array<{ comm: string; privateKiB: number; pssKiB: number; rssKiB: number }>
   privateKiB: number
   cgroupBytes: number
-}
-
-function smapsRollup(pid: number): Record<string, number> {
-  const out: Record<string, number> = {}
-  for (const line of readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8').split('\n')) {
-    const m = /^(\w+):\s+(\d+) kB/.exec(line)
-    if (m) out[m[1]!] = Number(m[2])
-  }
-  return out
 }
 
 /** Private memory of every process of an idle sandbox, and its cgroup's usage. */

@@ -29,10 +29,11 @@ import { Sandbox } from 'e2b'
 import { createDiskImage, mountDisk } from '../packages/orchestrator/dist/runtime/disk.js'
 import { unmount } from '../packages/orchestrator/dist/runtime/overlay.js'
 import { api, eventually, sleep } from '../tests/helpers/api-client.js'
-import { hostLeftovers, sandboxCgroup } from '../tests/helpers/node-fixture.js'
+import { sandboxCgroup } from '../tests/helpers/node-fixture.js'
 import { proxyRequest, sandboxHost } from '../tests/helpers/proxy-client.js'
 import { startWarren, type WarrenFixture } from '../tests/helpers/warren-fixture.js'
 import { type Floor, prepareFloor } from './lib/floor.js'
+import { leftoversNow, smapsRollup } from './lib/host.js'
 import { benchArgs, type Figures, runBenchmark } from './lib/report.js'
 import { median, pct } from './lib/stats.js'
 
@@ -250,15 +251,6 @@ interface SandboxMemory {
   cgroupKiB: number
   anonKiB: number
   fileKiB: number
-}
-
-function smapsRollup(pid: number): Record<string, number> {
-  const out: Record<string, number> = {}
-  for (const line of readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8').split('\n')) {
-    const m = /^(\w+):\s+(\d+) kB/.exec(line)
-    if (m) out[m[1]!] = Number(m[2])
-  }
-  return out
 }
 
 function keyed(text: string): Record<string, number> {
@@ -513,11 +505,7 @@ async function cleanup(w: WarrenFixture): Promise<{ killS: number; drainS: numbe
     await eventually(
       'no leftovers',
       () => {
-        try {
-          left = hostLeftovers(w.prefix, w.dataDir)
-        } catch (err) {
-          left = [`(inventory failed: ${(err as Error).message})`]
-        }
+        left = leftoversNow(w.prefix, w.dataDir)
         const slots = left.filter((l) => l.startsWith('netns ')).length
         return slots <= WARM_SLOTS && left.every((l) => slot.test(l))
       },

@@ -18,8 +18,9 @@ import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { api, eventually } from '../tests/helpers/api-client.js'
 import { createKillCycles } from '../tests/helpers/cycles.js'
-import { hostLeftovers, sandboxCgroup } from '../tests/helpers/node-fixture.js'
+import { sandboxCgroup } from '../tests/helpers/node-fixture.js'
 import { startWarren, type WarrenFixture } from '../tests/helpers/warren-fixture.js'
+import { leftoversNow } from './lib/host.js'
 import { benchArgs, type Figures, runBenchmark } from './lib/report.js'
 import { median, pct } from './lib/stats.js'
 
@@ -158,12 +159,7 @@ async function main(): Promise<Figures> {
       await eventually(
         'no leftovers',
         () => {
-          try {
-            left = hostLeftovers(w.prefix, w.dataDir)
-          } catch (err) {
-            // `runc list` racing a teardown's `runc delete`: look again.
-            left = [`(inventory failed: ${(err as Error).message})`]
-          }
+          left = leftoversNow(w.prefix, w.dataDir)
           return left.length === 0
         },
         60_000,

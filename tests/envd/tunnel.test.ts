@@ -32,6 +32,18 @@ afterAll(async () => {
   await new Promise((r) => echo?.close(r))
 })
 
+/** A TCP server of the test's on loopback; its sockets' errors are the test's to ignore. */
+async function serveLocal(
+  onSocket: (s: Socket) => void,
+): Promise<{ server: Server; port: number }> {
+  const server = createServer((s) => {
+    s.on('error', () => {})
+    onSocket(s)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+  return { server, port: (server.address() as { port: number }).port }
+}
+
 function open(query: string, headers: Record<string, string> = { 'X-Access-Token': TOKEN }) {
   return new WebSocket(`ws://127.0.0.1:${envd.port}/tunnel?${query}`, {
     headers,
@@ -109,14 +121,11 @@ describe('tunnel', () => {
     // The server speaks at once: its greeting reaches envd while the upgrade is
     // still under way, and must be the tunnel's first bytes.
     const greeting = randomBytes(40 << 10)
-    const source = createServer((s) => {
-      s.on('error', () => {})
+    const { server: source, port } = await serveLocal((s) => {
       s.write(greeting)
       s.once('data', () => s.end('bye'))
     })
-    await new Promise<void>((r) => source.listen(0, '127.0.0.1', () => r()))
     try {
-      const port = (source.address() as { port: number }).port
       const ws = open(`port=${port}&host=127.0.0.1`)
       const received: Buffer[] = []
       let size = 0
@@ -142,14 +151,11 @@ describe('tunnel', () => {
 
   it('relays 128 MiB to a slow reader byte-exact, holding back the fast server', async () => {
     const data = randomBytes(128 << 20)
-    const source = createServer((s) => {
-      s.on('error', () => {})
+    const { server: source, port } = await serveLocal((s) => {
       s.end(data)
     })
-    await new Promise<void>((r) => source.listen(0, '127.0.0.1', () => r()))
     const sampler = { peak: 0, timer: undefined as NodeJS.Timeout | undefined }
     try {
-      const port = (source.address() as { port: number }).port
       const ws = open(`port=${port}&host=127.0.0.1`)
       const received: Buffer[] = []
       let size = 0
@@ -192,13 +198,10 @@ describe('tunnel', () => {
     // take about 4 MiB: the rest waits in envd, under its 4 MiB high-water
     // mark, so envd reads the server to its end meanwhile.
     const data = randomBytes(7 << 20)
-    const source = createServer((s) => {
-      s.on('error', () => {})
+    const { server: source, port } = await serveLocal((s) => {
       s.end(data)
     })
-    await new Promise<void>((r) => source.listen(0, '127.0.0.1', () => r()))
     try {
-      const port = (source.address() as { port: number }).port
       const ws = open(`port=${port}&host=127.0.0.1`)
       const received: Buffer[] = []
       ws.on('message', (d: Buffer) => received.push(d))
@@ -218,8 +221,7 @@ describe('tunnel', () => {
   it('relays 64 MiB to a slow server byte-exact, holding back the fast client', async () => {
     const data = randomBytes(64 << 20)
     // Reads with a pause every 2 MiB, then answers the sha256 of all it got.
-    const sink = createServer((s) => {
-      s.on('error', () => {})
+    const { server: sink, port } = await serveLocal((s) => {
       const hash = createHash('sha256')
       let got = 0
       let next = 2 << 20
@@ -233,10 +235,8 @@ describe('tunnel', () => {
         setTimeout(() => s.resume(), 15)
       })
     })
-    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', () => r()))
     const sampler = { peak: 0, timer: undefined as NodeJS.Timeout | undefined }
     try {
-      const port = (sink.address() as { port: number }).port
       const ws = open(`port=${port}&host=127.0.0.1`)
       let answer = ''
       ws.on('message', (d: Buffer) => (answer += d.toString()))
