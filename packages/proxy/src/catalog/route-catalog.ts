@@ -35,6 +35,8 @@ const MAX_BACKOFF_MS = 1000
 export interface Catalog {
   readonly tokenGeneration: number
   readyWithin(ms: number): Promise<boolean>
+  /** Resolves once this copy holds every change its source held when asked. */
+  caughtUp(): Promise<void>
   lookup(sandboxId: string): Promise<Route | undefined>
   recentMiss(sandboxId: string): boolean
   noteMiss(sandboxId: string): void
@@ -102,6 +104,9 @@ export class RouteCatalog implements Catalog {
    * while the API cannot be reached, callers get an answer instead of
    * waiting for as long as the API stays away.
    */
+  /** This copy is the source. */
+  async caughtUp(): Promise<void> {}
+
   async readyWithin(ms: number): Promise<boolean> {
     if (this.isReady) return true
     let timer: NodeJS.Timeout | undefined

@@ -116,7 +116,14 @@ export function createEdgeResolver(opts: {
         return { status: 401, message: 'signature is already expired' }
     }
     if (!(await opts.catalog.readyWithin(CATALOG_WAIT_MS))) return noCatalog()
-    const sandboxId = opts.signatures.find(signed)
+    const searches = opts.signatures.searches
+    let sandboxId = opts.signatures.find(signed)
+    if (!sandboxId && opts.signatures.searches > searches) {
+      // A worker's copy may lag its primary's by a sandbox just created:
+      // searched again once it holds what the primary held.
+      await opts.catalog.caughtUp()
+      sandboxId = opts.signatures.find(signed)
+    }
     if (!sandboxId) return { status: 401, message: 'invalid signature: it matches no sandbox' }
     return { sandboxId, port: ENVD_PORT }
   }

@@ -90,6 +90,11 @@ export class CatalogCopy implements Catalog {
     }
   }
 
+  /** The primary answers after every change it had sent: they come first on the one channel. */
+  async caughtUp(): Promise<void> {
+    await this.primary.call('caughtUp')
+  }
+
   async readyWithin(ms: number): Promise<boolean> {
     if (this.isReady) return true
     let timer: NodeJS.Timeout | undefined

@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster'
 import { fileURLToPath } from 'node:url'
 import type { ConnectSlot, LocalNode, Logger, ProxyConfig, WakeCredentials } from '@warren/shared'
 import { WarrenError } from '@warren/shared'
+import { RouteState } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { AggregatorRegistry } from 'prom-client'
 import type { RouteCatalog } from '../catalog/route-catalog.js'
 import type { KeepaliveReporter } from '../keepalive/reporter.js'
@@ -156,10 +157,16 @@ export function startProxyWorkers(
           const r = await catalog.confirm(id)
           return r ? routeToWire(r) : null
         })
+        .handle('caughtUp', () => undefined)
         .handle('noteMiss', (id: string) => catalog.noteMiss(id))
-        .handle('resume', async (id: string, creds: WakeCredentials) =>
-          routeToWire(await resumer.resume(id, creds)),
-        )
+        .handle('resume', async (id: string, creds: WakeCredentials) => {
+          // The worker's copy may not hold yet what a resume that just ended
+          // brought (its change is on the way): the sandbox serves, so no
+          // second ResumeSandbox. The worker judged the credentials already.
+          const known = await catalog.lookup(id)
+          if (known?.state === RouteState.RUNNING) return routeToWire(known)
+          return routeToWire(await resumer.resume(id, creds))
+        })
         .handle('touch', (id: string) => keepalive.touch(id))
         .handle('metrics', () => renderMetrics())
         .handle('nodeVerdict', nodeVerdict)
