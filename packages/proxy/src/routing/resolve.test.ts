@@ -43,10 +43,15 @@ type ResumeAnswer = (req: ResumeSandboxRequest) => Promise<{ route?: Route }>
  * it asks for (and keeping what each resume call said); `answer` plays the
  * control plane's ResumeSandbox.
  */
-function setup(r: Route, current: Route = r, answer?: ResumeAnswer) {
+function setup(r: Route, current: Route = r, answer?: ResumeAnswer, behind: Route[] = []) {
   const routes = new Map([[r.sandboxId, r]])
   const catalog = {
     readyWithin: async () => true,
+    // Routes its source holds that this copy has not applied yet (`behind`).
+    caughtUp: async () => {
+      for (const x of behind.splice(0)) routes.set(x.sandboxId, x)
+      catalog.tokenGeneration++
+    },
     lookup: async (id: string) => routes.get(id),
     recentMiss: () => false,
     noteMiss: () => {},
@@ -216,6 +221,14 @@ describe('edge resolver: signed /files URLs without a sandbox header', () => {
     expect(calls.resume).toBe(resumes)
     if (status) expect('error' in res && res.error).toMatchObject({ status })
     else expect('target' in res && res.target.setHeaders?.['x-warren-sandbox-id']).toBe(ID)
+  })
+
+  it("finds a sandbox this worker's copy has not applied yet, once it caught up", async () => {
+    const other = route(RouteState.RUNNING, { sandboxId: 'other', envdAccessToken: 'y' })
+    const newest = route(RouteState.RUNNING)
+    const { resolver } = setup(other, other, undefined, [newest])
+    const res = (await resolver.resolve(signed('GET'))) as Resolution
+    expect('target' in res && res.target.setHeaders?.['x-warren-sandbox-id']).toBe(ID)
   })
 
   it('a request with neither a sandbox nor a signature names no sandbox', async () => {
