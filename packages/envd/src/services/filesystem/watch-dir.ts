@@ -5,6 +5,7 @@ import type {
   WatchDirResponseSchema,
 } from '@warren/shared/gen/filesystem/filesystem_pb'
 import { fsConnectError } from '../../fs-errors.js'
+import { endOnAbort } from '../../util/end-on-abort.js'
 import { EventQueue, keepaliveMs } from '../../util/event-queue.js'
 import { requestUser, userPath } from '../request-user.js'
 import type { FilesystemDeps } from './deps.js'
@@ -18,7 +19,7 @@ type Response = MessageInitShape<typeof WatchDirResponseSchema>
 const MAX_QUEUED = 100_000
 
 export function createWatchDir(deps: FilesystemDeps): ServiceImpl<typeof Filesystem>['watchDir'] {
-  return async function* watchDir(req, ctx) {
+  return endOnAbort(async function* watchDir(req, ctx) {
     const user = requestUser(ctx, deps.state)
     const path = userPath(req.path, user, deps.state)
     checkWatchTarget(path, req.allowNetworkMounts)
@@ -54,5 +55,5 @@ export function createWatchDir(deps: FilesystemDeps): ServiceImpl<typeof Filesys
     } finally {
       watcher.close()
     }
-  }
+  })
 }

@@ -3,6 +3,7 @@ import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect'
 import type { Process } from '@warren/shared/gen/process/process_pb'
 import { asUser } from '../../as-user.js'
 import { log } from '../../log.js'
+import { endOnAbort } from '../../util/end-on-abort.js'
 import { requestUser, userPath } from '../request-user.js'
 import type { ProcessDeps } from './deps.js'
 import { processEnv } from './environment.js'
@@ -25,7 +26,7 @@ function checkCwd(cwd: string, user: Parameters<typeof asUser>[0]): void {
 }
 
 export function createStart(deps: ProcessDeps): ServiceImpl<typeof Process>['start'] {
-  return async function* start(req, ctx) {
+  return endOnAbort(async function* start(req, ctx) {
     const config = req.process
     if (!config?.cmd) throw new ConnectError('process.cmd is required', Code.InvalidArgument)
     const user = requestUser(ctx, deps.state)
@@ -66,5 +67,5 @@ export function createStart(deps: ProcessDeps): ServiceImpl<typeof Process>['sta
     })
     void handle.waitExit().then((info) => log.info('process ended', { pid: handle.pid, ...info }))
     yield* streamEvents(handle, ctx)
-  }
+  })
 }
