@@ -24,6 +24,8 @@ const TRAFFIC_TOKEN = 'traffic-token-0123456789'
 interface RouteExtra {
   autoResume?: boolean
   trafficAccessToken?: string
+  sandboxId?: string
+  envdAccessToken?: string
 }
 
 function route(state: RouteState, extra: RouteExtra = {}): Route {
