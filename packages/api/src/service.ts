@@ -6,6 +6,7 @@ import { createAdaptorServer } from '@hono/node-server'
 import {
   type ApiConfig,
   CleanupStack,
+  closeServer,
   clusterTransport,
   createInternalServer,
   errorInterceptor,
@@ -326,7 +327,7 @@ export async function createApiService(
         cleanup.push('api server', () => closeListening(api))
         const internal = await listenInternal()
         cleanup.release()
-        stops = [() => closeListening(api), () => close(internal.server)]
+        stops = [() => closeListening(api), () => closeServer(internal.server)]
         templates.selfUrl.current = api.listening.url
         return { url: api.listening.url, internalUrl: internal.url }
       } catch (err) {
@@ -406,14 +407,7 @@ export async function createApiService(
 
 /** Stops every listener of the REST API, then ends its connections. */
 async function closeListening(api: { server: Server; listening: Listening }): Promise<void> {
-  const closed = Promise.all([api.listening.close(), close(api.server)])
+  const closed = Promise.all([api.listening.close(), closeServer(api.server)])
   api.server.closeAllConnections?.()
   await closed
-}
-
-function close(s: Server): Promise<void> {
-  return new Promise<void>((resolve) => {
-    s.close(() => resolve())
-    s.closeAllConnections?.()
-  })
 }

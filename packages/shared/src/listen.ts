@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import type { Server as HttpServer } from 'node:http'
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
 
 /**
@@ -7,6 +8,14 @@ import { type AddressInfo, createServer, type Server, type Socket } from 'node:n
  */
 export function httpUrl(host: string, port: number): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+}
+
+/** Stops an HTTP server listening and ends its connections, idle or not; resolves once closed. */
+export function closeServer(s: HttpServer): Promise<void> {
+  return new Promise<void>((resolve) => {
+    s.close(() => resolve())
+    s.closeAllConnections?.()
+  })
 }
 
 /**

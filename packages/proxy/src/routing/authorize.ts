@@ -5,12 +5,11 @@ import {
   type ProxyError,
   refuseWake,
   signedFilesRequest,
+  TRAFFIC_TOKEN_HEADER,
   tokenMatches,
   type WakeCredentials,
 } from '@warren/shared'
 import type { Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
-
-export const TRAFFIC_TOKEN_HEADER = 'e2b-traffic-access-token'
 
 /** The request's own credentials, as the control plane judges them before a resume. */
 export function wakeCredentials(req: IncomingMessage, port: number): WakeCredentials {

@@ -1,7 +1,7 @@
 import { fromBinary, toBinary } from '@bufbuild/protobuf'
+import type { Channel } from '@warren/shared'
 import { type Route, RouteSchema, RouteState } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import type { Catalog, CatalogChange } from '../catalog/route-catalog.js'
-import type { Channel } from './channel.js'
 
 const MISS_TTL_MS = 1000
 const MAX_MISSES = 10_000

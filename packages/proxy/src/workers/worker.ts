@@ -2,15 +2,19 @@
 // edge server on the shared port whose catalog is a copy of the primary's
 // and whose resumes, keepalive reports, route asks and local node lookups
 // go to the primary, which does each once for all workers.
-import type { ProxyConfig, WakeCredentials } from '@warren/shared'
-import { createLogger, SingleFlight } from '@warren/shared'
+import {
+  createLogger,
+  type ProxyConfig,
+  RemoteNode,
+  SingleFlight,
+  serveAsWorker,
+  type WakeCredentials,
+} from '@warren/shared'
 import type { Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import { createEdgeServer, type EdgeServer } from '../edge-server.js'
 import { KeepaliveReporter } from '../keepalive/reporter.js'
 import { EdgeMetrics } from '../metrics/edge-metrics.js'
 import { CatalogCopy, routeFromWire, type WireChange, type WireRoute } from './catalog-copy.js'
-import { Channel } from './channel.js'
-import { RemoteNode } from './remote-node.js'
 
 /** What the primary tells a worker it starts. */
 export interface WorkerInit {
@@ -31,10 +35,7 @@ export interface WorkerListening {
   caBundlePath?: string
 }
 
-function main(): void {
-  const send = process.send?.bind(process)
-  if (!send) throw new Error('a proxy worker runs under its primary (node:cluster)')
-  const primary = new Channel((m) => send(m))
+serveAsWorker((primary) => {
   const catalog = new CatalogCopy(primary)
   const metrics = new EdgeMetrics((id) => catalog.isLive(id))
   const resumes = new SingleFlight<Route>()
@@ -69,17 +70,5 @@ function main(): void {
       return edge.listen()
     })
     .handle('metricsJson', (): Promise<MetricsJson> => metrics.registry.getMetricsAsJSON())
-    .handle('close', async () => {
-      await edge?.close()
-      setImmediate(() => process.exit(0))
-    })
-  process.on('message', (m) => primary.receive(m))
-  // The primary is gone (killed, say): so is this worker.
-  process.on('disconnect', () => {
-    primary.close()
-    process.exit(0)
-  })
-  primary.note('ready')
-}
-
-main()
+  return { close: async () => edge?.close() }
+})

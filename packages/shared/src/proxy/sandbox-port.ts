@@ -55,8 +55,16 @@ export function sandboxPortTarget(route: SandboxPortRoute, h: Handoff): ForwardT
  */
 export interface LocalNode {
   resolve: NodeResolver
-  /** The verdict `resolve` acts on, for edge traffic (the edge has checked the traffic token). */
-  verdict(sandboxId: string, port: number, clientIp: string): NodeVerdict
+  /**
+   * The verdict `resolve` acts on: for edge traffic (the edge has checked
+   * the traffic token), or for a `direct` caller with the token it brought.
+   */
+  verdict(
+    sandboxId: string,
+    port: number,
+    clientIp: string,
+    direct?: { trafficToken: string | undefined },
+  ): NodeVerdict
   /** The connect window of a sandbox port, now. */
   window(sandboxId: string, port: number): ConnectWindowHandle
   /** Told of every sandbox whose verdicts may have changed. */

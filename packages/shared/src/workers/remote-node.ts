@@ -1,13 +1,17 @@
+import { LRUCache } from 'lru-cache'
 import type {
   ConnectSlot,
   ConnectWindowHandle,
   ConnectWindowOptions,
-  NodeResolver,
-  NodeVerdict,
-  ProxyError,
-} from '@warren/shared'
-import { ENVD_PORT, isInitPath, sandboxPortTarget } from '@warren/shared'
-import { LRUCache } from 'lru-cache'
+} from '../proxy/connect-window.js'
+import type { ProxyError } from '../proxy/errors.js'
+import type { Resolution } from '../proxy/forward.js'
+import type { Handoff, NodeResolver, RequestHead } from '../proxy/handoff.js'
+import { ENVD_PORT } from '../proxy/host.js'
+import { isInitPath } from '../proxy/init-route.js'
+import { firstHeader } from '../proxy/request.js'
+import { type NodeVerdict, sandboxPortTarget } from '../proxy/sandbox-port.js'
+import { TRAFFIC_TOKEN_HEADER } from '../proxy/tokens.js'
 import type { Channel } from './channel.js'
 
 /** A local node's verdict as it crosses the channel: its window by id. */
@@ -22,19 +26,25 @@ export type WireVerdict =
       }
     }
 
+/** A caller that is not an edge, and the traffic token it brought. */
+export interface DirectCaller {
+  trafficToken: string | undefined
+}
+
 /** Verdicts a worker keeps (sandbox, port, client address); windows it dials through. */
 const MAX_VERDICTS = 10_000
 const MAX_WINDOWS = 8192
 
 /**
- * A proxy worker's way to a node that lives in its primary (the
- * all-in-one's own node). The node's verdict on a sandbox port for a client
- * address is asked of the primary once and kept until the node says the
- * sandbox changed (state, address, exit, policy, windows: the primary
- * passes every such change on at once), so a request costs no round trip;
- * the worker then connects itself. New connections still take their place
- * in the primary's connect window of the port, so there is one window
- * however many workers dial.
+ * A worker's way to a node that lives in its primary (an edge worker's to
+ * the all-in-one's own node, a node proxy worker's to its node). The node's
+ * verdict on a sandbox port for a client address (and, for a direct caller,
+ * the traffic token it brought) is asked of the primary once and kept until
+ * the node says the sandbox changed (state, address, exit, policy, windows:
+ * the primary passes every such change on at once, see NodeHost), so a
+ * request costs no round trip; the worker then connects itself. New
+ * connections still take their place in the primary's connect window of
+ * the port, so there is one window however many workers dial.
  */
 export class RemoteNode {
   private readonly verdicts = new LRUCache<string, NodeVerdict>({ max: MAX_VERDICTS })
@@ -57,11 +67,22 @@ export class RemoteNode {
     for (const k of keys) this.verdicts.delete(k)
   }
 
-  readonly resolve: NodeResolver = async (req, h) => {
+  /** For an edge's traffic (the edge checked the traffic token). */
+  readonly resolve: NodeResolver = (req, h) => this.resolveFor(req, h, undefined)
+
+  /** For a caller that is not an edge: the node judges the traffic token it brings. */
+  readonly resolveDirect: NodeResolver = (req, h) =>
+    this.resolveFor(req, h, { trafficToken: firstHeader(req, TRAFFIC_TOKEN_HEADER) })
+
+  private async resolveFor(
+    req: RequestHead,
+    h: Handoff,
+    direct: DirectCaller | undefined,
+  ): Promise<Resolution> {
     if (h.port === ENVD_PORT && isInitPath(req.url)) {
       return { error: { status: 404, message: 'not found' } }
     }
-    const key = `${h.sandboxId}\u0000${h.port}\u0000${h.clientIp}`
+    const key = `${h.sandboxId}\u0000${h.port}\u0000${h.clientIp}${direct ? `\u0000d\u0000${direct.trafficToken ?? ''}` : ''}`
     let verdict = this.verdicts.get(key)
     if (!verdict) {
       const asked = this.epoch
@@ -74,6 +95,7 @@ export class RemoteNode {
           h.sandboxId,
           h.port,
           h.clientIp,
+          direct,
         ),
       )
       if (asked === this.epoch) this.keep(h.sandboxId, key, verdict)

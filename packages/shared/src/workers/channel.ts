@@ -1,12 +1,8 @@
-import {
-  ConnectWindowError,
-  currentRequestId,
-  type ErrorCode,
-  WarrenError,
-  withRequestId,
-} from '@warren/shared'
+import { type ErrorCode, WarrenError } from '../errors.js'
+import { ConnectWindowError } from '../proxy/connect-window.js'
+import { currentRequestId, withRequestId } from '../request-id.js'
 
-/** One message between a proxy worker and its primary (structured-clone serialisation). */
+/** One message between a worker process and its primary (structured-clone serialisation). */
 export type Message =
   | { t: 'call'; id: number; method: string; args: unknown[]; requestId?: string }
   | { t: 'reply'; id: number; value?: unknown; error?: WireError }
@@ -23,8 +19,9 @@ type Handler = (...args: never[]) => unknown
 
 /**
  * Calls and notes over a process's IPC channel, both ways: a worker asks its
- * primary (a resume, a route, a place in a connect window), the primary asks
- * a worker (its metrics). A call whose other end goes away fails at once.
+ * primary (a resume, a route, a node's verdict, a place in a connect
+ * window), the primary asks a worker (its metrics). A call whose other end
+ * goes away fails at once.
  */
 export class Channel {
   private next = 0
@@ -43,8 +40,7 @@ export class Channel {
   }
 
   call<T>(method: string, ...args: unknown[]): Promise<T> {
-    if (this.closed)
-      return Promise.reject(new WarrenError('unavailable', 'the proxy primary is gone'))
+    if (this.closed) return Promise.reject(new WarrenError('unavailable', 'the primary is gone'))
     const id = ++this.next
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
@@ -94,7 +90,7 @@ export class Channel {
   /** The other end is gone: calls in flight and later ones fail. */
   close(): void {
     this.closed = true
-    const err = new WarrenError('unavailable', 'the other end of the proxy channel is gone')
+    const err = new WarrenError('unavailable', 'the other end of the worker channel is gone')
     for (const p of this.pending.values()) p.reject(err)
     this.pending.clear()
   }
