@@ -287,7 +287,13 @@ export function useCluster(opts: ClusterOptions): () => ClusterFixture {
 export function internalRequest(
   url: string,
   ca: string,
-  opts: { method?: string; headers?: Record<string, string>; body?: string } = {},
+  opts: {
+    method?: string
+    headers?: Record<string, string>
+    body?: string
+    /** A connection of its own, not one of the kept-alive ones. */
+    newConnection?: boolean
+  } = {},
 ): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
@@ -295,6 +301,7 @@ export function internalRequest(
       {
         method: opts.method ?? 'GET',
         headers: opts.headers ?? {},
+        ...(opts.newConnection ? { agent: false } : {}),
         ca,
         // Checked for the host dialled, whatever Host header the request names.
         checkServerIdentity: (_host, cert) => checkServerIdentity(new URL(url).hostname, cert),

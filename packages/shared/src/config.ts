@@ -37,6 +37,12 @@ export const orchestratorConfigSchema = z.object({
   listenHost: z.string().default('127.0.0.1'),
   rpcPort: port.default(5008),
   nodeProxyPort: port.default(5007),
+  /**
+   * Processes that accept and forward the node proxy's connections; unset:
+   * one per core for `warren orchestrator`, 1 (this process) for `warren
+   * up`, whose edge reaches its node without the node proxy.
+   */
+  nodeProxyWorkers: z.coerce.number().int().min(1).max(256).optional(),
   /** Sandbox root maps to this host uid (and gid); templates are shifted to it at build time. */
   uidBase: z.coerce.number().int().min(1).default(100000),
   memoryCapacityMb: z.coerce
@@ -175,6 +181,7 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_LISTEN_HOST: 'listenHost',
   WARREN_ORCHESTRATOR_PORT: 'rpcPort',
   WARREN_NODE_PROXY_PORT: 'nodeProxyPort',
+  WARREN_NODE_PROXY_WORKERS: 'nodeProxyWorkers',
   WARREN_UID_BASE: 'uidBase',
   WARREN_MEMORY_CAPACITY_MB: 'memoryCapacityMb',
   WARREN_ENVD_DIR: 'envdDir',

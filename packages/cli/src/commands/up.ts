@@ -60,6 +60,7 @@ export async function startAllInOne(
   const served = await serveNode(node, componentLogger(log, 'orchestrator'), {
     secret,
     register: false,
+    defaultNodeProxyWorkers: 1,
   }).catch(async (err: unknown) => {
     await node.stop()
     throw err

@@ -1,6 +1,7 @@
-import type { Server } from 'node:http'
+import { availableParallelism } from 'node:os'
 import {
   CleanupStack,
+  closeServer,
   clusterTransport,
   type InternalTls,
   type Logger,
@@ -18,6 +19,8 @@ import { type NodeStatusInit, nodeStatusSource } from './status.js'
 export interface ServedNode {
   rpcUrl: string
   proxyUrl: string
+  /** The node proxy's worker processes (none when it runs in this process). */
+  proxyPids(): number[]
   /** What heartbeats and NodeInfo say of the node. */
   status: () => NodeStatusInit
   secret: string
@@ -39,6 +42,8 @@ export async function serveNode(
     tls?: InternalTls | undefined
     /** false: no heartbeats (the all-in-one's API polls its node in process). */
     register?: boolean
+    /** The node proxy's workers when the configuration names none. */
+    defaultNodeProxyWorkers?: number
   } = {},
 ): Promise<ServedNode> {
   const cfg = node.cfg
@@ -55,8 +60,9 @@ export async function serveNode(
       port: cfg.nodeProxyPort,
       secret,
       tls,
+      workers: cfg.nodeProxyWorkers ?? opts.defaultNodeProxyWorkers ?? availableParallelism(),
     })
-    cleanup.push('node proxy', () => close(nodeProxy.server))
+    cleanup.push('node proxy', () => nodeProxy.close())
     const urls = {
       rpcUrl: '',
       proxyUrl: advertisedUrl(nodeProxy.url, cfg.listenHost, cfg.advertiseHost),
@@ -70,7 +76,7 @@ export async function serveNode(
       tls,
       metricsToken: cfg.metricsToken,
     })
-    cleanup.push('rpc', () => close(rpc.server))
+    cleanup.push('rpc', () => closeServer(rpc.server))
     urls.rpcUrl = advertisedUrl(rpc.url, cfg.listenHost, cfg.advertiseHost)
     let heartbeats: Heartbeats | undefined
     if (cfg.apiInternalUrl && registering) {
@@ -93,20 +99,14 @@ export async function serveNode(
       ...urls,
       status,
       secret,
+      proxyPids: () => nodeProxy.pids(),
       async stop() {
         await heartbeats?.stop()
-        await Promise.all([close(rpc.server), close(nodeProxy.server)])
+        await Promise.all([closeServer(rpc.server), nodeProxy.close()])
       },
     }
   } catch (err) {
     await cleanup.run()
     throw err
   }
-}
-
-function close(s: Server): Promise<void> {
-  return new Promise<void>((resolve) => {
-    s.close(() => resolve())
-    s.closeAllConnections?.()
-  })
 }

@@ -1,6 +1,7 @@
 import type { Server } from 'node:http'
 import {
   type ConnectWindow,
+  closeServer,
   createForwarder,
   createInternalServer,
   ENVD_PORT,
@@ -12,6 +13,7 @@ import {
   isInitPath,
   judgeCredential,
   type LocalNode,
+  type Logger,
   listen,
   maskedHost,
   type NodeResolver,
@@ -20,13 +22,12 @@ import {
   sandboxAddressOf,
   sandboxPortTarget,
   schemeOf,
+  TRAFFIC_TOKEN_HEADER,
   tokenMatches,
   WarrenError,
 } from '@warren/shared'
 import type { SandboxNode } from '../node.js'
-
-/** E2B's header for a sandbox's ports when public traffic is off. */
-const TRAFFIC_TOKEN_HEADER = 'e2b-traffic-access-token'
+import { startNodeProxyWorkers } from './workers.js'
 
 /**
  * The node's verdict on traffic for a sandbox on this node: the sandbox must
@@ -131,7 +132,8 @@ export function createNodeResolver(
 export function localNode(node: SandboxNode): LocalNode {
   return {
     resolve: createNodeResolver(node),
-    verdict: (sandboxId, port, clientIp) => nodeVerdict(node, sandboxId, port, clientIp),
+    verdict: (sandboxId, port, clientIp, direct) =>
+      nodeVerdict(node, sandboxId, port, clientIp, direct),
     window: (sandboxId, port) => node.connectWindows.of(sandboxId, port),
     onChange: (fn) => node.onSandboxChange(fn),
   }
@@ -148,10 +150,22 @@ export function localNode(node: SandboxNode): LocalNode {
  */
 export function createNodeProxy(
   node: SandboxNode,
-  opts: { secret: string; tls?: InternalTls },
+  opts: { secret: string; tls?: InternalTls | undefined },
 ): Server {
-  const forEdge = createNodeResolver(node)
-  const forDirect = createNodeResolver(node, { direct: true })
+  return createNodeProxyServer(
+    { edge: createNodeResolver(node), direct: createNodeResolver(node, { direct: true }) },
+    { ...opts, log: node.log },
+  )
+}
+
+/**
+ * The node proxy's server over its two resolvers: for an edge's traffic and
+ * for a direct caller's (the node's own, or a node proxy worker's copies).
+ */
+export function createNodeProxyServer(
+  resolvers: { edge: NodeResolver; direct: NodeResolver },
+  opts: { secret: string; tls?: InternalTls | undefined; log: Logger },
+): Server {
   const forwarder = createForwarder(async (req) => {
     const peer = peerAddress(req.socket)
     const presented = firstHeader(req, INTERNAL_HEADERS.secret)
@@ -178,7 +192,7 @@ export function createNodeProxy(
       sandboxPort: fromEdge ? firstHeader(req, INTERNAL_HEADERS.sandboxPort) : undefined,
     })
     if (!address) return { error: { status: 400, message: 'request names no sandbox' } }
-    const resolve = fromEdge ? forEdge : forDirect
+    const resolve = fromEdge ? resolvers.edge : resolvers.direct
     return resolve(req, {
       ...address,
       // From an edge proxy, the client address it derived; a direct caller's own otherwise.
@@ -191,7 +205,7 @@ export function createNodeProxy(
   })
   // The edge's request id (or a direct caller's, or a new one) goes on to the sandbox.
   const server = createInternalServer(
-    (req, res) => handleWithRequestId(req, res, node.log, () => void forwarder.onRequest(req, res)),
+    (req, res) => handleWithRequestId(req, res, opts.log, () => void forwarder.onRequest(req, res)),
     opts.tls,
   )
   server.on('upgrade', (req, socket, head) =>
@@ -206,14 +220,34 @@ export function createNodeProxy(
   return server
 }
 
+/** A listening node proxy: in this process, or on workers sharing its port. */
+export interface ListeningNodeProxy {
+  url: string
+  /** The workers' process ids; none when it runs in this process. */
+  pids(): number[]
+  close(): Promise<void>
+}
+
+/** The node proxy on its port: in this process with one worker, else on `workers` processes. */
 export async function listenNodeProxy(
   node: SandboxNode,
-  opts: { host: string; port: number; secret: string; tls?: InternalTls | undefined },
-) {
-  const server = createNodeProxy(node, {
-    secret: opts.secret,
-    ...(opts.tls ? { tls: opts.tls } : {}),
-  })
+  opts: {
+    host: string
+    port: number
+    secret: string
+    tls?: InternalTls | undefined
+    workers: number
+  },
+): Promise<ListeningNodeProxy> {
+  const { workers, ...where } = opts
+  if (workers > 1) {
+    return startNodeProxyWorkers(localNode(node), { ...where, count: workers, log: node.log })
+  }
+  const server = createNodeProxy(node, opts)
   const url = await listen(server, opts.host, opts.port)
-  return { server, url: url.replace(/^http:/, `${schemeOf(opts.tls)}:`) }
+  return {
+    url: url.replace(/^http:/, `${schemeOf(opts.tls)}:`),
+    pids: () => [],
+    close: () => closeServer(server),
+  }
 }
