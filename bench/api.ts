@@ -4,10 +4,11 @@
 //   - 50 concurrent creates: throughput and p95
 //   - requests/s and latency through edge + node proxy vs direct to the
 //     sandbox's port, and vs nginx configured as the same reverse proxy;
-//     Warren also with a new connection per request, and over https
+//     Warren also with a new connection per request, over https, and the
+//     node proxy alone (as a remote edge or a direct caller reaches it)
 // Privileged; traffic only to loopback and the sandboxes' namespaces.
-//     (Warren's proxy workers and nginx's worker_processes both --workers,
-//     default one per core)
+//     (Warren's edge and node proxy workers and nginx's worker_processes all
+//     --workers, default one per core)
 //   npm run bench -- api [--runs 20] [--concurrent 50] [--seconds 10] [--workers n] [--json]
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -28,7 +29,7 @@ const values = benchArgs({
   runs: { type: 'string', default: '20' },
   concurrent: { type: 'string', default: '50' },
   seconds: { type: 'string', default: '10' },
-  // Warren's proxy workers (WARREN_PROXY_WORKERS) and nginx's worker_processes alike.
+  // Warren's edge and node proxy workers and nginx's worker_processes alike.
   workers: { type: 'string', default: String(availableParallelism()) },
 })
 const RUNS = Number(values.runs)
@@ -164,6 +165,7 @@ async function main(): Promise<Figures> {
       WARREN_MEMORY_CAPACITY_MB: '60000',
       WARREN_WARM_NETWORK_SLOTS: '4',
       WARREN_PROXY_WORKERS: String(WORKERS),
+      WARREN_NODE_PROXY_WORKERS: String(WORKERS),
     },
   })
   const floor = prepareFloor()
@@ -227,6 +229,13 @@ async function main(): Promise<Figures> {
     // `*.localhost` resolves through nss-myhostname, see scripts/setup.sh).
     const edgeTls = wrk(`https://${host}/`, {})
     const edgeTlsFresh = wrk(`https://${host}/`, { Connection: 'close' })
+    // The node proxy alone, a direct caller (public traffic, no ingress rules).
+    const nodeProxyPids = () => processGroup(warren.pid()!, 'nodeproxy/worker.js')
+    const nodeProxy = wrk(
+      `http://127.0.0.1:${warren.ports.nodeProxy}/`,
+      { Host: host },
+      nodeProxyPids,
+    )
     const nginxPort = await freePort()
     const nginx = startNginx(nginxPort, `${address}:${SERVER_PORT}`, WORKERS)
     let viaNginx: WrkResult
@@ -235,7 +244,9 @@ async function main(): Promise<Figures> {
     } finally {
       nginx.stop()
     }
-    await sbx.kill()
+    // The SDK's connection to the API sat idle through the wrk runs, about as
+    // long as the server keeps one: a kill that meets its close is made again.
+    await sbx.kill().catch(() => sbx.kill())
 
     const floorMed = median(floorRuns)
     console.log('\nControl plane (sequential; SDK against warren up)')
@@ -261,6 +272,7 @@ async function main(): Promise<Figures> {
       ['Warren, a new connection per request', edgeFresh],
       ['Warren over https (same port)', edgeTls],
       ['Warren over https, a new TLS connection per request', edgeTlsFresh],
+      ['node proxy alone (Warren)', nodeProxy],
       ['nginx reverse proxy (baseline)', viaNginx],
     ] as const) {
       console.log(
@@ -268,7 +280,7 @@ async function main(): Promise<Figures> {
       )
     }
     console.log(
-      `\nAdded latency at p50: Warren ${(edge.p50 - direct.p50).toFixed(2)} ms, nginx ${(viaNginx.p50 - direct.p50).toFixed(2)} ms; Warren/nginx throughput ${(edge.rps / viaNginx.rps).toFixed(2)}; Warren/nginx CPU per request ${((edge.cpuMsPerK ?? 0) / (viaNginx.cpuMsPerK ?? 1)).toFixed(1)} (a busy machine shares its cores: the CPU per request is what the throughput of an idle one follows)`,
+      `\nAdded latency at p50: Warren ${(edge.p50 - direct.p50).toFixed(2)} ms, nginx ${(viaNginx.p50 - direct.p50).toFixed(2)} ms; Warren/nginx throughput ${(edge.rps / viaNginx.rps).toFixed(2)}; Warren/nginx CPU per request ${((edge.cpuMsPerK ?? 0) / (viaNginx.cpuMsPerK ?? 1)).toFixed(1)}; node proxy alone/nginx throughput ${(nodeProxy.rps / viaNginx.rps).toFixed(2)}, added p50 ${(nodeProxy.p50 - direct.p50).toFixed(2)} ms (a busy machine shares its cores: the CPU per request is what the throughput of an idle one follows)`,
     )
     return {
       floorMs: floorMed,
@@ -290,6 +302,11 @@ async function main(): Promise<Figures> {
       edgeCpuMsPer1000: edge.cpuMsPerK ?? Number.NaN,
       nginxCpuMsPer1000: viaNginx.cpuMsPerK ?? Number.NaN,
       edgeOverNginxCpu: (edge.cpuMsPerK ?? 0) / (viaNginx.cpuMsPerK ?? 1),
+      nodeProxyRps: nodeProxy.rps,
+      nodeProxyOverNginxRps: nodeProxy.rps / viaNginx.rps,
+      nodeProxyAddedP50Ms: nodeProxy.p50 - direct.p50,
+      nodeProxyCpuMsPer1000: nodeProxy.cpuMsPerK ?? Number.NaN,
+      nodeProxyWorkers: WORKERS,
     }
   } finally {
     await floor.close()
