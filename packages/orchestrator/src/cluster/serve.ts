@@ -19,8 +19,6 @@ import { type NodeStatusInit, nodeStatusSource } from './status.js'
 export interface ServedNode {
   rpcUrl: string
   proxyUrl: string
-  /** The node proxy's worker processes (none when it runs in this process). */
-  proxyPids(): number[]
   /** What heartbeats and NodeInfo say of the node. */
   status: () => NodeStatusInit
   secret: string
@@ -99,7 +97,6 @@ export async function serveNode(
       ...urls,
       status,
       secret,
-      proxyPids: () => nodeProxy.pids(),
       async stop() {
         await heartbeats?.stop()
         await Promise.all([closeServer(rpc.server), nodeProxy.close()])

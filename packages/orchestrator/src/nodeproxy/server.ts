@@ -223,8 +223,6 @@ export function createNodeProxyServer(
 /** A listening node proxy: in this process, or on workers sharing its port. */
 export interface ListeningNodeProxy {
   url: string
-  /** The workers' process ids; none when it runs in this process. */
-  pids(): number[]
   close(): Promise<void>
 }
 
@@ -247,7 +245,6 @@ export async function listenNodeProxy(
   const url = await listen(server, opts.host, opts.port)
   return {
     url: url.replace(/^http:/, `${schemeOf(opts.tls)}:`),
-    pids: () => [],
     close: () => closeServer(server),
   }
 }

@@ -52,7 +52,6 @@ export async function startNodeProxyWorkers(
   const [url] = await group.listen()
   return {
     url: url!.replace(/^http:/, `${schemeOf(opts.tls)}:`),
-    pids: () => group.pids(),
     close: () => group.close(),
   }
 }

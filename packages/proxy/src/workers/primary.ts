@@ -23,8 +23,6 @@ const WORKER_MAIN = fileURLToPath(new URL('./worker.js', import.meta.url))
 export interface ProxyWorkers {
   /** Starts the workers; resolves once all listen, with the first's URL and the TLS files. */
   listen(): Promise<WorkerListening>
-  /** The workers' process ids (those alive). */
-  pids(): number[]
   close(): Promise<void>
 }
 
@@ -124,7 +122,6 @@ export function startProxyWorkers(
         ...(certificates.caBundlePath ? { caBundlePath: certificates.caBundlePath } : {}),
       }
     },
-    pids: () => group.pids(),
     close: () => group.close(),
   }
 }

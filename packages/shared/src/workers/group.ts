@@ -68,10 +68,6 @@ export class WorkerGroup<L> {
     return [...this.live].map((w) => w.channel)
   }
 
-  pids(): number[] {
-    return [...this.live].flatMap((w) => (w.worker.process.pid ? [w.worker.process.pid] : []))
-  }
-
   async close(): Promise<void> {
     this.closing = true
     await Promise.all([...this.live].map((w) => this.stop(w)))
