@@ -35,8 +35,8 @@ export interface ProxyWorkers {
  * most one per sandbox per interval across all of them), resumes (one
  * in-flight resume per sandbox and credentials, whichever worker asks),
  * route asks and confirmations, and the local node of an all-in-one (its
- * state and connect windows: see remote-node.ts). A worker that dies is
- * started again (bounded); its places in connect windows are freed.
+ * state and connect windows: see NodeHost in @warren/shared). A worker that
+ * dies is started again (bounded); its places in connect windows are freed.
  */
 export function startProxyWorkers(
   cfg: ProxyConfig & { domain: string },
