@@ -21,6 +21,7 @@ import { freePort } from '../tests/helpers/node-fixture.js'
 import { fixtureSecret } from '../tests/helpers/orchestrator-client.js'
 import { startWarren } from '../tests/helpers/warren-fixture.js'
 import { prepareFloor } from './lib/floor.js'
+import { cpuMs } from './lib/host.js'
 import { ensurePackages } from './lib/packages.js'
 import { benchArgs, type Figures, runBenchmark } from './lib/report.js'
 import { median, ms, pct } from './lib/stats.js'
@@ -49,20 +50,6 @@ interface WrkResult {
   cpuMsPerK?: number
 }
 
-/** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux). */
-const TICKS = 100
-
-/** User + system CPU milliseconds a process has used so far (0 once it is gone). */
-function cpuMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return ((Number(f[11]) + Number(f[12])) * 1000) / TICKS
-  } catch {
-    return 0
-  }
-}
-
 /** A process and those of its children whose command line contains `match` (all of them without). */
 function processGroup(pid: number, match?: string): number[] {
   let children: number[] = []
@@ -86,7 +73,7 @@ function processGroup(pid: number, match?: string): number[] {
 
 function wrk(url: string, headers: Record<string, string>, proxyPids?: () => number[]): WrkResult {
   const pids = proxyPids?.() ?? []
-  const cpuBefore = pids.reduce((t, p) => t + cpuMs(p), 0)
+  const cpuBefore = pids.reduce((t, p) => t + (cpuMs(p) ?? 0), 0)
   const args = [
     '-t2',
     '-c32',
@@ -96,7 +83,7 @@ function wrk(url: string, headers: Record<string, string>, proxyPids?: () => num
     url,
   ]
   const out = execFileSync('wrk', args, { encoding: 'utf8' })
-  const cpu = pids.reduce((t, p) => t + cpuMs(p), 0) - cpuBefore
+  const cpu = pids.reduce((t, p) => t + (cpuMs(p) ?? 0), 0) - cpuBefore
   const requests = Number(/(\d+) requests in/.exec(out)?.[1])
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1])
   const lat = (p: string) => {

@@ -16,6 +16,7 @@ import WebSocket from 'ws'
 import { BUNDLE, ensureBundle, freePort, initEnvd, sdk, startEnvd } from '../tests/envd/harness.js'
 import { api } from '../tests/helpers/api-client.js'
 import { startWarren, type WarrenFixture } from '../tests/helpers/warren-fixture.js'
+import { cpuMs } from './lib/host.js'
 import { benchArgs, type Figures, runBenchmark } from './lib/report.js'
 import { median } from './lib/stats.js'
 
@@ -265,10 +266,10 @@ async function fullPath(): Promise<{
     const relayCpu = [0, 0]
     for (let i = 0; i < ROUNDS; i++) {
       direct.push(await directTransfer(SANDBOX_SOURCE_PORT, ip))
-      const cpu = relays.map(cpuMs)
+      const cpu = relays.map((pid) => cpuMs(pid) ?? Number.NaN)
       tunnel.push(await tunnelTransfer(edge.port, token, SANDBOX_SOURCE_PORT, edge.headers))
       relays.forEach((pid, k) => {
-        relayCpu[k]! += cpuMs(pid) - cpu[k]!
+        relayCpu[k]! += (cpuMs(pid) ?? Number.NaN) - cpu[k]!
       })
     }
     const directUp: number[] = []
@@ -288,17 +289,6 @@ async function fullPath(): Promise<{
   } finally {
     await sbx?.kill().catch(() => {})
     await w?.teardown().catch(() => {})
-  }
-}
-
-/** CPU time (user + system) a process has used so far, ms; NaN once it is gone. */
-function cpuMs(pid: number | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100 // USER_HZ
-  } catch {
-    return Number.NaN
   }
 }
 
@@ -380,9 +370,9 @@ async function main(): Promise<Figures> {
   let envdCpu = 0
   for (let i = 0; i < ROUNDS; i++) {
     directRuns.push(await directTransfer(port))
-    const cpu = cpuMs(envd.pid)
+    const cpu = cpuMs(envd.pid) ?? Number.NaN
     tunnelRuns.push(await tunnelTransfer(envd.port, token, port))
-    envdCpu += cpuMs(envd.pid) - cpu
+    envdCpu += (cpuMs(envd.pid) ?? Number.NaN) - cpu
   }
   const directMs = median(directRuns)
   const tunnelMs = median(tunnelRuns)

@@ -33,7 +33,7 @@ import { sandboxCgroup } from '../tests/helpers/node-fixture.js'
 import { proxyRequest, sandboxHost } from '../tests/helpers/proxy-client.js'
 import { startWarren, type WarrenFixture } from '../tests/helpers/warren-fixture.js'
 import { type Floor, prepareFloor } from './lib/floor.js'
-import { leftoversNow, smapsRollup } from './lib/host.js'
+import { cpuMs, leftoversNow, smapsRollup } from './lib/host.js'
 import { benchArgs, type Figures, runBenchmark } from './lib/report.js'
 import { median, pct } from './lib/stats.js'
 
@@ -61,7 +61,6 @@ const TARGET_PRIVATE_MIB = 15
 const CPU_WINDOW_MS = 10_000
 const SERVER_PORT = 8000
 const CG_V2 = existsSync('/sys/fs/cgroup/cgroup.controllers')
-const TICKS_PER_S = 100 // USER_HZ
 
 if (!(COUNT > BASE)) throw new Error(`--count must exceed ${BASE}`)
 
@@ -353,17 +352,7 @@ function rssKiB(pids: number[]): number {
 
 /** CPU seconds (user + system) the processes have used. */
 function cpuSeconds(pids: number[]): number {
-  let ticks = 0
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      ticks += Number(f[11]) + Number(f[12])
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return ticks / TICKS_PER_S
+  return pids.reduce((t, pid) => t + (cpuMs(pid) ?? 0), 0) / 1000
 }
 
 /** CPU seconds every listed sandbox's cgroup has used. */

@@ -11,6 +11,21 @@ export function smapsRollup(pid: number): Record<string, number> {
   return out
 }
 
+/** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux). */
+const TICKS_PER_S = 100
+
+/** User + system CPU milliseconds a process has used so far; undefined once it is gone. */
+export function cpuMs(pid: number | undefined): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // Fields after the command (which may hold spaces) start after its ')'.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return ((Number(f[11]) + Number(f[12])) * 1000) / TICKS_PER_S
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * What the node of `prefix` left on the host; a failed inventory (`runc
  * list` racing a teardown's `runc delete`) is one entry, so callers look again.

@@ -77,6 +77,21 @@ function rssKiB(pid: number): number {
   return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0)
 }
 
+/** Samples a process's resident memory every 10 ms; `stop` gives its peak growth since the start, KiB. */
+function rssGrowth(pid: number): { stop(): number } {
+  const before = rssKiB(pid)
+  let peak = before
+  const timer = setInterval(() => {
+    peak = Math.max(peak, rssKiB(pid))
+  }, 10)
+  return {
+    stop() {
+      clearInterval(timer)
+      return peak - before
+    },
+  }
+}
+
 /** The number of TCP connections envd holds, from its /proc fd table. */
 async function envdSockets(): Promise<number> {
   const { readdirSync, readlinkSync } = await import('node:fs')
@@ -154,14 +169,14 @@ describe('tunnel', () => {
     const { server: source, port } = await serveLocal((s) => {
       s.end(data)
     })
-    const sampler = { peak: 0, timer: undefined as NodeJS.Timeout | undefined }
+    let rss: { stop(): number } | undefined
     try {
       const ws = open(`port=${port}&host=127.0.0.1`)
       const received: Buffer[] = []
       let size = 0
       // A pause every 2 MiB: the server writes far faster than this client reads.
       let next = 2 << 20
-      const done = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
+      const done = closed(ws)
       // Listening before 'open': the server speaks first, and a first frame read
       // with the 101 is emitted before an `await opened(ws)` resumes.
       ws.on('message', (d: Buffer) => {
@@ -173,21 +188,17 @@ describe('tunnel', () => {
         setTimeout(() => ws.resume(), 15)
       })
       await opened(ws)
-      const before = rssKiB(envd.pid)
-      sampler.peak = before
-      sampler.timer = setInterval(() => {
-        sampler.peak = Math.max(sampler.peak, rssKiB(envd.pid))
-      }, 10)
+      rss = rssGrowth(envd.pid)
       expect(await done).toBe(1000)
-      clearInterval(sampler.timer)
+      const growth = rss.stop()
       const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
       expect(size).toBe(data.length)
       expect(sha(Buffer.concat(received))).toBe(sha(data))
       // envd held a bounded window (its 4 MiB high-water mark, a read, garbage not yet
       // collected), not the 128 MiB the server wrote at once.
-      expect(sampler.peak - before).toBeLessThan(64 << 10)
+      expect(growth).toBeLessThan(64 << 10)
     } finally {
-      clearInterval(sampler.timer)
+      rss?.stop()
       await new Promise((r) => source.close(r))
     }
   })
@@ -235,18 +246,14 @@ describe('tunnel', () => {
         setTimeout(() => s.resume(), 15)
       })
     })
-    const sampler = { peak: 0, timer: undefined as NodeJS.Timeout | undefined }
+    let rss: { stop(): number } | undefined
     try {
       const ws = open(`port=${port}&host=127.0.0.1`)
       let answer = ''
       ws.on('message', (d: Buffer) => (answer += d.toString()))
       const done = closed(ws)
       await opened(ws)
-      const before = rssKiB(envd.pid)
-      sampler.peak = before
-      sampler.timer = setInterval(() => {
-        sampler.peak = Math.max(sampler.peak, rssKiB(envd.pid))
-      }, 10)
+      rss = rssGrowth(envd.pid)
       // 1 MiB messages, the client holding at most 4 MiB unsent.
       let off = 0
       const pump = () => {
@@ -268,13 +275,13 @@ describe('tunnel', () => {
       let waiting = false
       pump()
       expect(await done).toBe(1000)
-      clearInterval(sampler.timer)
+      const growth = rss.stop()
       expect(answer).toBe(createHash('sha256').update(data).digest('hex'))
       // envd paused the WebSocket while TCP had bytes left to write: it held a
       // bounded window, not what the client could send.
-      expect(sampler.peak - before).toBeLessThan(64 << 10)
+      expect(growth).toBeLessThan(64 << 10)
     } finally {
-      clearInterval(sampler.timer)
+      rss?.stop()
       await new Promise((r) => sink.close(r))
     }
   })
