@@ -2,17 +2,20 @@ import { createServer, type Server } from 'node:http'
 import type { WakeCredentials } from '@warren/shared'
 import {
   createForwarder,
+  createRelay,
   handleWithRequestId,
   keepConnectionsLong,
   type Listening,
   type Logger,
   listenOn,
+  llhttpAvailable,
   type NodeResolver,
   type ProxyConfig,
+  type Relay,
 } from '@warren/shared'
 import type { Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import type { Catalog } from './catalog/route-catalog.js'
-import { type EdgeMetrics, serveEdgeMetrics } from './metrics/edge-metrics.js'
+import { asksEdgeMetrics, type EdgeMetrics, serveEdgeMetrics } from './metrics/edge-metrics.js'
 import { createEdgeResolver } from './routing/resolve.js'
 import { SignatureRoutes } from './routing/signatures.js'
 import { edgeCertificates } from './tls/certificates.js'
@@ -87,6 +90,16 @@ export function createEdgeServer(
     )
   })
   keepConnectionsLong(server)
+  // Plain requests take the relay (see createRelay); the rest, this server.
+  const relay: Relay | undefined =
+    cfg.relay && llhttpAvailable
+      ? createRelay({
+          resolve: resolver.resolve,
+          servedByServer: asksEdgeMetrics,
+          observe: () => metrics.started(),
+          log,
+        })
+      : undefined
   let secure: SamePortTls | undefined
   let listening: Listening | undefined
   let renew: NodeJS.Timeout | undefined
@@ -94,7 +107,17 @@ export function createEdgeServer(
     server,
     async listen() {
       const { certificates, tlsOptions, serves } = await edgeCertificates(cfg)
-      secure = acceptTlsToo(server, tlsOptions, serves)
+      secure = acceptTlsToo(
+        server,
+        tlsOptions,
+        serves,
+        relay &&
+          ((socket, first, toHttp) =>
+            relay.accept(socket, first, (s, data) => {
+              toHttp(s)
+              s.emit('data', data)
+            })),
+      )
       // The certificate for clients that name no host is short-lived: follow its renewals.
       const tlsServer = secure.tls
       renew = setInterval(() => {
@@ -122,6 +145,7 @@ export function createEdgeServer(
         new Promise<void>((resolve) => server.close(() => resolve())),
       ])
       server.closeAllConnections()
+      relay?.close()
       secure?.close()
       await closed
       await forwarder.close()

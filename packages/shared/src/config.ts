@@ -43,6 +43,8 @@ export const orchestratorConfigSchema = z.object({
    * up`, whose edge reaches its node without the node proxy.
    */
   nodeProxyWorkers: z.coerce.number().int().min(1).max(256).optional(),
+  /** The node proxy's relay for plain requests, as the edge's (WARREN_PROXY_RELAY). */
+  proxyRelay: flag.default(true),
   /** Sandbox root maps to this host uid (and gid); templates are shifted to it at build time. */
   uidBase: z.coerce.number().int().min(1).default(100000),
   memoryCapacityMb: z.coerce
@@ -182,6 +184,7 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_ORCHESTRATOR_PORT: 'rpcPort',
   WARREN_NODE_PROXY_PORT: 'nodeProxyPort',
   WARREN_NODE_PROXY_WORKERS: 'nodeProxyWorkers',
+  WARREN_PROXY_RELAY: 'proxyRelay',
   WARREN_UID_BASE: 'uidBase',
   WARREN_MEMORY_CAPACITY_MB: 'memoryCapacityMb',
   WARREN_ENVD_DIR: 'envdDir',
@@ -387,6 +390,11 @@ export const proxyConfigSchema = z.object({
    * by default; 1 keeps everything in this process.
    */
   workers: z.coerce.number().int().min(1).max(256).default(availableParallelism()),
+  /**
+   * Plain requests (no body, HTTP/1.1) take the relay, Node's HTTP server
+   * the rest; `false`: the HTTP server takes every request (see createRelay).
+   */
+  relay: flag.default(true),
   ...cluster,
 })
 
@@ -404,6 +412,7 @@ const proxyEnv: Record<string, keyof ProxyConfig> = {
   WARREN_TLS_KEY: 'tlsKey',
   WARREN_METRICS_TOKEN: 'metricsToken',
   WARREN_PROXY_WORKERS: 'workers',
+  WARREN_PROXY_RELAY: 'relay',
   ...clusterEnv,
 }
 

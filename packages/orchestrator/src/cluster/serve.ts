@@ -59,6 +59,7 @@ export async function serveNode(
       secret,
       tls,
       workers: cfg.nodeProxyWorkers ?? opts.defaultNodeProxyWorkers ?? availableParallelism(),
+      relay: cfg.proxyRelay,
     })
     cleanup.push('node proxy', () => nodeProxy.close())
     const urls = {

@@ -1,9 +1,10 @@
-import type { Server } from 'node:http'
+import type { IncomingMessage, Server } from 'node:http'
 import {
   type ConnectWindow,
   closeServer,
   createForwarder,
   createInternalServer,
+  createRelay,
   ENVD_PORT,
   firstHeader,
   handleWithRequestId,
@@ -15,10 +16,13 @@ import {
   type LocalNode,
   type Logger,
   listen,
+  llhttpAvailable,
   maskedHost,
   type NodeResolver,
   type NodeVerdict,
   peerAddress,
+  type Resolution,
+  relayInFront,
   sandboxAddressOf,
   sandboxPortTarget,
   schemeOf,
@@ -150,7 +154,7 @@ export function localNode(node: SandboxNode): LocalNode {
  */
 export function createNodeProxy(
   node: SandboxNode,
-  opts: { secret: string; tls?: InternalTls | undefined },
+  opts: { secret: string; tls?: InternalTls | undefined; relay?: boolean },
 ): Server {
   return createNodeProxyServer(
     { edge: createNodeResolver(node), direct: createNodeResolver(node, { direct: true }) },
@@ -164,9 +168,9 @@ export function createNodeProxy(
  */
 export function createNodeProxyServer(
   resolvers: { edge: NodeResolver; direct: NodeResolver },
-  opts: { secret: string; tls?: InternalTls | undefined; log: Logger },
+  opts: { secret: string; tls?: InternalTls | undefined; log: Logger; relay?: boolean },
 ): Server {
-  const forwarder = createForwarder(async (req) => {
+  const resolve = async (req: IncomingMessage): Promise<Resolution> => {
     const peer = peerAddress(req.socket)
     const presented = firstHeader(req, INTERNAL_HEADERS.secret)
     const verdict = presented === undefined ? 'missing' : judgeCredential(presented, [opts.secret])
@@ -202,7 +206,8 @@ export function createNodeProxyServer(
       forwardedProto:
         fromEdge && firstHeader(req, 'x-forwarded-proto') === 'https' ? 'https' : 'http',
     })
-  })
+  }
+  const forwarder = createForwarder(resolve)
   // The edge's request id (or a direct caller's, or a new one) goes on to the sandbox.
   const server = createInternalServer(
     (req, res) => handleWithRequestId(req, res, opts.log, () => void forwarder.onRequest(req, res)),
@@ -217,6 +222,9 @@ export function createNodeProxyServer(
     ),
   )
   server.on('close', () => void forwarder.close())
+  // Plain requests take the relay (see createRelay); the rest, the server.
+  if (opts.relay !== false && llhttpAvailable)
+    relayInFront(server, createRelay({ resolve, log: opts.log }))
   return server
 }
 
@@ -235,6 +243,7 @@ export async function listenNodeProxy(
     secret: string
     tls?: InternalTls | undefined
     workers: number
+    relay: boolean
   },
 ): Promise<ListeningNodeProxy> {
   const { workers, ...where } = opts

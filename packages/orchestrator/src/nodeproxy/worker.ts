@@ -19,6 +19,7 @@ export interface NodeProxyWorkerInit {
   host: string
   port: number
   secret: string
+  relay: boolean
   tls?: InternalTls
 }
 
@@ -33,6 +34,7 @@ serveAsWorker((primary) => {
         {
           secret: init.secret,
           tls: init.tls,
+          relay: init.relay,
           log: createLogger('orchestrator').child({ nodeProxyWorker: init.worker }),
         },
       )

@@ -27,6 +27,7 @@ export async function startNodeProxyWorkers(
     port: number
     secret: string
     tls?: InternalTls | undefined
+    relay: boolean
     count: number
     log: Logger
   },
@@ -44,6 +45,7 @@ export async function startNodeProxyWorkers(
         host: opts.host,
         port: opts.port,
         secret: opts.secret,
+        relay: opts.relay,
         ...(opts.tls ? { tls: opts.tls } : {}),
       }
       return { listening: channel.call<string>('init', init), detach }

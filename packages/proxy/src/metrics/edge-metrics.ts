@@ -55,13 +55,18 @@ export class EdgeMetrics {
 
   /** Counts the exchange when its answer is finished. */
   watch(res: ServerResponse): void {
+    const done = this.started()
+    res.once('finish', () => done(res.statusCode))
+  }
+
+  /** A request begins; the function returned records its answer's status. */
+  started(): (code: number) => void {
     const end = this.duration.startTimer()
-    res.once('finish', () => {
-      const code = res.statusCode
+    return (code) => {
       const status = code >= 100 && code <= 599 ? String(code) : 'other'
       end({ status })
       this.requests.inc({ status })
-    })
+    }
   }
 
   upgraded(): void {
@@ -92,6 +97,13 @@ export class EdgeMetrics {
  * only with the cluster secret or the metrics token, judged in constant
  * time before anything else. Returns false when the request is not one.
  */
+/** Whether `req` is for the edge's own /metrics, not a sandbox's. */
+export function asksEdgeMetrics(req: IncomingMessage): boolean {
+  if ((req.url ?? '').split('?')[0] !== '/metrics' || req.method !== 'GET') return false
+  if (req.headers['e2b-sandbox-id'] !== undefined) return false
+  return !sandboxAddressOf({ host: req.headers.host })
+}
+
 export function serveEdgeMetrics(
   req: IncomingMessage,
   res: ServerResponse,
@@ -99,9 +111,7 @@ export function serveEdgeMetrics(
   render: () => Promise<string>,
   accepted: readonly string[],
 ): boolean {
-  if ((req.url ?? '').split('?')[0] !== '/metrics' || req.method !== 'GET') return false
-  if (req.headers['e2b-sandbox-id'] !== undefined) return false
-  if (sandboxAddressOf({ host: req.headers.host })) return false
+  if (!asksEdgeMetrics(req)) return false
   const verdict = judgeCredential(presentedCredential(req.headers, { bearer: true }), accepted)
   if (verdict !== 'ok') {
     refuseCaller(res, verdict, "the edge proxy's /metrics")

@@ -33,16 +33,28 @@ export function acceptTlsToo(
   options: TlsOptions,
   /** Names served; a ClientHello naming another gets the alert `unrecognized_name`. */
   serves: (servername: string) => boolean = () => true,
+  /**
+   * Who takes each connection, plain or decrypted, with its first bytes when
+   * they were read already; by default the HTTP server. `toHttp` hands one
+   * on to it.
+   */
+  take?: (socket: Socket, first: Buffer | undefined, toHttp: (socket: Socket) => void) => void,
 ): SamePortTls {
   const own = server.listeners('connection')
   if (own.length !== 1) throw new Error('expected only the HTTP server its own connection listener')
   const plain = own[0] as (socket: Socket) => void
   server.removeListener('connection', plain)
   const toHttp = (socket: Socket) => plain.call(server, socket)
+  const handle =
+    take ??
+    ((socket: Socket, first: Buffer | undefined) => {
+      toHttp(socket)
+      if (first) socket.emit('data', first)
+    })
   // HTTP/1.1 only: the forwarder speaks HTTP/1 and splices upgrades.
   const tls = new TlsServer(
     { ...options, ALPNProtocols: ['http/1.1'], handshakeTimeout: HANDSHAKE_TIMEOUT_MS },
-    (secure: TLSSocket) => toHttp(secure),
+    (secure: TLSSocket) => handle(secure, undefined, toHttp),
   )
   // A refused handshake (unknown name, bad hello) ends that connection only.
   tls.on('tlsClientError', (_err, socket) => socket.destroy())
@@ -85,8 +97,7 @@ export function acceptTlsToo(
         tls.emit('connection', socket)
       } else {
         pending.delete(socket)
-        toHttp(socket)
-        socket.emit('data', chunk)
+        handle(socket, chunk, toHttp)
       }
     }
     socket.on('data', onFirst)

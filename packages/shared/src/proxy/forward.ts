@@ -70,7 +70,7 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ])
 
-function forwardHeaders(
+export function forwardHeaders(
   headers: IncomingHttpHeaders,
   keepUpgrade: boolean,
   remove: readonly string[] = [],

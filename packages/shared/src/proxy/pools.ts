@@ -1,8 +1,8 @@
 import { buildConnector, Pool } from 'undici'
 import { httpUrl } from '../listen.js'
-import { type ConnectWindowHandle, holdUntilAnswered } from './connect-window.js'
-import { type DialRetry, retriesDial, startTls, type TlsVerify, tlsOptionsFor } from './dial.js'
-import { dialThroughWindow } from './window-dial.js'
+import type { ConnectWindowHandle } from './connect-window.js'
+import { type DialRetry, retriesDial, type TlsVerify, tlsOptionsFor } from './dial.js'
+import { dialUpstream } from './window-dial.js'
 
 const IDLE_MS = 60_000
 const MAX_POOLS = 4096
@@ -114,11 +114,7 @@ function retrying(
   }
 }
 
-/**
- * A connector whose connections go through a connect window: each holds its
- * place until the server answers on it (for TLS, until the handshake, which
- * the server answers only once it has accepted).
- */
+/** A connector whose connections go through a connect window (see `dialUpstream`). */
 function throughWindow(
   host: string,
   port: number,
@@ -126,25 +122,8 @@ function throughWindow(
   retry: DialRetry | undefined,
   tls: boolean | TlsVerify,
 ): buildConnector.connector {
-  const connect = async () => {
-    const { socket, slot } = await dialThroughWindow(host, port, window, retry)
-    socket.setNoDelay(true)
-    socket.setKeepAlive(true, 60_000)
-    if (tls === false) {
-      holdUntilAnswered(slot, socket, window.opts.holdMs)
-      return socket
-    }
-    try {
-      const secure = await startTls(socket, undefined, tls === true ? undefined : tls)
-      slot.answered()
-      return secure
-    } catch (err) {
-      slot.free()
-      throw err
-    }
-  }
   return (_opts, callback) => {
-    connect().then(
+    dialUpstream(host, port, { retry, tls, window }).then(
       (socket) => callback(null, socket),
       (err: Error) => callback(err, null),
     )

@@ -1,7 +1,15 @@
 import { connect, type OnReadOpts, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { ConnectSlot, ConnectWindowHandle } from './connect-window.js'
-import { type DialRetry, retriesDial } from './dial.js'
+import type { TLSSocket } from 'node:tls'
+import { type ConnectSlot, type ConnectWindowHandle, holdUntilAnswered } from './connect-window.js'
+import {
+  type DialRetry,
+  dialOnce,
+  dialWithRetry,
+  retriesDial,
+  startTls,
+  type TlsVerify,
+} from './dial.js'
 
 /**
  * A connect attempt is given up after this long, and made again: across a
@@ -98,4 +106,37 @@ function connectWithin(
       resolve(socket)
     })
   })
+}
+
+/**
+ * A new keep-alive connection to an upstream: through its connect window
+ * when it has one (holding the place until the server answers on it; for
+ * TLS, until the handshake, which the server answers only once it has
+ * accepted), retried as `retry` says, TLS as `tls` says (see `startTls`).
+ */
+export async function dialUpstream(
+  host: string,
+  port: number,
+  opts: { retry?: DialRetry | undefined; tls?: boolean | TlsVerify; window?: ConnectWindowHandle },
+): Promise<Socket | TLSSocket> {
+  const { retry, tls = false, window } = opts
+  let socket: Socket
+  let slot: ConnectSlot | undefined
+  if (window) ({ socket, slot } = await dialThroughWindow(host, port, window, retry))
+  else socket = retry ? await dialWithRetry(host, port, retry) : await dialOnce(host, port)
+  socket.setNoDelay(true)
+  socket.setKeepAlive(true, 60_000)
+  if (tls === false) {
+    if (slot && window) holdUntilAnswered(slot, socket, window.opts.holdMs)
+    return socket
+  }
+  try {
+    const secure = await startTls(socket, undefined, tls === true ? undefined : tls)
+    slot?.answered()
+    return secure
+  } catch (err) {
+    slot?.free()
+    socket.destroy()
+    throw err
+  }
 }
