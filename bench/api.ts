@@ -71,18 +71,22 @@ function processGroup(pid: number, match?: string): number[] {
   return [pid, ...children.filter(keep)]
 }
 
+/** How long each path is driven, unmeasured, before its run: JIT, connection pools, background work settle. */
+const WARMUP_SECONDS = 3
+
 function wrk(url: string, headers: Record<string, string>, proxyPids?: () => number[]): WrkResult {
-  const pids = proxyPids?.() ?? []
-  const cpuBefore = pids.reduce((t, p) => t + (cpuMs(p) ?? 0), 0)
-  const args = [
+  const args = (seconds: number) => [
     '-t2',
     '-c32',
-    `-d${SECONDS}s`,
+    `-d${seconds}s`,
     '--latency',
     ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]),
     url,
   ]
-  const out = execFileSync('wrk', args, { encoding: 'utf8' })
+  execFileSync('wrk', args(WARMUP_SECONDS), { encoding: 'utf8' })
+  const pids = proxyPids?.() ?? []
+  const cpuBefore = pids.reduce((t, p) => t + (cpuMs(p) ?? 0), 0)
+  const out = execFileSync('wrk', args(SECONDS), { encoding: 'utf8' })
   const cpu = pids.reduce((t, p) => t + (cpuMs(p) ?? 0), 0) - cpuBefore
   const requests = Number(/(\d+) requests in/.exec(out)?.[1])
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1])
