@@ -111,12 +111,7 @@ export function createEdgeServer(
         server,
         tlsOptions,
         serves,
-        relay &&
-          ((socket, first, toHttp) =>
-            relay.accept(socket, first, (s, data) => {
-              toHttp(s)
-              s.emit('data', data)
-            })),
+        relay && ((socket, first, toHttp) => relay.accept(socket, first, toHttp)),
       )
       // The certificate for clients that name no host is short-lived: follow its renewals.
       const tlsServer = secure.tls

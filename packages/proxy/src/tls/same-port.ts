@@ -14,6 +14,9 @@ const HANDSHAKE_TIMEOUT_MS = 10_000
 /** A TLS record: fatal alert `unrecognized_name` (RFC 6066 §3), the answer to a name not served. */
 const UNRECOGNIZED_NAME = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70])
 
+/** Hands a connection to the HTTP server, with the bytes already read from it. */
+type ToHttp = (socket: Socket, read?: Buffer) => void
+
 export interface SamePortTls {
   tls: TlsServer
   /** Destroys the connections the HTTP server does not track: silent ones, and TLS ones' sockets. */
@@ -36,21 +39,19 @@ export function acceptTlsToo(
   /**
    * Who takes each connection, plain or decrypted, with its first bytes when
    * they were read already; by default the HTTP server. `toHttp` hands one
-   * on to it.
+   * on to it, with the bytes read from it so far.
    */
-  take?: (socket: Socket, first: Buffer | undefined, toHttp: (socket: Socket) => void) => void,
+  take?: (socket: Socket, first: Buffer | undefined, toHttp: ToHttp) => void,
 ): SamePortTls {
   const own = server.listeners('connection')
   if (own.length !== 1) throw new Error('expected only the HTTP server its own connection listener')
   const plain = own[0] as (socket: Socket) => void
   server.removeListener('connection', plain)
-  const toHttp = (socket: Socket) => plain.call(server, socket)
-  const handle =
-    take ??
-    ((socket: Socket, first: Buffer | undefined) => {
-      toHttp(socket)
-      if (first) socket.emit('data', first)
-    })
+  const toHttp: ToHttp = (socket, read) => {
+    plain.call(server, socket)
+    if (read) socket.emit('data', read)
+  }
+  const handle = take ?? toHttp
   // HTTP/1.1 only: the forwarder speaks HTTP/1 and splices upgrades.
   const tls = new TlsServer(
     { ...options, ALPNProtocols: ['http/1.1'], handshakeTimeout: HANDSHAKE_TIMEOUT_MS },
