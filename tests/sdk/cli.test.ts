@@ -217,10 +217,12 @@ describe('warren sandbox shell', () => {
       out += b.toString()
     })
     const code = new Promise<number | null>((resolve) => child.once('close', resolve))
-    child.stdin.end('echo piped-$((3*3)) as $(whoami)\n')
+    // A command in the script reads the script's next line, as a shell fed a file does.
+    child.stdin.end('echo piped-$((3*3)) as $(whoami)\nread line; echo got-$line\nsecond\n')
     try {
       expect(await code).toBe(0)
       expect(out).toMatch(/piped-9 as user/)
+      expect(out).toMatch(/got-second/)
     } finally {
       child.kill('SIGKILL')
     }

@@ -16,13 +16,14 @@ const KEEPALIVE_LEASE_MS = 5 * 60_000
  * envd's PTY, as `e2b sandbox connect` gives. The local terminal is put in
  * raw mode (keys, Ctrl-C and Ctrl-D go to the remote shell), its size
  * follows SIGWINCH, and the command exits with the shell's exit code.
+ * Piped input runs as a script in a login shell without a terminal.
  */
 export function registerShell(sandbox: Command): void {
   withConnectionFlags(sandbox.command('shell').argument('<sandboxId>'))
     .description('open an interactive shell in a sandbox')
     .option('-u, --user <user>', 'user', 'user')
     .option('--cwd <dir>', 'working directory')
-    .action(async (id: string, opts: ConnectionFlags & { user: string; cwd?: string }) => {
+    .action(async (id: string, opts: ConnectionFlags & ShellOptions) => {
       const code = await shell(id, opts)
       // Exit now (idle keep-alive connections would hold the process a while),
       // once what the shell printed last has been written.
@@ -31,13 +32,25 @@ export function registerShell(sandbox: Command): void {
     })
 }
 
-async function shell(
-  id: string,
-  opts: ConnectionFlags & { user: string; cwd?: string },
-): Promise<number> {
+async function shell(id: string, opts: ConnectionFlags & ShellOptions): Promise<number> {
   const conn = sdkOptions(resolveConnection(opts))
   // Connect resumes a paused sandbox and extends a running one's lease.
   const sbx = await Sandbox.connect(id, conn)
+  const keepalive = setInterval(
+    () => void Sandbox.connect(id, { ...conn, timeoutMs: KEEPALIVE_LEASE_MS }).catch(() => {}),
+    KEEPALIVE_MS,
+  )
+  try {
+    return process.stdin.isTTY ? await terminal(sbx, opts) : await piped(sbx, opts)
+  } finally {
+    clearInterval(keepalive)
+  }
+}
+
+type ShellOptions = { user: string; cwd?: string }
+
+/** A terminal on stdin: a remote PTY, raw keys, the window size following SIGWINCH. */
+async function terminal(sbx: Sandbox, opts: ShellOptions): Promise<number> {
   const out = process.stdout
   const size = () => ({ cols: out.columns || 80, rows: out.rows || 24 })
   const handle = await sbx.pty.create({
@@ -49,39 +62,71 @@ async function shell(
       out.write(data)
     },
   })
-  const pid = handle.pid
+  const onResize = () => void sbx.pty.resize(handle.pid, size()).catch(() => {})
+  process.on('SIGWINCH', onResize)
+  process.stdin.setRawMode(true)
+  try {
+    return await forwardStdin(
+      (chunk) => sbx.pty.sendInput(handle.pid, chunk),
+      async () => {},
+      handle.wait(),
+    )
+  } finally {
+    process.off('SIGWINCH', onResize)
+    process.stdin.setRawMode(false)
+  }
+}
 
-  // Keystrokes go in order: each is one SendInput call, so they are chained.
+/**
+ * Piped input: a login shell with no terminal reads it as a script, and the
+ * input's end closes the shell's stdin. (Through a PTY, the end would be a
+ * Ctrl-D byte, which a shell that has not yet put its terminal in raw mode
+ * reads as a NUL and waits on.)
+ */
+async function piped(sbx: Sandbox, opts: ShellOptions): Promise<number> {
+  const handle = await sbx.commands.run('exec bash -l', {
+    background: true,
+    stdin: true,
+    user: opts.user,
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    timeoutMs: 0,
+    onStdout: (data) => void process.stdout.write(data),
+    onStderr: (data) => void process.stderr.write(data),
+  })
+  return forwardStdin(
+    (chunk) => handle.sendStdin(chunk),
+    () => handle.closeStdin(),
+    handle.wait(),
+  )
+}
+
+/** Forwards stdin in order (one call per chunk, chained) until the remote process ends; its exit code. */
+async function forwardStdin(
+  send: (chunk: Uint8Array) => Promise<void>,
+  close: () => Promise<void>,
+  ended: Promise<{ exitCode: number }>,
+): Promise<number> {
+  const stdin = process.stdin
   let sending = Promise.resolve()
   const onInput = (chunk: Buffer) => {
-    sending = sending.then(() => sbx.pty.sendInput(pid, new Uint8Array(chunk))).catch(() => {})
+    sending = sending.then(() => send(new Uint8Array(chunk))).catch(() => {})
   }
-  const onResize = () => void sbx.pty.resize(pid, size()).catch(() => {})
-  const keepalive = setInterval(
-    () => void Sandbox.connect(id, { ...conn, timeoutMs: KEEPALIVE_LEASE_MS }).catch(() => {}),
-    KEEPALIVE_MS,
-  )
-  const stdin = process.stdin
-  // Piped input (not a terminal): its end is the shell's end of input, Ctrl-D.
-  const onEnd = () => onInput(Buffer.from([4]))
-  if (stdin.isTTY) stdin.setRawMode(true)
-  else stdin.once('end', onEnd)
+  const onEnd = () => {
+    sending = sending.then(close).catch(() => {})
+  }
   stdin.on('data', onInput)
+  stdin.once('end', onEnd)
   stdin.resume()
-  process.on('SIGWINCH', onResize)
   try {
-    const result = await handle.wait().catch((err: unknown) => {
+    const result = await ended.catch((err: unknown) => {
       // A non-zero exit arrives as CommandExitError, which carries the result.
       if (err && typeof err === 'object' && 'exitCode' in err) return err as { exitCode: number }
       throw err
     })
     return result.exitCode
   } finally {
-    clearInterval(keepalive)
-    process.off('SIGWINCH', onResize)
     stdin.off('data', onInput)
     stdin.off('end', onEnd)
-    if (stdin.isTTY) stdin.setRawMode(false)
     stdin.pause()
   }
 }
