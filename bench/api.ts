@@ -21,7 +21,7 @@ import { freePort } from '../tests/helpers/node-fixture.js'
 import { fixtureSecret } from '../tests/helpers/orchestrator-client.js'
 import { startWarren } from '../tests/helpers/warren-fixture.js'
 import { prepareFloor } from './lib/floor.js'
-import { cpuMs } from './lib/host.js'
+import { cpuMs, processGroup } from './lib/host.js'
 import { ensurePackages } from './lib/packages.js'
 import { benchArgs, type Figures, runBenchmark } from './lib/report.js'
 import { median, ms, pct } from './lib/stats.js'
@@ -48,27 +48,6 @@ interface WrkResult {
   p99: number
   /** CPU time the proxy's processes spent per 1000 requests (when measured). */
   cpuMsPerK?: number
-}
-
-/** A process and those of its children whose command line contains `match` (all of them without). */
-function processGroup(pid: number, match?: string): number[] {
-  let children: number[] = []
-  try {
-    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number)
-  } catch {}
-  const keep = (c: number) => {
-    if (!match) return true
-    try {
-      return readFileSync(`/proc/${c}/cmdline`, 'utf8').includes(match)
-    } catch {
-      return false
-    }
-  }
-  return [pid, ...children.filter(keep)]
 }
 
 /** How long each path is driven, unmeasured, before its run: JIT, connection pools, background work settle. */

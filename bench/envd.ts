@@ -16,7 +16,7 @@ import WebSocket from 'ws'
 import { BUNDLE, ensureBundle, freePort, initEnvd, sdk, startEnvd } from '../tests/envd/harness.js'
 import { api } from '../tests/helpers/api-client.js'
 import { startWarren, type WarrenFixture } from '../tests/helpers/warren-fixture.js'
-import { cpuMs } from './lib/host.js'
+import { cpuMs, processGroup } from './lib/host.js'
 import { benchArgs, type Figures, runBenchmark } from './lib/report.js'
 import { median } from './lib/stats.js'
 
@@ -239,6 +239,8 @@ async function fullPath(): Promise<{
   tunnelUpMs: number
   proxyCpuMsPerGiB: number
   envdCpuMsPerGiB: number
+  proxyUpCpuMsPerGiB: number
+  envdUpCpuMsPerGiB: number
 }> {
   let w: WarrenFixture | undefined
   let sbx: Sandbox | undefined
@@ -261,35 +263,56 @@ async function fullPath(): Promise<{
     }
     const direct: number[] = []
     const tunnel: number[] = []
-    // CPU of the two relays: the `warren up` (edge and node proxy) and envd in the sandbox.
-    const relays = [w.pid(), sandboxEnvdPid(sbx.sandboxId)]
-    const relayCpu = [0, 0]
+    // CPU of the two relays: the `warren up` with its proxy workers (edge and
+    // node proxy), and envd in the sandbox.
+    const relays = () => [processGroup(w!.pid()!, 'worker.js'), [sandboxEnvdPid(sbx!.sandboxId)]]
+    const relayCpu = async (transfer: () => Promise<number>, into: number[], cpu: number[]) => {
+      const pids = relays()
+      const before = pids.map(groupCpuMs)
+      into.push(await transfer())
+      pids.forEach((group, k) => {
+        cpu[k]! += groupCpuMs(group) - before[k]!
+      })
+    }
+    const downCpu = [0, 0]
     for (let i = 0; i < ROUNDS; i++) {
       direct.push(await directTransfer(SANDBOX_SOURCE_PORT, ip))
-      const cpu = relays.map((pid) => cpuMs(pid) ?? Number.NaN)
-      tunnel.push(await tunnelTransfer(edge.port, token, SANDBOX_SOURCE_PORT, edge.headers))
-      relays.forEach((pid, k) => {
-        relayCpu[k]! += (cpuMs(pid) ?? Number.NaN) - cpu[k]!
-      })
+      await relayCpu(
+        () => tunnelTransfer(edge.port, token, SANDBOX_SOURCE_PORT, edge.headers),
+        tunnel,
+        downCpu,
+      )
     }
     const directUp: number[] = []
     const tunnelUp: number[] = []
+    const upCpu = [0, 0]
     for (let i = 0; i < ROUNDS; i++) {
       directUp.push(await directUpload(SANDBOX_SINK_PORT, ip))
-      tunnelUp.push(await tunnelUpload(edge.port, token, SANDBOX_SINK_PORT, edge.headers))
+      await relayCpu(
+        () => tunnelUpload(edge.port, token, SANDBOX_SINK_PORT, edge.headers),
+        tunnelUp,
+        upCpu,
+      )
     }
     return {
       directMs: median(direct),
       tunnelMs: median(tunnel),
       directUpMs: median(directUp),
       tunnelUpMs: median(tunnelUp),
-      proxyCpuMsPerGiB: relayCpu[0]! / GIB_MOVED,
-      envdCpuMsPerGiB: relayCpu[1]! / GIB_MOVED,
+      proxyCpuMsPerGiB: downCpu[0]! / GIB_MOVED,
+      envdCpuMsPerGiB: downCpu[1]! / GIB_MOVED,
+      proxyUpCpuMsPerGiB: upCpu[0]! / GIB_MOVED,
+      envdUpCpuMsPerGiB: upCpu[1]! / GIB_MOVED,
     }
   } finally {
     await sbx?.kill().catch(() => {})
     await w?.teardown().catch(() => {})
   }
+}
+
+/** CPU ms the processes have used so far (NaN when one is gone). */
+function groupCpuMs(pids: (number | undefined)[]): number {
+  return pids.reduce<number>((sum, pid) => sum + (cpuMs(pid) ?? Number.NaN), 0)
 }
 
 /** The host pid of envd in the sandbox `id` (its cgroup names the sandbox), if found. */
@@ -404,8 +427,10 @@ async function main(): Promise<Figures> {
   const cpuRow = (what: string, ms: number) =>
     rows.push([`${what} CPU per GiB tunnelled`, `${ms.toFixed(0)} ms`, '', ''])
   cpuRow('envd (alone)', envdCpu / GIB_MOVED)
-  cpuRow('full path: edge/node proxy', full.proxyCpuMsPerGiB)
+  cpuRow('full path: `warren up` and its proxy workers', full.proxyCpuMsPerGiB)
   cpuRow('full path: envd in the sandbox', full.envdCpuMsPerGiB)
+  cpuRow('upload: `warren up` and its proxy workers', full.proxyUpCpuMsPerGiB)
+  cpuRow('upload: envd in the sandbox', full.envdUpCpuMsPerGiB)
   rows.push(['envd peak RSS during the run', `${(peakRss / 1024).toFixed(0)} MiB`, '', ''])
 
   // 3. Start-to-listening and idle private memory of a fresh envd.
@@ -468,6 +493,8 @@ async function main(): Promise<Figures> {
     envdCpuMsPerGiB: envdCpu / GIB_MOVED,
     fullPathProxyCpuMsPerGiB: full.proxyCpuMsPerGiB,
     fullPathEnvdCpuMsPerGiB: full.envdCpuMsPerGiB,
+    fullPathUploadProxyCpuMsPerGiB: full.proxyUpCpuMsPerGiB,
+    fullPathUploadEnvdCpuMsPerGiB: full.envdUpCpuMsPerGiB,
     startMs: envdStart,
     bareNodeStartMs: bareStart,
     startOverBareNode: envdStart / bareStart,

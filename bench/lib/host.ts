@@ -26,6 +26,27 @@ export function cpuMs(pid: number | undefined): number | undefined {
   }
 }
 
+/** A process and those of its children whose command line contains `match` (all of them without). */
+export function processGroup(pid: number, match?: string): number[] {
+  let children: number[] = []
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number)
+  } catch {}
+  const keep = (c: number) => {
+    if (!match) return true
+    try {
+      return readFileSync(`/proc/${c}/cmdline`, 'utf8').includes(match)
+    } catch {
+      return false
+    }
+  }
+  return [pid, ...children.filter(keep)]
+}
+
 /**
  * What the node of `prefix` left on the host; a failed inventory (`runc
  * list` racing a teardown's `runc delete`) is one entry, so callers look again.
