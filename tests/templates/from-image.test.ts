@@ -6,11 +6,12 @@
 // the Dockerfile CLI's FROM, a musl image, and the pulled layers' garbage
 // collection when no template uses them any more.
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type LogEntry, Sandbox, Template } from 'e2b'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { eventually } from '../helpers/api-client.js'
 import { connectionFlags, runCli } from '../helpers/cli.js'
 import { HOST_ARCH, type Image, makeImage, makeLayer } from '../helpers/oci-image.js'
 import { useRegistry } from '../helpers/registry.js'
@@ -239,10 +240,20 @@ describe('Template.build fromImage against warren up', () => {
     expect(kept.filter((l) => l.startsWith('layers/')).sort()).toEqual(
       image.layers.map((l) => `layers/${l.diffId.slice('sha256:'.length)}`).sort(),
     )
+    // A sandbox on the last template, killed right before the deletes: a
+    // kill answers before its teardown ends, and the build it stood on
+    // stays only until then.
+    const sbx = await Sandbox.create(`df-img-${run}`, warren().sdk)
+    await sbx.kill()
     for (const name of [`private-${run}`, `df-img-${run}`]) {
       expect((await api(`/templates/${idOf(name)}`, { method: 'DELETE' })).status).toBe(204)
     }
-    expect(storeLayers()).toEqual([])
+    await eventually(
+      `no layer left (${storeLayers().join(', ')})`,
+      () => storeLayers().length === 0,
+      15_000,
+    )
+    expect(existsSync(join(templates.dir, idOf(`df-img-${run}`)))).toBe(false)
   })
 })
 

@@ -61,6 +61,10 @@ export class SandboxNode {
   private readonly budget: FrozenBudget
   /** Killed sandboxes whose teardown runs in the background. */
   private readonly teardowns: Teardowns
+  /** Builds of deleted templates kept for the sandboxes on them, by template (see finishDeletes). */
+  private readonly keptBuilds = new Map<string, Set<string>>()
+  /** Template builds running on this node, by template id. */
+  private readonly building = new Map<string, number>()
   /** Sandboxes whose container died on their own, until they are killed (and who hears of it). */
   readonly exits: NodeExits
   /** The node's volumes and which sandboxes mount them. */
@@ -84,7 +88,7 @@ export class SandboxNode {
     this.buildLimit = pLimit(cfg.maxConcurrentBuilds)
     this.volumes = new VolumeRegistry(host)
     this.snapshots = new NodeSnapshots(host, log, cfg)
-    this.teardowns = new Teardowns(log)
+    this.teardowns = new Teardowns(log, () => this.finishDeletes())
     this.state = {
       host,
       log,
@@ -455,7 +459,15 @@ export class SandboxNode {
     log: BuildLog,
     signal: AbortSignal,
   ): Promise<{ metadata: TemplateMetadata; cached: number; built: number }> {
-    return buildTemplate(this.state, this.buildLimit, spec, { started, log, signal })
+    const id = spec.templateId
+    this.building.set(id, (this.building.get(id) ?? 0) + 1)
+    return buildTemplate(this.state, this.buildLimit, spec, { started, log, signal }).finally(
+      () => {
+        const n = (this.building.get(id) ?? 1) - 1
+        if (n > 0) this.building.set(id, n)
+        else this.building.delete(id)
+      },
+    )
   }
 
   /**
@@ -473,14 +485,52 @@ export class SandboxNode {
     )
   }
 
-  /** Removes a template; the builds this node's sandboxes stand on stay until unused. */
+  /**
+   * Removes a template; the builds this node's sandboxes stand on stay
+   * until the last of those sandboxes is torn down (see finishDeletes).
+   */
   deleteTemplate(templateId: string): number {
+    const id = parseTemplateId(templateId)
+    const inUse = this.buildsInUse()
+    const removed = this.host.deleteTemplate(id, inUse)
+    const kept = [...inUse].filter((b) => b.startsWith(`${id}/`)).map((b) => b.slice(id.length + 1))
+    if (kept.length) this.keptBuilds.set(id, new Set([...(this.keptBuilds.get(id) ?? []), ...kept]))
+    return removed
+  }
+
+  /** `templateId/buildId` of every build a sandbox of this node stands on. */
+  private buildsInUse(): Set<string> {
     // A sandbox being torn down still has its overlay on its build's layers.
-    const inUse = new Set([
+    return new Set([
       ...[...this.list(), ...this.teardowns.records()].map((r) => `${r.templateId}/${r.buildId}`),
       ...this.warm.buildsInUse(),
     ])
-    return this.host.deleteTemplate(parseTemplateId(templateId), inUse)
+  }
+
+  /**
+   * After each teardown: the builds deleted templates kept for their
+   * sandboxes go, with their layers, once no sandbox stands on them. Not
+   * while a build of the same template runs (a build of the same recipe
+   * has the same id); nothing if the template was made again.
+   */
+  private finishDeletes(): void {
+    if (!this.keptBuilds.size) return
+    const inUse = this.buildsInUse()
+    for (const [id, builds] of this.keptBuilds) {
+      if (this.building.has(id)) continue
+      const free = [...builds].filter((b) => !inUse.has(`${id}/${b}`))
+      if (!free.length) continue
+      for (const b of free) builds.delete(b)
+      if (!builds.size) this.keptBuilds.delete(id)
+      try {
+        this.host.removeBuilds(id, free)
+      } catch (err) {
+        this.log.warn(
+          { err, templateId: id },
+          'removing the kept builds of a deleted template failed',
+        )
+      }
+    }
   }
 
   /** The envd version new sandboxes get (undefined with a custom first process). */

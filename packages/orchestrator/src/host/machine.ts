@@ -27,7 +27,7 @@ import { hostNameOf, sandboxPaths, writeRecord } from '../sandboxes/record.js'
 import { bootFromFiles, thaw } from '../sandboxes/resume.js'
 import { snapshotSandbox } from '../sandboxes/snapshot.js'
 import { claimWarm, destroyWarm, startWarm } from '../sandboxes/warm.js'
-import { deleteTemplate } from '../templates/gc.js'
+import { deleteTemplate, removeBuilds } from '../templates/gc.js'
 import { TemplateRegistry } from '../templates/registry.js'
 import { runBuild } from '../templates/run-build.js'
 import { withTemplateCommands } from '../templates/sandbox-start.js'
@@ -112,6 +112,7 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
     templates: () => ctx.templates.list(),
     buildTemplate: (spec, log, signal) => runBuild(ctx, spec, log, signal),
     deleteTemplate: (templateId, inUse) => deleteTemplate(templatesDir, templateId, inUse),
+    removeBuilds: (templateId, buildIds) => removeBuilds(templatesDir, templateId, buildIds),
 
     create: (spec) =>
       withTemplateCommands(ctx, spec.template, spec.envdAccessToken, () =>

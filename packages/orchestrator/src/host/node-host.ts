@@ -117,6 +117,8 @@ export interface NodeHost {
   ): Promise<{ metadata: TemplateMetadata; cached: number; built: number }>
   /** Removes a template but the builds in use (`templateId/buildId`); returns the layers removed. */
   deleteTemplate(templateId: string, buildsInUse: Set<string>): number
+  /** Removes builds a delete kept, unless the template was made again; returns the layers removed. */
+  removeBuilds(templateId: string, buildIds: string[]): number
 
   create(spec: CreateSpec): Promise<Placed & { slot: NetworkSlot }>
   /**

@@ -18,7 +18,11 @@ export class Teardowns {
   private readonly limit = pLimit(TEARDOWN_CONCURRENCY)
   private readonly pending = new Map<string, { record: SandboxRecord; done: Promise<void> }>()
 
-  constructor(private readonly log: Logger) {}
+  /** `ended` is called after each teardown, whether it succeeded or failed. */
+  constructor(
+    private readonly log: Logger,
+    private readonly ended: () => void = () => {},
+  ) {}
 
   get size(): number {
     return this.pending.size
@@ -38,7 +42,10 @@ export class Teardowns {
     const sandboxId = record.sandboxId
     const done = this.limit(teardown)
       .catch((err) => this.log.error({ err, sandboxId }, 'sandbox teardown failed'))
-      .finally(() => this.pending.delete(sandboxId))
+      .finally(() => {
+        this.pending.delete(sandboxId)
+        this.ended()
+      })
     this.pending.set(sandboxId, { record, done })
   }
 

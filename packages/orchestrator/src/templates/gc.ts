@@ -60,8 +60,8 @@ function referencedLayers(templatesDir: string): Set<string> {
 
 /**
  * Deletes a template: it can no longer be created from; the builds that
- * sandboxes (running or paused) still stand on stay until the next delete
- * finds them unused; then every layer no remaining build names and no
+ * sandboxes (running or paused) still stand on stay until they no longer
+ * do (the node then finishes with removeBuilds); then every layer no remaining build names and no
  * running build pinned is removed, and cached steps that named one are
  * forgotten. Returns how many layers went.
  */
@@ -75,13 +75,25 @@ export function deleteTemplate(
   const dir = templateDir(templatesDir, templateId)
   if (!existsSync(dir)) throw new WarrenError('not_found', `template '${templateId}' not found`)
   rmSync(join(dir, 'template.json'), { force: true })
+  const unused = listDir(join(dir, 'builds')).filter((b) => !buildsInUse.has(`${templateId}/${b}`))
+  return removeBuilds(templatesDir, templateId, unused)
+}
+
+/**
+ * Removes builds of a deleted template (and its directory once it holds no
+ * build), then every layer nothing names. The rest of a delete whose builds
+ * sandboxes stood on, once they no longer do; nothing if the template has
+ * been made again since (a build of the same recipe has the same id).
+ */
+export function removeBuilds(templatesDir: string, templateId: string, buildIds: string[]): number {
+  const dir = templateDir(templatesDir, templateId)
+  if (existsSync(join(dir, 'template.json'))) return 0
   const builds = join(dir, 'builds')
-  let kept = 0
-  for (const b of existsSync(builds) ? readdirSync(builds) : []) {
-    if (buildsInUse.has(`${templateId}/${b}`)) kept++
-    else rmSync(join(builds, b), { recursive: true, force: true })
+  const present = new Set(listDir(builds))
+  for (const b of buildIds) {
+    if (present.delete(b)) rmSync(join(builds, b), { recursive: true, force: true })
   }
-  if (!kept) rmSync(dir, { recursive: true, force: true })
+  if (present.size === 0) rmSync(dir, { recursive: true, force: true })
   return collectLayers(templatesDir)
 }
 

@@ -112,6 +112,10 @@ export class MemoryHost implements NodeHost {
     throw new WarrenError('unavailable', 'the in-memory host deletes no templates')
   }
 
+  removeBuilds(): never {
+    throw new WarrenError('unavailable', 'the in-memory host deletes no templates')
+  }
+
   template(templateId: string, buildId?: string): TemplateMetadata {
     if (templateId !== 'base')
       throw new WarrenError('not_found', `template '${templateId}' not found`)
