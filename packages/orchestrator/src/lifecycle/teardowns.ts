@@ -44,7 +44,12 @@ export class Teardowns {
       .catch((err) => this.log.error({ err, sandboxId }, 'sandbox teardown failed'))
       .finally(() => {
         this.pending.delete(sandboxId)
-        this.ended()
+        try {
+          this.ended()
+        } catch (err) {
+          // What follows a teardown never fails the teardown's own promise.
+          this.log.error({ err, sandboxId }, 'work after a sandbox teardown failed')
+        }
       })
     this.pending.set(sandboxId, { record, done })
   }
