@@ -459,15 +459,18 @@ export class SandboxNode {
     log: BuildLog,
     signal: AbortSignal,
   ): Promise<{ metadata: TemplateMetadata; cached: number; built: number }> {
+    // A spec refused at once throws here, before it is counted; the build
+    // itself starts no sooner than the next tick.
+    const build = buildTemplate(this.state, this.buildLimit, spec, { started, log, signal })
     const id = spec.templateId
     this.building.set(id, (this.building.get(id) ?? 0) + 1)
-    return buildTemplate(this.state, this.buildLimit, spec, { started, log, signal }).finally(
-      () => {
-        const n = (this.building.get(id) ?? 1) - 1
-        if (n > 0) this.building.set(id, n)
-        else this.building.delete(id)
-      },
-    )
+    return build.finally(() => {
+      const n = (this.building.get(id) ?? 1) - 1
+      if (n > 0) this.building.set(id, n)
+      else this.building.delete(id)
+      // Deletes that waited for this build finish now, unless it made the template again.
+      this.finishDeletes()
+    })
   }
 
   /**
@@ -508,7 +511,7 @@ export class SandboxNode {
   }
 
   /**
-   * After each teardown: the builds deleted templates kept for their
+   * After each teardown and build: the builds deleted templates kept for their
    * sandboxes go, with their layers, once no sandbox stands on them. Not
    * while a build of the same template runs (a build of the same recipe
    * has the same id); nothing if the template was made again.
