@@ -1,17 +1,10 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import {
-  createWriteStream,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs'
+import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { WarrenError } from '@warren/shared'
+import { readOrCreatePrivateFile } from '@warren/shared/pki'
 import type { Db } from '../store/db.js'
 
 /** How long an upload or download link works. */
@@ -132,11 +125,10 @@ export class TemplateFiles {
   }
 }
 
-/** The signing key, made once and readable by root only. */
+/** The signing key, made once (API replicas on one data directory share it) and readable by root only. */
 function loadKey(path: string): Buffer {
-  if (existsSync(path)) return Buffer.from(readFileSync(path, 'utf8').trim(), 'hex')
-  const key = randomBytes(32)
-  mkdirSync(join(path, '..'), { recursive: true })
-  writeFileSync(path, key.toString('hex'), { mode: 0o600, flag: 'wx' })
-  return key
+  return Buffer.from(
+    readOrCreatePrivateFile(path, () => randomBytes(32).toString('hex')).trim(),
+    'hex',
+  )
 }

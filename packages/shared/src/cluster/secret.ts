@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { WarrenError } from '../errors.js'
-import { ensurePrivateDir, readPrivateFile } from '../pki/files.js'
+import { ensurePrivateDir, readOrCreatePrivateFile, readPrivateFile } from '../pki/files.js'
 
 /**
  * The header that carries the cluster secret between Warren's own
@@ -49,16 +49,9 @@ export function resolveClusterSecret(cfg: {
 /**
  * The secret in `path`, made (0600, in a 0700 directory) when there is none:
  * what `warren up` runs its own cluster with. Concurrent first starts agree
- * (the file is created exclusively; the loser reads the winner's).
+ * (see readOrCreatePrivateFile).
  */
 export function loadOrCreateClusterSecret(path: string): string {
-  if (!existsSync(path)) {
-    ensurePrivateDir(join(path, '..'))
-    try {
-      writeFileSync(path, `${newClusterSecret()}\n`, { mode: 0o600, flag: 'wx' })
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-    }
-  }
-  return readPrivateFile(path).trim()
+  ensurePrivateDir(join(path, '..'))
+  return readOrCreatePrivateFile(path, () => `${newClusterSecret()}\n`).trim()
 }

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto'
 import {
   chmodSync,
   closeSync,
+  existsSync,
   fsyncSync,
+  linkSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -59,6 +61,38 @@ export function writePrivateDir(dir: string, files: Record<string, string>): boo
   } finally {
     rmSync(tmp, { recursive: true, force: true })
   }
+}
+
+/**
+ * The content of the private file `path`, which is written with `make()`'s
+ * content when there is none. Concurrent first calls (two processes on one
+ * data directory) agree: the file is written whole under a temporary name
+ * and linked into place, which fails if another got there first, so no
+ * caller ever reads a file still being written.
+ */
+export function readOrCreatePrivateFile(path: string, make: () => string): string {
+  if (existsSync(path)) return readPrivateFile(path)
+  const parent = dirname(path)
+  mkdirSync(parent, { recursive: true })
+  const tmp = join(
+    parent,
+    `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`,
+  )
+  const fd = openSync(tmp, 'wx', 0o600)
+  try {
+    try {
+      writeSync(fd, make())
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    linkSync(tmp, path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+  } finally {
+    rmSync(tmp, { force: true })
+  }
+  return readPrivateFile(path)
 }
 
 /**
