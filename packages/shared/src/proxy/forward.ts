@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Socket } from 'node:net'
 import { type Duplex, PassThrough, Transform } from 'node:stream'
 import type { Dispatcher } from 'undici'
+import { adoptOnread } from './accepted-reads.js'
 import { type BulkReads, bulkReads } from './bulk-reads.js'
 import type { ConnectSlot, ConnectWindowHandle } from './connect-window.js'
 import { type DialRetry, dialOnce, dialWithRetry, startTls, type TlsVerify } from './dial.js'
@@ -279,7 +280,8 @@ const FLUSH_MS = 10_000
  * `bReads` (`b` dialed with its `onread`), `b`'s bytes go to `a` in large
  * reads, and when `b` finishes cleanly `a` is ended rather than cut: what it
  * still has to write (up to a read and its socket's buffer) reaches its
- * peer first, within FLUSH_MS.
+ * peer first, within FLUSH_MS. `a`, when it is a plain TCP socket, is read
+ * the same way (`adoptOnread`).
  */
 export function splice(
   a: Duplex,
@@ -294,22 +296,29 @@ export function splice(
     a.destroy()
     b.destroy()
   }
-  if (onTraffic) a.on('data', (d: Buffer) => onTraffic(d.length, d, true))
-  a.pipe(b)
   a.on('error', close)
   b.on('error', close)
   a.on('close', close)
+  const aReads = bulkReads()
+  const earlier = adoptOnread(a as Socket, aReads.onread)
+  if (earlier) {
+    for (const chunk of earlier) {
+      onTraffic?.(chunk.length, chunk, true)
+      b.write(chunk)
+    }
+    relayReads(a, b, aReads, (chunk) => onTraffic?.(chunk.length, chunk, true))
+    a.once('end', () => b.end())
+  } else {
+    if (onTraffic) a.on('data', (d: Buffer) => onTraffic(d.length, d, true))
+    a.pipe(b)
+  }
   if (!bReads) {
     if (onTraffic) b.on('data', (d: Buffer) => onTraffic(d.length, d, false))
     b.pipe(a)
     b.on('close', close)
     return
   }
-  bReads.start(b as Socket, (chunk, release) => {
-    onTraffic?.(chunk.length, chunk, false)
-    return a.write(chunk, release)
-  })
-  a.on('drain', () => b.resume())
+  relayReads(b, a, bReads, (chunk) => onTraffic?.(chunk.length, chunk, false))
   let ended = false
   b.once('end', () => {
     ended = true
@@ -320,4 +329,18 @@ export function splice(
     a.once('finish', close)
     setTimeout(close, FLUSH_MS).unref()
   })
+}
+
+/** `from`'s large reads written to `to`, `from` paused while `to` is full. */
+function relayReads(
+  from: Duplex,
+  to: Duplex,
+  reads: BulkReads,
+  seen: (chunk: Buffer) => void,
+): void {
+  reads.start(from as Socket, (chunk, release) => {
+    seen(chunk)
+    return to.write(chunk, release)
+  })
+  to.on('drain', () => from.resume())
 }
