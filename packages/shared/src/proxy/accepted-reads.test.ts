@@ -106,6 +106,10 @@ describe('adoptOnread', () => {
     const dialed = connect({ port: (accepted.address() as AddressInfo).port, onread: reads.onread })
     sockets.push(dialed)
     expect(adoptOnread(dialed, bulkReads().onread)).toBeUndefined()
+    // One whose bytes something else takes.
+    const { accepted: listened } = await pair()
+    listened.on('data', () => {})
+    expect(adoptOnread(listened, bulkReads().onread)).toBeUndefined()
     client.destroy()
   })
 })

@@ -19,11 +19,13 @@ interface StreamHandle {
  *
  * Returns the bytes Node had already read into the socket (the caller
  * passes them on before any chunk of `onread`), or undefined, the socket
- * untouched, where this is not a plain TCP socket or this Node lacks the
- * fields: then it is read as before.
+ * untouched, where this is not a plain TCP socket, something listens to its
+ * 'data' (it would get those bytes too, and then nothing more), or this
+ * Node lacks the fields: then it is read as before.
  */
 export function adoptOnread(socket: Socket, onread: OnReadOpts): Buffer[] | undefined {
   if (!(socket instanceof Socket) || socket instanceof TLSSocket) return undefined
+  if (socket.listenerCount('data') > 0) return undefined
   const handle = (socket as unknown as { _handle?: Partial<StreamHandle> })._handle
   if (typeof handle?.useUserBuffer !== 'function' || typeof onread.buffer !== 'function') {
     return undefined
