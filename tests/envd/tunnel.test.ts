@@ -358,6 +358,33 @@ describe('tunnel', () => {
     ws.terminate()
   })
 
+  it("answers a client's ping and echoes a close code, with the bytes sent before it", async () => {
+    const ws = open(`port=${echoPort}&host=127.0.0.1`)
+    await opened(ws)
+    const pong = new Promise<string>((r) => ws.once('pong', (d: Buffer) => r(d.toString())))
+    ws.ping('are you there')
+    expect(await pong).toBe('are you there')
+    const echoed = new Promise<string>((r) => ws.once('message', (d: Buffer) => r(d.toString())))
+    ws.send('before the close')
+    expect(await echoed).toBe('before the close')
+    const code = closed(ws)
+    ws.close(4001)
+    expect(await code).toBe(4001)
+  })
+
+  it('cuts a client that breaks the protocol (an unmasked frame), and its TCP side', async () => {
+    const ws = open(`port=${echoPort}&host=127.0.0.1`)
+    await opened(ws)
+    await eventually('the echo server has the connection', () => serverSockets.size === 1, 5000, 25)
+    const [server] = serverSockets
+    const tcpClosed = new Promise((r) => server!.once('close', r))
+    const wsClosed = closed(ws)
+    // A binary frame, 2 bytes, without the mask every client frame must have.
+    ;(ws as unknown as { _socket: Socket })._socket.write(Buffer.from([0x82, 0x02, 0x68, 0x69]))
+    await tcpClosed
+    expect(await wsClosed).toBe(1006)
+  })
+
   it('keeps a client that answers pings', async () => {
     const ws = open(`port=${echoPort}&host=127.0.0.1`)
     await opened(ws)

@@ -1,6 +1,8 @@
 import type { Socket } from 'node:net'
-import type { BulkReads } from '@warren/shared/proxy/bulk-reads'
+import { adoptOnread } from '@warren/shared/proxy/accepted-reads'
+import { type BulkReads, bulkReads } from '@warren/shared/proxy/bulk-reads'
 import type { WebSocket } from 'ws'
+import { ClientFrames } from './client-frames.js'
 
 /** Above this much unsent WebSocket data the TCP side is paused; below the low mark it resumes. */
 const HIGH_WATER = 4 << 20
@@ -16,7 +18,13 @@ export interface RelayOptions {
  * A verbatim byte relay between a WebSocket (binary frames) and a TCP
  * socket, with backpressure both ways. TCP is read through `reads` (the
  * socket dialed with its `onread`): one binary frame per read, up to 1 MiB,
- * so a fast server costs few frames and writes. When one side ends, what it sent is
+ * so a fast server costs few frames and writes. The client's frames are
+ * read from the WebSocket's own socket (`socket`) by `ClientFrames`, not by
+ * `ws`: large reads into reused memory where Node allows it
+ * (`adoptOnread`), each data payload unmasked in place and written to TCP,
+ * the memory read into again once TCP has taken it; pings are answered and
+ * a close frame answered with the same code (`ws` still sends and pings).
+ * When one side ends, what it sent is
  * still delivered and the other side is closed right after (forced after
  * `pongTimeoutMs` if its peer does not cooperate). When TCP ends, the
  * WebSocket is closed once all TCP sent has left for its socket, a slow
@@ -26,7 +34,13 @@ export interface RelayOptions {
  * backpressure is not pinged, its pongs being unread). Every timer is
  * cleared once both sockets are closed.
  */
-export function relay(ws: WebSocket, tcp: Socket, reads: BulkReads, opts: RelayOptions): void {
+export function relay(
+  ws: WebSocket,
+  socket: Socket,
+  tcp: Socket,
+  reads: BulkReads,
+  opts: RelayOptions,
+): void {
   let wsClosed = false
   let tcpClosed = false
   let stopping = false
@@ -39,7 +53,7 @@ export function relay(ws: WebSocket, tcp: Socket, reads: BulkReads, opts: RelayO
   const pingTimer = setInterval(() => {
     // While the WebSocket is paused (TCP's backpressure) its pongs cannot be
     // read: a peer we do not listen to is not judged.
-    if (awaitingPong || ws.isPaused) return
+    if (awaitingPong || clientPaused) return
     awaitingPong = true
     try {
       ws.ping(undefined, undefined, (err) => {
@@ -82,8 +96,6 @@ export function relay(ws: WebSocket, tcp: Socket, reads: BulkReads, opts: RelayO
     opts.onClose?.()
   }
 
-  ws.on('pong', heard)
-
   // Paused by the sink's false (not by tcp.pause()): isPaused() does not see it.
   let tcpPaused = false
   /** Frames handed to `ws` and not yet written to its socket. */
@@ -106,17 +118,61 @@ export function relay(ws: WebSocket, tcp: Socket, reads: BulkReads, opts: RelayO
     if (ws.bufferedAmount > HIGH_WATER) tcpPaused = true
     return !tcpPaused
   })
-  ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
-    heard()
-    // A Buffer (ws's default binaryType) goes as it is: Buffer.from would copy it.
-    const buf = Buffer.isBuffer(data)
-      ? data
-      : Array.isArray(data)
-        ? Buffer.concat(data)
-        : Buffer.from(data)
-    if (!tcp.write(buf)) ws.pause()
+  // Paused by TCP's backpressure: its pongs cannot be read meanwhile.
+  let clientPaused = false
+  /** The write callback of the chunk being read, counting one more write holding it. */
+  let holdChunk = () => () => {}
+  let tcpFull = false
+  const frames = new ClientFrames({
+    data(bytes) {
+      heard()
+      if (!tcp.write(bytes, holdChunk())) tcpFull = true
+    },
+    ping(payload) {
+      if (ws.readyState === ws.OPEN) ws.pong(payload)
+    },
+    pong: () => heard(),
+    close(code) {
+      // What the client sent before reaches TCP; the WebSocket's close ends TCP.
+      if (ws.readyState === ws.OPEN) code === undefined ? ws.close() : ws.close(code)
+      socket.end()
+    },
+    violation: () => destroyBoth(),
   })
-  tcp.on('drain', () => ws.resume())
+  /** One chunk from the client through the frames; false pauses the socket until TCP drains. */
+  const fromClient = (chunk: Buffer, release: () => void): boolean => {
+    // Released (read into again) once every write of its payloads is done.
+    let holding = 1
+    const written = () => {
+      if (--holding === 0) release()
+    }
+    holdChunk = () => {
+      holding++
+      return written
+    }
+    tcpFull = false
+    frames.push(chunk)
+    written()
+    clientPaused = tcpFull
+    return !tcpFull
+  }
+  // `ws` reads the socket no more: its 'data' listener goes.
+  socket.removeAllListeners('data')
+  const clientReads = bulkReads()
+  const earlier = adoptOnread(socket, clientReads.onread)
+  if (earlier) {
+    for (const chunk of earlier) fromClient(chunk, () => {})
+    clientReads.start(socket, fromClient)
+  } else {
+    socket.on('data', (chunk: Buffer) => {
+      if (!fromClient(chunk, () => {})) socket.pause()
+    })
+  }
+  tcp.on('drain', () => {
+    if (!clientPaused) return
+    clientPaused = false
+    socket.resume()
+  })
 
   // TCP peer finished: the close frame follows the data, once all of it has
   // left for the socket. Closing earlier would start ws's and our timers to

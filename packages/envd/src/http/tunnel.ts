@@ -91,7 +91,7 @@ async function handle(
   }
   wss.handleUpgrade(req, socket, head, (ws) => {
     log.info('tunnel opened', { host: target.host, port: target.port })
-    relay(ws, tcp, reads, {
+    relay(ws, socket as Socket, tcp, reads, {
       pingIntervalMs: opts.pingIntervalMs,
       pongTimeoutMs: opts.pongTimeoutMs,
       onClose: () => {

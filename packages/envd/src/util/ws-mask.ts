@@ -26,7 +26,7 @@ export function mask(
 }
 
 /** XORs `buf` with the 4-byte `mask`, its byte 0 taking mask byte `phase`. */
-function xorInPlace(buf: Uint8Array, mask: Uint8Array, phase: number): void {
+export function xorInPlace(buf: Uint8Array, mask: Uint8Array, phase: number): void {
   const len = buf.length
   // Bytes up to the first 4-byte boundary of the memory, then whole words, then the tail.
   const lead = Math.min(len, (4 - (buf.byteOffset & 3)) & 3)
