@@ -77,12 +77,8 @@ backend b
   server s 127.0.0.1:${toPort}
 `
 
-interface Proc {
-  child: ChildProcess
-}
-
 /** Starts a process and waits until `port` accepts (bounded). */
-async function start(cmd: string, args: string[], port: number): Promise<Proc> {
+async function start(cmd: string, args: string[], port: number): Promise<ChildProcess> {
   const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] })
   for (let i = 0; i < 100; i++) {
     if (child.exitCode !== null) throw new Error(`${cmd} exited ${child.exitCode}`)
@@ -94,18 +90,18 @@ async function start(cmd: string, args: string[], port: number): Promise<Proc> {
       })
       s.once('error', () => resolve(false))
     })
-    if (ok) return { child }
+    if (ok) return child
     await new Promise((r) => setTimeout(r, 50))
   }
   child.kill('SIGKILL')
   throw new Error(`${cmd} never listened on ${port}`)
 }
 
-function stop(p: Proc): Promise<void> {
-  if (p.child.exitCode !== null) return Promise.resolve()
+function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve()
   return new Promise((r) => {
-    p.child.once('exit', () => r())
-    p.child.kill('SIGKILL')
+    child.once('exit', () => r())
+    child.kill('SIGKILL')
   })
 }
 
@@ -137,7 +133,7 @@ function download(port: number): Promise<number> {
 
 type Kind = 'warren' | 'socat' | 'haproxy' | 'haproxySplice'
 
-async function relay(kind: Kind, dir: string, listen: number, to: number): Promise<Proc> {
+async function relay(kind: Kind, dir: string, listen: number, to: number): Promise<ChildProcess> {
   switch (kind) {
     case 'warren': {
       const file = join(dir, `relay-${listen}.mjs`)
@@ -174,7 +170,7 @@ const LABELS: Record<Kind, string> = {
 async function main(): Promise<Figures> {
   ensurePackages(['socat', 'haproxy'])
   const dir = mkdtempSync('/tmp/warren-bench-relays-')
-  const procs: Proc[] = []
+  const procs: ChildProcess[] = []
   try {
     const sourcePort = await freePort()
     const sourceFile = join(dir, 'source.py')

@@ -61,9 +61,9 @@ function referencedLayers(templatesDir: string): Set<string> {
 /**
  * Deletes a template: it can no longer be created from; the builds that
  * sandboxes (running or paused) still stand on stay until they no longer
- * do (the node then finishes with removeBuilds); then every layer no remaining build names and no
- * running build pinned is removed, and cached steps that named one are
- * forgotten. Returns how many layers went.
+ * do (the node then finishes with removeBuilds); then every layer no
+ * remaining build names and no running build pinned is removed, and cached
+ * steps that named one are forgotten. Returns how many layers went.
  */
 export function deleteTemplate(
   templatesDir: string,
