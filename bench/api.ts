@@ -9,7 +9,7 @@
 // Privileged; traffic only to loopback and the sandboxes' namespaces.
 //     (Warren's edge and node proxy workers and nginx's worker_processes all
 //     --workers, default one per core)
-//   npm run bench -- api [--runs 20] [--concurrent 50] [--seconds 10] [--workers n] [--json]
+//   npm run bench -- api [--runs 20] [--concurrent 50] [--seconds 10] [--workers n] [--rounds 3] [--json]
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
@@ -32,11 +32,14 @@ const values = benchArgs({
   seconds: { type: 'string', default: '10' },
   // Warren's edge and node proxy workers and nginx's worker_processes alike.
   workers: { type: 'string', default: String(availableParallelism()) },
+  // Turns of Warren's edge and nginx, alternated.
+  rounds: { type: 'string', default: '3' },
 })
 const RUNS = Number(values.runs)
 const CONCURRENT = Number(values.concurrent)
 const SECONDS = Number(values.seconds)
 const WORKERS = Number(values.workers)
+const ROUNDS = Number(values.rounds)
 const SERVER_PORT = 8000
 
 /** A minimal HTTP server for the proxy runs, on the Node binary every sandbox has. */
@@ -53,10 +56,15 @@ interface WrkResult {
 /** How long each path is driven, unmeasured, before its run: JIT, connection pools, background work settle. */
 const WARMUP_SECONDS = 3
 
-function wrk(url: string, headers: Record<string, string>, proxyPids?: () => number[]): WrkResult {
+function wrk(
+  url: string,
+  headers: Record<string, string>,
+  proxyPids?: () => number[],
+  connections = 32,
+): WrkResult {
   const args = (seconds: number) => [
-    '-t2',
-    '-c32',
+    `-t${Math.min(2, connections)}`,
+    `-c${connections}`,
     `-d${seconds}s`,
     '--latency',
     ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]),
@@ -81,6 +89,17 @@ function wrk(url: string, headers: Record<string, string>, proxyPids?: () => num
     p50: lat('50'),
     p99: lat('99'),
     ...(pids.length ? { cpuMsPerK: (cpu / requests) * 1000 } : {}),
+  }
+}
+
+/** Each figure's median over the runs. */
+function medianOf(runs: WrkResult[]): WrkResult {
+  const cpu = runs.flatMap((r) => (r.cpuMsPerK === undefined ? [] : [r.cpuMsPerK]))
+  return {
+    rps: median(runs.map((r) => r.rps)),
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    ...(cpu.length ? { cpuMsPerK: median(cpu) } : {}),
   }
 }
 
@@ -176,9 +195,28 @@ async function main(): Promise<Figures> {
       await new Promise((r) => setTimeout(r, 100))
     }
     const direct = wrk(`http://${address}:${SERVER_PORT}/`, {})
-    // Warren's proxy: the `warren up` process and its proxy workers.
+    // Warren's proxy (the `warren up` process and its proxy workers) and
+    // nginx in turns, each figure the median of its runs: the load on a
+    // shared machine drifts, and a single run of each can land in different weather.
     const warrenPids = () => processGroup(warren.pid()!, 'workers/worker.js')
-    const edge = wrk(`${warren.proxyUrl}/`, { Host: host }, warrenPids)
+    const nginxPort = await freePort()
+    const nginx = startNginx(nginxPort, `${address}:${SERVER_PORT}`, WORKERS)
+    const edgeRuns: WrkResult[] = []
+    const nginxRuns: WrkResult[] = []
+    // One connection, one request at a time: the latency a proxy adds with
+    // no queueing (at 32 connections on 2 shared cores, p50 follows throughput).
+    let nginxAlone: WrkResult
+    try {
+      for (let i = 0; i < ROUNDS; i++) {
+        edgeRuns.push(wrk(`${warren.proxyUrl}/`, { Host: host }, warrenPids))
+        nginxRuns.push(wrk(`http://127.0.0.1:${nginxPort}/`, { Host: host }, nginx.pids))
+      }
+      nginxAlone = wrk(`http://127.0.0.1:${nginxPort}/`, { Host: host }, undefined, 1)
+    } finally {
+      nginx.stop()
+    }
+    const edge = medianOf(edgeRuns)
+    const viaNginx = medianOf(nginxRuns)
     // A new connection per request: what a per-connection cost (the edge's
     // TLS sniff of the first byte) would show in.
     const edgeFresh = wrk(`${warren.proxyUrl}/`, { Host: host, Connection: 'close' })
@@ -193,14 +231,8 @@ async function main(): Promise<Figures> {
       { Host: host },
       nodeProxyPids,
     )
-    const nginxPort = await freePort()
-    const nginx = startNginx(nginxPort, `${address}:${SERVER_PORT}`, WORKERS)
-    let viaNginx: WrkResult
-    try {
-      viaNginx = wrk(`http://127.0.0.1:${nginxPort}/`, { Host: host }, nginx.pids)
-    } finally {
-      nginx.stop()
-    }
+    const directAlone = wrk(`http://${address}:${SERVER_PORT}/`, {}, undefined, 1)
+    const edgeAlone = wrk(`${warren.proxyUrl}/`, { Host: host }, undefined, 1)
     // The SDK's connection to the API sat idle through the wrk runs, about as
     // long as the server keeps one: a kill that meets its close is made again.
     await sbx.kill().catch(() => sbx.kill())
@@ -233,7 +265,7 @@ async function main(): Promise<Figures> {
       `\n${CONCURRENT} concurrent creates: ${(wall / 1000).toFixed(2)} s wall, ${(CONCURRENT / (wall / 1000)).toFixed(1)} creates/s, per-create median ${ms(median(latencies))}, p95 ${ms(pct(latencies, 95))}`,
     )
     console.log(
-      `\nProxy (wrk, 2 threads, 32 connections, ${SECONDS} s, tiny HTTP server in the sandbox; Warren's proxy workers: ${WORKERS}, nginx worker_processes: ${WORKERS})`,
+      `\nProxy (wrk, 2 threads, 32 connections, ${SECONDS} s, tiny HTTP server in the sandbox; Warren's proxy workers: ${WORKERS}, nginx worker_processes: ${WORKERS}; Warren's edge and nginx: medians of ${ROUNDS} alternated runs)`,
     )
     console.log('| path | requests/s | p50 | p99 | rps ÷ direct | proxy CPU ms / 1000 req |')
     console.log('|---|---|---|---|---|---|')
@@ -253,6 +285,13 @@ async function main(): Promise<Figures> {
     console.log(
       `\nAdded latency at p50: Warren ${(edge.p50 - direct.p50).toFixed(2)} ms, nginx ${(viaNginx.p50 - direct.p50).toFixed(2)} ms; Warren/nginx throughput ${(edge.rps / viaNginx.rps).toFixed(2)}; Warren/nginx CPU per request ${((edge.cpuMsPerK ?? 0) / (viaNginx.cpuMsPerK ?? 1)).toFixed(1)}; node proxy alone/nginx throughput ${(nodeProxy.rps / viaNginx.rps).toFixed(2)}, added p50 ${(nodeProxy.p50 - direct.p50).toFixed(2)} ms (a busy machine shares its cores: the CPU per request is what the throughput of an idle one follows)`,
     )
+    const roundRatios = edgeRuns.map((e, i) => e.rps / (nginxRuns[i] as WrkResult).rps)
+    console.log(
+      `Warren/nginx throughput by round: ${roundRatios.map((r) => r.toFixed(2)).join(', ')}`,
+    )
+    console.log(
+      `Added latency at p50 over one connection (no queueing): Warren ${(edgeAlone.p50 - directAlone.p50).toFixed(2)} ms, nginx ${(nginxAlone.p50 - directAlone.p50).toFixed(2)} ms (direct ${directAlone.p50.toFixed(2)} ms)`,
+    )
     return {
       floorMs: floorMed,
       sdkCreateRunMs: median(createRun),
@@ -266,7 +305,11 @@ async function main(): Promise<Figures> {
       edgeOverDirectRps: edge.rps / direct.rps,
       nginxOverDirectRps: viaNginx.rps / direct.rps,
       edgeOverNginxRps: edge.rps / viaNginx.rps,
+      edgeOverNginxRpsLowestRound: Math.min(...roundRatios),
+      edgeOverNginxRpsHighestRound: Math.max(...roundRatios),
       edgeAddedP50Ms: edge.p50 - direct.p50,
+      edgeAddedP50OneConnectionMs: edgeAlone.p50 - directAlone.p50,
+      nginxAddedP50OneConnectionMs: nginxAlone.p50 - directAlone.p50,
       proxyWorkers: WORKERS,
       nginxWorkers: WORKERS,
       nginxAddedP50Ms: viaNginx.p50 - direct.p50,

@@ -120,7 +120,7 @@ export function createNodeResolver(
   node: SandboxNode,
   opts: { direct?: boolean } = {},
 ): NodeResolver {
-  return async (req, h) => {
+  return (req, h) => {
     if (h.port === ENVD_PORT && isInitPath(req.url)) {
       return { error: { status: 404, message: 'not found' } }
     }
@@ -170,7 +170,7 @@ export function createNodeProxyServer(
   resolvers: { edge: NodeResolver; direct: NodeResolver },
   opts: { secret: string; tls?: InternalTls | undefined; log: Logger; relay?: boolean },
 ): Server {
-  const resolve = async (req: IncomingMessage): Promise<Resolution> => {
+  const resolve = (req: IncomingMessage): Resolution | Promise<Resolution> => {
     const peer = peerAddress(req.socket)
     const presented = firstHeader(req, INTERNAL_HEADERS.secret)
     const verdict = presented === undefined ? 'missing' : judgeCredential(presented, [opts.secret])

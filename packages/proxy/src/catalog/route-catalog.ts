@@ -38,6 +38,8 @@ export interface Catalog {
   /** Resolves once this copy holds every change its source held when asked. */
   caughtUp(): Promise<void>
   lookup(sandboxId: string): Promise<Route | undefined>
+  /** What `lookup` would answer without asking anyone: the route while the copy follows the stream. */
+  peek(sandboxId: string): Route | undefined
   recentMiss(sandboxId: string): boolean
   noteMiss(sandboxId: string): void
   confirm(sandboxId: string): Promise<Route | undefined>
@@ -149,6 +151,10 @@ export class RouteCatalog implements Catalog {
       this.askFailing = true
       return known
     }
+  }
+
+  peek(sandboxId: string): Route | undefined {
+    return this.isReady && this.following ? this.routes.get(sandboxId) : undefined
   }
 
   /** Whether the control plane said of this id, less than a second ago, that it knows no such sandbox. */

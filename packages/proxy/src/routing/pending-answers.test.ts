@@ -41,6 +41,17 @@ describe('PendingAnswers', () => {
     expect(kept.reason).toMatchObject({ status: 502 })
   })
 
+  it('calls onAbort, and emits abort on the signal of those that asked for it', () => {
+    const pending = new PendingAnswers(refusal)
+    const quiet = pending.track('a', 80)
+    const heard = pending.track('a', 81)
+    const calls: string[] = []
+    quiet.onAbort = () => calls.push(`quiet ${quiet.reason?.status}`)
+    heard.signal.once('abort', () => calls.push(`heard ${heard.reason?.status}`))
+    pending.apply({ kind: 'remove', sandboxId: 'a' })
+    expect(calls.sort()).toEqual(['heard 502', 'quiet 502'])
+  })
+
   it('forgets what settled: nothing is held once every request ended', () => {
     const pending = new PendingAnswers(refusal)
     const all = Array.from({ length: 100 }, (_, i) => pending.track(`s${i % 7}`, 80))

@@ -3,10 +3,33 @@ import type { AnswerCancel, ProxyError } from '@warren/shared'
 import type { Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
 import type { CatalogChange } from '../catalog/route-catalog.js'
 
-interface Pending {
-  port: number
-  signal: EventEmitter
-  reason?: ProxyError
+/** One request waiting for its answer; its emitter is made only if someone listens. */
+class Pending implements AnswerCancel {
+  reason: ProxyError | undefined
+  onAbort: (() => void) | undefined
+  private emitter: EventEmitter | undefined
+
+  constructor(
+    private readonly sandboxId: string,
+    readonly port: number,
+    private readonly bySandbox: Map<string, Set<Pending>>,
+  ) {}
+
+  get signal(): EventEmitter {
+    this.emitter ??= new EventEmitter()
+    return this.emitter
+  }
+
+  abort(reason: ProxyError): void {
+    this.reason = reason
+    this.emitter?.emit('abort')
+    this.onAbort?.()
+  }
+
+  settled(): void {
+    const set = this.bySandbox.get(this.sandboxId)
+    if (set?.delete(this) && !set.size) this.bySandbox.delete(this.sandboxId)
+  }
 }
 
 /**
@@ -31,24 +54,14 @@ export class PendingAnswers {
   ) {}
 
   track(sandboxId: string, port: number): AnswerCancel {
-    const pending: Pending = { port, signal: new EventEmitter() }
     let set = this.bySandbox.get(sandboxId)
     if (!set) {
       set = new Set()
       this.bySandbox.set(sandboxId, set)
     }
+    const pending = new Pending(sandboxId, port, this.bySandbox)
     set.add(pending)
-    return {
-      signal: pending.signal,
-      get reason() {
-        return pending.reason
-      },
-      settled: () => {
-        const s = this.bySandbox.get(sandboxId)
-        if (!s?.delete(pending) || s.size) return
-        this.bySandbox.delete(sandboxId)
-      },
-    }
+    return pending
   }
 
   /** Follows the edge's catalog (see Catalog.onChange). */
@@ -76,8 +89,7 @@ export class PendingAnswers {
       const refused = this.refusal(sandboxId, route, p.port)
       if (!refused) continue
       set.delete(p)
-      p.reason = refused
-      p.signal.emit('abort')
+      p.abort(refused)
     }
     if (!set.size) this.bySandbox.delete(sandboxId)
   }

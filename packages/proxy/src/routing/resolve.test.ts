@@ -55,6 +55,7 @@ function setup(r: Route, current: Route = r, answer?: ResumeAnswer, behind: Rout
       catalog.tokenGeneration++
     },
     lookup: async (id: string) => routes.get(id),
+    peek: (id: string) => routes.get(id),
     recentMiss: () => false,
     noteMiss: () => {},
     // What the API says now (its store), which the local copy may lag.
@@ -120,6 +121,30 @@ async function resolve(r: Route, req: IncomingMessage, current: Route = r, answe
   const { resolver, calls } = setup(r, current, answer)
   return { res: (await resolver.resolve(req)) as Resolution, calls }
 }
+
+describe('edge resolver: at once', () => {
+  it('lets a running sandbox the catalog holds through without a promise; the rest is judged in full', async () => {
+    const running = setup(route(RouteState.RUNNING)).resolver
+    const now = running.resolve(request(8000))
+    expect(now).not.toBeInstanceOf(Promise)
+    expect(now).toMatchObject({ target: { host: '127.0.0.1', port: 9 } })
+    // envd's /init never takes the quick way (nor any way: 404).
+    const init = running.resolve(request(ENVD, {}, '/init'))
+    expect(init).toBeInstanceOf(Promise)
+    expect(await init).toMatchObject({ error: { status: 404 } })
+    // A wrong traffic token, a paused sandbox: the full path, with its answers.
+    const guarded = setup(route(RouteState.RUNNING, { trafficAccessToken: TRAFFIC_TOKEN })).resolver
+    const refused = guarded.resolve(request(8000, { 'e2b-traffic-access-token': 'wrong' }))
+    expect(refused).toBeInstanceOf(Promise)
+    expect(await refused).toMatchObject({ error: { status: 403 } })
+    expect(
+      guarded.resolve(request(8000, { 'e2b-traffic-access-token': TRAFFIC_TOKEN })),
+    ).not.toBeInstanceOf(Promise)
+    const paused = setup(route(RouteState.PAUSED)).resolver.resolve(request(8000))
+    expect(paused).toBeInstanceOf(Promise)
+    expect(await paused).toMatchObject({ error: { status: 409 } })
+  })
+})
 
 describe('edge resolver: sandboxes between states', () => {
   it.each([

@@ -130,7 +130,34 @@ export function createEdgeResolver(opts: {
 
   const pending = new PendingAnswers(stoppedServing)
 
-  async function resolve(req: IncomingMessage): Promise<Resolution> {
+  /**
+   * A running sandbox the catalog holds, its traffic let through: at once,
+   * with no promise (what nearly every request is). Undefined for anything
+   * else, which `resolveLater` judges in full.
+   */
+  function resolveNow(req: IncomingMessage): Resolution | Promise<Resolution> | undefined {
+    const address = sandboxAddressOf({
+      host: req.headers.host,
+      sandboxId: firstHeader(req, 'e2b-sandbox-id'),
+      sandboxPort: firstHeader(req, 'e2b-sandbox-port'),
+    })
+    if (!address || (address.port === ENVD_PORT && isInitPath(req.url))) return undefined
+    const route = opts.catalog.peek(address.sandboxId)
+    if (
+      !route ||
+      route.state !== RouteState.RUNNING ||
+      refuseTraffic(req, route, address.port) ||
+      refusal(route, address.port)
+    )
+      return undefined
+    return targetFor(req, route, address.sandboxId, address.port, false)
+  }
+
+  function resolve(req: IncomingMessage): Resolution | Promise<Resolution> {
+    return resolveNow(req) ?? resolveLater(req)
+  }
+
+  async function resolveLater(req: IncomingMessage): Promise<Resolution> {
     const address =
       sandboxAddressOf({
         host: req.headers.host,
@@ -192,7 +219,17 @@ export function createEdgeResolver(opts: {
     }
     const refused = refusal(route, port)
     if (refused) return { error: refused }
-    const r = route
+    return targetFor(req, route, sandboxId, port, resumed)
+  }
+
+  /** Where a request the catalog lets through goes: the local node's verdict, or a node proxy. */
+  function targetFor(
+    req: IncomingMessage,
+    r: Route,
+    sandboxId: string,
+    port: number,
+    resumed: boolean,
+  ): Resolution | Promise<Resolution> {
     const local = opts.localNodes?.get(r.nodeProxyUrl)
     const node = local ? undefined : nodeProxy(r.nodeProxyUrl)
     // No address to dial (the sandbox's node has not registered with the
@@ -220,12 +257,15 @@ export function createEdgeResolver(opts: {
       forwardedProto: (req.socket as TLSSocket).encrypted ? 'https' : 'http',
     }
     if (local) {
-      const resolution = await local(req, handoff)
-      if ('target' in resolution) {
-        if (onTraffic) resolution.target.onTraffic = onTraffic
-        resolution.target.cancel = pending.track(sandboxId, port)
+      const tracked = (resolution: Resolution): Resolution => {
+        if ('target' in resolution) {
+          if (onTraffic) resolution.target.onTraffic = onTraffic
+          resolution.target.cancel = pending.track(sandboxId, port)
+        }
+        return resolution
       }
-      return resolution
+      const resolution = local(req, handoff)
+      return resolution instanceof Promise ? resolution.then(tracked) : tracked(resolution)
     }
     const to = node as NodeProxy
     return {

@@ -117,6 +117,10 @@ export class CatalogCopy implements Catalog {
     return asked ? routeFromWire(asked) : undefined
   }
 
+  peek(sandboxId: string): Route | undefined {
+    return this.isReady && this.following ? this.routes.get(sandboxId) : undefined
+  }
+
   recentMiss(sandboxId: string): boolean {
     const until = this.misses.get(sandboxId)
     return !!until && until > Date.now()

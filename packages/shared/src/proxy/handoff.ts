@@ -19,8 +19,8 @@ export interface Handoff {
   forwardedProto: 'http' | 'https'
 }
 
-/** The node proxy's resolution of a request the edge has handed over. */
-export type NodeResolver = (req: RequestHead, handoff: Handoff) => Promise<Resolution>
+/** The node proxy's resolution of a request the edge has handed over (at once when it can). */
+export type NodeResolver = (req: RequestHead, handoff: Handoff) => Resolution | Promise<Resolution>
 
 /** What a node resolver reads of a request: its path, and its headers (those of a direct caller). */
 export type RequestHead = Pick<IncomingMessage, 'url' | 'headers'>

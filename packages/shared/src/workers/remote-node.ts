@@ -74,33 +74,40 @@ export class RemoteNode {
   readonly resolveDirect: NodeResolver = (req, h) =>
     this.resolveFor(req, h, { trafficToken: firstHeader(req, TRAFFIC_TOKEN_HEADER) })
 
-  private async resolveFor(
+  /** At once from a kept verdict; otherwise after asking the primary. */
+  private resolveFor(
     req: RequestHead,
     h: Handoff,
     direct: DirectCaller | undefined,
-  ): Promise<Resolution> {
+  ): Resolution | Promise<Resolution> {
     if (h.port === ENVD_PORT && isInitPath(req.url)) {
       return { error: { status: 404, message: 'not found' } }
     }
     const key = `${h.sandboxId}\u0000${h.port}\u0000${h.clientIp}${direct ? `\u0000d\u0000${direct.trafficToken ?? ''}` : ''}`
-    let verdict = this.verdicts.get(key)
-    if (!verdict) {
-      const asked = this.epoch
-      verdict = this.fromWire(
+    const kept = this.verdicts.get(key)
+    return kept ? resolution(kept, h) : this.ask(key, h, direct)
+  }
+
+  private async ask(
+    key: string,
+    h: Handoff,
+    direct: DirectCaller | undefined,
+  ): Promise<Resolution> {
+    const asked = this.epoch
+    const verdict = this.fromWire(
+      h.sandboxId,
+      h.port,
+      await this.primary.call<WireVerdict>(
+        'nodeVerdict',
+        this.nodeUrl,
         h.sandboxId,
         h.port,
-        await this.primary.call<WireVerdict>(
-          'nodeVerdict',
-          this.nodeUrl,
-          h.sandboxId,
-          h.port,
-          h.clientIp,
-          direct,
-        ),
-      )
-      if (asked === this.epoch) this.keep(h.sandboxId, key, verdict)
-    }
-    return 'error' in verdict ? verdict : { target: sandboxPortTarget(verdict.route, h) }
+        h.clientIp,
+        direct,
+      ),
+    )
+    if (asked === this.epoch) this.keep(h.sandboxId, key, verdict)
+    return resolution(verdict, h)
   }
 
   private keep(sandboxId: string, key: string, verdict: NodeVerdict): void {
@@ -132,6 +139,10 @@ export class RemoteNode {
       },
     }
   }
+}
+
+function resolution(verdict: NodeVerdict, h: Handoff): Resolution {
+  return 'error' in verdict ? verdict : { target: sandboxPortTarget(verdict.route, h) }
 }
 
 /** The primary's connect window of a sandbox port, as a worker dials through it. */

@@ -225,6 +225,7 @@ describe('createRelay', () => {
     const cancel = {
       signal,
       reason: undefined as undefined | { status: number; message: string },
+      onAbort: undefined as undefined | (() => void),
       settled: () => {
         settled++
       },
@@ -233,6 +234,7 @@ describe('createRelay', () => {
       setTimeout(() => {
         cancel.reason = { status: 409, message: 'paused' }
         signal.emit('abort')
+        cancel.onAbort?.()
       }, 50)
       return target(hungPort, { cancel })
     })
@@ -241,6 +243,36 @@ describe('createRelay', () => {
     )
     expect(got).toMatch(/^HTTP\/1.1 409/)
     expect(settled).toBe(1)
+  })
+
+  it('settles a request whose client leaves before the answer, and drops its upstream connection', async () => {
+    const upstreamClosed: Promise<void>[] = []
+    // Reads (and drops) the request, never answers.
+    const hung = createNetServer((s) => {
+      upstreamClosed.push(new Promise<void>((r) => s.on('close', () => r())))
+      s.resume()
+    })
+    const hungPort = await listen(hung)
+    let settled = 0
+    const cancel = {
+      signal: new (await import('node:events')).EventEmitter(),
+      reason: undefined,
+      onAbort: undefined as undefined | (() => void),
+      settled: () => {
+        settled++
+      },
+    }
+    const { port } = await front(async () => target(hungPort, { cancel }))
+    const client = connect(port, '127.0.0.1')
+    await new Promise<void>((r) => client.once('connect', () => r()))
+    client.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n')
+    while (!upstreamClosed.length) await new Promise((r) => setTimeout(r, 10))
+    // Gone for good (a reset): an ended client may still be waiting for its answer.
+    client.resetAndDestroy()
+    await upstreamClosed[0]
+    await new Promise((r) => setTimeout(r, 20))
+    expect(settled).toBe(1)
+    expect(cancel.onAbort).toBeUndefined()
   })
 
   it('tries a fresh connection when a reused one was closed by its server, and honours Keep-Alive timeouts', async () => {

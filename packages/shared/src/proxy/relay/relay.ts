@@ -4,7 +4,7 @@ import { Server as TlsServer } from 'node:tls'
 import type { Logger } from '../../log.js'
 import { REQUEST_ID_HEADER, requestIdFrom, withRequestId } from '../../request-id.js'
 import { type ProxyError, rawProxyError, wantsHtml } from '../errors.js'
-import { type ForwardTarget, forwardHeaders, type Resolution } from '../forward.js'
+import { connectionNames, type ForwardTarget, HOP_BY_HOP, type Resolution } from '../forward.js'
 import {
   HTTPParser,
   type HttpParser,
@@ -13,7 +13,7 @@ import {
   newParser,
   STOP_AFTER_HEAD,
 } from './llhttp.js'
-import { RawUpstreams, type Upstream } from './upstreams.js'
+import { RawUpstreams, type Upstream, type UpstreamUser } from './upstreams.js'
 
 /** As the HTTP servers of the proxies (see keepConnectionsLong): an idle client connection is kept this long. */
 const IDLE_MS = 65_000
@@ -40,7 +40,8 @@ interface AddHeaderLines {
 }
 
 export interface RelayOptions {
-  resolve: (req: IncomingMessage) => Promise<Resolution>
+  /** At once when it can (no promise, no turn of the event loop), else later. */
+  resolve: (req: IncomingMessage) => Resolution | Promise<Resolution>
   /** Requests the HTTP server answers itself (the edge's /metrics). */
   servedByServer?: (req: IncomingMessage) => boolean
   /** Called as a request begins; what it returns, with the answer's status. */
@@ -93,7 +94,7 @@ export function createRelay(opts: RelayOptions): Relay {
   }
 }
 
-class RelayConnection {
+class RelayConnection implements UpstreamUser {
   private readonly parser: HttpParser = newParser(HTTPParser.REQUEST)
   private readonly responses: HttpParser = newParser(HTTPParser.RESPONSE)
   private head: Head | undefined
@@ -105,9 +106,26 @@ class RelayConnection {
   private clientEnded = false
   private closed = false
   private headTimer: NodeJS.Timeout | undefined
-  /** The upstream connection of the request being answered. */
-  private upstream: Upstream | undefined
   private acc: { headers: string[]; url: string } = { headers: [], url: '' }
+
+  // The request being answered, and where it goes.
+  private req!: IncomingMessage
+  private reqHead!: Head
+  private target!: ForwardTarget
+  private done: ((status: number) => void) | undefined
+  private attempt = 0
+  // Its exchange with the upstream (one at a time; reset by `exchange`).
+  private upstream: Upstream | undefined
+  private status = 0
+  private informational = false
+  private complete = false
+  private broken = false
+  private received = false
+  private answering = false
+  private forwarded = false
+  private upstreamKeepAlive = false
+  private idleMs: number | undefined
+  private answerHeaders: string[] = []
 
   constructor(
     private readonly socket: Socket,
@@ -147,11 +165,47 @@ class RelayConnection {
     }
     p[HTTPParser.kOnBody] = () => {}
     p[HTTPParser.kOnMessageComplete] = () => {}
+    const rp = this.responses
+    rp[HTTPParser.kOnMessageBegin] = () => {
+      // Anything after the answer is not an answer to this client.
+      if (this.complete) this.broken = true
+    }
+    rp[HTTPParser.kOnHeaders] = (h: string[]) => this.answerHeaders.push(...h)
+    rp[HTTPParser.kOnHeadersComplete] = (
+      major: number,
+      minor: number,
+      h: string[] | undefined,
+      _method: number,
+      _url: string,
+      statusCode: number,
+      _statusText: string,
+      upgrade: boolean,
+      keepAlive: boolean,
+    ) => {
+      const headers = h ?? this.answerHeaders
+      this.answerHeaders = []
+      if (statusCode === 101 || upgrade) this.broken = true
+      this.informational = statusCode < 200
+      if (this.informational) return 0
+      const isHead = this.reqHead.method === 'HEAD'
+      this.status = statusCode
+      // llhttp judges before it learns a HEAD's answer has no body (it would end at EOF).
+      this.upstreamKeepAlive =
+        keepAlive || (isHead && major === 1 && minor === 1 && !saysClose(headers))
+      this.idleMs = keepAliveTimeout(headers)
+      return isHead ? NO_BODY : 0
+    }
+    rp[HTTPParser.kOnBody] = () => {}
+    rp[HTTPParser.kOnMessageComplete] = () => {
+      if (this.informational) this.informational = false
+      else this.complete = true
+    }
     socket.on('data', this.onData)
     socket.on('end', this.onEnd)
     socket.on('error', this.onError)
     socket.on('close', this.onClose)
     socket.on('timeout', this.onIdle)
+    socket.on('drain', this.onDrain)
     socket.setNoDelay(true)
     socket.setTimeout(IDLE_MS)
   }
@@ -180,14 +234,15 @@ class RelayConnection {
       ? Buffer.concat([...this.partial, d.subarray(0, ret)])
       : d.subarray(0, ret)
     this.partial = []
-    clearTimeout(this.headTimer)
-    this.headTimer = undefined
+    if (this.headTimer) {
+      clearTimeout(this.headTimer)
+      this.headTimer = undefined
+    }
     if (ret < d.length) this.hold(d.subarray(ret))
     // The next head is parsed from a clean state.
     this.parser.initialize(HTTPParser.REQUEST, {}, 0, 0)
     this.busy = true
-    this.socket.setTimeout(0)
-    void this.serve(head, raw)
+    this.serve(head, raw)
   }
 
   private readonly onData = (d: Buffer) => {
@@ -207,14 +262,25 @@ class RelayConnection {
 
   private readonly onError = () => this.destroy()
 
-  private readonly onIdle = () => this.destroy()
+  // The idle timer runs on while a request is answered (every byte moved
+  // restarts it): only a connection waiting for its next request is idle.
+  private readonly onIdle = () => {
+    if (!this.busy) this.destroy()
+  }
+
+  private readonly onDrain = () => this.upstream?.socket.resume()
 
   private readonly onClose = () => {
     if (this.closed) return
     this.closed = true
     clearTimeout(this.headTimer)
-    this.upstream?.socket.destroy()
-    this.upstream = undefined
+    const up = this.upstream
+    if (up) {
+      // The request ends with its client: its upstream is dropped, its wait settled.
+      this.detach(up)
+      up.socket.destroy()
+      this.settle()
+    }
     this.parser.close()
     this.responses.close()
     this.gone()
@@ -235,14 +301,14 @@ class RelayConnection {
       this.socket.end()
       return
     }
-    this.socket.setTimeout(IDLE_MS)
     const pending = this.pending
+    if (!pending) return
     this.pending = undefined
     if (this.socket.isPaused()) this.socket.resume()
-    if (pending) this.feed(pending)
+    this.feed(pending)
   }
 
-  private async serve(head: Head, raw: Buffer): Promise<void> {
+  private serve(head: Head, raw: Buffer): void {
     const req = new IncomingMessage(this.socket)
     req.method = head.method
     req.url = head.url
@@ -259,23 +325,36 @@ class RelayConnection {
     }
     const requestId = requestIdFrom(req.headers[REQUEST_ID_HEADER])
     req.headers[REQUEST_ID_HEADER] = requestId
-    const done = this.finisher(req, requestId)
-    let resolution: Resolution
+    this.req = req
+    this.reqHead = head
+    this.done = this.finisher(req, requestId)
+    let resolution: Resolution | Promise<Resolution>
     try {
-      resolution = await withRequestId(requestId, () => this.opts.resolve(req))
+      resolution = withRequestId(requestId, () => this.opts.resolve(req))
     } catch {
-      resolution = { error: { status: 500, message: 'proxy error' } }
+      resolution = PROXY_ERROR
     }
+    if (resolution instanceof Promise) {
+      resolution.then(
+        (r) => this.resolved(r),
+        () => this.resolved(PROXY_ERROR),
+      )
+    } else this.resolved(resolution)
+  }
+
+  private resolved(resolution: Resolution): void {
     if (this.closed) {
       if ('target' in resolution) resolution.target.cancel?.settled()
       return
     }
     if ('error' in resolution) {
-      this.answer(req, resolution.error, done, head.keepAlive)
-      this.next(head.keepAlive)
+      this.answer(resolution.error, this.reqHead.keepAlive)
+      this.next(this.reqHead.keepAlive)
       return
     }
-    this.forward(req, head, resolution.target, done, 0)
+    this.target = resolution.target
+    this.attempt = 0
+    this.forward()
   }
 
   /** What records a request's answer: metrics, and the debug line. */
@@ -318,6 +397,7 @@ class RelayConnection {
     s.removeListener('error', this.onError)
     s.removeListener('close', this.onClose)
     s.removeListener('timeout', this.onIdle)
+    s.removeListener('drain', this.onDrain)
     s.setTimeout(0)
     this.onClose()
     const data = this.pending ? Buffer.concat([raw, this.pending]) : raw
@@ -326,184 +406,159 @@ class RelayConnection {
     if (s.isPaused()) s.resume()
   }
 
-  private answer(
-    req: IncomingMessage,
-    e: ProxyError,
-    done: ((status: number) => void) | undefined,
-    keepAlive: boolean,
-  ): void {
-    this.socket.write(rawProxyError(e, wantsHtml(req.headers), keepAlive))
-    done?.(e.status)
+  private answer(e: ProxyError, keepAlive: boolean): void {
+    this.socket.write(rawProxyError(e, wantsHtml(this.req.headers), keepAlive))
+    this.done?.(e.status)
   }
 
-  private forward(
-    req: IncomingMessage,
-    head: Head,
-    t: ForwardTarget,
-    done: ((status: number) => void) | undefined,
-    attempt: number,
-  ): void {
-    this.upstreams.take(t).then(
+  /** Takes a connection for the request (again, after a reused one failed) and sends it. */
+  private forward(): void {
+    const t = this.target
+    let taken: Upstream | Promise<Upstream>
+    try {
+      taken = this.upstreams.take(t)
+    } catch (err) {
+      taken = Promise.reject(err)
+    }
+    if (!(taken instanceof Promise)) {
+      this.exchange(taken)
+      return
+    }
+    taken.then(
       (up) => {
         if (this.closed) {
           up.socket.destroy()
           t.cancel?.settled()
           return
         }
-        this.exchange(req, head, t, done, up, attempt)
+        this.exchange(up)
       },
       (err: Error) => {
         t.cancel?.settled()
         if (this.closed) return
-        this.answer(req, t.cancel?.reason ?? t.unreachable(err), done, head.keepAlive)
-        this.next(head.keepAlive)
+        this.answer(t.cancel?.reason ?? t.unreachable(err), this.reqHead.keepAlive)
+        this.next(this.reqHead.keepAlive)
       },
     )
   }
 
-  /** Sends the request on `up` and relays its answer. */
-  private exchange(
-    req: IncomingMessage,
-    head: Head,
-    t: ForwardTarget,
-    done: ((status: number) => void) | undefined,
-    up: Upstream,
-    attempt: number,
-  ): void {
+  /** Sends the request on `up`; its answer comes back through the UpstreamUser methods. */
+  private exchange(up: Upstream): void {
+    const t = this.target
     this.upstream = up
-    const sock = up.socket
-    const client = this.socket
-    const rp = this.responses
-    rp.initialize(HTTPParser.RESPONSE, {}, 0, 0)
-    const isHead = head.method === 'HEAD'
-    let status = 0
-    let informational = false
-    let complete = false
-    let broken = false
-    let received = false
-    let answering = false
-    let forwarded = false
-    let upstreamKeepAlive = false
-    let idleMs: number | undefined
-    let headers: string[] = []
-    rp[HTTPParser.kOnMessageBegin] = () => {
-      // Anything after the answer is not an answer to this client.
-      if (complete) broken = true
-    }
-    rp[HTTPParser.kOnHeaders] = (h: string[]) => headers.push(...h)
-    rp[HTTPParser.kOnHeadersComplete] = (
-      major: number,
-      minor: number,
-      h: string[] | undefined,
-      _method: number,
-      _url: string,
-      statusCode: number,
-      _statusText: string,
-      upgrade: boolean,
-      keepAlive: boolean,
-    ) => {
-      if (h) headers = h
-      if (statusCode === 101 || upgrade) broken = true
-      informational = statusCode < 200
-      if (!informational) {
-        status = statusCode
-        // llhttp judges before it learns a HEAD's answer has no body (it would end at EOF).
-        upstreamKeepAlive =
-          keepAlive || (isHead && major === 1 && minor === 1 && !saysClose(headers))
-        idleMs = keepAliveTimeout(headers)
+    up.user = this
+    this.responses.initialize(HTTPParser.RESPONSE, {}, 0, 0)
+    this.status = 0
+    this.informational = false
+    this.complete = false
+    this.broken = false
+    this.received = false
+    this.answering = false
+    this.forwarded = false
+    this.upstreamKeepAlive = false
+    this.idleMs = undefined
+    this.answerHeaders = []
+    const cancel = t.cancel
+    if (cancel) {
+      cancel.onAbort = this.onAbort
+      if (cancel.reason) {
+        this.onAbort()
+        return
       }
-      headers = []
-      return isHead && !informational ? NO_BODY : 0
     }
-    rp[HTTPParser.kOnBody] = () => {}
-    rp[HTTPParser.kOnMessageComplete] = () => {
-      if (informational) informational = false
-      else complete = true
-    }
+    up.socket.write(requestHead(this.req, t))
+  }
 
-    const settle = () => {
-      if (answering) return
-      answering = true
-      t.cancel?.settled()
+  private readonly onAbort = () => {
+    if (!this.answering) this.fail(new Error('the target stopped serving'))
+  }
+
+  /** The answer began (or ended): the request can no longer be cut short. */
+  private settle(): void {
+    if (this.answering) return
+    this.answering = true
+    const cancel = this.target.cancel
+    if (cancel) {
+      cancel.onAbort = undefined
+      cancel.settled()
     }
-    const detach = () => {
-      sock.removeListener('data', onData)
-      sock.removeListener('end', onEnd)
-      sock.removeListener('close', onGone)
-      sock.removeListener('error', onGone)
-      client.removeListener('drain', onDrain)
-      t.cancel?.signal.removeListener('abort', onAbort)
-      this.upstream = undefined
-    }
-    const finish = () => {
-      detach()
-      settle()
-      done?.(status)
-      if (upstreamKeepAlive) this.upstreams.release(up, idleMs)
-      else sock.destroy()
-      this.next(head.keepAlive && upstreamKeepAlive)
-    }
-    /** The upstream failed: retried, answered 502, or (mid-answer) the client cut too. */
-    const fail = (err: Error) => {
-      detach()
-      sock.destroy()
-      if (this.closed) {
-        settle()
-        return
-      }
-      if (!received && up.reused && attempt < RETRIES && !t.cancel?.reason) {
-        this.forward(req, head, t, done, attempt + 1)
-        return
-      }
-      settle()
-      if (forwarded) {
-        client.destroy()
-        return
-      }
-      this.answer(req, t.cancel?.reason ?? t.unreachable(err), done, head.keepAlive && !broken)
-      // After an upstream broke the protocol, nothing more is read on this connection.
-      this.next(head.keepAlive && !broken)
-    }
-    const onData = (chunk: Buffer) => {
-      received = true
-      const ret = rp.execute(chunk)
-      if (typeof ret !== 'number' || broken) {
-        fail(new Error('the upstream broke the HTTP protocol'))
-        return
-      }
-      settle()
-      t.onTraffic?.(chunk.length, chunk, false)
-      const flushed = client.write(chunk)
-      forwarded = true
-      if (complete) finish()
-      else if (!flushed) sock.pause()
-    }
-    const onDrain = () => sock.resume()
-    const onEnd = () => {
-      // A close-delimited answer ends here.
-      const err = rp.finish()
-      if (!err && complete && !broken) {
-        upstreamKeepAlive = false
-        finish()
-      } else fail(upstreamClosed())
-    }
-    const onGone = (err?: Error | boolean) => fail(err instanceof Error ? err : upstreamClosed())
-    const onAbort = () => {
-      if (!answering) fail(new Error('the target stopped serving'))
-    }
-    sock.on('data', onData)
-    sock.on('end', onEnd)
-    sock.on('close', onGone)
-    sock.on('error', onGone)
-    client.on('drain', onDrain)
-    t.cancel?.signal.once('abort', onAbort)
-    if (t.cancel?.reason) {
-      onAbort()
+  }
+
+  /** The upstream is no longer this request's. */
+  private detach(up: Upstream): void {
+    up.user = undefined
+    this.upstream = undefined
+    const cancel = this.target.cancel
+    if (cancel) cancel.onAbort = undefined
+  }
+
+  private finish(): void {
+    const up = this.upstream as Upstream
+    this.detach(up)
+    this.settle()
+    this.done?.(this.status)
+    if (this.upstreamKeepAlive) this.upstreams.release(up, this.idleMs)
+    else up.socket.destroy()
+    this.next(this.reqHead.keepAlive && this.upstreamKeepAlive)
+  }
+
+  /** The upstream failed: retried, answered 502, or (mid-answer) the client cut too. */
+  private fail(err: Error): void {
+    const up = this.upstream
+    if (!up) return
+    const t = this.target
+    this.detach(up)
+    up.socket.destroy()
+    if (this.closed) {
+      this.settle()
       return
     }
-    sock.write(requestHead(req, t))
+    if (!this.received && up.reused && this.attempt < RETRIES && !t.cancel?.reason) {
+      this.attempt++
+      this.forward()
+      return
+    }
+    this.settle()
+    if (this.forwarded) {
+      this.socket.destroy()
+      return
+    }
+    const keepAlive = this.reqHead.keepAlive && !this.broken
+    this.answer(t.cancel?.reason ?? t.unreachable(err), keepAlive)
+    // After an upstream broke the protocol, nothing more is read on this connection.
+    this.next(keepAlive)
+  }
+
+  upstreamData(chunk: Buffer): void {
+    this.received = true
+    const ret = this.responses.execute(chunk)
+    if (typeof ret !== 'number' || this.broken) {
+      this.fail(new Error('the upstream broke the HTTP protocol'))
+      return
+    }
+    this.settle()
+    this.target.onTraffic?.(chunk.length, chunk, false)
+    const flushed = this.socket.write(chunk)
+    this.forwarded = true
+    if (this.complete) this.finish()
+    else if (!flushed) this.upstream?.socket.pause()
+  }
+
+  upstreamEnd(): void {
+    // A close-delimited answer ends here.
+    const err = this.responses.finish()
+    if (!err && this.complete && !this.broken) {
+      this.upstreamKeepAlive = false
+      this.finish()
+    } else this.fail(upstreamClosed())
+  }
+
+  upstreamGone(err: Error | undefined): void {
+    this.fail(err ?? upstreamClosed())
   }
 }
+
+const PROXY_ERROR: Resolution = { error: { status: 500, message: 'proxy error' } }
 
 function upstreamClosed(): Error {
   return Object.assign(new Error('the upstream closed the connection'), { code: 'ECONNRESET' })
@@ -511,12 +566,25 @@ function upstreamClosed(): Error {
 
 /** The request's head as the upstream gets it: hop-by-hop headers dropped, the target's set. */
 function requestHead(req: IncomingMessage, t: ForwardTarget): string {
-  const headers = { ...forwardHeaders(req.headers, false, t.removeHeaders), ...t.setHeaders }
+  const headers = req.headers
+  const set = t.setHeaders
+  const remove = t.removeHeaders
+  const named = headers.connection ? connectionNames(headers.connection) : undefined
   let text = `${req.method} ${req.url} HTTP/1.1\r\n`
-  for (const [k, v] of Object.entries(headers)) {
+  for (const k in headers) {
+    const v = headers[k]
+    if (
+      v === undefined ||
+      HOP_BY_HOP.has(k) ||
+      named?.has(k) ||
+      remove?.includes(k) ||
+      (set !== undefined && Object.hasOwn(set, k))
+    )
+      continue
     if (Array.isArray(v)) for (const one of v) text += `${k}: ${one}\r\n`
     else text += `${k}: ${v}\r\n`
   }
+  if (set) for (const k in set) text += `${k}: ${set[k]}\r\n`
   return `${text}\r\n`
 }
 

@@ -10,18 +10,52 @@ const MAX_IDLE_MS = 30_000
 const IDLE_MARGIN_MS = 1_000
 /** Idle connections kept per upstream; one more is closed on release. */
 const MAX_IDLE_PER_KEY = 256
+/** How often idle connections past their time are closed. */
+const SWEEP_MS = 1_000
 
-/** A connection to an upstream, with what the relay needs to know of it. */
-export interface Upstream {
-  socket: Socket
-  key: string
-  /** Whether it served a request before (a reused connection may meet the server's idle close). */
-  reused: boolean
-  /** While idle in the pool: what takes it out when it closes, sends or times out. */
-  drop?: (() => void) | undefined
+/** Who reads an upstream connection while a request is on it. */
+export interface UpstreamUser {
+  upstreamData(chunk: Buffer): void
+  upstreamEnd(): void
+  upstreamGone(err: Error | undefined): void
 }
 
-const IDLE_EVENTS = ['data', 'end', 'close', 'error', 'timeout'] as const
+/**
+ * A connection to an upstream. Its listeners are set once, when it is
+ * dialled, and pass its events to the request using it (`user`); while it
+ * is idle in the pool, anything it does — closing, or sending with no
+ * request outstanding — takes it out and closes it.
+ */
+export class Upstream {
+  user: UpstreamUser | undefined
+  /** Whether it served a request before (a reused connection may meet the server's idle close). */
+  reused = false
+  /** While idle: when it is closed (ms since the epoch). */
+  expiresAt = 0
+
+  constructor(
+    readonly socket: Socket,
+    readonly key: string,
+    idleGone: (up: Upstream) => void,
+  ) {
+    socket.on('data', (chunk: Buffer) => {
+      if (this.user) this.user.upstreamData(chunk)
+      else idleGone(this)
+    })
+    socket.on('end', () => {
+      if (this.user) this.user.upstreamEnd()
+      else idleGone(this)
+    })
+    socket.on('error', (err: Error) => {
+      if (this.user) this.user.upstreamGone(err)
+      else idleGone(this)
+    })
+    socket.on('close', () => {
+      if (this.user) this.user.upstreamGone(undefined)
+      else idleGone(this)
+    })
+  }
+}
 
 /** What tells two targets' connections apart: address, TLS and connect window. */
 export function upstreamKey(t: ForwardTarget): string {
@@ -39,60 +73,83 @@ export function upstreamKey(t: ForwardTarget): string {
  */
 export class RawUpstreams {
   private readonly idle = new Map<string, Upstream[]>()
+  private sweeper: NodeJS.Timeout | undefined
   private closed = false
+  private readonly idleGone = (up: Upstream) => {
+    this.remove(up)
+    up.socket.destroy()
+  }
 
-  async take(t: ForwardTarget): Promise<Upstream> {
+  /** An idle connection at once, or a new one. */
+  take(t: ForwardTarget): Upstream | Promise<Upstream> {
     const key = upstreamKey(t)
     const list = this.idle.get(key)
-    const found = list?.pop()
-    if (found) {
-      if (!list?.length) this.idle.delete(key)
-      this.unwatch(found)
-      return found
+    if (list) {
+      const now = Date.now()
+      for (let up = list.pop(); up; up = list.pop()) {
+        if (up.expiresAt > now) {
+          if (!list.length) this.idle.delete(key)
+          return up
+        }
+        up.socket.destroy()
+      }
+      this.idle.delete(key)
     }
+    return this.dial(t, key)
+  }
+
+  /** `idleMs`: the server's keep-alive timeout when it sent one. */
+  release(up: Upstream, idleMs?: number): void {
+    up.user = undefined
+    const list = this.idle.get(up.key) ?? []
+    const keep = Math.min(
+      MAX_IDLE_MS,
+      idleMs === undefined ? DEFAULT_IDLE_MS : idleMs - IDLE_MARGIN_MS,
+    )
+    if (this.closed || up.socket.destroyed || list.length >= MAX_IDLE_PER_KEY || keep <= 0) {
+      up.socket.destroy()
+      return
+    }
+    up.reused = true
+    up.expiresAt = Date.now() + keep
+    // Paused while its client could not take more; an idle one must see its close.
+    up.socket.resume()
+    list.push(up)
+    this.idle.set(up.key, list)
+    this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref()
+  }
+
+  close(): void {
+    this.closed = true
+    clearInterval(this.sweeper)
+    for (const list of this.idle.values()) for (const up of list) up.socket.destroy()
+    this.idle.clear()
+  }
+
+  private async dial(t: ForwardTarget, key: string): Promise<Upstream> {
     if (this.closed) throw Object.assign(new Error('proxy closing'), { code: 'ECONNABORTED' })
     const socket = await dialUpstream(t.host, t.port, {
       retry: t.dialRetry,
       tls: t.tls ?? false,
       ...(t.connectWindow ? { window: t.connectWindow } : {}),
     })
-    return { socket: socket as Socket, key, reused: false }
+    return new Upstream(socket as Socket, key, this.idleGone)
   }
 
-  /** `idleMs`: the server's keep-alive timeout when it sent one. */
-  release(up: Upstream, idleMs?: number): void {
-    const list = this.idle.get(up.key) ?? []
-    if (this.closed || up.socket.destroyed || list.length >= MAX_IDLE_PER_KEY) {
-      up.socket.destroy()
-      return
+  /** Closes the idle connections past their time. */
+  private sweep(): void {
+    const now = Date.now()
+    for (const [key, list] of this.idle) {
+      const fresh = list.filter((up) => up.expiresAt > now)
+      if (fresh.length === list.length) continue
+      for (const up of list) if (up.expiresAt <= now) up.socket.destroy()
+      if (fresh.length) this.idle.set(key, fresh)
+      else this.idle.delete(key)
     }
-    up.reused = true
-    const keep = Math.min(
-      MAX_IDLE_MS,
-      idleMs === undefined ? DEFAULT_IDLE_MS : idleMs - IDLE_MARGIN_MS,
-    )
-    if (keep <= 0) {
-      up.socket.destroy()
-      return
+    if (!this.idle.size) {
+      clearInterval(this.sweeper)
+      this.sweeper = undefined
     }
-    const drop = () => {
-      this.unwatch(up)
-      this.remove(up)
-      up.socket.destroy()
-    }
-    up.drop = drop
-    for (const event of IDLE_EVENTS) up.socket.on(event, drop)
-    up.socket.setTimeout(keep)
-    // Paused while its client could not take more; an idle one must see its close.
-    up.socket.resume()
-    list.push(up)
-    this.idle.set(up.key, list)
-  }
-
-  close(): void {
-    this.closed = true
-    for (const list of this.idle.values()) for (const up of list) up.socket.destroy()
-    this.idle.clear()
   }
 
   private remove(up: Upstream): void {
@@ -101,13 +158,5 @@ export class RawUpstreams {
     if (!list || i < 0) return
     list.splice(i, 1)
     if (!list.length) this.idle.delete(up.key)
-  }
-
-  private unwatch(up: Upstream): void {
-    const drop = up.drop
-    if (!drop) return
-    up.drop = undefined
-    for (const event of IDLE_EVENTS) up.socket.removeListener(event, drop)
-    up.socket.setTimeout(0)
   }
 }
