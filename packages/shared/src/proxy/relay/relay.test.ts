@@ -170,6 +170,29 @@ describe('createRelay', () => {
     expect(handedOff).toContain('GET /old')
   })
 
+  it('tells a client that closes after its request that its connection closes, and keeps the upstream one', async () => {
+    const seen: IncomingMessage[] = []
+    const up = await upstream(seen)
+    const { port, handedOff } = await front(async () => target(up.port))
+    for (const path of ['/hint', '/chunked']) {
+      const { got, closed } = await exchange(
+        port,
+        `GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`,
+        () => false,
+      )
+      expect(got).toMatch(/^HTTP\/1.1 200 OK\r\n/)
+      // The server's own keep-alive headers are not the client's.
+      expect(got).toMatch(/^connection: close\r$/im)
+      expect(got).not.toMatch(/keep-alive/i)
+      expect(got).toContain(path === '/hint' ? 'ok /hint' : '\r\n1\r\na\r\n1\r\nb\r\n0\r\n\r\n')
+      expect(closed).toBe(true)
+    }
+    expect(handedOff).toEqual([])
+    // One upstream connection served both: closing was the client's alone.
+    expect(seen.map((r) => r.headers.connection)).toEqual([undefined, undefined])
+    expect(up.sockets.size).toBe(1)
+  })
+
   it('answers 400 to a request smuggling attempt and closes', async () => {
     const up = await upstream()
     const { port } = await front(async () => target(up.port))

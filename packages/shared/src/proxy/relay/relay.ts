@@ -126,6 +126,12 @@ class RelayConnection implements UpstreamUser {
   private upstreamKeepAlive = false
   private idleMs: number | undefined
   private answerHeaders: string[] = []
+  /**
+   * For a client that closes after this request, the answer's bytes held
+   * until its final head is whole, which then says so (see closingHead);
+   * undefined once it went out, or for a client that stays.
+   */
+  private heldHead: Buffer | undefined
 
   constructor(
     private readonly socket: Socket,
@@ -458,6 +464,7 @@ class RelayConnection implements UpstreamUser {
     this.upstreamKeepAlive = false
     this.idleMs = undefined
     this.answerHeaders = []
+    this.heldHead = this.reqHead.keepAlive ? undefined : EMPTY
     const cancel = t.cancel
     if (cancel) {
       cancel.onAbort = this.onAbort
@@ -538,7 +545,19 @@ class RelayConnection implements UpstreamUser {
     }
     this.settle()
     this.target.onTraffic?.(chunk.length, chunk, false)
-    const flushed = this.socket.write(chunk)
+    let out = chunk
+    const held = this.heldHead
+    if (held) {
+      out = held.length ? Buffer.concat([held, chunk]) : chunk
+      // `status` is set once the final (not 1xx) head is whole.
+      if (!this.status) {
+        this.heldHead = out
+        return
+      }
+      this.heldHead = undefined
+      out = closingHead(out)
+    }
+    const flushed = this.socket.write(out)
     this.forwarded = true
     if (this.complete) this.finish()
     else if (!flushed) this.upstream?.socket.pause()
@@ -559,6 +578,39 @@ class RelayConnection implements UpstreamUser {
 }
 
 const PROXY_ERROR: Resolution = { error: { status: 500, message: 'proxy error' } }
+const EMPTY = Buffer.alloc(0)
+
+/**
+ * `bytes` — any 1xx heads, the final head, maybe the body's start, as the
+ * upstream sent them — with the final head telling the client the
+ * connection closes after it, in place of the server's own Connection and
+ * Keep-Alive (and what Connection names): the upstream connection stays
+ * open for the next request, the client's does not. llhttp took every head
+ * whole, so each ends at its first blank line and begins with a status line.
+ */
+function closingHead(bytes: Buffer): Buffer {
+  for (let start = 0; ; ) {
+    const end = bytes.indexOf('\r\n\r\n', start)
+    if (Number(bytes.toString('latin1', start + 9, start + 12)) < 200) {
+      start = end + 4
+      continue
+    }
+    const lines = bytes.toString('latin1', start, end).split('\r\n')
+    const name = (line: string) => line.slice(0, line.indexOf(':')).toLowerCase()
+    const named = new Set(['connection', 'keep-alive'])
+    for (const line of lines) {
+      if (name(line) !== 'connection') continue
+      for (const n of line.slice(line.indexOf(':') + 1).split(','))
+        named.add(n.trim().toLowerCase())
+    }
+    const kept = lines.filter((line, i) => i === 0 || !named.has(name(line)))
+    return Buffer.concat([
+      bytes.subarray(0, start),
+      Buffer.from(`${kept.join('\r\n')}\r\nconnection: close\r\n\r\n`, 'latin1'),
+      bytes.subarray(end + 4),
+    ])
+  }
+}
 
 function upstreamClosed(): Error {
   return Object.assign(new Error('the upstream closed the connection'), { code: 'ECONNRESET' })
