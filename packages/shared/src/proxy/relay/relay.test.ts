@@ -193,6 +193,34 @@ describe('createRelay', () => {
     expect(up.sockets.size).toBe(1)
   })
 
+  it('rewrites only the final head for a closing client: 1xx heads and the framing stay as sent', async () => {
+    const raw = createNetServer((s) => {
+      s.once('data', () => {
+        // Split mid-head: the final head is whole only with the second write.
+        s.write(
+          'HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nConnection: x-hop, ',
+        )
+        setTimeout(
+          () =>
+            s.write(
+              'transfer-encoding\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n',
+            ),
+          20,
+        )
+      })
+    })
+    const { port } = await front(async () => target(await listen(raw)))
+    const { got } = await exchange(
+      port,
+      'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+      () => false,
+    )
+    expect(got).toBe(
+      'HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n' +
+        'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nconnection: close\r\n\r\n2\r\nhi\r\n0\r\n\r\n',
+    )
+  })
+
   it('answers 400 to a request smuggling attempt and closes', async () => {
     const up = await upstream()
     const { port } = await front(async () => target(up.port))

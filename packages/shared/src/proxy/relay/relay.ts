@@ -591,6 +591,8 @@ const EMPTY = Buffer.alloc(0)
 function closingHead(bytes: Buffer): Buffer {
   for (let start = 0; ; ) {
     const end = bytes.indexOf('\r\n\r\n', start)
+    // Not a head this can read (llhttp let a bare LF end it): passed on as it came.
+    if (end < 0) return bytes
     if (Number(bytes.toString('latin1', start + 9, start + 12)) < 200) {
       start = end + 4
       continue
@@ -603,6 +605,9 @@ function closingHead(bytes: Buffer): Buffer {
       for (const n of line.slice(line.indexOf(':') + 1).split(','))
         named.add(n.trim().toLowerCase())
     }
+    // The body goes on as the server framed it, whatever Connection names.
+    named.delete('content-length')
+    named.delete('transfer-encoding')
     const kept = lines.filter((line, i) => i === 0 || !named.has(name(line)))
     return Buffer.concat([
       bytes.subarray(0, start),
