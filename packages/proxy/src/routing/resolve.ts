@@ -136,11 +136,7 @@ export function createEdgeResolver(opts: {
    * else, which `resolveLater` judges in full.
    */
   function resolveNow(req: IncomingMessage): Resolution | Promise<Resolution> | undefined {
-    const address = sandboxAddressOf({
-      host: req.headers.host,
-      sandboxId: firstHeader(req, 'e2b-sandbox-id'),
-      sandboxPort: firstHeader(req, 'e2b-sandbox-port'),
-    })
+    const address = namedAddress(req)
     if (!address || (address.port === ENVD_PORT && isInitPath(req.url))) return undefined
     const route = opts.catalog.peek(address.sandboxId)
     if (
@@ -158,12 +154,7 @@ export function createEdgeResolver(opts: {
   }
 
   async function resolveLater(req: IncomingMessage): Promise<Resolution> {
-    const address =
-      sandboxAddressOf({
-        host: req.headers.host,
-        sandboxId: firstHeader(req, 'e2b-sandbox-id'),
-        sandboxPort: firstHeader(req, 'e2b-sandbox-port'),
-      }) ?? (await signedAddress(req))
+    const address = namedAddress(req) ?? (await signedAddress(req))
     if ('status' in address) return { error: address }
     const { sandboxId, port } = address
     // envd's /init belongs to the orchestrator alone. Refused here, before the
@@ -326,6 +317,15 @@ function keepaliveHook(reporter: Keepalive, sandboxId: string, req: IncomingMess
     const counted = meter && chunk ? meter.push(chunk) : bytes
     if (counted > 0) reporter.touch(sandboxId)
   }
+}
+
+/** The sandbox and port a request names by its Host or the E2b-Sandbox-Id/-Port headers. */
+function namedAddress(req: IncomingMessage): SandboxAddress | undefined {
+  return sandboxAddressOf({
+    host: req.headers.host,
+    sandboxId: firstHeader(req, 'e2b-sandbox-id'),
+    sandboxPort: firstHeader(req, 'e2b-sandbox-port'),
+  })
 }
 
 function noCatalog(): ProxyError {

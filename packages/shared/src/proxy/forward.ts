@@ -61,7 +61,7 @@ export interface AnswerCancel {
 export type Resolution = { target: ForwardTarget } | { error: ProxyError }
 
 /** Headers of one hop only (RFC 9110 §7.6.1), plus those the Connection header names. */
-export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-authenticate',
@@ -83,6 +83,11 @@ export function connectionNames(connection: string | string[]): Set<string> {
   )
 }
 
+/** Whether a header is of one hop only; `named`, what the request's Connection header lists. */
+export function isHopByHop(name: string, named: ReadonlySet<string> | undefined): boolean {
+  return HOP_BY_HOP.has(name) || named?.has(name) === true
+}
+
 export function forwardHeaders(
   headers: IncomingHttpHeaders,
   keepUpgrade: boolean,
@@ -93,7 +98,7 @@ export function forwardHeaders(
   const out: Record<string, string | string[]> = {}
   for (const [k, v] of Object.entries(headers)) {
     if (v === undefined) continue
-    if (!keepUpgrade && (HOP_BY_HOP.has(k) || named?.has(k))) continue
+    if (!keepUpgrade && isHopByHop(k, named)) continue
     if (remove.includes(k)) continue
     out[k] = v
   }

@@ -4,7 +4,7 @@ import { Server as TlsServer } from 'node:tls'
 import type { Logger } from '../../log.js'
 import { REQUEST_ID_HEADER, requestIdFrom, withRequestId } from '../../request-id.js'
 import { type ProxyError, rawProxyError, wantsHtml } from '../errors.js'
-import { connectionNames, type ForwardTarget, HOP_BY_HOP, type Resolution } from '../forward.js'
+import { connectionNames, type ForwardTarget, isHopByHop, type Resolution } from '../forward.js'
 import {
   HTTPParser,
   type HttpParser,
@@ -420,12 +420,7 @@ class RelayConnection implements UpstreamUser {
   /** Takes a connection for the request (again, after a reused one failed) and sends it. */
   private forward(): void {
     const t = this.target
-    let taken: Upstream | Promise<Upstream>
-    try {
-      taken = this.upstreams.take(t)
-    } catch (err) {
-      taken = Promise.reject(err)
-    }
+    const taken = this.upstreams.take(t)
     if (!(taken instanceof Promise)) {
       this.exchange(taken)
       return
@@ -632,8 +627,7 @@ function requestHead(req: IncomingMessage, t: ForwardTarget): string {
     const v = headers[k]
     if (
       v === undefined ||
-      HOP_BY_HOP.has(k) ||
-      named?.has(k) ||
+      isHopByHop(k, named) ||
       remove?.includes(k) ||
       (set !== undefined && Object.hasOwn(set, k))
     )
