@@ -6,6 +6,7 @@ import { Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect } fro
 import pg from 'pg'
 import { migrationProvider } from './migrations.js'
 import type { Database } from './schema.js'
+import { cachingStatements } from './statement-cache.js'
 
 export type Db = Kysely<Database>
 
@@ -52,7 +53,9 @@ function openSqlite(path: string): Db {
   sqlite.pragma('journal_mode = WAL')
   sqlite.pragma('busy_timeout = 5000')
   sqlite.pragma('foreign_keys = ON')
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
+  return new Kysely<Database>({
+    dialect: new SqliteDialect({ database: cachingStatements(sqlite) }),
+  })
 }
 
 /**
