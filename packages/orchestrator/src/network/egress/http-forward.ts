@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { connect, type Socket } from 'node:net'
-import { type ProxyError, sendProxyError } from '@warren/shared'
+import { connectionNames, isHopByHop, type ProxyError, sendProxyError } from '@warren/shared'
 import { giveBack, takeBuffer } from './relay.js'
 import {
   ChunkedDecoder,
@@ -10,32 +10,20 @@ import {
   parseResponseHead,
 } from './response-framing.js'
 
-/** Headers of one hop only (RFC 9110 §7.6.1), and Expect, which this hop answers itself. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'expect',
-])
-
 const DIAL_TIMEOUT_MS = 10_000
 const IDLE_TIMEOUT_MS = 300_000
 
-/** Name and value pairs of `raw` (Node's rawHeaders) less the hop-by-hop ones. */
+/**
+ * Name and value pairs of `raw` (Node's rawHeaders) less the hop-by-hop
+ * ones, and Expect, which this hop answers itself.
+ */
 function endToEnd(raw: Array<[string, string]>): Array<[string, string]> {
-  const named = new Set(
-    raw
-      .filter(([k]) => k.toLowerCase() === 'connection')
-      .flatMap(([, v]) => v.split(','))
-      .map((h) => h.trim().toLowerCase()),
-  )
-  return raw.filter(([k]) => !HOP_BY_HOP.has(k.toLowerCase()) && !named.has(k.toLowerCase()))
+  const connection = raw.filter(([k]) => k.toLowerCase() === 'connection').map(([, v]) => v)
+  const named = connection.length ? connectionNames(connection) : undefined
+  return raw.filter(([k]) => {
+    const name = k.toLowerCase()
+    return name !== 'expect' && !isHopByHop(name, named)
+  })
 }
 
 function pairs(raw: string[]): Array<[string, string]> {
