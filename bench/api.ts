@@ -1,30 +1,15 @@
-// SDK create + run, 50 concurrent creates, proxy vs direct vs nginx.
-// Control plane and proxy, each figure beside a baseline measured in the same run:
-//   - SDK Sandbox.create + first commands.run vs the runtime floor (raw runc run)
-//   - 50 concurrent creates: throughput and p95
-//   - requests/s and latency through edge + node proxy vs direct to the
-//     sandbox's port, and vs nginx configured as the same reverse proxy;
-//     Warren also with a new connection per request, over https, and the
-//     node proxy alone (as a remote edge or a direct caller reaches it)
-// Privileged; traffic only to loopback and the sandboxes' namespaces.
-//     (Warren's edge and node proxy workers and nginx's worker_processes all
-//     --workers, default one per core)
-//   npm run bench -- api [--runs 20] [--concurrent 50] [--seconds 10] [--workers n] [--rounds 3] [--json]
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { join } from 'node:path'
-import { clusterTransport, createWarrenClient } from '@warren/shared'
-import { OrchestratorService } from '@warren/shared/gen/warren/orchestrator/v1/orchestrator_pb'
 import { Sandbox } from 'e2b'
 import { freePort } from '../tests/helpers/node-fixture.js'
-import { fixtureSecret } from '../tests/helpers/orchestrator-client.js'
 import { startWarren } from '../tests/helpers/warren-fixture.js'
 import { prepareFloor } from './lib/floor.js'
-import { cpuMs, processGroup } from './lib/host.js'
+import { processGroup } from './lib/host.js'
+import { httpSandbox, SERVER_PORT } from './lib/http-sandbox.js'
+import { startNginx } from './lib/nginx.js'
 import { ensurePackages } from './lib/packages.js'
 import { benchArgs, type Figures, runBenchmark } from './lib/report.js'
 import { median, ms, pct } from './lib/stats.js'
+import { medianOf, type WrkResult, wrkFor } from './lib/wrk.js'
 
 const values = benchArgs({
   runs: { type: 'string', default: '20' },
@@ -40,111 +25,8 @@ const CONCURRENT = Number(values.concurrent)
 const SECONDS = Number(values.seconds)
 const WORKERS = Number(values.workers)
 const ROUNDS = Number(values.rounds)
-const SERVER_PORT = 8000
 
-/** A minimal HTTP server for the proxy runs, on the Node binary every sandbox has. */
-const SERVER = `require('http').createServer((q,s)=>{s.writeHead(200,{'content-type':'text/plain'});s.end('ok')}).listen(${SERVER_PORT})`
-
-interface WrkResult {
-  rps: number
-  p50: number
-  p99: number
-  /** CPU time the proxy's processes spent per 1000 requests (when measured). */
-  cpuMsPerK?: number
-}
-
-/** How long each path is driven, unmeasured, before its run: JIT, connection pools, background work settle. */
-const WARMUP_SECONDS = 3
-
-function wrk(
-  url: string,
-  headers: Record<string, string>,
-  proxyPids?: () => number[],
-  connections = 32,
-): WrkResult {
-  const args = (seconds: number) => [
-    `-t${Math.min(2, connections)}`,
-    `-c${connections}`,
-    `-d${seconds}s`,
-    '--latency',
-    ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]),
-    url,
-  ]
-  execFileSync('wrk', args(WARMUP_SECONDS), { encoding: 'utf8' })
-  const pids = proxyPids?.() ?? []
-  const cpuBefore = pids.reduce((t, p) => t + (cpuMs(p) ?? 0), 0)
-  const out = execFileSync('wrk', args(SECONDS), { encoding: 'utf8' })
-  const cpu = pids.reduce((t, p) => t + (cpuMs(p) ?? 0), 0) - cpuBefore
-  const requests = Number(/(\d+) requests in/.exec(out)?.[1])
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1])
-  const lat = (p: string) => {
-    const m = new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(out)
-    if (!m) return Number.NaN
-    const v = Number(m[1])
-    return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v
-  }
-  if (/Non-2xx/.test(out)) throw new Error(`wrk saw errors:\n${out}`)
-  return {
-    rps,
-    p50: lat('50'),
-    p99: lat('99'),
-    ...(pids.length ? { cpuMsPerK: (cpu / requests) * 1000 } : {}),
-  }
-}
-
-/** Each figure's median over the runs. */
-function medianOf(runs: WrkResult[]): WrkResult {
-  const cpu = runs.flatMap((r) => (r.cpuMsPerK === undefined ? [] : [r.cpuMsPerK]))
-  return {
-    rps: median(runs.map((r) => r.rps)),
-    p50: median(runs.map((r) => r.p50)),
-    p99: median(runs.map((r) => r.p99)),
-    ...(cpu.length ? { cpuMsPerK: median(cpu) } : {}),
-  }
-}
-
-function startNginx(
-  listenPort: number,
-  upstream: string,
-  workers: number,
-): { pids(): number[]; stop(): void } {
-  const dir = mkdtempSync('/tmp/warren-bench-nginx-')
-  const conf = join(dir, 'nginx.conf')
-  writeFileSync(
-    conf,
-    `worker_processes ${workers};
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  upstream sandbox { server ${upstream}; keepalive 64; }
-  server {
-    listen 127.0.0.1:${listenPort};
-    location / {
-      proxy_pass http://sandbox;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    }
-  }
-}
-`,
-  )
-  execFileSync('nginx', ['-c', conf, '-p', dir])
-  const master = Number(readFileSync(join(dir, 'nginx.pid'), 'utf8').trim())
-  return {
-    pids: () => processGroup(master),
-    stop() {
-      try {
-        execFileSync('nginx', ['-c', conf, '-p', dir, '-s', 'stop'])
-      } finally {
-        rmSync(dir, { recursive: true, force: true })
-      }
-    },
-  }
-}
+const wrk = wrkFor(SECONDS)
 
 async function main(): Promise<Figures> {
   ensurePackages(['wrk', 'nginx-light'])
@@ -176,24 +58,7 @@ async function main(): Promise<Figures> {
 
     // --- proxy throughput, before the concurrent creates: their kills'
     // teardowns run on in the background and would share the cores.
-    const sbx = await Sandbox.create({ ...opts, timeoutMs: 600_000 })
-    await sbx.commands.run(`nohup /opt/warren/bin/node -e "${SERVER}" >/dev/null 2>&1 &`)
-    const rpc = createWarrenClient(
-      OrchestratorService,
-      clusterTransport(`http://127.0.0.1:${warren.ports.rpc}`, {
-        secret: fixtureSecret(warren),
-      }),
-    )
-    const address = (await rpc.get({ sandboxId: sbx.sandboxId })).sandbox!.address
-    const host = sbx.getHost(SERVER_PORT)
-    for (let i = 0; i < 50; i++) {
-      const ok = await fetch(`http://${address}:${SERVER_PORT}/`).then(
-        (r) => r.ok,
-        () => false,
-      )
-      if (ok) break
-      await new Promise((r) => setTimeout(r, 100))
-    }
+    const { sbx, address, host } = await httpSandbox(warren)
     const direct = wrk(`http://${address}:${SERVER_PORT}/`, {})
     // Warren's proxy (the `warren up` process and its proxy workers) and
     // nginx in turns, each figure the median of its runs: the load on a
