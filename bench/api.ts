@@ -1,3 +1,15 @@
+// SDK create + run, 50 concurrent creates, proxy vs direct vs nginx.
+// Control plane and proxy, each figure beside a baseline measured in the same run:
+//   - SDK Sandbox.create + first commands.run vs the runtime floor (raw runc run)
+//   - 50 concurrent creates: throughput and p95
+//   - requests/s and latency through edge + node proxy vs direct to the
+//     sandbox's port, and vs nginx configured as the same reverse proxy;
+//     Warren also with a new connection per request, over https, and the
+//     node proxy alone (as a remote edge or a direct caller reaches it)
+// Privileged; traffic only to loopback and the sandboxes' namespaces.
+//     (Warren's edge and node proxy workers and nginx's worker_processes all
+//     --workers, default one per core)
+//   npm run bench -- api [--runs 20] [--concurrent 50] [--seconds 10] [--workers n] [--rounds 3] [--json]
 import { availableParallelism } from 'node:os'
 import { Sandbox } from 'e2b'
 import { freePort } from '../tests/helpers/node-fixture.js'
