@@ -357,7 +357,7 @@ static napi_value adopt(napi_env env, napi_callback_info info) {
     return NULL;
   }
   conn *c = calloc(1, sizeof *c);
-  c->cfd = dup(fd);
+  c->cfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   c->ufd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   // Dialled once per client connection, before it is served: a blocking connect is enough here.
   if (c->cfd < 0 || c->ufd < 0 || connect(c->ufd, (struct sockaddr *)&to, sizeof to) < 0) {
