@@ -87,6 +87,14 @@ static void watch(uv_poll_t *p, int *current, int events, uv_poll_cb cb) {
 static void watch_client(conn *c, int e) { watch(&c->cpoll, &c->cevents, e, on_client); }
 static void watch_upstream(conn *c, int e) { watch(&c->upoll, &c->uevents, e, on_upstream); }
 
+/* Writes what is left of `buf` from `*off`: 1 once all of it is out, 0 for later, -1 on error. */
+static int write_more(int fd, const char *buf, size_t len, size_t *off) {
+  ssize_t n = write(fd, buf + *off, len - *off);
+  if (n < 0 && errno != EAGAIN) return -1;
+  if (n > 0) *off += n;
+  return *off == len;
+}
+
 static int named(const char *p, size_t n, const char *name) {
   return n == strlen(name) && !strncasecmp(p, name, n);
 }
@@ -135,10 +143,9 @@ static int next_request_head(conn *c) {
   c->chunked = 0;
   c->body = NONE;
   c->head_request = !strncmp(c->out, "HEAD ", 5);
-  ssize_t n = write(c->ufd, c->out, c->out_len);
-  if (n < 0 && errno != EAGAIN) return -1;
-  if (n > 0) c->out_off = n;
-  watch_upstream(c, c->out_off < c->out_len ? UV_READABLE | UV_WRITABLE : UV_READABLE);
+  int sent = write_more(c->ufd, c->out, c->out_len, &c->out_off);
+  if (sent < 0) return -1;
+  watch_upstream(c, sent ? UV_READABLE : UV_READABLE | UV_WRITABLE);
   return 0;
 }
 
@@ -287,10 +294,9 @@ static void on_upstream(uv_poll_t *h, int status, int events) {
   conn *c = h->data;
   if (status < 0) return conn_close(c);
   if (events & UV_WRITABLE) {
-    ssize_t n = write(c->ufd, c->out + c->out_off, c->out_len - c->out_off);
-    if (n < 0 && errno != EAGAIN) return conn_close(c);
-    if (n > 0) c->out_off += n;
-    if (c->out_off == c->out_len) watch_upstream(c, UV_READABLE);
+    int sent = write_more(c->ufd, c->out, c->out_len, &c->out_off);
+    if (sent < 0) return conn_close(c);
+    if (sent) watch_upstream(c, UV_READABLE);
   }
   if (!(events & UV_READABLE)) return;
   static char buf[READ_MAX];
@@ -323,10 +329,9 @@ static void on_client(uv_poll_t *h, int status, int events) {
   conn *c = h->data;
   if (status < 0) return conn_close(c);
   if (events & UV_WRITABLE) {
-    ssize_t n = write(c->cfd, c->pending + c->pending_off, c->pending_len - c->pending_off);
-    if (n < 0 && errno != EAGAIN) return conn_close(c);
-    if (n > 0) c->pending_off += n;
-    if (c->pending_off < c->pending_len) return;
+    int sent = write_more(c->cfd, c->pending, c->pending_len, &c->pending_off);
+    if (sent < 0) return conn_close(c);
+    if (!sent) return;
     c->pending_len = c->pending_off = 0;
     if (c->busy) watch_upstream(c, UV_READABLE);
     serve_next(c);
