@@ -26,8 +26,9 @@ fi
 # a temp dir; the system-wide service is kept from starting and never used);
 # runsc: gVisor, the `gvisor` isolation (a node without it offers runc only);
 # chromium: the dashboard's browser tests and its README screenshot
-# (headless, driven by playwright-core: no browser is downloaded).
-packages="runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates e2fsprogs lxcfs attr nginx-light docker-registry zstd openssl libnss-myhostname postgresql runsc chromium"
+# (headless, driven by playwright-core: no browser is downloaded); g++, make
+# and python3: node-gyp's build of the edge's native relay (packages/shared/native).
+packages="g++ make python3 runc tini nftables iproute2 conntrack debootstrap util-linux procps ca-certificates e2fsprogs lxcfs attr nginx-light docker-registry zstd openssl libnss-myhostname postgresql runsc chromium"
 missing=""
 for p in $packages; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

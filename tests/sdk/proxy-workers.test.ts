@@ -197,6 +197,10 @@ describe('edge proxy workers', () => {
     const agent = await openConnections(connections, host)
     try {
       expect(new Set(connectionOwners()).size).toBe(WORKERS)
+      // After their first request the connections are carried natively (NativePins):
+      // what follows must reach them there too.
+      const PINNED = 'warren_proxy_pinned_connections'
+      expect(await edgeCounter(PINNED)).toBeGreaterThanOrEqual(connections)
 
       // Ingress rules live in the node (in the primary): every worker asks it.
       const put = await api(warren(), 'PUT', `/sandboxes/${id}/network`, {
@@ -207,9 +211,12 @@ describe('edge proxy workers', () => {
         expect(r.status, r.text).toBe(403)
         expect(r.text).toMatch(/ingress rules/)
       }
+      expect(await edgeCounter(PINNED)).toBe(0)
       const cleared = await api(warren(), 'PUT', `/sandboxes/${id}/network`, { json: {} })
       expect(cleared.status, cleared.text).toBeLessThan(300)
       for (const r of await onEach(agent, connections, host)) expect(r.status, r.text).toBe(200)
+      for (const r of await onEach(agent, connections, host)) expect(r.status, r.text).toBe(200)
+      expect(await edgeCounter(PINNED)).toBeGreaterThanOrEqual(connections)
 
       // The catalog: the pause reaches each worker's copy (409: paused, no auto-resume).
       expect(await pause(warren(), id)).toBe(204)

@@ -9,12 +9,14 @@ import {
   type Logger,
   listenOn,
   llhttpAvailable,
+  type NativePins,
   type NodeResolver,
+  nativePins,
   type ProxyConfig,
   type Relay,
 } from '@warren/shared'
 import type { Route } from '@warren/shared/gen/warren/api/v1/proxy_pb'
-import type { Catalog } from './catalog/route-catalog.js'
+import type { Catalog, CatalogChange } from './catalog/route-catalog.js'
 import { asksEdgeMetrics, type EdgeMetrics, serveEdgeMetrics } from './metrics/edge-metrics.js'
 import { createEdgeResolver } from './routing/resolve.js'
 import { SignatureRoutes } from './routing/signatures.js'
@@ -37,6 +39,8 @@ export interface EdgeParts {
   /** The text of `GET /metrics` (a worker's is every worker's and the primary's, summed). */
   renderMetrics: () => Promise<string>
   localNodes?: Map<string, NodeResolver> | undefined
+  /** Subscribes to the local nodes' changes (LocalNode.onChange): their verdicts may differ now. */
+  onNodeChange?: ((fn: (sandboxId: string) => void) => void) | undefined
 }
 
 export interface EdgeServer {
@@ -69,7 +73,21 @@ export function createEdgeServer(
     clusterCa: cluster.ca,
   })
   const forwarder = createForwarder(resolver.resolve)
-  parts.catalog.onChange((change) => resolver.pending.apply(change))
+  // Connections pinned to a sandbox's route (see NativePins) let go of it
+  // when the catalog or its node says it changed, as pending answers end.
+  const pins = cfg.relay && cfg.nativeRelay && llhttpAvailable ? nativePins() : undefined
+  parts.catalog.onChange((change) => {
+    resolver.pending.apply(change)
+    if (pins) releasePins(pins, change)
+  })
+  if (cfg.relay && cfg.nativeRelay && !pins)
+    log.warn(
+      'the native relay is not built (packages/shared/native): requests are relayed in JavaScript',
+    )
+  if (pins) {
+    parts.onNodeChange?.((sandboxId) => pins.release(sandboxId))
+    metrics.followPins(pins)
+  }
   // Each request gets its id here (the client's if valid): the node proxy,
   // the sandbox and the API's ResumeSandbox see the same one.
   const server = createServer((req, res) => {
@@ -98,6 +116,8 @@ export function createEdgeServer(
           servedByServer: asksEdgeMetrics,
           observe: () => metrics.started(),
           log,
+          pins,
+          record: (status, seconds) => metrics.record(status, seconds),
         })
       : undefined
   let secure: SamePortTls | undefined
@@ -145,5 +165,20 @@ export function createEdgeServer(
       await closed
       await forwarder.close()
     },
+  }
+}
+
+/** The pins a catalog change may have made wrong: its sandbox's, or all on a new snapshot. */
+function releasePins(pins: NativePins, change: CatalogChange): void {
+  switch (change.kind) {
+    case 'upsert':
+      pins.release(change.route.sandboxId)
+      return
+    case 'remove':
+      pins.release(change.sandboxId)
+      return
+    case 'snapshot':
+      pins.releaseAll()
+      return
   }
 }

@@ -69,6 +69,9 @@ export function createEdgeProxy(
     ...parts,
     renderMetrics: () => metrics.registry.metrics(),
     localNodes: localNodes && new Map([...localNodes].map(([url, n]) => [url, n.resolve])),
+    onNodeChange: (fn) => {
+      for (const n of localNodes?.values() ?? []) n.onChange(fn)
+    },
   })
   const proxy: EdgeProxy = {
     catalog,

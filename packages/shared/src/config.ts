@@ -395,6 +395,12 @@ export const proxyConfigSchema = z.object({
    * the rest; `false`: the HTTP server takes every request (see createRelay).
    */
   relay: flag.default(true),
+  /**
+   * After a plain request, its connection is carried on in C (see
+   * NativePins) while its requests go the same way; `false`: the relay
+   * carries every request in JavaScript.
+   */
+  nativeRelay: flag.default(true),
   ...cluster,
 })
 
@@ -413,6 +419,7 @@ const proxyEnv: Record<string, keyof ProxyConfig> = {
   WARREN_METRICS_TOKEN: 'metricsToken',
   WARREN_PROXY_WORKERS: 'workers',
   WARREN_PROXY_RELAY: 'relay',
+  WARREN_PROXY_NATIVE_RELAY: 'nativeRelay',
   ...clusterEnv,
 }
 

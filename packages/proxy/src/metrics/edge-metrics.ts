@@ -5,7 +5,7 @@ import {
   refuseCaller,
   sandboxAddressOf,
 } from '@warren/shared'
-import { Counter, Histogram, Registry } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 
 /** Sandboxes the keepalive series may name at once; others are counted without a label. */
 export const MAX_KEEPALIVE_SERIES = 10_000
@@ -19,12 +19,16 @@ export const MAX_KEEPALIVE_SERIES = 10_000
 export class EdgeMetrics {
   readonly registry = new Registry()
   private readonly reported = new Set<string>()
+  /** Pinned connections (see NativePins): answers batched until drained, and how many are open. */
+  private pins: { drain(): void; readonly size: number } | undefined
 
   private readonly requests = new Counter({
     name: 'warren_proxy_requests_total',
     help: 'HTTP requests the edge answered, by status',
     labelNames: ['status'],
     registers: [this.registry],
+    // The first metric collected: the durations after it include the drained answers too.
+    collect: () => this.pins?.drain(),
   })
   private readonly duration = new Histogram({
     name: 'warren_proxy_request_duration_seconds',
@@ -53,6 +57,18 @@ export class EdgeMetrics {
 
   constructor(private readonly isLive: (sandboxId: string) => boolean) {}
 
+  private readonly pinned: Gauge = new Gauge({
+    name: 'warren_proxy_pinned_connections',
+    help: 'Client connections whose requests the edge carries natively now',
+    registers: [this.registry],
+    collect: (): void => this.pinned.set(this.pins?.size ?? 0),
+  })
+
+  /** Counts the answers of pinned connections, and how many are open. */
+  followPins(pins: { drain(): void; readonly size: number }): void {
+    this.pins = pins
+  }
+
   /** Counts the exchange when its answer is finished. */
   watch(res: ServerResponse): void {
     const done = this.started()
@@ -61,12 +77,15 @@ export class EdgeMetrics {
 
   /** A request begins; the function returned records its answer's status. */
   started(): (code: number) => void {
-    const end = this.duration.startTimer()
-    return (code) => {
-      const status = code >= 100 && code <= 599 ? String(code) : 'other'
-      end({ status })
-      this.requests.inc({ status })
-    }
+    const start = process.hrtime.bigint()
+    return (code) => this.record(code, Number(process.hrtime.bigint() - start) / 1e9)
+  }
+
+  /** An answer, by status, that took `seconds` from its request. */
+  record(code: number, seconds: number): void {
+    const status = code >= 100 && code <= 599 ? String(code) : 'other'
+    this.duration.observe({ status }, seconds)
+    this.requests.inc({ status })
   }
 
   upgraded(): void {

@@ -2,7 +2,13 @@ import { IncomingMessage } from 'node:http'
 import { Socket } from 'node:net'
 import { create } from '@bufbuild/protobuf'
 import { Code, ConnectError } from '@connectrpc/connect'
-import { createLogger, fileSignature, type Resolution } from '@warren/shared'
+import {
+  createLogger,
+  fileSignature,
+  type NodeResolver,
+  type Resolution,
+  sandboxPortTarget,
+} from '@warren/shared'
 import {
   type ResumeSandboxRequest,
   type Route,
@@ -45,7 +51,13 @@ type ResumeAnswer = (req: ResumeSandboxRequest) => Promise<{ route?: Route }>
  * it asks for (and keeping what each resume call said); `answer` plays the
  * control plane's ResumeSandbox.
  */
-function setup(r: Route, current: Route = r, answer?: ResumeAnswer, behind: Route[] = []) {
+function setup(
+  r: Route,
+  current: Route = r,
+  answer?: ResumeAnswer,
+  behind: Route[] = [],
+  localNodes?: Map<string, NodeResolver>,
+) {
   const routes = new Map([[r.sandboxId, r]])
   const catalog = {
     readyWithin: async () => true,
@@ -86,6 +98,7 @@ function setup(r: Route, current: Route = r, answer?: ResumeAnswer, behind: Rout
     keepalive: new KeepaliveReporter(1000, reportKeepalive(client, createLogger('test', 'silent'))),
     signatures: new SignatureRoutes(catalog as unknown as RouteCatalog),
     clusterSecret: 'resolve-test-cluster-secret',
+    localNodes,
   })
   return { resolver, calls }
 }
@@ -143,6 +156,62 @@ describe('edge resolver: at once', () => {
     const paused = setup(route(RouteState.PAUSED)).resolver.resolve(request(8000))
     expect(paused).toBeInstanceOf(Promise)
     expect(await paused).toMatchObject({ error: { status: 409 } })
+  })
+})
+
+describe('edge resolver: pinned connections', () => {
+  /** A node in the edge's process that lets every request through to the sandbox. */
+  const local = (tls = false): Map<string, NodeResolver> =>
+    new Map([
+      [
+        'http://127.0.0.1:9',
+        (_req, h) => ({
+          target: sandboxPortTarget(
+            {
+              host: '10.0.0.2',
+              tls,
+              window: { id: 1, opts: {} as never, acquire: async () => ({}) as never },
+            },
+            h,
+          ),
+        }),
+      ],
+    ])
+  const resolved = (req: IncomingMessage, tls = false) =>
+    setup(route(RouteState.RUNNING), undefined, undefined, [], local(tls)).resolver.resolve(
+      req,
+    ) as Resolution
+
+  it('lets plain HTTP to a sandbox port through its own node be pinned, on the routing headers', () => {
+    const res = resolved(request(8000))
+    expect(res).toMatchObject({
+      target: {
+        host: '10.0.0.2',
+        pin: {
+          sandboxId: ID,
+          same: [
+            'host',
+            'e2b-sandbox-id',
+            'e2b-sandbox-port',
+            'e2b-traffic-access-token',
+            'x-forwarded-for',
+          ],
+        },
+      },
+    })
+  })
+
+  it("never envd's port, a TLS client, a TLS sandbox port, or a node proxy elsewhere", () => {
+    const envd = resolved(request(ENVD))
+    expect('target' in envd && envd.target.pin).toBe(undefined)
+    const tlsReq = request(8000)
+    Object.assign(tlsReq.socket, { encrypted: true })
+    const tlsClient = resolved(tlsReq)
+    expect('target' in tlsClient && tlsClient.target.pin).toBe(undefined)
+    const tlsPort = resolved(request(8000), true)
+    expect('target' in tlsPort && tlsPort.target.pin).toBe(undefined)
+    const remote = setup(route(RouteState.RUNNING)).resolver.resolve(request(8000)) as Resolution
+    expect('target' in remote && remote.target.pin).toBe(undefined)
   })
 })
 

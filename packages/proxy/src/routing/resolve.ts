@@ -15,6 +15,7 @@ import {
   sandboxAddressOf,
   signedFilesRequest,
   type TlsVerify,
+  TRAFFIC_TOKEN_HEADER,
   toWarrenError,
   type WakeCredentials,
 } from '@warren/shared'
@@ -31,6 +32,18 @@ const CATALOG_WAIT_MS = 5000
 /** The hop to a node proxy right after a resume is retried for about a second if refused. */
 const RESUMED_DIAL_RETRY = { retries: 5, initialDelayMs: 30 }
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', ''])
+/**
+ * Every request header `resolveNow` and a local node's verdict read for a
+ * running sandbox (the address, the traffic token, the client address and
+ * forwarded chain): a pinned connection's requests repeat them exactly.
+ */
+const ROUTING_HEADERS = [
+  'host',
+  'e2b-sandbox-id',
+  'e2b-sandbox-port',
+  TRAFFIC_TOKEN_HEADER,
+  'x-forwarded-for',
+]
 
 /** Where traffic of keepalive sandboxes is told (a KeepaliveReporter). */
 interface Keepalive {
@@ -248,10 +261,23 @@ export function createEdgeResolver(opts: {
       forwardedProto: (req.socket as TLSSocket).encrypted ? 'https' : 'http',
     }
     if (local) {
+      // Plain HTTP to a sandbox's port other than envd's (whose /init is
+      // judged by path) may be pinned: what routed it is the catalog's
+      // route (released on its change), the node's verdict (released on the
+      // node's), the socket and these headers.
+      const pinnable = port !== ENVD_PORT && handoff.forwardedProto === 'http'
+      const keepalive = r.keepaliveTraffic ? opts.keepalive : undefined
       const tracked = (resolution: Resolution): Resolution => {
         if ('target' in resolution) {
-          if (onTraffic) resolution.target.onTraffic = onTraffic
-          resolution.target.cancel = pending.track(sandboxId, port)
+          const t = resolution.target
+          if (onTraffic) t.onTraffic = onTraffic
+          t.cancel = pending.track(sandboxId, port)
+          if (pinnable && !t.tls)
+            t.pin = {
+              sandboxId,
+              same: ROUTING_HEADERS,
+              touch: keepalive && (() => keepalive.touch(sandboxId)),
+            }
         }
         return resolution
       }

@@ -66,6 +66,9 @@ serveAsWorker((primary) => {
         metrics,
         renderMetrics: () => primary.call<string>('metrics'),
         localNodes: new Map([...nodes].map(([url, node]) => [url, node.resolve])),
+        onNodeChange: (fn) => {
+          for (const node of nodes.values()) node.onChange(fn)
+        },
       })
       return edge.listen()
     })

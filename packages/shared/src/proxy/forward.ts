@@ -9,6 +9,7 @@ import type { ConnectSlot, ConnectWindowHandle } from './connect-window.js'
 import { type DialRetry, dialOnce, dialWithRetry, startTls, type TlsVerify } from './dial.js'
 import { type ProxyError, sendProxyError, sendProxyErrorOnSocket } from './errors.js'
 import { UpstreamPools } from './pools.js'
+import type { PinTerms } from './relay/native-pins.js'
 import { dialThroughWindow } from './window-dial.js'
 
 /** Where one request goes, and how its headers change on the way. */
@@ -41,6 +42,8 @@ export interface ForwardTarget {
   unreachable: (err: Error) => ProxyError
   /** Ends the request early if its target stops serving before the answer begins. */
   cancel?: AnswerCancel
+  /** The client's connection may be pinned to this target after the request (see NativePins). */
+  pin?: PinTerms
 }
 
 /**

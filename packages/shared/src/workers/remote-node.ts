@@ -52,6 +52,7 @@ export class RemoteNode {
   private readonly windows = new LRUCache<number, RemoteConnectWindow>({ max: MAX_WINDOWS })
   /** Moves with every change: a verdict asked before one is not kept. */
   private epoch = 0
+  private readonly listeners = new Set<(sandboxId: string) => void>()
 
   constructor(
     private readonly primary: Channel,
@@ -61,10 +62,17 @@ export class RemoteNode {
   /** The node says this sandbox's verdicts may have changed. */
   changed(sandboxId: string): void {
     this.epoch++
+    for (const fn of this.listeners) fn(sandboxId)
     const keys = this.bySandbox.get(sandboxId)
     if (!keys) return
     this.bySandbox.delete(sandboxId)
     for (const k of keys) this.verdicts.delete(k)
+  }
+
+  /** Told of every sandbox whose verdicts may have changed (as LocalNode.onChange). */
+  onChange(fn: (sandboxId: string) => void): () => void {
+    this.listeners.add(fn)
+    return () => this.listeners.delete(fn)
   }
 
   /** For an edge's traffic (the edge checked the traffic token). */

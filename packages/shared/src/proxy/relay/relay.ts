@@ -13,6 +13,7 @@ import {
   newParser,
   STOP_AFTER_HEAD,
 } from './llhttp.js'
+import type { NativePins, PinOwner } from './native-pins.js'
 import { RawUpstreams, type Upstream, type UpstreamUser } from './upstreams.js'
 
 /** As the HTTP servers of the proxies (see keepConnectionsLong): an idle client connection is kept this long. */
@@ -48,6 +49,13 @@ export interface RelayOptions {
   observe?: () => (status: number) => void
   /** At debug level, a line per request answered (as handleWithRequestId's). */
   log?: Logger
+  /**
+   * Connections whose target allows it (ForwardTarget.pin) are carried on
+   * natively after a request; `record` then takes their answers (in
+   * batches) in place of `observe`. Not at debug level: C writes no log.
+   */
+  pins?: NativePins | undefined
+  record?: (status: number, seconds: number) => void
 }
 
 export type HandOff = (socket: Socket, data: Buffer) => void
@@ -80,18 +88,29 @@ export interface Relay {
 export function createRelay(opts: RelayOptions): Relay {
   const upstreams = new RawUpstreams()
   const connections = new Set<RelayConnection>()
-  return {
+  const owner: PinOwner = { record: opts.record }
+  let closed = false
+  const relay: Relay = {
     accept(socket, first, handOff) {
-      const c = new RelayConnection(socket, opts, handOff, upstreams, () => connections.delete(c))
+      if (closed) {
+        socket.destroy()
+        return
+      }
+      const c = new RelayConnection(socket, opts, handOff, upstreams, owner, relay, () =>
+        connections.delete(c),
+      )
       connections.add(c)
       if (first?.length) c.feed(first)
     },
     close() {
+      closed = true
       upstreams.close()
+      opts.pins?.close(owner)
       for (const c of connections) c.destroy()
       connections.clear()
     },
   }
+  return relay
 }
 
 class RelayConnection implements UpstreamUser {
@@ -111,6 +130,8 @@ class RelayConnection implements UpstreamUser {
   // The request being answered, and where it goes.
   private req!: IncomingMessage
   private reqHead!: Head
+  /** Its head as the client sent it. */
+  private rawHead!: Buffer
   private target!: ForwardTarget
   private done: ((status: number) => void) | undefined
   private attempt = 0
@@ -138,6 +159,8 @@ class RelayConnection implements UpstreamUser {
     private readonly opts: RelayOptions,
     private readonly handOffTo: HandOff,
     private readonly upstreams: RawUpstreams,
+    private readonly owner: PinOwner,
+    private readonly relay: Relay,
     private readonly gone: () => void,
   ) {
     const p = this.parser
@@ -333,6 +356,7 @@ class RelayConnection implements UpstreamUser {
     req.headers[REQUEST_ID_HEADER] = requestId
     this.req = req
     this.reqHead = head
+    this.rawHead = raw
     this.done = this.finisher(req, requestId)
     let resolution: Resolution | Promise<Resolution>
     try {
@@ -395,8 +419,8 @@ class RelayConnection implements UpstreamUser {
     )
   }
 
-  /** The connection, from `raw` (a request's first byte) on, to the HTTP server. */
-  private handOff(raw: Buffer): void {
+  /** The socket is no longer this connection's: its listeners go, and the connection ends. */
+  private letGo(): void {
     const s = this.socket
     s.removeListener('data', this.onData)
     s.removeListener('end', this.onEnd)
@@ -406,6 +430,12 @@ class RelayConnection implements UpstreamUser {
     s.removeListener('drain', this.onDrain)
     s.setTimeout(0)
     this.onClose()
+  }
+
+  /** The connection, from `raw` (a request's first byte) on, to the HTTP server. */
+  private handOff(raw: Buffer): void {
+    const s = this.socket
+    this.letGo()
     const data = this.pending ? Buffer.concat([raw, this.pending]) : raw
     this.pending = undefined
     this.handOffTo(s, data)
@@ -499,9 +529,44 @@ class RelayConnection implements UpstreamUser {
     this.detach(up)
     this.settle()
     this.done?.(this.status)
+    const keepAlive = this.reqHead.keepAlive && this.upstreamKeepAlive
+    if (keepAlive && this.pinned(up)) return
     if (this.upstreamKeepAlive) this.upstreams.release(up, this.idleMs)
     else up.socket.destroy()
-    this.next(this.reqHead.keepAlive && this.upstreamKeepAlive)
+    this.next(keepAlive)
+  }
+
+  /**
+   * After a request answered in full on a kept connection: the client and
+   * upstream connections carried on natively, if the target allows it and
+   * nothing is in flight. The pin gives the client back to a new
+   * RelayConnection when it meets a request it does not carry.
+   */
+  private pinned(up: Upstream): boolean {
+    const { pins, log } = this.opts
+    const terms = this.target.pin
+    const method = this.reqHead.method
+    if (
+      !pins ||
+      !terms ||
+      this.pending ||
+      this.clientEnded ||
+      (method !== 'GET' && method !== 'HEAD') ||
+      log?.isLevelEnabled('debug')
+    )
+      return false
+    const handOffTo = this.handOffTo
+    const relay = this.relay
+    const pinned = pins.pin({
+      client: this.socket,
+      upstream: up.socket,
+      head: this.rawHead,
+      target: { ...this.target, pin: terms },
+      owner: this.owner,
+      resume: (socket, data) => relay.accept(socket, data, handOffTo),
+    })
+    if (pinned) this.letGo()
+    return pinned
   }
 
   /** The upstream failed: retried, answered 502, or (mid-answer) the client cut too. */

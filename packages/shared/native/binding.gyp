@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "relay",
-      "sources": ["relay.c"],
+      "target_name": "pins",
+      "sources": ["pins.c"],
       "cflags": ["-O2", "-Wall", "-Wno-unused-parameter"]
     }
   ]
