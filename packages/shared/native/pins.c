@@ -586,8 +586,8 @@ static void answered(conn *c) {
   memmove(c->in, c->in + c->head_len, c->in_len - c->head_len);
   c->in_len -= c->head_len;
   c->head_len = 0;
-  if (c->client_ended) return close_both(c);
-  if (c->upstream_close) return hand_back(c);
+  /* An upstream that closes after its answer (which said so) ends the client's too, as in the relay. */
+  if (c->client_ended || c->upstream_close) return close_both(c);
   serve_next(c);
 }
 

@@ -52,6 +52,16 @@ async function upstream(name = 'up', keepAliveMs = 5000) {
       setTimeout(() => res.end(`${name} slow`), 300)
       return
     }
+    if (req.url === '/close') {
+      res.setHeader('connection', 'close')
+      res.end(`${name} closing`)
+      return
+    }
+    if (req.url === '/hints') {
+      res.writeEarlyHints({ link: '</a.css>; rel=preload' })
+      res.end(`${name} hinted`)
+      return
+    }
     if (req.url === '/big') {
       res.end(Buffer.alloc(8 << 20, 'x'))
       return
@@ -237,22 +247,52 @@ describe('NativePins', () => {
     expect(c.closed).toBe(false)
   })
 
+  it("gives a head it cannot read strictly to JavaScript's parser, which answers it", async () => {
+    const up = await upstream()
+    const f = await front(() => pinned(up.port))
+    const c = client(f.port)
+    await c.send(get('/a'), 'up /a')
+    // A control byte in a value: llhttp refuses it (400) and ends the connection.
+    await c.send(get('/b', 'x-bad: a\u0001b\r\n'), 'HTTP/1.1 400')
+    await c.until(() => c.closed)
+    const d = client(f.port)
+    await d.send(get('/a'), 'up /a')
+    // Past 16 KiB: 431.
+    await d.send(get('/c', `x-big: ${'b'.repeat(17_000)}\r\n`), 'HTTP/1.1 431')
+    expect(up.seen.map((r) => r.url)).toEqual(['/a', '/a'])
+  })
+
   it('frames chunked, HEAD and pipelined answers', async () => {
     const up = await upstream()
     const f = await front(() => pinned(up.port))
     const c = client(f.port)
     await c.send(get('/first'), 'up /first')
     const head = 'HEAD / HTTP/1.1\r\nHost: sb1.test\r\nx-token: t\r\n\r\n'
-    const got = await c.send(get('/chunked') + head + get('/last'), 'up /last')
+    const got = await c.send(get('/chunked') + head + get('/hints') + get('/last'), 'up /last')
     expect(got).toContain('1\r\na\r\n1\r\nb\r\n0\r\n\r\n')
-    expect(countOf(got, 'HTTP/1.1 200 OK')).toBe(4)
+    expect(got).toContain('HTTP/1.1 103 Early Hints')
+    expect(got.indexOf('up hinted')).toBeLessThan(got.indexOf('up /last'))
+    expect(countOf(got, 'HTTP/1.1 200 OK')).toBe(5)
     expect(f.resolved).toEqual(['GET /first'])
     expect(up.seen.map((r) => `${r.method} ${r.url}`)).toEqual([
       'GET /first',
       'GET /chunked',
       'HEAD /',
+      'GET /hints',
       'GET /last',
     ])
+  })
+
+  it('closes the client after an answer whose upstream closes, as the relay does', async () => {
+    const up = await upstream()
+    const f = await front(() => pinned(up.port))
+    const c = client(f.port)
+    await c.send(get('/a'), 'up /a')
+    await c.send(get('/close'), 'up closing')
+    await c.until(() => c.closed)
+    expect(c.got).toMatch(/connection: close/i)
+    expect(f.resolved).toEqual(['GET /a'])
+    await until(() => pins.size === 0)
   })
 
   it('on release, resolves the next request again', async () => {
