@@ -348,7 +348,8 @@ static int read_head(conn *c, const char *h, size_t len, char *key, size_t *key_
   }
   *key_len = k;
   if (!out) return 0;
-  if (o + c->add_len + 64 > OUT_MAX) return -1;
+  /* The added headers, a request id of up to 128 bytes, and the blank line. */
+  if (o + c->add_len + 160 > OUT_MAX) return -1;
   memcpy(out + o, c->add, c->add_len);
   o += c->add_len;
   memcpy(out + o, "x-request-id: ", 14);
@@ -401,6 +402,7 @@ static void next_request(conn *c) {
   c->chunked = 0;
   c->body = NONE;
   c->head_request = c->in[0] == 'H';
+  c->upstream_close = 0;
   size_t off = 0;
   int sent = write_more(c->ufd, out, out_len, &off);
   if (sent < 0) {
