@@ -54,15 +54,14 @@ export class EdgeMetrics {
     help: `Keepalive reports for sandboxes past the first ${MAX_KEEPALIVE_SERIES} with series`,
     registers: [this.registry],
   })
-
-  constructor(private readonly isLive: (sandboxId: string) => boolean) {}
-
   private readonly pinned: Gauge = new Gauge({
     name: 'warren_proxy_pinned_connections',
     help: 'Client connections whose requests the edge carries natively now',
     registers: [this.registry],
     collect: (): void => this.pinned.set(this.pins?.size ?? 0),
   })
+
+  constructor(private readonly isLive: (sandboxId: string) => boolean) {}
 
   /** Counts the answers of pinned connections, and how many are open. */
   followPins(pins: { drain(): void; readonly size: number }): void {
