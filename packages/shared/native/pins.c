@@ -4,7 +4,7 @@
 // upstream connection its first request was answered on.
 //
 // Why: the relay in JavaScript costs ~100 µs of CPU per request, nginx ~45;
-// this loop costs about what nginx does (bench native-relay). JavaScript
+// this loop costs about what nginx does (`npm run bench -- api`). JavaScript
 // keeps every decision: it pins a connection only after resolving a request
 // on it, with the headers that request's route depends on; each later
 // request here must repeat those headers byte for byte, be a GET or HEAD
