@@ -75,12 +75,13 @@ export function createEdgeServer(
   const forwarder = createForwarder(resolver.resolve)
   // Connections pinned to a sandbox's route (see NativePins) let go of it
   // when the catalog or its node says it changed, as pending answers end.
-  const pins = cfg.relay && cfg.nativeRelay && llhttpAvailable ? nativePins() : undefined
+  const wantsPins = cfg.relay && cfg.nativeRelay && llhttpAvailable
+  const pins = wantsPins ? nativePins() : undefined
   parts.catalog.onChange((change) => {
     resolver.pending.apply(change)
     if (pins) releasePins(pins, change)
   })
-  if (cfg.relay && cfg.nativeRelay && !pins)
+  if (wantsPins && !pins)
     log.warn(
       'the native relay is not built (packages/shared/native): requests are relayed in JavaScript',
     )

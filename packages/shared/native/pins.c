@@ -137,9 +137,8 @@ static void free_names(names *n) {
   n->n = 0;
 }
 
-static void handle_closed(uv_handle_t *h) {
-  conn *c = h->data;
-  if (--c->open_handles) return;
+/* A pin's memory and the descriptors it still holds (the client's is -1 once given back). */
+static void conn_free(conn *c) {
   if (c->cfd >= 0) close(c->cfd);
   if (c->ufd >= 0) close(c->ufd);
   free_names(&c->same);
@@ -149,6 +148,11 @@ static void handle_closed(uv_handle_t *h) {
   free(c->out);
   free(c->pending);
   free(c);
+}
+
+static void handle_closed(uv_handle_t *h) {
+  conn *c = h->data;
+  if (!--c->open_handles) conn_free(c);
 }
 
 /*
@@ -753,9 +757,16 @@ static napi_value pin(napi_env env, napi_callback_info info) {
   if (c->cfd < 0 || c->ufd < 0) goto refused;
   fcntl(c->cfd, F_SETFL, fcntl(c->cfd, F_GETFL) | O_NONBLOCK);
   fcntl(c->ufd, F_SETFL, fcntl(c->ufd, F_GETFL) | O_NONBLOCK);
-  if (uv_poll_init(loop, &c->cpoll, c->cfd) || uv_poll_init(loop, &c->upoll, c->ufd)) goto refused;
+  if (uv_poll_init(loop, &c->cpoll, c->cfd)) goto refused;
+  c->cpoll.data = c;
+  if (uv_poll_init(loop, &c->upoll, c->ufd)) {
+    /* The loop holds the first handle now: freed once it is closed. */
+    c->open_handles = 1;
+    uv_close((uv_handle_t *)&c->cpoll, handle_closed);
+    return result;
+  }
   uv_timer_init(loop, &c->idle);
-  c->cpoll.data = c->upoll.data = c->idle.data = c;
+  c->upoll.data = c->idle.data = c;
   c->open_handles = 3;
   c->next = conns;
   if (conns) conns->prev = c;
@@ -766,13 +777,7 @@ static napi_value pin(napi_env env, napi_callback_info info) {
   napi_get_boolean(env, true, &result);
   return result;
 refused:
-  if (c->cfd >= 0) close(c->cfd);
-  if (c->ufd >= 0) close(c->ufd);
-  free_names(&c->same);
-  free_names(&c->drop);
-  free(c->key);
-  free(c->add);
-  free(c);
+  conn_free(c);
   return result;
 }
 

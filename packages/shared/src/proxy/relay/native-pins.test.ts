@@ -1,17 +1,17 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import {
-  type AddressInfo,
   connect,
   createServer as createNetServer,
   type Server as NetServer,
   type Socket,
 } from 'node:net'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { type Cleanup, listenForTest } from '../../testing/listen.js'
 import type { ForwardTarget, Resolution } from '../forward.js'
 import { type NativePins, nativePins } from './native-pins.js'
 import { createRelay, type Relay } from './relay.js'
 
-const cleanup: (() => Promise<void> | void)[] = []
+const cleanup: Cleanup = []
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c()
 })
@@ -23,19 +23,7 @@ beforeAll(() => {
   pins = loaded
 })
 
-async function listen(server: Server | NetServer): Promise<number> {
-  const open = new Set<Socket>()
-  server.on('connection', (s: Socket) => open.add(s))
-  cleanup.push(
-    () =>
-      new Promise<void>((r) => {
-        for (const s of open) s.destroy()
-        server.close(() => r())
-      }),
-  )
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  return (server.address() as AddressInfo).port
-}
+const listen = (server: Server | NetServer) => listenForTest(server, cleanup)
 
 /** An upstream that answers `ok <path>` (and a few paths of their own), keeping connections. */
 async function upstream(name = 'up', keepAliveMs = 5000) {

@@ -1,33 +1,21 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import {
-  type AddressInfo,
   connect,
   createServer as createNetServer,
   type Server as NetServer,
   type Socket,
 } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
+import { type Cleanup, listenForTest } from '../../testing/listen.js'
 import type { ForwardTarget, Resolution } from '../forward.js'
 import { createRelay, type Relay, relayInFront } from './relay.js'
 
-const cleanup: (() => Promise<void> | void)[] = []
+const cleanup: Cleanup = []
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c()
 })
 
-async function listen(server: Server | NetServer): Promise<number> {
-  const open = new Set<Socket>()
-  server.on('connection', (s: Socket) => open.add(s))
-  cleanup.push(
-    () =>
-      new Promise<void>((r) => {
-        for (const s of open) s.destroy()
-        server.close(() => r())
-      }),
-  )
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  return (server.address() as AddressInfo).port
-}
+const listen = (server: Server | NetServer) => listenForTest(server, cleanup)
 
 /** An upstream HTTP server that answers `/` with `ok`, and a few other paths. */
 async function upstream(seen: IncomingMessage[] = []) {
