@@ -294,6 +294,10 @@ describe('open connections', () => {
   const size = async (path: string) =>
     // wc, not stat: gVisor refuses coreutils' statx flag (docs/architecture.md, "gVisor").
     Number((await sbx.commands.run(`wc -c < ${path}`)).stdout.trim())
+  const slow = (scheme: string, name: string) => `/tmp/slow-${scheme}-${name}`
+  /** The smaller of the HTTP and HTTPS slow downloads from `name` so far. */
+  const sizes = async (name: string) =>
+    Math.min(await size(`${slow('http', name)}.out`), await size(`${slow('https', name)}.out`))
 
   it('a tightening cuts the connections it denies at once and keeps the others', async () => {
     await sbx.files.write('/tmp/ping.py', PING)
@@ -305,26 +309,29 @@ describe('open connections', () => {
         })
       ).status,
     ).toBe(204)
-    // Two echo conversations by address, two slow downloads through the egress proxy.
+    // Two echo conversations by address, four slow downloads through the
+    // egress proxy (HTTP: copied; HTTPS: carried by the kernel once judged).
     for (const ip of ['203.0.113.7', '203.0.113.10']) {
       await sbx.commands.run(`python3 /tmp/ping.py ${ip} 7 /tmp/ping-${ip}.log`, {
         background: true,
       })
     }
     for (const name of ['allowed.test', 'other.test']) {
-      await sbx.commands.run(
-        `curl -sS -N -o /tmp/slow-${name}.out http://${name}/slow 2>/dev/null; echo "$? $(date +%s.%N)" > /tmp/slow-${name}.exit`,
-        { background: true },
-      )
+      for (const scheme of ['http', 'https']) {
+        await sbx.commands.run(
+          `curl -sS -N --cacert /tmp/ca.pem -o ${slow(scheme, name)}.out ${scheme}://${name}/slow 2>/dev/null; echo "$? $(date +%s.%N)" > ${slow(scheme, name)}.exit`,
+          { background: true },
+        )
+      }
     }
     await eventually(
-      'all four connections carry data',
+      'all six connections carry data',
       async () =>
         // The logs appear once the background jobs run: until then, nothing counted.
         (await okCount('/tmp/ping-203.0.113.7.log').catch(() => 0)) >= 3 &&
         (await okCount('/tmp/ping-203.0.113.10.log').catch(() => 0)) >= 3 &&
-        (await size('/tmp/slow-allowed.test.out').catch(() => 0)) >= 3 &&
-        (await size('/tmp/slow-other.test.out').catch(() => 0)) >= 3,
+        (await sizes('allowed.test').catch(() => 0)) >= 3 &&
+        (await sizes('other.test').catch(() => 0)) >= 3,
       10_000,
       100,
     )
@@ -337,13 +344,13 @@ describe('open connections', () => {
     expect(unrelated.status).toBe(204)
     const before = {
       ping7: await okCount('/tmp/ping-203.0.113.7.log'),
-      slow: await size('/tmp/slow-allowed.test.out'),
+      slow: await sizes('allowed.test'),
     }
     await eventually(
       'connections still allowed keep flowing after an unrelated update',
       async () =>
         (await okCount('/tmp/ping-203.0.113.7.log')) >= before.ping7 + 5 &&
-        (await size('/tmp/slow-allowed.test.out')) >= before.slow + 5,
+        (await sizes('allowed.test')) >= before.slow + 5,
       5000,
       100,
     )
@@ -365,35 +372,37 @@ describe('open connections', () => {
     // Reset, not left to time out: within a second or two of the PUT.
     expect(why.join(' ')).toBe('Connection reset by peer')
     expect(Number(brokeAt) - sent).toBeLessThan(2)
-    await eventually(
-      'the download from allowed.test ends',
-      async () =>
-        (await sbx.commands.run('cat /tmp/slow-allowed.test.exit 2>/dev/null || true')).stdout !==
-        '',
-      5000,
-      50,
-    )
-    const [code, endedAt] = (await sbx.files.read('/tmp/slow-allowed.test.exit')).trim().split(' ')
-    expect(code).not.toBe('0')
-    expect(Number(endedAt) - sent).toBeLessThan(2)
+    for (const scheme of ['http', 'https']) {
+      const exit = `${slow(scheme, 'allowed.test')}.exit`
+      await eventually(
+        `the ${scheme} download from allowed.test ends`,
+        async () => (await sbx.commands.run(`cat ${exit} 2>/dev/null || true`)).stdout !== '',
+        5000,
+        50,
+      )
+      const [code, endedAt] = (await sbx.files.read(exit)).trim().split(' ')
+      expect(code, scheme).not.toBe('0')
+      expect(Number(endedAt) - sent).toBeLessThan(2)
+    }
 
     // The connections still allowed carry on.
     const still = {
       ping10: await okCount('/tmp/ping-203.0.113.10.log'),
-      slow: await size('/tmp/slow-other.test.out'),
+      slow: await sizes('other.test'),
     }
     await eventually(
       'the allowed connections keep flowing',
       async () =>
         (await okCount('/tmp/ping-203.0.113.10.log')) >= still.ping10 + 5 &&
-        (await size('/tmp/slow-other.test.out')) >= still.slow + 5,
+        (await sizes('other.test')) >= still.slow + 5,
       5000,
       100,
     )
     expect(await lastLine('/tmp/ping-203.0.113.10.log')).toMatch(/ ok \d+$/)
-    expect(
-      await sbx.commands.run('cat /tmp/slow-other.test.exit 2>/dev/null || true'),
-    ).toMatchObject({ stdout: '' })
+    for (const scheme of ['http', 'https'])
+      expect(
+        await sbx.commands.run(`cat ${slow(scheme, 'other.test')}.exit 2>/dev/null || true`),
+      ).toMatchObject({ stdout: '' })
     // And a new connection to what was cut is refused.
     expect(await reach(sbx, ['tcp:203.0.113.7:7', 'https://allowed.test/'])).toEqual({
       'tcp:203.0.113.7:7': refusal('tcp:No route to host'),

@@ -114,6 +114,12 @@ export const orchestratorConfigSchema = z.object({
   egressHttpPort: port.default(5080),
   egressTlsPort: port.default(5443),
   /**
+   * Judged egress bytes (TLS connections, large HTTP bodies) moved by the
+   * kernel (splice, built with the shared package by node-gyp); false: copied
+   * through the process.
+   */
+  egressKernelCarry: flag.default(true),
+  /**
    * Resolvers Warren's DNS and egress proxy forward to, `ip[:port],...`;
    * default: the host's /etc/resolv.conf.
    */
@@ -200,6 +206,7 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_DNS_PORT: 'dnsPort',
   WARREN_EGRESS_HTTP_PORT: 'egressHttpPort',
   WARREN_EGRESS_TLS_PORT: 'egressTlsPort',
+  WARREN_EGRESS_KERNEL_CARRY: 'egressKernelCarry',
   WARREN_DNS_UPSTREAMS: 'dnsUpstreams',
   WARREN_API_INTERNAL_URL: 'apiInternalUrl',
   WARREN_ADVERTISE_HOST: 'advertiseHost',

@@ -4,6 +4,7 @@ import {
   type EgressPolicy,
   ipv4ToInt,
   type Logger,
+  nativeCarry,
   type OrchestratorConfig,
   parseCidr4,
 } from '@warren/shared'
@@ -74,9 +75,20 @@ export class NodeNetwork {
       sourceFor: (ip) => this.policies.egressFor(ip),
       extraDenied: extra,
       log: this.log,
+      carry: this.kernelCarry(),
     })
     await egress.listen()
     this.egress = egress
+  }
+
+  private kernelCarry() {
+    if (!this.cfg.egressKernelCarry) return undefined
+    const carry = nativeCarry()
+    if (!carry)
+      this.log.warn(
+        'the kernel carry is not built (packages/shared/native): egress bytes are copied in JavaScript',
+      )
+    return carry
   }
 
   async stop(): Promise<void> {

@@ -14,7 +14,8 @@ import {
   type Socket,
   type Server as TcpServer,
 } from 'node:net'
-import { afterEach, describe, expect, it } from 'vitest'
+import { type NativeCarry, nativeCarry } from '@warren/shared'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { HttpForwarder } from './http-forward.js'
 import { RELAY_CHUNK } from './relay.js'
 
@@ -36,11 +37,14 @@ async function listen(handler: (req: IncomingMessage, res: ServerResponse) => vo
 }
 
 /** An upstream server, and a front that forwards every request to it as the egress proxy does. */
-async function rig(handler: (req: IncomingMessage, res: ServerResponse) => void) {
+async function rig(
+  carry: NativeCarry | undefined,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+) {
   const upstream = await listen(handler)
   const upstreamConnections: Socket[] = []
   upstream.server.on('connection', (s) => upstreamConnections.push(s))
-  const forwarder = new HttpForwarder()
+  const forwarder = new HttpForwarder(carry)
   forwarders.push(forwarder)
   const front = await listen((req, res) => {
     void forwarder.forward(req, res, '127.0.0.1', upstream.port, (err) => ({
@@ -92,10 +96,17 @@ function ask(
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 
-describe('HttpForwarder', () => {
+const carry = nativeCarry()
+if (!carry)
+  throw new Error('packages/shared/native/build/Release/carry.node is not built (npm run build)')
+
+describe.each([
+  ['copied', undefined],
+  ['kernel-carried', carry],
+] as const)('HttpForwarder, bodies %s', (_, carry) => {
   it('carries large bodies byte for byte, by Content-Length and chunked, to a slow reader too', async () => {
     const body = randomBytes(20 * RELAY_CHUNK + 3)
-    const { port } = await rig((req, res) => {
+    const { port } = await rig(carry, (req, res) => {
       if (req.url === '/length') res.writeHead(200, { 'content-length': body.length, 'x-a': 'b' })
       else res.writeHead(200, { 'x-a': 'b' }) // chunked
       // Written in odd pieces, so chunk sizes and reads do not line up.
@@ -131,7 +142,7 @@ describe('HttpForwarder', () => {
 
   it('carries request bodies, by Content-Length and chunked, and drops hop-by-hop headers', async () => {
     const body = randomBytes(3 * RELAY_CHUNK + 11)
-    const { port } = await rig((req, res) => {
+    const { port } = await rig(carry, (req, res) => {
       const parts: Buffer[] = []
       req.on('data', (d: Buffer) => parts.push(d))
       req.on('end', () =>
@@ -155,7 +166,7 @@ describe('HttpForwarder', () => {
   })
 
   it('keeps one upstream connection for a kept-alive client, in order, HEAD and 204 included', async () => {
-    const { port, upstreamConnections } = await rig((req, res) => {
+    const { port, upstreamConnections } = await rig(carry, (req, res) => {
       if (req.url === '/empty') return res.writeHead(204).end()
       res.writeHead(200, { 'content-length': 5 })
       res.end(req.method === 'HEAD' ? undefined : req.url!.slice(1, 6).padEnd(5, '.'))
@@ -180,7 +191,7 @@ describe('HttpForwarder', () => {
   })
 
   it('sends upstream exactly the first Host, however many the request had', async () => {
-    const { port } = await rig((req, res) => res.end(JSON.stringify(req.rawHeaders)))
+    const { port } = await rig(carry, (req, res) => res.end(JSON.stringify(req.rawHeaders)))
     const text = await new Promise<string>((resolve, reject) => {
       const s = connect(port, '127.0.0.1')
       let out = ''
@@ -201,7 +212,7 @@ describe('HttpForwarder', () => {
 
   it('frames a request body itself, whatever the Connection header names', async () => {
     const seen: string[] = []
-    const { port } = await rig((req, res) => {
+    const { port } = await rig(carry, (req, res) => {
       let body = ''
       req.on('data', (d: Buffer) => {
         body += d.toString()
@@ -227,7 +238,7 @@ describe('HttpForwarder', () => {
   })
 
   it('answers pipelined requests in order', async () => {
-    const { port } = await rig((req, res) => {
+    const { port } = await rig(carry, (req, res) => {
       // The first answer is the slowest: order must come from the proxy.
       setTimeout(() => res.end(req.url), req.url === '/a' ? 50 : 0)
     })
@@ -247,7 +258,7 @@ describe('HttpForwarder', () => {
   })
 
   it('does not reuse a kept upstream connection its server has closed', async () => {
-    const { port, upstream } = await rig((req, res) => res.end(req.url))
+    const { port, upstream } = await rig(carry, (req, res) => res.end(req.url))
     const agent = new Agent({ keepAlive: true, maxSockets: 1 })
     try {
       expect((await ask(port, { path: '/1', agent })).body.toString()).toBe('/1')
@@ -277,7 +288,7 @@ describe('HttpForwarder', () => {
     const rawPort = await new Promise<number>((r) =>
       raw.listen(0, '127.0.0.1', () => r((raw.address() as AddressInfo).port)),
     )
-    const forwarder = new HttpForwarder()
+    const forwarder = new HttpForwarder(carry)
     forwarders.push(forwarder)
     const front = await listen((req, res) => {
       void forwarder.forward(req, res, '127.0.0.1', rawPort, () => ({ status: 502, message: 'x' }))
@@ -304,7 +315,7 @@ describe('HttpForwarder', () => {
     const dead = await listen(() => {})
     const deadPort = dead.port
     await new Promise<void>((r) => servers.pop()!.close(() => r()))
-    const forwarder = new HttpForwarder()
+    const forwarder = new HttpForwarder(carry)
     forwarders.push(forwarder)
     const bogus = await new Promise<number>((resolve) => {
       const s = createTcpServer((c) => {
@@ -322,5 +333,80 @@ describe('HttpForwarder', () => {
     })
     expect((await ask(front.port, { path: '/dead' })).status).toBe(502)
     expect((await ask(front.port, { path: '/bogus' })).status).toBe(502)
+  })
+})
+
+describe('HttpForwarder with the kernel carry', () => {
+  it('hands the rest of a large body to the kernel and keeps the link', async () => {
+    const send = vi.spyOn(carry, 'send')
+    try {
+      const body = randomBytes(8 * RELAY_CHUNK + 5)
+      const { port, upstreamConnections } = await rig(carry, (_, res) => {
+        res.writeHead(200, { 'content-length': body.length })
+        res.end(body)
+      })
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+      try {
+        for (let i = 0; i < 2; i++) expect(sha((await ask(port, { agent })).body)).toBe(sha(body))
+      } finally {
+        agent.destroy()
+      }
+      expect(send.mock.results.filter((r) => r.value !== undefined)).toHaveLength(2)
+      expect(upstreamConnections).toHaveLength(1)
+    } finally {
+      send.mockRestore()
+    }
+  })
+
+  it('does not reuse a link whose server sent bytes past a carried body', async () => {
+    const body = randomBytes(3 * RELAY_CHUNK)
+    let connections = 0
+    const raw = createTcpServer((c) => {
+      connections++
+      c.on('error', () => {})
+      c.on('data', () => {
+        c.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`)
+        c.write(body)
+        c.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nforge')
+      })
+    })
+    servers.push(raw)
+    const rawPort = await new Promise<number>((r) =>
+      raw.listen(0, '127.0.0.1', () => r((raw.address() as AddressInfo).port)),
+    )
+    const forwarder = new HttpForwarder(carry)
+    forwarders.push(forwarder)
+    const front = await listen((req, res) => {
+      void forwarder.forward(req, res, '127.0.0.1', rawPort, () => ({ status: 502, message: 'x' }))
+    })
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    try {
+      for (let i = 0; i < 2; i++)
+        expect(sha((await ask(front.port, { agent })).body)).toBe(sha(body))
+    } finally {
+      agent.destroy()
+    }
+    expect(connections).toBe(2)
+  })
+
+  it('closes the upstream connection when the client goes mid-body', async () => {
+    const upstreamClosed = new Promise<void>((resolve) => {
+      void rig(carry, (_, res) => {
+        res.socket!.once('close', () => resolve())
+        // Far more than is ever sent: the body stalls with most of it to come.
+        res.writeHead(200, { 'content-length': 64 * RELAY_CHUNK })
+        res.write(Buffer.alloc(4 * RELAY_CHUNK))
+      }).then(({ port }) => {
+        request({ host: '127.0.0.1', port, agent: false }, (res) => {
+          let got = 0
+          res.on('data', (d: Buffer) => {
+            got += d.length
+            if (got >= 3 * RELAY_CHUNK) res.socket.destroy()
+          })
+        }).end()
+      })
+    })
+    await upstreamClosed
+    while (carry.size > 0) await new Promise((r) => setTimeout(r, 5))
   })
 })

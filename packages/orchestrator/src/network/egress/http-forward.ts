@@ -1,6 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { connect, type Socket } from 'node:net'
-import { connectionNames, isHopByHop, type ProxyError, sendProxyError } from '@warren/shared'
+import {
+  type Carry,
+  connectionNames,
+  isHopByHop,
+  type NativeCarry,
+  type ProxyError,
+  sendProxyError,
+} from '@warren/shared'
 import { giveBack, takeBuffer } from './relay.js'
 import {
   ChunkedDecoder,
@@ -12,6 +19,8 @@ import {
 
 const DIAL_TIMEOUT_MS = 10_000
 const IDLE_TIMEOUT_MS = 300_000
+/** A body with at least this much still to come is carried by the kernel (when it can be). */
+const CARRY_MIN = 1 << 20
 
 /**
  * Name and value pairs of `raw` (Node's rawHeaders) less the hop-by-hop
@@ -54,7 +63,9 @@ interface Exchange {
  * client connection's requests there one at a time. Response bytes are read
  * into one buffer of its own (no allocation per read, see relay.ts) and
  * written on through Node's `ServerResponse`; reading pauses until those
- * writes have left the buffer.
+ * writes have left the buffer. The rest of a large body of known length is
+ * then carried by the kernel, when a NativeCarry is given: spliced from this
+ * link's socket to the client's, never read into the process.
  */
 class UpstreamLink {
   readonly socket: Socket
@@ -62,6 +73,7 @@ class UpstreamLink {
   /** Writes to the client that still hold the buffer. */
   private holding = 0
   private paused = false
+  private carrying: Carry | undefined
   /** Whether the link may carry another request. */
   reusable = true
   private readonly buffer = takeBuffer()
@@ -69,6 +81,7 @@ class UpstreamLink {
   constructor(
     readonly address: string,
     port: number,
+    private readonly carry: NativeCarry | undefined,
   ) {
     this.socket = connect({
       host: address,
@@ -121,6 +134,8 @@ class UpstreamLink {
 
   destroy(): void {
     this.reusable = false
+    this.carrying?.cancel()
+    this.carrying = undefined
     this.socket.destroy()
   }
 
@@ -235,11 +250,40 @@ class UpstreamLink {
     }
     this.holding++
     res.write(piece, () => {
-      if (--this.holding === 0 && this.paused) {
-        this.paused = false
-        if (!this.socket.destroyed) this.socket.resume()
-      }
+      if (--this.holding === 0 && this.paused) this.readMore()
     })
+  }
+
+  /** Reading paused for the buffer's writes, which are done: the kernel carries the rest, or reading goes on. */
+  private readMore(): void {
+    if (this.socket.destroyed) return
+    const ex = this.exchange
+    if (ex?.framing?.kind === 'length' && ex.left >= CARRY_MIN && this.carryBody(ex)) return
+    this.paused = false
+    this.socket.resume()
+  }
+
+  /** Hands the rest of the body to the kernel; false (nothing changed) when it cannot be. */
+  private carryBody(ex: Exchange): boolean {
+    const client = ex.res.socket
+    if (!this.carry || !client) return false
+    const carrying = this.carry.send(this.socket, client, ex.left, IDLE_TIMEOUT_MS, (end) => {
+      this.carrying = undefined
+      if (this.exchange !== ex || this.socket.destroyed) return
+      ex.left -= end.carried
+      // A stalled or broken body, or bytes past it: the link is out of step with its server.
+      if (end.errno !== 0) return void this.fail(ex)
+      if (end.extra > 0) this.reusable = false
+      this.socket.setTimeout(IDLE_TIMEOUT_MS)
+      this.complete(ex)
+      this.paused = false
+      this.socket.resume()
+    })
+    if (!carrying) return false
+    this.carrying = carrying
+    // Node sees no traffic on the link meanwhile; the carry has its own idle limit.
+    this.socket.setTimeout(0)
+    return true
   }
 }
 
@@ -253,6 +297,8 @@ class UpstreamLink {
 export class HttpForwarder {
   private readonly links = new Map<Socket, UpstreamLink>()
   private readonly queues = new Map<Socket, Promise<void>>()
+
+  constructor(private readonly carry?: NativeCarry) {}
 
   /** Forwards `req` to `address:port`, after the connection's earlier requests. */
   forward(
@@ -304,7 +350,7 @@ export class HttpForwarder {
       const reused = !!link && link.idle && link.address === address
       if (!reused) {
         link?.destroy()
-        link = new UpstreamLink(address, port)
+        link = new UpstreamLink(address, port, this.carry)
         this.links.set(client, link)
         try {
           await link.connected()

@@ -10,6 +10,7 @@ import {
   type EgressPolicy,
   type Logger,
   listen,
+  type NativeCarry,
   peerAddress,
   type Resolution,
   readSni,
@@ -56,7 +57,7 @@ export class EgressProxy {
   private readonly judge: EgressJudge
   /** Upgrades (WebSocket) only: they are spliced once judged. */
   private readonly http: ReturnType<typeof createForwarder>
-  private readonly forwarder = new HttpForwarder()
+  private readonly forwarder: HttpForwarder
 
   constructor(
     private readonly opts: {
@@ -66,9 +67,12 @@ export class EgressProxy {
       sourceFor: (ip: string) => EgressSource | undefined
       extraDenied: Cidr4[]
       log: Logger
+      /** Carries judged bytes in the kernel (splice); undefined: they are copied in JavaScript. */
+      carry?: NativeCarry | undefined
     },
   ) {
     this.judge = new EgressJudge(opts.upstream, opts.extraDenied)
+    this.forwarder = new HttpForwarder(opts.carry)
     // An absolute-form target would let the server route by a name other
     // than the Host that was judged: the forwarder refuses it first.
     this.http = createForwarder((req) => this.resolveHttp(req), { notAPath: NOT_A_PATH })
@@ -207,22 +211,33 @@ export class EgressProxy {
     } catch {
       return void client.destroy()
     }
+    let stop = (): void => void client.destroy()
     const untrack = this.track({
       sandboxId: source.sandboxId,
       name: head.name!,
       address: verdict.address,
-      cut: () => client.destroy(),
+      cut: () => stop(),
     })
     if (!untrack) {
       upstream.destroy()
       return void client.destroy()
     }
-    client.once('close', untrack)
     // Relay segments as they come: with Nagle on either leg, a TLS handshake's
     // small writes met delayed ACKs and some requests stalled ~40 ms.
     client.setNoDelay(true)
     upstream.setNoDelay(true)
+    // A ClientHello fits the socket's buffer: the write is done at once,
+    // and the kernel carries the rest (unless the client sent more already).
     upstream.write(head.bytes)
+    const carried = this.opts.carry?.join(client, upstream, 0, untrack)
+    if (carried) {
+      stop = () => {
+        carried.cancel()
+        untrack()
+      }
+      return
+    }
+    client.once('close', untrack)
     joinRelay(client, upstream)
   }
 }
