@@ -10,8 +10,9 @@
 //                  through the egress proxy (domain rule) vs direct to the same
 //                  server (address rule), as ratios
 // Privileged (runc, netns, nft). Build first, then:
-//   npm run bench -- network [--runs 20] [--requests 200] [--mib 256] [--downloads 5] [--egress-only] [--json]
-// --egress-only skips the rule updates (their figures are then absent).
+//   npm run bench -- network [--runs 20] [--requests 200] [--mib 256] [--downloads 5] [--egress-only] [--copy] [--json]
+// --egress-only skips the rule updates (their figures are then absent);
+// --copy runs the egress proxy with WARREN_EGRESS_KERNEL_CARRY=false.
 import { cpus, loadavg } from 'node:os'
 import { Sandbox } from 'e2b'
 import { api } from '../tests/helpers/api-client.js'
@@ -27,6 +28,7 @@ const values = benchArgs({
   mib: { type: 'string', default: '256' },
   downloads: { type: 'string', default: '5' },
   'egress-only': { type: 'boolean', default: false },
+  copy: { type: 'boolean', default: false },
 })
 const RUNS = Number(values.runs)
 const REQUESTS = Number(values.requests)
@@ -183,7 +185,12 @@ async function main(): Promise<Figures> {
   process.once('SIGINT', stop)
   try {
     internet = await startInternet()
-    w = await startWarren({ env: { WARREN_DNS_UPSTREAMS: DNS_IP } })
+    w = await startWarren({
+      env: {
+        WARREN_DNS_UPSTREAMS: DNS_IP,
+        WARREN_EGRESS_KERNEL_CARRY: values.copy ? 'false' : 'true',
+      },
+    })
     sbx = await Sandbox.create({ ...w.sdk, timeoutMs: 3_600_000, metadata: { bench: 'network' } })
     await prepare(sbx, internet)
     await sbx.files.write('/tmp/prober.py', PROBER)

@@ -120,12 +120,34 @@ static void finish(carry *c, int err, int tell) {
 }
 
 /*
+ * A way's pipe, made when its first byte is there to read: an idle
+ * connection holds its two descriptors and no more. 0 when there is none
+ * yet (nothing to read, or the end), -errno on failure.
+ */
+static int have_pipe(carry *c, way *w) {
+  if (w->pipe[0] >= 0) return 1;
+  char b;
+  ssize_t n = recv(c->fd[w->from], &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+  if (n == 0) {
+    w->eof = 1;
+    return 0;
+  }
+  if (pipe2(w->pipe, O_NONBLOCK | O_CLOEXEC) < 0) return -errno;
+  fcntl(w->pipe[1], F_SETPIPE_SZ, PIPE_SIZE); /* smaller is fine: splices just move less */
+  return 1;
+}
+
+/*
  * Moves what can move now, one way: 0 when it waits (for the read side
  * when its pipe is empty, for the write side otherwise), 2 when it waits
  * after moving bytes, 1 when it is done, -errno on failure.
  */
 static int pump(carry *c, way *w) {
   int any = 0;
+  int piped = have_pipe(c, w);
+  if (piped < 0) return piped;
+  if (!piped) return w->eof ? 1 : 0;
   for (;;) {
     int moved = 0;
     if (!w->eof && w->want != 0) {
@@ -246,12 +268,6 @@ static napi_value init(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-static int make_pipe(int p[2]) {
-  if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) return -1;
-  fcntl(p[1], F_SETPIPE_SZ, PIPE_SIZE); /* smaller is fine: splices just move less */
-  return 0;
-}
-
 /* Starts a carry on duplicates of a and b; false (nothing started) when it cannot. */
 static int start(uint32_t id, int a, int b, int64_t length, int64_t idle_ms) {
   carry *c = calloc(1, sizeof *c);
@@ -264,8 +280,6 @@ static int start(uint32_t id, int a, int b, int64_t length, int64_t idle_ms) {
   c->fd[0] = fcntl(a, F_DUPFD_CLOEXEC, 0);
   c->fd[1] = fcntl(b, F_DUPFD_CLOEXEC, 0);
   if (c->fd[0] < 0 || c->fd[1] < 0) goto fail;
-  for (int i = 0; i < c->ways; i++)
-    if (make_pipe(c->w[i].pipe) < 0) goto fail;
   if (uv_poll_init(loop, &c->poll[0], c->fd[0]) < 0) goto fail;
   c->poll[0].data = c;
   c->open_handles = 1;

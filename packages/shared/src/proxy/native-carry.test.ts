@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { readdirSync } from 'node:fs'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type Cleanup, listenForTest } from '../testing/listen.js'
@@ -119,6 +120,21 @@ describe('NativeCarry.join', () => {
     peerB.end(down)
     expect(sha(await atA)).toBe(sha(down))
     expect(await end.promise).toEqual({ carried: up.length, extra: down.length, errno: 0 })
+  })
+
+  it('holds no more descriptors than the sockets it took until bytes flow', async () => {
+    const { peerA, a, b, peerB } = await pairs()
+    const fds = () => readdirSync('/proc/self/fd').length
+    const before = fds()
+    const c = carry.join(a, b, 0, () => {})!
+    // Node's two sockets close as the carry's duplicates open.
+    await new Promise((r) => setTimeout(r, 20))
+    expect(fds()).toBe(before)
+    const atB = collect(peerB)
+    peerA.write('x')
+    await atB.until(1)
+    expect(fds()).toBe(before + 2) // one pipe, for the way that carried
+    c.cancel()
   })
 
   it('ends with the error when a side fails, and closes both', async () => {
