@@ -309,8 +309,8 @@ describe('open connections', () => {
         })
       ).status,
     ).toBe(204)
-    // Two echo conversations by address, four slow downloads through the
-    // egress proxy (HTTP: copied; HTTPS: carried by the kernel once judged).
+    // Two echo conversations by address, four slow downloads (HTTP and
+    // HTTPS) through the egress proxy.
     for (const ip of ['203.0.113.7', '203.0.113.10']) {
       await sbx.commands.run(`python3 /tmp/ping.py ${ip} 7 /tmp/ping-${ip}.log`, {
         background: true,

@@ -114,9 +114,9 @@ export const orchestratorConfigSchema = z.object({
   egressHttpPort: port.default(5080),
   egressTlsPort: port.default(5443),
   /**
-   * Judged egress bytes (TLS connections, large HTTP bodies) moved by the
-   * kernel (splice, built with the shared package by node-gyp); false: copied
-   * through the process.
+   * The egress proxy hands the rest of a large plain-HTTP body of known
+   * length to the kernel (splice, built with the shared package by
+   * node-gyp); false: copied through the process.
    */
   egressKernelCarry: flag.default(true),
   /**

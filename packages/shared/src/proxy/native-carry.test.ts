@@ -19,36 +19,48 @@ beforeAll(() => {
 })
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+const fds = () => readdirSync('/proc/self/fd').length
+const tick = (ms = 1) => new Promise((r) => setTimeout(r, ms))
 
-/**
- * Two connected pairs of loopback sockets: `a` and `b` are the relay's
- * ends (as a proxy holds them), `peerA` and `peerB` the far ends.
- */
-async function pairs() {
+/** A loopback connection: the socket `make` dials, and the one the server accepted. */
+async function connection(make: (port: number) => Socket) {
   const accepted: Socket[] = []
-  // Half-open both ways, as the proxies' far ends may be.
-  const server: Server = createServer({ allowHalfOpen: true }, (s) => accepted.push(s))
+  const server: Server = createServer((s) => accepted.push(s))
   const port = await listenForTest(server, cleanup)
-  const dial = async () => {
-    const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
-    await new Promise((r) => s.once('connect', r))
-    while (accepted.length === 0) await new Promise((r) => setTimeout(r, 1))
-    return [s, accepted.shift()!] as const
-  }
-  const [peerA, a] = await dial()
-  const [b, peerB] = await dial()
-  for (const s of [peerA, a, b, peerB]) {
+  const near = make(port)
+  await new Promise((r) => near.once('connect', r))
+  while (accepted.length === 0) await tick()
+  const far = accepted[0]!
+  for (const s of [near, far]) {
     s.on('error', () => {})
     cleanup.push(() => void s.destroy())
   }
-  return { peerA, a, b, peerB }
+  return { near, far }
 }
 
-/** Everything `s` reads until it ends. */
-function readAll(s: Socket): Promise<Buffer> {
-  const parts: Buffer[] = []
-  s.on('data', (d: Buffer) => parts.push(d))
-  return new Promise((resolve) => s.once('end', () => resolve(Buffer.concat(parts))))
+/**
+ * The two ends a proxy holds: `from`, read as the proxies' upstream sockets
+ * are (`onread`, each read copied to `reads`, then Node's reading stopped
+ * until `from.resume()`), with `server` writing into it; and `to`, a plain
+ * socket whose far end is `client`.
+ */
+async function ends() {
+  const reads: Buffer[] = []
+  const up = await connection((port) =>
+    connect({
+      port,
+      host: '127.0.0.1',
+      onread: {
+        buffer: Buffer.alloc(64 << 10),
+        callback: (n, buf) => {
+          reads.push(Buffer.from(buf.subarray(0, n)))
+          return false
+        },
+      },
+    }),
+  )
+  const down = await connection((port) => connect(port, '127.0.0.1'))
+  return { server: up.far, from: up.near, reads, to: down.far, client: down.near }
 }
 
 /** What `s` reads from now on; `until(n)` waits for n bytes of it. */
@@ -62,166 +74,100 @@ function collect(s: Socket) {
   return {
     bytes: () => Buffer.concat(parts),
     until: async (n: number) => {
-      while (got < n) await new Promise((r) => setTimeout(r, 2))
+      while (got < n) await tick(2)
     },
   }
 }
 
-/**
- * A socket that reads as the proxies' upstream sockets do (`onread`, each
- * read copied to `reads` and then stopping Node's reading until `resume`),
- * and its far end.
- */
-async function upstream() {
-  const accepted: Socket[] = []
-  const server: Server = createServer({ allowHalfOpen: true }, (s) => accepted.push(s))
-  const port = await listenForTest(server, cleanup)
-  const reads: Buffer[] = []
-  const from = connect({
-    port,
-    host: '127.0.0.1',
-    onread: {
-      buffer: Buffer.alloc(64 << 10),
-      callback: (n, buf) => {
-        reads.push(Buffer.from(buf.subarray(0, n)))
-        return false
-      },
-    },
-  })
-  await new Promise((r) => from.once('connect', r))
-  while (accepted.length === 0) await new Promise((r) => setTimeout(r, 1))
-  const peer = accepted[0]!
-  for (const s of [from, peer]) {
-    s.on('error', () => {})
-    cleanup.push(() => void s.destroy())
-  }
-  return { peer, from, reads }
+function ended() {
+  let done!: (e: CarryEnd) => void
+  const promise = new Promise<CarryEnd>((r) => (done = r))
+  return { promise, done }
 }
-
-const ended = () => {
-  let resolve!: (e: CarryEnd) => void
-  const promise = new Promise<CarryEnd>((r) => (resolve = r))
-  return { promise, done: resolve }
-}
-
-describe('NativeCarry.join', () => {
-  it('carries both ways and passes each end on as a half-close', async () => {
-    const { peerA, a, b, peerB } = await pairs()
-    const up = randomBytes(5 << 20)
-    const down = randomBytes((3 << 20) + 7)
-    const end = ended()
-    expect(carry.join(a, b, 0, end.done)).toBeDefined()
-    expect(a.destroyed && b.destroyed).toBe(true)
-    const atB = readAll(peerB)
-    const atA = readAll(peerA)
-    peerA.end(up)
-    // peerA has finished sending; peerB still answers after seeing that end.
-    expect(sha(await atB)).toBe(sha(up))
-    peerB.end(down)
-    expect(sha(await atA)).toBe(sha(down))
-    expect(await end.promise).toEqual({ carried: up.length, extra: down.length, errno: 0 })
-  })
-
-  it('holds no more descriptors than the sockets it took until bytes flow', async () => {
-    const { peerA, a, b, peerB } = await pairs()
-    const fds = () => readdirSync('/proc/self/fd').length
-    const before = fds()
-    const c = carry.join(a, b, 0, () => {})!
-    // Node's two sockets close as the carry's duplicates open.
-    await new Promise((r) => setTimeout(r, 20))
-    expect(fds()).toBe(before)
-    const atB = collect(peerB)
-    peerA.write('x')
-    await atB.until(1)
-    expect(fds()).toBe(before + 2) // one pipe, for the way that carried
-    c.cancel()
-  })
-
-  it('ends with the error when a side fails, and closes both', async () => {
-    const { peerA, a, b, peerB } = await pairs()
-    const end = ended()
-    carry.join(a, b, 0, end.done)
-    const closed = new Promise((r) => peerA.once('end', r))
-    peerA.on('data', () => {})
-    peerB.resetAndDestroy()
-    expect((await end.promise).errno).not.toBe(0)
-    await closed
-  })
-
-  it('does not start while a socket holds unread bytes, and changes nothing', async () => {
-    const { peerA, a, b } = await pairs()
-    a.pause()
-    peerA.write('early')
-    while (a.readableLength === 0) await new Promise((r) => setTimeout(r, 1))
-    expect(carry.join(a, b, 0, () => {})).toBeUndefined()
-    expect(a.destroyed || b.destroyed).toBe(false)
-    expect(a.read()?.toString()).toBe('early')
-  })
-
-  it('stops when cancelled, without telling, and the connections close', async () => {
-    const { peerA, a, b, peerB } = await pairs()
-    let told = false
-    const c = carry.join(a, b, 0, () => (told = true))!
-    const closedA = new Promise((r) => peerA.once('end', r))
-    const closedB = new Promise((r) => peerB.once('end', r))
-    peerA.resume()
-    peerB.resume()
-    c.cancel()
-    c.cancel()
-    await Promise.all([closedA, closedB])
-    expect(told).toBe(false)
-  })
-
-  it('ends a carry where nothing moved for its idle time', async () => {
-    const { peerA, a, b, peerB } = await pairs()
-    const end = ended()
-    const t0 = Date.now()
-    carry.join(a, b, 150, end.done)
-    peerA.write('x')
-    peerB.on('data', () => {})
-    peerA.on('data', () => {})
-    const e = await end.promise
-    expect(e).toMatchObject({ carried: 1, errno: 110 /* ETIMEDOUT */ })
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(140)
-  })
-})
 
 describe('NativeCarry.send', () => {
   it('carries exactly the length, then both sockets are Node’s again', async () => {
-    const { peer, from, reads } = await upstream()
-    const { b, peerB } = await pairs()
+    const { server, from, reads, to, client } = await ends()
     const body = randomBytes((4 << 20) + 3)
-    const atB = collect(peerB)
-    peer.write(Buffer.concat([body, Buffer.from('after')]))
+    const atClient = collect(client)
+    server.write(Buffer.concat([body, Buffer.from('after')]))
     // The first read goes on as the proxies write it; its callback stopped Node's reading.
-    while (!reads.length) await new Promise((r) => setTimeout(r, 1))
+    while (!reads.length) await tick()
     const first = reads.shift()!
-    await new Promise((r) => b.write(first, r))
+    await new Promise((r) => to.write(first, r))
     const end = ended()
     const rest = body.length - first.length
-    expect(carry.send(from, b, rest, 0, end.done)).toBeDefined()
+    expect(carry.send(from, to, rest, 0, end.done)).toBeDefined()
     const e = await end.promise
     expect(e).toMatchObject({ carried: rest, errno: 0 })
     // What came past the length waits in `from` (counted by the kernel, at the end).
     expect(e.extra).toBeLessThanOrEqual(5)
-    b.write('still mine')
-    await atB.until(body.length + 10)
-    expect(sha(atB.bytes().subarray(0, body.length))).toBe(sha(body))
-    expect(atB.bytes().subarray(body.length).toString()).toBe('still mine')
+    to.write('still mine')
+    await atClient.until(body.length + 10)
+    expect(sha(atClient.bytes().subarray(0, body.length))).toBe(sha(body))
+    expect(atClient.bytes().subarray(body.length).toString()).toBe('still mine')
     from.resume()
-    while (Buffer.concat(reads).length < 5) await new Promise((r) => setTimeout(r, 1))
+    while (Buffer.concat(reads).length < 5) await tick()
     expect(Buffer.concat(reads).toString()).toBe('after')
   })
 
+  it('does not start from a socket Node is reading, and changes nothing', async () => {
+    const { server, from, reads, to } = await ends()
+    // Node's first read is still to come: it is reading.
+    expect(carry.send(from, to, 10, 0, () => {})).toBeUndefined()
+    server.write('x')
+    while (!reads.length) await tick()
+    expect(reads.shift()!.toString()).toBe('x')
+  })
+
   it('tells EPIPE with what it carried when the source ends first', async () => {
-    const { peer, from } = await upstream()
-    const { b, peerB } = await pairs()
-    const end = ended()
-    expect(carry.send(from, b, 1000, 0, end.done)).toBeUndefined() // Node is reading it
+    const { server, from, to, client } = await ends()
     from.pause()
-    expect(carry.send(from, b, 1000, 0, end.done)).toBeDefined()
-    peerB.on('data', () => {})
-    peer.end('only this')
+    const end = ended()
+    expect(carry.send(from, to, 1000, 0, end.done)).toBeDefined()
+    client.on('data', () => {})
+    server.end('only this')
     expect(await end.promise).toMatchObject({ carried: 9, errno: 32 /* EPIPE */ })
+  })
+
+  it('tells the error when the destination fails', async () => {
+    const { server, from, to, client } = await ends()
+    from.pause()
+    const end = ended()
+    carry.send(from, to, 64 << 20, 0, end.done)
+    client.resetAndDestroy()
+    // Writes to the reset connection fail.
+    for (let i = 0; i < 8; i++) server.write(Buffer.alloc(1 << 20))
+    expect((await end.promise).errno).not.toBe(0)
+  })
+
+  it('ends with ETIMEDOUT when nothing moved for its idle time', async () => {
+    const { server, from, to, client } = await ends()
+    from.pause()
+    const end = ended()
+    const t0 = Date.now()
+    carry.send(from, to, 1000, 150, end.done)
+    client.on('data', () => {})
+    server.write('stall')
+    expect(await end.promise).toMatchObject({ carried: 5, errno: 110 /* ETIMEDOUT */ })
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(140)
+  })
+
+  it('holds its pipe only once bytes come, and every descriptor until it ends or is cancelled', async () => {
+    const { server, from, to, client } = await ends()
+    from.pause()
+    const before = fds()
+    let told = false
+    const c = carry.send(from, to, 1 << 20, 0, () => (told = true))!
+    expect(fds()).toBe(before + 2) // its duplicates of the two sockets
+    const atClient = collect(client)
+    server.write('x')
+    await atClient.until(1)
+    expect(fds()).toBe(before + 4) // and one pipe
+    c.cancel()
+    c.cancel()
+    await tick(20)
+    expect(fds()).toBe(before)
+    expect(told).toBe(false)
   })
 })

@@ -3,8 +3,7 @@ import type { Socket } from 'node:net'
 import { join } from 'node:path'
 
 interface Addon {
-  init(onEnd: (id: number, aToB: number, extra: number, errno: number) => void): void
-  join(id: number, a: number, b: number, idleMs: number): boolean
+  init(onEnd: (id: number, carried: number, extra: number, errno: number) => void): void
   send(id: number, from: number, to: number, length: number, idleMs: number): boolean
   cancel(id: number): void
   count(): number
@@ -12,13 +11,12 @@ interface Addon {
 
 /**
  * How a carry ended: the bytes it moved, and the errno that ended it (0: it
- * finished; ETIMEDOUT: nothing moved for its idle time; EPIPE for a send:
- * `from` ended before the length).
+ * finished; EPIPE: `from` ended before the length; ETIMEDOUT: nothing moved
+ * for its idle time; another: a socket failed).
  */
 export interface CarryEnd {
-  /** a to b (join), from to `to` (send). */
   carried: number
-  /** b to a (join); for a send that finished, the bytes `from` already holds past the length. */
+  /** For a carry that finished, the bytes `from` already holds past the length. */
   extra: number
   errno: number
 }
@@ -29,11 +27,11 @@ export interface Carry {
 }
 
 /**
- * The process's kernel-carried connections (native/carry.c): bytes move
- * between two sockets by splice(2) through a pipe, on this process's own
- * event loop, never copied through its memory. Each carry works on its own
- * duplicates of the sockets' descriptors; the Node sockets stay open, idle,
- * and the caller's (closing them and cancelling the carry closes the
+ * The process's kernel carries (native/carry.c): a known number of bytes
+ * moves from one socket to another by splice(2) through a pipe, on this
+ * process's own event loop, never copied through its memory. Each carry
+ * works on its own duplicates of the sockets' descriptors; the Node sockets
+ * stay the caller's (closing one and cancelling the carry closes its
  * connection).
  */
 export class NativeCarry {
@@ -46,27 +44,6 @@ export class NativeCarry {
       this.ends.delete(id)
       done?.({ carried, extra, errno })
     })
-  }
-
-  /**
-   * Carries both ways between `a` and `b` until each side has ended (each
-   * end passed on as a half-close), either fails, or nothing moved for
-   * `idleMs` (0: no limit); `done` is then told and the connections are
-   * closed. Both Node sockets are destroyed at once: the carry holds the
-   * connections. Undefined (nothing changed) when it could not start: a
-   * socket holds bytes unread or unsent.
-   */
-  join(a: Socket, b: Socket, idleMs: number, done: (end: CarryEnd) => void): Carry | undefined {
-    const fa = emptyFd(a)
-    const fb = emptyFd(b)
-    if (fa === undefined || fb === undefined) return undefined
-    const carry = this.start((id) => this.addon.join(id, fa, fb, idleMs), done)
-    // No read can come between the check and here: reads run on the loop's next turn.
-    if (carry) {
-      a.destroy()
-      b.destroy()
-    }
-    return carry
   }
 
   /**
@@ -84,21 +61,12 @@ export class NativeCarry {
     done: (end: CarryEnd) => void,
   ): Carry | undefined {
     const reading = (from as unknown as { _handle?: { reading?: boolean } })._handle?.reading
-    const ff = reading ? undefined : emptyFd(from)
+    const ff = reading || from.readableLength > 0 ? undefined : fdOf(from)
     const ft = fdOf(to)
     if (ff === undefined || ft === undefined || to.writableLength > 0) return undefined
-    return this.start((id) => this.addon.send(id, ff, ft, length, idleMs), done)
-  }
-
-  /** Carries under way. */
-  get size(): number {
-    return this.addon.count()
-  }
-
-  private start(run: (id: number) => boolean, done: (end: CarryEnd) => void): Carry | undefined {
     const id = this.nextId++
     if (this.nextId > 0xffff_fff0) this.nextId = 1
-    if (!run(id)) return undefined
+    if (!this.addon.send(id, ff, ft, length, idleMs)) return undefined
     this.ends.set(id, done)
     return {
       cancel: () => {
@@ -106,18 +74,17 @@ export class NativeCarry {
       },
     }
   }
+
+  /** Carries under way. */
+  get size(): number {
+    return this.addon.count()
+  }
 }
 
 function fdOf(s: Socket): number | undefined {
   const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd
   if (typeof fd !== 'number' || fd < 0 || s.destroyed || 'encrypted' in s) return undefined
   return fd
-}
-
-/** The descriptor of a plain TCP socket that holds no bytes unread or unsent. */
-function emptyFd(s: Socket): number | undefined {
-  if (s.readableLength > 0 || s.writableLength > 0) return undefined
-  return fdOf(s)
 }
 
 let loaded: NativeCarry | null | undefined

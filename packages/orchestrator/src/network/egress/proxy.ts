@@ -67,7 +67,7 @@ export class EgressProxy {
       sourceFor: (ip: string) => EgressSource | undefined
       extraDenied: Cidr4[]
       log: Logger
-      /** Carries judged bytes in the kernel (splice); undefined: they are copied in JavaScript. */
+      /** Carries large HTTP bodies in the kernel (splice); undefined: they are copied in JavaScript. */
       carry?: NativeCarry | undefined
     },
   ) {
@@ -211,33 +211,22 @@ export class EgressProxy {
     } catch {
       return void client.destroy()
     }
-    let stop = (): void => void client.destroy()
     const untrack = this.track({
       sandboxId: source.sandboxId,
       name: head.name!,
       address: verdict.address,
-      cut: () => stop(),
+      cut: () => client.destroy(),
     })
     if (!untrack) {
       upstream.destroy()
       return void client.destroy()
     }
+    client.once('close', untrack)
     // Relay segments as they come: with Nagle on either leg, a TLS handshake's
     // small writes met delayed ACKs and some requests stalled ~40 ms.
     client.setNoDelay(true)
     upstream.setNoDelay(true)
-    // A ClientHello fits the socket's buffer: the write is done at once,
-    // and the kernel carries the rest (unless the client sent more already).
     upstream.write(head.bytes)
-    const carried = this.opts.carry?.join(client, upstream, 0, untrack)
-    if (carried) {
-      stop = () => {
-        carried.cancel()
-        untrack()
-      }
-      return
-    }
-    client.once('close', untrack)
     joinRelay(client, upstream)
   }
 }
