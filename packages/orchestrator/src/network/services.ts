@@ -86,7 +86,7 @@ export class NodeNetwork {
     const carry = nativeCarry()
     if (!carry)
       this.log.warn(
-        'the kernel carry is not built (packages/shared/native): egress bytes are copied in JavaScript',
+        'the kernel carry is not built (packages/shared/native): egress HTTP bodies are copied in JavaScript',
       )
     return carry
   }
