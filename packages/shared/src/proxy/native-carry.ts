@@ -61,8 +61,8 @@ export class NativeCarry {
     done: (end: CarryEnd) => void,
   ): Carry | undefined {
     const reading = (from as unknown as { _handle?: { reading?: boolean } })._handle?.reading
-    const ff = reading || from.readableLength > 0 ? undefined : fdOf(from)
-    const ft = fdOf(to)
+    const ff = reading || from.readableLength > 0 ? undefined : socketFd(from)
+    const ft = socketFd(to)
     if (ff === undefined || ft === undefined || to.writableLength > 0) return undefined
     const id = this.nextId++
     if (this.nextId > 0xffff_fff0) this.nextId = 1
@@ -81,7 +81,8 @@ export class NativeCarry {
   }
 }
 
-function fdOf(s: Socket): number | undefined {
+/** The descriptor of an open plain (not TLS) TCP socket. */
+export function socketFd(s: Socket): number | undefined {
   const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd
   if (typeof fd !== 'number' || fd < 0 || s.destroyed || 'encrypted' in s) return undefined
   return fd

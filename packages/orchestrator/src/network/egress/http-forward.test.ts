@@ -55,6 +55,23 @@ async function rig(
   return { port: front.port, upstreamConnections, upstream }
 }
 
+/** A raw TCP upstream answering as `onConnection` says, and a front forwarding to it. */
+async function rawRig(carry: NativeCarry | undefined, onConnection: (c: Socket) => void) {
+  const raw = createTcpServer((c) => {
+    c.on('error', () => {})
+    onConnection(c)
+  })
+  servers.push(raw)
+  const rawPort = await new Promise<number>((r) =>
+    raw.listen(0, '127.0.0.1', () => r((raw.address() as AddressInfo).port)),
+  )
+  const forwarder = new HttpForwarder(carry)
+  forwarders.push(forwarder)
+  return listen((req, res) => {
+    void forwarder.forward(req, res, '127.0.0.1', rawPort, () => ({ status: 502, message: 'x' }))
+  })
+}
+
 interface Got {
   status: number
   headers: IncomingMessage['headers']
@@ -274,8 +291,7 @@ describe.each([
     // Each connection answers its first request and drops at the second, as
     // a server closing an idle connection just as a request arrives does.
     const seen: string[] = []
-    const raw = createTcpServer((c) => {
-      c.on('error', () => {})
+    const front = await rawRig(carry, (c) => {
       let n = 0
       c.on('data', (d: Buffer) => {
         const path = /^GET (\S+)/.exec(d.toString())?.[1] ?? '?'
@@ -283,15 +299,6 @@ describe.each([
         if (n++ === 0) c.write(`HTTP/1.1 200 OK\r\nContent-Length: ${path.length}\r\n\r\n${path}`)
         else c.destroy()
       })
-    })
-    servers.push(raw)
-    const rawPort = await new Promise<number>((r) =>
-      raw.listen(0, '127.0.0.1', () => r((raw.address() as AddressInfo).port)),
-    )
-    const forwarder = new HttpForwarder(carry)
-    forwarders.push(forwarder)
-    const front = await listen((req, res) => {
-      void forwarder.forward(req, res, '127.0.0.1', rawPort, () => ({ status: 502, message: 'x' }))
     })
     const agent = new Agent({ keepAlive: true, maxSockets: 1 })
     try {
@@ -361,23 +368,13 @@ describe('HttpForwarder with the kernel carry', () => {
   it('does not reuse a link whose server sent bytes past a carried body', async () => {
     const body = randomBytes(3 * RELAY_CHUNK)
     let connections = 0
-    const raw = createTcpServer((c) => {
+    const front = await rawRig(carry, (c) => {
       connections++
-      c.on('error', () => {})
       c.on('data', () => {
         c.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`)
         c.write(body)
         c.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nforge')
       })
-    })
-    servers.push(raw)
-    const rawPort = await new Promise<number>((r) =>
-      raw.listen(0, '127.0.0.1', () => r((raw.address() as AddressInfo).port)),
-    )
-    const forwarder = new HttpForwarder(carry)
-    forwarders.push(forwarder)
-    const front = await listen((req, res) => {
-      void forwarder.forward(req, res, '127.0.0.1', rawPort, () => ({ status: 502, message: 'x' }))
     })
     const agent = new Agent({ keepAlive: true, maxSockets: 1 })
     try {

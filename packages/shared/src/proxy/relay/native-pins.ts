@@ -2,6 +2,7 @@ import { createRequire } from 'node:module'
 import { Socket } from 'node:net'
 import { join } from 'node:path'
 import type { ForwardTarget } from '../forward.js'
+import { socketFd } from '../native-carry.js'
 
 /**
  * What lets a connection be pinned after a request: the resolver sets it on
@@ -174,18 +175,8 @@ export class NativePins {
 
 /** The connection's descriptor, for a plain TCP socket that holds no unread or unsent bytes. */
 function fdOf(s: Socket): number | undefined {
-  const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd
-  if (
-    typeof fd !== 'number' ||
-    fd < 0 ||
-    s.destroyed ||
-    s.readableLength > 0 ||
-    s.writableLength > 0 ||
-    s.isPaused() ||
-    'encrypted' in s
-  )
-    return undefined
-  return fd
+  if (s.readableLength > 0 || s.writableLength > 0 || s.isPaused()) return undefined
+  return socketFd(s)
 }
 
 let loaded: NativePins | null | undefined
