@@ -8,7 +8,9 @@
 //   egress proxy   connection setup and time to the last byte of small HTTP
 //                  and HTTPS requests, and the throughput of a large download,
 //                  through the egress proxy (domain rule) vs direct to the same
-//                  server (address rule), as ratios
+//                  server (address rule), as ratios; the sandbox's link has
+//                  Warren's packet size (WARREN_SANDBOX_GSO_MAX_SIZE), the fake
+//                  internet's keeps the kernel's 64 KiB, as a real NIC's would
 // Privileged (runc, netns, nft). Build first, then:
 //   npm run bench -- network [--runs 20] [--requests 200] [--mib 256] [--downloads 5] [--egress-only] [--copy] [--json]
 // --egress-only skips the rule updates (their figures are then absent);

@@ -67,6 +67,13 @@ export const orchestratorConfigSchema = z.object({
   /** Network namespaces kept ready so that a create does not build one. */
   warmNetworkSlots: z.coerce.number().int().min(0).max(64).default(4),
   /**
+   * The IPv4 GSO/GRO size limit of both ends of a sandbox's veth (Linux
+   * 6.3+'s BIG TCP): TCP between the host and the sandbox moves in packets
+   * this large inside the kernel, fewer of them per byte. 65536 is the
+   * kernel's default; the most a veth takes is 524280.
+   */
+  sandboxGsoMaxSize: z.coerce.number().int().min(65536).max(524280).default(262144),
+  /**
    * Warm sandboxes kept started per template, `templateId=count,...`
    * (WARREN_WARM_POOL, e.g. `base=2`): a create of that template with its
    * defaults claims one instead of booting. Their memory counts against the
@@ -195,6 +202,7 @@ const orchestratorEnv: Record<string, keyof OrchestratorConfig> = {
   WARREN_MEMORY_CAPACITY_MB: 'memoryCapacityMb',
   WARREN_ENVD_DIR: 'envdDir',
   WARREN_WARM_NETWORK_SLOTS: 'warmNetworkSlots',
+  WARREN_SANDBOX_GSO_MAX_SIZE: 'sandboxGsoMaxSize',
   WARREN_WARM_POOL: 'warmPool',
   WARREN_WARM_POOL_IDLE_MS: 'warmPoolIdleMs',
   WARREN_MAX_CONCURRENT_CREATES: 'maxConcurrentCreates',

@@ -7,6 +7,7 @@ import { releaseEnvdStore } from '../envd-bundle.js'
 import { AddressPool } from '../network/address-pool.js'
 import { cutDeniedFlows } from '../network/conntrack.js'
 import { GvisorNetwork } from '../network/gvisor.js'
+import { LinkGso } from '../network/link-gso.js'
 import { netnsNames } from '../network/netns.js'
 import { removeHostTable } from '../network/nftables.js'
 import { NodeNetwork } from '../network/services.js'
@@ -49,10 +50,12 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
   const templatesDir = templatesDirOf(cfg)
   const pool = new AddressPool(cfg.addressPool)
   const network = new NodeNetwork(cfg, log)
+  const linkGso = new LinkGso(cfg.sandboxGsoMaxSize, log)
   const slots = new NetworkSlots({
     prefix: cfg.prefix,
     pool,
     target: cfg.warmNetworkSlots,
+    linkGso,
     log,
     baseTable: (slot) => network.tableFor(slot),
   })
@@ -64,7 +67,7 @@ export function createMachineHost(cfg: OrchestratorConfig, log: Logger): Machine
     runc,
     // runsc is looked for at start (it takes a trial sandbox).
     runtimes: new Runtimes(runc, undefined, ['runc']),
-    gvisorNetwork: new GvisorNetwork(cfg.prefix, network.tableSpec),
+    gvisorNetwork: new GvisorNetwork(cfg.prefix, network.tableSpec, linkGso),
     templates: new TemplateRegistry(templatesDir),
     pool,
     slots,

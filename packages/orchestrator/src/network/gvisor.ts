@@ -1,6 +1,7 @@
 import type { CleanupStack, EgressPolicy } from '@warren/shared'
 import { run } from '../exec.js'
 import { gvisorTableName, renderGvisorHostTable, renderGvisorNetnsTable } from './gvisor-tables.js'
+import type { LinkGso } from './link-gso.js'
 import { applyInNetns, applyOnHost, type SandboxTableSpec } from './nftables.js'
 import type { NetworkSlot } from './slots.js'
 
@@ -17,6 +18,7 @@ export class GvisorNetwork {
     private readonly prefix: string,
     /** The sandbox table's inputs for a slot (host addresses, pool, service ports). */
     private readonly specFor: (slot: NetworkSlot, egress?: EgressPolicy) => SandboxTableSpec,
+    private readonly linkGso: LinkGso,
   ) {}
 
   has(slot: NetworkSlot): boolean {
@@ -31,6 +33,11 @@ export class GvisorNetwork {
   ): Promise<void> {
     this.slots.add(slot.index)
     cleanup.push('gVisor network rules', () => this.detach(slot))
+    // gVisor reads whole frames off its veth: packets past 64 KiB crawl.
+    if (slot.gsoMaxSize) {
+      await this.linkGso.lower(slot)
+      slot.gsoMaxSize = undefined
+    }
     await applyInNetns(slot.netns, renderGvisorNetnsTable())
     await this.apply(slot, egress)
   }

@@ -1,9 +1,13 @@
 import type { Logger } from '@warren/shared'
 import type { AddressPool, AddressSlot } from './address-pool.js'
+import type { LinkGso } from './link-gso.js'
 import { createNetns, destroyNetns, type NetnsNames, netnsNames } from './netns.js'
 
 /** A sandbox's network: its addresses and the host objects that carry them. */
-export interface NetworkSlot extends AddressSlot, NetnsNames {}
+export interface NetworkSlot extends AddressSlot, NetnsNames {
+  /** The veth's raised IPv4 GSO size (LinkGso); undefined: the kernel's 64 KiB. */
+  gsoMaxSize?: number
+}
 
 /**
  * Network slots for sandboxes. Building a namespace costs several tool runs,
@@ -22,6 +26,8 @@ export class NetworkSlots {
       pool: AddressPool
       target: number
       baseTable: (slot: AddressSlot) => string
+      /** Raises the packet size of each new slot's veth; undefined: the kernel's 64 KiB. */
+      linkGso?: LinkGso
       log: Logger
     },
   ) {}
@@ -77,9 +83,11 @@ export class NetworkSlots {
 
   private async build(): Promise<NetworkSlot> {
     const addr = this.opts.pool.acquire()
-    const slot = { ...addr, ...netnsNames(this.opts.prefix, addr.index) }
+    const slot: NetworkSlot = { ...addr, ...netnsNames(this.opts.prefix, addr.index) }
     try {
       await createNetns(slot, addr, this.opts.baseTable(addr))
+      const gso = await this.opts.linkGso?.raise(slot)
+      if (gso) slot.gsoMaxSize = gso
       return slot
     } catch (err) {
       await this.release(slot).catch(() => {})
