@@ -76,7 +76,9 @@ export class WorkerGroup<L> {
   private start(): Promise<L> {
     const { name, log } = this.spec
     const worker = forkWorker(this.spec.exec)
-    const channel = new Channel((m) => worker.send(m))
+    // With a callback, a send on a closed IPC channel fails there instead of
+    // as an 'error' event nobody handles (which would end the primary).
+    const channel = new Channel((m) => worker.send(m, ignoreSendError))
     const me: Live = {
       worker,
       channel,
@@ -96,6 +98,10 @@ export class WorkerGroup<L> {
       )
     })
     worker.on('message', (m) => channel.receive(m))
+    // The IPC channel goes before the 'exit': notes of what changed on the
+    // node (a warm sandbox removed at shutdown, say) stop here, not at exit.
+    worker.once('disconnect', () => channel.close())
+    worker.on('error', (err) => log.warn({ err, pid: worker.process.pid }, `${name} channel error`))
     worker.once('exit', (code, signal) => {
       this.live.delete(me)
       detach()
@@ -132,7 +138,7 @@ export class WorkerGroup<L> {
 export function serveAsWorker(setUp: (primary: Channel) => { close(): Promise<void> }): void {
   const send = process.send?.bind(process)
   if (!send) throw new Error('a worker runs under its primary (node:cluster)')
-  const primary = new Channel((m) => send(m))
+  const primary = new Channel((m) => send(m, undefined, undefined, ignoreSendError))
   const worker = setUp(primary)
   primary.handle('close', async () => {
     await worker.close()
@@ -146,3 +152,6 @@ export function serveAsWorker(setUp: (primary: Channel) => { close(): Promise<vo
   })
   primary.note('ready')
 }
+
+/** A send that lost its channel: the 'disconnect' that follows closes the Channel. */
+function ignoreSendError(): void {}
