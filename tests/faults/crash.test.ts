@@ -5,12 +5,11 @@
 // mount, disk or record without a sandbox, none missing for one). What a
 // caller was told before the crash holds after it.
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { api, sleep } from '../helpers/api-client.js'
 import { converged } from '../helpers/convergence.js'
 import { connect, createRaw, pause } from '../helpers/lifecycle.js'
+import { sandboxLink } from '../helpers/node-fixture.js'
 import { useWarren } from '../helpers/warren-fixture.js'
 
 // No warm namespaces: every namespace on the host belongs to a sandbox.
@@ -131,7 +130,7 @@ describe('a crash in the middle of', () => {
       const stored = (await api(warren(), 'GET', `/sandboxes/${id}`)).body as {
         network: { denyOut?: string[] }
       }
-      const rules = nftRules(warren().prefix, id!)
+      const rules = nftRules(id!)
       for (const ip of ['198.51.100.1', '198.51.100.2', '198.51.100.3']) {
         expect(rules.includes(ip), `${ip} in the rules`).toBe(
           stored.network.denyOut?.includes(ip) ?? false,
@@ -144,13 +143,19 @@ describe('a crash in the middle of', () => {
 })
 
 /** The nftables ruleset inside a sandbox's namespace. */
-function nftRules(prefix: string, sandboxId: string): string {
-  const record = JSON.parse(
-    readFileSync(join(warren().dataDir, 'sandboxes', sandboxId, 'sandbox.json'), 'utf8'),
-  ) as { slotIndex: number }
+function nftRules(sandboxId: string): string {
   return execFileSync(
     'ip',
-    ['netns', 'exec', `${prefix}-n${record.slotIndex}`, 'nft', 'list', 'table', 'inet', 'sandbox'],
+    [
+      'netns',
+      'exec',
+      sandboxLink(warren(), sandboxId).netns,
+      'nft',
+      'list',
+      'table',
+      'inet',
+      'sandbox',
+    ],
     { encoding: 'utf8' },
   )
 }

@@ -395,6 +395,17 @@ export function cgroupDirs(prefix: string): string[] {
   return roots.map((r) => join(r, 'warren', prefix)).filter((d) => existsSync(d))
 }
 
+/** A running sandbox's network namespace and the host end of its veth, from its record's slot. */
+export function sandboxLink(
+  node: { dataDir: string; prefix: string },
+  sandboxId: string,
+): { netns: string; hostIf: string } {
+  const { slotIndex } = JSON.parse(
+    readFileSync(join(node.dataDir, 'sandboxes', sandboxId, 'sandbox.json'), 'utf8'),
+  ) as { slotIndex: number }
+  return { netns: `${node.prefix}-n${slotIndex}`, hostIf: `${node.prefix}-v${slotIndex}` }
+}
+
 /** A sandbox's cgroup directory for one controller (v1) or the unified one (v2). */
 export function sandboxCgroup(prefix: string, sandboxId: string, controller: string): string {
   return existsSync('/sys/fs/cgroup/cgroup.controllers')

@@ -8,6 +8,7 @@ import type { Sandbox } from 'e2b'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { linkGsoTool } from '../../packages/shared/src/link-gso.js'
 import { handle } from '../helpers/lifecycle.js'
+import { sandboxLink } from '../helpers/node-fixture.js'
 import { useSandboxes } from '../helpers/sandboxes.js'
 import { useWarren, type WarrenFixture } from '../helpers/warren-fixture.js'
 
@@ -70,32 +71,8 @@ describe('link-gso', () => {
   })
 })
 
-/** The host end and namespace of a sandbox's veth: the host link whose /30 holds its address. */
-async function linkOf(w: WarrenFixture, sbx: Sandbox): Promise<{ hostIf: string; netns: string }> {
-  // A UDP connect picks the source address without sending anything.
-  const ip = (
-    await sbx.commands.run(
-      `python3 -c "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect(('203.0.113.1', 9)); print(s.getsockname()[0])"`,
-    )
-  ).stdout.trim()
-  const toInt = (a: string) => a.split('.').reduce((n, o) => n * 256 + Number(o), 0)
-  const addrs = JSON.parse(
-    execFileSync('ip', ['-j', '-4', 'addr'], { encoding: 'utf8' }),
-  ) as Array<{
-    ifname: string
-    addr_info: Array<{ local: string; prefixlen: number }>
-  }>
-  const link = addrs.find(
-    (l) =>
-      l.ifname.startsWith(`${w.prefix}-v`) &&
-      l.addr_info.some((a) => a.prefixlen === 30 && toInt(a.local) >> 2 === toInt(ip) >> 2),
-  )
-  if (!link) throw new Error(`no host link of ${w.prefix} holds ${ip}`)
-  return { hostIf: link.ifname, netns: link.ifname.replace(/-v(\d+)$/, '-n$1') }
-}
-
-async function sizes(w: WarrenFixture, sbx: Sandbox): Promise<string[]> {
-  const { hostIf, netns } = await linkOf(w, sbx)
+function sizes(w: WarrenFixture, sbx: Sandbox): string[] {
+  const { hostIf, netns } = sandboxLink(w, sbx.sandboxId)
   return [gso([hostIf]).out, gso(['-n', netns, 'eth0']).out]
 }
 
@@ -105,12 +82,12 @@ describe('a node with the default size', () => {
 
   it('raises both ends of a runc sandbox link, and keeps 64 KiB for gVisor', async () => {
     const runc = handle(warren(), await sandboxes.createRaw({ timeout: 120 }))
-    expect(await sizes(warren(), runc)).toEqual(['262144 262144', '262144 262144'])
+    expect(sizes(warren(), runc)).toEqual(['262144 262144', '262144 262144'])
     const gvisor = handle(
       warren(),
       await sandboxes.createRaw({ timeout: 120, isolation: 'gvisor' }),
     )
-    expect(await sizes(warren(), gvisor)).toEqual(['65536 65536', '65536 65536'])
+    expect(sizes(warren(), gvisor)).toEqual(['65536 65536', '65536 65536'])
   })
 })
 
@@ -120,6 +97,6 @@ describe('a node configured with 64 KiB', () => {
 
   it('leaves the kernel default', async () => {
     const sbx = handle(warren(), await sandboxes.createRaw({ timeout: 120 }))
-    expect(await sizes(warren(), sbx)).toEqual(['65536 65536', '65536 65536'])
+    expect(sizes(warren(), sbx)).toEqual(['65536 65536', '65536 65536'])
   })
 })
